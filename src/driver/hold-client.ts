@@ -1,0 +1,163 @@
+import { Agent, request, type Dispatcher } from 'undici';
+import type { ServiceTokenSigner } from '../core/service-token.ts';
+
+/**
+ * A typed client for the hold's JSON API. It signs a fresh service token per
+ * call for the DID it acts as; it never sees storage credentials.
+ */
+export interface HoldClientOptions {
+  /** The hold's base URL, e.g. `http://127.0.0.1:8080`. */
+  url: string;
+  /** The hold's identity, the `aud` of every token. */
+  audience: string;
+  signer: ServiceTokenSigner;
+  dispatcher?: Dispatcher;
+  /** Per-request timeout; complete and move get `longTimeoutMs`. */
+  timeoutMs?: number;
+  longTimeoutMs?: number;
+}
+
+export interface PresignedUrl {
+  url: string;
+  expires_at: string;
+  method: 'PUT' | 'GET' | 'HEAD';
+  upload_name?: string;
+}
+
+export interface HoldPart {
+  part_number: number;
+  etag: string;
+  size: number;
+}
+
+export interface HoldStagedSegment {
+  offset: number;
+  size: number;
+}
+
+export interface HoldUploadView {
+  upload_name: string;
+  upload_id: string;
+  state: 'open' | 'completed';
+  created_at: string;
+  updated_at: string;
+  expires_at: string;
+  size: number;
+  parts: HoldPart[];
+  staged: HoldStagedSegment[];
+  client_state?: Record<string, unknown>;
+}
+
+export class HoldClientError extends Error {
+  readonly code: string;
+  readonly status: number;
+
+  constructor(status: number, code: string, message: string) {
+    super(message);
+    this.name = 'HoldClientError';
+    this.status = status;
+    this.code = code;
+  }
+}
+
+export class HoldClient {
+  readonly #options: Required<Omit<HoldClientOptions, 'dispatcher'>> & { dispatcher: Dispatcher };
+  readonly #ownsDispatcher: boolean;
+
+  constructor(options: HoldClientOptions) {
+    this.#ownsDispatcher = options.dispatcher === undefined;
+    this.#options = {
+      timeoutMs: 30_000,
+      longTimeoutMs: 15 * 60_000,
+      ...options,
+      url: options.url.replace(/\/+$/, ''),
+      dispatcher: options.dispatcher ?? new Agent({ connections: 64, keepAliveTimeout: 10_000 }),
+    };
+  }
+
+  startMultipart(did: string, digest?: string) {
+    return this.call<{ upload_id: string; upload_name: string; expires_at: string }>('/start-multipart', did, digest ? { digest } : {});
+  }
+
+  partPresignedUrl(did: string, uploadName: string, uploadId: string, partNumber: number) {
+    return this.call<PresignedUrl>('/part-presigned-url', did, { digest: uploadName, upload_id: uploadId, part_number: partNumber });
+  }
+
+  completeMultipart(did: string, uploadName: string, uploadId: string, parts: readonly { part_number: number; etag: string; size?: number }[]) {
+    return this.call<{ upload_name: string; size: number }>('/complete-multipart', did, { digest: uploadName, upload_id: uploadId, parts }, true);
+  }
+
+  abortMultipart(did: string, uploadName: string, uploadId: string) {
+    return this.call<{ aborted: true }>('/abort-multipart', did, { digest: uploadName, upload_id: uploadId });
+  }
+
+  putPresignedUrl(did: string, digest: string, staged?: { uploadId: string; offset: number }) {
+    const body = staged ? { digest, upload_id: staged.uploadId, offset: staged.offset } : { digest };
+    return this.call<PresignedUrl>('/put-presigned-url', did, body);
+  }
+
+  getPresignedUrl(did: string, digest: string, options: { method?: 'GET' | 'HEAD'; uploadId?: string; offset?: number } = {}) {
+    return this.call<PresignedUrl>('/get-presigned-url', did, {
+      digest,
+      ...(options.method ? { method: options.method } : {}),
+      ...(options.uploadId ? { upload_id: options.uploadId } : {}),
+      ...(options.offset !== undefined ? { offset: options.offset } : {}),
+    });
+  }
+
+  move(did: string, from: string, to: string, size?: number) {
+    return this.call<{ digest: string; size: number; existed: boolean }>('/move', did, { from, to, ...(size !== undefined ? { size } : {}) }, true);
+  }
+
+  stat(did: string, digest: string) {
+    return this.call<{ digest: string; size: number }>('/stat', did, { digest });
+  }
+
+  delete(did: string, digest: string) {
+    return this.call<{ deleted: boolean }>('/delete', did, { digest });
+  }
+
+  uploadStatus(did: string, uploadName: string, uploadId: string) {
+    return this.call<HoldUploadView>('/upload-status', did, { digest: uploadName, upload_id: uploadId });
+  }
+
+  uploadProgress(
+    did: string,
+    uploadName: string,
+    uploadId: string,
+    progress: { base_size: number; parts?: HoldPart[]; staged?: HoldStagedSegment[]; client_state?: Record<string, unknown> },
+  ) {
+    return this.call<HoldUploadView>('/upload-progress', did, { digest: uploadName, upload_id: uploadId, ...progress });
+  }
+
+  /** Posts `body` (with `did` added) to `path`; throws `HoldClientError` on a non-2xx answer. */
+  async call<T>(path: string, did: string, body: Record<string, unknown>, long = false): Promise<T> {
+    const token = await this.#options.signer.sign(did, this.#options.audience);
+    const timeout = long ? this.#options.longTimeoutMs : this.#options.timeoutMs;
+    const response = await request(`${this.#options.url}${path}`, {
+      method: 'POST',
+      dispatcher: this.#options.dispatcher,
+      headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ did, ...body }),
+      headersTimeout: timeout,
+      bodyTimeout: timeout,
+    });
+    const text = await response.body.text();
+    const parsed = text ? (safeJson(text) as Record<string, unknown> | undefined) : undefined;
+    if (response.statusCode >= 200 && response.statusCode < 300) return (parsed ?? {}) as T;
+    const error = (parsed?.error ?? {}) as { code?: string; message?: string };
+    throw new HoldClientError(response.statusCode, error.code ?? 'UNKNOWN', error.message ?? `hold answered HTTP ${response.statusCode}`);
+  }
+
+  async close(): Promise<void> {
+    if (this.#ownsDispatcher) await this.#options.dispatcher.close();
+  }
+}
+
+function safeJson(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+}

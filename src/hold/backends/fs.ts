@@ -1,0 +1,282 @@
+import { createHash, randomBytes, randomUUID } from 'node:crypto';
+import { createReadStream, createWriteStream } from 'node:fs';
+import { copyFile, mkdir, readFile, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { pipeline } from 'node:stream/promises';
+import type { Readable } from 'node:stream';
+import { FsUrlSigner } from './fs-signer.ts';
+import {
+  MIN_PART_SIZE,
+  StorageError,
+  type CompletedPartInput,
+  type ObjectInfo,
+  type PresignedRequest,
+  type StorageBackend,
+} from './types.ts';
+
+export interface FsBackendOptions {
+  root: string;
+  /** Base URL at which the hold serves the signed `/_fs` routes. */
+  publicUrl: string;
+  /** HMAC secret for signed URLs; random per process when unset. */
+  signingSecret?: string;
+}
+
+interface PartRecord {
+  size: number;
+  etag: string;
+}
+
+/**
+ * The embedded backend: objects are files under `root/objects`, multipart
+ * uploads are directories under `root/multipart`. Every file appears by
+ * rename, so a reader never sees a half-written object.
+ */
+export class FsBackend implements StorageBackend {
+  readonly kind = 'fs' as const;
+  readonly capabilities = Object.freeze({ uploadPartCopy: true, maxSingleCopyBytes: Number.MAX_SAFE_INTEGER });
+  readonly signer: FsUrlSigner;
+  readonly #objects: string;
+  readonly #multipart: string;
+  readonly #tmp: string;
+  readonly #ready: Promise<void>;
+
+  constructor(options: FsBackendOptions) {
+    const root = path.resolve(options.root);
+    this.#objects = path.join(root, 'objects');
+    this.#multipart = path.join(root, 'multipart');
+    this.#tmp = path.join(root, 'tmp');
+    this.signer = new FsUrlSigner(options.publicUrl, options.signingSecret);
+    this.#ready = Promise.all([this.#objects, this.#multipart, this.#tmp].map((dir) => mkdir(dir, { recursive: true }))).then(
+      () => undefined,
+    );
+  }
+
+  async createMultipartUpload(key: string): Promise<string> {
+    await this.#ready;
+    const uploadId = randomUUID();
+    const dir = this.#uploadDir(uploadId);
+    await mkdir(dir);
+    await writeFile(path.join(dir, 'meta.json'), JSON.stringify({ key }));
+    return uploadId;
+  }
+
+  async presignUploadPart(key: string, uploadId: string, partNumber: number, ttlSeconds: number): Promise<PresignedRequest> {
+    await this.#assertUpload(key, uploadId);
+    const expiresAt = expiry(ttlSeconds);
+    return { method: 'PUT', url: this.signer.sign({ op: 'put-part', uploadId, partNumber }, expiresAt), expiresAt };
+  }
+
+  async completeMultipartUpload(key: string, uploadId: string, parts: readonly CompletedPartInput[]): Promise<void> {
+    await this.#assertUpload(key, uploadId);
+    const dir = this.#uploadDir(uploadId);
+    const records: PartRecord[] = [];
+    for (const [index, part] of parts.entries()) {
+      const record = await readPartRecord(dir, part.partNumber);
+      if (!record || record.etag !== part.etag) {
+        throw new StorageError('INVALID_PART', `part ${part.partNumber} was not uploaded or its ETag does not match`);
+      }
+      if (index < parts.length - 1 && record.size < MIN_PART_SIZE) {
+        throw new StorageError('PART_TOO_SMALL', `part ${part.partNumber} is ${record.size} bytes; every part but the last must be at least ${MIN_PART_SIZE}`);
+      }
+      records.push(record);
+    }
+    const temp = this.#tempPath();
+    const out = createWriteStream(temp);
+    try {
+      for (const part of parts) {
+        await pipeline(createReadStream(partPath(dir, part.partNumber)), out, { end: false });
+      }
+      await new Promise<void>((resolve, reject) => out.end((err?: Error | null) => (err ? reject(err) : resolve())));
+      await this.#publish(temp, key);
+    } catch (err) {
+      out.destroy();
+      await rm(temp, { force: true });
+      throw err;
+    }
+    await rm(dir, { recursive: true, force: true });
+  }
+
+  async abortMultipartUpload(_key: string, uploadId: string): Promise<void> {
+    if (!isUuid(uploadId)) return;
+    await rm(this.#uploadDir(uploadId), { recursive: true, force: true });
+  }
+
+  async presignPut(key: string, ttlSeconds: number): Promise<PresignedRequest> {
+    const expiresAt = expiry(ttlSeconds);
+    return { method: 'PUT', url: this.signer.sign({ op: 'put-object', key }, expiresAt), expiresAt };
+  }
+
+  async presignGet(key: string, ttlSeconds: number, method: 'GET' | 'HEAD'): Promise<PresignedRequest> {
+    const expiresAt = expiry(ttlSeconds);
+    const op = method === 'GET' ? 'get-object' : 'head-object';
+    return { method, url: this.signer.sign({ op, key }, expiresAt), expiresAt };
+  }
+
+  async stat(key: string): Promise<ObjectInfo | undefined> {
+    try {
+      const info = await stat(this.#objectPath(key));
+      return info.isFile() ? { key, size: info.size, lastModified: info.mtime } : undefined;
+    } catch (err) {
+      if (isNotFound(err)) return undefined;
+      throw err;
+    }
+  }
+
+  async putSmall(key: string, body: Uint8Array): Promise<void> {
+    await this.#ready;
+    const temp = this.#tempPath();
+    await writeFile(temp, body);
+    await this.#publish(temp, key);
+  }
+
+  async getSmall(key: string): Promise<Uint8Array | undefined> {
+    try {
+      return await readFile(this.#objectPath(key));
+    } catch (err) {
+      if (isNotFound(err)) return undefined;
+      throw err;
+    }
+  }
+
+  async delete(keys: readonly string[]): Promise<void> {
+    await Promise.all(keys.map((key) => rm(this.#objectPath(key), { force: true })));
+  }
+
+  async copy(sourceKey: string, destinationKey: string): Promise<void> {
+    await this.#ready;
+    const temp = this.#tempPath();
+    try {
+      await copyFile(this.#objectPath(sourceKey), temp);
+    } catch (err) {
+      if (isNotFound(err)) throw new StorageError('NOT_FOUND', 'copy source does not exist', { cause: err });
+      throw err;
+    }
+    await this.#publish(temp, destinationKey);
+  }
+
+  async *list(prefix: string): AsyncIterable<ObjectInfo> {
+    const base = this.#objects;
+    const start = this.#objectPath(prefix.endsWith('/') ? prefix.slice(0, -1) : path.posix.dirname(prefix));
+    for await (const file of walk(start)) {
+      const key = path.relative(base, file).split(path.sep).join('/');
+      if (!key.startsWith(prefix)) continue;
+      const info = await stat(file).catch(() => undefined);
+      if (info) yield { key, size: info.size, lastModified: info.mtime };
+    }
+  }
+
+  async close(): Promise<void> {}
+
+  // --- The data plane: called by the hold's signed `/_fs` routes. ---
+
+  /** Stores a part; resolves to its quoted ETag (MD5, as S3 computes it). */
+  async writePart(uploadId: string, partNumber: number, body: Readable): Promise<string> {
+    if (!isUuid(uploadId)) throw new StorageError('UPLOAD_UNKNOWN', 'no such multipart upload');
+    const dir = this.#uploadDir(uploadId);
+    await stat(dir).catch((err: unknown) => {
+      throw isNotFound(err) ? new StorageError('UPLOAD_UNKNOWN', 'no such multipart upload') : err;
+    });
+    const temp = this.#tempPath();
+    const { md5, size } = await writeHashed(body, temp);
+    const etag = `"${md5}"`;
+    await rename(temp, partPath(dir, partNumber));
+    await writeFile(`${partPath(dir, partNumber)}.json`, JSON.stringify({ size, etag } satisfies PartRecord));
+    return etag;
+  }
+
+  /** Stores a whole object; resolves to its quoted ETag. */
+  async writeObject(key: string, body: Readable): Promise<string> {
+    await this.#ready;
+    const temp = this.#tempPath();
+    const { md5 } = await writeHashed(body, temp);
+    await this.#publish(temp, key);
+    return `"${md5}"`;
+  }
+
+  readObject(key: string, range?: { start: number; end: number }): Readable {
+    return createReadStream(this.#objectPath(key), range);
+  }
+
+  /** Pending multipart upload ids; for tests and diagnostics. */
+  async pendingMultipartUploads(): Promise<string[]> {
+    return (await readdir(this.#multipart).catch(() => [])).filter(isUuid);
+  }
+
+  async #assertUpload(key: string, uploadId: string): Promise<void> {
+    if (!isUuid(uploadId)) throw new StorageError('UPLOAD_UNKNOWN', 'no such multipart upload');
+    const meta = await readFile(path.join(this.#uploadDir(uploadId), 'meta.json'), 'utf8').catch(() => undefined);
+    if (!meta || (JSON.parse(meta) as { key: string }).key !== key) {
+      throw new StorageError('UPLOAD_UNKNOWN', 'no such multipart upload');
+    }
+  }
+
+  async #publish(temp: string, key: string): Promise<void> {
+    const target = this.#objectPath(key);
+    await mkdir(path.dirname(target), { recursive: true });
+    await rename(temp, target);
+  }
+
+  #objectPath(key: string): string {
+    const resolved = path.resolve(this.#objects, key);
+    if (resolved !== this.#objects && !resolved.startsWith(this.#objects + path.sep)) {
+      throw new StorageError('INTERNAL', 'key escapes the storage root');
+    }
+    return resolved;
+  }
+
+  #uploadDir(uploadId: string): string {
+    return path.join(this.#multipart, uploadId);
+  }
+
+  #tempPath(): string {
+    return path.join(this.#tmp, randomBytes(12).toString('hex'));
+  }
+}
+
+function partPath(dir: string, partNumber: number): string {
+  return path.join(dir, `part-${String(partNumber).padStart(5, '0')}`);
+}
+
+async function readPartRecord(dir: string, partNumber: number): Promise<PartRecord | undefined> {
+  const text = await readFile(`${partPath(dir, partNumber)}.json`, 'utf8').catch(() => undefined);
+  return text ? (JSON.parse(text) as PartRecord) : undefined;
+}
+
+async function writeHashed(body: Readable, file: string): Promise<{ md5: string; size: number }> {
+  const md5 = createHash('md5');
+  let size = 0;
+  body.on('data', (chunk: Buffer) => {
+    md5.update(chunk);
+    size += chunk.length;
+  });
+  try {
+    await pipeline(body, createWriteStream(file));
+  } catch (err) {
+    await rm(file, { force: true });
+    throw err;
+  }
+  return { md5: md5.digest('hex'), size };
+}
+
+async function* walk(dir: string): AsyncIterable<string> {
+  const entries = await readdir(dir, { withFileTypes: true }).catch(() => []);
+  for (const entry of entries.sort((a, b) => (a.name < b.name ? -1 : 1))) {
+    const full = path.join(dir, entry.name);
+    if (entry.isDirectory()) yield* walk(full);
+    else if (entry.isFile()) yield full;
+  }
+}
+
+function expiry(ttlSeconds: number): Date {
+  return new Date(Date.now() + ttlSeconds * 1000);
+}
+
+function isUuid(value: string): boolean {
+  return /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/.test(value);
+}
+
+function isNotFound(err: unknown): boolean {
+  return (err as NodeJS.ErrnoException | undefined)?.code === 'ENOENT';
+}
+

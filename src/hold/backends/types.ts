@@ -1,0 +1,85 @@
+/**
+ * The narrow contract every storage backend implements. Keys always come from
+ * `storageKey()`; a backend never builds one. Backends map their SDK or system
+ * errors to `StorageError` so nothing above this layer sees them.
+ */
+
+export interface ObjectInfo {
+  readonly key: string;
+  readonly size: number;
+  readonly lastModified?: Date;
+}
+
+export interface PresignedRequest {
+  readonly method: 'PUT' | 'GET' | 'HEAD';
+  readonly url: string;
+  readonly expiresAt: Date;
+}
+
+export interface CompletedPartInput {
+  readonly partNumber: number;
+  /** Quoted, as S3 wants it in CompleteMultipartUpload. */
+  readonly etag: string;
+}
+
+export interface BackendCapabilities {
+  /** Server-side multipart copy; Storj's gateway lacks it. */
+  readonly uploadPartCopy: boolean;
+  /** Largest object a single CopyObject may copy. */
+  readonly maxSingleCopyBytes: number;
+}
+
+export interface StorageBackend {
+  readonly kind: 'fs' | 's3';
+  readonly capabilities: BackendCapabilities;
+
+  /** Starts a multipart upload at `key`; resolves to the provider's upload id. */
+  createMultipartUpload(key: string): Promise<string>;
+  presignUploadPart(key: string, uploadId: string, partNumber: number, ttlSeconds: number): Promise<PresignedRequest>;
+  /**
+   * Assembles the parts. When it resolves the object exists at `key`. Throws
+   * `StorageError` `PART_TOO_SMALL`, `INVALID_PART` or `UPLOAD_UNKNOWN`.
+   */
+  completeMultipartUpload(key: string, uploadId: string, parts: readonly CompletedPartInput[]): Promise<void>;
+  /** Safe to call twice: an upload that is already gone is not an error. */
+  abortMultipartUpload(key: string, uploadId: string): Promise<void>;
+
+  presignPut(key: string, ttlSeconds: number): Promise<PresignedRequest>;
+  presignGet(key: string, ttlSeconds: number, method: 'GET' | 'HEAD'): Promise<PresignedRequest>;
+
+  /** Undefined when there is no object at `key`. */
+  stat(key: string): Promise<ObjectInfo | undefined>;
+  /** Small control-plane objects only (session records); never blob bytes. */
+  putSmall(key: string, body: Uint8Array): Promise<void>;
+  getSmall(key: string): Promise<Uint8Array | undefined>;
+  /** Safe to call twice; missing keys are ignored. */
+  delete(keys: readonly string[]): Promise<void>;
+  /** Server-side copy. `size` picks the strategy (single copy or part copies). */
+  copy(sourceKey: string, destinationKey: string, size: number): Promise<void>;
+  list(prefix: string): AsyncIterable<ObjectInfo>;
+
+  close(): Promise<void>;
+}
+
+export type StorageErrorCode =
+  | 'NOT_FOUND'
+  | 'UPLOAD_UNKNOWN'
+  | 'INVALID_PART'
+  | 'PART_TOO_SMALL'
+  | 'UNSUPPORTED'
+  | 'UNAVAILABLE'
+  | 'INTERNAL';
+
+export class StorageError extends Error {
+  readonly code: StorageErrorCode;
+
+  constructor(code: StorageErrorCode, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'StorageError';
+    this.code = code;
+  }
+}
+
+export const MIN_PART_SIZE = 5 * 1024 * 1024;
+export const MAX_PART_NUMBER = 10_000;
+export const MAX_SINGLE_COPY_BYTES = 5 * 1024 * 1024 * 1024;

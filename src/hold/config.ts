@@ -1,0 +1,169 @@
+import { readFile } from 'node:fs/promises';
+import path from 'node:path';
+import { parse as parseYaml } from 'yaml';
+import { z } from 'zod';
+import { MAX_SERVICE_TOKEN_TTL_SECONDS } from '../core/service-token.ts';
+import { PROVIDER_NAMES } from './backends/providers.ts';
+import { MAX_SINGLE_COPY_BYTES, MIN_PART_SIZE } from './backends/types.ts';
+
+const did = z.string().regex(/^did:[a-z0-9]+:[A-Za-z0-9._:%-]+$/, 'must be a DID such as did:plc:abc123');
+const MiB = 1024 * 1024;
+
+const s3Schema = z
+  .object({
+    provider: z.enum(PROVIDER_NAMES).default('aws'),
+    bucket: z.string().min(3).max(63),
+    region: z.string().min(1).default('us-east-1'),
+    endpoint: z.url().optional(),
+    publicEndpoint: z.url().optional(),
+    forcePathStyle: z.boolean().optional(),
+    accessKeyId: z.string().min(1).optional(),
+    secretAccessKey: z.string().min(1).optional(),
+    sessionToken: z.string().min(1).optional(),
+    prefix: z.string().default(''),
+    copyPartThreshold: z.number().int().min(MIN_PART_SIZE).max(MAX_SINGLE_COPY_BYTES).default(MAX_SINGLE_COPY_BYTES),
+    copyPartSize: z.number().int().min(MIN_PART_SIZE).max(MAX_SINGLE_COPY_BYTES).default(512 * MiB),
+    copyConcurrency: z.number().int().min(1).max(32).default(4),
+    requestTimeoutMs: z.number().int().min(1000).default(30_000),
+    longRequestTimeoutMs: z.number().int().min(1000).default(15 * 60_000),
+  })
+  .strict()
+  .refine((s3) => (s3.accessKeyId === undefined) === (s3.secretAccessKey === undefined), {
+    message: 'accessKeyId and secretAccessKey must be set together',
+    path: ['secretAccessKey'],
+  });
+
+const fsSchema = z
+  .object({
+    root: z.string().min(1).default('./data/hold'),
+    prefix: z.string().default(''),
+    signingSecret: z.string().min(16).optional(),
+  })
+  .strict();
+
+const trustedIssuerSchema = z
+  .object({
+    issuer: z.string().min(1),
+    publicKey: z.string().min(1).optional(),
+    publicKeyFile: z.string().min(1).optional(),
+  })
+  .strict()
+  .refine((issuer) => (issuer.publicKey === undefined) !== (issuer.publicKeyFile === undefined), {
+    message: 'set exactly one of publicKey or publicKeyFile',
+  });
+
+export const holdConfigSchema = z
+  .object({
+    listen: z.object({ host: z.string().default('127.0.0.1'), port: z.number().int().min(0).max(65535).default(8080) }).strict().default({ host: '127.0.0.1', port: 8080 }),
+    /** The hold's identity: service tokens must name it in `aud`. */
+    identity: z.string().min(1),
+    /** Base URL clients use to reach this hold; the fs backend signs URLs under it. */
+    publicUrl: z.url().optional(),
+    owner: did,
+    crew: z.array(z.object({ did, access: z.enum(['read', 'write']) }).strict()).default([]),
+    publicRead: z.boolean().default(false),
+    trustedIssuers: z.array(trustedIssuerSchema).min(1),
+    tokenMaxLifetimeSeconds: z.number().int().min(1).max(MAX_SERVICE_TOKEN_TTL_SECONDS).default(MAX_SERVICE_TOKEN_TTL_SECONDS),
+    presignTtlSeconds: z.number().int().min(1).max(900).default(900),
+    uploadTtlSeconds: z.number().int().min(60).default(86_400),
+    janitorIntervalSeconds: z.number().int().min(0).default(3600),
+    storage: z.discriminatedUnion('backend', [
+      z.object({ backend: z.literal('fs'), fs: fsSchema.default({ root: './data/hold', prefix: '' }) }).strict(),
+      z.object({ backend: z.literal('s3'), s3: s3Schema }).strict(),
+    ]),
+  })
+  .strict();
+
+export type HoldConfigInput = z.input<typeof holdConfigSchema>;
+export type HoldConfig = Readonly<z.output<typeof holdConfigSchema>>;
+
+export class ConfigError extends Error {
+  readonly code = 'HOLDFAST_CONFIG_INVALID';
+  readonly issues: readonly string[];
+
+  constructor(source: string, issues: readonly string[]) {
+    super(`invalid config (${source}):\n  ${issues.join('\n  ')}`);
+    this.name = 'ConfigError';
+    this.issues = issues;
+  }
+}
+
+/**
+ * Environment variables that override config keys. Secrets belong here rather
+ * than in the file.
+ */
+export const HOLD_ENV_OVERRIDES: Readonly<Record<string, { path: readonly string[]; type: 'string' | 'number' | 'boolean' }>> = Object.freeze({
+  HOLDFAST_HOLD_HOST: { path: ['listen', 'host'], type: 'string' },
+  HOLDFAST_HOLD_PORT: { path: ['listen', 'port'], type: 'number' },
+  HOLDFAST_HOLD_PUBLIC_URL: { path: ['publicUrl'], type: 'string' },
+  HOLDFAST_HOLD_PUBLIC_READ: { path: ['publicRead'], type: 'boolean' },
+  HOLDFAST_S3_ENDPOINT: { path: ['storage', 's3', 'endpoint'], type: 'string' },
+  HOLDFAST_S3_PUBLIC_ENDPOINT: { path: ['storage', 's3', 'publicEndpoint'], type: 'string' },
+  HOLDFAST_S3_BUCKET: { path: ['storage', 's3', 'bucket'], type: 'string' },
+  HOLDFAST_S3_REGION: { path: ['storage', 's3', 'region'], type: 'string' },
+  HOLDFAST_S3_ACCESS_KEY_ID: { path: ['storage', 's3', 'accessKeyId'], type: 'string' },
+  HOLDFAST_S3_SECRET_ACCESS_KEY: { path: ['storage', 's3', 'secretAccessKey'], type: 'string' },
+  HOLDFAST_FS_SIGNING_SECRET: { path: ['storage', 'fs', 'signingSecret'], type: 'string' },
+});
+
+/** Validates and freezes a config object; never mutates `input`. */
+export function parseHoldConfig(input: unknown, source = 'config'): HoldConfig {
+  const result = holdConfigSchema.safeParse(input);
+  if (!result.success) {
+    throw new ConfigError(
+      source,
+      result.error.issues.map((issue) => `${issue.path.length ? issue.path.join('.') : '(root)'}: ${issue.message}`),
+    );
+  }
+  return deepFreeze(result.data);
+}
+
+export async function loadHoldConfig(file: string, env: NodeJS.ProcessEnv = process.env): Promise<HoldConfig> {
+  const text = await readFile(file, 'utf8');
+  const raw: unknown = parseYaml(text) ?? {};
+  const withEnv = applyEnvOverrides(raw, env, HOLD_ENV_OVERRIDES);
+  const config = parseHoldConfig(withEnv, file);
+  return resolveKeyFiles(config, path.dirname(file));
+}
+
+/** Public keys for each trusted issuer, reading `publicKeyFile` relative to the config. */
+export async function trustedIssuerKeys(config: HoldConfig, baseDir = process.cwd()): Promise<{ issuer: string; publicKey: string }[]> {
+  return Promise.all(
+    config.trustedIssuers.map(async (trusted) => ({
+      issuer: trusted.issuer,
+      publicKey: trusted.publicKey ?? (await readFile(path.resolve(baseDir, trusted.publicKeyFile as string), 'utf8')),
+    })),
+  );
+}
+
+async function resolveKeyFiles(config: HoldConfig, baseDir: string): Promise<HoldConfig> {
+  const issuers = await trustedIssuerKeys(config, baseDir);
+  return deepFreeze({ ...structuredClone(config), trustedIssuers: issuers });
+}
+
+export function applyEnvOverrides(
+  raw: unknown,
+  env: NodeJS.ProcessEnv,
+  table: Readonly<Record<string, { path: readonly string[]; type: 'string' | 'number' | 'boolean' }>>,
+): unknown {
+  const copy = structuredClone(raw ?? {}) as Record<string, unknown>;
+  for (const [name, { path: keyPath, type }] of Object.entries(table)) {
+    const value = env[name];
+    if (value === undefined || value === '') continue;
+    let target = copy;
+    for (const segment of keyPath.slice(0, -1)) {
+      if (typeof target[segment] !== 'object' || target[segment] === null) target[segment] = {};
+      target = target[segment] as Record<string, unknown>;
+    }
+    target[keyPath.at(-1) as string] = type === 'number' ? Number(value) : type === 'boolean' ? value === 'true' || value === '1' : value;
+  }
+  return copy;
+}
+
+export function deepFreeze<T>(value: T): T {
+  if (value && typeof value === 'object' && !Object.isFrozen(value)) {
+    Object.freeze(value);
+    for (const child of Object.values(value)) deepFreeze(child);
+  }
+  return value;
+}

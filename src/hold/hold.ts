@@ -1,0 +1,111 @@
+import type { FastifyInstance } from 'fastify';
+import type { Logger } from 'pino';
+import { createLogger } from '../core/logger.ts';
+import { AccessPolicy } from './auth/policy.ts';
+import { ServiceTokenVerifier } from './auth/tokens.ts';
+import { FsBackend } from './backends/fs.ts';
+import { S3Backend } from './backends/s3.ts';
+import type { StorageBackend } from './backends/types.ts';
+import { trustedIssuerKeys, type HoldConfig } from './config.ts';
+import { buildHoldApp } from './http/server.ts';
+import { normalizePrefix } from './keys.ts';
+import { HoldMetrics } from './metrics.ts';
+import { HoldService } from './service.ts';
+
+export interface HoldOptions {
+  logger?: Logger;
+  /** Base directory for relative paths in the config. */
+  baseDir?: string;
+  defaultMetrics?: boolean;
+  /** Clock override, for janitor tests. */
+  now?: () => Date;
+}
+
+/**
+ * A running hold: the HTTP app, its service and backend, and the janitor.
+ * `close()` stops accepting requests, lets in-flight ones finish, stops the
+ * janitor and releases the backend; it is safe to call twice.
+ */
+export class Hold {
+  readonly app: FastifyInstance;
+  readonly service: HoldService;
+  readonly backend: StorageBackend;
+  readonly metrics: HoldMetrics;
+  readonly config: HoldConfig;
+  readonly #logger: Logger;
+  #janitor: NodeJS.Timeout | undefined;
+  #closing: Promise<void> | undefined;
+
+  private constructor(parts: { app: FastifyInstance; service: HoldService; backend: StorageBackend; metrics: HoldMetrics; config: HoldConfig; logger: Logger }) {
+    this.app = parts.app;
+    this.service = parts.service;
+    this.backend = parts.backend;
+    this.metrics = parts.metrics;
+    this.config = parts.config;
+    this.#logger = parts.logger;
+  }
+
+  static async create(config: HoldConfig, options: HoldOptions = {}): Promise<Hold> {
+    const logger = options.logger ?? createLogger();
+    const metrics = new HoldMetrics({ defaultMetrics: options.defaultMetrics });
+    const publicUrl = config.publicUrl ?? `http://${config.listen.host}:${config.listen.port}`;
+    const backend = createBackend(config, publicUrl, metrics);
+    const storage = config.storage;
+    const prefix = normalizePrefix(storage.backend === 's3' ? storage.s3.prefix : storage.fs.prefix);
+    const service = new HoldService({
+      backend,
+      policy: new AccessPolicy({ owner: config.owner, crew: config.crew, publicRead: config.publicRead }),
+      prefix,
+      presignTtlSeconds: config.presignTtlSeconds,
+      uploadTtlSeconds: config.uploadTtlSeconds,
+      now: options.now,
+    });
+    const verifier = new ServiceTokenVerifier({
+      audience: config.identity,
+      issuers: await trustedIssuerKeys(config, options.baseDir),
+      maxLifetimeSeconds: config.tokenMaxLifetimeSeconds,
+    });
+    const app = buildHoldApp({ service, verifier, metrics, logger, fsBackend: backend instanceof FsBackend ? backend : undefined });
+    return new Hold({ app, service, backend, metrics, config, logger });
+  }
+
+  /** Starts listening; resolves to the bound address. */
+  async listen(port = this.config.listen.port, host = this.config.listen.host): Promise<string> {
+    const address = await this.app.listen({ port, host });
+    this.#startJanitor();
+    return address;
+  }
+
+  async runJanitor(): Promise<{ purged: number }> {
+    const result = await this.service.purgeIdleUploads();
+    this.metrics.uploadsPurged.inc(result.purged);
+    if (result.purged > 0) this.#logger.info({ purged: result.purged }, 'janitor aborted idle uploads');
+    return result;
+  }
+
+  close(): Promise<void> {
+    this.#closing ??= (async () => {
+      if (this.#janitor) clearInterval(this.#janitor);
+      await this.app.close();
+      await this.backend.close();
+    })();
+    return this.#closing;
+  }
+
+  #startJanitor(): void {
+    const seconds = this.config.janitorIntervalSeconds;
+    if (seconds === 0 || this.#janitor) return;
+    this.#janitor = setInterval(() => {
+      this.runJanitor().catch((err: unknown) => this.#logger.warn({ err }, 'janitor pass failed'));
+    }, seconds * 1000);
+    this.#janitor.unref();
+  }
+}
+
+function createBackend(config: HoldConfig, publicUrl: string, metrics: HoldMetrics): StorageBackend {
+  const storage = config.storage;
+  if (storage.backend === 'fs') {
+    return new FsBackend({ root: storage.fs.root, publicUrl, signingSecret: storage.fs.signingSecret });
+  }
+  return new S3Backend({ ...storage.s3, observe: metrics.observeStorage });
+}

@@ -1,0 +1,93 @@
+import { randomUUID } from 'node:crypto';
+import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import type { Logger } from 'pino';
+import { requestSerializers } from '../../core/logger.ts';
+import type { ServiceTokenVerifier } from '../auth/tokens.ts';
+import { HoldError } from '../errors.ts';
+import type { FsBackend } from '../backends/fs.ts';
+import type { HoldMetrics } from '../metrics.ts';
+import type { HoldService } from '../service.ts';
+import { sendHoldError } from './errors.ts';
+import { registerFsRoutes } from './fs-routes.ts';
+import { HOLD_ROUTES, HOLD_SCHEMAS } from './routes.ts';
+
+export interface HoldAppOptions {
+  service: HoldService;
+  verifier: ServiceTokenVerifier;
+  metrics: HoldMetrics;
+  logger: Logger;
+  /** Set when the backend is the filesystem: the hold serves its signed URLs. */
+  fsBackend?: FsBackend;
+}
+
+const JSON_BODY_LIMIT = 4 * 1024 * 1024;
+
+export function buildHoldApp(options: HoldAppOptions): FastifyInstance {
+  const app = Fastify({
+    loggerInstance: options.logger.child({ component: 'hold' }, { serializers: requestSerializers }) as FastifyBaseLogger,
+    bodyLimit: JSON_BODY_LIMIT,
+    genReqId: (request) => {
+      const given = request.headers['x-request-id'];
+      return typeof given === 'string' && /^[\w.-]{1,128}$/.test(given) ? given : randomUUID();
+    },
+    return503OnClosing: true,
+  });
+
+  app.setErrorHandler((error, request, reply) => sendHoldError(error, request, reply));
+  app.setNotFoundHandler((request, reply) => sendHoldError(new HoldError('NOT_FOUND'), request, reply));
+  app.addHook('onSend', async (request, reply) => {
+    reply.header('x-request-id', request.id);
+  });
+  app.addHook('onResponse', async (request, reply) => {
+    const endpoint = request.routeOptions.url ?? 'unmatched';
+    options.metrics.requests.inc({ endpoint, method: request.method, status: String(reply.statusCode) });
+  });
+
+  app.get('/healthz', async () => ({ status: 'ok' }));
+  app.get('/metrics', async (_request, reply) => {
+    reply.type(options.metrics.registry.contentType);
+    return options.metrics.registry.metrics();
+  });
+
+  for (const definition of HOLD_ROUTES) {
+    const schema = HOLD_SCHEMAS[definition.schema];
+    app.post(definition.path, async (request) => {
+      const caller = await options.verifier.verify(request.headers.authorization);
+      const raw = definition.acceptsQuery ? { ...queryFields(request.query), ...bodyObject(request.body) } : request.body;
+      const parsed = schema.safeParse(raw);
+      if (!parsed.success) throw new HoldError('INVALID_REQUEST', describeIssues(parsed.error.issues));
+      if (parsed.data.did !== caller.did) {
+        throw new HoldError('DENIED', 'the body did must equal the service token subject');
+      }
+      return definition.run(options.service, caller.did, parsed.data as never);
+    });
+    app.route({
+      method: ['GET', 'PUT', 'DELETE', 'PATCH'],
+      url: definition.path,
+      handler: async () => {
+        throw new HoldError('METHOD_NOT_ALLOWED', `${definition.path} accepts POST only`);
+      },
+    });
+  }
+
+  if (options.fsBackend) registerFsRoutes(app, options.fsBackend);
+  return app;
+}
+
+function bodyObject(body: unknown): Record<string, unknown> {
+  return body && typeof body === 'object' && !Array.isArray(body) ? (body as Record<string, unknown>) : {};
+}
+
+/** `/move?from=&to=&did=` as in the seed; a numeric `size` is converted. */
+function queryFields(query: unknown): Record<string, unknown> {
+  const fields: Record<string, unknown> = { ...bodyObject(query) };
+  if (typeof fields.size === 'string' && /^\d+$/.test(fields.size)) fields.size = Number(fields.size);
+  return fields;
+}
+
+function describeIssues(issues: readonly { path: PropertyKey[]; message: string }[]): string {
+  return issues
+    .slice(0, 5)
+    .map((issue) => `${issue.path.length ? issue.path.map(String).join('.') : 'body'}: ${issue.message}`)
+    .join('; ');
+}

@@ -1,0 +1,92 @@
+import { parseDigest, type Digest } from '../core/digest.ts';
+
+/**
+ * The only place a storage key is built. Every input is a typed spec whose
+ * fields were validated when it was parsed, so no client-chosen text can
+ * reach a key.
+ *
+ * Bucket layout (under the optional prefix):
+ *
+ *   docker/registry/v2/blobs/                  distribution's layout, so
+ *     sha256/<hex[0:2]>/<hex>/data             existing buckets stay readable
+ *   holdfast/uploads/<uuid>/
+ *     session.json                             owner DID, multipart id, parts,
+ *                                              staged tail, hash progress
+ *     data                                     the multipart target (temp)
+ *     staged/<offset, 20 digits>               durable tail segments, each
+ *                                              shorter than one part
+ */
+export type KeySpec =
+  | { kind: 'blob'; digest: Digest }
+  | { kind: 'upload-data'; upload: UploadName }
+  | { kind: 'upload-session'; upload: UploadName }
+  | { kind: 'upload-staged'; upload: UploadName; offset: number }
+  | { kind: 'uploads-root' };
+
+export interface UploadName {
+  readonly uuid: string;
+  /** `uploads/temp-<uuid>`, the form that travels in the API's `digest` field. */
+  readonly value: string;
+}
+
+const UUID_PATTERN = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+const UPLOAD_NAME_PATTERN = /^uploads\/temp-([0-9a-f-]{36})$/;
+const OFFSET_WIDTH = 20;
+
+export function uploadNameFromUuid(uuid: string): UploadName {
+  if (!UUID_PATTERN.test(uuid)) throw new TypeError('upload uuid must be a lower-case UUID');
+  return Object.freeze({ uuid, value: `uploads/temp-${uuid}` });
+}
+
+export function parseUploadName(input: unknown): UploadName | undefined {
+  if (typeof input !== 'string') return undefined;
+  const match = UPLOAD_NAME_PATTERN.exec(input);
+  if (!match || !UUID_PATTERN.test(match[1] as string)) return undefined;
+  return uploadNameFromUuid(match[1] as string);
+}
+
+export type BlobRef = { kind: 'digest'; digest: Digest } | { kind: 'upload'; upload: UploadName };
+
+/** A request's `digest` field: a content digest or an upload name, nothing else. */
+export function parseBlobRef(input: unknown): BlobRef | undefined {
+  const digest = parseDigest(input);
+  if (digest) return { kind: 'digest', digest };
+  const upload = parseUploadName(input);
+  if (upload) return { kind: 'upload', upload };
+  return undefined;
+}
+
+export function normalizePrefix(prefix: string | undefined): string {
+  const trimmed = (prefix ?? '').replace(/^\/+|\/+$/g, '');
+  if (trimmed.split('/').some((segment) => segment === '.' || segment === '..')) {
+    throw new TypeError('key prefix must not contain "." or ".." segments');
+  }
+  return trimmed === '' ? '' : `${trimmed}/`;
+}
+
+export function storageKey(spec: KeySpec, prefix = ''): string {
+  switch (spec.kind) {
+    case 'blob': {
+      const { algorithm, hex } = spec.digest;
+      return `${prefix}docker/registry/v2/blobs/${algorithm}/${hex.slice(0, 2)}/${hex}/data`;
+    }
+    case 'uploads-root':
+      return `${prefix}holdfast/uploads/`;
+    case 'upload-data':
+      return `${prefix}holdfast/uploads/${spec.upload.uuid}/data`;
+    case 'upload-session':
+      return `${prefix}holdfast/uploads/${spec.upload.uuid}/session.json`;
+    case 'upload-staged': {
+      if (!Number.isSafeInteger(spec.offset) || spec.offset < 0) throw new TypeError('offset must be a non-negative integer');
+      return `${prefix}holdfast/uploads/${spec.upload.uuid}/staged/${String(spec.offset).padStart(OFFSET_WIDTH, '0')}`;
+    }
+  }
+}
+
+/** The upload a key under `uploads-root` belongs to, for the janitor's listing. */
+export function uploadFromSessionKey(key: string, prefix = ''): UploadName | undefined {
+  const root = storageKey({ kind: 'uploads-root' }, prefix);
+  if (!key.startsWith(root) || !key.endsWith('/session.json')) return undefined;
+  const uuid = key.slice(root.length, -'/session.json'.length);
+  return UUID_PATTERN.test(uuid) ? uploadNameFromUuid(uuid) : undefined;
+}

@@ -1,0 +1,406 @@
+import { randomUUID } from 'node:crypto';
+import { parseDigest, type Digest } from '../core/digest.ts';
+import type { Access, AccessPolicy } from './auth/policy.ts';
+import { HoldError } from './errors.ts';
+import { parseBlobRef, parseUploadName, storageKey, uploadNameFromUuid, type UploadName } from './keys.ts';
+import { assertCompletableParts, assertNonFinalPartSizes, assertPartNumber, normalizeEtag } from './multipart-rules.ts';
+import { UploadSessionStore, type SessionPart, type StagedSegment, type UploadSession } from './sessions.ts';
+import { mappingStorageErrors } from './storage-errors.ts';
+import { MIN_PART_SIZE, type StorageBackend } from './backends/types.ts';
+
+export interface HoldServiceOptions {
+  backend: StorageBackend;
+  policy: AccessPolicy;
+  prefix: string;
+  presignTtlSeconds: number;
+  /** An upload idle this long is aborted by the janitor. */
+  uploadTtlSeconds: number;
+  now?: () => Date;
+}
+
+export interface UploadView {
+  upload_name: string;
+  upload_id: string;
+  state: UploadSession['state'];
+  created_at: string;
+  updated_at: string;
+  expires_at: string;
+  size: number;
+  parts: readonly SessionPart[];
+  staged: readonly StagedSegment[];
+  client_state?: Readonly<Record<string, unknown>>;
+}
+
+export interface PresignedUrlView {
+  url: string;
+  expires_at: string;
+  method: 'PUT' | 'GET' | 'HEAD';
+  upload_name?: string;
+}
+
+const MAX_CLIENT_STATE_BYTES = 4096;
+
+/**
+ * The hold's operations, one method per endpoint, independent of HTTP. Every
+ * method takes the authenticated DID and already-typed input; it checks
+ * access, and maps storage errors to `HoldError`.
+ */
+export class HoldService {
+  readonly #backend: StorageBackend;
+  readonly #policy: AccessPolicy;
+  readonly #prefix: string;
+  readonly #sessions: UploadSessionStore;
+  readonly #presignTtl: number;
+  readonly #uploadTtlMs: number;
+  readonly #now: () => Date;
+
+  constructor(options: HoldServiceOptions) {
+    this.#backend = options.backend;
+    this.#policy = options.policy;
+    this.#prefix = options.prefix;
+    this.#sessions = new UploadSessionStore(options.backend, options.prefix);
+    this.#presignTtl = options.presignTtlSeconds;
+    this.#uploadTtlMs = options.uploadTtlSeconds * 1000;
+    this.#now = options.now ?? (() => new Date());
+  }
+
+  get backend(): StorageBackend {
+    return this.#backend;
+  }
+
+  async startMultipart(did: string, input: { digest?: string }): Promise<{ upload_id: string; upload_name: string; expires_at: string }> {
+    this.#authorize(did, 'write');
+    const expected = input.digest === undefined ? undefined : requireContentDigest(input.digest);
+    const upload = uploadNameFromUuid(randomUUID());
+    return mappingStorageErrors(async () => {
+      const uploadId = await this.#backend.createMultipartUpload(this.#key({ kind: 'upload-data', upload }));
+      const session = this.#newSession(upload, did, 'multipart', uploadId, expected);
+      await this.#sessions.put(session);
+      return { upload_id: uploadId, upload_name: upload.value, expires_at: this.#expiresAt(session) };
+    });
+  }
+
+  async partPresignedUrl(did: string, input: { digest: string; upload_id: string; part_number: number }): Promise<PresignedUrlView> {
+    this.#authorize(did, 'write');
+    assertPartNumber(input.part_number);
+    const { upload, session } = await this.#openSession(did, input.digest, input.upload_id, 'multipart');
+    return mappingStorageErrors(async () => {
+      const key = this.#key({ kind: 'upload-data', upload });
+      return view(await this.#backend.presignUploadPart(key, session.upload_id, input.part_number, this.#presignTtl));
+    });
+  }
+
+  async completeMultipart(
+    did: string,
+    input: { digest: string; upload_id: string; parts: readonly { part_number: number; etag: string; size?: number }[] },
+  ): Promise<{ upload_name: string; size: number }> {
+    this.#authorize(did, 'write');
+    assertCompletableParts(input.parts);
+    const { upload, session } = await this.#ownedSession(did, input.digest, input.upload_id);
+    if (session.kind !== 'multipart') throw new HoldError('UPLOAD_UNKNOWN', 'this upload is not a multipart upload');
+    if (session.state === 'completed') return { upload_name: upload.value, size: session.completed_size ?? 0 };
+    const recorded = new Map(session.parts.map((part) => [part.part_number, part.size]));
+    assertNonFinalPartSizes(input.parts.map((part) => ({ part_number: part.part_number, size: part.size ?? recorded.get(part.part_number) })));
+    return mappingStorageErrors(async () => {
+      const key = this.#key({ kind: 'upload-data', upload });
+      const parts = input.parts.map((part) => ({ partNumber: part.part_number, etag: normalizeEtag(part.etag) }));
+      await this.#backend.completeMultipartUpload(key, session.upload_id, parts);
+      const object = await this.#backend.stat(key);
+      const size = object?.size ?? 0;
+      await this.#sessions.put({ ...session, state: 'completed', completed_size: size, updated_at: this.#now().toISOString() });
+      return { upload_name: upload.value, size };
+    });
+  }
+
+  async abortMultipart(did: string, input: { digest: string; upload_id: string }): Promise<{ aborted: true }> {
+    this.#authorize(did, 'write');
+    const { upload, session } = await this.#ownedSession(did, input.digest, input.upload_id);
+    await mappingStorageErrors(() => this.#discard(upload, session));
+    return { aborted: true };
+  }
+
+  /**
+   * For a content digest: a PUT URL for a new single-object upload, which
+   * `/move` then publishes once the caller has verified the bytes. For an
+   * upload name with an `offset`: a PUT URL for that staged tail segment.
+   */
+  async putPresignedUrl(did: string, input: { digest: string; upload_id?: string; offset?: number }): Promise<PresignedUrlView> {
+    this.#authorize(did, 'write');
+    const ref = requireBlobRef(input.digest);
+    return mappingStorageErrors(async () => {
+      if (ref.kind === 'digest') {
+        const upload = uploadNameFromUuid(randomUUID());
+        await this.#sessions.put(this.#newSession(upload, did, 'single', '', ref.digest));
+        const presigned = await this.#backend.presignPut(this.#key({ kind: 'upload-data', upload }), this.#presignTtl);
+        return { ...view(presigned), upload_name: upload.value };
+      }
+      if (input.offset === undefined) throw new HoldError('INVALID_REQUEST', 'offset is required to stage bytes of an upload');
+      const { upload } = await this.#openSession(did, input.digest, requireUploadId(input.upload_id), 'multipart');
+      return view(await this.#backend.presignPut(this.#key({ kind: 'upload-staged', upload, offset: input.offset }), this.#presignTtl));
+    });
+  }
+
+  /**
+   * A GET (or HEAD) URL for a blob, or for the caller's own upload: its staged
+   * segment at `offset`, or its assembled temp data when `offset` is absent.
+   */
+  async getPresignedUrl(
+    did: string,
+    input: { digest: string; method?: 'GET' | 'HEAD'; upload_id?: string; offset?: number },
+  ): Promise<PresignedUrlView> {
+    const ref = requireBlobRef(input.digest);
+    const method = input.method ?? 'GET';
+    if (ref.kind === 'digest') {
+      this.#authorize(did, 'read');
+      return mappingStorageErrors(async () => view(await this.#backend.presignGet(this.#key({ kind: 'blob', digest: ref.digest }), this.#presignTtl, method)));
+    }
+    this.#authorize(did, 'write');
+    const { upload } = await this.#ownedSession(did, input.digest, requireUploadId(input.upload_id));
+    const key =
+      input.offset === undefined
+        ? this.#key({ kind: 'upload-data', upload })
+        : this.#key({ kind: 'upload-staged', upload, offset: input.offset });
+    return mappingStorageErrors(async () => view(await this.#backend.presignGet(key, this.#presignTtl, method)));
+  }
+
+  /** Publishes a finished upload at its content address: copy, then delete the temp. */
+  async move(did: string, input: { from: string; to: string; size?: number }): Promise<{ digest: string; size: number; existed: boolean }> {
+    this.#authorize(did, 'write');
+    const upload = parseUploadName(input.from);
+    if (!upload) throw new HoldError('DIGEST_INVALID', 'from must be an upload name this hold issued');
+    const digest = requireContentDigest(input.to);
+    const session = await this.#sessions.get(upload);
+    if (!session || session.did !== did) throw new HoldError('UPLOAD_UNKNOWN');
+    if (session.kind === 'multipart' && session.state !== 'completed') {
+      throw new HoldError('UPLOAD_NOT_COMPLETE', 'complete the multipart upload before moving it');
+    }
+    if (session.expected_digest && session.expected_digest !== digest.value) {
+      throw new HoldError('DIGEST_INVALID', 'this upload was started for a different digest');
+    }
+    return mappingStorageErrors(async () => {
+      const source = this.#key({ kind: 'upload-data', upload });
+      const temp = await this.#backend.stat(source);
+      if (!temp) throw new HoldError('UPLOAD_NOT_COMPLETE', 'the upload has no data yet');
+      if (input.size !== undefined && input.size !== temp.size) {
+        throw new HoldError('SIZE_INVALID', `the upload holds ${temp.size} bytes, not ${input.size}`);
+      }
+      const destination = this.#key({ kind: 'blob', digest });
+      const existing = await this.#backend.stat(destination);
+      if (!existing) await this.#backend.copy(source, destination, temp.size);
+      await this.#backend.delete(await this.#sessions.keysOf(upload));
+      return { digest: digest.value, size: existing?.size ?? temp.size, existed: existing !== undefined };
+    });
+  }
+
+  async stat(did: string, input: { digest: string }): Promise<{ digest: string; size: number }> {
+    this.#authorize(did, 'read');
+    const digest = requireContentDigest(input.digest);
+    const object = await mappingStorageErrors(() => this.#backend.stat(this.#key({ kind: 'blob', digest })));
+    if (!object) throw new HoldError('BLOB_UNKNOWN');
+    return { digest: digest.value, size: object.size };
+  }
+
+  async delete(did: string, input: { digest: string }): Promise<{ deleted: boolean }> {
+    this.#authorize(did, 'write');
+    const digest = requireContentDigest(input.digest);
+    return mappingStorageErrors(async () => {
+      const key = this.#key({ kind: 'blob', digest });
+      const existed = (await this.#backend.stat(key)) !== undefined;
+      if (existed) await this.#backend.delete([key]);
+      return { deleted: existed };
+    });
+  }
+
+  async uploadStatus(did: string, input: { digest: string; upload_id: string }): Promise<UploadView> {
+    this.#authorize(did, 'write');
+    const { session } = await this.#ownedSession(did, input.digest, input.upload_id);
+    return this.#view(session);
+  }
+
+  /**
+   * Records durable progress: parts whose ETags came back, and the staged
+   * segments that now hold the tail. `base_size` is the size the caller last
+   * saw; a mismatch means another writer moved on, and nothing changes.
+   */
+  async uploadProgress(
+    did: string,
+    input: {
+      digest: string;
+      upload_id: string;
+      base_size: number;
+      parts?: readonly SessionPart[];
+      staged?: readonly StagedSegment[];
+      client_state?: Record<string, unknown>;
+    },
+  ): Promise<UploadView> {
+    this.#authorize(did, 'write');
+    const { upload, session } = await this.#openSession(did, input.digest, input.upload_id, 'multipart');
+    if (input.base_size !== session.size) {
+      throw new HoldError('UPLOAD_STATE_CONFLICT', `the upload holds ${session.size} bytes, not ${input.base_size}`);
+    }
+    const parts = [...session.parts, ...(input.parts ?? []).map((part) => ({ ...part, etag: normalizeEtag(part.etag) }))];
+    checkRecordedParts(parts, session.parts.length);
+    const partBytes = parts.reduce((sum, part) => sum + part.size, 0);
+    const staged = input.staged ?? (input.parts?.length ? [] : session.staged);
+    checkStagedSegments(staged, partBytes);
+    if (input.client_state && Buffer.byteLength(JSON.stringify(input.client_state)) > MAX_CLIENT_STATE_BYTES) {
+      throw new HoldError('INVALID_REQUEST', `client_state must be at most ${MAX_CLIENT_STATE_BYTES} bytes of JSON`);
+    }
+    return mappingStorageErrors(async () => {
+      const known = new Set(session.staged.map(segmentId));
+      for (const segment of staged.filter((candidate) => !known.has(segmentId(candidate)))) {
+        const object = await this.#backend.stat(this.#key({ kind: 'upload-staged', upload, offset: segment.offset }));
+        if (object?.size !== segment.size) {
+          throw new HoldError('SIZE_INVALID', `staged segment at offset ${segment.offset} holds ${object?.size ?? 0} bytes, not ${segment.size}`);
+        }
+      }
+      const size = staged.reduce((sum, segment) => sum + segment.size, partBytes);
+      const updated: UploadSession = {
+        ...session,
+        parts,
+        staged,
+        size,
+        client_state: input.client_state ?? session.client_state,
+        updated_at: this.#now().toISOString(),
+      };
+      await this.#sessions.put(updated);
+      const kept = new Set(staged.map(segmentId));
+      const dropped = session.staged.filter((segment) => !kept.has(segmentId(segment)));
+      await this.#backend.delete(dropped.map((segment) => this.#key({ kind: 'upload-staged', upload, offset: segment.offset })));
+      return this.#view(updated);
+    });
+  }
+
+  /** Aborts uploads idle longer than the TTL; returns how many were purged. */
+  async purgeIdleUploads(): Promise<{ purged: number }> {
+    const cutoff = this.#now().getTime() - this.#uploadTtlMs;
+    let purged = 0;
+    await mappingStorageErrors(async () => {
+      for await (const { upload, session } of this.#sessions.all()) {
+        if (session && Date.parse(session.updated_at) > cutoff) continue;
+        if (session) await this.#discard(upload, session);
+        else await this.#backend.delete(await this.#sessions.keysOf(upload));
+        purged++;
+      }
+    });
+    return { purged };
+  }
+
+  async #discard(upload: UploadName, session: UploadSession): Promise<void> {
+    if (session.kind === 'multipart' && session.state === 'open') {
+      await this.#backend.abortMultipartUpload(this.#key({ kind: 'upload-data', upload }), session.upload_id);
+    }
+    await this.#backend.delete(await this.#sessions.keysOf(upload));
+  }
+
+  #authorize(did: string, access: Access): void {
+    if (!this.#policy.allows(did, access)) throw new HoldError('DENIED', `${did} has no ${access} access to this hold`);
+  }
+
+  /** The caller's session for an upload name; not found and not-yours look the same. */
+  async #ownedSession(did: string, name: string, uploadId: string): Promise<{ upload: UploadName; session: UploadSession }> {
+    const upload = parseUploadName(name);
+    if (!upload) throw new HoldError('DIGEST_INVALID', 'digest must be an upload name this hold issued');
+    const session = await mappingStorageErrors(() => this.#sessions.get(upload));
+    if (!session || session.did !== did || session.upload_id !== uploadId) throw new HoldError('UPLOAD_UNKNOWN');
+    return { upload, session };
+  }
+
+  async #openSession(did: string, name: string, uploadId: string, kind: UploadSession['kind']) {
+    const owned = await this.#ownedSession(did, name, uploadId);
+    if (owned.session.kind !== kind) throw new HoldError('UPLOAD_UNKNOWN', `this upload is not a ${kind} upload`);
+    if (owned.session.state !== 'open') throw new HoldError('UPLOAD_STATE_CONFLICT', 'the upload is already complete');
+    return owned;
+  }
+
+  #newSession(upload: UploadName, did: string, kind: UploadSession['kind'], uploadId: string, expected?: Digest): UploadSession {
+    const now = this.#now().toISOString();
+    return {
+      version: 1,
+      name: upload.value,
+      did,
+      kind,
+      upload_id: uploadId,
+      ...(expected ? { expected_digest: expected.value } : {}),
+      state: 'open',
+      created_at: now,
+      updated_at: now,
+      parts: [],
+      staged: [],
+      size: 0,
+    };
+  }
+
+  #view(session: UploadSession): UploadView {
+    return {
+      upload_name: session.name,
+      upload_id: session.upload_id,
+      state: session.state,
+      created_at: session.created_at,
+      updated_at: session.updated_at,
+      expires_at: this.#expiresAt(session),
+      size: session.size,
+      parts: session.parts,
+      staged: session.staged,
+      ...(session.client_state ? { client_state: session.client_state } : {}),
+    };
+  }
+
+  #expiresAt(session: UploadSession): string {
+    return new Date(Date.parse(session.updated_at) + this.#uploadTtlMs).toISOString();
+  }
+
+  #key(spec: Parameters<typeof storageKey>[0]): string {
+    return storageKey(spec, this.#prefix);
+  }
+}
+
+function view(presigned: { url: string; expiresAt: Date; method: 'PUT' | 'GET' | 'HEAD' }): PresignedUrlView {
+  return { url: presigned.url, expires_at: presigned.expiresAt.toISOString(), method: presigned.method };
+}
+
+function requireContentDigest(input: string): Digest {
+  const digest = parseDigest(input);
+  if (!digest) throw new HoldError('DIGEST_INVALID', 'digest must be sha256:<64 hex> or sha512:<128 hex>');
+  return digest;
+}
+
+function requireBlobRef(input: string) {
+  const ref = parseBlobRef(input);
+  if (!ref) throw new HoldError('DIGEST_INVALID');
+  return ref;
+}
+
+function requireUploadId(uploadId: string | undefined): string {
+  if (!uploadId) throw new HoldError('INVALID_REQUEST', 'upload_id is required for an upload name');
+  return uploadId;
+}
+
+function segmentId(segment: StagedSegment): string {
+  return `${segment.offset}:${segment.size}`;
+}
+
+/** Recorded parts are all non-final, so each must reach the S3 minimum. */
+function checkRecordedParts(parts: readonly SessionPart[], alreadyRecorded: number): void {
+  parts.forEach((part, index) => {
+    if (part.part_number !== index + 1) {
+      throw new HoldError('INVALID_PART', `parts must be recorded in order: expected part ${index + 1}, got ${part.part_number}`);
+    }
+    if (index >= alreadyRecorded) {
+      assertPartNumber(part.part_number);
+      if (part.size < MIN_PART_SIZE) {
+        throw new HoldError('PART_TOO_SMALL', `part ${part.part_number} is ${part.size} bytes; every part but the last must be at least ${MIN_PART_SIZE} bytes (5 MiB)`);
+      }
+    }
+  });
+}
+
+function checkStagedSegments(staged: readonly StagedSegment[], start: number): void {
+  let offset = start;
+  for (const segment of staged) {
+    if (segment.offset !== offset || segment.size < 1) {
+      throw new HoldError('INVALID_REQUEST', `staged segments must be contiguous from offset ${start}`);
+    }
+    offset += segment.size;
+  }
+}

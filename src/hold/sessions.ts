@@ -1,0 +1,87 @@
+import { storageKey, uploadFromSessionKey, type UploadName } from './keys.ts';
+import type { StorageBackend } from './backends/types.ts';
+
+/**
+ * The hold's durable record of one upload: who owns it, the provider's
+ * multipart id, and everything the driver needs to resume it without trusting
+ * its own memory. It lives next to the upload's data in the bucket, so the
+ * hold keeps no local state and any hold process can serve any request.
+ */
+export interface UploadSession {
+  readonly version: 1;
+  readonly name: string;
+  readonly did: string;
+  /** `multipart` for part uploads; `single` for one presigned PUT. */
+  readonly kind: 'multipart' | 'single';
+  readonly upload_id: string;
+  readonly expected_digest?: string;
+  readonly state: 'open' | 'completed';
+  readonly created_at: string;
+  readonly updated_at: string;
+  /** Uploaded parts, in order, each acknowledged by its ETag. */
+  readonly parts: readonly SessionPart[];
+  /** Durable bytes after the last part, each segment shorter than a part. */
+  readonly staged: readonly StagedSegment[];
+  /** Bytes in parts plus staged segments: everything durable. */
+  readonly size: number;
+  readonly completed_size?: number;
+  /** Small opaque state the driver keeps here (part size, hash progress). */
+  readonly client_state?: Readonly<Record<string, unknown>>;
+}
+
+export interface SessionPart {
+  readonly part_number: number;
+  readonly etag: string;
+  readonly size: number;
+}
+
+export interface StagedSegment {
+  readonly offset: number;
+  readonly size: number;
+}
+
+export class UploadSessionStore {
+  readonly #backend: StorageBackend;
+  readonly #prefix: string;
+
+  constructor(backend: StorageBackend, prefix: string) {
+    this.#backend = backend;
+    this.#prefix = prefix;
+  }
+
+  async get(upload: UploadName): Promise<UploadSession | undefined> {
+    const bytes = await this.#backend.getSmall(storageKey({ kind: 'upload-session', upload }, this.#prefix));
+    if (!bytes) return undefined;
+    return JSON.parse(Buffer.from(bytes).toString('utf8')) as UploadSession;
+  }
+
+  async put(session: UploadSession): Promise<void> {
+    const upload = uploadNameOf(session);
+    await this.#backend.putSmall(storageKey({ kind: 'upload-session', upload }, this.#prefix), Buffer.from(JSON.stringify(session)));
+  }
+
+  /** Every object that belongs to the upload, the session record last. */
+  async keysOf(upload: UploadName): Promise<string[]> {
+    const sessionKey = storageKey({ kind: 'upload-session', upload }, this.#prefix);
+    const directory = sessionKey.slice(0, -'session.json'.length);
+    const keys: string[] = [];
+    for await (const object of this.#backend.list(directory)) {
+      if (object.key !== sessionKey) keys.push(object.key);
+    }
+    keys.push(sessionKey);
+    return keys;
+  }
+
+  /** Every upload with a session record, for the janitor. */
+  async *all(): AsyncIterable<{ upload: UploadName; session: UploadSession | undefined }> {
+    for await (const object of this.#backend.list(storageKey({ kind: 'uploads-root' }, this.#prefix))) {
+      const upload = uploadFromSessionKey(object.key, this.#prefix);
+      if (upload) yield { upload, session: await this.get(upload).catch(() => undefined) };
+    }
+  }
+}
+
+export function uploadNameOf(session: UploadSession): UploadName {
+  const uuid = session.name.slice('uploads/temp-'.length);
+  return { uuid, value: session.name };
+}

@@ -1,0 +1,194 @@
+import { expect } from 'chai';
+import { BACKENDS, DIDS, startTestHold, type TestHold } from '../support/hold-harness.ts';
+import { MiB, getFromUrl, putToUrl, randomBlob, sha256 } from '../support/bytes.ts';
+import { HoldClientError } from '../../src/driver/hold-client.ts';
+
+for (const backend of BACKENDS) {
+  describe(`hold multipart flow (${backend})`, function () {
+    let hold: TestHold;
+    before(async function () {
+      hold = await startTestHold(backend);
+    });
+    after(async function () {
+      await hold?.close();
+    });
+
+    async function uploadParts(name: string, uploadId: string, parts: Buffer[]) {
+      const done: { part_number: number; etag: string; size: number }[] = [];
+      for (const [index, bytes] of parts.entries()) {
+        const presigned = await hold.client.partPresignedUrl(DIDS.owner, name, uploadId, index + 1);
+        const put = await putToUrl(presigned.url, bytes);
+        expect(put.status, put.text).to.equal(200);
+        expect(put.etag).to.be.a('string');
+        done.push({ part_number: index + 1, etag: put.etag as string, size: bytes.length });
+      }
+      return done;
+    }
+
+    it('uploads 5 MiB + 5 MiB + 1 byte, completes, moves, and reads back byte-exact', async function () {
+      const parts = [randomBlob(5 * MiB), randomBlob(5 * MiB), randomBlob(1)];
+      const blob = Buffer.concat(parts);
+      const digest = sha256(blob);
+      const started = await hold.client.startMultipart(DIDS.owner);
+      expect(started.upload_name).to.match(/^uploads\/temp-[0-9a-f-]{36}$/);
+      expect(Date.parse(started.expires_at)).to.be.greaterThan(Date.now());
+      const done = await uploadParts(started.upload_name, started.upload_id, parts);
+      const completed = await hold.client.completeMultipart(DIDS.owner, started.upload_name, started.upload_id, done);
+      expect(completed.size).to.equal(blob.length);
+      const moved = await hold.client.move(DIDS.owner, started.upload_name, digest, blob.length);
+      expect(moved).to.deep.equal({ digest, size: blob.length, existed: false });
+      const hex = digest.slice('sha256:'.length);
+      expect(await hold.inspect.keys()).to.deep.equal([`docker/registry/v2/blobs/sha256/${hex.slice(0, 2)}/${hex}/data`]);
+      const get = await hold.client.getPresignedUrl(DIDS.owner, digest);
+      const read = await getFromUrl(get.url);
+      expect(read.status).to.equal(200);
+      expect(sha256(read.body)).to.equal(digest);
+      expect(await hold.client.stat(DIDS.owner, digest)).to.deep.equal({ digest, size: blob.length });
+      expect(await hold.inspect.pendingMultipartUploads()).to.equal(0);
+    });
+
+    it('completes a zero-byte upload sent as one empty part', async function () {
+      const started = await hold.client.startMultipart(DIDS.owner);
+      const done = await uploadParts(started.upload_name, started.upload_id, [Buffer.alloc(0)]);
+      const completed = await hold.client.completeMultipart(DIDS.owner, started.upload_name, started.upload_id, done);
+      expect(completed.size).to.equal(0);
+      const digest = sha256(Buffer.alloc(0));
+      await hold.client.move(DIDS.owner, started.upload_name, digest, 0);
+      expect(await hold.client.stat(DIDS.owner, digest)).to.deep.equal({ digest, size: 0 });
+    });
+
+    it('refuses a non-final part under 5 MiB with PART_TOO_SMALL and keeps the upload usable', async function () {
+      const started = await hold.client.startMultipart(DIDS.owner);
+      const done = await uploadParts(started.upload_name, started.upload_id, [randomBlob(MiB), randomBlob(10)]);
+      const error = await hold.client
+        .completeMultipart(DIDS.owner, started.upload_name, started.upload_id, done.map(({ part_number, etag }) => ({ part_number, etag })))
+        .catch((err: unknown) => err);
+      expect(error).to.be.instanceOf(HoldClientError);
+      expect((error as HoldClientError).code).to.equal('PART_TOO_SMALL');
+      expect((error as HoldClientError).status).to.equal(400);
+      await hold.client.abortMultipart(DIDS.owner, started.upload_name, started.upload_id);
+      expect(await hold.inspect.pendingMultipartUploads()).to.equal(0);
+    });
+
+    it('abort leaves no multipart upload and no objects', async function () {
+      const before = await hold.inspect.keys();
+      const started = await hold.client.startMultipart(DIDS.owner);
+      await uploadParts(started.upload_name, started.upload_id, [randomBlob(5 * MiB)]);
+      expect(await hold.inspect.pendingMultipartUploads()).to.equal(1);
+      expect(await hold.client.abortMultipart(DIDS.owner, started.upload_name, started.upload_id)).to.deep.equal({ aborted: true });
+      expect(await hold.inspect.pendingMultipartUploads()).to.equal(0);
+      expect(await hold.inspect.keys()).to.deep.equal(before);
+      const again = await hold.client.abortMultipart(DIDS.owner, started.upload_name, started.upload_id).catch((err: unknown) => err);
+      expect((again as HoldClientError).code).to.equal('UPLOAD_UNKNOWN');
+    });
+
+    it('stages tail segments, records progress, and reports it back', async function () {
+      const started = await hold.client.startMultipart(DIDS.owner);
+      const first = randomBlob(22);
+      const second = randomBlob(20);
+      const url1 = await hold.client.putPresignedUrl(DIDS.owner, started.upload_name, { uploadId: started.upload_id, offset: 0 });
+      expect((await putToUrl(url1.url, first)).status).to.equal(200);
+      let view = await hold.client.uploadProgress(DIDS.owner, started.upload_name, started.upload_id, {
+        base_size: 0,
+        staged: [{ offset: 0, size: 22 }],
+        client_state: { part_size: 5 * MiB },
+      });
+      expect(view.size).to.equal(22);
+      const url2 = await hold.client.putPresignedUrl(DIDS.owner, started.upload_name, { uploadId: started.upload_id, offset: 22 });
+      expect((await putToUrl(url2.url, second)).status).to.equal(200);
+      view = await hold.client.uploadProgress(DIDS.owner, started.upload_name, started.upload_id, {
+        base_size: 22,
+        staged: [
+          { offset: 0, size: 22 },
+          { offset: 22, size: 20 },
+        ],
+      });
+      expect(view.size).to.equal(42);
+      const status = await hold.client.uploadStatus(DIDS.owner, started.upload_name, started.upload_id);
+      expect(status.staged).to.deep.equal([
+        { offset: 0, size: 22 },
+        { offset: 22, size: 20 },
+      ]);
+      expect(status.client_state).to.deep.equal({ part_size: 5 * MiB });
+      const segment = await hold.client.getPresignedUrl(DIDS.owner, started.upload_name, { uploadId: started.upload_id, offset: 22 });
+      expect((await getFromUrl(segment.url)).body.equals(second)).to.equal(true);
+
+      const stale = await hold.client
+        .uploadProgress(DIDS.owner, started.upload_name, started.upload_id, { base_size: 22, staged: [] })
+        .catch((err: unknown) => err);
+      expect((stale as HoldClientError).code).to.equal('UPLOAD_STATE_CONFLICT');
+
+      // Fold the tail into part 1 (as the last part) and finish.
+      const whole = Buffer.concat([first, second]);
+      const done = await uploadParts(started.upload_name, started.upload_id, [whole]);
+      await hold.client.completeMultipart(DIDS.owner, started.upload_name, started.upload_id, done);
+      await hold.client.move(DIDS.owner, started.upload_name, sha256(whole), 42);
+      const keys = await hold.inspect.keys('holdfast/');
+      expect(keys, 'staged segments and the session are removed by move').to.deep.equal([]);
+    });
+
+    it('records parts and drops staged segments they replace', async function () {
+      const started = await hold.client.startMultipart(DIDS.owner);
+      const tail = randomBlob(1000);
+      const url = await hold.client.putPresignedUrl(DIDS.owner, started.upload_name, { uploadId: started.upload_id, offset: 0 });
+      await putToUrl(url.url, tail);
+      await hold.client.uploadProgress(DIDS.owner, started.upload_name, started.upload_id, { base_size: 0, staged: [{ offset: 0, size: 1000 }] });
+      const [part] = await uploadParts(started.upload_name, started.upload_id, [randomBlob(5 * MiB)]);
+      const view = await hold.client.uploadProgress(DIDS.owner, started.upload_name, started.upload_id, {
+        base_size: 1000,
+        parts: [part as never],
+        staged: [],
+      });
+      expect(view.parts).to.have.length(1);
+      expect(view.size).to.equal(5 * MiB);
+      const staged = (await hold.inspect.keys('holdfast/')).filter((key) => key.includes('/staged/'));
+      expect(staged).to.deep.equal([]);
+      await hold.client.abortMultipart(DIDS.owner, started.upload_name, started.upload_id);
+    });
+
+    it('single-object PUT then move; a second move of the same digest skips the copy', async function () {
+      const blob = randomBlob(4096);
+      const digest = sha256(blob);
+      for (const expectedExisted of [false, true]) {
+        const presigned = await hold.client.putPresignedUrl(DIDS.owner, digest);
+        expect(presigned.upload_name).to.match(/^uploads\/temp-/);
+        expect((await putToUrl(presigned.url, blob)).status).to.equal(200);
+        const moved = await hold.client.move(DIDS.owner, presigned.upload_name as string, digest);
+        expect(moved.existed).to.equal(expectedExisted);
+      }
+      expect((await hold.inspect.keys('holdfast/')).length).to.equal(0);
+    });
+
+    it('refuses a move whose size does not match and changes nothing', async function () {
+      const blob = randomBlob(100);
+      const digest = sha256(blob);
+      const presigned = await hold.client.putPresignedUrl(DIDS.owner, digest);
+      await putToUrl(presigned.url, blob);
+      const error = await hold.client.move(DIDS.owner, presigned.upload_name as string, digest, 99).catch((err: unknown) => err);
+      expect((error as HoldClientError).code).to.equal('SIZE_INVALID');
+      const missing = await hold.client.stat(DIDS.owner, digest).catch((err: unknown) => err);
+      expect((missing as HoldClientError).code).to.equal('BLOB_UNKNOWN');
+    });
+
+    it('serves HEAD and ranged GET through presigned URLs, and deletes', async function () {
+      const blob = randomBlob(1000);
+      const digest = sha256(blob);
+      const presigned = await hold.client.putPresignedUrl(DIDS.owner, digest);
+      await putToUrl(presigned.url, blob);
+      await hold.client.move(DIDS.owner, presigned.upload_name as string, digest);
+      const head = await hold.client.getPresignedUrl(DIDS.owner, digest, { method: 'HEAD' });
+      expect(head.method).to.equal('HEAD');
+      const { request } = await import('undici');
+      const headResponse = await request(head.url, { method: 'HEAD' });
+      await headResponse.body.dump();
+      expect(headResponse.statusCode).to.equal(200);
+      expect(headResponse.headers['content-length']).to.equal('1000');
+      const get = await hold.client.getPresignedUrl(DIDS.owner, digest);
+      const ranged = await getFromUrl(get.url, { range: 'bytes=10-19' });
+      expect(ranged.status).to.equal(206);
+      expect(ranged.body.equals(blob.subarray(10, 20))).to.equal(true);
+      expect(await hold.client.delete(DIDS.owner, digest)).to.deep.equal({ deleted: true });
+      expect(await hold.client.delete(DIDS.owner, digest)).to.deep.equal({ deleted: false });
+    });
+  });
+}

@@ -1,0 +1,80 @@
+import { spawn } from 'node:child_process';
+import { access, mkdir } from 'node:fs/promises';
+import { constants } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+
+/** Where built tools (MinIO, the conformance binary) are cached between runs. */
+export function cacheDir(): string {
+  return process.env.HOLDFAST_CACHE ?? path.join(os.homedir(), '.cache', 'holdfast');
+}
+
+export async function isExecutable(file: string): Promise<boolean> {
+  try {
+    await access(file, constants.X_OK);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+export async function findOnPath(name: string): Promise<string | undefined> {
+  for (const dir of (process.env.PATH ?? '').split(path.delimiter)) {
+    if (dir && (await isExecutable(path.join(dir, name)))) return path.join(dir, name);
+  }
+  return undefined;
+}
+
+/**
+ * Finds a Go-built tool: `$envVar`, then PATH, then the cache; builds it
+ * with `go install module@version` into the cache when none is found.
+ */
+export async function findOrBuildGoTool(options: { name: string; envVar: string; module: string; version: string }): Promise<string> {
+  const fromEnv = process.env[options.envVar];
+  if (fromEnv) {
+    if (await isExecutable(fromEnv)) return fromEnv;
+    throw new Error(`${options.envVar}=${fromEnv} is not an executable file`);
+  }
+  const onPath = await findOnPath(options.name);
+  if (onPath) return onPath;
+  const bin = path.join(cacheDir(), 'bin');
+  const cached = path.join(bin, options.name);
+  if (await isExecutable(cached)) return cached;
+  await mkdir(bin, { recursive: true });
+  const goPath = path.join(cacheDir(), 'gopath');
+  console.error(`[harness] building ${options.module}@${options.version} into ${bin} (first run only)`);
+  await run('go', ['install', `${options.module}@${options.version}`], {
+    ...process.env,
+    GOBIN: bin,
+    GOPATH: goPath,
+    GOFLAGS: '-modcacherw',
+    CGO_ENABLED: '0',
+  });
+  if (!(await isExecutable(cached))) throw new Error(`go install did not produce ${cached}`);
+  return cached;
+}
+
+function run(command: string, args: string[], env: NodeJS.ProcessEnv): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(command, args, { env, stdio: ['ignore', 'ignore', 'pipe'] });
+    let stderr = '';
+    child.stderr.on('data', (chunk: Buffer) => {
+      stderr = (stderr + chunk.toString()).slice(-8000);
+    });
+    child.on('error', reject);
+    child.on('exit', (code) => (code === 0 ? resolve() : reject(new Error(`${command} ${args.join(' ')} exited ${code}:\n${stderr}`))));
+  });
+}
+
+export async function freePort(): Promise<number> {
+  const net = await import('node:net');
+  return new Promise((resolve, reject) => {
+    const server = net.createServer();
+    server.unref();
+    server.on('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      server.close(() => (typeof address === 'object' && address ? resolve(address.port) : reject(new Error('no port'))));
+    });
+  });
+}
