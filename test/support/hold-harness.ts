@@ -60,6 +60,7 @@ export interface TestHoldOptions {
   config?: Partial<HoldConfigInput>;
   s3?: Record<string, unknown>;
   now?: () => Date;
+  logger?: pino.Logger;
 }
 
 export async function startTestHold(backend: BackendKind, options: TestHoldOptions = {}): Promise<TestHold> {
@@ -105,7 +106,7 @@ export async function startTestHold(backend: BackendKind, options: TestHoldOptio
     storage,
     ...options.config,
   });
-  const logger = pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' });
+  const logger = options.logger ?? pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' });
   const hold = await Hold.create(config, { logger, now: options.now });
   await hold.listen();
   const url = `http://127.0.0.1:${port}`;

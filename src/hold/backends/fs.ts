@@ -71,16 +71,19 @@ export class FsBackend implements StorageBackend {
     await this.#assertUpload(key, uploadId);
     const dir = this.#uploadDir(uploadId);
     const records: PartRecord[] = [];
-    for (const [index, part] of parts.entries()) {
+    for (const part of parts) {
       const record = await readPartRecord(dir, part.partNumber);
       if (!record || record.etag !== part.etag) {
         throw new StorageError('INVALID_PART', `part ${part.partNumber} was not uploaded or its ETag does not match`);
       }
-      if (index < parts.length - 1 && record.size < MIN_PART_SIZE) {
-        throw new StorageError('PART_TOO_SMALL', `part ${part.partNumber} is ${record.size} bytes; every part but the last must be at least ${MIN_PART_SIZE}`);
-      }
       records.push(record);
     }
+    records.slice(0, -1).forEach((record, index) => {
+      if (record.size < MIN_PART_SIZE) {
+        const partNumber = parts[index]?.partNumber;
+        throw new StorageError('PART_TOO_SMALL', `part ${partNumber} is ${record.size} bytes; every part but the last must be at least ${MIN_PART_SIZE}`);
+      }
+    });
     const temp = this.#tempPath();
     const out = createWriteStream(temp);
     try {

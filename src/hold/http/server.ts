@@ -33,6 +33,8 @@ export function buildHoldApp(options: HoldAppOptions): FastifyInstance {
     return503OnClosing: true,
   });
 
+  // The API speaks JSON only; a text body is a 415, not a schema error.
+  app.removeContentTypeParser('text/plain');
   app.setErrorHandler((error, request, reply) => sendHoldError(error, request, reply));
   app.setNotFoundHandler((request, reply) => sendHoldError(new HoldError('NOT_FOUND'), request, reply));
   app.addHook('onSend', async (request, reply) => {

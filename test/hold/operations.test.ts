@@ -1,0 +1,161 @@
+import { expect } from 'chai';
+import { Writable } from 'node:stream';
+import pino from 'pino';
+import { request } from 'undici';
+import { BACKENDS, DIDS, startTestHold } from '../support/hold-harness.ts';
+import { MiB, getFromUrl, putToUrl, randomBlob, sha256 } from '../support/bytes.ts';
+import { HoldClientError } from '../../src/driver/hold-client.ts';
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+for (const backend of BACKENDS) {
+  describe(`hold operations (${backend})`, function () {
+    it('refuses presigned URLs after they expire', async function () {
+      const hold = await startTestHold(backend, { config: { presignTtlSeconds: 1 } });
+      try {
+        const blob = randomBlob(10);
+        const put = await hold.client.putPresignedUrl(DIDS.owner, sha256(blob));
+        const started = await hold.client.startMultipart(DIDS.owner);
+        const part = await hold.client.partPresignedUrl(DIDS.owner, started.upload_name, started.upload_id, 1);
+        await sleep(2200);
+        const lateObject = await putToUrl(put.url, blob);
+        const latePart = await putToUrl(part.url, blob);
+        expect(lateObject.status).to.equal(403);
+        expect(latePart.status).to.equal(403);
+        expect(await hold.inspect.pendingMultipartUploads()).to.equal(1);
+        await hold.client.abortMultipart(DIDS.owner, started.upload_name, started.upload_id);
+      } finally {
+        await hold.close();
+      }
+    });
+
+    it('the janitor aborts uploads idle past the TTL and keeps fresh ones', async function () {
+      let now = new Date();
+      const hold = await startTestHold(backend, { config: { uploadTtlSeconds: 3600 }, now: () => now });
+      try {
+        const stale = await hold.client.startMultipart(DIDS.owner);
+        const part = await hold.client.partPresignedUrl(DIDS.owner, stale.upload_name, stale.upload_id, 1);
+        await putToUrl(part.url, randomBlob(5 * MiB));
+        const staged = await hold.client.putPresignedUrl(DIDS.owner, stale.upload_name, { uploadId: stale.upload_id, offset: 0 });
+        await putToUrl(staged.url, randomBlob(3));
+        now = new Date(now.getTime() + 2 * 3600 * 1000);
+        const fresh = await hold.client.startMultipart(DIDS.owner);
+        expect(await hold.hold.runJanitor()).to.deep.equal({ purged: 1 });
+        expect(await hold.inspect.pendingMultipartUploads()).to.equal(1);
+        const keys = await hold.inspect.keys();
+        expect(keys).to.deep.equal([`holdfast/uploads/${fresh.upload_name.slice('uploads/temp-'.length)}/session.json`]);
+        const gone = await hold.client.uploadStatus(DIDS.owner, stale.upload_name, stale.upload_id).catch((err: unknown) => err);
+        expect((gone as HoldClientError).code).to.equal('UPLOAD_UNKNOWN');
+        await hold.client.abortMultipart(DIDS.owner, fresh.upload_name, fresh.upload_id);
+      } finally {
+        await hold.close();
+      }
+    });
+
+    it('serves /healthz and Prometheus /metrics with request and storage counters', async function () {
+      const hold = await startTestHold(backend);
+      try {
+        await hold.client.startMultipart(DIDS.owner);
+        const health = await request(`${hold.url}/healthz`);
+        expect(await health.body.json()).to.deep.equal({ status: 'ok' });
+        const metrics = await (await request(`${hold.url}/metrics`)).body.text();
+        expect(metrics).to.match(/holdfast_hold_requests_total\{endpoint="\/start-multipart",method="POST",status="200"\} 1/);
+        if (backend === 's3') expect(metrics).to.match(/holdfast_hold_storage_call_seconds_count\{operation="CreateMultipartUpload",outcome="ok"\} 1/);
+      } finally {
+        await hold.close();
+      }
+    });
+
+    it('answers 416 with Content-Range for an unsatisfiable range', async function () {
+      const hold = await startTestHold(backend);
+      try {
+        const blob = randomBlob(100);
+        const digest = sha256(blob);
+        const put = await hold.client.putPresignedUrl(DIDS.owner, digest);
+        await putToUrl(put.url, blob);
+        await hold.client.move(DIDS.owner, put.upload_name as string, digest);
+        const get = await hold.client.getPresignedUrl(DIDS.owner, digest);
+        const response = await getFromUrl(get.url, { range: 'bytes=500-600' });
+        expect(response.status).to.equal(416);
+      } finally {
+        await hold.close();
+      }
+    });
+  });
+}
+
+describe('hold move strategies (s3)', function () {
+  it('moves objects above the copy threshold with UploadPartCopy, byte-exact', async function () {
+    const hold = await startTestHold('s3', { s3: { copyPartThreshold: 5 * MiB, copyPartSize: 5 * MiB, copyConcurrency: 2 } });
+    try {
+      const blob = randomBlob(11 * MiB + 3);
+      const digest = sha256(blob);
+      const put = await hold.client.putPresignedUrl(DIDS.owner, digest);
+      expect((await putToUrl(put.url, blob)).status).to.equal(200);
+      await hold.client.move(DIDS.owner, put.upload_name as string, digest);
+      const get = await hold.client.getPresignedUrl(DIDS.owner, digest);
+      expect(sha256((await getFromUrl(get.url)).body)).to.equal(digest);
+      const metrics = await (await request(`${hold.url}/metrics`)).body.text();
+      expect(metrics).to.match(/holdfast_hold_storage_call_seconds_count\{operation="UploadPartCopy",outcome="ok"\} 3/);
+      expect(await hold.inspect.pendingMultipartUploads()).to.equal(0);
+    } finally {
+      await hold.close();
+    }
+  });
+
+  it('gives a clear 501 on a provider without UploadPartCopy and leaves the upload in place', async function () {
+    const hold = await startTestHold('s3', { s3: { provider: 'storj', copyPartThreshold: 5 * MiB } });
+    try {
+      const blob = randomBlob(6 * MiB);
+      const digest = sha256(blob);
+      const put = await hold.client.putPresignedUrl(DIDS.owner, digest);
+      await putToUrl(put.url, blob);
+      const error = (await hold.client.move(DIDS.owner, put.upload_name as string, digest).catch((err: unknown) => err)) as HoldClientError;
+      expect(error.status).to.equal(501);
+      expect(error.code).to.equal('UNSUPPORTED');
+      expect(error.message).to.match(/storj has no UploadPartCopy/);
+      const stat = await hold.client.stat(DIDS.owner, digest).catch((err: unknown) => err);
+      expect((stat as HoldClientError).code).to.equal('BLOB_UNKNOWN');
+    } finally {
+      await hold.close();
+    }
+  });
+
+  it('never sends SDK checksum parameters in presigned URLs', async function () {
+    const hold = await startTestHold('s3');
+    try {
+      const started = await hold.client.startMultipart(DIDS.owner);
+      const part = await hold.client.partPresignedUrl(DIDS.owner, started.upload_name, started.upload_id, 1);
+      const put = await hold.client.putPresignedUrl(DIDS.owner, sha256(Buffer.from('x')));
+      for (const url of [part.url, put.url]) expect(url.toLowerCase()).to.not.match(/x-amz-checksum|x-amz-sdk-checksum/);
+      await hold.client.abortMultipart(DIDS.owner, started.upload_name, started.upload_id);
+    } finally {
+      await hold.close();
+    }
+  });
+});
+
+describe('hold logging', function () {
+  it('never logs presigned query strings, tokens or credentials', async function () {
+    const lines: string[] = [];
+    const sink = new Writable({
+      write(chunk: Buffer, _encoding, done) {
+        lines.push(chunk.toString());
+        done();
+      },
+    });
+    const hold = await startTestHold('fs', { logger: pino({ level: 'trace' }, sink) });
+    try {
+      const blob = randomBlob(10);
+      const put = await hold.client.putPresignedUrl(DIDS.owner, sha256(blob));
+      await putToUrl(put.url, blob);
+      await putToUrl(put.url.replace(/Signature=[a-f0-9]+/, `Signature=${'0'.repeat(64)}`), blob);
+    } finally {
+      await hold.close();
+    }
+    const logged = lines.join('');
+    expect(logged).to.include('/_fs/objects/');
+    expect(logged).to.not.match(/X-Holdfast-Signature|X-Holdfast-Expires/);
+    expect(logged).to.not.match(/Bearer|eyJ/);
+  });
+});

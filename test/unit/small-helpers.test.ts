@@ -1,0 +1,61 @@
+import { expect } from 'chai';
+import { parseDigest } from '../../src/core/digest.ts';
+import { parseByteRange } from '../../src/core/http-range.ts';
+import { assertCompletableParts, assertNonFinalPartSizes, normalizeEtag } from '../../src/hold/multipart-rules.ts';
+import { HoldError } from '../../src/hold/errors.ts';
+
+describe('digest parsing', function () {
+  it('accepts sha256 and sha512 of the right length only', function () {
+    expect(parseDigest(`sha256:${'0'.repeat(64)}`)?.algorithm).to.equal('sha256');
+    expect(parseDigest(`sha512:${'0'.repeat(128)}`)?.algorithm).to.equal('sha512');
+    expect(parseDigest(`sha512:${'0'.repeat(64)}`)).to.equal(undefined);
+    expect(parseDigest(`sha256:${'0'.repeat(65)}`)).to.equal(undefined);
+    expect(parseDigest(`sha256:${'G'.repeat(64)}`)).to.equal(undefined);
+  });
+});
+
+describe('byte ranges', function () {
+  const table: [string | undefined, number, ReturnType<typeof parseByteRange>][] = [
+    [undefined, 10, { kind: 'none' }],
+    ['bytes=0-4', 10, { kind: 'range', start: 0, end: 4 }],
+    ['bytes=5-', 10, { kind: 'range', start: 5, end: 9 }],
+    ['bytes=-3', 10, { kind: 'range', start: 7, end: 9 }],
+    ['bytes=0-100', 10, { kind: 'range', start: 0, end: 9 }],
+    ['bytes=10-', 10, { kind: 'unsatisfiable' }],
+    ['bytes=4-2', 10, { kind: 'unsatisfiable' }],
+    ['bytes=0-1,3-4', 10, { kind: 'unsatisfiable' }],
+    ['items=0-1', 10, { kind: 'unsatisfiable' }],
+    ['bytes=-', 10, { kind: 'unsatisfiable' }],
+    ['bytes=0-0', 0, { kind: 'unsatisfiable' }],
+  ];
+  for (const [header, size, expected] of table) {
+    it(`${header} of ${size} bytes → ${expected.kind}`, function () {
+      expect(parseByteRange(header, size)).to.deep.equal(expected);
+    });
+  }
+});
+
+describe('multipart rules', function () {
+  it('normalizes ETag quoting', function () {
+    for (const etag of ['abc', '"abc"', 'W/"abc"', ' "abc" ', '""abc""']) expect(normalizeEtag(etag)).to.equal('"abc"');
+  });
+
+  it('requires ascending, in-range part numbers', function () {
+    const code = (fn: () => void) => {
+      try {
+        fn();
+        return 'ok';
+      } catch (err) {
+        return (err as HoldError).code;
+      }
+    };
+    expect(code(() => assertCompletableParts([]))).to.equal('INVALID_REQUEST');
+    expect(code(() => assertCompletableParts([{ part_number: 0, etag: 'a' }]))).to.equal('PART_NUMBER_INVALID');
+    expect(code(() => assertCompletableParts([{ part_number: 10_001, etag: 'a' }]))).to.equal('PART_NUMBER_INVALID');
+    expect(code(() => assertCompletableParts([{ part_number: 2, etag: 'a' }, { part_number: 2, etag: 'b' }]))).to.equal('INVALID_PART');
+    expect(code(() => assertCompletableParts([{ part_number: 1, etag: '""' }]))).to.equal('INVALID_PART');
+    expect(code(() => assertCompletableParts([{ part_number: 1, etag: 'a' }, { part_number: 3, etag: 'b' }]))).to.equal('ok');
+    expect(code(() => assertNonFinalPartSizes([{ part_number: 1, size: 5 * 1024 * 1024 - 1 }, { part_number: 2, size: 1 }]))).to.equal('PART_TOO_SMALL');
+    expect(code(() => assertNonFinalPartSizes([{ part_number: 1, size: 5 * 1024 * 1024 }, { part_number: 2, size: 0 }]))).to.equal('ok');
+  });
+});
