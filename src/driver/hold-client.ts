@@ -1,5 +1,6 @@
 import { Agent, request, type Dispatcher } from 'undici';
 import type { ServiceTokenSigner } from '../core/service-token.ts';
+import { DEFAULT_RETRY, backoffDelay, isRetryableNetworkError, isRetryableStatus, sleep, type RetryPolicy } from './retry.ts';
 
 /**
  * A typed client for the hold's JSON API. It signs a fresh service token per
@@ -15,6 +16,8 @@ export interface HoldClientOptions {
   /** Per-request timeout; complete and move get `longTimeoutMs`. */
   timeoutMs?: number;
   longTimeoutMs?: number;
+  /** Retries for connection failures and 502/503/504 answers (a hold restarting). */
+  retry?: RetryPolicy;
 }
 
 export interface PresignedUrl {
@@ -69,14 +72,18 @@ export class HoldClient {
     this.#options = {
       timeoutMs: 30_000,
       longTimeoutMs: 15 * 60_000,
+      retry: DEFAULT_RETRY,
       ...options,
       url: options.url.replace(/\/+$/, ''),
       dispatcher: options.dispatcher ?? new Agent({ connections: 64, keepAliveTimeout: 10_000 }),
     };
   }
 
-  startMultipart(did: string, digest?: string) {
-    return this.call<{ upload_id: string; upload_name: string; expires_at: string }>('/start-multipart', did, digest ? { digest } : {});
+  startMultipart(did: string, options: { digest?: string; clientState?: Record<string, unknown> } = {}) {
+    return this.call<{ upload_id: string; upload_name: string; expires_at: string }>('/start-multipart', did, {
+      ...(options.digest ? { digest: options.digest } : {}),
+      ...(options.clientState ? { client_state: options.clientState } : {}),
+    });
   }
 
   partPresignedUrl(did: string, uploadName: string, uploadId: string, partNumber: number) {
@@ -130,8 +137,25 @@ export class HoldClient {
     return this.call<HoldUploadView>('/upload-progress', did, { digest: uploadName, upload_id: uploadId, ...progress });
   }
 
-  /** Posts `body` (with `did` added) to `path`; throws `HoldClientError` on a non-2xx answer. */
+  /**
+   * Posts `body` (with `did` added) to `path`; throws `HoldClientError` on a
+   * non-2xx answer. Connection failures and 502/503/504 are retried with
+   * backoff; every hold endpoint is safe to repeat (see docs/PRESIGNED_URLS.md).
+   */
   async call<T>(path: string, did: string, body: Record<string, unknown>, long = false): Promise<T> {
+    const { retry } = this.#options;
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await this.#callOnce<T>(path, did, body, long);
+      } catch (err) {
+        const retryable = err instanceof HoldClientError ? isRetryableStatus(err.status) && err.status !== 500 : isRetryableNetworkError(err);
+        if (!retryable || attempt + 1 >= retry.attempts) throw err;
+        await sleep(backoffDelay(retry, attempt));
+      }
+    }
+  }
+
+  async #callOnce<T>(path: string, did: string, body: Record<string, unknown>, long: boolean): Promise<T> {
     const token = await this.#options.signer.sign(did, this.#options.audience);
     const timeout = long ? this.#options.longTimeoutMs : this.#options.timeoutMs;
     const response = await request(`${this.#options.url}${path}`, {

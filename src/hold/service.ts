@@ -68,13 +68,17 @@ export class HoldService {
     return this.#backend;
   }
 
-  async startMultipart(did: string, input: { digest?: string }): Promise<{ upload_id: string; upload_name: string; expires_at: string }> {
+  async startMultipart(
+    did: string,
+    input: { digest?: string; client_state?: Record<string, unknown> },
+  ): Promise<{ upload_id: string; upload_name: string; expires_at: string }> {
     this.#authorize(did, 'write');
     const expected = input.digest === undefined ? undefined : requireContentDigest(input.digest);
+    checkClientState(input.client_state);
     const upload = uploadNameFromUuid(randomUUID());
     return mappingStorageErrors(async () => {
       const uploadId = await this.#backend.createMultipartUpload(this.#key({ kind: 'upload-data', upload }));
-      const session = this.#newSession(upload, did, 'multipart', uploadId, expected);
+      const session = { ...this.#newSession(upload, did, 'multipart', uploadId, expected), ...(input.client_state ? { client_state: input.client_state } : {}) };
       await this.#sessions.put(session);
       return { upload_id: uploadId, upload_name: upload.value, expires_at: this.#expiresAt(session) };
     });
@@ -243,9 +247,7 @@ export class HoldService {
     const partBytes = parts.reduce((sum, part) => sum + part.size, 0);
     const staged = input.staged ?? (input.parts?.length ? [] : session.staged);
     checkStagedSegments(staged, partBytes);
-    if (input.client_state && Buffer.byteLength(JSON.stringify(input.client_state)) > MAX_CLIENT_STATE_BYTES) {
-      throw new HoldError('INVALID_REQUEST', `client_state must be at most ${MAX_CLIENT_STATE_BYTES} bytes of JSON`);
-    }
+    checkClientState(input.client_state);
     return mappingStorageErrors(async () => {
       const known = new Set(session.staged.map(segmentId));
       for (const segment of staged.filter((candidate) => !known.has(segmentId(candidate)))) {
@@ -374,6 +376,12 @@ function requireBlobRef(input: string) {
 function requireUploadId(uploadId: string | undefined): string {
   if (!uploadId) throw new HoldError('INVALID_REQUEST', 'upload_id is required for an upload name');
   return uploadId;
+}
+
+function checkClientState(state: Record<string, unknown> | undefined): void {
+  if (state && Buffer.byteLength(JSON.stringify(state)) > MAX_CLIENT_STATE_BYTES) {
+    throw new HoldError('INVALID_REQUEST', `client_state must be at most ${MAX_CLIENT_STATE_BYTES} bytes of JSON`);
+  }
 }
 
 function segmentId(segment: StagedSegment): string {

@@ -85,15 +85,13 @@ export class FsBackend implements StorageBackend {
       }
     });
     const temp = this.#tempPath();
-    const out = createWriteStream(temp);
+    async function* concatenated() {
+      for (const part of parts) yield* createReadStream(partPath(dir, part.partNumber));
+    }
     try {
-      for (const part of parts) {
-        await pipeline(createReadStream(partPath(dir, part.partNumber)), out, { end: false });
-      }
-      await new Promise<void>((resolve, reject) => out.end((err?: Error | null) => (err ? reject(err) : resolve())));
+      await pipeline(concatenated, createWriteStream(temp));
       await this.#publish(temp, key);
     } catch (err) {
-      out.destroy();
       await rm(temp, { force: true });
       throw err;
     }

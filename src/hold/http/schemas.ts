@@ -14,7 +14,7 @@ const etag = z.string().max(256);
 const size = z.number().int().min(0).max(Number.MAX_SAFE_INTEGER);
 
 export const HOLD_SCHEMAS = {
-  startMultipart: z.object({ did, digest: name.optional() }).strict(),
+  startMultipart: z.object({ did, digest: name.optional(), client_state: z.record(z.string(), z.unknown()).optional() }).strict(),
   partPresignedUrl: z.object({ did, digest: name, upload_id: uploadId, part_number: partNumber }).strict(),
   completeMultipart: z
     .object({

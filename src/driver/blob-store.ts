@@ -1,0 +1,108 @@
+import type { Readable } from 'node:stream';
+import { parseDigest, type DigestAlgorithm } from '../core/digest.ts';
+import { HoldBlobWriter, type UploadSnapshot, type WriterContext } from './blob-writer.ts';
+import { mappingHoldErrors } from './errors.ts';
+import type { HoldUploadView } from './hold-client.ts';
+import type { WriterCache } from './writer-cache.ts';
+import { DriverError, type BlobStore, type BlobWriter, type ByteRange, type CreateOptions, type Descriptor } from './types.ts';
+import { decodeWriterId } from './writer-id.ts';
+
+export interface BlobStoreSettings {
+  partSize: number;
+  equalParts: boolean;
+}
+
+/** A BlobStore acting for one DID; writers are cached per driver. */
+export class HoldBlobStore implements BlobStore {
+  readonly #ctx: WriterContext;
+  readonly #cache: WriterCache;
+  readonly #settings: BlobStoreSettings;
+
+  constructor(ctx: WriterContext, cache: WriterCache, settings: BlobStoreSettings) {
+    this.#ctx = ctx;
+    this.#cache = cache;
+    this.#settings = settings;
+  }
+
+  async stat(digest: string): Promise<Descriptor> {
+    const parsed = requireDigest(digest);
+    const result = await mappingHoldErrors(() => this.#ctx.hold.stat(this.#ctx.did, parsed));
+    return { digest: result.digest, size: result.size };
+  }
+
+  async open(digest: string, range?: ByteRange): Promise<Readable> {
+    const parsed = requireDigest(digest);
+    if (range && (range.start < 0 || range.end < range.start)) throw new DriverError('RANGE_INVALID', 'invalid byte range');
+    return this.#ctx.transport.getStream(
+      async () => (await mappingHoldErrors(() => this.#ctx.hold.getPresignedUrl(this.#ctx.did, parsed))).url,
+      range,
+    );
+  }
+
+  async redirectURL(digest: string, method: 'GET' | 'HEAD' = 'GET'): Promise<{ url: string; expiresAt: Date }> {
+    const parsed = requireDigest(digest);
+    const presigned = await mappingHoldErrors(() => this.#ctx.hold.getPresignedUrl(this.#ctx.did, parsed, { method }));
+    return { url: presigned.url, expiresAt: new Date(presigned.expires_at) };
+  }
+
+  async create(options: CreateOptions = {}): Promise<BlobWriter> {
+    const expected = options.digest === undefined ? undefined : requireDigest(options.digest);
+    const algorithm: DigestAlgorithm = expected?.startsWith('sha512:') ? 'sha512' : 'sha256';
+    const { hold, did } = this.#ctx;
+    // The part size is recorded with the upload, so a process with another
+    // configuration resumes it with the sizes it was started with.
+    const clientState = { part_size: this.#settings.partSize, equal_parts: this.#settings.equalParts, algorithm };
+    const started = await mappingHoldErrors(() => hold.startMultipart(did, { clientState }));
+    const snapshot: UploadSnapshot = {
+      uploadName: started.upload_name,
+      uploadId: started.upload_id,
+      startedAt: new Date(),
+      parts: [],
+      staged: [],
+      size: 0,
+      partSize: this.#settings.partSize,
+      equalParts: this.#settings.equalParts,
+      algorithm,
+    };
+    const writer = new HoldBlobWriter(this.#ctx, snapshot, { hashFromStart: true });
+    this.#cache.set(writer);
+    return writer;
+  }
+
+  async resume(id: string): Promise<BlobWriter> {
+    const { uploadName, uploadId } = decodeWriterId(id);
+    const view = await mappingHoldErrors(() => this.#ctx.hold.uploadStatus(this.#ctx.did, uploadName, uploadId));
+    if (view.state !== 'open') throw new DriverError('BLOB_UPLOAD_UNKNOWN', 'the upload is already complete');
+    const snapshot = snapshotOf(view, this.#settings);
+    const cached = this.#cache.get(id);
+    if (cached?.matches(snapshot)) return cached;
+    const writer = new HoldBlobWriter(this.#ctx, snapshot, { hashFromStart: false });
+    this.#cache.set(writer);
+    return writer;
+  }
+
+  async delete(digest: string): Promise<boolean> {
+    const parsed = requireDigest(digest);
+    return (await mappingHoldErrors(() => this.#ctx.hold.delete(this.#ctx.did, parsed))).deleted;
+  }
+}
+
+function requireDigest(digest: string): string {
+  if (!parseDigest(digest)) throw new DriverError('DIGEST_INVALID', `${digest} is not a valid digest`);
+  return digest;
+}
+
+function snapshotOf(view: HoldUploadView, settings: BlobStoreSettings): UploadSnapshot {
+  const state = view.client_state ?? {};
+  return {
+    uploadName: view.upload_name,
+    uploadId: view.upload_id,
+    startedAt: new Date(view.created_at),
+    parts: view.parts,
+    staged: view.staged,
+    size: view.size,
+    partSize: typeof state.part_size === 'number' ? state.part_size : settings.partSize,
+    equalParts: typeof state.equal_parts === 'boolean' ? state.equal_parts : settings.equalParts,
+    algorithm: state.algorithm === 'sha512' ? 'sha512' : 'sha256',
+  };
+}

@@ -1,0 +1,434 @@
+import { createHash, type Hash } from 'node:crypto';
+import { parseDigest, type DigestAlgorithm } from '../core/digest.ts';
+import { mappingHoldErrors, toDriverError } from './errors.ts';
+import type { HoldClient, HoldPart, HoldStagedSegment } from './hold-client.ts';
+import type { MemoryBudget } from './memory-budget.ts';
+import { maxBlobSize, partSizeFor } from './part-size.ts';
+import type { Transport } from './transport.ts';
+import { DriverError, type BlobWriter, type CommitDescriptor, type Descriptor } from './types.ts';
+import { encodeWriterId } from './writer-id.ts';
+
+/** What every writer of one driver shares. */
+export interface WriterContext {
+  readonly did: string;
+  readonly hold: HoldClient;
+  readonly transport: Transport;
+  readonly budget: MemoryBudget;
+  readonly maxPartsInFlight: number;
+  /** No part grows beyond this (the memory budget). */
+  readonly maxPartSize: number;
+  /** Called when a writer is finished or broken, so caches drop it. */
+  readonly retire: (writer: HoldBlobWriter) => void;
+}
+
+/** An upload's durable state as the hold reports it. */
+export interface UploadSnapshot {
+  uploadName: string;
+  uploadId: string;
+  startedAt: Date;
+  parts: readonly HoldPart[];
+  staged: readonly HoldStagedSegment[];
+  size: number;
+  partSize: number;
+  equalParts: boolean;
+  algorithm: DigestAlgorithm;
+}
+
+type WriterState = 'open' | 'committed' | 'cancelled' | 'failed';
+
+/**
+ * A BlobWriter over the hold's multipart API.
+ *
+ * Bytes fill a part buffer of exactly the part size; a full buffer becomes a
+ * part PUT straight to its presigned URL while reading continues, up to
+ * `maxPartsInFlight` parts per writer. Buffers are reserved from the shared
+ * memory budget before they are filled. `close()` makes everything durable:
+ * the tail shorter than a part is PUT as a staged segment, and the hold's
+ * session record is updated with the new parts and segments.
+ *
+ * The sha256 runs on node:crypto while bytes stream. A writer rebuilt from the
+ * hold's state (another process, or after eviction) has no running hash and
+ * verifies by reading the assembled object back once at commit.
+ */
+export class HoldBlobWriter implements BlobWriter {
+  readonly id: string;
+  readonly startedAt: Date;
+  readonly #ctx: WriterContext;
+  readonly #uploadName: string;
+  readonly #uploadId: string;
+  readonly #basePartSize: number;
+  readonly #equalParts: boolean;
+  readonly #maxSize: number;
+  readonly #algorithm: DigestAlgorithm;
+  readonly #abort = new AbortController();
+
+  #state: WriterState = 'open';
+  #failure: unknown;
+  #recorded: HoldPart[];
+  readonly #uploaded = new Map<number, HoldPart>();
+  readonly #inFlight = new Map<number, Promise<void>>();
+  #nextPart: number;
+  /** Bytes cut into parts: recorded, uploaded or in flight. */
+  #partBytes: number;
+  #staged: HoldStagedSegment[];
+  #durableSize: number;
+  #size: number;
+  #buffer: Buffer | undefined;
+  #fill = 0;
+  #bufferReserved = 0;
+  /** An idle tail kept between requests, when the budget had room for it. */
+  #compact: Buffer | undefined;
+  #tailLoaded: boolean;
+  #hash: Hash | undefined;
+  #finalPart: HoldPart | undefined;
+  #closing: Promise<void> | undefined;
+
+  constructor(ctx: WriterContext, snapshot: UploadSnapshot, options: { hashFromStart: boolean }) {
+    this.#ctx = ctx;
+    this.#uploadName = snapshot.uploadName;
+    this.#uploadId = snapshot.uploadId;
+    this.id = encodeWriterId(snapshot.uploadName, snapshot.uploadId);
+    this.startedAt = snapshot.startedAt;
+    this.#basePartSize = snapshot.partSize;
+    this.#equalParts = snapshot.equalParts;
+    this.#maxSize = maxBlobSize(snapshot.partSize, snapshot.equalParts, ctx.maxPartSize);
+    this.#algorithm = snapshot.algorithm;
+    this.#recorded = [...snapshot.parts];
+    this.#nextPart = snapshot.parts.length + 1;
+    this.#partBytes = snapshot.parts.reduce((sum, part) => sum + part.size, 0);
+    this.#staged = [...snapshot.staged];
+    this.#durableSize = snapshot.size;
+    this.#size = snapshot.size;
+    this.#tailLoaded = snapshot.size === this.#partBytes;
+    this.#hash = options.hashFromStart || snapshot.size === 0 ? createHash(this.#algorithm) : undefined;
+  }
+
+  get size(): number {
+    return this.#size;
+  }
+
+  /** Bytes the hold has recorded as durable. */
+  get durableSize(): number {
+    return this.#durableSize;
+  }
+
+  get uploadName(): string {
+    return this.#uploadName;
+  }
+
+  /** True when this cached writer still describes the hold's state exactly. */
+  matches(snapshot: UploadSnapshot): boolean {
+    return (
+      this.#state === 'open' &&
+      this.#closing === undefined &&
+      this.#size === this.#durableSize &&
+      snapshot.size === this.#durableSize &&
+      snapshot.parts.length === this.#recorded.length &&
+      snapshot.staged.length === this.#staged.filter((segment) => segment.offset >= this.#partBytes).length
+    );
+  }
+
+  async write(chunk: Uint8Array): Promise<void> {
+    this.#assertOpen();
+    if (chunk.length === 0) return;
+    if (this.#size + chunk.length > this.#maxSize) {
+      throw new DriverError('BLOB_TOO_LARGE', `this upload is limited to ${this.#maxSize} bytes by its part size and provider profile`);
+    }
+    if (!this.#tailLoaded) await this.#loadTail();
+    if (this.#finalPart) this.#discardFinalPart();
+    let offset = 0;
+    while (offset < chunk.length) {
+      if (!this.#buffer) await this.#allocateBuffer();
+      const buffer = this.#buffer as Buffer;
+      const take = Math.min(buffer.length - this.#fill, chunk.length - offset);
+      const piece = chunk.subarray(offset, offset + take);
+      buffer.set(piece, this.#fill);
+      this.#hash?.update(piece);
+      this.#fill += take;
+      this.#size += take;
+      offset += take;
+      if (this.#fill === buffer.length) await this.#cutPart();
+    }
+  }
+
+  async readFrom(source: AsyncIterable<Uint8Array> | Iterable<Uint8Array>): Promise<number> {
+    let total = 0;
+    for await (const chunk of source) {
+      await this.write(chunk);
+      total += chunk.length;
+    }
+    return total;
+  }
+
+  close(): Promise<void> {
+    if (this.#state !== 'open') return Promise.resolve();
+    this.#closing ??= this.#persist().finally(() => {
+      this.#closing = undefined;
+    });
+    return this.#closing;
+  }
+
+  async commit(descriptor: CommitDescriptor): Promise<Descriptor> {
+    this.#assertOpen();
+    const digest = parseDigest(descriptor.digest);
+    if (!digest) throw new DriverError('DIGEST_INVALID', `${descriptor.digest} is not a valid digest`);
+    if (!this.#tailLoaded) await this.#loadTail();
+    await this.#drain();
+    if (descriptor.size !== undefined && descriptor.size !== this.#size) {
+      await this.cancel();
+      throw new DriverError('SIZE_INVALID', `the upload holds ${this.#size} bytes, not ${descriptor.size}`);
+    }
+    let verified = false;
+    if (this.#hash && digest.algorithm === this.#algorithm) {
+      const actual = `${this.#algorithm}:${this.#hash.copy().digest('hex')}`;
+      if (actual !== digest.value) {
+        await this.cancel();
+        throw new DriverError('DIGEST_INVALID', `the uploaded content hashes to ${actual}, not ${digest.value}`);
+      }
+      verified = true;
+    }
+    const parts = await this.#finishParts();
+    const size = this.#size;
+    await mappingHoldErrors(() => this.#ctx.hold.completeMultipart(this.#ctx.did, this.#uploadName, this.#uploadId, parts));
+    if (!verified) {
+      const actual = await this.#hashStoredObject(digest.algorithm);
+      if (actual !== digest.value) {
+        await this.cancel();
+        throw new DriverError('DIGEST_INVALID', `the uploaded content hashes to ${actual}, not ${digest.value}`);
+      }
+    }
+    await this.#publish(digest.value, size);
+    this.#finish('committed');
+    return { digest: digest.value, size, ...(descriptor.mediaType ? { mediaType: descriptor.mediaType } : {}) };
+  }
+
+  async cancel(): Promise<void> {
+    if (this.#state === 'committed' || this.#state === 'cancelled') return;
+    this.#state = 'cancelled';
+    this.#abort.abort(new DriverError('BLOB_UPLOAD_UNKNOWN', 'the upload was cancelled'));
+    await Promise.allSettled(this.#inFlight.values());
+    try {
+      await this.#ctx.hold.abortMultipart(this.#ctx.did, this.#uploadName, this.#uploadId);
+    } catch (err) {
+      if ((err as { code?: string }).code !== 'UPLOAD_UNKNOWN') throw toDriverError(err);
+    } finally {
+      this.#finish('cancelled');
+    }
+  }
+
+  /** Drops the idle tail from memory; the cache calls this on eviction. */
+  releaseIdleMemory(): void {
+    if (!this.#compact) return;
+    this.#ctx.budget.release(this.#compact.length);
+    this.#compact = undefined;
+    this.#tailLoaded = this.#size === this.#partBytes;
+  }
+
+  // --- internals ---
+
+  #assertOpen(): void {
+    if (this.#state === 'failed') throw new DriverError('UNAVAILABLE', 'this writer failed; resume the upload to continue from its durable state', { cause: this.#failure });
+    if (this.#state !== 'open') throw new DriverError('BLOB_UPLOAD_UNKNOWN', `the upload is ${this.#state}`);
+    if (this.#failure) this.#fail(this.#failure);
+  }
+
+  #fail(err: unknown): never {
+    this.#state = 'failed';
+    this.#failure = err;
+    this.#releaseBuffers();
+    this.#ctx.retire(this);
+    throw toDriverError(err);
+  }
+
+  async #allocateBuffer(): Promise<void> {
+    const partSize = partSizeFor(this.#nextPart, this.#basePartSize, this.#equalParts, this.#ctx.maxPartSize);
+    await this.#ctx.budget.acquire(partSize);
+    this.#buffer = Buffer.allocUnsafe(partSize);
+    this.#bufferReserved = partSize;
+    this.#fill = 0;
+    if (this.#compact) {
+      this.#buffer.set(this.#compact, 0);
+      this.#fill = this.#compact.length;
+      this.#ctx.budget.release(this.#compact.length);
+      this.#compact = undefined;
+    }
+  }
+
+  async #cutPart(): Promise<void> {
+    while (this.#inFlight.size >= this.#ctx.maxPartsInFlight) await Promise.race(this.#inFlight.values());
+    if (this.#failure) this.#fail(this.#failure);
+    const body = this.#buffer as Buffer;
+    const reserved = this.#bufferReserved;
+    const partNumber = this.#nextPart++;
+    this.#buffer = undefined;
+    this.#bufferReserved = 0;
+    this.#fill = 0;
+    this.#partBytes += body.length;
+    const task = this.#putPart(partNumber, body)
+      .then((etag) => {
+        this.#uploaded.set(partNumber, { part_number: partNumber, etag, size: body.length });
+      })
+      .catch((err: unknown) => {
+        this.#failure ??= err;
+      })
+      .finally(() => {
+        this.#ctx.budget.release(reserved);
+        this.#inFlight.delete(partNumber);
+      });
+    this.#inFlight.set(partNumber, task);
+  }
+
+  #putPart(partNumber: number, body: Uint8Array): Promise<string> {
+    const { hold, did } = this.#ctx;
+    return this.#ctx.transport.put(
+      async () => (await mappingHoldErrors(() => hold.partPresignedUrl(did, this.#uploadName, this.#uploadId, partNumber))).url,
+      body,
+      'part',
+      this.#abort.signal,
+    );
+  }
+
+  /** Waits for every part in flight; rethrows the first failure. */
+  async #drain(): Promise<void> {
+    await Promise.all(this.#inFlight.values());
+    if (this.#failure) this.#fail(this.#failure);
+  }
+
+  async #persist(): Promise<void> {
+    await this.#drain();
+    if (this.#size !== this.#durableSize) {
+      try {
+        await this.#recordProgress();
+      } catch (err) {
+        this.#fail(err);
+      }
+    }
+    this.#compactTail();
+  }
+
+  async #recordProgress(): Promise<void> {
+    const { hold, did, transport } = this.#ctx;
+    const staged = this.#staged.filter((segment) => segment.offset >= this.#partBytes);
+    const stagedEnd = staged.reduce((end, segment) => end + segment.size, this.#partBytes);
+    if (this.#size > stagedEnd) {
+      const bytes = this.#tailBytes().subarray(stagedEnd - this.#partBytes);
+      const offset = stagedEnd;
+      await transport.put(
+        async () => (await mappingHoldErrors(() => hold.putPresignedUrl(did, this.#uploadName, { uploadId: this.#uploadId, offset }))).url,
+        bytes,
+        'staged',
+        this.#abort.signal,
+      );
+      staged.push({ offset, size: bytes.length });
+    }
+    const parts = [...this.#uploaded.values()].sort((a, b) => a.part_number - b.part_number);
+    const view = await mappingHoldErrors(() =>
+      hold.uploadProgress(did, this.#uploadName, this.#uploadId, {
+        base_size: this.#durableSize,
+        parts,
+        staged,
+      }),
+    );
+    if (view.size !== this.#size) throw new DriverError('INTERNAL', `the hold recorded ${view.size} bytes, expected ${this.#size}`);
+    this.#recorded.push(...parts);
+    this.#uploaded.clear();
+    this.#staged = staged;
+    this.#durableSize = view.size;
+  }
+
+  /** The last part (the tail, possibly empty), then every part in order. */
+  async #finishParts(): Promise<HoldPart[]> {
+    const tail = this.#tailBytes();
+    const anyPart = this.#recorded.length + this.#uploaded.size > 0;
+    if (!this.#finalPart && (tail.length > 0 || !anyPart)) {
+      const partNumber = this.#nextPart++;
+      const etag = await this.#putPart(partNumber, tail);
+      this.#finalPart = { part_number: partNumber, etag, size: tail.length };
+    }
+    const parts = [...this.#recorded, ...this.#uploaded.values()];
+    if (this.#finalPart) parts.push(this.#finalPart);
+    return parts.sort((a, b) => a.part_number - b.part_number);
+  }
+
+  /** New bytes after a failed commit: the final part is no longer final. */
+  #discardFinalPart(): void {
+    this.#nextPart = (this.#finalPart as HoldPart).part_number;
+    this.#finalPart = undefined;
+  }
+
+  async #hashStoredObject(algorithm: DigestAlgorithm): Promise<string> {
+    const { hold, did, transport } = this.#ctx;
+    const hash = createHash(algorithm);
+    const stream = await transport.getStream(async () =>
+      (await mappingHoldErrors(() => hold.getPresignedUrl(did, this.#uploadName, { uploadId: this.#uploadId }))).url,
+    );
+    for await (const chunk of stream) hash.update(chunk as Buffer);
+    return `${algorithm}:${hash.digest('hex')}`;
+  }
+
+  async #publish(digest: string, size: number): Promise<void> {
+    const { hold, did } = this.#ctx;
+    try {
+      await hold.move(did, this.#uploadName, digest, size);
+    } catch (err) {
+      // A retried move whose first attempt succeeded finds the upload gone.
+      if ((err as { code?: string }).code !== 'UPLOAD_UNKNOWN') throw toDriverError(err);
+      const existing = await mappingHoldErrors(() => hold.stat(did, digest));
+      if (existing.size !== size) throw new DriverError('INTERNAL', 'the upload vanished before it was published');
+    }
+  }
+
+  async #loadTail(): Promise<void> {
+    const { hold, did, transport } = this.#ctx;
+    const staged = this.#staged.filter((segment) => segment.offset >= this.#partBytes);
+    await this.#allocateBuffer();
+    const buffer = this.#buffer as Buffer;
+    for (const segment of staged) {
+      const bytes = await transport.getBytes(
+        async () =>
+          (await mappingHoldErrors(() => hold.getPresignedUrl(did, this.#uploadName, { uploadId: this.#uploadId, offset: segment.offset }))).url,
+        segment.size,
+        this.#abort.signal,
+      );
+      buffer.set(bytes, segment.offset - this.#partBytes);
+    }
+    this.#fill = this.#size - this.#partBytes;
+    this.#tailLoaded = true;
+  }
+
+  #tailBytes(): Buffer {
+    if (this.#buffer) return this.#buffer.subarray(0, this.#fill);
+    return this.#compact ?? Buffer.alloc(0);
+  }
+
+  /** After a request: keep a small copy of the tail if the budget allows, free the part buffer. */
+  #compactTail(): void {
+    if (!this.#buffer) return;
+    const tail = this.#buffer.subarray(0, this.#fill);
+    const reserved = this.#bufferReserved;
+    this.#buffer = undefined;
+    this.#bufferReserved = 0;
+    this.#fill = 0;
+    if (tail.length > 0 && this.#ctx.budget.tryAcquire(tail.length)) {
+      this.#compact = Buffer.from(tail);
+    } else {
+      this.#tailLoaded = tail.length === 0;
+    }
+    this.#ctx.budget.release(reserved);
+  }
+
+  #releaseBuffers(): void {
+    if (this.#buffer) this.#ctx.budget.release(this.#bufferReserved);
+    this.#buffer = undefined;
+    this.#bufferReserved = 0;
+    this.#fill = 0;
+    this.releaseIdleMemory();
+  }
+
+  #finish(state: WriterState): void {
+    this.#state = state;
+    this.#hash = undefined;
+    this.#releaseBuffers();
+    this.#ctx.retire(this);
+  }
+}

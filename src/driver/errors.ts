@@ -1,0 +1,30 @@
+import { HoldClientError } from './hold-client.ts';
+import { DriverError, type DriverErrorCode } from './types.ts';
+
+const DRIVER_CODE_FOR: Readonly<Record<string, DriverErrorCode>> = Object.freeze({
+  UPLOAD_UNKNOWN: 'BLOB_UPLOAD_UNKNOWN',
+  BLOB_UNKNOWN: 'BLOB_UNKNOWN',
+  DIGEST_INVALID: 'DIGEST_INVALID',
+  SIZE_INVALID: 'SIZE_INVALID',
+  RANGE_INVALID: 'RANGE_INVALID',
+  UPLOAD_STATE_CONFLICT: 'BLOB_UPLOAD_INVALID',
+  UPLOAD_NOT_COMPLETE: 'BLOB_UPLOAD_INVALID',
+  DENIED: 'DENIED',
+  UNAUTHORIZED: 'DENIED',
+  BACKEND_UNAVAILABLE: 'UNAVAILABLE',
+});
+
+/** Hold client errors become driver errors; the registry maps those to OCI codes. */
+export function toDriverError(err: unknown): unknown {
+  if (!(err instanceof HoldClientError)) return err;
+  const code = DRIVER_CODE_FOR[err.code] ?? (err.status >= 500 ? 'UNAVAILABLE' : 'INTERNAL');
+  return new DriverError(code, err.message, { cause: err });
+}
+
+export async function mappingHoldErrors<T>(work: () => Promise<T>): Promise<T> {
+  try {
+    return await work();
+  } catch (err) {
+    throw toDriverError(err);
+  }
+}

@@ -1,0 +1,59 @@
+/**
+ * One budget of buffered bytes shared by every writer of a driver. A writer
+ * reserves a whole part before it starts filling it, so writers that hold a
+ * reservation can always finish their part and give it back: the budget can
+ * run out, but it cannot deadlock while it is at least one part.
+ */
+export class MemoryBudget {
+  readonly limit: number;
+  #used = 0;
+  #peak = 0;
+  readonly #waiters: { bytes: number; resolve: () => void }[] = [];
+
+  constructor(limit: number) {
+    if (!Number.isSafeInteger(limit) || limit <= 0) throw new RangeError('memory budget must be a positive number of bytes');
+    this.limit = limit;
+  }
+
+  get used(): number {
+    return this.#used;
+  }
+
+  /** The most bytes ever reserved at once. */
+  get peak(): number {
+    return this.#peak;
+  }
+
+  /** Waits until `bytes` fit, first come first served. */
+  async acquire(bytes: number): Promise<void> {
+    if (bytes > this.limit) throw new RangeError(`cannot reserve ${bytes} bytes from a budget of ${this.limit}`);
+    if (this.#waiters.length === 0 && this.#used + bytes <= this.limit) {
+      this.#take(bytes);
+      return;
+    }
+    await new Promise<void>((resolve) => this.#waiters.push({ bytes, resolve }));
+  }
+
+  /** Reserves `bytes` only if they fit now. */
+  tryAcquire(bytes: number): boolean {
+    if (this.#waiters.length > 0 || this.#used + bytes > this.limit) return false;
+    this.#take(bytes);
+    return true;
+  }
+
+  release(bytes: number): void {
+    this.#used = Math.max(0, this.#used - bytes);
+    while (this.#waiters.length > 0) {
+      const next = this.#waiters[0] as { bytes: number; resolve: () => void };
+      if (this.#used + next.bytes > this.limit) break;
+      this.#waiters.shift();
+      this.#take(next.bytes);
+      next.resolve();
+    }
+  }
+
+  #take(bytes: number): void {
+    this.#used += bytes;
+    if (this.#used > this.#peak) this.#peak = this.#used;
+  }
+}

@@ -1,0 +1,101 @@
+import type { Readable } from 'node:stream';
+
+/**
+ * The storage driver's contract, modelled on distribution's BlobStore and
+ * BlobWriter. A `BlobStore` acts for one DID against one hold.
+ */
+export interface Descriptor {
+  digest: string;
+  size: number;
+  mediaType?: string;
+}
+
+/** What a commit asserts: the digest always, the size when the client sent one. */
+export interface CommitDescriptor {
+  digest: string;
+  size?: number;
+  mediaType?: string;
+}
+
+export interface ByteRange {
+  /** First byte, inclusive. */
+  start: number;
+  /** Last byte, inclusive. */
+  end: number;
+}
+
+export interface BlobStore {
+  /** Size of the blob at `digest`; throws `BLOB_UNKNOWN` when there is none. */
+  stat(digest: string): Promise<Descriptor>;
+  /** Streams the blob (or a range of it) from storage through a presigned GET. */
+  open(digest: string, range?: ByteRange): Promise<Readable>;
+  /** A presigned GET URL for the blob, for a client redirect. */
+  redirectURL(digest: string, method?: 'GET' | 'HEAD'): Promise<{ url: string; expiresAt: Date }>;
+  /** Starts an upload. Durable when it resolves: `resume(writer.id)` finds it. */
+  create(options?: CreateOptions): Promise<BlobWriter>;
+  /**
+   * The writer for an upload started earlier, in this process or another.
+   * Throws `BLOB_UPLOAD_UNKNOWN` when the upload is gone.
+   */
+  resume(id: string): Promise<BlobWriter>;
+  /** Deletes the blob; resolves `false` when there was none. */
+  delete(digest: string): Promise<boolean>;
+}
+
+export interface CreateOptions {
+  /** The digest the caller expects, when known up front. */
+  digest?: string;
+}
+
+export interface BlobWriter {
+  /** Opaque, URL-safe; pass it to `BlobStore.resume`. */
+  readonly id: string;
+  readonly startedAt: Date;
+  /** Bytes accepted so far. After `close()` resolves, all of them are durable. */
+  readonly size: number;
+  /**
+   * Accepts bytes. Resolves once the writer can take more (backpressure):
+   * while this writer has its maximum parts in flight, or the driver's memory
+   * budget is spent, it waits.
+   */
+  write(chunk: Uint8Array): Promise<void>;
+  /** Writes everything from `source`, honouring backpressure; resolves to bytes read. */
+  readFrom(source: AsyncIterable<Uint8Array> | Iterable<Uint8Array>): Promise<number>;
+  /**
+   * Ends one request's worth of writing. When it resolves every accepted byte
+   * is durable (full parts in the multipart upload, the tail as staged
+   * segments) and the upload can be resumed anywhere. Safe to call twice.
+   */
+  close(): Promise<void>;
+  /**
+   * Finishes the upload: sends the last part, completes it, verifies the
+   * digest (and size, when given) and publishes the blob at its content
+   * address. On a mismatch it throws `DIGEST_INVALID` or `SIZE_INVALID` and
+   * removes the upload, leaving nothing at the digest.
+   */
+  commit(descriptor: CommitDescriptor): Promise<Descriptor>;
+  /** Aborts the upload and deletes its staged data. Safe to call twice. */
+  cancel(): Promise<void>;
+}
+
+export type DriverErrorCode =
+  | 'BLOB_UNKNOWN'
+  | 'BLOB_UPLOAD_UNKNOWN'
+  | 'BLOB_UPLOAD_INVALID'
+  | 'DIGEST_INVALID'
+  | 'SIZE_INVALID'
+  | 'RANGE_INVALID'
+  | 'BLOB_TOO_LARGE'
+  | 'DENIED'
+  | 'UNAVAILABLE'
+  | 'INTERNAL';
+
+export class DriverError extends Error {
+  readonly code: DriverErrorCode;
+
+  constructor(code: DriverErrorCode, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'DriverError';
+    this.code = code;
+  }
+}
