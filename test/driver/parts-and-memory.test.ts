@@ -1,0 +1,87 @@
+import { expect } from 'chai';
+import { BACKENDS, DIDS } from '../support/hold-harness.ts';
+import { MiB, randomBlob, sha256 } from '../support/bytes.ts';
+import { readAll, startDriverFixture, type DriverFixture } from '../support/driver-harness.ts';
+import { DriverError } from '../../src/driver/index.ts';
+
+for (const backend of BACKENDS) {
+  describe(`storage driver parts and memory (${backend})`, function () {
+    let fixture: DriverFixture;
+
+    before(async function () {
+      fixture = await startDriverFixture(backend);
+    });
+    after(async function () {
+      await fixture?.close();
+    });
+
+    for (const [provider, partSize] of [
+      ['minio', 5 * MiB],
+      ['r2', 5 * MiB],
+      ['storj', 64 * MiB],
+    ] as const) {
+      it(`sends every non-final part at exactly the part size (${provider}, ${partSize / MiB} MiB) across odd PATCH shapes`, async function () {
+        const driver = fixture.driver({ provider, partSize, memoryBudget: 4 * partSize + 64 * MiB });
+        const store = driver.blobStore(DIDS.owner);
+        const scale = partSize / (5 * MiB);
+        const shape = [7 * MiB * scale, 3 * MiB * scale, 9 * MiB * scale, 1];
+        const blob = randomBlob(shape.reduce((a, b) => a + b, 0));
+        fixture.requests.length = 0;
+        let writer = await store.create();
+        let offset = 0;
+        for (const length of shape) {
+          await writer.write(blob.subarray(offset, offset + length));
+          offset += length;
+          await writer.close();
+          writer = await store.resume(writer.id);
+        }
+        await writer.commit({ digest: sha256(blob), size: blob.length });
+        const parts = fixture.requests.filter((event) => event.kind === 'part' && event.status === 200).map((event) => event.bytes);
+        expect(parts.length).to.be.greaterThan(1);
+        for (const size of parts.slice(0, -1)) expect(size).to.equal(partSize);
+        expect(parts.reduce((a, b) => a + b, 0)).to.equal(blob.length);
+        expect((await readAll(await store.open(sha256(blob)))).equals(blob)).to.equal(true);
+      });
+    }
+
+    it('keeps buffered bytes within the memory budget across many concurrent uploads', async function () {
+      const driver = fixture.driver({ partSize: 5 * MiB, memoryBudget: 20 * MiB, maxPartsInFlight: 4 });
+      const store = driver.blobStore(DIDS.owner);
+      const blobs = Array.from({ length: 8 }, () => randomBlob(12 * MiB + 17));
+      await Promise.all(
+        blobs.map(async (blob) => {
+          const writer = await store.create();
+          for (let offset = 0; offset < blob.length; offset += MiB) await writer.write(blob.subarray(offset, offset + MiB));
+          await writer.commit({ digest: sha256(blob), size: blob.length });
+        }),
+      );
+      expect(driver.budget.peak).to.be.at.most(20 * MiB);
+      expect(driver.budget.used).to.equal(0);
+      for (const blob of blobs) expect((await store.stat(sha256(blob))).size).to.equal(blob.length);
+    });
+
+    it('makes progress when the budget holds exactly one part', async function () {
+      const driver = fixture.driver({ partSize: 5 * MiB, memoryBudget: 5 * MiB });
+      const store = driver.blobStore(DIDS.owner);
+      const blobs = Array.from({ length: 3 }, () => randomBlob(11 * MiB));
+      await Promise.all(
+        blobs.map(async (blob) => {
+          const writer = await store.create();
+          await writer.write(blob);
+          await writer.commit({ digest: sha256(blob) });
+        }),
+      );
+      expect(driver.budget.peak).to.equal(5 * MiB);
+    });
+
+    it('refuses bytes beyond the largest blob an equal-part profile can hold', async function () {
+      const driver = fixture.driver({ provider: 'r2', partSize: 5 * MiB });
+      const writer = await driver.blobStore(DIDS.owner).create();
+      const huge = { length: 5 * MiB * 10_000 + 1, subarray: () => new Uint8Array(0) } as unknown as Uint8Array;
+      const error = await writer.write(huge).catch((err: unknown) => err);
+      expect(error).to.be.instanceOf(DriverError);
+      expect((error as DriverError).code).to.equal('BLOB_TOO_LARGE');
+      await writer.cancel();
+    });
+  });
+}

@@ -1,0 +1,126 @@
+import { expect } from 'chai';
+import { MockAgent } from 'undici';
+import { ServiceTokenSigner } from '../../src/core/service-token.ts';
+import { parseDriverConfig } from '../../src/driver/config.ts';
+import { HoldClient, HoldClientError } from '../../src/driver/hold-client.ts';
+import { MemoryBudget } from '../../src/driver/memory-budget.ts';
+import { maxBlobSize, partSizeFor } from '../../src/driver/part-size.ts';
+import { Transport } from '../../src/driver/transport.ts';
+import { decodeWriterId, encodeWriterId } from '../../src/driver/writer-id.ts';
+import { ConfigError } from '../../src/hold/config.ts';
+import { generateSigningKey } from '../support/hold-harness.ts';
+
+const MiB = 1024 * 1024;
+const GiB = 1024 * MiB;
+
+describe('part sizes', function () {
+  it('keeps equal parts on equal-part profiles and grows elsewhere', function () {
+    expect(partSizeFor(1, 5 * MiB, true)).to.equal(5 * MiB);
+    expect(partSizeFor(9999, 5 * MiB, true)).to.equal(5 * MiB);
+    expect(partSizeFor(2000, 5 * MiB, false)).to.equal(5 * MiB);
+    expect(partSizeFor(2001, 5 * MiB, false)).to.equal(10 * MiB);
+    expect(partSizeFor(8001, 64 * MiB, false)).to.equal(1024 * MiB);
+    expect(partSizeFor(8001, 64 * MiB, false, 512 * MiB)).to.equal(512 * MiB);
+  });
+
+  it('documents the largest blob per profile', function () {
+    expect(maxBlobSize(5 * MiB, true)).to.equal(50_000 * MiB);
+    expect(maxBlobSize(64 * MiB, true)).to.equal(625 * GiB);
+    expect(maxBlobSize(5 * MiB, false)).to.equal(2000 * (5 + 10 + 20 + 40 + 80) * MiB);
+  });
+});
+
+describe('memory budget', function () {
+  it('serves waiters in order as bytes are released', async function () {
+    const budget = new MemoryBudget(10);
+    await budget.acquire(6);
+    const order: string[] = [];
+    const a = budget.acquire(6).then(() => order.push('a'));
+    const b = budget.acquire(1).then(() => order.push('b'));
+    expect(budget.tryAcquire(1)).to.equal(false);
+    budget.release(6);
+    await Promise.all([a, b]);
+    expect(order).to.deep.equal(['a', 'b']);
+    expect(budget.used).to.equal(7);
+    expect(await budget.acquire(11).catch((err: unknown) => err)).to.be.instanceOf(RangeError);
+  });
+});
+
+describe('writer ids', function () {
+  it('round-trips and rejects junk', function () {
+    const name = 'uploads/temp-0a1b2c3d-0000-4000-8000-123456789abc';
+    const id = encodeWriterId(name, 'ZjA2/+=upload~id');
+    expect(id).to.match(/^[0-9a-f-]{36}\.[A-Za-z0-9_-]+$/);
+    expect(decodeWriterId(id)).to.deep.equal({ uploadName: name, uploadId: 'ZjA2/+=upload~id' });
+    for (const junk of ['', 'x.y', '../../etc.passwd', `${'0'.repeat(36)}.!`]) expect(() => decodeWriterId(junk)).to.throw();
+  });
+});
+
+describe('driver config', function () {
+  const base = { hold: { url: 'http://127.0.0.1:1', audience: 'did:web:hold' }, issuer: 'did:web:registry', privateKey: 'PEM' };
+
+  it('applies provider presets', function () {
+    expect(parseDriverConfig({ ...base, provider: 'storj' }).partSize).to.equal(64 * MiB);
+    expect(parseDriverConfig({ ...base, provider: 'r2' }).equalParts).to.equal(true);
+    expect(parseDriverConfig(base).maxPartsInFlight).to.equal(4);
+  });
+
+  it('names the part-size limits', function () {
+    for (const partSize of [5 * MiB - 1, 64 * MiB + 1]) {
+      const error = (() => {
+        try {
+          parseDriverConfig({ ...base, partSize });
+        } catch (err) {
+          return err;
+        }
+      })();
+      expect(error).to.be.instanceOf(ConfigError);
+      expect((error as ConfigError).message).to.match(/partSize must be from 5242880 \(5 MiB\) to 67108864 \(64 MiB\)/);
+    }
+  });
+});
+
+describe('hold client against answers a real hold cannot give', function () {
+  let agent: MockAgent;
+  let client: HoldClient;
+
+  beforeEach(async function () {
+    agent = new MockAgent();
+    agent.disableNetConnect();
+    const signer = new ServiceTokenSigner({ issuer: 'did:web:r', privateKey: (await generateSigningKey()).privateKey });
+    client = new HoldClient({ url: 'http://hold.invalid', audience: 'did:web:h', signer, dispatcher: agent, retry: { attempts: 3, baseDelayMs: 1, maxDelayMs: 2 } });
+  });
+  afterEach(async function () {
+    await agent.close();
+  });
+
+  it('retries 503 and a dropped connection, then succeeds', async function () {
+    const pool = agent.get('http://hold.invalid');
+    pool.intercept({ path: '/stat', method: 'POST' }).reply(503, { error: { code: 'BACKEND_UNAVAILABLE', message: 'x' } });
+    pool.intercept({ path: '/stat', method: 'POST' }).replyWithError(Object.assign(new Error('reset'), { code: 'ECONNRESET' }));
+    pool.intercept({ path: '/stat', method: 'POST' }).reply(200, { digest: 'sha256:x', size: 1 });
+    expect(await client.stat('did:plc:a', 'sha256:x')).to.deep.equal({ digest: 'sha256:x', size: 1 });
+  });
+
+  it('does not retry a 500 and reports a non-JSON body clearly', async function () {
+    agent.get('http://hold.invalid').intercept({ path: '/stat', method: 'POST' }).reply(500, '<html>oops</html>');
+    const error = (await client.stat('did:plc:a', 'sha256:x').catch((err: unknown) => err)) as HoldClientError;
+    expect(error).to.be.instanceOf(HoldClientError);
+    expect(error.status).to.equal(500);
+    expect(error.code).to.equal('UNKNOWN');
+  });
+
+  it('gives up on a storage 400 at once, and after the retries on 503', async function () {
+    const transport = new Transport({ dispatcher: agent, retry: { attempts: 3, baseDelayMs: 1, maxDelayMs: 2 }, timeoutMs: 1000 });
+    const storage = agent.get('http://s3.invalid');
+    storage.intercept({ path: '/bad', method: 'PUT' }).reply(400, '<Error><Code>InvalidArgument</Code></Error>');
+    const bad = await transport.put(async () => 'http://s3.invalid/bad', Buffer.from('x'), 'part').catch((err: unknown) => err);
+    expect((bad as Error).message).to.match(/400 \(InvalidArgument\)/);
+    storage.intercept({ path: '/busy', method: 'PUT' }).reply(503, '<Error><Code>SlowDown</Code></Error>').times(3);
+    const busy = await transport.put(async () => 'http://s3.invalid/busy', Buffer.from('x'), 'part').catch((err: unknown) => err);
+    expect((busy as { code: string }).code).to.equal('UNAVAILABLE');
+    storage.intercept({ path: '/noetag', method: 'PUT' }).reply(200, '').times(3);
+    const noEtag = await transport.put(async () => 'http://s3.invalid/noetag', Buffer.from('x'), 'part').catch((err: unknown) => err);
+    expect((noEtag as Error).message).to.match(/without an ETag/);
+  });
+});
