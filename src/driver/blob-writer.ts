@@ -75,7 +75,6 @@ export class HoldBlobWriter implements BlobWriter {
   #size: number;
   #buffer: Buffer | undefined;
   #fill = 0;
-  #bufferReserved = 0;
   /** An idle tail kept between requests, when the budget had room for it. */
   #compact: Buffer | undefined;
   #tailLoaded: boolean;
@@ -242,9 +241,7 @@ export class HoldBlobWriter implements BlobWriter {
 
   async #allocateBuffer(): Promise<void> {
     const partSize = partSizeFor(this.#nextPart, this.#basePartSize, this.#equalParts, this.#ctx.maxPartSize);
-    await this.#ctx.budget.acquire(partSize);
-    this.#buffer = Buffer.allocUnsafe(partSize);
-    this.#bufferReserved = partSize;
+    this.#buffer = await this.#ctx.budget.allocate(partSize);
     this.#fill = 0;
     if (this.#compact) {
       this.#buffer.set(this.#compact, 0);
@@ -258,10 +255,8 @@ export class HoldBlobWriter implements BlobWriter {
     while (this.#inFlight.size >= this.#ctx.maxPartsInFlight) await Promise.race(this.#inFlight.values());
     if (this.#failure) this.#fail(this.#failure);
     const body = this.#buffer as Buffer;
-    const reserved = this.#bufferReserved;
     const partNumber = this.#nextPart++;
     this.#buffer = undefined;
-    this.#bufferReserved = 0;
     this.#fill = 0;
     this.#partBytes += body.length;
     const task = this.#putPart(partNumber, body)
@@ -272,7 +267,7 @@ export class HoldBlobWriter implements BlobWriter {
         this.#failure ??= err;
       })
       .finally(() => {
-        this.#ctx.budget.release(reserved);
+        this.#ctx.budget.recycle(body);
         this.#inFlight.delete(partNumber);
       });
     this.#inFlight.set(partNumber, task);
@@ -404,23 +399,21 @@ export class HoldBlobWriter implements BlobWriter {
   /** After a request: keep a small copy of the tail if the budget allows, free the part buffer. */
   #compactTail(): void {
     if (!this.#buffer) return;
-    const tail = this.#buffer.subarray(0, this.#fill);
-    const reserved = this.#bufferReserved;
+    const buffer = this.#buffer;
+    const tail = buffer.subarray(0, this.#fill);
     this.#buffer = undefined;
-    this.#bufferReserved = 0;
     this.#fill = 0;
     if (tail.length > 0 && this.#ctx.budget.tryAcquire(tail.length)) {
       this.#compact = Buffer.from(tail);
     } else {
       this.#tailLoaded = tail.length === 0;
     }
-    this.#ctx.budget.release(reserved);
+    this.#ctx.budget.recycle(buffer);
   }
 
   #releaseBuffers(): void {
-    if (this.#buffer) this.#ctx.budget.release(this.#bufferReserved);
+    if (this.#buffer) this.#ctx.budget.recycle(this.#buffer);
     this.#buffer = undefined;
-    this.#bufferReserved = 0;
     this.#fill = 0;
     this.releaseIdleMemory();
   }

@@ -3,11 +3,17 @@
  * reserves a whole part before it starts filling it, so writers that hold a
  * reservation can always finish their part and give it back: the budget can
  * run out, but it cannot deadlock while it is at least one part.
+ *
+ * Part buffers are pooled: a finished part's buffer is reused by the next
+ * writer instead of waiting for the garbage collector, so the memory actually
+ * held (in use plus pooled) stays within the limit.
  */
 export class MemoryBudget {
   readonly limit: number;
   #used = 0;
   #peak = 0;
+  readonly #pool: Buffer[] = [];
+  #pooledBytes = 0;
   readonly #waiters: { bytes: number; resolve: () => void }[] = [];
 
   constructor(limit: number) {
@@ -41,6 +47,25 @@ export class MemoryBudget {
     return true;
   }
 
+  /** Reserves `size` bytes and hands out a buffer of that size, reusing a pooled one when it can. */
+  async allocate(size: number): Promise<Buffer> {
+    await this.acquire(size);
+    const index = this.#pool.findIndex((buffer) => buffer.length === size);
+    if (index !== -1) {
+      this.#pooledBytes -= size;
+      return this.#pool.splice(index, 1)[0] as Buffer;
+    }
+    this.#trimPool(this.limit - this.#used);
+    return Buffer.allocUnsafe(size);
+  }
+
+  /** Returns a buffer from `allocate` to the pool and releases its reservation. */
+  recycle(buffer: Buffer): void {
+    this.#pool.push(buffer);
+    this.#pooledBytes += buffer.length;
+    this.release(buffer.length);
+  }
+
   release(bytes: number): void {
     this.#used = Math.max(0, this.#used - bytes);
     while (this.#waiters.length > 0) {
@@ -52,7 +77,15 @@ export class MemoryBudget {
     }
   }
 
+  /** Drops pooled buffers until at most `room` bytes stay pooled. */
+  #trimPool(room: number): void {
+    while (this.#pooledBytes > Math.max(0, room) && this.#pool.length > 0) {
+      this.#pooledBytes -= (this.#pool.shift() as Buffer).length;
+    }
+  }
+
   #take(bytes: number): void {
+    this.#trimPool(this.limit - this.#used - bytes);
     this.#used += bytes;
     if (this.#used > this.#peak) this.#peak = this.#used;
   }
