@@ -9,17 +9,20 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { mochaGlobalTeardown } from '../test/support/global-fixtures.ts';
 import { runDriverMemory } from './driver-memory.ts';
+import { runResumeRehash } from './resume-rehash.ts';
 
 const quick = process.argv.includes('--quick');
 const resultsDir = path.join(path.dirname(fileURLToPath(import.meta.url)), 'results');
 
 try {
   const driverMemory = await runDriverMemory({ quick });
+  const resumeRehash = await runResumeRehash({ quick });
   const report = {
     generatedAt: new Date().toISOString(),
     quick,
     machine: { cores: os.cpus().length, memoryGiB: Math.round(os.totalmem() / 2 ** 30), node: process.version },
     driverMemory,
+    resumeRehash,
   };
   await mkdir(resultsDir, { recursive: true });
   await writeFile(path.join(resultsDir, 'latest.json'), `${JSON.stringify(report, null, 2)}\n`);

@@ -40,10 +40,11 @@ export class MemoryBudget {
     await new Promise<void>((resolve) => this.#waiters.push({ bytes, resolve }));
   }
 
-  /** Reserves `bytes` only if they fit now. */
+  /** Reserves `bytes` for memory held outside the pool, only if they fit now. */
   tryAcquire(bytes: number): boolean {
     if (this.#waiters.length > 0 || this.#used + bytes > this.limit) return false;
     this.#take(bytes);
+    this.#trimPool(this.limit - this.#used);
     return true;
   }
 
@@ -85,7 +86,6 @@ export class MemoryBudget {
   }
 
   #take(bytes: number): void {
-    this.#trimPool(this.limit - this.#used - bytes);
     this.#used += bytes;
     if (this.#used > this.#peak) this.#peak = this.#used;
   }

@@ -46,6 +46,28 @@ describe('memory budget', function () {
   });
 });
 
+describe('memory budget buffer pool', function () {
+  it('hands a recycled buffer to the next waiter instead of allocating', async function () {
+    const budget = new MemoryBudget(2 * MiB);
+    const first = await budget.allocate(MiB);
+    const second = await budget.allocate(MiB);
+    const waiting = budget.allocate(MiB);
+    budget.recycle(first);
+    expect(await waiting).to.equal(first);
+    budget.recycle(second);
+    expect(await budget.allocate(MiB)).to.equal(second);
+  });
+
+  it('drops pooled buffers to make room for other reservations', async function () {
+    const budget = new MemoryBudget(2 * MiB);
+    budget.recycle(await budget.allocate(2 * MiB));
+    expect(budget.tryAcquire(MiB)).to.equal(true);
+    const other = await budget.allocate(MiB);
+    expect(other.length).to.equal(MiB);
+    expect(budget.used).to.equal(2 * MiB);
+  });
+});
+
 describe('writer ids', function () {
   it('round-trips and rejects junk', function () {
     const name = 'uploads/temp-0a1b2c3d-0000-4000-8000-123456789abc';
