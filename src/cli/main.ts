@@ -1,14 +1,20 @@
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { createLogger } from '../core/logger.ts';
-import { ConfigError, loadHoldConfig, parseHoldConfig } from '../hold/config.ts';
+import { ConfigError, loadHoldConfig } from '../hold/config.ts';
 import { Hold } from '../hold/hold.ts';
+import { hashPassword } from '../registry/auth/users.ts';
+import { loadRegistryConfig } from '../registry/config.ts';
+import { Registry } from '../registry/registry.ts';
+import { startEmbedded } from './embedded.ts';
 import { ensureSigningKey } from './keys.ts';
 
 const USAGE = `usage:
-  holdfast start [--data DIR] [--port N]    embedded hold on 127.0.0.1 (filesystem backend)
+  holdfast start [--data DIR] [--port N]    registry + hold on 127.0.0.1:5000 (filesystem, SQLite, no auth)
+  holdfast registry --config registry.yaml  run a registry
   holdfast hold --config hold.yaml          run a hold service
-  holdfast keygen --out DIR                 create a registry service-token key pair`;
+  holdfast keygen --out DIR                 create a registry service-token key pair
+  holdfast hash-password                    read a password on stdin, print its bcrypt hash`;
 
 const logger = createLogger({ base: { service: 'holdfast' } });
 
@@ -27,20 +33,26 @@ async function main(argv: string[]): Promise<void> {
       await serve(hold);
       return;
     }
+    case 'registry': {
+      if (!values.config) throw new UsageError('registry needs --config FILE');
+      const registry = await Registry.create(await loadRegistryConfig(values.config), { logger, defaultMetrics: true });
+      const address = await registry.listen();
+      logger.info({ address }, 'registry listening');
+      onSignal(() => registry.close());
+      return;
+    }
     case 'start': {
       const dataDir = path.resolve(values.data ?? 'data');
       const port = Number(values.port ?? process.env.PORT ?? 5000);
-      const keys = await ensureSigningKey(path.join(dataDir, 'keys'));
-      const config = parseHoldConfig({
-        listen: { host: '127.0.0.1', port },
-        identity: 'did:web:localhost',
-        owner: 'did:web:localhost',
-        trustedIssuers: [{ issuer: 'did:web:localhost', publicKey: keys.publicKey }],
-        storage: { backend: 'fs', fs: { root: path.join(dataDir, 'hold') } },
-      });
-      const hold = await Hold.create(config, { logger, defaultMetrics: true });
-      logger.warn('embedded mode: listening on loopback only, with a key pair generated under %s', path.join(dataDir, 'keys'));
-      await serve(hold);
+      const embedded = await startEmbedded({ dataDir, port, logger });
+      logger.info({ address: `http://127.0.0.1:${port}`, data: dataDir }, 'holdfast registry listening (embedded hold, filesystem backend, SQLite)');
+      onSignal(() => embedded.close());
+      return;
+    }
+    case 'hash-password': {
+      const password = (await readStdin()).replace(/\r?\n$/, '');
+      if (!password) throw new UsageError('hash-password reads the password on stdin');
+      console.log(await hashPassword(password));
       return;
     }
     case 'keygen': {
@@ -57,12 +69,17 @@ async function main(argv: string[]): Promise<void> {
 async function serve(hold: Hold): Promise<void> {
   const address = await hold.listen();
   logger.info({ address }, 'hold listening');
+  onSignal(() => hold.close());
+}
+
+/** Drains and exits on SIGINT/SIGTERM. */
+function onSignal(close: () => Promise<void>): void {
   let stopping = false;
   const stop = (signal: string) => {
     if (stopping) return;
     stopping = true;
     logger.info({ signal }, 'draining and shutting down');
-    hold.close().then(
+    close().then(
       () => process.exit(0),
       (err: unknown) => {
         logger.error({ err }, 'shutdown failed');
@@ -72,6 +89,12 @@ async function serve(hold: Hold): Promise<void> {
   };
   process.once('SIGINT', () => stop('SIGINT'));
   process.once('SIGTERM', () => stop('SIGTERM'));
+}
+
+async function readStdin(): Promise<string> {
+  let text = '';
+  for await (const chunk of process.stdin) text += (chunk as Buffer).toString();
+  return text;
 }
 
 class UsageError extends Error {}

@@ -1,0 +1,179 @@
+import { createPrivateKey, createPublicKey, type KeyObject } from 'node:crypto';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { SignJWT, jwtVerify } from 'jose';
+import { RegistryError } from '../errors.ts';
+import { isRepositoryName } from '../names.ts';
+import type { Action, Authorizer, Identity } from './types.ts';
+import type { User, UserDirectory } from './users.ts';
+
+export interface TokenAuthorizerOptions {
+  /** Base URL of the token endpoint's host; the realm is `<publicUrl>/auth/token`. */
+  publicUrl: string;
+  service: string;
+  issuer: string;
+  /** PKCS#8 PEM (Ed25519 or P-256). */
+  signingKey: string;
+  ttlSeconds: number;
+  users: UserDirectory;
+  anonymousPull: boolean;
+  anonymousDid: string;
+}
+
+interface AccessEntry {
+  type: string;
+  name: string;
+  actions: string[];
+}
+
+/**
+ * Docker's token flow: a request without a token gets a 401 with
+ * `WWW-Authenticate: Bearer realm=…,service=…,scope=…`; the client trades
+ * Basic credentials at the realm for a short-lived JWT scoped to
+ * `repository:<name>:pull,push`. Only a repository's owner (its first path
+ * component is their handle) may push. Checked on every request.
+ */
+export class TokenAuthorizer implements Authorizer {
+  readonly #options: TokenAuthorizerOptions;
+  readonly #privateKey: KeyObject;
+  readonly #publicKey: KeyObject;
+  readonly #alg: 'EdDSA' | 'ES256';
+
+  constructor(options: TokenAuthorizerOptions) {
+    this.#options = { ...options, publicUrl: options.publicUrl.replace(/\/+$/, '') };
+    this.#privateKey = createPrivateKey(options.signingKey);
+    this.#publicKey = createPublicKey(this.#privateKey);
+    this.#alg = this.#privateKey.asymmetricKeyType === 'ed25519' ? 'EdDSA' : 'ES256';
+  }
+
+  get realm(): string {
+    return `${this.#options.publicUrl}/auth/token`;
+  }
+
+  async base(request: FastifyRequest): Promise<Identity> {
+    const caller = await this.#caller(request);
+    if (caller) return caller.identity;
+    if (request.headers.authorization) throw this.#challenge(undefined, 'invalid_token');
+    throw this.#challenge();
+  }
+
+  async authorize(request: FastifyRequest, action: Action, repository?: string): Promise<Identity> {
+    const caller = await this.#caller(request);
+    if (!caller) {
+      if (request.headers.authorization) throw this.#challenge(scopeFor(action, repository), 'invalid_token');
+      if (action === 'pull' && this.#options.anonymousPull) return { did: this.#options.anonymousDid };
+      if (action === 'catalog' && this.#options.anonymousPull) return { did: this.#options.anonymousDid };
+      throw this.#challenge(scopeFor(action, repository));
+    }
+    if (!caller.allows(action, repository)) {
+      if (caller.user && action === 'push' && repository && !this.#allowedActions(caller.user, 'repository', repository).includes('push')) {
+        throw new RegistryError('DENIED', `${caller.user.username} may not push to ${repository}`);
+      }
+      throw this.#challenge(scopeFor(action, repository), 'insufficient_scope');
+    }
+    return caller.identity;
+  }
+
+  /** `GET /auth/token?service=&scope=…` with optional Basic credentials. */
+  register(app: FastifyInstance): void {
+    app.get('/auth/token', async (request, reply) => {
+      const basic = parseBasic(request.headers.authorization);
+      let user: User | undefined;
+      if (basic) {
+        user = await this.#options.users.verify(basic.username, basic.password);
+        if (!user) throw new RegistryError('UNAUTHORIZED', 'invalid username or password');
+      }
+      const query = request.query as Record<string, string | string[] | undefined>;
+      const scopes = [query.scope ?? []].flat().flatMap((scope) => scope.split(' ')).filter(Boolean);
+      const access: AccessEntry[] = [];
+      for (const scope of scopes) {
+        const parsed = parseScope(scope);
+        if (!parsed) continue;
+        const granted = parsed.actions.filter((requested) => this.#allowedActions(user, parsed.type, parsed.name).includes(requested));
+        if (granted.length > 0) access.push({ type: parsed.type, name: parsed.name, actions: granted });
+      }
+      const issuedAt = Math.floor(Date.now() / 1000);
+      const token = await new SignJWT({ access, ...(user ? { did: user.did } : {}) })
+        .setProtectedHeader({ alg: this.#alg })
+        .setIssuer(this.#options.issuer)
+        .setAudience(this.#options.service)
+        .setSubject(user?.username ?? '')
+        .setIssuedAt(issuedAt)
+        .setExpirationTime(issuedAt + this.#options.ttlSeconds)
+        .sign(this.#privateKey);
+      return reply.code(200).send({ token, access_token: token, expires_in: this.#options.ttlSeconds, issued_at: new Date(issuedAt * 1000).toISOString() });
+    });
+  }
+
+  #allowedActions(user: User | undefined, type: string, name: string): string[] {
+    if (type === 'registry' && name === 'catalog') return user || this.#options.anonymousPull ? ['*'] : [];
+    if (type !== 'repository' || !isRepositoryName(name)) return [];
+    const actions: string[] = [];
+    if (user || this.#options.anonymousPull) actions.push('pull');
+    if (user && name.split('/')[0] === user.handle) actions.push('push', 'delete', '*');
+    return actions;
+  }
+
+  async #caller(request: FastifyRequest): Promise<{ identity: Identity; user?: User; allows: (action: Action, repository?: string) => boolean } | undefined> {
+    const header = request.headers.authorization;
+    if (!header) return undefined;
+    const basic = parseBasic(header);
+    if (basic) {
+      const user = await this.#options.users.verify(basic.username, basic.password);
+      if (!user) return undefined;
+      return {
+        identity: { did: user.did, username: user.username },
+        user,
+        allows: (action, repository) =>
+          action === 'catalog' ? true : this.#allowedActions(user, 'repository', repository ?? '').includes(action),
+      };
+    }
+    const token = /^Bearer (.+)$/.exec(header)?.[1];
+    if (!token) return undefined;
+    try {
+      const { payload } = await jwtVerify(token, this.#publicKey, { issuer: this.#options.issuer, audience: this.#options.service, algorithms: [this.#alg] });
+      const access = (Array.isArray(payload.access) ? payload.access : []) as AccessEntry[];
+      const user = typeof payload.sub === 'string' && payload.sub ? this.#options.users.byUsername(payload.sub) : undefined;
+      const identity = user ? { did: user.did, username: user.username } : { did: this.#options.anonymousDid };
+      return {
+        identity,
+        user,
+        allows: (action, repository) =>
+          access.some((entry) =>
+            action === 'catalog'
+              ? entry.type === 'registry' && entry.name === 'catalog'
+              : entry.type === 'repository' && entry.name === repository && (entry.actions.includes(action) || entry.actions.includes('*')),
+          ),
+      };
+    } catch {
+      return undefined;
+    }
+  }
+
+  #challenge(scope?: string, error?: string): RegistryError {
+    const parts = [`realm="${this.realm}"`, `service="${this.#options.service}"`];
+    if (scope) parts.push(`scope="${scope}"`);
+    if (error) parts.push(`error="${error}"`);
+    return new RegistryError('UNAUTHORIZED', undefined, { headers: { 'www-authenticate': `Bearer ${parts.join(',')}` } });
+  }
+}
+
+function scopeFor(action: Action, repository?: string): string | undefined {
+  if (action === 'catalog') return 'registry:catalog:*';
+  if (!repository) return undefined;
+  return `repository:${repository}:${action === 'push' ? 'pull,push' : 'pull'}`;
+}
+
+function parseScope(scope: string): { type: string; name: string; actions: string[] } | undefined {
+  const match = /^([a-z]+):(.+):([a-z*,]+)$/.exec(scope);
+  if (!match) return undefined;
+  return { type: match[1] as string, name: match[2] as string, actions: (match[3] as string).split(',') };
+}
+
+function parseBasic(header: string | undefined): { username: string; password: string } | undefined {
+  const encoded = /^Basic ([A-Za-z0-9+/=]+)$/.exec(header ?? '')?.[1];
+  if (!encoded) return undefined;
+  const decoded = Buffer.from(encoded, 'base64').toString('utf8');
+  const colon = decoded.indexOf(':');
+  if (colon <= 0) return undefined;
+  return { username: decoded.slice(0, colon), password: decoded.slice(colon + 1) };
+}

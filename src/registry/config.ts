@@ -1,0 +1,103 @@
+import { readFile } from 'node:fs/promises';
+import path from 'node:path';
+import { parse as parseYaml } from 'yaml';
+import { z } from 'zod';
+import { ConfigError, applyEnvOverrides, deepFreeze } from '../hold/config.ts';
+
+const did = z.string().regex(/^did:[a-z0-9]+:[A-Za-z0-9._:%-]+$/, 'must be a DID such as did:plc:abc123');
+
+export const registryConfigSchema = z
+  .object({
+    listen: z.object({ host: z.string().default('127.0.0.1'), port: z.number().int().min(0).max(65535).default(5000) }).strict().default({ host: '127.0.0.1', port: 5000 }),
+    /** The URL clients use; the token realm is built from it. */
+    publicUrl: z.url().optional(),
+    storage: z
+      .object({
+        /** `hold` (built in) or a module specifier whose default export is `(options, context) → driver`. */
+        module: z.string().min(1).default('hold'),
+        options: z.record(z.string(), z.unknown()).default({}),
+      })
+      .strict(),
+    blobs: z.object({ delivery: z.enum(['redirect', 'proxy']).default('redirect') }).strict().default({ delivery: 'redirect' }),
+    metadata: z.discriminatedUnion('kind', [
+      z.object({ kind: z.literal('sqlite'), path: z.string().min(1).default('./data/registry.db') }).strict(),
+      z.object({ kind: z.literal('postgres'), url: z.string().min(1), maxConnections: z.number().int().min(1).max(200).default(10) }).strict(),
+    ]),
+    auth: z.discriminatedUnion('mode', [
+      z
+        .object({
+          /** No authentication; only allowed on a loopback address. */
+          mode: z.literal('none'),
+          did,
+        })
+        .strict(),
+      z
+        .object({
+          mode: z.literal('token'),
+          /** The `service` in challenges and the `aud` of registry tokens. */
+          service: z.string().min(1).default('holdfast'),
+          issuer: z.string().min(1).default('holdfast-registry'),
+          signingKey: z.string().min(1).optional(),
+          signingKeyFile: z.string().min(1).optional(),
+          usersFile: z.string().min(1),
+          tokenTtlSeconds: z.number().int().min(30).max(3600).default(300),
+          anonymousPull: z.boolean().default(true),
+          /** The DID presented to the hold for anonymous pulls. */
+          anonymousDid: did,
+        })
+        .strict(),
+    ]),
+  })
+  .strict();
+
+export type RegistryConfig = Readonly<z.output<typeof registryConfigSchema>>;
+
+export const REGISTRY_ENV_OVERRIDES = Object.freeze({
+  HOLDFAST_REGISTRY_HOST: { path: ['listen', 'host'], type: 'string' as const },
+  HOLDFAST_REGISTRY_PORT: { path: ['listen', 'port'], type: 'number' as const },
+  HOLDFAST_REGISTRY_PUBLIC_URL: { path: ['publicUrl'], type: 'string' as const },
+  HOLDFAST_DATABASE_URL: { path: ['metadata', 'url'], type: 'string' as const },
+});
+
+export function parseRegistryConfig(input: unknown, source = 'config'): RegistryConfig {
+  const result = registryConfigSchema.safeParse(input);
+  if (!result.success) {
+    throw new ConfigError(
+      source,
+      result.error.issues.map((issue) => `${issue.path.length ? issue.path.join('.') : '(root)'}: ${issue.message}`),
+    );
+  }
+  const config = result.data;
+  if (config.auth.mode === 'none' && !isLoopback(config.listen.host)) {
+    throw new ConfigError(source, ['auth.mode: "none" is only allowed when listen.host is a loopback address']);
+  }
+  if (config.auth.mode === 'token' && (config.auth.signingKey === undefined) === (config.auth.signingKeyFile === undefined)) {
+    throw new ConfigError(source, ['auth: set exactly one of signingKey or signingKeyFile']);
+  }
+  return deepFreeze(config);
+}
+
+export async function loadRegistryConfig(file: string, env: NodeJS.ProcessEnv = process.env): Promise<RegistryConfig> {
+  const raw: unknown = parseYaml(await readFile(file, 'utf8')) ?? {};
+  return parseRegistryConfig(resolvePaths(applyEnvOverrides(raw, env, REGISTRY_ENV_OVERRIDES), path.dirname(file)), file);
+}
+
+export function isLoopback(host: string): boolean {
+  return host === 'localhost' || host === '::1' || /^127\.\d+\.\d+\.\d+$/.test(host);
+}
+
+/** Relative file paths in the config are relative to the config file. */
+function resolvePaths(raw: unknown, baseDir: string): unknown {
+  const copy = structuredClone(raw) as Record<string, Record<string, unknown> | undefined>;
+  const fix = (section: Record<string, unknown> | undefined, key: string) => {
+    const value = section?.[key];
+    if (section && typeof value === 'string' && !path.isAbsolute(value) && !value.includes('://')) section[key] = path.resolve(baseDir, value);
+  };
+  fix(copy.metadata, 'path');
+  fix(copy.auth, 'usersFile');
+  fix(copy.auth, 'signingKeyFile');
+  const storage = copy.storage as { module?: unknown; options?: Record<string, unknown> } | undefined;
+  if (storage && typeof storage.module === 'string' && storage.module.startsWith('.')) storage.module = path.resolve(baseDir, storage.module);
+  fix(storage?.options, 'privateKeyFile');
+  return copy;
+}

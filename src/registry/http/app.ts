@@ -1,0 +1,137 @@
+import { randomUUID } from 'node:crypto';
+import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import type { Logger } from 'pino';
+import { requestSerializers } from '../../core/logger.ts';
+import { DriverError } from '../../driver/types.ts';
+import { RegistryError, type OciErrorCode } from '../errors.ts';
+import { isRepositoryName } from '../names.ts';
+import { deleteBlob, getBlob, headBlob } from '../routes/blobs.ts';
+import { listCatalog, listReferrers, listTags } from '../routes/listings.ts';
+import { deleteManifest, getManifest, headManifest, putManifest } from '../routes/manifests.ts';
+import { cancelUpload, finishUpload, patchUpload, startUpload, uploadStatus } from '../routes/uploads.ts';
+import type { Handler, RegistryContext } from './context.ts';
+import { matchRoute, requiredAction, type RouteName } from './router.ts';
+
+/** Which handler serves each route and method; anything else is 405 UNSUPPORTED. */
+const HANDLERS: Readonly<Record<RouteName, Readonly<Record<string, Handler>>>> = Object.freeze({
+  base: {},
+  catalog: { GET: listCatalog },
+  uploadStart: { POST: startUpload },
+  upload: { GET: uploadStatus, PATCH: patchUpload, PUT: finishUpload, DELETE: cancelUpload },
+  blob: { GET: getBlob, HEAD: headBlob, DELETE: deleteBlob },
+  manifest: { GET: getManifest, HEAD: headManifest, PUT: putManifest, DELETE: deleteManifest },
+  tags: { GET: listTags },
+  referrers: { GET: listReferrers },
+});
+
+const DRIVER_TO_OCI: Readonly<Record<DriverError['code'], OciErrorCode>> = Object.freeze({
+  BLOB_UNKNOWN: 'BLOB_UNKNOWN',
+  BLOB_UPLOAD_UNKNOWN: 'BLOB_UPLOAD_UNKNOWN',
+  BLOB_UPLOAD_INVALID: 'BLOB_UPLOAD_INVALID',
+  DIGEST_INVALID: 'DIGEST_INVALID',
+  SIZE_INVALID: 'SIZE_INVALID',
+  RANGE_INVALID: 'RANGE_INVALID',
+  BLOB_TOO_LARGE: 'SIZE_INVALID',
+  DENIED: 'DENIED',
+  UNAVAILABLE: 'UNAVAILABLE',
+  INTERNAL: 'INTERNAL',
+});
+
+export interface RegistryAppOptions {
+  logger: Logger;
+  /** Extra routes (the token endpoint) registered by the auth module. */
+  plugins?: ((app: FastifyInstance) => void)[];
+}
+
+export function buildRegistryApp(ctx: RegistryContext, options: RegistryAppOptions): FastifyInstance {
+  const app = Fastify({
+    loggerInstance: options.logger.child({ component: 'registry' }, { serializers: requestSerializers }) as FastifyBaseLogger,
+    genReqId: (request) => {
+      const given = request.headers['x-request-id'];
+      return typeof given === 'string' && /^[\w.-]{1,128}$/.test(given) ? given : randomUUID();
+    },
+    return503OnClosing: true,
+    // Blob bodies are streams of any size; the route reads `request.raw` itself.
+    bodyLimit: 1,
+  });
+  app.removeAllContentTypeParsers();
+  app.addContentTypeParser('*', (_request, _payload, done) => done(null));
+
+  app.setErrorHandler((error, request, reply) => sendRegistryError(error, request, reply));
+  app.setNotFoundHandler((request, reply) => sendRegistryError(new RegistryError('NAME_UNKNOWN', 'no such route'), request, reply));
+  app.addHook('onSend', async (request, reply) => {
+    reply.header('docker-distribution-api-version', 'registry/2.0');
+    reply.header('x-request-id', request.id);
+  });
+  app.addHook('onResponse', async (request, reply) => {
+    const route = (request as FastifyRequest & { ociRoute?: string }).ociRoute ?? 'other';
+    ctx.metrics.requests.inc({ route, method: request.method, status: String(reply.statusCode) });
+  });
+
+  app.get('/healthz', async () => ({ status: 'ok' }));
+  app.get('/metrics', async (_request, reply) => reply.type(ctx.metrics.registry.contentType).send(await ctx.metrics.registry.metrics()));
+  for (const plugin of options.plugins ?? []) plugin(app);
+
+  app.route({
+    method: ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE'],
+    url: '/v2/*',
+    exposeHeadRoute: false,
+    handler: async (request, reply) => dispatch(ctx, request, reply),
+  });
+  app.route({ method: ['GET', 'HEAD'], url: '/v2', exposeHeadRoute: false, handler: async (request, reply) => dispatch(ctx, request, reply) });
+  return app;
+}
+
+async function dispatch(ctx: RegistryContext, request: FastifyRequest, reply: FastifyReply): Promise<unknown> {
+  const path = request.url.split('?')[0] as string;
+  const match = matchRoute(path);
+  if (!match) throw new RegistryError('NAME_UNKNOWN', 'no such route');
+  (request as FastifyRequest & { ociRoute?: string }).ociRoute = match.route;
+  if (match.route === 'base') {
+    await ctx.authorizer.base(request);
+    return reply.code(200).type('application/json').send({});
+  }
+  const handler = HANDLERS[match.route][request.method];
+  if (!handler) throw new RegistryError('UNSUPPORTED', `${request.method} is not supported here`);
+  if (match.name !== undefined && !isRepositoryName(match.name)) {
+    throw new RegistryError('NAME_INVALID', undefined, { detail: { name: match.name } });
+  }
+  const action = requiredAction(match.route, request.method);
+  const identity = action === 'none' ? await ctx.authorizer.base(request) : await ctx.authorizer.authorize(request, action, match.name);
+  return handler(ctx, {
+    request,
+    reply,
+    name: match.name ?? '',
+    reference: match.reference ?? '',
+    identity,
+    store: ctx.storage.blobStore(identity.did),
+    query: stringQuery(request.query),
+  });
+}
+
+function stringQuery(query: unknown): Record<string, string | undefined> {
+  const result: Record<string, string | undefined> = {};
+  for (const [key, value] of Object.entries((query ?? {}) as Record<string, unknown>)) {
+    result[key] = Array.isArray(value) ? String(value[0]) : typeof value === 'string' ? value : undefined;
+  }
+  return result;
+}
+
+/** The one place an error becomes an OCI error body. */
+export function sendRegistryError(error: unknown, request: FastifyRequest, reply: FastifyReply): FastifyReply {
+  const ociError = asRegistryError(error);
+  if (ociError.status >= 500) request.log.error({ err: error }, 'request failed');
+  else request.log.info({ code: ociError.code }, 'request refused');
+  for (const [name, value] of Object.entries(ociError.headers)) reply.header(name, value);
+  if (reply.sent || reply.raw.headersSent) return reply;
+  return reply.code(ociError.status).type('application/json').send(ociError.toJSON());
+}
+
+function asRegistryError(error: unknown): RegistryError {
+  if (error instanceof RegistryError) return error;
+  if (error instanceof DriverError) return new RegistryError(DRIVER_TO_OCI[error.code], error.code === 'INTERNAL' ? undefined : error.message, { cause: error });
+  const status = (error as { statusCode?: number }).statusCode;
+  if (status === 413) return new RegistryError('SIZE_INVALID', 'the request body is too large');
+  if (status !== undefined && status >= 400 && status < 500) return new RegistryError('UNSUPPORTED', (error as Error).message);
+  return new RegistryError('INTERNAL');
+}

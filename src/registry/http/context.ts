@@ -1,0 +1,36 @@
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import type { BlobStore } from '../../driver/types.ts';
+import type { Authorizer, Identity } from '../auth/types.ts';
+import type { MetadataStore } from '../metadata/types.ts';
+import type { RegistryMetrics } from '../metrics.ts';
+import type { KeyedMutex } from './keyed-mutex.ts';
+
+/** Anything that hands out a BlobStore per DID: the hold driver, or another storage plugin. */
+export interface StorageDriver {
+  blobStore(did: string): BlobStore;
+  close(): Promise<void>;
+}
+
+/** What every handler shares. */
+export interface RegistryContext {
+  metadata: MetadataStore;
+  storage: StorageDriver;
+  authorizer: Authorizer;
+  /** `redirect`: GET blob answers 307 to a presigned URL; `proxy`: the registry streams it. */
+  blobDelivery: 'redirect' | 'proxy';
+  metrics: RegistryMetrics;
+  uploadLocks: KeyedMutex;
+}
+
+/** One request, after routing and authorization. */
+export interface Call {
+  request: FastifyRequest;
+  reply: FastifyReply;
+  name: string;
+  reference: string;
+  identity: Identity;
+  store: BlobStore;
+  query: Record<string, string | undefined>;
+}
+
+export type Handler = (ctx: RegistryContext, call: Call) => Promise<unknown>;

@@ -1,0 +1,121 @@
+import Database from 'better-sqlite3';
+import pg from 'pg';
+
+export type SqlValue = string | number | bigint | Buffer | null;
+export type Row = Record<string, unknown>;
+
+/**
+ * The little SQL surface the metadata store needs. Statements use `?`
+ * placeholders; the Postgres adapter numbers them.
+ */
+export interface Db {
+  readonly dialect: 'sqlite' | 'postgres';
+  run(sql: string, params?: readonly SqlValue[]): Promise<number>;
+  all<T extends Row>(sql: string, params?: readonly SqlValue[]): Promise<T[]>;
+  get<T extends Row>(sql: string, params?: readonly SqlValue[]): Promise<T | undefined>;
+  transaction<T>(work: (tx: Db) => Promise<T>): Promise<T>;
+  close(): Promise<void>;
+}
+
+/** better-sqlite3 in WAL mode; transactions are serialized by an async lock. */
+export class SqliteDb implements Db {
+  readonly dialect = 'sqlite' as const;
+  readonly #db: Database.Database;
+  #lock: Promise<unknown> = Promise.resolve();
+
+  constructor(file: string) {
+    this.#db = new Database(file);
+    this.#db.pragma('journal_mode = WAL');
+    this.#db.pragma('synchronous = NORMAL');
+    this.#db.pragma('foreign_keys = ON');
+    this.#db.pragma('busy_timeout = 5000');
+  }
+
+  async run(sql: string, params: readonly SqlValue[] = []): Promise<number> {
+    return this.#db.prepare(sql).run(...params).changes;
+  }
+
+  async all<T extends Row>(sql: string, params: readonly SqlValue[] = []): Promise<T[]> {
+    return this.#db.prepare(sql).all(...params) as T[];
+  }
+
+  async get<T extends Row>(sql: string, params: readonly SqlValue[] = []): Promise<T | undefined> {
+    return this.#db.prepare(sql).get(...params) as T | undefined;
+  }
+
+  transaction<T>(work: (tx: Db) => Promise<T>): Promise<T> {
+    const result = this.#lock.then(async () => {
+      this.#db.exec('BEGIN IMMEDIATE');
+      try {
+        const value = await work(this);
+        this.#db.exec('COMMIT');
+        return value;
+      } catch (err) {
+        this.#db.exec('ROLLBACK');
+        throw err;
+      }
+    });
+    this.#lock = result.catch(() => undefined);
+    return result;
+  }
+
+  async close(): Promise<void> {
+    await this.#lock;
+    this.#db.close();
+  }
+}
+
+/** A pg pool; each transaction gets its own client. */
+export class PostgresDb implements Db {
+  readonly dialect = 'postgres' as const;
+  readonly #pool: pg.Pool | undefined;
+  readonly #client: pg.PoolClient | undefined;
+
+  constructor(source: { connectionString: string; max?: number } | pg.PoolClient) {
+    if ('query' in source) {
+      this.#client = source;
+    } else {
+      this.#pool = new pg.Pool({ connectionString: source.connectionString, max: source.max ?? 10 });
+      this.#pool.on('error', () => {});
+    }
+  }
+
+  async run(sql: string, params: readonly SqlValue[] = []): Promise<number> {
+    return (await this.#query(sql, params)).rowCount ?? 0;
+  }
+
+  async all<T extends Row>(sql: string, params: readonly SqlValue[] = []): Promise<T[]> {
+    return (await this.#query(sql, params)).rows as T[];
+  }
+
+  async get<T extends Row>(sql: string, params: readonly SqlValue[] = []): Promise<T | undefined> {
+    return (await this.#query(sql, params)).rows[0] as T | undefined;
+  }
+
+  async transaction<T>(work: (tx: Db) => Promise<T>): Promise<T> {
+    if (this.#client) return work(this);
+    const client = await (this.#pool as pg.Pool).connect();
+    try {
+      await client.query('BEGIN');
+      const value = await work(new PostgresDb(client));
+      await client.query('COMMIT');
+      return value;
+    } catch (err) {
+      await client.query('ROLLBACK').catch(() => {});
+      throw err;
+    } finally {
+      client.release();
+    }
+  }
+
+  async close(): Promise<void> {
+    await this.#pool?.end();
+  }
+
+  #query(sql: string, params: readonly SqlValue[]) {
+    let index = 0;
+    const numbered = sql.replace(/\?/g, () => `$${++index}`);
+    const values = params.map((value) => (typeof value === 'bigint' ? value.toString() : value));
+    return (this.#client ?? (this.#pool as pg.Pool)).query(numbered, values);
+  }
+}

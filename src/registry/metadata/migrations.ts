@@ -1,0 +1,71 @@
+import type { Db } from './db.ts';
+
+/**
+ * Schema versions, applied in order, each once. Both dialects share the SQL
+ * except for the binary column type.
+ */
+const MIGRATIONS: readonly { version: number; sql: (binary: string) => string[] }[] = [
+  {
+    version: 1,
+    sql: (binary) => [
+      `CREATE TABLE repositories (name TEXT PRIMARY KEY, created_at TEXT NOT NULL)`,
+      `CREATE TABLE blobs (digest TEXT PRIMARY KEY, size BIGINT NOT NULL, created_at TEXT NOT NULL)`,
+      `CREATE TABLE repository_blobs (
+         repository TEXT NOT NULL REFERENCES repositories(name),
+         digest TEXT NOT NULL REFERENCES blobs(digest),
+         created_at TEXT NOT NULL,
+         PRIMARY KEY (repository, digest))`,
+      `CREATE INDEX repository_blobs_digest ON repository_blobs (digest)`,
+      `CREATE TABLE manifests (
+         repository TEXT NOT NULL REFERENCES repositories(name),
+         digest TEXT NOT NULL,
+         media_type TEXT NOT NULL,
+         content ${binary} NOT NULL,
+         size BIGINT NOT NULL,
+         subject TEXT,
+         artifact_type TEXT,
+         annotations TEXT,
+         created_at TEXT NOT NULL,
+         PRIMARY KEY (repository, digest))`,
+      `CREATE INDEX manifests_subject ON manifests (repository, subject)`,
+      `CREATE TABLE manifest_references (
+         repository TEXT NOT NULL,
+         digest TEXT NOT NULL,
+         child TEXT NOT NULL,
+         kind TEXT NOT NULL,
+         PRIMARY KEY (repository, digest, kind, child))`,
+      `CREATE INDEX manifest_references_child ON manifest_references (child)`,
+      `CREATE TABLE tags (
+         repository TEXT NOT NULL,
+         tag TEXT NOT NULL,
+         digest TEXT NOT NULL,
+         updated_at TEXT NOT NULL,
+         PRIMARY KEY (repository, tag))`,
+      `CREATE INDEX tags_digest ON tags (repository, digest)`,
+      `CREATE TABLE uploads (
+         id TEXT PRIMARY KEY,
+         repository TEXT NOT NULL,
+         did TEXT NOT NULL,
+         created_at TEXT NOT NULL)`,
+    ],
+  },
+];
+
+export async function migrate(db: Db): Promise<number> {
+  await db.run(`CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)`);
+  const binary = db.dialect === 'postgres' ? 'BYTEA' : 'BLOB';
+  let applied = 0;
+  for (const migration of MIGRATIONS) {
+    await db.transaction(async (tx) => {
+      if (db.dialect === 'postgres') await tx.run('LOCK TABLE schema_migrations IN EXCLUSIVE MODE');
+      const done = await tx.get('SELECT version FROM schema_migrations WHERE version = ?', [migration.version]);
+      if (done) return;
+      for (const statement of migration.sql(binary)) await tx.run(statement);
+      await tx.run('INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)', [migration.version, new Date().toISOString()]);
+      applied++;
+    });
+  }
+  return applied;
+}
+
+export const SCHEMA_VERSION = MIGRATIONS.at(-1)?.version ?? 0;

@@ -1,0 +1,203 @@
+import { PostgresDb, SqliteDb, type Db } from './db.ts';
+import { migrate } from './migrations.ts';
+import type { BlobRecord, ManifestRecord, MetadataStore, Page, ReferrerDescriptor, UploadRecord } from './types.ts';
+
+/** The metadata store over either SQL dialect. */
+export class SqlMetadataStore implements MetadataStore {
+  readonly #db: Db;
+
+  private constructor(db: Db) {
+    this.#db = db;
+  }
+
+  static async open(config: { kind: 'sqlite'; path: string } | { kind: 'postgres'; url: string; maxConnections?: number }): Promise<SqlMetadataStore> {
+    const db = config.kind === 'sqlite' ? new SqliteDb(config.path) : new PostgresDb({ connectionString: config.url, max: config.maxConnections });
+    await migrate(db);
+    return new SqlMetadataStore(db);
+  }
+
+  async createUpload(upload: UploadRecord): Promise<void> {
+    await this.#db.run('INSERT INTO uploads (id, repository, did, created_at) VALUES (?, ?, ?, ?)', [
+      upload.id,
+      upload.repository,
+      upload.did,
+      upload.createdAt.toISOString(),
+    ]);
+  }
+
+  async getUpload(repository: string, id: string): Promise<UploadRecord | undefined> {
+    const row = await this.#db.get<{ id: string; repository: string; did: string; created_at: string }>(
+      'SELECT id, repository, did, created_at FROM uploads WHERE id = ? AND repository = ?',
+      [id, repository],
+    );
+    return row ? { id: row.id, repository: row.repository, did: row.did, createdAt: new Date(row.created_at) } : undefined;
+  }
+
+  async deleteUpload(id: string): Promise<void> {
+    await this.#db.run('DELETE FROM uploads WHERE id = ?', [id]);
+  }
+
+  async linkBlob(repository: string, blob: BlobRecord): Promise<void> {
+    const now = new Date().toISOString();
+    await this.#db.transaction(async (tx) => {
+      await ensureRepository(tx, repository, now);
+      await tx.run('INSERT INTO blobs (digest, size, created_at) VALUES (?, ?, ?) ON CONFLICT (digest) DO NOTHING', [blob.digest, blob.size, now]);
+      await tx.run('INSERT INTO repository_blobs (repository, digest, created_at) VALUES (?, ?, ?) ON CONFLICT DO NOTHING', [repository, blob.digest, now]);
+    });
+  }
+
+  async getBlob(repository: string, digest: string): Promise<BlobRecord | undefined> {
+    const row = await this.#db.get<{ digest: string; size: number | string }>(
+      'SELECT b.digest, b.size FROM repository_blobs rb JOIN blobs b ON b.digest = rb.digest WHERE rb.repository = ? AND rb.digest = ?',
+      [repository, digest],
+    );
+    return row ? { digest: row.digest, size: Number(row.size) } : undefined;
+  }
+
+  async blobRepositories(digest: string): Promise<string[]> {
+    const rows = await this.#db.all<{ repository: string }>('SELECT repository FROM repository_blobs WHERE digest = ? ORDER BY repository', [digest]);
+    return rows.map((row) => row.repository);
+  }
+
+  async unlinkBlob(repository: string, digest: string): Promise<boolean> {
+    return (await this.#db.run('DELETE FROM repository_blobs WHERE repository = ? AND digest = ?', [repository, digest])) > 0;
+  }
+
+  async putManifest(manifest: ManifestRecord, tag?: string): Promise<void> {
+    const now = new Date().toISOString();
+    await this.#db.transaction(async (tx) => {
+      await ensureRepository(tx, manifest.repository, now);
+      await tx.run(
+        `INSERT INTO manifests (repository, digest, media_type, content, size, subject, artifact_type, annotations, created_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (repository, digest) DO NOTHING`,
+        [
+          manifest.repository,
+          manifest.digest,
+          manifest.mediaType,
+          manifest.content,
+          manifest.content.length,
+          manifest.subject ?? null,
+          manifest.artifactType ?? null,
+          manifest.annotations ? JSON.stringify(manifest.annotations) : null,
+          now,
+        ],
+      );
+      const references = [...manifest.blobs.map((child) => ['blob', child]), ...manifest.manifests.map((child) => ['manifest', child])];
+      for (const [kind, child] of references) {
+        await tx.run('INSERT INTO manifest_references (repository, digest, child, kind) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING', [
+          manifest.repository,
+          manifest.digest,
+          child as string,
+          kind as string,
+        ]);
+      }
+      if (tag) {
+        await tx.run(
+          `INSERT INTO tags (repository, tag, digest, updated_at) VALUES (?, ?, ?, ?)
+           ON CONFLICT (repository, tag) DO UPDATE SET digest = excluded.digest, updated_at = excluded.updated_at`,
+          [manifest.repository, tag, manifest.digest, now],
+        );
+      }
+    });
+  }
+
+  async getManifest(repository: string, digest: string): Promise<ManifestRecord | undefined> {
+    const row = await this.#db.get<{
+      digest: string;
+      media_type: string;
+      content: Buffer | Uint8Array;
+      subject: string | null;
+      artifact_type: string | null;
+      annotations: string | null;
+    }>('SELECT digest, media_type, content, subject, artifact_type, annotations FROM manifests WHERE repository = ? AND digest = ?', [repository, digest]);
+    if (!row) return undefined;
+    const references = await this.#db.all<{ child: string; kind: string }>(
+      'SELECT child, kind FROM manifest_references WHERE repository = ? AND digest = ?',
+      [repository, digest],
+    );
+    return {
+      repository,
+      digest: row.digest,
+      mediaType: row.media_type,
+      content: Buffer.from(row.content),
+      ...(row.subject ? { subject: row.subject } : {}),
+      ...(row.artifact_type ? { artifactType: row.artifact_type } : {}),
+      ...(row.annotations ? { annotations: JSON.parse(row.annotations) as Record<string, string> } : {}),
+      blobs: references.filter((ref) => ref.kind === 'blob').map((ref) => ref.child),
+      manifests: references.filter((ref) => ref.kind === 'manifest').map((ref) => ref.child),
+    };
+  }
+
+  async resolveTag(repository: string, tag: string): Promise<string | undefined> {
+    return (await this.#db.get<{ digest: string }>('SELECT digest FROM tags WHERE repository = ? AND tag = ?', [repository, tag]))?.digest;
+  }
+
+  async deleteManifest(repository: string, digest: string): Promise<boolean> {
+    return this.#db.transaction(async (tx) => {
+      const removed = await tx.run('DELETE FROM manifests WHERE repository = ? AND digest = ?', [repository, digest]);
+      if (removed === 0) return false;
+      await tx.run('DELETE FROM manifest_references WHERE repository = ? AND digest = ?', [repository, digest]);
+      await tx.run('DELETE FROM tags WHERE repository = ? AND digest = ?', [repository, digest]);
+      return true;
+    });
+  }
+
+  async deleteTag(repository: string, tag: string): Promise<boolean> {
+    return (await this.#db.run('DELETE FROM tags WHERE repository = ? AND tag = ?', [repository, tag])) > 0;
+  }
+
+  async listTags(repository: string, page: Page = {}): Promise<string[]> {
+    const { clause, params } = pageClause('tag', page);
+    const rows = await this.#db.all<{ tag: string }>(`SELECT tag FROM tags WHERE repository = ?${clause}`, [repository, ...params]);
+    return rows.map((row) => row.tag);
+  }
+
+  async listReferrers(repository: string, subject: string, artifactType?: string): Promise<ReferrerDescriptor[]> {
+    const filter = artifactType ? ' AND artifact_type = ?' : '';
+    const rows = await this.#db.all<{ digest: string; media_type: string; size: number | string; artifact_type: string | null; annotations: string | null }>(
+      `SELECT digest, media_type, size, artifact_type, annotations FROM manifests WHERE repository = ? AND subject = ?${filter} ORDER BY digest`,
+      artifactType ? [repository, subject, artifactType] : [repository, subject],
+    );
+    return rows.map((row) => ({
+      mediaType: row.media_type,
+      digest: row.digest,
+      size: Number(row.size),
+      ...(row.artifact_type ? { artifactType: row.artifact_type } : {}),
+      ...(row.annotations ? { annotations: JSON.parse(row.annotations) as Record<string, string> } : {}),
+    }));
+  }
+
+  async repositoryExists(repository: string): Promise<boolean> {
+    return (await this.#db.get('SELECT name FROM repositories WHERE name = ?', [repository])) !== undefined;
+  }
+
+  async listRepositories(page: Page = {}): Promise<string[]> {
+    const { clause, params } = pageClause('name', page, true);
+    const rows = await this.#db.all<{ name: string }>(`SELECT name FROM repositories${clause}`, params);
+    return rows.map((row) => row.name);
+  }
+
+  async close(): Promise<void> {
+    await this.#db.close();
+  }
+}
+
+async function ensureRepository(tx: Db, repository: string, now: string): Promise<void> {
+  await tx.run('INSERT INTO repositories (name, created_at) VALUES (?, ?) ON CONFLICT (name) DO NOTHING', [repository, now]);
+}
+
+/** Lexical pagination: `last` excludes, `n` limits. */
+function pageClause(column: string, page: Page, first = false): { clause: string; params: (string | number)[] } {
+  const params: (string | number)[] = [];
+  let clause = '';
+  if (page.last !== undefined) {
+    clause += `${first ? ' WHERE' : ' AND'} ${column} > ?`;
+    params.push(page.last);
+  }
+  clause += ` ORDER BY ${column}`;
+  if (page.n !== undefined) {
+    clause += ' LIMIT ?';
+    params.push(page.n);
+  }
+  return { clause, params };
+}

@@ -1,0 +1,74 @@
+/**
+ * The registry's metadata: repositories, blob links, manifests, tags,
+ * referrers and upload sessions. Two implementations share one SQL store:
+ * SQLite (embedded) and PostgreSQL (several registry instances).
+ *
+ * Every method is durable when its promise resolves. Writes that touch several
+ * rows (a manifest, its references and its tag) happen in one transaction.
+ */
+export interface BlobRecord {
+  digest: string;
+  size: number;
+}
+
+export interface UploadRecord {
+  /** The driver's writer id; also the id in the upload URL. */
+  id: string;
+  repository: string;
+  did: string;
+  createdAt: Date;
+}
+
+export interface ManifestRecord {
+  repository: string;
+  digest: string;
+  mediaType: string;
+  content: Buffer;
+  subject?: string;
+  artifactType?: string;
+  annotations?: Record<string, string>;
+  /** Blobs (config, layers) and manifests (index entries) this manifest references. */
+  blobs: readonly string[];
+  manifests: readonly string[];
+}
+
+export interface ReferrerDescriptor {
+  mediaType: string;
+  digest: string;
+  size: number;
+  artifactType?: string;
+  annotations?: Record<string, string>;
+}
+
+export interface Page {
+  n?: number;
+  last?: string;
+}
+
+export interface MetadataStore {
+  createUpload(upload: UploadRecord): Promise<void>;
+  getUpload(repository: string, id: string): Promise<UploadRecord | undefined>;
+  deleteUpload(id: string): Promise<void>;
+
+  /** Links a blob into a repository (creating both as needed). Safe to repeat. */
+  linkBlob(repository: string, blob: BlobRecord): Promise<void>;
+  /** The blob if it is linked into `repository`. */
+  getBlob(repository: string, digest: string): Promise<BlobRecord | undefined>;
+  /** Repositories a blob is linked into, for mounts without `from`. */
+  blobRepositories(digest: string): Promise<string[]>;
+  unlinkBlob(repository: string, digest: string): Promise<boolean>;
+
+  /** Stores a manifest, its references and (optionally) a tag, in one transaction. */
+  putManifest(manifest: ManifestRecord, tag?: string): Promise<void>;
+  getManifest(repository: string, digest: string): Promise<ManifestRecord | undefined>;
+  resolveTag(repository: string, tag: string): Promise<string | undefined>;
+  /** Deletes a manifest and every tag pointing at it. */
+  deleteManifest(repository: string, digest: string): Promise<boolean>;
+  deleteTag(repository: string, tag: string): Promise<boolean>;
+  listTags(repository: string, page?: Page): Promise<string[]>;
+  listReferrers(repository: string, subject: string, artifactType?: string): Promise<ReferrerDescriptor[]>;
+  repositoryExists(repository: string): Promise<boolean>;
+  listRepositories(page?: Page): Promise<string[]>;
+
+  close(): Promise<void>;
+}

@@ -1,0 +1,91 @@
+import { readFile } from 'node:fs/promises';
+import { mkdir } from 'node:fs/promises';
+import path from 'node:path';
+import type { FastifyInstance } from 'fastify';
+import type { Logger } from 'pino';
+import { createLogger } from '../core/logger.ts';
+import { OpenAuthorizer } from './auth/open.ts';
+import { TokenAuthorizer } from './auth/token.ts';
+import type { Authorizer } from './auth/types.ts';
+import { UserDirectory } from './auth/users.ts';
+import type { RegistryConfig } from './config.ts';
+import { buildRegistryApp } from './http/app.ts';
+import type { StorageDriver } from './http/context.ts';
+import { KeyedMutex } from './http/keyed-mutex.ts';
+import { SqlMetadataStore } from './metadata/store.ts';
+import type { MetadataStore } from './metadata/types.ts';
+import { RegistryMetrics } from './metrics.ts';
+import { loadStorageDriver } from './storage.ts';
+
+export interface RegistryOptions {
+  logger?: Logger;
+  defaultMetrics?: boolean;
+  /** An already-built driver (tests, the embedded mode); otherwise the config's module is loaded. */
+  storage?: StorageDriver;
+}
+
+/**
+ * A running registry. `close()` stops accepting requests, lets in-flight ones
+ * finish, then closes the storage driver and the metadata store. Safe to call
+ * twice.
+ */
+export class Registry {
+  readonly app: FastifyInstance;
+  readonly metadata: MetadataStore;
+  readonly storage: StorageDriver;
+  readonly config: RegistryConfig;
+  #closing: Promise<void> | undefined;
+
+  private constructor(parts: { app: FastifyInstance; metadata: MetadataStore; storage: StorageDriver; config: RegistryConfig }) {
+    this.app = parts.app;
+    this.metadata = parts.metadata;
+    this.storage = parts.storage;
+    this.config = parts.config;
+  }
+
+  static async create(config: RegistryConfig, options: RegistryOptions = {}): Promise<Registry> {
+    const logger = options.logger ?? createLogger();
+    if (config.metadata.kind === 'sqlite') await mkdir(path.dirname(path.resolve(config.metadata.path)), { recursive: true });
+    const metadata = await SqlMetadataStore.open(config.metadata);
+    const storage = options.storage ?? (await loadStorageDriver(config.storage.module, config.storage.options, { logger }));
+    const publicUrl = config.publicUrl ?? `http://${config.listen.host}:${config.listen.port}`;
+    const authorizer = await createAuthorizer(config, publicUrl);
+    const metrics = new RegistryMetrics({ defaultMetrics: options.defaultMetrics });
+    const app = buildRegistryApp(
+      { metadata, storage, authorizer, blobDelivery: config.blobs.delivery, metrics, uploadLocks: new KeyedMutex() },
+      { logger, plugins: authorizer instanceof TokenAuthorizer ? [(instance) => authorizer.register(instance)] : [] },
+    );
+    if (config.auth.mode === 'none') {
+      logger.warn({ did: config.auth.did }, 'authentication is off: anyone who can reach this loopback address may push and pull');
+    }
+    return new Registry({ app, metadata, storage, config });
+  }
+
+  async listen(port = this.config.listen.port, host = this.config.listen.host): Promise<string> {
+    return this.app.listen({ port, host });
+  }
+
+  close(): Promise<void> {
+    this.#closing ??= (async () => {
+      await this.app.close();
+      await this.storage.close();
+      await this.metadata.close();
+    })();
+    return this.#closing;
+  }
+}
+
+async function createAuthorizer(config: RegistryConfig, publicUrl: string): Promise<Authorizer> {
+  const auth = config.auth;
+  if (auth.mode === 'none') return new OpenAuthorizer(auth.did);
+  return new TokenAuthorizer({
+    publicUrl,
+    service: auth.service,
+    issuer: auth.issuer,
+    signingKey: auth.signingKey ?? (await readFile(auth.signingKeyFile as string, 'utf8')),
+    ttlSeconds: auth.tokenTtlSeconds,
+    users: await UserDirectory.load(auth.usersFile),
+    anonymousPull: auth.anonymousPull,
+    anonymousDid: auth.anonymousDid,
+  });
+}

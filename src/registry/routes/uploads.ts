@@ -1,0 +1,157 @@
+import { parseDigest } from '../../core/digest.ts';
+import type { BlobWriter } from '../../driver/types.ts';
+import { RegistryError } from '../errors.ts';
+import { drain, parseContentRange } from '../http/body.ts';
+import type { Call, Handler, RegistryContext } from '../http/context.ts';
+import { isRepositoryName, isUploadId } from '../names.ts';
+
+/** `Range` as the spec reports an upload's progress: inclusive, `0-0` when empty. */
+export function uploadRange(size: number): string {
+  return `0-${Math.max(0, size - 1)}`;
+}
+
+function uploadLocation(name: string, id: string): string {
+  return `/v2/${name}/blobs/uploads/${id}`;
+}
+
+function acceptedUpload(call: Call, writer: BlobWriter, status: 202 | 204) {
+  return call.reply
+    .code(status)
+    .header('location', uploadLocation(call.name, writer.id))
+    .header('range', uploadRange(writer.size))
+    .header('docker-upload-uuid', writer.id)
+    .header('content-length', '0')
+    .send();
+}
+
+async function created(ctx: RegistryContext, call: Call, digest: string, size: number) {
+  await ctx.metadata.linkBlob(call.name, { digest, size });
+  return call.reply
+    .code(201)
+    .header('location', `/v2/${call.name}/blobs/${digest}`)
+    .header('docker-content-digest', digest)
+    .header('content-length', '0')
+    .send();
+}
+
+function requireDigest(value: string | undefined): string {
+  if (!value || !parseDigest(value)) throw new RegistryError('DIGEST_INVALID', 'the digest parameter is missing or malformed');
+  return value;
+}
+
+/** POST: a monolithic upload (`?digest=`), a mount (`?mount=&from=`), or a new session. */
+export const startUpload: Handler = async (ctx, call) => {
+  const { mount, from, digest } = call.query;
+  if (mount !== undefined) {
+    const mounted = await tryMount(ctx, call, requireDigest(mount), from);
+    if (mounted) {
+      await drain(call.request.raw);
+      return created(ctx, call, mounted.digest, mounted.size);
+    }
+  }
+  if (digest !== undefined) {
+    const expected = requireDigest(digest);
+    const writer = await call.store.create({ digest: expected });
+    try {
+      ctx.metrics.bytesIn.inc(await writer.readFrom(call.request.raw));
+      const descriptor = await writer.commit({ digest: expected, size: declaredLength(call) });
+      return created(ctx, call, descriptor.digest, descriptor.size);
+    } catch (err) {
+      await writer.cancel().catch(() => {});
+      throw err;
+    }
+  }
+  await drain(call.request.raw);
+  const writer = await call.store.create();
+  await ctx.metadata.createUpload({ id: writer.id, repository: call.name, did: call.identity.did, createdAt: new Date() });
+  return acceptedUpload(call, writer, 202);
+};
+
+/** Links a blob from `from` (or any repository the caller may pull) without moving bytes. */
+async function tryMount(ctx: RegistryContext, call: Call, digest: string, from: string | undefined) {
+  const sources = from !== undefined ? (isRepositoryName(from) ? [from] : []) : await ctx.metadata.blobRepositories(digest);
+  for (const source of sources) {
+    try {
+      await ctx.authorizer.authorize(call.request, 'pull', source);
+    } catch {
+      continue;
+    }
+    const blob = await ctx.metadata.getBlob(source, digest);
+    if (blob) return blob;
+  }
+  return undefined;
+}
+
+async function openUpload(ctx: RegistryContext, call: Call): Promise<BlobWriter> {
+  if (!isUploadId(call.reference)) throw new RegistryError('BLOB_UPLOAD_UNKNOWN', 'malformed upload id');
+  const record = await ctx.metadata.getUpload(call.name, call.reference);
+  if (!record || record.did !== call.identity.did) throw new RegistryError('BLOB_UPLOAD_UNKNOWN');
+  return call.store.resume(call.reference);
+}
+
+/**
+ * Reads this request's bytes into the writer, after checking the
+ * `Content-Range` against the durable offset, and makes them durable.
+ */
+async function receiveChunk(ctx: RegistryContext, call: Call, writer: BlobWriter): Promise<void> {
+  const range = parseContentRange(call.request.headers['content-range']);
+  const length = declaredLength(call);
+  if (range === 'invalid' || (range && range.start !== writer.size) || (range && length !== undefined && length !== range.end - range.start + 1)) {
+    await drain(call.request.raw).catch(() => {});
+    throw new RegistryError('RANGE_INVALID', `the upload continues at offset ${writer.size}`, {
+      headers: { range: uploadRange(writer.size), location: uploadLocation(call.name, writer.id), 'docker-upload-uuid': writer.id },
+    });
+  }
+  try {
+    ctx.metrics.bytesIn.inc(await writer.readFrom(call.request.raw));
+  } finally {
+    // Whatever arrived stays durable, even if the client went away mid-chunk.
+    await writer.close();
+  }
+}
+
+export const patchUpload: Handler = async (ctx, call) =>
+  ctx.uploadLocks.run(call.reference, async () => {
+    const writer = await openUpload(ctx, call);
+    await receiveChunk(ctx, call, writer);
+    return acceptedUpload(call, writer, 202);
+  });
+
+export const uploadStatus: Handler = async (ctx, call) =>
+  ctx.uploadLocks.run(call.reference, async () => acceptedUpload(call, await openUpload(ctx, call), 204));
+
+/** PUT `?digest=`: an optional last chunk, then commit. */
+export const finishUpload: Handler = async (ctx, call) =>
+  ctx.uploadLocks.run(call.reference, async () => {
+    const digest = requireDigest(call.query.digest);
+    const writer = await openUpload(ctx, call);
+    await receiveChunk(ctx, call, writer);
+    const started = Date.now();
+    try {
+      const descriptor = await writer.commit({ digest });
+      ctx.metrics.uploadSeconds.observe((Date.now() - writer.startedAt.getTime()) / 1000);
+      call.request.log.debug({ commitMs: Date.now() - started }, 'upload committed');
+      await ctx.metadata.deleteUpload(call.reference);
+      return await created(ctx, call, descriptor.digest, descriptor.size);
+    } catch (err) {
+      if ((err as { code?: string }).code === 'DIGEST_INVALID' || (err as { code?: string }).code === 'SIZE_INVALID') {
+        await ctx.metadata.deleteUpload(call.reference);
+      }
+      throw err;
+    }
+  });
+
+export const cancelUpload: Handler = async (ctx, call) =>
+  ctx.uploadLocks.run(call.reference, async () => {
+    const writer = await openUpload(ctx, call);
+    await writer.cancel();
+    await ctx.metadata.deleteUpload(call.reference);
+    return call.reply.code(204).send();
+  });
+
+function declaredLength(call: Call): number | undefined {
+  const header = call.request.headers['content-length'];
+  if (header === undefined) return undefined;
+  const value = Number(header);
+  return Number.isSafeInteger(value) && value >= 0 ? value : undefined;
+}
