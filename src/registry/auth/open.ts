@@ -15,6 +15,10 @@ export class OpenAuthorizer implements Authorizer {
     return this.#identity;
   }
 
+  mayPull(): boolean {
+    return true;
+  }
+
   async base(): Promise<Identity> {
     return this.#identity;
   }

@@ -73,6 +73,11 @@ export class TokenAuthorizer implements Authorizer {
     return caller.identity;
   }
 
+  mayPull(identity: Identity, repository: string): boolean {
+    const user = identity.username ? this.#options.users.byUsername(identity.username) : undefined;
+    return this.#allowedActions(user, 'repository', repository).includes('pull');
+  }
+
   /** `GET /auth/token?service=&scope=…` with optional Basic credentials. */
   register(app: FastifyInstance): void {
     app.get('/auth/token', async (request, reply) => {

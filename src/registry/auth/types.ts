@@ -15,6 +15,12 @@ export interface Authorizer {
    * every request.
    */
   authorize(request: FastifyRequest, action: Action, repository?: string): Promise<Identity>;
+  /**
+   * Whether `identity` may read `repository` by policy, whatever its token's
+   * scope: used for cross-repository mounts, where clients often ask for a
+   * token scoped to the target alone.
+   */
+  mayPull(identity: Identity, repository: string): boolean;
   /** Identity for `GET /v2/`, which only proves credentials work. */
   base(request: FastifyRequest): Promise<Identity>;
 }

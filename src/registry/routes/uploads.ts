@@ -71,11 +71,7 @@ export const startUpload: Handler = async (ctx, call) => {
 async function tryMount(ctx: RegistryContext, call: Call, digest: string, from: string | undefined) {
   const sources = from !== undefined ? (isRepositoryName(from) ? [from] : []) : await ctx.metadata.blobRepositories(digest);
   for (const source of sources) {
-    try {
-      await ctx.authorizer.authorize(call.request, 'pull', source);
-    } catch {
-      continue;
-    }
+    if (!ctx.authorizer.mayPull(call.identity, source)) continue;
     const blob = await ctx.metadata.getBlob(source, digest);
     if (blob) return blob;
   }

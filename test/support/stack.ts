@@ -1,0 +1,167 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtemp, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { stringify as toYaml } from 'yaml';
+import { freePort } from '../../src/core/net.ts';
+import { hashPassword } from '../../src/registry/auth/users.ts';
+import { generateSigningKey } from './hold-harness.ts';
+import { stopChild } from './minio.ts';
+import type { RunningMinio } from './minio.ts';
+
+const CLI = fileURLToPath(new URL('../../bin/holdfast.js', import.meta.url));
+
+export const STACK_USER = Object.freeze({ username: 'alice', password: 'alice-conformance-password', did: 'did:plc:alice0000000000000000', handle: 'alice' });
+export const ANONYMOUS_DID = 'did:web:anonymous.registry.test';
+
+export interface StackOptions {
+  minio: RunningMinio;
+  /** Key prefix in the bucket, so several stacks can share one MinIO. */
+  prefix: string;
+  metadata?: { kind: 'sqlite' } | { kind: 'postgres'; url: string };
+  registryInstances?: number;
+  logLevel?: string;
+}
+
+export interface RunningStack {
+  /** Base URLs of the registry instances. */
+  registries: string[];
+  holdUrl: string;
+  dir: string;
+  processes: ChildProcess[];
+  restartRegistry(index: number): Promise<void>;
+  killRegistry(index: number): Promise<void>;
+  stop(): Promise<void>;
+}
+
+/**
+ * MinIO + a hold + registry instances as separate processes, configured the
+ * way production runs them: S3 backend, token auth, presigned redirects.
+ */
+export async function startStack(options: StackOptions): Promise<RunningStack> {
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'holdfast-stack-'));
+  const keys = await generateSigningKey();
+  const holdPort = await freePort();
+  const holdUrl = `http://127.0.0.1:${holdPort}`;
+  await writeFile(path.join(dir, 'registry-signing.key'), keys.privateKey, { mode: 0o600 });
+  await writeFile(path.join(dir, 'registry-signing.pub'), keys.publicKey);
+  await writeFile(
+    path.join(dir, 'hold.yaml'),
+    toYaml({
+      listen: { host: '127.0.0.1', port: holdPort },
+      identity: 'did:web:hold.test',
+      owner: STACK_USER.did,
+      crew: [{ did: ANONYMOUS_DID, access: 'read' }],
+      trustedIssuers: [{ issuer: 'did:web:registry.test', publicKeyFile: 'registry-signing.pub' }],
+      storage: {
+        backend: 's3',
+        s3: {
+          provider: 'minio',
+          endpoint: options.minio.endpoint,
+          // Clients see S3 under another host name than the registry, as in
+          // production; on the same host:port-less name Go clients would
+          // forward the registry's Authorization header to S3 on redirect.
+          publicEndpoint: options.minio.endpoint.replace('127.0.0.1', 'localhost'),
+          bucket: options.minio.bucket,
+          region: options.minio.region,
+          prefix: options.prefix,
+        },
+      },
+    }),
+  );
+  await writeFile(
+    path.join(dir, 'users.yaml'),
+    toYaml({
+      users: [{ username: STACK_USER.username, passwordHash: await hashPassword(STACK_USER.password, 4), did: STACK_USER.did, handle: STACK_USER.handle }],
+    }),
+  );
+  const env = {
+    ...process.env,
+    LOG_LEVEL: options.logLevel ?? 'warn',
+    HOLDFAST_S3_ACCESS_KEY_ID: options.minio.accessKeyId,
+    HOLDFAST_S3_SECRET_ACCESS_KEY: options.minio.secretAccessKey,
+  };
+  const processes: ChildProcess[] = [];
+  const hold = spawn(process.execPath, [CLI, 'hold', '--config', path.join(dir, 'hold.yaml')], { env, stdio: ['ignore', 'inherit', 'inherit'] });
+  processes.push(hold);
+  await waitForHealthy(holdUrl, hold);
+
+  const instances = options.registryInstances ?? 1;
+  const registries: string[] = [];
+  const registryProcesses: ChildProcess[] = [];
+  const metadata = options.metadata?.kind === 'postgres' ? { kind: 'postgres', url: options.metadata.url } : { kind: 'sqlite', path: 'registry.db' };
+  for (let index = 0; index < instances; index++) {
+    const port = await freePort();
+    const url = `http://127.0.0.1:${port}`;
+    await writeFile(
+      path.join(dir, `registry-${index}.yaml`),
+      toYaml({
+        listen: { host: '127.0.0.1', port },
+        publicUrl: url,
+        storage: {
+          module: 'hold',
+          options: {
+            hold: { url: holdUrl, audience: 'did:web:hold.test' },
+            issuer: 'did:web:registry.test',
+            privateKeyFile: 'registry-signing.key',
+            provider: 'minio',
+          },
+        },
+        blobs: { delivery: 'redirect' },
+        metadata,
+        auth: {
+          mode: 'token',
+          service: 'holdfast-test',
+          signingKeyFile: 'registry-signing.key',
+          usersFile: 'users.yaml',
+          anonymousDid: ANONYMOUS_DID,
+        },
+      }),
+    );
+    registries.push(url);
+  }
+  const spawnRegistry = async (index: number) => {
+    const child = spawn(process.execPath, [CLI, 'registry', '--config', path.join(dir, `registry-${index}.yaml`)], { env, stdio: ['ignore', 'inherit', 'inherit'] });
+    registryProcesses[index] = child;
+    processes.push(child);
+    await waitForHealthy(registries[index] as string, child);
+  };
+  for (let index = 0; index < instances; index++) await spawnRegistry(index);
+
+  const killRegistry = async (index: number) => {
+    const child = registryProcesses[index];
+    if (!child || child.exitCode !== null) return;
+    const exited = new Promise((resolve) => child.once('exit', resolve));
+    child.kill('SIGKILL');
+    await exited;
+  };
+  return {
+    registries,
+    holdUrl,
+    dir,
+    processes,
+    killRegistry,
+    async restartRegistry(index) {
+      await killRegistry(index);
+      await spawnRegistry(index);
+    },
+    async stop() {
+      await Promise.all(processes.map((child) => stopChild(child)));
+    },
+  };
+}
+
+async function waitForHealthy(url: string, child: ChildProcess): Promise<void> {
+  const deadline = Date.now() + 30_000;
+  while (Date.now() < deadline) {
+    if (child.exitCode !== null) throw new Error(`${url}: process exited with ${child.exitCode}`);
+    try {
+      if ((await fetch(`${url}/healthz`)).ok) return;
+    } catch {
+      // not yet listening
+    }
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  throw new Error(`${url} did not become healthy within 30 s`);
+}
