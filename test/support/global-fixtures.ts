@@ -1,8 +1,9 @@
 import { startMinio, type RunningMinio } from './minio.ts';
+import { startPostgres, type RunningPostgres } from './postgres.ts';
 
 /**
- * One MinIO for the whole mocha run, started lazily by the first suite that
- * asks for it and stopped when mocha finishes.
+ * One MinIO and one PostgreSQL for the whole mocha run, each started lazily by
+ * the first suite that asks for it and stopped when mocha finishes.
  */
 let minio: Promise<RunningMinio> | undefined;
 
@@ -11,6 +12,16 @@ export function sharedMinio(): Promise<RunningMinio> {
   return minio;
 }
 
+let postgres: Promise<RunningPostgres> | undefined;
+
+export function sharedPostgres(): Promise<RunningPostgres> {
+  postgres ??= startPostgres();
+  return postgres;
+}
+
 export async function mochaGlobalTeardown(): Promise<void> {
-  if (minio) await (await minio).stop();
+  const stops: Promise<void>[] = [];
+  if (minio) stops.push(minio.then((server) => server.stop()));
+  if (postgres) stops.push(postgres.then((server) => server.stop()));
+  await Promise.allSettled(stops);
 }

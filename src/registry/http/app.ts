@@ -58,7 +58,14 @@ export function buildRegistryApp(ctx: RegistryContext, options: RegistryAppOptio
   app.addContentTypeParser('*', (_request, _payload, done) => done(null));
 
   app.setErrorHandler((error, request, reply) => sendRegistryError(error, request, reply));
-  app.setNotFoundHandler((request, reply) => sendRegistryError(new RegistryError('NAME_UNKNOWN', 'no such route'), request, reply));
+  app.setNotFoundHandler((request, reply) => {
+    // The router refuses some encoded paths (`%2e%2e`) before dispatch; a
+    // repository-shaped path there still deserves NAME_INVALID.
+    const match = matchRoute(request.url.split('?')[0] as string);
+    const invalidName = match?.name !== undefined && !isRepositoryName(match.name);
+    const error = invalidName ? new RegistryError('NAME_INVALID', undefined, { detail: { name: match?.name } }) : new RegistryError('NAME_UNKNOWN', 'no such route');
+    return sendRegistryError(error, request, reply);
+  });
   app.addHook('onSend', async (request, reply) => {
     reply.header('docker-distribution-api-version', 'registry/2.0');
     reply.header('x-request-id', request.id);
@@ -88,6 +95,7 @@ async function dispatch(ctx: RegistryContext, request: FastifyRequest, reply: Fa
   if (!match) throw new RegistryError('NAME_UNKNOWN', 'no such route');
   (request as FastifyRequest & { ociRoute?: string }).ociRoute = match.route;
   if (match.route === 'base') {
+    if (request.method !== 'GET' && request.method !== 'HEAD') throw new RegistryError('UNSUPPORTED', `${request.method} is not supported here`);
     await ctx.authorizer.base(request);
     return reply.code(200).type('application/json').send({});
   }

@@ -147,7 +147,7 @@ export class SqlMetadataStore implements MetadataStore {
   }
 
   async listTags(repository: string, page: Page = {}): Promise<string[]> {
-    const { clause, params } = pageClause('tag', page);
+    const { clause, params } = pageClause(this.#db.dialect, 'tag', page);
     const rows = await this.#db.all<{ tag: string }>(`SELECT tag FROM tags WHERE repository = ?${clause}`, [repository, ...params]);
     return rows.map((row) => row.tag);
   }
@@ -172,7 +172,7 @@ export class SqlMetadataStore implements MetadataStore {
   }
 
   async listRepositories(page: Page = {}): Promise<string[]> {
-    const { clause, params } = pageClause('name', page, true);
+    const { clause, params } = pageClause(this.#db.dialect, 'name', page, true);
     const rows = await this.#db.all<{ name: string }>(`SELECT name FROM repositories${clause}`, params);
     return rows.map((row) => row.name);
   }
@@ -186,15 +186,16 @@ async function ensureRepository(tx: Db, repository: string, now: string): Promis
   await tx.run('INSERT INTO repositories (name, created_at) VALUES (?, ?) ON CONFLICT (name) DO NOTHING', [repository, now]);
 }
 
-/** Lexical pagination: `last` excludes, `n` limits. */
-function pageClause(column: string, page: Page, first = false): { clause: string; params: (string | number)[] } {
+/** Lexical (byte-order) pagination: `last` excludes, `n` limits. */
+function pageClause(dialect: Db['dialect'], column: string, page: Page, first = false): { clause: string; params: (string | number)[] } {
   const params: (string | number)[] = [];
+  const ordered = dialect === 'postgres' ? `${column} COLLATE "C"` : column;
   let clause = '';
   if (page.last !== undefined) {
-    clause += `${first ? ' WHERE' : ' AND'} ${column} > ?`;
+    clause += `${first ? ' WHERE' : ' AND'} ${ordered} > ?`;
     params.push(page.last);
   }
-  clause += ` ORDER BY ${column}`;
+  clause += ` ORDER BY ${ordered}`;
   if (page.n !== undefined) {
     clause += ' LIMIT ?';
     params.push(page.n);

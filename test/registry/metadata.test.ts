@@ -1,0 +1,112 @@
+import { expect } from 'chai';
+import { mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { SqlMetadataStore } from '../../src/registry/metadata/store.ts';
+import type { ManifestRecord } from '../../src/registry/metadata/types.ts';
+import { sharedPostgres } from '../support/global-fixtures.ts';
+
+const digest = (n: number) => `sha256:${n.toString(16).padStart(64, '0')}`;
+
+function manifest(repository: string, n: number, extra: Partial<ManifestRecord> = {}): ManifestRecord {
+  return {
+    repository,
+    digest: digest(n),
+    mediaType: 'application/vnd.oci.image.manifest.v1+json',
+    content: Buffer.from(`{"n":${n}}`),
+    blobs: [digest(1000 + n)],
+    manifests: [],
+    ...extra,
+  };
+}
+
+const KINDS = ['sqlite', 'postgres'] as const;
+
+for (const kind of KINDS) {
+  describe(`metadata store (${kind})`, function () {
+    let store: SqlMetadataStore;
+    let dir: string | undefined;
+
+    beforeEach(async function () {
+      if (kind === 'sqlite') {
+        dir = await mkdtemp(path.join(os.tmpdir(), 'holdfast-meta-'));
+        store = await SqlMetadataStore.open({ kind, path: path.join(dir, 'registry.db') });
+      } else {
+        store = await SqlMetadataStore.open({ kind, url: await (await sharedPostgres()).createDatabase() });
+      }
+    });
+    afterEach(async function () {
+      await store?.close();
+      if (dir) await rm(dir, { recursive: true, force: true });
+    });
+
+    it('links blobs per repository, idempotently', async function () {
+      await store.linkBlob('a/one', { digest: digest(1), size: 10 });
+      await store.linkBlob('a/one', { digest: digest(1), size: 10 });
+      await store.linkBlob('b/two', { digest: digest(1), size: 10 });
+      expect(await store.getBlob('a/one', digest(1))).to.deep.equal({ digest: digest(1), size: 10 });
+      expect(await store.getBlob('c/three', digest(1))).to.equal(undefined);
+      expect(await store.blobRepositories(digest(1))).to.deep.equal(['a/one', 'b/two']);
+      expect(await store.unlinkBlob('a/one', digest(1))).to.equal(true);
+      expect(await store.unlinkBlob('a/one', digest(1))).to.equal(false);
+      expect(await store.getBlob('a/one', digest(1))).to.equal(undefined);
+    });
+
+    it('stores manifests with tags and references in one transaction, and deletes them', async function () {
+      const record = manifest('a/one', 1, { annotations: { 'org.example': 'yes' } });
+      await store.putManifest(record, 'latest');
+      const read = await store.getManifest('a/one', digest(1));
+      expect(read?.content.equals(record.content)).to.equal(true);
+      expect(read?.blobs).to.deep.equal([digest(1001)]);
+      expect(read?.annotations).to.deep.equal({ 'org.example': 'yes' });
+      expect(await store.resolveTag('a/one', 'latest')).to.equal(digest(1));
+      await store.putManifest(manifest('a/one', 2), 'latest');
+      expect(await store.resolveTag('a/one', 'latest'), 'tags move').to.equal(digest(2));
+      expect(await store.deleteManifest('a/one', digest(2))).to.equal(true);
+      expect(await store.resolveTag('a/one', 'latest'), 'deleting a manifest removes its tags').to.equal(undefined);
+      expect(await store.deleteManifest('a/one', digest(2))).to.equal(false);
+      expect(await store.deleteTag('a/one', 'nope')).to.equal(false);
+    });
+
+    it('pages tags and repositories in byte order', async function () {
+      for (const tag of ['b', 'a', 'B', 'c1', 'c10', 'c2']) await store.putManifest(manifest('r/x', tag.charCodeAt(0) + tag.length), tag);
+      expect(await store.listTags('r/x')).to.deep.equal(['B', 'a', 'b', 'c1', 'c10', 'c2']);
+      expect(await store.listTags('r/x', { n: 2 })).to.deep.equal(['B', 'a']);
+      expect(await store.listTags('r/x', { n: 2, last: 'a' })).to.deep.equal(['b', 'c1']);
+      expect(await store.listTags('r/x', { last: 'c2' })).to.deep.equal([]);
+      await store.linkBlob('a/z', { digest: digest(9), size: 1 });
+      expect(await store.listRepositories()).to.deep.equal(['a/z', 'r/x']);
+      expect(await store.listRepositories({ n: 1, last: 'a/z' })).to.deep.equal(['r/x']);
+      expect(await store.repositoryExists('r/x')).to.equal(true);
+      expect(await store.repositoryExists('q/q')).to.equal(false);
+    });
+
+    it('lists referrers by subject, filtered by artifact type', async function () {
+      await store.putManifest(manifest('a/one', 1));
+      await store.putManifest(manifest('a/one', 2, { subject: digest(1), artifactType: 'application/x-sbom' }));
+      await store.putManifest(manifest('a/one', 3, { subject: digest(1), artifactType: 'application/x-sig' }));
+      await store.putManifest(manifest('b/two', 4, { subject: digest(1), artifactType: 'application/x-sig' }));
+      expect((await store.listReferrers('a/one', digest(1))).map((ref) => ref.digest)).to.deep.equal([digest(2), digest(3)]);
+      const signatures = await store.listReferrers('a/one', digest(1), 'application/x-sig');
+      expect(signatures).to.deep.equal([{ mediaType: 'application/vnd.oci.image.manifest.v1+json', digest: digest(3), size: 7, artifactType: 'application/x-sig' }]);
+    });
+
+    it('keeps upload sessions per repository', async function () {
+      await store.createUpload({ id: 'u1', repository: 'a/one', did: 'did:plc:a', createdAt: new Date(0) });
+      expect((await store.getUpload('a/one', 'u1'))?.did).to.equal('did:plc:a');
+      expect(await store.getUpload('b/two', 'u1')).to.equal(undefined);
+      await store.deleteUpload('u1');
+      expect(await store.getUpload('a/one', 'u1')).to.equal(undefined);
+    });
+
+    it('survives concurrent writers to one repository', async function () {
+      await Promise.all(
+        Array.from({ length: 40 }, (_, n) =>
+          n % 2 === 0 ? store.linkBlob('c/c', { digest: digest(n), size: n }) : store.putManifest(manifest('c/c', n), `t${n}`),
+        ),
+      );
+      expect(await store.listTags('c/c')).to.have.length(20);
+      expect(await store.blobRepositories(digest(0))).to.deep.equal(['c/c']);
+    });
+  });
+}
