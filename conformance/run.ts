@@ -59,6 +59,11 @@ async function main(): Promise<number> {
     const passed = summary.tests - summary.failures - summary.skipped;
     console.log(`conformance ${summary.suite} (${summary.version}): ${passed} passed, ${summary.failures} failed, ${summary.skipped} skipped of ${summary.tests}`);
   }
+  const total = summaries.reduce(
+    (sum, summary) => ({ passed: sum.passed + summary.tests - summary.failures - summary.skipped, failed: sum.failed + summary.failures, skipped: sum.skipped + summary.skipped }),
+    { passed: 0, failed: 0, skipped: 0 },
+  );
+  console.log(`conformance: ${total.passed} passed, ${total.failed} failed, ${total.skipped} skipped`);
   return summaries.every((summary) => summary.exitCode === 0 && summary.failures === 0) ? 0 : 1;
 }
 

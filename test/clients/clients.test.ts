@@ -102,3 +102,37 @@ describe('real clients against registry + hold + MinIO', function () {
     expect(index.manifests.map((entry) => entry.digest)).to.include(image.manifestDigest);
   });
 });
+
+describe('npm start (embedded registry + hold)', function () {
+  this.timeout(120_000);
+
+  it('serves a push and a pull on a fresh data directory', async function () {
+    const { spawn } = await import('node:child_process');
+    const { freePort } = await import('../../src/core/net.ts');
+    const { stopChild } = await import('../support/minio.ts');
+    const work = await mkdtemp(path.join(os.tmpdir(), 'holdfast-start-'));
+    const port = await freePort();
+    const cli = new URL('../../bin/holdfast.js', import.meta.url).pathname;
+    const child = spawn(process.execPath, [cli, 'start', '--data', path.join(work, 'data'), '--port', String(port)], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, LOG_LEVEL: 'warn' } });
+    let logs = '';
+    child.stdout.on('data', (chunk: Buffer) => (logs += chunk.toString()));
+    try {
+      const deadline = Date.now() + 30_000;
+      while (!(await fetch(`http://127.0.0.1:${port}/v2/`).then((response) => response.ok, () => false))) {
+        if (Date.now() > deadline || child.exitCode !== null) throw new Error(`npm start did not come up: ${logs}`);
+        await new Promise((resolve) => setTimeout(resolve, 200));
+      }
+      expect(logs).to.match(/authentication is off/);
+      const image = await buildImage(path.join(work, 'image'), [6 * MiB + 1, 100]);
+      const crane = await craneBinary();
+      const reference = `127.0.0.1:${port}/me/app:v1`;
+      await runTool(crane, ['push', '--insecure', image.dir, reference]);
+      const pulled = path.join(work, 'pulled');
+      await runTool(crane, ['pull', '--insecure', '--format', 'oci', reference, pulled]);
+      await expectSameBlobs(image, pulled);
+    } finally {
+      await stopChild(child);
+      await rm(work, { recursive: true, force: true });
+    }
+  });
+});

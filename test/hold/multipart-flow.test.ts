@@ -179,7 +179,9 @@ for (const backend of BACKENDS) {
       const head = await hold.client.getPresignedUrl(DIDS.owner, digest, { method: 'HEAD' });
       expect(head.method).to.equal('HEAD');
       const { request } = await import('undici');
-      const headResponse = await request(head.url, { method: 'HEAD' });
+      const viaEndpoint = await hold.client.call<{ url: string; method: string }>('/head-presigned-url', DIDS.owner, { digest });
+      expect(viaEndpoint.method).to.equal('HEAD');
+      const headResponse = await request(viaEndpoint.url, { method: 'HEAD' });
       await headResponse.body.dump();
       expect(headResponse.statusCode).to.equal(200);
       expect(headResponse.headers['content-length']).to.equal('1000');
