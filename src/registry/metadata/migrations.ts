@@ -49,6 +49,24 @@ const MIGRATIONS: readonly { version: number; sql: (binary: string) => string[] 
          created_at TEXT NOT NULL)`,
     ],
   },
+  {
+    // npm packages for the Verdaccio storage plugin (src/verdaccio).
+    version: 2,
+    sql: () => [
+      `CREATE TABLE npm_packages (name TEXT PRIMARY KEY, document TEXT NOT NULL, updated_at TEXT NOT NULL)`,
+      `CREATE TABLE npm_package_list (name TEXT PRIMARY KEY, added_at TEXT NOT NULL)`,
+      `CREATE TABLE npm_tarballs (
+         package TEXT NOT NULL,
+         filename TEXT NOT NULL,
+         digest TEXT NOT NULL,
+         size BIGINT NOT NULL,
+         created_at TEXT NOT NULL,
+         PRIMARY KEY (package, filename))`,
+      `CREATE INDEX npm_tarballs_digest ON npm_tarballs (digest)`,
+      `CREATE TABLE npm_settings (key TEXT PRIMARY KEY, value TEXT NOT NULL)`,
+      `CREATE TABLE npm_tokens (user_name TEXT NOT NULL, token_key TEXT NOT NULL, token TEXT NOT NULL, PRIMARY KEY (user_name, token_key))`,
+    ],
+  },
 ];
 
 export async function migrate(db: Db): Promise<number> {

@@ -1,13 +1,17 @@
 import { PostgresDb, SqliteDb, type Db } from './db.ts';
 import { migrate } from './migrations.ts';
+import { PackageStore } from './packages.ts';
 import type { BlobRecord, ManifestRecord, MetadataStore, Page, ReferrerDescriptor, UploadRecord } from './types.ts';
 
 /** The metadata store over either SQL dialect. */
 export class SqlMetadataStore implements MetadataStore {
   readonly #db: Db;
+  /** npm package metadata (the Verdaccio plugin), in the same database. */
+  readonly packages: PackageStore;
 
   private constructor(db: Db) {
     this.#db = db;
+    this.packages = new PackageStore(db);
   }
 
   static async open(config: { kind: 'sqlite'; path: string } | { kind: 'postgres'; url: string; maxConnections?: number }): Promise<SqlMetadataStore> {

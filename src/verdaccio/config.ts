@@ -1,0 +1,45 @@
+import path from 'node:path';
+import { z } from 'zod';
+import { ConfigError, deepFreeze } from '../hold/config.ts';
+
+/**
+ * The plugin's `store:` block in Verdaccio's config.yaml:
+ *
+ *   store:
+ *     holdfast:
+ *       did: did:plc:…              # the DID Verdaccio acts as at the hold
+ *       metadata: { kind: sqlite, path: ./storage/holdfast.db }
+ *       driver: { hold: { url, audience }, issuer, privateKeyFile, provider, … }
+ */
+const schema = z
+  .object({
+    did: z.string().regex(/^did:[a-z0-9]+:[A-Za-z0-9._:%-]+$/, 'must be a DID'),
+    metadata: z.discriminatedUnion('kind', [
+      z.object({ kind: z.literal('sqlite'), path: z.string().min(1) }).strict(),
+      z.object({ kind: z.literal('postgres'), url: z.string().min(1), maxConnections: z.number().int().min(1).optional() }).strict(),
+    ]),
+    driver: z.record(z.string(), z.unknown()),
+  })
+  .strict();
+
+export type VerdaccioPluginConfig = Readonly<z.output<typeof schema>>;
+
+/** Validates without mutating; relative paths are relative to Verdaccio's config file. */
+export function parsePluginConfig(input: unknown, configDir: string): VerdaccioPluginConfig {
+  const result = schema.safeParse(stripVerdaccioKeys(input));
+  if (!result.success) {
+    throw new ConfigError('store.holdfast', result.error.issues.map((issue) => `${issue.path.join('.') || '(root)'}: ${issue.message}`));
+  }
+  const config = structuredClone(result.data);
+  if (config.metadata.kind === 'sqlite') config.metadata.path = path.resolve(configDir, config.metadata.path);
+  const keyFile = config.driver.privateKeyFile;
+  if (typeof keyFile === 'string') config.driver.privateKeyFile = path.resolve(configDir, keyFile);
+  return deepFreeze(config);
+}
+
+/** Verdaccio merges its own config into a plugin's (legacy mode); keep only ours. */
+function stripVerdaccioKeys(input: unknown): unknown {
+  if (!input || typeof input !== 'object') return input;
+  const { did, metadata, driver } = input as Record<string, unknown>;
+  return { did, metadata, driver };
+}

@@ -1,0 +1,164 @@
+import { createHash } from 'node:crypto';
+import { ReadTarball, UploadTarball } from '@verdaccio/streams';
+import type { BlobStore, BlobWriter } from '../driver/types.ts';
+import type { PackageStore } from '../registry/metadata/packages.ts';
+import { KeyedMutex } from '../registry/http/keyed-mutex.ts';
+import { alreadyExists, internal, notFound } from './errors.ts';
+
+type Callback<T = unknown> = (err: unknown, value?: T) => void;
+
+const PACKAGE_FILE = 'package.json';
+
+/**
+ * One npm package's storage: its document in the database, its tarballs in
+ * the hold (content-addressed, recorded by filename). Follows Verdaccio's
+ * legacy callback contract (`IPackageStorage` in @verdaccio/types 10).
+ */
+export class HoldfastPackageStorage {
+  readonly #name: string;
+  readonly #ready: Promise<{ packages: PackageStore; blobs: BlobStore }>;
+  readonly #locks: KeyedMutex;
+
+  constructor(name: string, ready: Promise<{ packages: PackageStore; blobs: BlobStore }>, locks: KeyedMutex) {
+    this.#name = name;
+    this.#ready = ready;
+    this.#locks = locks;
+  }
+
+  readPackage(_name: string, callback: Callback): void {
+    settle(async () => {
+      const document = await (await this.#ready).packages.readDocument(this.#name);
+      if (document === undefined) throw notFound(`package ${this.#name}`);
+      return document;
+    }, callback);
+  }
+
+  createPackage(_name: string, value: unknown, callback: Callback): void {
+    settle(async () => {
+      if (!(await (await this.#ready).packages.createDocument(this.#name, value))) throw alreadyExists(`package ${this.#name}`);
+    }, callback);
+  }
+
+  savePackage(_name: string, value: unknown, callback: Callback): void {
+    settle(async () => (await this.#ready).packages.saveDocument(this.#name, value), callback);
+  }
+
+  /**
+   * Read, modify, write, one update at a time per package in this process.
+   * Across Verdaccio instances the last write wins, as with the filesystem
+   * storage on a shared volume.
+   */
+  updatePackage(
+    _name: string,
+    updateHandler: (json: unknown, done: (err?: unknown) => void) => void,
+    onWrite: (name: string, json: unknown, done: (err?: unknown) => void) => void,
+    transformPackage: (json: unknown) => unknown,
+    onEnd: (err?: unknown) => void,
+  ): void {
+    this.#locks
+      .run(this.#name, async () => {
+        const document = await (await this.#ready).packages.readDocument(this.#name);
+        if (document === undefined) throw notFound(`package ${this.#name}`);
+        await new Promise<void>((resolve, reject) => updateHandler(document, (err) => (err ? reject(err) : resolve())));
+        await new Promise<void>((resolve, reject) => onWrite(this.#name, transformPackage(document), (err) => (err ? reject(err) : resolve())));
+      })
+      .then(
+        () => onEnd(null),
+        (err: unknown) => onEnd(err),
+      );
+  }
+
+  /** Deletes `package.json` (the document) or a tarball by filename. */
+  deletePackage(fileName: string, callback: Callback): void {
+    settle(async () => {
+      const { packages, blobs } = await this.#ready;
+      if (fileName === PACKAGE_FILE) {
+        if (!(await packages.deleteDocument(this.#name))) throw notFound(`package ${this.#name}`);
+        return;
+      }
+      const { removed, stillReferenced } = await packages.removeTarball(this.#name, fileName);
+      if (!removed) throw notFound(`tarball ${fileName}`);
+      if (stillReferenced === 0) await blobs.delete(removed.digest);
+    }, callback);
+  }
+
+  removePackage(callback: Callback): void {
+    process.nextTick(() => callback(null));
+  }
+
+  /**
+   * A stream Verdaccio writes the tarball into. It refuses a name that is
+   * taken before reading a byte, emits `open` once the upload has started,
+   * and `success` only when the blob is durable and recorded.
+   */
+  writeTarball(fileName: string): InstanceType<typeof UploadTarball> {
+    const stream = new UploadTarball({});
+    let writer: BlobWriter | undefined;
+    let failed = false;
+    let aborted = false;
+    let markDone: () => void = () => {};
+    const done = new Promise<void>((resolve) => (markDone = resolve));
+    const fail = (err: unknown) => {
+      if (failed) return;
+      failed = true;
+      stream.emit('error', err);
+    };
+    stream.done = () => markDone();
+    stream.abort = () => {
+      aborted = true;
+      writer?.cancel().catch(() => {});
+      markDone();
+    };
+    (async () => {
+      const { packages, blobs } = await this.#ready;
+      if (await packages.getTarball(this.#name, fileName)) throw alreadyExists(`tarball ${fileName}`);
+      writer = await blobs.create();
+      if (aborted) return writer.cancel();
+      stream.emit('open');
+      const hash = createHash('sha256');
+      const size = await writer.readFrom(hashing(stream, hash));
+      await done;
+      if (aborted) return writer.cancel();
+      const digest = `sha256:${hash.digest('hex')}`;
+      await writer.commit({ digest, size });
+      if (!(await packages.addTarball({ package: this.#name, filename: fileName, digest, size }))) throw alreadyExists(`tarball ${fileName}`);
+      stream.emit('success');
+    })().catch(async (err: unknown) => {
+      await writer?.cancel().catch(() => {});
+      if (!aborted) fail(err instanceof Error && 'code' in err ? err : internal(`storing ${fileName} failed: ${(err as Error).message}`));
+    });
+    return stream;
+  }
+
+  readTarball(fileName: string): InstanceType<typeof ReadTarball> {
+    const stream = new ReadTarball({});
+    let source: NodeJS.ReadableStream & { destroy?: () => void } | undefined;
+    stream.abort = () => source?.destroy?.();
+    (async () => {
+      const { packages, blobs } = await this.#ready;
+      const record = await packages.getTarball(this.#name, fileName);
+      if (!record) throw notFound(`tarball ${fileName}`);
+      source = await blobs.open(record.digest);
+      stream.emit('content-length', record.size);
+      stream.emit('open');
+      source.on('error', (err: unknown) => stream.emit('error', err));
+      source.pipe(stream);
+    })().catch((err: unknown) => stream.emit('error', err));
+    return stream;
+  }
+}
+
+async function* hashing(source: AsyncIterable<unknown>, hash: ReturnType<typeof createHash>): AsyncIterable<Uint8Array> {
+  for await (const chunk of source) {
+    const bytes = typeof chunk === 'string' ? Buffer.from(chunk) : (chunk as Uint8Array);
+    hash.update(bytes);
+    yield bytes;
+  }
+}
+
+function settle<T>(work: () => Promise<T>, callback: Callback<T>): void {
+  work().then(
+    (value) => callback(null, value),
+    (err: unknown) => callback(err),
+  );
+}
