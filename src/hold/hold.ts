@@ -76,10 +76,11 @@ export class Hold {
     return address;
   }
 
-  async runJanitor(): Promise<{ purged: number }> {
+  async runJanitor(): Promise<{ purged: number; skipped: number }> {
     const result = await this.service.purgeIdleUploads();
     this.metrics.uploadsPurged.inc(result.purged);
     if (result.purged > 0) this.#logger.info({ purged: result.purged }, 'janitor aborted idle uploads');
+    if (result.skipped > 0) this.#logger.warn({ skipped: result.skipped }, 'janitor skipped uploads it could not read; it will retry');
     return result;
   }
 

@@ -26,6 +26,8 @@ export interface UploadView {
   updated_at: string;
   expires_at: string;
   size: number;
+  /** Set once the multipart upload is complete: the assembled object's size. */
+  completed_size?: number;
   parts: readonly SessionPart[];
   staged: readonly StagedSegment[];
   client_state?: Readonly<Record<string, unknown>>;
@@ -100,7 +102,7 @@ export class HoldService {
   ): Promise<{ upload_name: string; size: number }> {
     this.#authorize(did, 'write');
     assertCompletableParts(input.parts);
-    const { upload, session } = await this.#ownedSession(did, input.digest, input.upload_id);
+    const { upload, session, etag } = await this.#ownedSession(did, input.digest, input.upload_id);
     if (session.kind !== 'multipart') throw new HoldError('UPLOAD_UNKNOWN', 'this upload is not a multipart upload');
     if (session.state === 'completed') return { upload_name: upload.value, size: session.completed_size ?? 0 };
     const recorded = new Map(session.parts.map((part) => [part.part_number, part.size]));
@@ -111,7 +113,7 @@ export class HoldService {
       await this.#backend.completeMultipartUpload(key, session.upload_id, parts);
       const object = await this.#backend.stat(key);
       const size = object?.size ?? 0;
-      await this.#sessions.put({ ...session, state: 'completed', completed_size: size, updated_at: this.#now().toISOString() });
+      await this.#sessions.put({ ...session, state: 'completed', completed_size: size, updated_at: this.#now().toISOString() }, etag);
       return { upload_name: upload.value, size };
     });
   }
@@ -238,7 +240,7 @@ export class HoldService {
     },
   ): Promise<UploadView> {
     this.#authorize(did, 'write');
-    const { upload, session } = await this.#openSession(did, input.digest, input.upload_id, 'multipart');
+    const { upload, session, etag } = await this.#openSession(did, input.digest, input.upload_id, 'multipart');
     if (input.base_size !== session.size) {
       throw new HoldError('UPLOAD_STATE_CONFLICT', `the upload holds ${session.size} bytes, not ${input.base_size}`);
     }
@@ -265,7 +267,7 @@ export class HoldService {
         client_state: input.client_state ?? session.client_state,
         updated_at: this.#now().toISOString(),
       };
-      await this.#sessions.put(updated);
+      await this.#sessions.put(updated, etag);
       const kept = new Set(staged.map(segmentId));
       const dropped = session.staged.filter((segment) => !kept.has(segmentId(segment)));
       await this.#backend.delete(dropped.map((segment) => this.#key({ kind: 'upload-staged', upload, offset: segment.offset })));
@@ -273,19 +275,28 @@ export class HoldService {
     });
   }
 
-  /** Aborts uploads idle longer than the TTL; returns how many were purged. */
-  async purgeIdleUploads(): Promise<{ purged: number }> {
+  /**
+   * Aborts uploads idle longer than the TTL. An upload whose record cannot be
+   * read right now is skipped, never deleted: a transient error must not
+   * destroy a live push.
+   */
+  async purgeIdleUploads(): Promise<{ purged: number; skipped: number }> {
     const cutoff = this.#now().getTime() - this.#uploadTtlMs;
     let purged = 0;
+    let skipped = 0;
     await mappingStorageErrors(async () => {
-      for await (const { upload, session } of this.#sessions.all()) {
-        if (session && Date.parse(session.updated_at) > cutoff) continue;
-        if (session) await this.#discard(upload, session);
-        else await this.#backend.delete(await this.#sessions.keysOf(upload));
-        purged++;
+      for await (const upload of this.#sessions.uploads()) {
+        try {
+          const session = await this.#sessions.get(upload);
+          if (!session || Date.parse(session.updated_at) > cutoff) continue;
+          await this.#discard(upload, session);
+          purged++;
+        } catch {
+          skipped++;
+        }
       }
     });
-    return { purged };
+    return { purged, skipped };
   }
 
   async #discard(upload: UploadName, session: UploadSession): Promise<void> {
@@ -300,12 +311,12 @@ export class HoldService {
   }
 
   /** The caller's session for an upload name; not found and not-yours look the same. */
-  async #ownedSession(did: string, name: string, uploadId: string): Promise<{ upload: UploadName; session: UploadSession }> {
+  async #ownedSession(did: string, name: string, uploadId: string): Promise<{ upload: UploadName; session: UploadSession; etag: string }> {
     const upload = parseUploadName(name);
     if (!upload) throw new HoldError('DIGEST_INVALID', 'digest must be an upload name this hold issued');
-    const session = await mappingStorageErrors(() => this.#sessions.get(upload));
-    if (!session || session.did !== did || session.upload_id !== uploadId) throw new HoldError('UPLOAD_UNKNOWN');
-    return { upload, session };
+    const read = await mappingStorageErrors(() => this.#sessions.read(upload));
+    if (!read || read.session.did !== did || read.session.upload_id !== uploadId) throw new HoldError('UPLOAD_UNKNOWN');
+    return { upload, session: read.session, etag: read.etag };
   }
 
   async #openSession(did: string, name: string, uploadId: string, kind: UploadSession['kind']) {
@@ -342,6 +353,7 @@ export class HoldService {
       updated_at: session.updated_at,
       expires_at: this.#expiresAt(session),
       size: session.size,
+      ...(session.completed_size !== undefined ? { completed_size: session.completed_size } : {}),
       parts: session.parts,
       staged: session.staged,
       ...(session.client_state ? { client_state: session.client_state } : {}),

@@ -50,14 +50,23 @@ export class UploadSessionStore {
   }
 
   async get(upload: UploadName): Promise<UploadSession | undefined> {
-    const bytes = await this.#backend.getSmall(storageKey({ kind: 'upload-session', upload }, this.#prefix));
-    if (!bytes) return undefined;
-    return JSON.parse(Buffer.from(bytes).toString('utf8')) as UploadSession;
+    return (await this.read(upload))?.session;
   }
 
-  async put(session: UploadSession): Promise<void> {
+  /** The session and the ETag to make the next write conditional on. */
+  async read(upload: UploadName): Promise<{ session: UploadSession; etag: string } | undefined> {
+    const object = await this.#backend.getSmall(storageKey({ kind: 'upload-session', upload }, this.#prefix));
+    if (!object) return undefined;
+    return { session: JSON.parse(Buffer.from(object.body).toString('utf8')) as UploadSession, etag: object.etag };
+  }
+
+  /**
+   * Writes the session. With `ifMatch`, only over the version that was read:
+   * a concurrent update makes this throw `PRECONDITION_FAILED`.
+   */
+  async put(session: UploadSession, ifMatch?: string): Promise<void> {
     const upload = uploadNameOf(session);
-    await this.#backend.putSmall(storageKey({ kind: 'upload-session', upload }, this.#prefix), Buffer.from(JSON.stringify(session)));
+    await this.#backend.putSmall(storageKey({ kind: 'upload-session', upload }, this.#prefix), Buffer.from(JSON.stringify(session)), ifMatch ? { ifMatch } : {});
   }
 
   /** Every object that belongs to the upload, the session record last. */
@@ -72,11 +81,11 @@ export class UploadSessionStore {
     return keys;
   }
 
-  /** Every upload with a session record, for the janitor. */
-  async *all(): AsyncIterable<{ upload: UploadName; session: UploadSession | undefined }> {
+  /** Every upload that has a session record, for the janitor. */
+  async *uploads(): AsyncIterable<UploadName> {
     for await (const object of this.#backend.list(storageKey({ kind: 'uploads-root' }, this.#prefix))) {
       const upload = uploadFromSessionKey(object.key, this.#prefix);
-      if (upload) yield { upload, session: await this.get(upload).catch(() => undefined) };
+      if (upload) yield upload;
     }
   }
 }

@@ -194,3 +194,27 @@ for (const backend of BACKENDS) {
     });
   });
 }
+
+describe('hold upload records under concurrent writers', function () {
+  for (const backend of BACKENDS) {
+    it(`refuses the second of two progress updates from the same base (${backend})`, async function () {
+      const hold = await startTestHold(backend);
+      try {
+        const started = await hold.client.startMultipart(DIDS.owner);
+        for (const offset of [0]) {
+          const url = await hold.client.putPresignedUrl(DIDS.owner, started.upload_name, { uploadId: started.upload_id, offset });
+          await putToUrl(url.url, randomBlob(10));
+        }
+        const updates = await Promise.allSettled(
+          [1, 2].map(() => hold.client.uploadProgress(DIDS.owner, started.upload_name, started.upload_id, { base_size: 0, staged: [{ offset: 0, size: 10 }] })),
+        );
+        const refused = updates.filter((result) => result.status === 'rejected');
+        expect(refused.length, 'exactly one of two racing updates wins').to.equal(1);
+        expect(((refused[0] as PromiseRejectedResult).reason as HoldClientError).code).to.equal('UPLOAD_STATE_CONFLICT');
+        await hold.client.abortMultipart(DIDS.owner, started.upload_name, started.upload_id);
+      } finally {
+        await hold.close();
+      }
+    });
+  }
+});

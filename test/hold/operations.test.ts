@@ -40,7 +40,7 @@ for (const backend of BACKENDS) {
         await putToUrl(staged.url, randomBlob(3));
         now = new Date(now.getTime() + 2 * 3600 * 1000);
         const fresh = await hold.client.startMultipart(DIDS.owner);
-        expect(await hold.hold.runJanitor()).to.deep.equal({ purged: 1 });
+        expect(await hold.hold.runJanitor()).to.deep.equal({ purged: 1, skipped: 0 });
         expect(await hold.inspect.pendingMultipartUploads()).to.equal(1);
         const keys = await hold.inspect.keys();
         expect(keys).to.deep.equal([`holdfast/uploads/${fresh.upload_name.slice('uploads/temp-'.length)}/session.json`]);
@@ -158,4 +158,25 @@ describe('hold logging', function () {
     expect(logged).to.not.match(/X-Holdfast-Signature|X-Holdfast-Expires/);
     expect(logged).to.not.match(/Bearer|eyJ/);
   });
+});
+
+describe('conditional session writes', function () {
+  for (const backend of BACKENDS) {
+    it(`a write conditioned on a stale ETag fails with PRECONDITION_FAILED (${backend})`, async function () {
+      const hold = await startTestHold(backend);
+      try {
+        const store = hold.hold.backend;
+        const key = `${hold.prefix}holdfast/uploads/00000000-0000-4000-8000-000000000000/session.json`;
+        await store.putSmall(key, Buffer.from('{"v":1}'));
+        const first = await store.getSmall(key);
+        await store.putSmall(key, Buffer.from('{"v":2}'), { ifMatch: first?.etag });
+        const error = await store.putSmall(key, Buffer.from('{"v":3}'), { ifMatch: first?.etag }).catch((err: unknown) => err);
+        expect((error as { code?: string }).code).to.equal('PRECONDITION_FAILED');
+        expect(Buffer.from((await store.getSmall(key))?.body ?? []).toString()).to.equal('{"v":2}');
+        await store.delete([key]);
+      } finally {
+        await hold.close();
+      }
+    });
+  }
 });

@@ -185,8 +185,8 @@ function fsInspector(backend: FsBackend, prefix: string): BackendInspector {
       return (await backend.pendingMultipartUploads()).length;
     },
     async read(key) {
-      const bytes = await backend.getSmall(`${prefix}/${key}`);
-      return bytes ? Buffer.from(bytes) : undefined;
+      const object = await backend.getSmall(`${prefix}/${key}`);
+      return object ? Buffer.from(object.body) : undefined;
     },
   };
 }

@@ -34,7 +34,8 @@ interface PartRecord {
  */
 export class FsBackend implements StorageBackend {
   readonly kind = 'fs' as const;
-  readonly capabilities = Object.freeze({ uploadPartCopy: true, maxSingleCopyBytes: Number.MAX_SAFE_INTEGER });
+  readonly capabilities = Object.freeze({ uploadPartCopy: true, conditionalWrites: true, maxSingleCopyBytes: Number.MAX_SAFE_INTEGER });
+  readonly #smallLocks = new Map<string, Promise<unknown>>();
   readonly signer: FsUrlSigner;
   readonly #objects: string;
   readonly #multipart: string;
@@ -124,16 +125,32 @@ export class FsBackend implements StorageBackend {
     }
   }
 
-  async putSmall(key: string, body: Uint8Array): Promise<void> {
+  /** Conditional writes are checked under a per-key lock: one hold process owns an fs root. */
+  async putSmall(key: string, body: Uint8Array, condition: { ifMatch?: string } = {}): Promise<void> {
     await this.#ready;
-    const temp = this.#tempPath();
-    await writeFile(temp, body);
-    await this.#publish(temp, key);
+    const previous = this.#smallLocks.get(key) ?? Promise.resolve();
+    const work = previous.catch(() => undefined).then(async () => {
+      if (condition.ifMatch !== undefined) {
+        const current = await this.getSmall(key);
+        if (!current || current.etag !== condition.ifMatch) throw new StorageError('PRECONDITION_FAILED', 'the object changed since it was read');
+      }
+      const temp = this.#tempPath();
+      await writeFile(temp, body);
+      await this.#publish(temp, key);
+    });
+    const settled = work.catch(() => undefined);
+    this.#smallLocks.set(key, settled);
+    try {
+      await work;
+    } finally {
+      if (this.#smallLocks.get(key) === settled) this.#smallLocks.delete(key);
+    }
   }
 
-  async getSmall(key: string): Promise<Uint8Array | undefined> {
+  async getSmall(key: string): Promise<{ body: Uint8Array; etag: string } | undefined> {
     try {
-      return await readFile(this.#objectPath(key));
+      const body = await readFile(this.#objectPath(key));
+      return { body, etag: `"${createHash('md5').update(body).digest('hex')}"` };
     } catch (err) {
       if (isNotFound(err)) return undefined;
       throw err;
@@ -181,8 +198,10 @@ export class FsBackend implements StorageBackend {
     const temp = this.#tempPath();
     const { md5, size } = await writeHashed(body, temp);
     const etag = `"${md5}"`;
+    const recordTemp = this.#tempPath();
+    await writeFile(recordTemp, JSON.stringify({ size, etag } satisfies PartRecord));
     await rename(temp, partPath(dir, partNumber));
-    await writeFile(`${partPath(dir, partNumber)}.json`, JSON.stringify({ size, etag } satisfies PartRecord));
+    await rename(recordTemp, `${partPath(dir, partNumber)}.json`);
     return etag;
   }
 

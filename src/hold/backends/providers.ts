@@ -10,6 +10,8 @@ export interface ProviderProfile {
   readonly uploadPartCopy: boolean;
   /** Every non-trailing part must have the same length (R2). */
   readonly equalParts: boolean;
+  /** PutObject with If-Match, used to guard upload session records. */
+  readonly conditionalWrites: boolean;
   /** The part size the driver uses unless configured otherwise. */
   readonly defaultPartSize: number;
   readonly notes: string;
@@ -21,24 +23,26 @@ export type ProviderName = (typeof PROVIDER_NAMES)[number];
 const MiB = 1024 * 1024;
 
 export const PROVIDER_PROFILES: Readonly<Record<ProviderName, ProviderProfile>> = Object.freeze({
-  aws: { name: 'aws', forcePathStyle: false, uploadPartCopy: true, equalParts: false, defaultPartSize: 16 * MiB, notes: 'reference behaviour' },
-  minio: { name: 'minio', forcePathStyle: true, uploadPartCopy: true, equalParts: false, defaultPartSize: 16 * MiB, notes: 'path-style by default' },
+  aws: { name: 'aws', forcePathStyle: false, uploadPartCopy: true, equalParts: false, conditionalWrites: true, defaultPartSize: 16 * MiB, notes: 'reference behaviour' },
+  minio: { name: 'minio', forcePathStyle: true, uploadPartCopy: true, equalParts: false, conditionalWrites: true, defaultPartSize: 16 * MiB, notes: 'path-style by default' },
   storj: {
     name: 'storj',
     forcePathStyle: true,
     uploadPartCopy: false,
     equalParts: false,
+    conditionalWrites: false,
     defaultPartSize: 64 * MiB,
     notes: '64 MiB parts map to one segment; no UploadPartCopy; ListMultipartUploads needs a prefix ending in "/"',
   },
-  upcloud: { name: 'upcloud', forcePathStyle: true, uploadPartCopy: true, equalParts: false, defaultPartSize: 16 * MiB, notes: 'S3-compatible' },
+  upcloud: { name: 'upcloud', forcePathStyle: true, uploadPartCopy: true, equalParts: false, conditionalWrites: false, defaultPartSize: 16 * MiB, notes: 'S3-compatible' },
   r2: {
     name: 'r2',
     forcePathStyle: true,
     uploadPartCopy: true,
     equalParts: true,
+    conditionalWrites: true,
     defaultPartSize: 16 * MiB,
     notes: 'all non-trailing parts must have the same length; rejects the SDK default checksum headers',
   },
-  b2: { name: 'b2', forcePathStyle: true, uploadPartCopy: true, equalParts: false, defaultPartSize: 16 * MiB, notes: 'rejects the SDK default checksum headers' },
+  b2: { name: 'b2', forcePathStyle: true, uploadPartCopy: true, equalParts: false, conditionalWrites: false, defaultPartSize: 16 * MiB, notes: 'rejects the SDK default checksum headers' },
 });

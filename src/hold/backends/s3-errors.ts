@@ -8,6 +8,8 @@ const S3_ERROR_CODES: Readonly<Record<string, StorageErrorCode>> = Object.freeze
   InvalidPart: 'INVALID_PART',
   InvalidPartOrder: 'INVALID_PART',
   EntityTooSmall: 'PART_TOO_SMALL',
+  PreconditionFailed: 'PRECONDITION_FAILED',
+  ConditionalRequestConflict: 'PRECONDITION_FAILED',
   NotImplemented: 'UNSUPPORTED',
   SlowDown: 'UNAVAILABLE',
   ServiceUnavailable: 'UNAVAILABLE',
@@ -36,6 +38,7 @@ export function mapS3Error(operation: string, err: unknown): StorageError {
   const status = shape.$metadata?.httpStatusCode;
   let code = S3_ERROR_CODES[name];
   if (!code && status === 404) code = 'NOT_FOUND';
+  if (!code && (status === 412 || status === 409)) code = 'PRECONDITION_FAILED';
   if (!code && (status === undefined || status >= 500)) code = 'UNAVAILABLE';
   if (!code && isNetworkError(shape.code)) code = 'UNAVAILABLE';
   return new StorageError(code ?? 'INTERNAL', `${operation} failed: ${name}${status ? ` (HTTP ${status})` : ''}`, { cause: err });

@@ -59,6 +59,7 @@ export class S3Backend implements StorageBackend {
     const profile = PROVIDER_PROFILES[options.provider];
     this.capabilities = Object.freeze({
       uploadPartCopy: profile.uploadPartCopy,
+      conditionalWrites: profile.conditionalWrites,
       maxSingleCopyBytes: Math.min(options.copyPartThreshold, MAX_SINGLE_COPY_BYTES),
     });
     const credentials =
@@ -131,15 +132,16 @@ export class S3Backend implements StorageBackend {
     }
   }
 
-  async putSmall(key: string, body: Uint8Array): Promise<void> {
-    const command = new PutObjectCommand({ Bucket: this.#bucket, Key: key, Body: body, ContentType: 'application/json' });
+  async putSmall(key: string, body: Uint8Array, condition: { ifMatch?: string } = {}): Promise<void> {
+    const ifMatch = this.capabilities.conditionalWrites ? condition.ifMatch : undefined;
+    const command = new PutObjectCommand({ Bucket: this.#bucket, Key: key, Body: body, ContentType: 'application/json', ...(ifMatch ? { IfMatch: ifMatch } : {}) });
     await this.#send('PutObject', (options) => this.#client.send(command, options));
   }
 
-  async getSmall(key: string): Promise<Uint8Array | undefined> {
+  async getSmall(key: string): Promise<{ body: Uint8Array; etag: string } | undefined> {
     try {
       const result = await this.#send('GetObject', (options) => this.#client.send(new GetObjectCommand({ Bucket: this.#bucket, Key: key }), options));
-      return result.Body ? await result.Body.transformToByteArray() : new Uint8Array();
+      return { body: result.Body ? await result.Body.transformToByteArray() : new Uint8Array(), etag: result.ETag ?? '' };
     } catch (err) {
       if (err instanceof StorageError && err.code === 'NOT_FOUND') return undefined;
       throw err;

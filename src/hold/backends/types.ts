@@ -27,6 +27,8 @@ export interface BackendCapabilities {
   readonly uploadPartCopy: boolean;
   /** Largest object a single CopyObject may copy. */
   readonly maxSingleCopyBytes: number;
+  /** Conditional PUT (If-Match); without it concurrent session updates are last-write-wins. */
+  readonly conditionalWrites: boolean;
 }
 
 export interface StorageBackend {
@@ -49,9 +51,13 @@ export interface StorageBackend {
 
   /** Undefined when there is no object at `key`. */
   stat(key: string): Promise<ObjectInfo | undefined>;
-  /** Small control-plane objects only (session records); never blob bytes. */
-  putSmall(key: string, body: Uint8Array): Promise<void>;
-  getSmall(key: string): Promise<Uint8Array | undefined>;
+  /**
+   * Small control-plane objects only (session records); never blob bytes.
+   * With `ifMatch`, the write happens only if the object still has that ETag
+   * (`PRECONDITION_FAILED` otherwise), where the provider supports it.
+   */
+  putSmall(key: string, body: Uint8Array, condition?: { ifMatch?: string }): Promise<void>;
+  getSmall(key: string): Promise<{ body: Uint8Array; etag: string } | undefined>;
   /** Safe to call twice; missing keys are ignored. */
   delete(keys: readonly string[]): Promise<void>;
   /** Server-side copy. `size` picks the strategy (single copy or part copies). */
@@ -66,6 +72,7 @@ export type StorageErrorCode =
   | 'UPLOAD_UNKNOWN'
   | 'INVALID_PART'
   | 'PART_TOO_SMALL'
+  | 'PRECONDITION_FAILED'
   | 'UNSUPPORTED'
   | 'UNAVAILABLE'
   | 'INTERNAL';
