@@ -72,7 +72,6 @@ export class HoldBlobStore implements BlobStore {
   async resume(id: string): Promise<BlobWriter> {
     const { uploadName, uploadId } = decodeWriterId(id);
     const view = await mappingHoldErrors(() => this.#ctx.hold.uploadStatus(this.#ctx.did, uploadName, uploadId));
-    if (view.state !== 'open') throw new DriverError('BLOB_UPLOAD_UNKNOWN', 'the upload is already complete');
     const snapshot = snapshotOf(view, this.#settings);
     const cached = this.#cache.get(id);
     if (cached?.matches(snapshot)) return cached;
@@ -101,6 +100,7 @@ function snapshotOf(view: HoldUploadView, settings: BlobStoreSettings): UploadSn
     parts: view.parts,
     staged: view.staged,
     size: view.size,
+    ...(view.state === 'completed' ? { completedSize: view.completed_size ?? 0 } : {}),
     partSize: typeof state.part_size === 'number' ? state.part_size : settings.partSize,
     equalParts: typeof state.equal_parts === 'boolean' ? state.equal_parts : settings.equalParts,
     algorithm: state.algorithm === 'sha512' ? 'sha512' : 'sha256',

@@ -15,6 +15,8 @@ export interface WriterContext {
   readonly transport: Transport;
   readonly budget: MemoryBudget;
   readonly maxPartsInFlight: number;
+  /** How long a write may wait for the memory budget before failing with UNAVAILABLE. */
+  readonly bufferWaitMs: number;
   /** No part grows beyond this (the memory budget). */
   readonly maxPartSize: number;
   /** Called when a writer is finished or broken, so caches drop it. */
@@ -29,6 +31,8 @@ export interface UploadSnapshot {
   parts: readonly HoldPart[];
   staged: readonly HoldStagedSegment[];
   size: number;
+  /** Set when the hold has already assembled the parts: only verify and publish remain. */
+  completedSize?: number;
   partSize: number;
   equalParts: boolean;
   algorithm: DigestAlgorithm;
@@ -81,6 +85,10 @@ export class HoldBlobWriter implements BlobWriter {
   #hash: Hash | undefined;
   #finalPart: HoldPart | undefined;
   #closing: Promise<void> | undefined;
+  /** The hold already completed the multipart upload (a commit failed after that step). */
+  readonly #completed: boolean;
+  /** Operations running now; idle memory is only released when there are none. */
+  #busy = 0;
 
   constructor(ctx: WriterContext, snapshot: UploadSnapshot, options: { hashFromStart: boolean }) {
     this.#ctx = ctx;
@@ -96,10 +104,12 @@ export class HoldBlobWriter implements BlobWriter {
     this.#nextPart = snapshot.parts.length + 1;
     this.#partBytes = snapshot.parts.reduce((sum, part) => sum + part.size, 0);
     this.#staged = [...snapshot.staged];
-    this.#durableSize = snapshot.size;
-    this.#size = snapshot.size;
-    this.#tailLoaded = snapshot.size === this.#partBytes;
-    this.#hash = options.hashFromStart || snapshot.size === 0 ? createHash(this.#algorithm) : undefined;
+    this.#completed = snapshot.completedSize !== undefined;
+    this.#durableSize = snapshot.completedSize ?? snapshot.size;
+    this.#size = this.#durableSize;
+    this.#tailLoaded = this.#completed || snapshot.size === this.#partBytes;
+    // A running hash is only trustworthy if it has seen every byte from offset 0.
+    this.#hash = !this.#completed && (options.hashFromStart || snapshot.size === 0) ? createHash(this.#algorithm) : undefined;
   }
 
   get size(): number {
@@ -118,6 +128,8 @@ export class HoldBlobWriter implements BlobWriter {
   /** True when this cached writer still describes the hold's state exactly. */
   matches(snapshot: UploadSnapshot): boolean {
     return (
+      snapshot.completedSize === undefined &&
+      !this.#completed &&
       this.#state === 'open' &&
       this.#closing === undefined &&
       this.#size === this.#durableSize &&
@@ -127,9 +139,14 @@ export class HoldBlobWriter implements BlobWriter {
     );
   }
 
-  async write(chunk: Uint8Array): Promise<void> {
+  write(chunk: Uint8Array): Promise<void> {
+    return this.#whileBusy(() => this.#write(chunk));
+  }
+
+  async #write(chunk: Uint8Array): Promise<void> {
     this.#assertOpen();
     if (chunk.length === 0) return;
+    if (this.#completed) throw new DriverError('BLOB_UPLOAD_INVALID', 'the upload is already assembled; commit it');
     if (this.#size + chunk.length > this.#maxSize) {
       throw new DriverError('BLOB_TOO_LARGE', `this upload is limited to ${this.#maxSize} bytes by its part size and provider profile`);
     }
@@ -160,39 +177,53 @@ export class HoldBlobWriter implements BlobWriter {
   }
 
   close(): Promise<void> {
-    if (this.#state !== 'open') return Promise.resolve();
-    this.#closing ??= this.#persist().finally(() => {
+    if (this.#state !== 'open' || this.#completed) return Promise.resolve();
+    this.#closing ??= this.#whileBusy(() => this.#persist()).finally(() => {
       this.#closing = undefined;
     });
     return this.#closing;
   }
 
-  async commit(descriptor: CommitDescriptor): Promise<Descriptor> {
+  commit(descriptor: CommitDescriptor): Promise<Descriptor> {
+    return this.#whileBusy(async () => {
+      try {
+        return await this.#commit(descriptor);
+      } catch (err) {
+        // A commit that failed part-way stays retryable; its buffer goes back to the budget.
+        if (this.#state === 'open') this.#compactTail();
+        throw err;
+      }
+    });
+  }
+
+  async #commit(descriptor: CommitDescriptor): Promise<Descriptor> {
     this.#assertOpen();
     const digest = parseDigest(descriptor.digest);
     if (!digest) throw new DriverError('DIGEST_INVALID', `${descriptor.digest} is not a valid digest`);
     if (!this.#tailLoaded) await this.#loadTail();
     await this.#drain();
     if (descriptor.size !== undefined && descriptor.size !== this.#size) {
-      await this.cancel();
+      await this.cancel().catch(() => {});
       throw new DriverError('SIZE_INVALID', `the upload holds ${this.#size} bytes, not ${descriptor.size}`);
     }
     let verified = false;
     if (this.#hash && digest.algorithm === this.#algorithm) {
       const actual = `${this.#algorithm}:${this.#hash.copy().digest('hex')}`;
       if (actual !== digest.value) {
-        await this.cancel();
+        await this.cancel().catch(() => {});
         throw new DriverError('DIGEST_INVALID', `the uploaded content hashes to ${actual}, not ${digest.value}`);
       }
       verified = true;
     }
-    const parts = await this.#finishParts();
     const size = this.#size;
-    await mappingHoldErrors(() => this.#ctx.hold.completeMultipart(this.#ctx.did, this.#uploadName, this.#uploadId, parts));
+    if (!this.#completed) {
+      const parts = await this.#finishParts();
+      await mappingHoldErrors(() => this.#ctx.hold.completeMultipart(this.#ctx.did, this.#uploadName, this.#uploadId, parts));
+    }
     if (!verified) {
       const actual = await this.#hashStoredObject(digest.algorithm);
       if (actual !== digest.value) {
-        await this.cancel();
+        await this.cancel().catch(() => {});
         throw new DriverError('DIGEST_INVALID', `the uploaded content hashes to ${actual}, not ${digest.value}`);
       }
     }
@@ -215,12 +246,32 @@ export class HoldBlobWriter implements BlobWriter {
     }
   }
 
-  /** Drops the idle tail from memory; the cache calls this on eviction. */
+  /**
+   * Gives the writer's buffers back to the budget when no request is using
+   * it; the cache calls this on eviction. The tail is fetched again from its
+   * staged segments if the writer is used later.
+   */
   releaseIdleMemory(): void {
-    if (!this.#compact) return;
-    this.#ctx.budget.release(this.#compact.length);
-    this.#compact = undefined;
-    this.#tailLoaded = this.#size === this.#partBytes;
+    if (this.#busy > 0 || this.#inFlight.size > 0) return;
+    if (this.#buffer) {
+      this.#ctx.budget.recycle(this.#buffer);
+      this.#buffer = undefined;
+      this.#fill = 0;
+    }
+    if (this.#compact) {
+      this.#ctx.budget.release(this.#compact.length);
+      this.#compact = undefined;
+    }
+    this.#tailLoaded = this.#completed || this.#size === this.#partBytes;
+  }
+
+  async #whileBusy<T>(work: () => Promise<T>): Promise<T> {
+    this.#busy++;
+    try {
+      return await work();
+    } finally {
+      this.#busy--;
+    }
   }
 
   // --- internals ---
@@ -241,7 +292,7 @@ export class HoldBlobWriter implements BlobWriter {
 
   async #allocateBuffer(): Promise<void> {
     const partSize = partSizeFor(this.#nextPart, this.#basePartSize, this.#equalParts, this.#ctx.maxPartSize);
-    this.#buffer = await this.#ctx.budget.allocate(partSize);
+    this.#buffer = await this.#ctx.budget.allocate(partSize, this.#ctx.bufferWaitMs);
     this.#fill = 0;
     if (this.#compact) {
       this.#buffer.set(this.#compact, 0);
@@ -317,18 +368,29 @@ export class HoldBlobWriter implements BlobWriter {
       staged.push({ offset, size: bytes.length });
     }
     const parts = [...this.#uploaded.values()].sort((a, b) => a.part_number - b.part_number);
-    const view = await mappingHoldErrors(() =>
-      hold.uploadProgress(did, this.#uploadName, this.#uploadId, {
-        base_size: this.#durableSize,
-        parts,
-        staged,
-      }),
-    );
+    const view = await this.#sendProgress({ base_size: this.#durableSize, parts, staged }, this.#recorded.length + parts.length);
     if (view.size !== this.#size) throw new DriverError('INTERNAL', `the hold recorded ${view.size} bytes, expected ${this.#size}`);
     this.#recorded.push(...parts);
     this.#uploaded.clear();
     this.#staged = staged;
     this.#durableSize = view.size;
+  }
+
+  /**
+   * Records progress. A conflict can mean our own earlier attempt landed and
+   * only its answer was lost; if the hold already holds exactly this state,
+   * that is success.
+   */
+  async #sendProgress(progress: { base_size: number; parts: HoldPart[]; staged: HoldStagedSegment[] }, partCount: number) {
+    const { hold, did } = this.#ctx;
+    try {
+      return await hold.uploadProgress(did, this.#uploadName, this.#uploadId, progress);
+    } catch (err) {
+      if ((err as { code?: string }).code !== 'UPLOAD_STATE_CONFLICT') throw toDriverError(err);
+      const status = await mappingHoldErrors(() => hold.uploadStatus(did, this.#uploadName, this.#uploadId));
+      if (status.size === this.#size && status.parts.length === partCount) return status;
+      throw toDriverError(err);
+    }
   }
 
   /** The last part (the tail, possibly empty), then every part in order. */
@@ -378,14 +440,22 @@ export class HoldBlobWriter implements BlobWriter {
     const staged = this.#staged.filter((segment) => segment.offset >= this.#partBytes);
     await this.#allocateBuffer();
     const buffer = this.#buffer as Buffer;
-    for (const segment of staged) {
-      const bytes = await transport.getBytes(
-        async () =>
-          (await mappingHoldErrors(() => hold.getPresignedUrl(did, this.#uploadName, { uploadId: this.#uploadId, offset: segment.offset }))).url,
-        segment.size,
-        this.#abort.signal,
-      );
-      buffer.set(bytes, segment.offset - this.#partBytes);
+    try {
+      for (const segment of staged) {
+        const bytes = await transport.getBytes(
+          async () =>
+            (await mappingHoldErrors(() => hold.getPresignedUrl(did, this.#uploadName, { uploadId: this.#uploadId, offset: segment.offset }))).url,
+          segment.size,
+          this.#abort.signal,
+        );
+        buffer.set(bytes, segment.offset - this.#partBytes);
+      }
+    } catch (err) {
+      // Nothing half-loaded may stay behind: the next attempt starts over.
+      this.#ctx.budget.recycle(buffer);
+      this.#buffer = undefined;
+      this.#fill = 0;
+      throw err;
     }
     this.#fill = this.#size - this.#partBytes;
     this.#tailLoaded = true;
@@ -406,7 +476,7 @@ export class HoldBlobWriter implements BlobWriter {
     if (tail.length > 0 && this.#ctx.budget.tryAcquire(tail.length)) {
       this.#compact = Buffer.from(tail);
     } else {
-      this.#tailLoaded = tail.length === 0;
+      this.#tailLoaded = this.#size === this.#partBytes;
     }
     this.#ctx.budget.recycle(buffer);
   }

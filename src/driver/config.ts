@@ -25,6 +25,8 @@ export const driverConfigSchema = z
     maxPartsInFlight: z.number().int().min(1).max(32).default(4),
     memoryBudget: z.number().int().min(5 * MiB).default(512 * MiB),
     partTimeoutMs: z.number().int().min(1000).default(120_000),
+    /** How long a write waits for the memory budget before the request fails with 503. */
+    bufferWaitMs: z.number().int().min(1).default(120_000),
     maxCachedWriters: z.number().int().min(1).default(1000),
     retry: z
       .object({

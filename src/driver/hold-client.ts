@@ -46,6 +46,7 @@ export interface HoldUploadView {
   updated_at: string;
   expires_at: string;
   size: number;
+  completed_size?: number;
   parts: HoldPart[];
   staged: HoldStagedSegment[];
   client_state?: Record<string, unknown>;

@@ -58,6 +58,7 @@ export class HoldDriver {
       transport: this.#transport,
       budget: this.budget,
       maxPartsInFlight: this.config.maxPartsInFlight,
+      bufferWaitMs: this.config.bufferWaitMs,
       maxPartSize: this.config.memoryBudget,
       retire: (writer: HoldBlobWriter) => this.#cache.delete(writer),
     };

@@ -30,14 +30,31 @@ export class MemoryBudget {
     return this.#peak;
   }
 
-  /** Waits until `bytes` fit, first come first served. */
-  async acquire(bytes: number): Promise<void> {
+  /**
+   * Waits until `bytes` fit, first come first served. After `timeoutMs` the
+   * wait is abandoned with `BudgetTimeoutError`, so a few stalled clients
+   * holding buffers cannot hang every other upload forever.
+   */
+  async acquire(bytes: number, timeoutMs?: number): Promise<void> {
     if (bytes > this.limit) throw new RangeError(`cannot reserve ${bytes} bytes from a budget of ${this.limit}`);
     if (this.#waiters.length === 0 && this.#used + bytes <= this.limit) {
       this.#take(bytes);
       return;
     }
-    await new Promise<void>((resolve) => this.#waiters.push({ bytes, resolve }));
+    await new Promise<void>((resolve, reject) => {
+      const waiter = { bytes, resolve: () => (clearTimeout(timer), resolve()) };
+      const timer =
+        timeoutMs === undefined
+          ? undefined
+          : setTimeout(() => {
+              const index = this.#waiters.indexOf(waiter);
+              if (index === -1) return;
+              this.#waiters.splice(index, 1);
+              reject(new BudgetTimeoutError(bytes, timeoutMs));
+              this.release(0);
+            }, timeoutMs);
+      this.#waiters.push(waiter);
+    });
   }
 
   /** Reserves `bytes` for memory held outside the pool, only if they fit now. */
@@ -49,8 +66,8 @@ export class MemoryBudget {
   }
 
   /** Reserves `size` bytes and hands out a buffer of that size, reusing a pooled one when it can. */
-  async allocate(size: number): Promise<Buffer> {
-    await this.acquire(size);
+  async allocate(size: number, timeoutMs?: number): Promise<Buffer> {
+    await this.acquire(size, timeoutMs);
     const index = this.#pool.findIndex((buffer) => buffer.length === size);
     if (index !== -1) {
       this.#pooledBytes -= size;
@@ -88,5 +105,14 @@ export class MemoryBudget {
   #take(bytes: number): void {
     this.#used += bytes;
     if (this.#used > this.#peak) this.#peak = this.#used;
+  }
+}
+
+export class BudgetTimeoutError extends Error {
+  readonly code = 'UNAVAILABLE';
+
+  constructor(bytes: number, timeoutMs: number) {
+    super(`waited ${timeoutMs} ms for ${bytes} bytes of the memory budget; too many uploads are buffering at once`);
+    this.name = 'BudgetTimeoutError';
   }
 }

@@ -1,23 +1,19 @@
 import type { IncomingMessage } from 'node:http';
 import { RegistryError } from '../errors.ts';
 
-/** Reads a request body up to `limit` bytes; more is `tooLarge`. */
+/**
+ * Reads a request body up to `limit` bytes; more is `tooLarge`. The rest of
+ * an oversized body is read and dropped, so the client gets the error
+ * response instead of a reset connection.
+ */
 export async function readBody(stream: IncomingMessage, limit: number, tooLarge: () => RegistryError): Promise<Buffer> {
-  const declared = Number(stream.headers['content-length']);
-  if (Number.isFinite(declared) && declared > limit) {
-    stream.resume();
-    throw tooLarge();
-  }
   const chunks: Buffer[] = [];
   let size = 0;
   for await (const chunk of stream) {
     size += (chunk as Buffer).length;
-    if (size > limit) {
-      stream.resume();
-      throw tooLarge();
-    }
-    chunks.push(chunk as Buffer);
+    if (size <= limit) chunks.push(chunk as Buffer);
   }
+  if (size > limit) throw tooLarge();
   return Buffer.concat(chunks);
 }
 

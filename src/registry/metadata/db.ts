@@ -17,10 +17,16 @@ export interface Db {
   close(): Promise<void>;
 }
 
-/** better-sqlite3 in WAL mode; transactions are serialized by an async lock. */
+/**
+ * better-sqlite3 in WAL mode, one connection. Every statement and every
+ * transaction runs through one async lock, so a statement from another
+ * request can never land inside an open transaction (and be rolled back
+ * with it). Transaction bodies get a handle that bypasses the lock.
+ */
 export class SqliteDb implements Db {
   readonly dialect = 'sqlite' as const;
   readonly #db: Database.Database;
+  readonly #direct: Db;
   #lock: Promise<unknown> = Promise.resolve();
 
   constructor(file: string) {
@@ -29,25 +35,34 @@ export class SqliteDb implements Db {
     this.#db.pragma('synchronous = NORMAL');
     this.#db.pragma('foreign_keys = ON');
     this.#db.pragma('busy_timeout = 5000');
+    const db = this.#db;
+    this.#direct = {
+      dialect: 'sqlite',
+      run: async (sql, params = []) => db.prepare(sql).run(...params).changes,
+      all: async <T extends Row>(sql: string, params: readonly SqlValue[] = []) => db.prepare(sql).all(...params) as T[],
+      get: async <T extends Row>(sql: string, params: readonly SqlValue[] = []) => db.prepare(sql).get(...params) as T | undefined,
+      transaction: (work) => work(this.#direct),
+      close: async () => {},
+    };
   }
 
-  async run(sql: string, params: readonly SqlValue[] = []): Promise<number> {
-    return this.#db.prepare(sql).run(...params).changes;
+  run(sql: string, params: readonly SqlValue[] = []): Promise<number> {
+    return this.#serialized(() => this.#direct.run(sql, params));
   }
 
-  async all<T extends Row>(sql: string, params: readonly SqlValue[] = []): Promise<T[]> {
-    return this.#db.prepare(sql).all(...params) as T[];
+  all<T extends Row>(sql: string, params: readonly SqlValue[] = []): Promise<T[]> {
+    return this.#serialized(() => this.#direct.all<T>(sql, params));
   }
 
-  async get<T extends Row>(sql: string, params: readonly SqlValue[] = []): Promise<T | undefined> {
-    return this.#db.prepare(sql).get(...params) as T | undefined;
+  get<T extends Row>(sql: string, params: readonly SqlValue[] = []): Promise<T | undefined> {
+    return this.#serialized(() => this.#direct.get<T>(sql, params));
   }
 
   transaction<T>(work: (tx: Db) => Promise<T>): Promise<T> {
-    const result = this.#lock.then(async () => {
+    return this.#serialized(async () => {
       this.#db.exec('BEGIN IMMEDIATE');
       try {
-        const value = await work(this);
+        const value = await work(this.#direct);
         this.#db.exec('COMMIT');
         return value;
       } catch (err) {
@@ -55,13 +70,17 @@ export class SqliteDb implements Db {
         throw err;
       }
     });
-    this.#lock = result.catch(() => undefined);
-    return result;
   }
 
   async close(): Promise<void> {
-    await this.#lock;
+    await this.#lock.catch(() => undefined);
     this.#db.close();
+  }
+
+  #serialized<T>(work: () => Promise<T>): Promise<T> {
+    const result = this.#lock.catch(() => undefined).then(work);
+    this.#lock = result.catch(() => undefined);
+    return result;
   }
 }
 

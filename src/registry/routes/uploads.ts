@@ -100,6 +100,11 @@ async function receiveChunk(ctx: RegistryContext, call: Call, writer: BlobWriter
   }
   try {
     ctx.metrics.bytesIn.inc(await writer.readFrom(call.request.raw));
+  } catch (err) {
+    if (!call.request.raw.aborted && !call.request.raw.destroyed) throw err;
+    // The client went away mid-chunk: what arrived is kept (below) and the
+    // client resumes from the offset GET reports.
+    throw new RegistryError('BLOB_UPLOAD_INVALID', 'the client disconnected during the chunk', { cause: err });
   } finally {
     // Whatever arrived stays durable, even if the client went away mid-chunk.
     await writer.close();
@@ -127,8 +132,11 @@ export const finishUpload: Handler = async (ctx, call) =>
       const descriptor = await writer.commit({ digest });
       ctx.metrics.uploadSeconds.observe((Date.now() - writer.startedAt.getTime()) / 1000);
       call.request.log.debug({ commitMs: Date.now() - started }, 'upload committed');
+      // Link first: if that fails the upload row survives and a retried PUT
+      // finds the (already published) upload instead of a 404.
+      const response = await created(ctx, call, descriptor.digest, descriptor.size);
       await ctx.metadata.deleteUpload(call.reference);
-      return await created(ctx, call, descriptor.digest, descriptor.size);
+      return response;
     } catch (err) {
       if ((err as { code?: string }).code === 'DIGEST_INVALID' || (err as { code?: string }).code === 'SIZE_INVALID') {
         await ctx.metadata.deleteUpload(call.reference);
