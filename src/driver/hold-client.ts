@@ -117,6 +117,14 @@ export class HoldClient {
     return this.call<{ digest: string; size: number; existed: boolean }>('/move', did, { from, to, ...(size !== undefined ? { size } : {}) }, true);
   }
 
+  claim(did: string, digest: string) {
+    return this.call<{ digest: string; size: number }>('/claim', did, { digest });
+  }
+
+  release(did: string, digest: string) {
+    return this.call<{ deleted: boolean; remaining_claims: number }>('/release', did, { digest });
+  }
+
   stat(did: string, digest: string) {
     return this.call<{ digest: string; size: number }>('/stat', did, { digest });
   }

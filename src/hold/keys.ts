@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { parseDigest, type Digest } from '../core/digest.ts';
 
 /**
@@ -9,6 +10,8 @@ import { parseDigest, type Digest } from '../core/digest.ts';
  *
  *   docker/registry/v2/blobs/                  distribution's layout, so
  *     sha256/<hex[0:2]>/<hex>/data             existing buckets stay readable
+ *   holdfast/claims/<alg>/<hex>/<issuer id>       one per registry that references
+ *                                              the blob; the last release deletes it
  *   holdfast/uploads/<uuid>/
  *     session.json                             owner DID, multipart id, parts,
  *                                              staged tail, hash progress
@@ -21,7 +24,9 @@ export type KeySpec =
   | { kind: 'upload-data'; upload: UploadName }
   | { kind: 'upload-session'; upload: UploadName }
   | { kind: 'upload-staged'; upload: UploadName; offset: number }
-  | { kind: 'uploads-root' };
+  | { kind: 'uploads-root' }
+  | { kind: 'blob-claims'; digest: Digest }
+  | { kind: 'blob-claim'; digest: Digest; issuerId: string };
 
 export interface UploadName {
   readonly uuid: string;
@@ -56,6 +61,11 @@ export function parseBlobRef(input: unknown): BlobRef | undefined {
   return undefined;
 }
 
+/** A registry's identity as a fixed-length, path-safe id for claim keys. */
+export function issuerId(issuer: string): string {
+  return createHash('sha256').update(issuer).digest('hex').slice(0, 32);
+}
+
 export function normalizePrefix(prefix: string | undefined): string {
   const trimmed = (prefix ?? '').replace(/^\/+|\/+$/g, '');
   if (trimmed.split('/').some((segment) => segment === '.' || segment === '..')) {
@@ -72,6 +82,12 @@ export function storageKey(spec: KeySpec, prefix = ''): string {
     }
     case 'uploads-root':
       return `${prefix}holdfast/uploads/`;
+    case 'blob-claims':
+      return `${prefix}holdfast/claims/${spec.digest.algorithm}/${spec.digest.hex}/`;
+    case 'blob-claim': {
+      if (!/^[a-f0-9]{32}$/.test(spec.issuerId)) throw new TypeError('issuerId must be 32 hex characters');
+      return `${prefix}holdfast/claims/${spec.digest.algorithm}/${spec.digest.hex}/${spec.issuerId}`;
+    }
     case 'upload-data':
       return `${prefix}holdfast/uploads/${spec.upload.uuid}/data`;
     case 'upload-session':

@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { parseDigest, type Digest } from '../core/digest.ts';
 import type { Access, AccessPolicy } from './auth/policy.ts';
 import { HoldError } from './errors.ts';
-import { parseBlobRef, parseUploadName, storageKey, uploadNameFromUuid, type UploadName } from './keys.ts';
+import { issuerId, parseBlobRef, parseUploadName, storageKey, uploadNameFromUuid, type UploadName } from './keys.ts';
 import { assertCompletableParts, assertNonFinalPartSizes, assertPartNumber, normalizeEtag } from './multipart-rules.ts';
 import { UploadSessionStore, type SessionPart, type StagedSegment, type UploadSession } from './sessions.ts';
 import { mappingStorageErrors } from './storage-errors.ts';
@@ -169,8 +169,17 @@ export class HoldService {
     return mappingStorageErrors(async () => view(await this.#backend.presignGet(key, this.#presignTtl, method)));
   }
 
-  /** Publishes a finished upload at its content address: copy, then delete the temp. */
-  async move(did: string, input: { from: string; to: string; size?: number }): Promise<{ digest: string; size: number; existed: boolean }> {
+  /**
+   * Publishes a finished upload at its content address: claim the blob for
+   * the calling registry, copy unless it is already there, delete the temp.
+   * The claim comes first, so a concurrent `/release` by the same registry
+   * either sees it or has already deleted the bytes (and the copy restores them).
+   */
+  async move(
+    did: string,
+    input: { from: string; to: string; size?: number },
+    issuer = '',
+  ): Promise<{ digest: string; size: number; existed: boolean }> {
     this.#authorize(did, 'write');
     const upload = parseUploadName(input.from);
     if (!upload) throw new HoldError('DIGEST_INVALID', 'from must be an upload name this hold issued');
@@ -191,10 +200,43 @@ export class HoldService {
         throw new HoldError('SIZE_INVALID', `the upload holds ${temp.size} bytes, not ${input.size}`);
       }
       const destination = this.#key({ kind: 'blob', digest });
+      await this.#backend.putSmall(this.#key({ kind: 'blob-claim', digest, issuerId: issuerId(issuer) }), Buffer.from(JSON.stringify({ issuer })));
       const existing = await this.#backend.stat(destination);
       if (!existing) await this.#backend.copy(source, destination, temp.size);
       await this.#backend.delete(await this.#sessions.keysOf(upload));
       return { digest: digest.value, size: existing?.size ?? temp.size, existed: existing !== undefined };
+    });
+  }
+
+  /** Records that the calling registry references an existing blob (e.g. one it adopted from a bucket). */
+  async claim(did: string, input: { digest: string }, issuer = ''): Promise<{ digest: string; size: number }> {
+    this.#authorize(did, 'write');
+    const digest = requireContentDigest(input.digest);
+    return mappingStorageErrors(async () => {
+      const object = await this.#backend.stat(this.#key({ kind: 'blob', digest }));
+      if (!object) throw new HoldError('BLOB_UNKNOWN');
+      await this.#backend.putSmall(this.#key({ kind: 'blob-claim', digest, issuerId: issuerId(issuer) }), Buffer.from(JSON.stringify({ issuer })));
+      return { digest: digest.value, size: object.size };
+    });
+  }
+
+  /**
+   * The calling registry no longer references the blob. The bytes are deleted
+   * when no registry's claim remains, so a hold shared by several registries
+   * keeps a blob any of them still uses.
+   */
+  async release(did: string, input: { digest: string }, issuer = ''): Promise<{ deleted: boolean; remaining_claims: number }> {
+    this.#authorize(did, 'write');
+    const digest = requireContentDigest(input.digest);
+    return mappingStorageErrors(async () => {
+      await this.#backend.delete([this.#key({ kind: 'blob-claim', digest, issuerId: issuerId(issuer) })]);
+      let remaining = 0;
+      for await (const _claim of this.#backend.list(this.#key({ kind: 'blob-claims', digest }))) remaining++;
+      if (remaining > 0) return { deleted: false, remaining_claims: remaining };
+      const key = this.#key({ kind: 'blob', digest });
+      const existed = (await this.#backend.stat(key)) !== undefined;
+      if (existed) await this.#backend.delete([key]);
+      return { deleted: existed, remaining_claims: 0 };
     });
   }
 

@@ -34,7 +34,7 @@ for (const backend of BACKENDS) {
       expect(read.length).to.equal(blob.length);
       expect(sha256(read)).to.equal(digest);
       expect(await fixture.hold.inspect.pendingMultipartUploads()).to.equal(0);
-      expect(await fixture.hold.inspect.keys('holdfast/'), 'no temp objects left').to.deep.equal([]);
+      expect(await fixture.hold.inspect.keys('holdfast/uploads/'), 'no temp objects left').to.deep.equal([]);
     }
 
     for (const [label, size] of SIZES) {
@@ -119,7 +119,7 @@ for (const backend of BACKENDS) {
       expect(await fixture.hold.inspect.pendingMultipartUploads()).to.equal(0);
       const missing = await store.stat(wrong).catch((err: unknown) => err);
       expect((missing as DriverError).code).to.equal('BLOB_UNKNOWN');
-      expect(await fixture.hold.inspect.keys('holdfast/')).to.deep.equal([]);
+      expect(await fixture.hold.inspect.keys('holdfast/uploads/')).to.deep.equal([]);
       const gone = await store.resume(writer.id).catch((err: unknown) => err);
       expect((gone as DriverError).code).to.equal('BLOB_UPLOAD_UNKNOWN');
     });
@@ -132,7 +132,7 @@ for (const backend of BACKENDS) {
       const resumed = await fixture.driver().blobStore(DIDS.owner).resume(writer.id);
       const error = await resumed.commit({ digest: sha256(Buffer.from('nope')) }).catch((err: unknown) => err);
       expect((error as DriverError).code).to.equal('DIGEST_INVALID');
-      expect(await fixture.hold.inspect.keys('holdfast/')).to.deep.equal([]);
+      expect(await fixture.hold.inspect.keys('holdfast/uploads/')).to.deep.equal([]);
       expect(await fixture.hold.inspect.pendingMultipartUploads()).to.equal(0);
     });
 
@@ -141,7 +141,7 @@ for (const backend of BACKENDS) {
       await writer.write(randomBlob(100));
       const error = await writer.commit({ digest: sha256(Buffer.alloc(100)), size: 101 }).catch((err: unknown) => err);
       expect((error as DriverError).code).to.equal('SIZE_INVALID');
-      expect(await fixture.hold.inspect.keys('holdfast/')).to.deep.equal([]);
+      expect(await fixture.hold.inspect.keys('holdfast/uploads/')).to.deep.equal([]);
     });
 
     it('cancel leaves no multipart upload and no staged objects, and is safe twice', async function () {
@@ -152,7 +152,7 @@ for (const backend of BACKENDS) {
       await writer.cancel();
       await writer.cancel();
       expect(await fixture.hold.inspect.pendingMultipartUploads()).to.equal(0);
-      expect(await fixture.hold.inspect.keys('holdfast/')).to.deep.equal([]);
+      expect(await fixture.hold.inspect.keys('holdfast/uploads/')).to.deep.equal([]);
       const gone = await store.resume(writer.id).catch((err: unknown) => err);
       expect((gone as DriverError).code).to.equal('BLOB_UPLOAD_UNKNOWN');
     });

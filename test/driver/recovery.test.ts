@@ -72,7 +72,7 @@ describe('storage driver recovery (s3)', function () {
     expect(descriptor.size).to.equal(blob.length);
     expect((await readAll(await fixture.driver().blobStore(DIDS.owner).open(sha256(blob)))).equals(blob)).to.equal(true);
     expect(await fixture.hold.inspect.pendingMultipartUploads()).to.equal(0);
-    expect(await fixture.hold.inspect.keys('holdfast/')).to.deep.equal([]);
+    expect(await fixture.hold.inspect.keys('holdfast/uploads/')).to.deep.equal([]);
   });
 
   it('a write that waits too long for the memory budget fails with UNAVAILABLE instead of hanging', async function () {

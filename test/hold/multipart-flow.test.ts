@@ -38,7 +38,8 @@ for (const backend of BACKENDS) {
       const moved = await hold.client.move(DIDS.owner, started.upload_name, digest, blob.length);
       expect(moved).to.deep.equal({ digest, size: blob.length, existed: false });
       const hex = digest.slice('sha256:'.length);
-      expect(await hold.inspect.keys()).to.deep.equal([`docker/registry/v2/blobs/sha256/${hex.slice(0, 2)}/${hex}/data`]);
+      expect(await hold.inspect.keys('docker/')).to.deep.equal([`docker/registry/v2/blobs/sha256/${hex.slice(0, 2)}/${hex}/data`]);
+      expect(await hold.inspect.keys('holdfast/claims/'), 'the moving registry claims the blob').to.have.length(1);
       const get = await hold.client.getPresignedUrl(DIDS.owner, digest);
       const read = await getFromUrl(get.url);
       expect(read.status).to.equal(200);
@@ -123,7 +124,7 @@ for (const backend of BACKENDS) {
       const done = await uploadParts(started.upload_name, started.upload_id, [whole]);
       await hold.client.completeMultipart(DIDS.owner, started.upload_name, started.upload_id, done);
       await hold.client.move(DIDS.owner, started.upload_name, sha256(whole), 42);
-      const keys = await hold.inspect.keys('holdfast/');
+      const keys = await hold.inspect.keys('holdfast/uploads/');
       expect(keys, 'staged segments and the session are removed by move').to.deep.equal([]);
     });
 
@@ -141,7 +142,7 @@ for (const backend of BACKENDS) {
       });
       expect(view.parts).to.have.length(1);
       expect(view.size).to.equal(5 * MiB);
-      const staged = (await hold.inspect.keys('holdfast/')).filter((key) => key.includes('/staged/'));
+      const staged = (await hold.inspect.keys('holdfast/uploads/')).filter((key) => key.includes('/staged/'));
       expect(staged).to.deep.equal([]);
       await hold.client.abortMultipart(DIDS.owner, started.upload_name, started.upload_id);
     });
@@ -156,7 +157,7 @@ for (const backend of BACKENDS) {
         const moved = await hold.client.move(DIDS.owner, presigned.upload_name as string, digest);
         expect(moved.existed).to.equal(expectedExisted);
       }
-      expect((await hold.inspect.keys('holdfast/')).length).to.equal(0);
+      expect((await hold.inspect.keys('holdfast/uploads/')).length).to.equal(0);
     });
 
     it('refuses a move whose size does not match and changes nothing', async function () {
@@ -194,6 +195,39 @@ for (const backend of BACKENDS) {
     });
   });
 }
+
+describe('hold claims: a blob shared by two registries', function () {
+  for (const backend of BACKENDS) {
+    it(`is deleted only when the last registry releases it (${backend})`, async function () {
+      const hold = await startTestHold(backend, { extraIssuers: ['did:web:registry-two.test'] });
+      const { HoldClient } = await import('../../src/driver/hold-client.ts');
+      const { ServiceTokenSigner } = await import('../../src/core/service-token.ts');
+      const second = new HoldClient({
+        url: hold.url,
+        audience: hold.hold.config.identity,
+        signer: new ServiceTokenSigner({ issuer: 'did:web:registry-two.test', privateKey: hold.keys.privateKey }),
+      });
+      try {
+        const blob = randomBlob(1000);
+        const digest = sha256(blob);
+        const put = await hold.client.putPresignedUrl(DIDS.owner, digest);
+        await putToUrl(put.url, blob);
+        await hold.client.move(DIDS.owner, put.upload_name as string, digest);
+        expect(await second.claim(DIDS.owner, digest)).to.deep.equal({ digest, size: 1000 });
+        expect(await hold.client.release(DIDS.owner, digest)).to.deep.equal({ deleted: false, remaining_claims: 1 });
+        expect((await hold.client.stat(DIDS.owner, digest)).size, 'registry two still uses it').to.equal(1000);
+        expect(await second.release(DIDS.owner, digest)).to.deep.equal({ deleted: true, remaining_claims: 0 });
+        const gone = await hold.client.stat(DIDS.owner, digest).catch((err: unknown) => err);
+        expect((gone as HoldClientError).code).to.equal('BLOB_UNKNOWN');
+        const missing = await second.claim(DIDS.owner, digest).catch((err: unknown) => err);
+        expect((missing as HoldClientError).code, 'no claim on a blob that is not there').to.equal('BLOB_UNKNOWN');
+      } finally {
+        await second.close();
+        await hold.close();
+      }
+    });
+  }
+});
 
 describe('hold upload records under concurrent writers', function () {
   for (const backend of BACKENDS) {

@@ -61,6 +61,8 @@ export interface TestHoldOptions {
   s3?: Record<string, unknown>;
   now?: () => Date;
   logger?: pino.Logger;
+  /** More registry identities the hold trusts, signing with the same key. */
+  extraIssuers?: string[];
 }
 
 export async function startTestHold(backend: BackendKind, options: TestHoldOptions = {}): Promise<TestHold> {
@@ -101,7 +103,7 @@ export async function startTestHold(backend: BackendKind, options: TestHoldOptio
       { did: DIDS.crewWrite, access: 'write' },
       { did: DIDS.crewRead, access: 'read' },
     ],
-    trustedIssuers: [{ issuer: ISSUER, publicKey: keys.publicKey }],
+    trustedIssuers: [ISSUER, ...(options.extraIssuers ?? [])].map((issuer) => ({ issuer, publicKey: keys.publicKey })),
     janitorIntervalSeconds: 0,
     storage,
     ...options.config,

@@ -11,7 +11,8 @@ export interface HoldRoute<K extends keyof HoldSchemas = keyof HoldSchemas> {
   readonly schema: K;
   /** Query parameters merged under the body (the seed's `/move?from=&to=`). */
   readonly acceptsQuery?: boolean;
-  readonly run: (service: HoldService, did: string, body: HoldRequest<K>) => Promise<unknown>;
+  /** `issuer` is the calling registry's identity, from its service token. */
+  readonly run: (service: HoldService, did: string, body: HoldRequest<K>, issuer: string) => Promise<unknown>;
 }
 
 function route<K extends keyof HoldSchemas>(definition: HoldRoute<K>): HoldRoute {
@@ -30,7 +31,9 @@ export const HOLD_ROUTES: readonly HoldRoute[] = Object.freeze([
     schema: 'getPresignedUrl',
     run: (s, did, b) => s.getPresignedUrl(did, { ...b, method: 'HEAD' }),
   }),
-  route({ path: '/move', schema: 'move', acceptsQuery: true, run: (s, did, b) => s.move(did, b) }),
+  route({ path: '/move', schema: 'move', acceptsQuery: true, run: (s, did, b, issuer) => s.move(did, b, issuer) }),
+  route({ path: '/claim', schema: 'stat', run: (s, did, b, issuer) => s.claim(did, b, issuer) }),
+  route({ path: '/release', schema: 'stat', run: (s, did, b, issuer) => s.release(did, b, issuer) }),
   route({ path: '/stat', schema: 'stat', run: (s, did, b) => s.stat(did, b) }),
   route({ path: '/delete', schema: 'delete', run: (s, did, b) => s.delete(did, b) }),
   route({ path: '/upload-status', schema: 'uploadStatus', run: (s, did, b) => s.uploadStatus(did, b) }),

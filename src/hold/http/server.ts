@@ -61,7 +61,7 @@ export function buildHoldApp(options: HoldAppOptions): FastifyInstance {
       if (parsed.data.did !== caller.did) {
         throw new HoldError('DENIED', 'the body did must equal the service token subject');
       }
-      return definition.run(options.service, caller.did, parsed.data as never);
+      return definition.run(options.service, caller.did, parsed.data as never, caller.issuer);
     });
     app.route({
       method: ['GET', 'PUT', 'DELETE', 'PATCH'],
