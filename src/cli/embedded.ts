@@ -44,6 +44,7 @@ export async function startEmbedded(options: { dataDir: string; port: number; ho
       blobs: { delivery: 'proxy' },
       metadata: { kind: 'sqlite', path: path.join(options.dataDir, 'registry.db') },
       auth: { mode: 'none', did: LOCAL_DID },
+      gc: { did: LOCAL_DID },
     }),
     { logger: options.logger, storage, defaultMetrics: true },
   );

@@ -13,6 +13,7 @@ const USAGE = `usage:
   holdfast start [--data DIR] [--port N]    registry + hold on 127.0.0.1:5000 (filesystem, SQLite, no auth)
   holdfast registry --config registry.yaml  run a registry
   holdfast hold --config hold.yaml          run a hold service
+  holdfast gc --config registry.yaml [--dry-run]   one garbage-collection pass now (JSON report)
   holdfast keygen --out DIR                 create a registry service-token key pair
   holdfast hash-password                    read a password on stdin, print its bcrypt hash`;
 
@@ -22,7 +23,7 @@ async function main(argv: string[]): Promise<void> {
   const [command, ...rest] = argv;
   const { values } = parseArgs({
     args: rest,
-    options: { config: { type: 'string' }, data: { type: 'string' }, port: { type: 'string' }, out: { type: 'string' } },
+    options: { config: { type: 'string' }, data: { type: 'string' }, port: { type: 'string' }, out: { type: 'string' }, 'dry-run': { type: 'boolean' } },
     allowPositionals: false,
   });
   switch (command) {
@@ -47,6 +48,17 @@ async function main(argv: string[]): Promise<void> {
       const embedded = await startEmbedded({ dataDir, port, logger });
       logger.info({ address: `http://127.0.0.1:${port}`, data: dataDir }, 'holdfast registry listening (embedded hold, filesystem backend, SQLite)');
       onSignal(() => embedded.close());
+      return;
+    }
+    case 'gc': {
+      if (!values.config) throw new UsageError('gc needs --config FILE (the registry config)');
+      const registry = await Registry.create(await loadRegistryConfig(values.config), { logger });
+      try {
+        if (!registry.gc) throw new UsageError('set gc.did in the registry config: the DID that may delete at the hold');
+        console.log(JSON.stringify(await registry.gc.run({ dryRun: values['dry-run'] === true }), null, 2));
+      } finally {
+        await registry.close();
+      }
       return;
     }
     case 'hash-password': {

@@ -80,6 +80,11 @@ export class HoldBlobStore implements BlobStore {
     return writer;
   }
 
+  async release(digest: string): Promise<boolean> {
+    const parsed = requireDigest(digest);
+    return (await mappingHoldErrors(() => this.#ctx.hold.release(this.#ctx.did, parsed))).deleted;
+  }
+
   async delete(digest: string): Promise<boolean> {
     const parsed = requireDigest(digest);
     return (await mappingHoldErrors(() => this.#ctx.hold.delete(this.#ctx.did, parsed))).deleted;

@@ -227,9 +227,9 @@ export class HoldBlobWriter implements BlobWriter {
         throw new DriverError('DIGEST_INVALID', `the uploaded content hashes to ${actual}, not ${digest.value}`);
       }
     }
-    await this.#publish(digest.value, size);
+    const existed = await this.#publish(digest.value, size);
     this.#finish('committed');
-    return { digest: digest.value, size, ...(descriptor.mediaType ? { mediaType: descriptor.mediaType } : {}) };
+    return { digest: digest.value, size, existed, ...(descriptor.mediaType ? { mediaType: descriptor.mediaType } : {}) };
   }
 
   async cancel(): Promise<void> {
@@ -423,15 +423,17 @@ export class HoldBlobWriter implements BlobWriter {
     return `${algorithm}:${hash.digest('hex')}`;
   }
 
-  async #publish(digest: string, size: number): Promise<void> {
+  /** Moves the upload to its digest; resolves whether the blob was already there. */
+  async #publish(digest: string, size: number): Promise<boolean> {
     const { hold, did } = this.#ctx;
     try {
-      await hold.move(did, this.#uploadName, digest, size);
+      return (await hold.move(did, this.#uploadName, digest, size)).existed;
     } catch (err) {
       // A retried move whose first attempt succeeded finds the upload gone.
       if ((err as { code?: string }).code !== 'UPLOAD_UNKNOWN') throw toDriverError(err);
       const existing = await mappingHoldErrors(() => hold.stat(did, digest));
       if (existing.size !== size) throw new DriverError('INTERNAL', 'the upload vanished before it was published');
+      return true;
     }
   }
 

@@ -8,6 +8,12 @@ export interface Descriptor {
   digest: string;
   size: number;
   mediaType?: string;
+  /**
+   * Set by `commit`: true when the blob was already stored and nothing was
+   * copied. A caller that races garbage collection must not trust such a
+   * blob to survive (see docs/GC.md).
+   */
+  existed?: boolean;
 }
 
 /** What a commit asserts: the digest always, the size when the client sent one. */
@@ -40,6 +46,11 @@ export interface BlobStore {
   resume(id: string): Promise<BlobWriter>;
   /** Deletes the blob; resolves `false` when there was none. */
   delete(digest: string): Promise<boolean>;
+  /**
+   * This registry no longer references the blob; the hold deletes it once no
+   * registry does. Resolves whether the bytes were deleted.
+   */
+  release(digest: string): Promise<boolean>;
 }
 
 export interface CreateOptions {

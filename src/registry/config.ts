@@ -19,6 +19,16 @@ export const registryConfigSchema = z
       })
       .strict(),
     blobs: z.object({ delivery: z.enum(['redirect', 'proxy']).default('redirect') }).strict().default({ delivery: 'redirect' }),
+    /** Online garbage collection; off unless `did` (a DID with write access at the hold) is set. */
+    gc: z
+      .object({
+        did: did.optional(),
+        graceSeconds: z.number().int().min(0).default(86_400),
+        /** Seconds between passes inside the registry; 0 runs passes only from `holdfast gc`. */
+        intervalSeconds: z.number().int().min(0).default(3600),
+      })
+      .strict()
+      .default({ graceSeconds: 86_400, intervalSeconds: 3600 }),
     metadata: z.discriminatedUnion('kind', [
       z.object({ kind: z.literal('sqlite'), path: z.string().min(1).default('./data/registry.db') }).strict(),
       z.object({ kind: z.literal('postgres'), url: z.string().min(1), maxConnections: z.number().int().min(1).max(200).default(10) }).strict(),

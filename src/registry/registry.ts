@@ -13,8 +13,9 @@ import { buildRegistryApp } from './http/app.ts';
 import type { StorageDriver } from './http/context.ts';
 import { KeyedMutex } from './http/keyed-mutex.ts';
 import { SqlMetadataStore } from './metadata/store.ts';
-import type { MetadataStore } from './metadata/types.ts';
 import { RegistryMetrics } from './metrics.ts';
+import { GarbageCollector } from './gc/collector.ts';
+import { GcMetrics } from './gc/metrics.ts';
 import { loadStorageDriver } from './storage.ts';
 
 export interface RegistryOptions {
@@ -31,16 +32,22 @@ export interface RegistryOptions {
  */
 export class Registry {
   readonly app: FastifyInstance;
-  readonly metadata: MetadataStore;
+  readonly metadata: SqlMetadataStore;
   readonly storage: StorageDriver;
   readonly config: RegistryConfig;
+  /** Set when `gc.did` is configured. */
+  readonly gc: GarbageCollector | undefined;
+  readonly #logger: Logger;
+  #gcTimer: NodeJS.Timeout | undefined;
   #closing: Promise<void> | undefined;
 
-  private constructor(parts: { app: FastifyInstance; metadata: MetadataStore; storage: StorageDriver; config: RegistryConfig }) {
+  private constructor(parts: { app: FastifyInstance; metadata: SqlMetadataStore; storage: StorageDriver; config: RegistryConfig; gc?: GarbageCollector; logger: Logger }) {
     this.app = parts.app;
     this.metadata = parts.metadata;
     this.storage = parts.storage;
     this.config = parts.config;
+    this.gc = parts.gc;
+    this.#logger = parts.logger;
   }
 
   static async create(config: RegistryConfig, options: RegistryOptions = {}): Promise<Registry> {
@@ -58,15 +65,27 @@ export class Registry {
     if (config.auth.mode === 'none') {
       logger.warn({ did: config.auth.did }, 'authentication is off: anyone who can reach this loopback address may push and pull');
     }
-    return new Registry({ app, metadata, storage, config });
+    const gc = config.gc.did
+      ? new GarbageCollector({ store: metadata.gc, storage, did: config.gc.did, graceSeconds: config.gc.graceSeconds, metrics: new GcMetrics(metrics.registry), logger })
+      : undefined;
+    return new Registry({ app, metadata, storage, config, gc, logger });
   }
 
+  /** Starts listening and, when configured, the periodic garbage collection. */
   async listen(port = this.config.listen.port, host = this.config.listen.host): Promise<string> {
-    return this.app.listen({ port, host });
+    const address = await this.app.listen({ port, host });
+    if (this.gc && this.config.gc.intervalSeconds > 0) {
+      this.#gcTimer = setInterval(() => {
+        this.gc?.run().catch((err: unknown) => this.#logger.warn({ err }, 'gc pass failed'));
+      }, this.config.gc.intervalSeconds * 1000);
+      this.#gcTimer.unref();
+    }
+    return address;
   }
 
   close(): Promise<void> {
     this.#closing ??= (async () => {
+      if (this.#gcTimer) clearInterval(this.#gcTimer);
       await this.app.close();
       await this.storage.close();
       await this.metadata.close();

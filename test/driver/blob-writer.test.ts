@@ -44,7 +44,7 @@ for (const backend of BACKENDS) {
         await writer.readFrom(chunked(blob, 256 * 1024));
         expect(writer.size).to.equal(size);
         const descriptor = await writer.commit({ digest: sha256(blob), size });
-        expect(descriptor).to.deep.equal({ digest: sha256(blob), size });
+        expect(descriptor).to.deep.equal({ digest: sha256(blob), size, existed: false });
         await expectStored(blob);
       });
     }

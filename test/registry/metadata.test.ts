@@ -27,6 +27,12 @@ for (const kind of KINDS) {
     let store: SqlMetadataStore;
     let dir: string | undefined;
 
+    /** Manifests may only reference blobs linked in their repository. */
+    async function putManifest(record: ManifestRecord, tag?: string) {
+      for (const blob of record.blobs) await store.linkBlob(record.repository, { digest: blob, size: 1 });
+      await store.putManifest(record, tag);
+    }
+
     beforeEach(async function () {
       if (kind === 'sqlite') {
         dir = await mkdtemp(path.join(os.tmpdir(), 'holdfast-meta-'));
@@ -54,13 +60,13 @@ for (const kind of KINDS) {
 
     it('stores manifests with tags and references in one transaction, and deletes them', async function () {
       const record = manifest('a/one', 1, { annotations: { 'org.example': 'yes' } });
-      await store.putManifest(record, 'latest');
+      await putManifest(record, 'latest');
       const read = await store.getManifest('a/one', digest(1));
       expect(read?.content.equals(record.content)).to.equal(true);
       expect(read?.blobs).to.deep.equal([digest(1001)]);
       expect(read?.annotations).to.deep.equal({ 'org.example': 'yes' });
       expect(await store.resolveTag('a/one', 'latest')).to.equal(digest(1));
-      await store.putManifest(manifest('a/one', 2), 'latest');
+      await putManifest(manifest('a/one', 2), 'latest');
       expect(await store.resolveTag('a/one', 'latest'), 'tags move').to.equal(digest(2));
       expect(await store.deleteManifest('a/one', digest(2))).to.equal(true);
       expect(await store.resolveTag('a/one', 'latest'), 'deleting a manifest removes its tags').to.equal(undefined);
@@ -69,7 +75,7 @@ for (const kind of KINDS) {
     });
 
     it('pages tags and repositories in byte order', async function () {
-      for (const tag of ['b', 'a', 'B', 'c1', 'c10', 'c2']) await store.putManifest(manifest('r/x', tag.charCodeAt(0) + tag.length), tag);
+      for (const tag of ['b', 'a', 'B', 'c1', 'c10', 'c2']) await putManifest(manifest('r/x', tag.charCodeAt(0) + tag.length), tag);
       expect(await store.listTags('r/x')).to.deep.equal(['B', 'a', 'b', 'c1', 'c10', 'c2']);
       expect(await store.listTags('r/x', { n: 2 })).to.deep.equal(['B', 'a']);
       expect(await store.listTags('r/x', { n: 2, last: 'a' })).to.deep.equal(['b', 'c1']);
@@ -81,11 +87,17 @@ for (const kind of KINDS) {
       expect(await store.repositoryExists('q/q')).to.equal(false);
     });
 
+    it('refuses a manifest whose blob is not linked in its repository', async function () {
+      const error = await store.putManifest(manifest('a/one', 77)).catch((err: unknown) => err);
+      expect((error as Error).name).to.equal('MissingBlobError');
+      expect(await store.getManifest('a/one', digest(77))).to.equal(undefined);
+    });
+
     it('lists referrers by subject, filtered by artifact type', async function () {
-      await store.putManifest(manifest('a/one', 1));
-      await store.putManifest(manifest('a/one', 2, { subject: digest(1), artifactType: 'application/x-sbom' }));
-      await store.putManifest(manifest('a/one', 3, { subject: digest(1), artifactType: 'application/x-sig' }));
-      await store.putManifest(manifest('b/two', 4, { subject: digest(1), artifactType: 'application/x-sig' }));
+      await putManifest(manifest('a/one', 1));
+      await putManifest(manifest('a/one', 2, { subject: digest(1), artifactType: 'application/x-sbom' }));
+      await putManifest(manifest('a/one', 3, { subject: digest(1), artifactType: 'application/x-sig' }));
+      await putManifest(manifest('b/two', 4, { subject: digest(1), artifactType: 'application/x-sig' }));
       expect((await store.listReferrers('a/one', digest(1))).map((ref) => ref.digest)).to.deep.equal([digest(2), digest(3)]);
       const signatures = await store.listReferrers('a/one', digest(1), 'application/x-sig');
       expect(signatures).to.deep.equal([{ mediaType: 'application/vnd.oci.image.manifest.v1+json', digest: digest(3), size: 7, artifactType: 'application/x-sig' }]);
@@ -102,7 +114,7 @@ for (const kind of KINDS) {
     it('survives concurrent writers to one repository', async function () {
       await Promise.all(
         Array.from({ length: 40 }, (_, n) =>
-          n % 2 === 0 ? store.linkBlob('c/c', { digest: digest(n), size: n }) : store.putManifest(manifest('c/c', n), `t${n}`),
+          n % 2 === 0 ? store.linkBlob('c/c', { digest: digest(n), size: n }) : putManifest(manifest('c/c', n), `t${n}`),
         ),
       );
       expect(await store.listTags('c/c')).to.have.length(20);

@@ -5,6 +5,7 @@ import { requestSerializers } from '../../core/logger.ts';
 import { DriverError } from '../../driver/types.ts';
 import { RegistryError, type OciErrorCode } from '../errors.ts';
 import { isRepositoryName } from '../names.ts';
+import { BlobUnavailableError, MissingBlobError } from '../metadata/types.ts';
 import { deleteBlob, getBlob, headBlob } from '../routes/blobs.ts';
 import { listCatalog, listReferrers, listTags } from '../routes/listings.ts';
 import { deleteManifest, getManifest, headManifest, putManifest } from '../routes/manifests.ts';
@@ -137,6 +138,8 @@ export function sendRegistryError(error: unknown, request: FastifyRequest, reply
 
 function asRegistryError(error: unknown): RegistryError {
   if (error instanceof RegistryError) return error;
+  if (error instanceof BlobUnavailableError) return new RegistryError('UNAVAILABLE', error.message, { headers: { 'retry-after': '1' }, cause: error });
+  if (error instanceof MissingBlobError) return new RegistryError('MANIFEST_BLOB_UNKNOWN', error.message, { detail: { digest: error.digest }, cause: error });
   if (error instanceof DriverError) return new RegistryError(DRIVER_TO_OCI[error.code], error.code === 'INTERNAL' ? undefined : error.message, { cause: error });
   const status = (error as { statusCode?: number }).statusCode;
   if (status === 413) return new RegistryError('SIZE_INVALID', 'the request body is too large');

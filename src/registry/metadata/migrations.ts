@@ -67,6 +67,22 @@ const MIGRATIONS: readonly { version: number; sql: (binary: string) => string[] 
       `CREATE TABLE npm_tokens (user_name TEXT NOT NULL, token_key TEXT NOT NULL, token TEXT NOT NULL, PRIMARY KEY (user_name, token_key))`,
     ],
   },
+  {
+    // Online garbage collection: blob lifecycle state, who pushed it, and
+    // the candidates a pass has found unreferenced.
+    version: 3,
+    sql: () => [
+      `ALTER TABLE blobs ADD COLUMN state TEXT NOT NULL DEFAULT 'live'`,
+      `ALTER TABLE blobs ADD COLUMN did TEXT`,
+      `CREATE TABLE gc_candidates (
+         kind TEXT NOT NULL,
+         repository TEXT NOT NULL,
+         digest TEXT NOT NULL,
+         size BIGINT NOT NULL,
+         marked_at TEXT NOT NULL,
+         PRIMARY KEY (kind, repository, digest))`,
+    ],
+  },
 ];
 
 export async function migrate(db: Db): Promise<number> {

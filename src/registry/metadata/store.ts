@@ -1,17 +1,21 @@
 import { PostgresDb, SqliteDb, type Db } from './db.ts';
 import { migrate } from './migrations.ts';
 import { PackageStore } from './packages.ts';
-import type { BlobRecord, ManifestRecord, MetadataStore, Page, ReferrerDescriptor, UploadRecord } from './types.ts';
+import { GcStore } from './gc.ts';
+import { BlobUnavailableError, MissingBlobError, type BlobRecord, type ManifestRecord, type MetadataStore, type Page, type ReferrerDescriptor, type UploadRecord } from './types.ts';
 
 /** The metadata store over either SQL dialect. */
 export class SqlMetadataStore implements MetadataStore {
   readonly #db: Db;
   /** npm package metadata (the Verdaccio plugin), in the same database. */
   readonly packages: PackageStore;
+  /** Garbage-collection queries, in the same database. */
+  readonly gc: GcStore;
 
   private constructor(db: Db) {
     this.#db = db;
     this.packages = new PackageStore(db);
+    this.gc = new GcStore(db);
   }
 
   static async open(config: { kind: 'sqlite'; path: string } | { kind: 'postgres'; url: string; maxConnections?: number }): Promise<SqlMetadataStore> {
@@ -41,25 +45,36 @@ export class SqlMetadataStore implements MetadataStore {
     await this.#db.run('DELETE FROM uploads WHERE id = ?', [id]);
   }
 
-  async linkBlob(repository: string, blob: BlobRecord): Promise<void> {
+  async linkBlob(repository: string, blob: BlobRecord, options: { fresh?: boolean; did?: string } = {}): Promise<void> {
     const now = new Date().toISOString();
     await this.#db.transaction(async (tx) => {
       await ensureRepository(tx, repository, now);
-      await tx.run('INSERT INTO blobs (digest, size, created_at) VALUES (?, ?, ?) ON CONFLICT (digest) DO NOTHING', [blob.digest, blob.size, now]);
-      await tx.run('INSERT INTO repository_blobs (repository, digest, created_at) VALUES (?, ?, ?) ON CONFLICT DO NOTHING', [repository, blob.digest, now]);
+      await tx.run('INSERT INTO blobs (digest, size, created_at, did) VALUES (?, ?, ?, ?) ON CONFLICT (digest) DO NOTHING', [blob.digest, blob.size, now, options.did ?? null]);
+      const row = await tx.get<{ state: string }>(`SELECT state FROM blobs WHERE digest = ?${forUpdate(tx)}`, [blob.digest]);
+      if (row && row.state !== 'live') {
+        if (!options.fresh) throw new BlobUnavailableError(blob.digest);
+        await tx.run("UPDATE blobs SET state = 'live', size = ? WHERE digest = ?", [blob.size, blob.digest]);
+      }
+      await tx.run(
+        'INSERT INTO repository_blobs (repository, digest, created_at) VALUES (?, ?, ?) ON CONFLICT (repository, digest) DO UPDATE SET created_at = excluded.created_at',
+        [repository, blob.digest, now],
+      );
     });
   }
 
   async getBlob(repository: string, digest: string): Promise<BlobRecord | undefined> {
     const row = await this.#db.get<{ digest: string; size: number | string }>(
-      'SELECT b.digest, b.size FROM repository_blobs rb JOIN blobs b ON b.digest = rb.digest WHERE rb.repository = ? AND rb.digest = ?',
+      "SELECT b.digest, b.size FROM repository_blobs rb JOIN blobs b ON b.digest = rb.digest WHERE rb.repository = ? AND rb.digest = ? AND b.state = 'live'",
       [repository, digest],
     );
     return row ? { digest: row.digest, size: Number(row.size) } : undefined;
   }
 
   async blobRepositories(digest: string): Promise<string[]> {
-    const rows = await this.#db.all<{ repository: string }>('SELECT repository FROM repository_blobs WHERE digest = ? ORDER BY repository', [digest]);
+    const rows = await this.#db.all<{ repository: string }>(
+      "SELECT rb.repository FROM repository_blobs rb JOIN blobs b ON b.digest = rb.digest WHERE rb.digest = ? AND b.state = 'live' ORDER BY rb.repository",
+      [digest],
+    );
     return rows.map((row) => row.repository);
   }
 
@@ -71,9 +86,16 @@ export class SqlMetadataStore implements MetadataStore {
     const now = new Date().toISOString();
     await this.#db.transaction(async (tx) => {
       await ensureRepository(tx, manifest.repository, now);
+      for (const digest of manifest.blobs) {
+        const row = await tx.get<{ state: string }>(
+          `SELECT b.state FROM blobs b JOIN repository_blobs rb ON rb.digest = b.digest WHERE rb.repository = ? AND b.digest = ?${forShare(tx)}`,
+          [manifest.repository, digest],
+        );
+        if (row?.state !== 'live') throw new MissingBlobError(digest);
+      }
       await tx.run(
         `INSERT INTO manifests (repository, digest, media_type, content, size, subject, artifact_type, annotations, created_at)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (repository, digest) DO NOTHING`,
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (repository, digest) DO UPDATE SET created_at = excluded.created_at`,
         [
           manifest.repository,
           manifest.digest,
@@ -184,6 +206,15 @@ export class SqlMetadataStore implements MetadataStore {
   async close(): Promise<void> {
     await this.#db.close();
   }
+}
+
+/** Row locks where the dialect has them; SQLite transactions already run one at a time. */
+export function forUpdate(db: Db): string {
+  return db.dialect === 'postgres' ? ' FOR UPDATE' : '';
+}
+
+function forShare(db: Db): string {
+  return db.dialect === 'postgres' ? ' FOR SHARE OF b' : '';
 }
 
 async function ensureRepository(tx: Db, repository: string, now: string): Promise<void> {

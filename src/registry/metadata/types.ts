@@ -50,15 +50,25 @@ export interface MetadataStore {
   getUpload(repository: string, id: string): Promise<UploadRecord | undefined>;
   deleteUpload(id: string): Promise<void>;
 
-  /** Links a blob into a repository (creating both as needed). Safe to repeat. */
-  linkBlob(repository: string, blob: BlobRecord): Promise<void>;
+  /**
+   * Links a blob into a repository (creating both as needed) and refreshes
+   * the link's time, which rescues it from a pending garbage collection. Safe
+   * to repeat. Throws `BlobUnavailableError` when garbage collection is
+   * deleting the blob, unless `fresh` says these bytes were just written.
+   */
+  linkBlob(repository: string, blob: BlobRecord, options?: { fresh?: boolean; did?: string }): Promise<void>;
   /** The blob if it is linked into `repository`. */
   getBlob(repository: string, digest: string): Promise<BlobRecord | undefined>;
   /** Repositories a blob is linked into, for mounts without `from`. */
   blobRepositories(digest: string): Promise<string[]>;
   unlinkBlob(repository: string, digest: string): Promise<boolean>;
 
-  /** Stores a manifest, its references and (optionally) a tag, in one transaction. */
+  /**
+   * Stores a manifest, its references and (optionally) a tag, in one
+   * transaction that also re-checks every referenced blob is still linked
+   * here and live (`MissingBlobError` otherwise), so garbage collection can
+   * never leave a manifest pointing at a deleted blob.
+   */
   putManifest(manifest: ManifestRecord, tag?: string): Promise<void>;
   getManifest(repository: string, digest: string): Promise<ManifestRecord | undefined>;
   resolveTag(repository: string, tag: string): Promise<string | undefined>;
@@ -71,4 +81,26 @@ export interface MetadataStore {
   listRepositories(page?: Page): Promise<string[]>;
 
   close(): Promise<void>;
+}
+
+/** Garbage collection is deleting this blob; the client should upload it again. */
+export class BlobUnavailableError extends Error {
+  readonly digest: string;
+
+  constructor(digest: string) {
+    super(`blob ${digest} is being garbage-collected; upload it again`);
+    this.name = 'BlobUnavailableError';
+    this.digest = digest;
+  }
+}
+
+/** A manifest references a blob that is not (or no longer) in the repository. */
+export class MissingBlobError extends Error {
+  readonly digest: string;
+
+  constructor(digest: string) {
+    super(`blob ${digest} is not in the repository`);
+    this.name = 'MissingBlobError';
+    this.digest = digest;
+  }
 }

@@ -4,6 +4,7 @@ import { RegistryError } from '../errors.ts';
 import { drain, parseContentRange } from '../http/body.ts';
 import type { Call, Handler, RegistryContext } from '../http/context.ts';
 import { isRepositoryName, isUploadId } from '../names.ts';
+import { BlobUnavailableError } from '../metadata/types.ts';
 
 /** `Range` as the spec reports an upload's progress: inclusive, `0-0` when empty. */
 export function uploadRange(size: number): string {
@@ -24,8 +25,9 @@ function acceptedUpload(call: Call, writer: BlobWriter, status: 202 | 204) {
     .send();
 }
 
-async function created(ctx: RegistryContext, call: Call, digest: string, size: number) {
-  await ctx.metadata.linkBlob(call.name, { digest, size });
+/** Links the blob; `fresh` says this request just wrote its bytes (see docs/GC.md). */
+async function created(ctx: RegistryContext, call: Call, digest: string, size: number, fresh: boolean) {
+  await ctx.metadata.linkBlob(call.name, { digest, size }, { fresh, did: call.identity.did });
   return call.reply
     .code(201)
     .header('location', `/v2/${call.name}/blobs/${digest}`)
@@ -46,7 +48,12 @@ export const startUpload: Handler = async (ctx, call) => {
     const mounted = await tryMount(ctx, call, requireDigest(mount), from);
     if (mounted) {
       await drain(call.request.raw);
-      return created(ctx, call, mounted.digest, mounted.size);
+      try {
+        return await created(ctx, call, mounted.digest, mounted.size, false);
+      } catch (err) {
+        // Garbage collection is deleting it: fall through to a normal upload.
+        if (!(err instanceof BlobUnavailableError)) throw err;
+      }
     }
   }
   if (digest !== undefined) {
@@ -55,7 +62,7 @@ export const startUpload: Handler = async (ctx, call) => {
     try {
       ctx.metrics.bytesIn.inc(await writer.readFrom(call.request.raw));
       const descriptor = await writer.commit({ digest: expected, size: declaredLength(call) });
-      return created(ctx, call, descriptor.digest, descriptor.size);
+      return await created(ctx, call, descriptor.digest, descriptor.size, descriptor.existed !== true);
     } catch (err) {
       await writer.cancel().catch(() => {});
       throw err;
@@ -134,7 +141,7 @@ export const finishUpload: Handler = async (ctx, call) =>
       call.request.log.debug({ commitMs: Date.now() - started }, 'upload committed');
       // Link first: if that fails the upload row survives and a retried PUT
       // finds the (already published) upload instead of a 404.
-      const response = await created(ctx, call, descriptor.digest, descriptor.size);
+      const response = await created(ctx, call, descriptor.digest, descriptor.size, descriptor.existed !== true);
       await ctx.metadata.deleteUpload(call.reference);
       return response;
     } catch (err) {

@@ -1,0 +1,146 @@
+import type { Logger } from 'pino';
+import type { StorageDriver } from '../http/context.ts';
+import type { GcCandidate, GcStore } from '../metadata/gc.ts';
+import type { GcMetrics } from './metrics.ts';
+
+export interface GcOptions {
+  store: GcStore;
+  storage: StorageDriver;
+  /** The DID the registry acts as when it releases blobs at the hold (needs write). */
+  did: string;
+  graceSeconds: number;
+  metrics?: GcMetrics;
+  logger?: Logger;
+  now?: () => Date;
+}
+
+export interface GcItem {
+  kind: GcCandidate['kind'];
+  repository?: string;
+  digest: string;
+  size: number;
+  /** What this pass did, or (dry run) would do. */
+  action: 'deleted' | 'would-delete' | 'waiting' | 'rescued' | 'kept-by-another-registry' | 'failed';
+  reason: string;
+}
+
+export interface GcReport {
+  dryRun: boolean;
+  startedAt: string;
+  seconds: number;
+  graceSeconds: number;
+  deletedManifests: number;
+  deletedBlobs: number;
+  deletedBytes: number;
+  rescued: number;
+  waiting: number;
+  items: GcItem[];
+}
+
+/**
+ * One garbage-collection pass, online: manifests first (deleting an untagged
+ * manifest can orphan blobs), then blobs. A candidate is deleted only after it
+ * has stayed unreferenced for the grace period; see docs/GC.md for why a
+ * concurrent push can never end up with a manifest pointing at a deleted blob.
+ */
+export class GarbageCollector {
+  readonly #options: GcOptions;
+  #running: Promise<GcReport> | undefined;
+
+  constructor(options: GcOptions) {
+    this.#options = options;
+  }
+
+  /** Runs a pass; a pass already running is shared rather than doubled. */
+  run(options: { dryRun?: boolean } = {}): Promise<GcReport> {
+    if (options.dryRun) return this.#pass(true);
+    this.#running ??= this.#pass(false).finally(() => {
+      this.#running = undefined;
+    });
+    return this.#running;
+  }
+
+  async #pass(dryRun: boolean): Promise<GcReport> {
+    const { store, graceSeconds } = this.#options;
+    const clock = this.#options.now ?? (() => new Date());
+    const started = clock();
+    const cutoff = new Date(started.getTime() - graceSeconds * 1000);
+    const report: GcReport = {
+      dryRun,
+      startedAt: started.toISOString(),
+      seconds: 0,
+      graceSeconds,
+      deletedManifests: 0,
+      deletedBlobs: 0,
+      deletedBytes: 0,
+      rescued: 0,
+      waiting: 0,
+      items: [],
+    };
+    if (dryRun) {
+      for (const candidate of [...(await store.candidates()), ...(await store.previewUnmarked(started))]) {
+        const due = candidate.markedAt <= cutoff;
+        report.items.push(item(candidate, due ? 'would-delete' : 'waiting', reasonFor(candidate, due, graceSeconds)));
+      }
+      report.seconds = (clock().getTime() - started.getTime()) / 1000;
+      return report;
+    }
+
+    await store.unreferencedManifests(started, true);
+    for (const candidate of await store.candidates('manifest')) {
+      const outcome = await store.sweepManifest(candidate, cutoff);
+      this.#count(report, candidate, outcome === 'deleted' ? 'deleted' : outcome === 'rescued' ? 'rescued' : 'waiting');
+    }
+    await store.unreferencedBlobs(started, true);
+    for (const candidate of await store.candidates('blob')) {
+      const outcome = await store.sweepBlob(candidate, cutoff);
+      if (outcome !== 'delete') {
+        this.#count(report, candidate, outcome === 'rescued' ? 'rescued' : 'waiting');
+        continue;
+      }
+      try {
+        const deleted = await this.#options.storage.blobStore(this.#options.did).release(candidate.digest);
+        await store.finishBlob(candidate);
+        this.#count(report, candidate, deleted ? 'deleted' : 'kept-by-another-registry');
+      } catch (err) {
+        // Stays `deleting` and a candidate: the next pass retries the release.
+        this.#options.logger?.warn({ err, digest: candidate.digest }, 'gc could not release a blob; will retry');
+        this.#count(report, candidate, 'failed');
+      }
+    }
+    report.seconds = (clock().getTime() - started.getTime()) / 1000;
+    this.#options.metrics?.observe(report, await store.bytesByDid(), (await store.candidates()).length);
+    this.#options.logger?.info(
+      { deletedManifests: report.deletedManifests, deletedBlobs: report.deletedBlobs, deletedBytes: report.deletedBytes, rescued: report.rescued, seconds: report.seconds },
+      'gc pass finished',
+    );
+    return report;
+  }
+
+  #count(report: GcReport, candidate: GcCandidate, action: GcItem['action']): void {
+    if (action === 'deleted' && candidate.kind === 'manifest') report.deletedManifests++;
+    if (action === 'deleted' && candidate.kind === 'blob') {
+      report.deletedBlobs++;
+      report.deletedBytes += candidate.size;
+    }
+    if (action === 'rescued') report.rescued++;
+    if (action === 'waiting') report.waiting++;
+    report.items.push(item(candidate, action, action));
+  }
+}
+
+function item(candidate: GcCandidate, action: GcItem['action'], reason: string): GcItem {
+  return {
+    kind: candidate.kind,
+    ...(candidate.repository ? { repository: candidate.repository } : {}),
+    digest: candidate.digest,
+    size: candidate.size,
+    action,
+    reason,
+  };
+}
+
+function reasonFor(candidate: GcCandidate, due: boolean, graceSeconds: number): string {
+  const what = candidate.kind === 'blob' ? 'no manifest references this blob' : 'untagged and unreferenced manifest';
+  return due ? `${what}; unreferenced since ${candidate.markedAt.toISOString()}, past the ${graceSeconds}s grace period` : `${what}; inside the ${graceSeconds}s grace period`;
+}

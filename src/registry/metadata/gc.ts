@@ -1,0 +1,145 @@
+import type { Db } from './db.ts';
+
+export interface GcCandidate {
+  kind: 'blob' | 'manifest';
+  /** The manifest's repository; empty for blobs, which are global. */
+  repository: string;
+  digest: string;
+  size: number;
+  markedAt: Date;
+}
+
+export type SweepOutcome = 'delete' | 'deleted' | 'rescued' | 'waiting';
+
+/**
+ * Garbage-collection queries. What counts as a reference:
+ *
+ * - a blob is referenced while any manifest (any repository) lists it as
+ *   config or layer; links alone do not keep it, but a link made after it was
+ *   marked rescues it (a push is using it again);
+ * - a manifest is referenced while it is tagged, listed by an index in its
+ *   repository, or is a referrer whose subject still exists; re-pushing it
+ *   after it was marked rescues it.
+ *
+ * Each sweep re-checks its candidate inside a transaction that locks the row
+ * (Postgres) or runs alone (SQLite), so it cannot interleave with a push that
+ * links or references the same digest. See docs/GC.md.
+ */
+export class GcStore {
+  readonly #db: Db;
+
+  constructor(db: Db) {
+    this.#db = db;
+  }
+
+  /** Unreferenced untagged manifests; `record` adds the new ones to the candidates. */
+  async unreferencedManifests(now: Date, record: boolean): Promise<number> {
+    const select = `SELECT m.repository, m.digest, m.size FROM manifests m
+      WHERE ${UNREFERENCED_MANIFEST}
+      AND NOT EXISTS (SELECT 1 FROM gc_candidates c WHERE c.kind = 'manifest' AND c.repository = m.repository AND c.digest = m.digest)`;
+    if (!record) return (await this.#db.all(select)).length;
+    return this.#db.run(`INSERT INTO gc_candidates (kind, repository, digest, size, marked_at) SELECT 'manifest', repository, digest, size, ? FROM (${select}) found`, [
+      now.toISOString(),
+    ]);
+  }
+
+  /** Live blobs no manifest references; `record` adds the new ones to the candidates. */
+  async unreferencedBlobs(now: Date, record: boolean): Promise<number> {
+    const select = `SELECT b.digest, b.size FROM blobs b
+      WHERE b.state <> 'deleted' AND ${UNREFERENCED_BLOB}
+      AND NOT EXISTS (SELECT 1 FROM gc_candidates c WHERE c.kind = 'blob' AND c.digest = b.digest)`;
+    if (!record) return (await this.#db.all(select)).length;
+    return this.#db.run(`INSERT INTO gc_candidates (kind, repository, digest, size, marked_at) SELECT 'blob', '', digest, size, ? FROM (${select}) found`, [now.toISOString()]);
+  }
+
+  /** Candidates that are not yet recorded, as a dry run would mark them. */
+  async previewUnmarked(now: Date): Promise<GcCandidate[]> {
+    const manifests = await this.#db.all<{ repository: string; digest: string; size: number | string }>(
+      `SELECT m.repository, m.digest, m.size FROM manifests m WHERE ${UNREFERENCED_MANIFEST}
+       AND NOT EXISTS (SELECT 1 FROM gc_candidates c WHERE c.kind = 'manifest' AND c.repository = m.repository AND c.digest = m.digest)`,
+    );
+    const blobs = await this.#db.all<{ digest: string; size: number | string }>(
+      `SELECT b.digest, b.size FROM blobs b WHERE b.state <> 'deleted' AND ${UNREFERENCED_BLOB}
+       AND NOT EXISTS (SELECT 1 FROM gc_candidates c WHERE c.kind = 'blob' AND c.digest = b.digest)`,
+    );
+    return [
+      ...manifests.map((row) => ({ kind: 'manifest' as const, repository: row.repository, digest: row.digest, size: Number(row.size), markedAt: now })),
+      ...blobs.map((row) => ({ kind: 'blob' as const, repository: '', digest: row.digest, size: Number(row.size), markedAt: now })),
+    ];
+  }
+
+  async candidates(kind?: GcCandidate['kind']): Promise<GcCandidate[]> {
+    const rows = await this.#db.all<{ kind: GcCandidate['kind']; repository: string; digest: string; size: number | string; marked_at: string }>(
+      `SELECT kind, repository, digest, size, marked_at FROM gc_candidates${kind ? ' WHERE kind = ?' : ''} ORDER BY kind, repository, digest`,
+      kind ? [kind] : [],
+    );
+    return rows.map((row) => ({ kind: row.kind, repository: row.repository, digest: row.digest, size: Number(row.size), markedAt: new Date(row.marked_at) }));
+  }
+
+  /** Deletes an untagged, unreferenced manifest marked before `cutoff`. */
+  async sweepManifest(candidate: GcCandidate, cutoff: Date): Promise<SweepOutcome> {
+    return this.#db.transaction(async (tx) => {
+      const row = await tx.get<{ created_at: string }>(
+        `SELECT m.created_at FROM manifests m WHERE m.repository = ? AND m.digest = ? AND ${UNREFERENCED_MANIFEST}${tx.dialect === 'postgres' ? ' FOR UPDATE' : ''}`,
+        [candidate.repository, candidate.digest],
+      );
+      if (!row || Date.parse(row.created_at) > candidate.markedAt.getTime()) {
+        await dropCandidate(tx, candidate);
+        return 'rescued';
+      }
+      if (candidate.markedAt > cutoff) return 'waiting';
+      await tx.run('DELETE FROM manifests WHERE repository = ? AND digest = ?', [candidate.repository, candidate.digest]);
+      await tx.run('DELETE FROM manifest_references WHERE repository = ? AND digest = ?', [candidate.repository, candidate.digest]);
+      await dropCandidate(tx, candidate);
+      return 'deleted';
+    });
+  }
+
+  /**
+   * Decides a blob candidate. `delete` means it is now marked `deleting`: no
+   * push can link it and no manifest can reference it until `finishBlob`.
+   */
+  async sweepBlob(candidate: GcCandidate, cutoff: Date): Promise<SweepOutcome> {
+    return this.#db.transaction(async (tx) => {
+      const lock = await tx.get<{ state: string }>(`SELECT state FROM blobs WHERE digest = ?${tx.dialect === 'postgres' ? ' FOR UPDATE' : ''}`, [candidate.digest]);
+      const referenced = await tx.get(`SELECT 1 AS one FROM blobs b WHERE b.digest = ? AND NOT (${UNREFERENCED_BLOB})`, [candidate.digest]);
+      const touched = await tx.get<{ latest: string | null }>('SELECT MAX(created_at) AS latest FROM repository_blobs WHERE digest = ?', [candidate.digest]);
+      const rescued = !lock || lock.state === 'deleted' || referenced !== undefined || (touched?.latest ? Date.parse(touched.latest) > candidate.markedAt.getTime() : false);
+      if (rescued) {
+        if (lock?.state === 'deleting') await tx.run("UPDATE blobs SET state = 'live' WHERE digest = ?", [candidate.digest]);
+        await dropCandidate(tx, candidate);
+        return 'rescued';
+      }
+      if (candidate.markedAt > cutoff) return 'waiting';
+      await tx.run("UPDATE blobs SET state = 'deleting' WHERE digest = ?", [candidate.digest]);
+      return 'delete';
+    });
+  }
+
+  /** After the hold released the bytes: a tombstone stays so a stale push cannot revive it. */
+  async finishBlob(candidate: GcCandidate): Promise<void> {
+    await this.#db.transaction(async (tx) => {
+      await tx.run("UPDATE blobs SET state = 'deleted' WHERE digest = ? AND state = 'deleting'", [candidate.digest]);
+      await tx.run("DELETE FROM repository_blobs WHERE digest = ? AND NOT EXISTS (SELECT 1 FROM blobs b WHERE b.digest = ? AND b.state = 'live')", [candidate.digest, candidate.digest]);
+      await dropCandidate(tx, candidate);
+    });
+  }
+
+  /** Bytes of live blobs per pushing DID, for quotas. */
+  async bytesByDid(): Promise<{ did: string; bytes: number }[]> {
+    const rows = await this.#db.all<{ did: string | null; bytes: number | string }>(
+      "SELECT COALESCE(did, '') AS did, SUM(size) AS bytes FROM blobs WHERE state = 'live' GROUP BY COALESCE(did, '') ORDER BY 1",
+    );
+    return rows.map((row) => ({ did: row.did ?? '', bytes: Number(row.bytes) }));
+  }
+}
+
+const UNREFERENCED_MANIFEST = `NOT EXISTS (SELECT 1 FROM tags t WHERE t.repository = m.repository AND t.digest = m.digest)
+  AND NOT EXISTS (SELECT 1 FROM manifest_references r WHERE r.repository = m.repository AND r.child = m.digest AND r.kind = 'manifest')
+  AND (m.subject IS NULL OR NOT EXISTS (SELECT 1 FROM manifests s WHERE s.repository = m.repository AND s.digest = m.subject))`;
+
+const UNREFERENCED_BLOB = `NOT EXISTS (SELECT 1 FROM manifest_references r WHERE r.child = b.digest AND r.kind = 'blob')`;
+
+async function dropCandidate(tx: Db, candidate: GcCandidate): Promise<void> {
+  await tx.run('DELETE FROM gc_candidates WHERE kind = ? AND repository = ? AND digest = ?', [candidate.kind, candidate.repository, candidate.digest]);
+}
