@@ -121,17 +121,22 @@ for (const metadata of ['sqlite', 'postgres'] as const) {
         const first = await pushImage(`race-${run}-old`, config, [layer]);
         await http('DELETE', `/v2/${REPO}/manifests/${first}`);
         const push = async () => {
+          const failures: string[] = [];
           for (let attempt = 0; attempt < 5; attempt++) {
             const blobs = await Promise.all([pushBlob(config), pushBlob(layer)]);
             if (blobs.every((result) => result.status === 201)) {
               const put = await http('PUT', `/v2/${REPO}/manifests/race-${run}`, manifestOf(config, [layer]), 'application/vnd.oci.image.manifest.v1+json');
               if (put.status === 201) return attempt;
               expect(put.status, put.text).to.be.oneOf([404, 503]);
+              failures.push(`manifest ${put.status} ${put.text}`);
             } else {
               for (const result of blobs) expect(result.status, result.text).to.be.oneOf([201, 503]);
+              failures.push(...blobs.map((result) => `blob ${result.status} ${result.text}`));
             }
+            // A client backs off before it retries.
+            await new Promise((resolve) => setTimeout(resolve, 20 * (attempt + 1)));
           }
-          throw new Error('the push did not succeed after 5 attempts');
+          throw new Error(`the push did not succeed after 5 attempts: ${failures.join(' | ')}`);
         };
         // Start the pass at a different moment of the push each run.
         const delayed = new Promise((resolve) => setTimeout(resolve, (run % 10) * 4)).then(() => collector(0).run());
