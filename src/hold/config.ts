@@ -65,7 +65,7 @@ export const holdConfigSchema = z
     trustedIssuers: z.array(trustedIssuerSchema).min(1),
     tokenMaxLifetimeSeconds: z.number().int().min(1).max(MAX_SERVICE_TOKEN_TTL_SECONDS).default(MAX_SERVICE_TOKEN_TTL_SECONDS),
     presignTtlSeconds: z.number().int().min(1).max(900).default(900),
-    uploadTtlSeconds: z.number().int().min(60).default(86_400),
+    uploadTtlSeconds: z.number().int().min(1).default(86_400),
     janitorIntervalSeconds: z.number().int().min(0).default(3600),
     storage: z.discriminatedUnion('backend', [
       z.object({ backend: z.literal('fs'), fs: fsSchema.default({ root: './data/hold', prefix: '' }) }).strict(),

@@ -22,6 +22,8 @@ export interface StackOptions {
   metadata?: { kind: 'sqlite' } | { kind: 'postgres'; url: string };
   registryInstances?: number;
   logLevel?: string;
+  /** Hold settings for fault tests: where clients reach S3, and a short upload TTL. */
+  hold?: { publicEndpoint?: string; uploadTtlSeconds?: number; janitorIntervalSeconds?: number };
 }
 
 export interface RunningStack {
@@ -32,6 +34,8 @@ export interface RunningStack {
   processes: ChildProcess[];
   restartRegistry(index: number): Promise<void>;
   killRegistry(index: number): Promise<void>;
+  /** SIGKILLs the hold and starts it again on the same port. */
+  restartHold(): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -54,6 +58,8 @@ export async function startStack(options: StackOptions): Promise<RunningStack> {
       owner: STACK_USER.did,
       crew: [{ did: ANONYMOUS_DID, access: 'read' }],
       trustedIssuers: [{ issuer: 'did:web:registry.test', publicKeyFile: 'registry-signing.pub' }],
+      ...(options.hold?.uploadTtlSeconds !== undefined ? { uploadTtlSeconds: options.hold.uploadTtlSeconds } : {}),
+      ...(options.hold?.janitorIntervalSeconds !== undefined ? { janitorIntervalSeconds: options.hold.janitorIntervalSeconds } : {}),
       storage: {
         backend: 's3',
         s3: {
@@ -62,7 +68,7 @@ export async function startStack(options: StackOptions): Promise<RunningStack> {
           // Clients see S3 under another host name than the registry, as in
           // production; on the same host:port-less name Go clients would
           // forward the registry's Authorization header to S3 on redirect.
-          publicEndpoint: options.minio.endpoint.replace('127.0.0.1', 'localhost'),
+          publicEndpoint: options.hold?.publicEndpoint ?? options.minio.endpoint.replace('127.0.0.1', 'localhost'),
           bucket: options.minio.bucket,
           region: options.minio.region,
           prefix: options.prefix,
@@ -83,9 +89,13 @@ export async function startStack(options: StackOptions): Promise<RunningStack> {
     HOLDFAST_S3_SECRET_ACCESS_KEY: options.minio.secretAccessKey,
   };
   const processes: ChildProcess[] = [];
-  const hold = spawn(process.execPath, [CLI, 'hold', '--config', path.join(dir, 'hold.yaml')], { env, stdio: ['ignore', 'inherit', 'inherit'] });
-  processes.push(hold);
-  await waitForHealthy(holdUrl, hold);
+  let hold: ChildProcess;
+  const spawnHold = async () => {
+    hold = spawn(process.execPath, [CLI, 'hold', '--config', path.join(dir, 'hold.yaml')], { env, stdio: ['ignore', 'inherit', 'inherit'] });
+    processes.push(hold);
+    await waitForHealthy(holdUrl, hold);
+  };
+  await spawnHold();
 
   const instances = options.registryInstances ?? 1;
   const registries: string[] = [];
@@ -142,6 +152,12 @@ export async function startStack(options: StackOptions): Promise<RunningStack> {
     dir,
     processes,
     killRegistry,
+    async restartHold() {
+      const exited = new Promise((resolve) => hold.once('exit', resolve));
+      hold.kill('SIGKILL');
+      await exited;
+      await spawnHold();
+    },
     async restartRegistry(index) {
       await killRegistry(index);
       await spawnRegistry(index);

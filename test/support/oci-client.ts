@@ -1,0 +1,77 @@
+import { createHash } from 'node:crypto';
+import { request } from 'undici';
+
+/**
+ * A minimal OCI push client for system tests: token auth, POST, chunked
+ * PATCHes with Content-Range, GET status, PUT. `base` may change between
+ * calls (several registry instances behind no proxy at all).
+ */
+export class OciTestClient {
+  readonly #user: { username: string; password: string };
+  readonly #tokens = new Map<string, string>();
+
+  constructor(user: { username: string; password: string }) {
+    this.#user = user;
+  }
+
+  async #token(base: string, repo: string): Promise<string> {
+    const key = `${base} ${repo}`;
+    const cached = this.#tokens.get(key);
+    if (cached) return cached;
+    const basic = Buffer.from(`${this.#user.username}:${this.#user.password}`).toString('base64');
+    const response = await request(`${base}/auth/token?service=holdfast-test&scope=repository:${repo}:pull,push`, { headers: { authorization: `Basic ${basic}` } });
+    const { token } = (await response.body.json()) as { token: string };
+    this.#tokens.set(key, token);
+    return token;
+  }
+
+  async call(base: string, repo: string, method: string, path: string, options: { body?: Uint8Array; headers?: Record<string, string> } = {}) {
+    const token = await this.#token(base, repo);
+    const response = await request(`${base}${path}`, {
+      method: method as 'GET',
+      body: options.body,
+      headers: { authorization: `Bearer ${token}`, ...options.headers },
+    });
+    const text = await response.body.text();
+    return { status: response.statusCode, headers: response.headers, text };
+  }
+
+  async start(base: string, repo: string): Promise<string> {
+    const response = await this.call(base, repo, 'POST', `/v2/${repo}/blobs/uploads/`);
+    if (response.status !== 202) throw new Error(`POST upload: ${response.status} ${response.text}`);
+    return response.headers.location as string;
+  }
+
+  async patch(base: string, repo: string, location: string, chunk: Uint8Array, start: number) {
+    return this.call(base, repo, 'PATCH', location, {
+      body: chunk,
+      headers: { 'content-range': `${start}-${start + chunk.length - 1}`, 'content-type': 'application/octet-stream', 'content-length': String(chunk.length) },
+    });
+  }
+
+  /** The durable offset the registry reports for an upload. */
+  async offset(base: string, repo: string, location: string): Promise<number> {
+    const response = await this.call(base, repo, 'GET', location);
+    if (response.status !== 204) throw new Error(`GET upload status: ${response.status} ${response.text}`);
+    // "0-0" means an empty upload here (the tests never leave exactly one byte).
+    const range = String(response.headers.range ?? '');
+    return range === '0-0' ? 0 : Number(/^0-(\d+)$/.exec(range)?.[1] ?? -1) + 1;
+  }
+
+  async finish(base: string, repo: string, location: string, digest: string) {
+    return this.call(base, repo, 'PUT', `${location}?digest=${digest}`);
+  }
+
+  async fetchBlob(base: string, repo: string, digest: string): Promise<Buffer> {
+    const token = await this.#token(base, repo);
+    const response = await request(`${base}/v2/${repo}/blobs/${digest}`, { headers: { authorization: `Bearer ${token}` } });
+    if (response.statusCode === 307) {
+      await response.body.dump();
+      const redirected = await request(response.headers.location as string);
+      return Buffer.from(await redirected.body.arrayBuffer());
+    }
+    return Buffer.from(await response.body.arrayBuffer());
+  }
+}
+
+export const sha256 = (bytes: Uint8Array) => `sha256:${createHash('sha256').update(bytes).digest('hex')}`;
