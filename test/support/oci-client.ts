@@ -14,7 +14,7 @@ export class OciTestClient {
     this.#user = user;
   }
 
-  async #token(base: string, repo: string): Promise<string> {
+  async token(base: string, repo: string): Promise<string> {
     const key = `${base} ${repo}`;
     const cached = this.#tokens.get(key);
     if (cached) return cached;
@@ -26,7 +26,7 @@ export class OciTestClient {
   }
 
   async call(base: string, repo: string, method: string, path: string, options: { body?: Uint8Array; headers?: Record<string, string> } = {}) {
-    const token = await this.#token(base, repo);
+    const token = await this.token(base, repo);
     const response = await request(`${base}${path}`, {
       method: method as 'GET',
       body: options.body,
@@ -63,14 +63,18 @@ export class OciTestClient {
   }
 
   async fetchBlob(base: string, repo: string, digest: string): Promise<Buffer> {
-    const token = await this.#token(base, repo);
+    const token = await this.token(base, repo);
     const response = await request(`${base}/v2/${repo}/blobs/${digest}`, { headers: { authorization: `Bearer ${token}` } });
     if (response.statusCode === 307) {
       await response.body.dump();
       const redirected = await request(response.headers.location as string);
-      return Buffer.from(await redirected.body.arrayBuffer());
+      const body = Buffer.from(await redirected.body.arrayBuffer());
+      if (redirected.statusCode !== 200) throw new Error(`GET redirected blob: ${redirected.statusCode} ${body.toString().slice(0, 300)}`);
+      return body;
     }
-    return Buffer.from(await response.body.arrayBuffer());
+    const body = Buffer.from(await response.body.arrayBuffer());
+    if (response.statusCode !== 200) throw new Error(`GET blob: ${response.statusCode} ${body.toString().slice(0, 300)}`);
+    return body;
   }
 }
 

@@ -23,7 +23,7 @@ export interface StackOptions {
   registryInstances?: number;
   logLevel?: string;
   /** Hold settings for fault tests: where clients reach S3, and a short upload TTL. */
-  hold?: { publicEndpoint?: string; uploadTtlSeconds?: number; janitorIntervalSeconds?: number };
+  hold?: { publicEndpoint?: string; uploadTtlSeconds?: number; janitorIntervalSeconds?: number; presignTtlSeconds?: number };
 }
 
 export interface RunningStack {
@@ -59,6 +59,7 @@ export async function startStack(options: StackOptions): Promise<RunningStack> {
       crew: [{ did: ANONYMOUS_DID, access: 'read' }],
       trustedIssuers: [{ issuer: 'did:web:registry.test', publicKeyFile: 'registry-signing.pub' }],
       ...(options.hold?.uploadTtlSeconds !== undefined ? { uploadTtlSeconds: options.hold.uploadTtlSeconds } : {}),
+      ...(options.hold?.presignTtlSeconds !== undefined ? { presignTtlSeconds: options.hold.presignTtlSeconds } : {}),
       ...(options.hold?.janitorIntervalSeconds !== undefined ? { janitorIntervalSeconds: options.hold.janitorIntervalSeconds } : {}),
       storage: {
         backend: 's3',
