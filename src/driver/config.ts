@@ -56,10 +56,7 @@ export interface DriverConfig extends Readonly<Omit<z.output<typeof driverConfig
 export function parseDriverConfig(input: unknown): DriverConfig {
   const result = driverConfigSchema.safeParse(input);
   if (!result.success) {
-    throw new ConfigError(
-      'storage driver',
-      result.error.issues.map((issue) => `${issue.path.length ? issue.path.join('.') : '(root)'}: ${issue.message}`),
-    );
+    throw ConfigError.fromZod('storage driver', result.error.issues);
   }
   const { privateKeyFile, partSize, ...rest } = result.data;
   const profile = PROVIDER_PROFILES[rest.provider as ProviderName];

@@ -86,6 +86,11 @@ export class ConfigError extends Error {
     this.name = 'ConfigError';
     this.issues = issues;
   }
+
+  /** From a zod failure: one line per issue, naming the key. Values are never quoted, so no secret leaks. */
+  static fromZod(source: string, issues: readonly { path: PropertyKey[]; message: string }[]): ConfigError {
+    return new ConfigError(source, issues.map((issue) => `${issue.path.length ? issue.path.map(String).join('.') : '(root)'}: ${issue.message}`));
+  }
 }
 
 /**
@@ -110,10 +115,7 @@ export const HOLD_ENV_OVERRIDES: Readonly<Record<string, { path: readonly string
 export function parseHoldConfig(input: unknown, source = 'config'): HoldConfig {
   const result = holdConfigSchema.safeParse(input);
   if (!result.success) {
-    throw new ConfigError(
-      source,
-      result.error.issues.map((issue) => `${issue.path.length ? issue.path.join('.') : '(root)'}: ${issue.message}`),
-    );
+    throw ConfigError.fromZod(source, result.error.issues);
   }
   return deepFreeze(result.data);
 }

@@ -72,10 +72,7 @@ export const REGISTRY_ENV_OVERRIDES = Object.freeze({
 export function parseRegistryConfig(input: unknown, source = 'config'): RegistryConfig {
   const result = registryConfigSchema.safeParse(input);
   if (!result.success) {
-    throw new ConfigError(
-      source,
-      result.error.issues.map((issue) => `${issue.path.length ? issue.path.join('.') : '(root)'}: ${issue.message}`),
-    );
+    throw ConfigError.fromZod(source, result.error.issues);
   }
   const config = result.data;
   if (config.auth.mode === 'none' && !isLoopback(config.listen.host)) {

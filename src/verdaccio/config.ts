@@ -28,7 +28,7 @@ export type VerdaccioPluginConfig = Readonly<z.output<typeof schema>>;
 export function parsePluginConfig(input: unknown, configDir: string): VerdaccioPluginConfig {
   const result = schema.safeParse(stripVerdaccioKeys(input));
   if (!result.success) {
-    throw new ConfigError('store.holdfast', result.error.issues.map((issue) => `${issue.path.join('.') || '(root)'}: ${issue.message}`));
+    throw ConfigError.fromZod('store.holdfast', result.error.issues);
   }
   const config = structuredClone(result.data);
   if (config.metadata.kind === 'sqlite') config.metadata.path = path.resolve(configDir, config.metadata.path);

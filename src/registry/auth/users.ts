@@ -44,7 +44,7 @@ export class UserDirectory {
   static async load(file: string): Promise<UserDirectory> {
     const parsed = usersFileSchema.safeParse(parseYaml(await readFile(file, 'utf8')));
     if (!parsed.success) {
-      throw new ConfigError(file, parsed.error.issues.map((issue) => `${issue.path.join('.')}: ${issue.message}`));
+      throw ConfigError.fromZod(file, parsed.error.issues);
     }
     return new UserDirectory(parsed.data.users);
   }
