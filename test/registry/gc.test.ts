@@ -2,6 +2,7 @@ import { expect } from 'chai';
 import { createHash, randomBytes } from 'node:crypto';
 import { request } from 'undici';
 import { GarbageCollector } from '../../src/registry/gc/collector.ts';
+import { issuerId } from '../../src/hold/keys.ts';
 import { DIDS } from '../support/hold-harness.ts';
 import { startTestRegistry, type TestRegistry } from '../support/registry-harness.ts';
 
@@ -111,6 +112,24 @@ for (const metadata of ['sqlite', 'postgres'] as const) {
       expect(await registry.hold.inspect.keys()).to.deep.equal(before);
       expect(await registry.registry.metadata.gc.candidates()).to.deep.equal(candidates);
       await collector(0).run();
+    });
+
+    it('relinks a released blob whose bytes another registry kept, instead of refusing it forever', async function () {
+      const [config, layer] = [randomBytes(106), randomBytes(4096)];
+      const image = await pushImage('reclaimed', config, [layer]);
+      // Another registry sharing the hold uses the same layer.
+      const hex = sha256(layer).slice('sha256:'.length);
+      await registry.hold.hold.backend.putSmall(`${registry.hold.prefix}holdfast/claims/sha256/${hex}/${issuerId('did:web:other-registry.test')}`, Buffer.from('{}'));
+      await http('DELETE', `/v2/${REPO}/manifests/${image}`);
+      const report = await collector(0).run();
+      expect(report.items.find((entry) => entry.digest === sha256(layer))?.action).to.equal('kept-by-another-registry');
+      expect(await inHold(layer)).to.equal(true);
+      // Pushing it again here finds the bytes stored: the push must succeed, not be told to retry forever.
+      expect((await pushBlob(layer)).status).to.equal(201);
+      expect((await pushBlob(config)).status, 'the config was collected and is uploaded afresh').to.equal(201);
+      const put = await http('PUT', `/v2/${REPO}/manifests/reclaimed`, manifestOf(config, [layer]), 'application/vnd.oci.image.manifest.v1+json');
+      expect(put.status, put.text).to.equal(201);
+      expect((await http('HEAD', `/v2/${REPO}/blobs/${sha256(layer)}`)).status).to.equal(200);
     });
 
     it('never leaves a manifest pointing at a missing blob when a push races a pass (50 runs)', async function () {

@@ -52,7 +52,7 @@ export class SqlMetadataStore implements MetadataStore {
       await tx.run('INSERT INTO blobs (digest, size, created_at, did) VALUES (?, ?, ?, ?) ON CONFLICT (digest) DO NOTHING', [blob.digest, blob.size, now, options.did ?? null]);
       const row = await tx.get<{ state: string }>(`SELECT state FROM blobs WHERE digest = ?${forUpdate(tx)}`, [blob.digest]);
       if (row && row.state !== 'live') {
-        if (!options.fresh) throw new BlobUnavailableError(blob.digest);
+        if (!options.fresh) throw new BlobUnavailableError(blob.digest, row.state === 'deleting' ? 'deleting' : 'deleted');
         await tx.run("UPDATE blobs SET state = 'live', size = ? WHERE digest = ?", [blob.size, blob.digest]);
       }
       await tx.run(

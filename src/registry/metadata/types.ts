@@ -54,7 +54,8 @@ export interface MetadataStore {
    * Links a blob into a repository (creating both as needed) and refreshes
    * the link's time, which rescues it from a pending garbage collection. Safe
    * to repeat. Throws `BlobUnavailableError` when garbage collection is
-   * deleting the blob, unless `fresh` says these bytes were just written.
+   * deleting or has released the blob, unless `fresh` says these bytes were
+   * just written (or were checked to be stored after the release).
    */
   linkBlob(repository: string, blob: BlobRecord, options?: { fresh?: boolean; did?: string }): Promise<void>;
   /** The blob if it is linked into `repository`. */
@@ -83,14 +84,20 @@ export interface MetadataStore {
   close(): Promise<void>;
 }
 
-/** Garbage collection is deleting this blob; the client should upload it again. */
+/**
+ * Garbage collection is deleting (`deleting`) or has released (`deleted`)
+ * this blob. A caller that can show the bytes are still stored may relink a
+ * `deleted` blob; otherwise the client should upload it again.
+ */
 export class BlobUnavailableError extends Error {
   readonly digest: string;
+  readonly state: 'deleting' | 'deleted';
 
-  constructor(digest: string) {
+  constructor(digest: string, state: 'deleting' | 'deleted') {
     super(`blob ${digest} is being garbage-collected; upload it again`);
     this.name = 'BlobUnavailableError';
     this.digest = digest;
+    this.state = state;
   }
 }
 

@@ -27,7 +27,17 @@ function acceptedUpload(call: Call, writer: BlobWriter, status: 202 | 204) {
 
 /** Links the blob; `fresh` says this request just wrote its bytes (see docs/GC.md). */
 async function created(ctx: RegistryContext, call: Call, digest: string, size: number, fresh: boolean) {
-  await ctx.metadata.linkBlob(call.name, { digest, size }, { fresh, did: call.identity.did });
+  try {
+    await ctx.metadata.linkBlob(call.name, { digest, size }, { fresh, did: call.identity.did });
+  } catch (err) {
+    // Released by a finished collection, yet the bytes are still stored (our
+    // own move re-claimed them): no pass can touch a released blob, so the
+    // stored bytes are safe to link again.
+    if (!(err instanceof BlobUnavailableError) || err.state !== 'deleted') throw err;
+    const stored = await call.store.stat(digest).catch(() => undefined);
+    if (!stored) throw err;
+    await ctx.metadata.linkBlob(call.name, { digest, size }, { fresh: true, did: call.identity.did });
+  }
   return call.reply
     .code(201)
     .header('location', `/v2/${call.name}/blobs/${digest}`)
