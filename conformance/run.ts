@@ -8,8 +8,9 @@ import { spawn } from 'node:child_process';
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { startMinio } from '../test/support/minio.ts';
+import { startS3Server } from '../test/support/s3-servers.ts';
 import { STACK_USER, startStack } from '../test/support/stack.ts';
+import { startProviderRulesProxy, type ProviderRules } from '../test/support/provider-rules-proxy.ts';
 import { SUITES, suiteBinary } from './suites.ts';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -29,11 +30,20 @@ async function main(): Promise<number> {
   const suites = SUITES.filter((suite) => only.length === 0 || only.includes(suite.name));
   const binaries = await Promise.all(suites.map((suite) => suiteBinary(suite)));
   await rm(resultsRoot, { recursive: true, force: true });
-  const minio = await startMinio();
+  // MinIO unless HOLDFAST_S3_SERVER names another real S3 server.
+  const minio = await startS3Server();
   const summaries: SuiteSummary[] = [];
   try {
     for (const [index, suite] of suites.entries()) {
-      const stack = await startStack({ minio, prefix: `conformance-${suite.name}` });
+      // HOLDFAST_PROVIDER_RULES=r2|b2|storj puts the provider-rules proxy in
+      // front of S3 and runs the hold and driver with that provider's profile.
+      const rules = process.env.HOLDFAST_PROVIDER_RULES as ProviderRules | undefined;
+      const rulesProxy = rules ? await startProviderRulesProxy(minio.endpoint, rules) : undefined;
+      const stack = await startStack({
+        minio,
+        prefix: `conformance-${suite.name}`,
+        ...(rulesProxy && rules ? { hold: { provider: rules, endpoint: rulesProxy.url, publicEndpoint: rulesProxy.url.replace('127.0.0.1', 'localhost') } } : {}),
+      });
       try {
         const resultsDir = path.join(resultsRoot, suite.name);
         await mkdir(resultsDir, { recursive: true });
@@ -47,8 +57,13 @@ async function main(): Promise<number> {
         });
         const exitCode = await runSuite(binaries[index] as string, resultsDir, env);
         summaries.push({ suite: suite.name, version: suite.version, exitCode, ...(await junitCounts(resultsDir)) });
+        if (rulesProxy && rulesProxy.refusals.length > 0) {
+          console.error(`provider rules (${rules}) refused: ${JSON.stringify(rulesProxy.refusals.slice(0, 5))}`);
+          summaries[summaries.length - 1]!.failures += rulesProxy.refusals.length;
+        }
       } finally {
         await stack.stop();
+        await rulesProxy?.close();
       }
     }
   } finally {

@@ -1,14 +1,16 @@
-import { startMinio, type RunningMinio } from './minio.ts';
 import { startPostgres, type RunningPostgres } from './postgres.ts';
+import { startS3Server, type RunningS3 } from './s3-servers.ts';
 
 /**
- * One MinIO and one PostgreSQL for the whole mocha run, each started lazily by
- * the first suite that asks for it and stopped when mocha finishes.
+ * One S3 server (MinIO unless HOLDFAST_S3_SERVER says otherwise) and one
+ * PostgreSQL for the whole mocha run, each started lazily by the first suite
+ * that asks for it and stopped when mocha finishes.
  */
-let minio: Promise<RunningMinio> | undefined;
+let minio: Promise<RunningS3> | undefined;
 
-export function sharedMinio(): Promise<RunningMinio> {
-  minio ??= startMinio();
+/** The run's S3 server; named for MinIO, the default. */
+export function sharedMinio(): Promise<RunningS3> {
+  minio ??= startS3Server();
   return minio;
 }
 

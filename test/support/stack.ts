@@ -23,7 +23,15 @@ export interface StackOptions {
   registryInstances?: number;
   logLevel?: string;
   /** Hold settings for fault tests: where clients reach S3, and a short upload TTL. */
-  hold?: { publicEndpoint?: string; uploadTtlSeconds?: number; janitorIntervalSeconds?: number; presignTtlSeconds?: number };
+  hold?: {
+    publicEndpoint?: string;
+    /** Where the hold itself reaches S3 (a rules proxy); defaults to the server. */
+    endpoint?: string;
+    provider?: 'aws' | 'minio' | 'storj' | 'upcloud' | 'r2' | 'b2';
+    uploadTtlSeconds?: number;
+    janitorIntervalSeconds?: number;
+    presignTtlSeconds?: number;
+  };
 }
 
 export interface RunningStack {
@@ -64,8 +72,9 @@ export async function startStack(options: StackOptions): Promise<RunningStack> {
       storage: {
         backend: 's3',
         s3: {
-          provider: 'minio',
-          endpoint: options.minio.endpoint,
+          provider: options.hold?.provider ?? 'minio',
+          forcePathStyle: true,
+          endpoint: options.hold?.endpoint ?? options.minio.endpoint,
           // Clients see S3 under another host name than the registry, as in
           // production; on the same host:port-less name Go clients would
           // forward the registry's Authorization header to S3 on redirect.
@@ -116,7 +125,7 @@ export async function startStack(options: StackOptions): Promise<RunningStack> {
             hold: { url: holdUrl, audience: 'did:web:hold.test' },
             issuer: 'did:web:registry.test',
             privateKeyFile: 'registry-signing.key',
-            provider: 'minio',
+            provider: options.hold?.provider ?? 'minio',
           },
         },
         blobs: { delivery: 'redirect' },
