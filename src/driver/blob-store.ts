@@ -80,6 +80,12 @@ export class HoldBlobStore implements BlobStore {
     return writer;
   }
 
+  async claim(digest: string): Promise<Descriptor> {
+    const parsed = requireDigest(digest);
+    const result = await mappingHoldErrors(() => this.#ctx.hold.claim(this.#ctx.did, parsed));
+    return { digest: result.digest, size: result.size };
+  }
+
   async release(digest: string): Promise<boolean> {
     const parsed = requireDigest(digest);
     return (await mappingHoldErrors(() => this.#ctx.hold.release(this.#ctx.did, parsed))).deleted;

@@ -47,6 +47,12 @@ export interface BlobStore {
   /** Deletes the blob; resolves `false` when there was none. */
   delete(digest: string): Promise<boolean>;
   /**
+   * Records that this registry references a stored blob, so another
+   * registry's release cannot delete it. Throws `BLOB_UNKNOWN` when it is not
+   * stored.
+   */
+  claim(digest: string): Promise<Descriptor>;
+  /**
    * This registry no longer references the blob; the hold deletes it once no
    * registry does. Resolves whether the bytes were deleted.
    */

@@ -141,7 +141,7 @@ for (const metadata of ['sqlite', 'postgres'] as const) {
         await http('DELETE', `/v2/${REPO}/manifests/${first}`);
         const push = async () => {
           const failures: string[] = [];
-          for (let attempt = 0; attempt < 5; attempt++) {
+          for (let attempt = 0; attempt < 8; attempt++) {
             const blobs = await Promise.all([pushBlob(config), pushBlob(layer)]);
             if (blobs.every((result) => result.status === 201)) {
               const put = await http('PUT', `/v2/${REPO}/manifests/race-${run}`, manifestOf(config, [layer]), 'application/vnd.oci.image.manifest.v1+json');
@@ -153,9 +153,9 @@ for (const metadata of ['sqlite', 'postgres'] as const) {
               failures.push(...blobs.map((result) => `blob ${result.status} ${result.text}`));
             }
             // A client backs off before it retries.
-            await new Promise((resolve) => setTimeout(resolve, 20 * (attempt + 1)));
+            await new Promise((resolve) => setTimeout(resolve, 50 * (attempt + 1)));
           }
-          throw new Error(`the push did not succeed after 5 attempts: ${failures.join(' | ')}`);
+          throw new Error(`the push did not succeed after 8 attempts: ${failures.join(' | ')}`);
         };
         // Start the pass at a different moment of the push each run.
         const delayed = new Promise((resolve) => setTimeout(resolve, (run % 10) * 4)).then(() => collector(0).run());

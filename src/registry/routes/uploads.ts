@@ -30,11 +30,12 @@ async function created(ctx: RegistryContext, call: Call, digest: string, size: n
   try {
     await ctx.metadata.linkBlob(call.name, { digest, size }, { fresh, did: call.identity.did });
   } catch (err) {
-    // Released by a finished collection, yet the bytes are still stored (our
-    // own move re-claimed them): no pass can touch a released blob, so the
-    // stored bytes are safe to link again.
+    // Released by a finished collection, yet the bytes are still stored (kept
+    // by another registry's claim, or re-claimed by our own move): no pass
+    // touches a released blob, and our claim keeps other registries' releases
+    // off it, so the stored bytes are safe to link again.
     if (!(err instanceof BlobUnavailableError) || err.state !== 'deleted') throw err;
-    const stored = await call.store.stat(digest).catch(() => undefined);
+    const stored = await call.store.claim(digest).catch(() => undefined);
     if (!stored) throw err;
     await ctx.metadata.linkBlob(call.name, { digest, size }, { fresh: true, did: call.identity.did });
   }
