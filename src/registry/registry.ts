@@ -11,7 +11,7 @@ import { UserDirectory } from './auth/users.ts';
 import type { RegistryConfig } from './config.ts';
 import { buildRegistryApp } from './http/app.ts';
 import type { StorageDriver } from './http/context.ts';
-import { KeyedMutex } from './http/keyed-mutex.ts';
+import { KeyedMutex } from '../core/keyed-mutex.ts';
 import { SqlMetadataStore } from './metadata/store.ts';
 import { RegistryMetrics } from './metrics.ts';
 import { GarbageCollector } from './gc/collector.ts';

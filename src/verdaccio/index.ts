@@ -1,6 +1,6 @@
 import path from 'node:path';
 import createHoldDriver, { type HoldDriver } from '../driver/index.ts';
-import { KeyedMutex } from '../registry/http/keyed-mutex.ts';
+import { KeyedMutex } from '../core/keyed-mutex.ts';
 import { SqlMetadataStore } from '../registry/metadata/store.ts';
 import { parsePluginConfig, type VerdaccioPluginConfig } from './config.ts';
 import { HoldfastPackageStorage } from './package-storage.ts';

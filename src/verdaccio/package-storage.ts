@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { ReadTarball, UploadTarball } from '@verdaccio/streams';
 import type { BlobStore, BlobWriter } from '../driver/types.ts';
 import type { PackageStore } from '../registry/metadata/packages.ts';
-import { KeyedMutex } from '../registry/http/keyed-mutex.ts';
+import { KeyedMutex } from '../core/keyed-mutex.ts';
 import { alreadyExists, internal, notFound } from './errors.ts';
 
 type Callback<T = unknown> = (err: unknown, value?: T) => void;

@@ -4,6 +4,7 @@ import { copyFile, mkdir, readFile, readdir, rename, rm, stat, writeFile } from 
 import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import type { Readable } from 'node:stream';
+import { KeyedMutex } from '../../core/keyed-mutex.ts';
 import { FsUrlSigner } from './fs-signer.ts';
 import {
   MIN_PART_SIZE,
@@ -35,7 +36,7 @@ interface PartRecord {
 export class FsBackend implements StorageBackend {
   readonly kind = 'fs' as const;
   readonly capabilities = Object.freeze({ uploadPartCopy: true, conditionalWrites: true, maxSingleCopyBytes: Number.MAX_SAFE_INTEGER });
-  readonly #smallLocks = new Map<string, Promise<unknown>>();
+  readonly #smallLocks = new KeyedMutex();
   readonly signer: FsUrlSigner;
   readonly #objects: string;
   readonly #multipart: string;
@@ -128,8 +129,7 @@ export class FsBackend implements StorageBackend {
   /** Conditional writes are checked under a per-key lock: one hold process owns an fs root. */
   async putSmall(key: string, body: Uint8Array, condition: { ifMatch?: string } = {}): Promise<void> {
     await this.#ready;
-    const previous = this.#smallLocks.get(key) ?? Promise.resolve();
-    const work = previous.catch(() => undefined).then(async () => {
+    await this.#smallLocks.run(key, async () => {
       if (condition.ifMatch !== undefined) {
         const current = await this.getSmall(key);
         if (!current || current.etag !== condition.ifMatch) throw new StorageError('PRECONDITION_FAILED', 'the object changed since it was read');
@@ -138,13 +138,6 @@ export class FsBackend implements StorageBackend {
       await writeFile(temp, body);
       await this.#publish(temp, key);
     });
-    const settled = work.catch(() => undefined);
-    this.#smallLocks.set(key, settled);
-    try {
-      await work;
-    } finally {
-      if (this.#smallLocks.get(key) === settled) this.#smallLocks.delete(key);
-    }
   }
 
   async getSmall(key: string): Promise<{ body: Uint8Array; etag: string } | undefined> {

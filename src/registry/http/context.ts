@@ -3,7 +3,7 @@ import type { BlobStore } from '../../driver/types.ts';
 import type { Authorizer, Identity } from '../auth/types.ts';
 import type { MetadataStore } from '../metadata/types.ts';
 import type { RegistryMetrics } from '../metrics.ts';
-import type { KeyedMutex } from './keyed-mutex.ts';
+import type { KeyedMutex } from '../../core/keyed-mutex.ts';
 
 /** Anything that hands out a BlobStore per DID: the hold driver, or another storage plugin. */
 export interface StorageDriver {
