@@ -1,9 +1,9 @@
 import { expect } from 'chai';
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { request } from 'undici';
+import { sha256 } from '../support/bytes.ts';
 import { startTestRegistry, type TestRegistry } from '../support/registry-harness.ts';
 
-const sha256 = (bytes: Uint8Array) => `sha256:${createHash('sha256').update(bytes).digest('hex')}`;
 const REPO = 'alice/app';
 
 type Response = { status: number; headers: Record<string, string | string[] | undefined>; body: Buffer; json(): { errors?: { code: string }[] } };

@@ -1,11 +1,10 @@
 import { expect } from 'chai';
-import { createHash } from 'node:crypto';
 import { createPrivateKey } from 'node:crypto';
 import { SignJWT } from 'jose';
 import { request } from 'undici';
+import { sha256 } from '../support/bytes.ts';
 import { startTestRegistry, USERS, type TestRegistry } from '../support/registry-harness.ts';
 
-const sha256 = (bytes: Uint8Array) => `sha256:${createHash('sha256').update(bytes).digest('hex')}`;
 type Caller = 'anonymous' | 'owner' | 'otherUser' | 'wrongPassword' | 'expiredToken' | 'otherRepoToken' | 'ownerBasic';
 
 /** Expected status for a pull (HEAD blob) and a push (POST upload) on alice/app. */

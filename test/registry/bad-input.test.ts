@@ -1,10 +1,10 @@
 import { expect } from 'chai';
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { request } from 'undici';
+import { sha256 } from '../support/bytes.ts';
 import { startTestRegistry, type TestRegistry } from '../support/registry-harness.ts';
 import { BAD_INPUT_CASES } from './bad-input.cases.ts';
 
-const sha256 = (bytes: Uint8Array) => `sha256:${createHash('sha256').update(bytes).digest('hex')}`;
 
 describe('registry bad input', function () {
   let registry: TestRegistry;

@@ -1,12 +1,12 @@
 import { expect } from 'chai';
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { request } from 'undici';
 import { GarbageCollector } from '../../src/registry/gc/collector.ts';
 import { issuerId } from '../../src/hold/keys.ts';
 import { DIDS } from '../support/hold-harness.ts';
+import { sha256 } from '../support/bytes.ts';
 import { startTestRegistry, type TestRegistry } from '../support/registry-harness.ts';
 
-const sha256 = (bytes: Uint8Array) => `sha256:${createHash('sha256').update(bytes).digest('hex')}`;
 const REPO = 'alice/gc';
 
 for (const metadata of ['sqlite', 'postgres'] as const) {

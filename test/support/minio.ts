@@ -20,13 +20,43 @@ export interface RunningMinio {
   stop(): Promise<void>;
 }
 
+/** Credentials every test S3 server is started with. */
+export const TEST_S3_KEYS = Object.freeze({ accessKeyId: 'holdfast-test', secretAccessKey: 'holdfast-test-secret-key' });
+
+/**
+ * The handle for a started S3 server process: a client with the test's own
+ * credentials, and a stop that ends the process and removes its data.
+ */
+export function runningS3(child: ChildProcess, dataDir: string, endpoint: string): RunningMinio {
+  const region = 'us-east-1';
+  const client = new S3Client({
+    endpoint,
+    region,
+    forcePathStyle: true,
+    credentials: { ...TEST_S3_KEYS },
+    requestChecksumCalculation: 'WHEN_REQUIRED',
+    responseChecksumValidation: 'WHEN_REQUIRED',
+  });
+  return {
+    endpoint,
+    region,
+    bucket: 'holdfast-test',
+    ...TEST_S3_KEYS,
+    client,
+    async stop() {
+      client.destroy();
+      await stopChild(child);
+      await rm(dataDir, { recursive: true, force: true });
+    },
+  };
+}
+
 export async function startMinio(): Promise<RunningMinio> {
   const binary = await findOrBuildGoTool({ name: 'minio', envVar: 'MINIO_BIN', module: MINIO_MODULE, version: MINIO_VERSION });
   const dataDir = await mkdtemp(path.join(os.tmpdir(), 'holdfast-minio-'));
   const port = await freePort();
   const consolePort = await freePort();
-  const accessKeyId = 'holdfast-test';
-  const secretAccessKey = 'holdfast-test-secret-key';
+  const { accessKeyId, secretAccessKey } = TEST_S3_KEYS;
   const child = spawn(binary, ['server', dataDir, '--address', `127.0.0.1:${port}`, '--console-address', `127.0.0.1:${consolePort}`, '--quiet'], {
     env: {
       ...process.env,
@@ -50,30 +80,9 @@ export async function startMinio(): Promise<RunningMinio> {
     await rm(dataDir, { recursive: true, force: true });
     throw err;
   }
-  const region = 'us-east-1';
-  const bucket = 'holdfast-test';
-  const client = new S3Client({
-    endpoint,
-    region,
-    forcePathStyle: true,
-    credentials: { accessKeyId, secretAccessKey },
-    requestChecksumCalculation: 'WHEN_REQUIRED',
-    responseChecksumValidation: 'WHEN_REQUIRED',
-  });
-  await client.send(new CreateBucketCommand({ Bucket: bucket }));
-  return {
-    endpoint,
-    region,
-    bucket,
-    accessKeyId,
-    secretAccessKey,
-    client,
-    async stop() {
-      client.destroy();
-      await stopChild(child);
-      await rm(dataDir, { recursive: true, force: true });
-    },
-  };
+  const server = runningS3(child, dataDir, endpoint);
+  await server.client.send(new CreateBucketCommand({ Bucket: server.bucket }));
+  return server;
 }
 
 async function waitForHealthy(endpoint: string, child: ChildProcess, stderr: () => string): Promise<void> {

@@ -1,4 +1,3 @@
-import { createHash } from 'node:crypto';
 import { request } from 'undici';
 
 /**
@@ -78,4 +77,4 @@ export class OciTestClient {
   }
 }
 
-export const sha256 = (bytes: Uint8Array) => `sha256:${createHash('sha256').update(bytes).digest('hex')}`;
+export { sha256 } from './bytes.ts';

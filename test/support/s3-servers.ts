@@ -1,9 +1,9 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { CreateBucketCommand, S3Client } from '@aws-sdk/client-s3';
-import { startMinio, stopChild, type RunningMinio } from './minio.ts';
+import { CreateBucketCommand } from '@aws-sdk/client-s3';
+import { TEST_S3_KEYS, runningS3, startMinio, type RunningMinio } from './minio.ts';
 import { findOnPath, findOrBuildGoTool, freePort } from './tools.ts';
 
 /**
@@ -41,8 +41,7 @@ export async function startS3Server(kind = selectedS3Server()): Promise<RunningS
   if (kind === 'minio') return { ...(await startMinio()), kind };
   const port = await freePort();
   const dataDir = await mkdtemp(path.join(os.tmpdir(), `holdfast-${kind}-`));
-  const accessKeyId = 'holdfast-test';
-  const secretAccessKey = 'holdfast-test-secret-key';
+  const { accessKeyId, secretAccessKey } = TEST_S3_KEYS;
   let child: ChildProcess;
   if (kind === 'moto') {
     const moto = process.env.MOTO_SERVER_BIN ?? (await findOnPath('moto_server')) ?? (await installMoto());
@@ -53,22 +52,12 @@ export async function startS3Server(kind = selectedS3Server()): Promise<RunningS
   }
   let stderr = '';
   child.stderr?.on('data', (chunk: Buffer) => (stderr = (stderr + chunk.toString()).slice(-4000)));
-  const endpoint = `http://127.0.0.1:${port}`;
-  const region = 'us-east-1';
-  const bucket = 'holdfast-test';
-  const client = new S3Client({
-    endpoint,
-    region,
-    forcePathStyle: true,
-    credentials: { accessKeyId, secretAccessKey },
-    requestChecksumCalculation: 'WHEN_REQUIRED',
-    responseChecksumValidation: 'WHEN_REQUIRED',
-  });
+  const server = runningS3(child, dataDir, `http://127.0.0.1:${port}`);
   const deadline = Date.now() + 60_000;
   for (;;) {
     if (child.exitCode !== null) throw new Error(`${kind} exited with ${child.exitCode}: ${stderr}`);
     try {
-      await client.send(new CreateBucketCommand({ Bucket: bucket }));
+      await server.client.send(new CreateBucketCommand({ Bucket: server.bucket }));
       break;
     } catch (err) {
       if ((err as { name?: string }).name === 'BucketAlreadyOwnedByYou') break;
@@ -76,18 +65,5 @@ export async function startS3Server(kind = selectedS3Server()): Promise<RunningS
       await new Promise((resolve) => setTimeout(resolve, 200));
     }
   }
-  return {
-    kind,
-    endpoint,
-    region,
-    bucket,
-    accessKeyId,
-    secretAccessKey,
-    client,
-    async stop() {
-      client.destroy();
-      await stopChild(child);
-      await rm(dataDir, { recursive: true, force: true });
-    },
-  };
+  return { ...server, kind };
 }
