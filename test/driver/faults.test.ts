@@ -9,17 +9,34 @@ import { sharedMinio } from '../support/global-fixtures.ts';
  * Storage PUTs through a proxy that answers 503 SlowDown, resets connections,
  * stalls past the driver's timeout, and delays one request until its
  * presigned URL has expired. Every upload must still land byte-exact.
+ *
+ * Which request a fault lands on depends on how parts interleave, so one part
+ * could otherwise draw a fault on every one of its attempts. Each target (an
+ * object, or one part of an upload) gets at most MAX_FAULTS_PER_TARGET faults,
+ * fewer than the driver's attempts: the test checks recovery, not luck.
  */
-function faultPlan(): (request: { method: string; index: number }) => Fault {
+const MAX_FAULTS_PER_TARGET = 4;
+
+function faultPlan(): (request: { method: string; path: string }) => Fault {
   let puts = 0;
-  return (request) => {
-    if (request.method !== 'PUT') return { kind: 'pass' };
-    puts++;
+  const faultsByTarget = new Map<string, number>();
+  const choose = (): Fault => {
     if (puts === 2) return { kind: 'stall', ms: 6000 };
     if (puts === 4) return { kind: 'delay', ms: 2500 };
     if (puts % 3 === 0) return { kind: 'slowdown' };
     if (puts % 5 === 0) return { kind: 'reset' };
     return { kind: 'pass' };
+  };
+  return (request) => {
+    if (request.method !== 'PUT') return { kind: 'pass' };
+    puts++;
+    const url = new URL(request.path, 'http://proxy');
+    const target = `${url.pathname}#${url.searchParams.get('partNumber') ?? ''}`;
+    const faults = faultsByTarget.get(target) ?? 0;
+    if (faults >= MAX_FAULTS_PER_TARGET) return { kind: 'pass' };
+    const fault = choose();
+    if (fault.kind !== 'pass') faultsByTarget.set(target, faults + 1);
+    return fault;
   };
 }
 
