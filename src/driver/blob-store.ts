@@ -2,6 +2,7 @@ import type { Readable } from 'node:stream';
 import { parseDigest, type DigestAlgorithm } from '../core/digest.ts';
 import { HoldBlobWriter, type UploadSnapshot, type WriterContext } from './blob-writer.ts';
 import { mappingHoldErrors } from './errors.ts';
+import { PresignedUrlCache } from './presigned-url-cache.ts';
 import type { HoldUploadView } from './hold-client.ts';
 import type { WriterCache } from './writer-cache.ts';
 import { DriverError, type BlobStore, type BlobWriter, type ByteRange, type CreateOptions, type Descriptor } from './types.ts';
@@ -17,11 +18,13 @@ export class HoldBlobStore implements BlobStore {
   readonly #ctx: WriterContext;
   readonly #cache: WriterCache;
   readonly #settings: BlobStoreSettings;
+  readonly #urls: PresignedUrlCache | undefined;
 
-  constructor(ctx: WriterContext, cache: WriterCache, settings: BlobStoreSettings) {
+  constructor(ctx: WriterContext, cache: WriterCache, settings: BlobStoreSettings, urls?: PresignedUrlCache) {
     this.#ctx = ctx;
     this.#cache = cache;
     this.#settings = settings;
+    this.#urls = urls;
   }
 
   async stat(digest: string): Promise<Descriptor> {
@@ -41,8 +44,11 @@ export class HoldBlobStore implements BlobStore {
 
   async redirectURL(digest: string, method: 'GET' | 'HEAD' = 'GET'): Promise<{ url: string; expiresAt: Date }> {
     const parsed = requireDigest(digest);
-    const presigned = await mappingHoldErrors(() => this.#ctx.hold.getPresignedUrl(this.#ctx.did, parsed, { method }));
-    return { url: presigned.url, expiresAt: new Date(presigned.expires_at) };
+    const issue = async () => {
+      const presigned = await mappingHoldErrors(() => this.#ctx.hold.getPresignedUrl(this.#ctx.did, parsed, { method }));
+      return { url: presigned.url, expiresAt: new Date(presigned.expires_at) };
+    };
+    return this.#urls ? this.#urls.get(PresignedUrlCache.key(this.#ctx.did, method, parsed), issue) : issue();
   }
 
   async create(options: CreateOptions = {}): Promise<BlobWriter> {
@@ -88,12 +94,20 @@ export class HoldBlobStore implements BlobStore {
 
   async release(digest: string): Promise<boolean> {
     const parsed = requireDigest(digest);
-    return (await mappingHoldErrors(() => this.#ctx.hold.release(this.#ctx.did, parsed))).deleted;
+    try {
+      return (await mappingHoldErrors(() => this.#ctx.hold.release(this.#ctx.did, parsed))).deleted;
+    } finally {
+      this.#urls?.forgetDigest(parsed);
+    }
   }
 
   async delete(digest: string): Promise<boolean> {
     const parsed = requireDigest(digest);
-    return (await mappingHoldErrors(() => this.#ctx.hold.delete(this.#ctx.did, parsed))).deleted;
+    try {
+      return (await mappingHoldErrors(() => this.#ctx.hold.delete(this.#ctx.did, parsed))).deleted;
+    } finally {
+      this.#urls?.forgetDigest(parsed);
+    }
   }
 }
 

@@ -28,6 +28,8 @@ export const driverConfigSchema = z
     /** How long a write waits for the memory budget before the request fails with 503. */
     bufferWaitMs: z.number().int().min(1).default(120_000),
     maxCachedWriters: z.number().int().min(1).default(1000),
+    /** Presigned pull URLs kept for reuse (each for half its lifetime); 0 turns the cache off. */
+    maxCachedUrls: z.number().int().min(0).default(10_000),
     retry: z
       .object({
         attempts: z.number().int().min(1).max(20).default(DEFAULT_RETRY.attempts),

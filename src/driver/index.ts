@@ -7,6 +7,7 @@ import { HoldClient } from './hold-client.ts';
 import { MemoryBudget } from './memory-budget.ts';
 import { Transport, type TransportOptions } from './transport.ts';
 import type { BlobStore } from './types.ts';
+import { PresignedUrlCache } from './presigned-url-cache.ts';
 import { WriterCache } from './writer-cache.ts';
 
 export * from './types.ts';
@@ -30,6 +31,7 @@ export class HoldDriver {
   readonly #hold: HoldClient;
   readonly #transport: Transport;
   readonly #cache: WriterCache;
+  readonly #urls: PresignedUrlCache | undefined;
   readonly #dispatcher: Dispatcher;
   readonly #ownsDispatcher: boolean;
   #closed: Promise<void> | undefined;
@@ -40,6 +42,7 @@ export class HoldDriver {
     this.#dispatcher = options.dispatcher ?? new Agent({ connections: 128, keepAliveTimeout: 10_000 });
     this.budget = new MemoryBudget(config.memoryBudget);
     this.#cache = new WriterCache(config.maxCachedWriters);
+    this.#urls = config.maxCachedUrls > 0 ? new PresignedUrlCache({ maxEntries: config.maxCachedUrls }) : undefined;
     const signer = new ServiceTokenSigner({ issuer: config.issuer, privateKey: config.privateKey });
     this.#hold = new HoldClient({ url: config.hold.url, audience: config.hold.audience, signer, dispatcher: this.#dispatcher, retry: config.retry });
     this.#transport = new Transport({
@@ -62,7 +65,7 @@ export class HoldDriver {
       maxPartSize: this.config.memoryBudget,
       retire: (writer: HoldBlobWriter) => this.#cache.delete(writer),
     };
-    return new HoldBlobStore(ctx, this.#cache, { partSize: this.config.partSize, equalParts: this.config.equalParts });
+    return new HoldBlobStore(ctx, this.#cache, { partSize: this.config.partSize, equalParts: this.config.equalParts }, this.#urls);
   }
 
   get cachedWriters(): number {

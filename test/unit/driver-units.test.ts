@@ -5,6 +5,7 @@ import { parseDriverConfig } from '../../src/driver/config.ts';
 import { HoldClient, HoldClientError } from '../../src/driver/hold-client.ts';
 import { MemoryBudget } from '../../src/driver/memory-budget.ts';
 import { maxBlobSize, partSizeFor } from '../../src/driver/part-size.ts';
+import { PresignedUrlCache } from '../../src/driver/presigned-url-cache.ts';
 import { Transport } from '../../src/driver/transport.ts';
 import { decodeWriterId, encodeWriterId } from '../../src/driver/writer-id.ts';
 import { ConfigError } from '../../src/hold/config.ts';
@@ -144,5 +145,52 @@ describe('hold client against answers a real hold cannot give', function () {
     storage.intercept({ path: '/noetag', method: 'PUT' }).reply(200, '').times(3);
     const noEtag = await transport.put(async () => 'http://s3.invalid/noetag', Buffer.from('x'), 'part').catch((err: unknown) => err);
     expect((noEtag as Error).message).to.match(/without an ETag/);
+  });
+});
+
+describe('presigned URL cache', function () {
+  const issue = (now: number, lifetimeMs: number, label: string) => async () => ({ url: `https://s3.test/${label}`, expiresAt: new Date(now + lifetimeMs) });
+
+  it('reuses a URL while at least half its lifetime remains, then asks again', async function () {
+    let now = 1_000_000;
+    const cache = new PresignedUrlCache({ maxEntries: 10, now: () => now });
+    let calls = 0;
+    const fetch = async () => {
+      calls++;
+      return issue(now, 900_000, `u${calls}`)();
+    };
+    expect((await cache.get('k', fetch)).url).to.equal('https://s3.test/u1');
+    now += 449_000;
+    expect((await cache.get('k', fetch)).url).to.equal('https://s3.test/u1');
+    now += 2_000;
+    expect((await cache.get('k', fetch)).url).to.equal('https://s3.test/u2');
+    expect(calls).to.equal(2);
+  });
+
+  it('asks once for concurrent misses of one key, and never caches a failure', async function () {
+    const cache = new PresignedUrlCache({ maxEntries: 10, now: () => 0 });
+    let calls = 0;
+    const slow = async () => {
+      calls++;
+      await new Promise((resolve) => setTimeout(resolve, 10));
+      return { url: 'https://s3.test/x', expiresAt: new Date(60_000) };
+    };
+    await Promise.all(Array.from({ length: 8 }, () => cache.get('k', slow)));
+    expect(calls).to.equal(1);
+    const failing = async () => {
+      throw new Error('hold unavailable');
+    };
+    await cache.get('other', failing).catch(() => undefined);
+    expect((await cache.get('other', slow)).url).to.equal('https://s3.test/x');
+  });
+
+  it('forgets every URL of a digest when it is deleted', async function () {
+    const cache = new PresignedUrlCache({ maxEntries: 10, now: () => 0 });
+    let calls = 0;
+    const fetch = async () => ({ url: `https://s3.test/${++calls}`, expiresAt: new Date(60_000) });
+    await cache.get(PresignedUrlCache.key('did:plc:a', 'GET', 'sha256:aa'), fetch);
+    await cache.get(PresignedUrlCache.key('did:plc:a', 'HEAD', 'sha256:aa'), fetch);
+    cache.forgetDigest('sha256:aa');
+    expect((await cache.get(PresignedUrlCache.key('did:plc:a', 'GET', 'sha256:aa'), fetch)).url).to.equal('https://s3.test/3');
   });
 });
