@@ -8,17 +8,18 @@ const run = promisify(execFile);
 export const CRANE = { name: 'crane', envVar: 'CRANE_BIN', module: 'github.com/google/go-containerregistry/cmd/crane', version: 'v0.22.1' };
 export const ORAS = { name: 'oras', envVar: 'ORAS_BIN', module: 'oras.land/oras/cmd/oras', version: 'v1.3.6' };
 
-/** skopeo from Debian's packages, installed when missing. */
-export async function skopeoBinary(): Promise<string> {
-  const found = process.env.SKOPEO_BIN ?? (await findOnPath('skopeo'));
+/** A tool from Debian's packages: `$envVar`, then PATH, else `apt-get install` it (first run only). */
+export async function debianTool(options: { name: string; pkg: string; envVar: string }): Promise<string> {
+  const found = process.env[options.envVar] ?? (await findOnPath(options.name));
   if (found) return found;
-  console.error('[harness] installing skopeo from Debian packages (first run only)');
-  await run('sh', ['-c', 'apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq skopeo'], { maxBuffer: 16 * 1024 * 1024 });
-  const installed = await findOnPath('skopeo');
-  if (!installed) throw new Error('apt-get installed skopeo but it is not on PATH');
+  console.error(`[harness] installing ${options.pkg} from Debian packages (first run only)`);
+  await run('sh', ['-c', `apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq ${options.pkg}`], { maxBuffer: 16 * 1024 * 1024 });
+  const installed = await findOnPath(options.name);
+  if (!installed) throw new Error(`apt-get installed ${options.pkg} but ${options.name} is not on PATH`);
   return installed;
 }
 
+export const skopeoBinary = () => debianTool({ name: 'skopeo', pkg: 'skopeo', envVar: 'SKOPEO_BIN' });
 export const craneBinary = () => findOrBuildGoTool(CRANE);
 export const orasBinary = () => findOrBuildGoTool(ORAS);
 

@@ -22,6 +22,8 @@ export interface StackOptions {
   metadata?: { kind: 'sqlite' } | { kind: 'postgres'; url: string };
   registryInstances?: number;
   logLevel?: string;
+  /** `token` (default) as in production; `none` acts as STACK_USER on loopback (benchmarks). */
+  auth?: 'token' | 'none';
   /** Hold settings for fault tests: where clients reach S3, and a short upload TTL. */
   hold?: {
     publicEndpoint?: string;
@@ -130,13 +132,16 @@ export async function startStack(options: StackOptions): Promise<RunningStack> {
         },
         blobs: { delivery: 'redirect' },
         metadata,
-        auth: {
-          mode: 'token',
-          service: 'holdfast-test',
-          signingKeyFile: 'registry-signing.key',
-          usersFile: 'users.yaml',
-          anonymousDid: ANONYMOUS_DID,
-        },
+        auth:
+          options.auth === 'none'
+            ? { mode: 'none', did: STACK_USER.did }
+            : {
+                mode: 'token',
+                service: 'holdfast-test',
+                signingKeyFile: 'registry-signing.key',
+                usersFile: 'users.yaml',
+                anonymousDid: ANONYMOUS_DID,
+              },
       }),
     );
     registries.push(url);

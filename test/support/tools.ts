@@ -26,16 +26,23 @@ export async function findOnPath(name: string): Promise<string | undefined> {
 }
 
 /**
- * Finds a Go-built tool: `$envVar`, then PATH, then the cache; builds it
+ * Finds a Go-built tool: `$envVar`, then PATH (unless told not to), then the cache; builds it
  * with `go install module@version` into the cache when none is found.
  */
-export async function findOrBuildGoTool(options: { name: string; envVar: string; module: string; version: string }): Promise<string> {
+export async function findOrBuildGoTool(options: {
+  name: string;
+  envVar: string;
+  module: string;
+  version: string;
+  /** False for generic binary names ("registry") that PATH may hold for something else. */
+  searchPath?: boolean;
+}): Promise<string> {
   const fromEnv = process.env[options.envVar];
   if (fromEnv) {
     if (await isExecutable(fromEnv)) return fromEnv;
     throw new Error(`${options.envVar}=${fromEnv} is not an executable file`);
   }
-  const onPath = await findOnPath(options.name);
+  const onPath = options.searchPath === false ? undefined : await findOnPath(options.name);
   if (onPath) return onPath;
   const bin = path.join(cacheDir(), 'bin');
   const cached = path.join(bin, options.name);
