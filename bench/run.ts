@@ -1,35 +1,74 @@
 /**
- * `npm run bench` runs every benchmark; `npm run bench -- --quick` runs small
- * sizes. Results go to bench/results/latest.json. Benchmarks report figures;
- * they never assert speed.
+ * `npm run bench` runs every benchmark and writes bench/results/latest.json,
+ * the generated part of docs/BENCHMARKS.md and docs/benchmarks.png.
+ * `npm run bench -- --quick` runs small sizes, one round, and writes only
+ * bench/results/quick.json. Benchmarks report figures; they never assert speed.
  */
-import { mkdir, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { mochaGlobalTeardown } from '../test/support/global-fixtures.ts';
-import { runDriverMemory } from './driver-memory.ts';
-import { runResumeRehash } from './resume-rehash.ts';
-import { runLoad } from './load.ts';
+import { drawRatioChart } from './chart.ts';
+import { runComparison, type ComparisonResult } from './compare.ts';
+import { runDriverMemory, type DriverMemoryResult } from './driver-memory.ts';
+import { evaluateGoals, type Goal } from './goals.ts';
+import { runLoad, type LoadResult } from './load.ts';
+import { renderReport, spliceReport } from './report.ts';
+import { runResumeRehash, type ResumeRehashResult } from './resume-rehash.ts';
+import { benchReportSchema } from './schema.ts';
+
+export interface BenchReport {
+  generatedAt: string;
+  quick: boolean;
+  machine: { cores: number; cpuModel: string; memoryGiB: number; node: string; os: string };
+  comparison: ComparisonResult;
+  goals: Goal[];
+  driverMemory: DriverMemoryResult;
+  resumeRehash: ResumeRehashResult;
+  load: LoadResult;
+}
 
 const quick = process.argv.includes('--quick');
-const resultsDir = path.join(path.dirname(fileURLToPath(import.meta.url)), 'results');
+const root = path.dirname(path.dirname(fileURLToPath(import.meta.url)));
+const log = (line: string) => console.error(`[bench] ${line}`);
 
 try {
+  log('comparison: direct S3, holdfast, distribution on one MinIO');
+  const comparison = await runComparison({ quick, log });
+  log('driver memory');
   const driverMemory = await runDriverMemory({ quick });
+  log('resume re-hash');
   const resumeRehash = await runResumeRehash({ quick });
+  log('load');
   const load = await runLoad({ quick });
-  const report = {
+  const report: BenchReport = {
     generatedAt: new Date().toISOString(),
     quick,
-    machine: { cores: os.cpus().length, memoryGiB: Math.round(os.totalmem() / 2 ** 30), node: process.version },
+    machine: {
+      cores: os.cpus().length,
+      cpuModel: os.cpus()[0]?.model.trim() ?? 'unknown',
+      memoryGiB: Math.round(os.totalmem() / 2 ** 30),
+      node: process.version,
+      os: `${os.type()} ${os.release()}`,
+    },
+    comparison,
+    goals: evaluateGoals(comparison),
     driverMemory,
     resumeRehash,
     load,
   };
+  benchReportSchema.parse(report);
+  const resultsDir = path.join(root, 'bench', 'results');
   await mkdir(resultsDir, { recursive: true });
-  await writeFile(path.join(resultsDir, 'latest.json'), `${JSON.stringify(report, null, 2)}\n`);
-  console.log(JSON.stringify(report, null, 2));
+  await writeFile(path.join(resultsDir, quick ? 'quick.json' : 'latest.json'), `${JSON.stringify(report, null, 2)}\n`);
+  if (!quick) {
+    const docPath = path.join(root, 'docs', 'BENCHMARKS.md');
+    const document = await readFile(docPath, 'utf8').catch(() => '# Benchmarks\n');
+    await writeFile(docPath, spliceReport(document, renderReport(report)));
+    await writeFile(path.join(root, 'docs', 'benchmarks.png'), drawRatioChart(report.goals, 'Holdfast vs direct S3 and CNCF distribution'));
+  }
+  console.log(renderReport(report));
 } finally {
   await mochaGlobalTeardown();
 }

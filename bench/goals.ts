@@ -1,0 +1,38 @@
+/** The targets, evaluated against one comparison. */
+import type { ComparisonResult } from './compare.ts';
+import { round } from './measure.ts';
+
+export interface Goal {
+  id: string;
+  label: string;
+  /** What the value is: a ratio (holdfast ÷ other, or large ÷ small) or an absolute figure. */
+  kind: 'ratio' | 'MiB' | 'bytes per GiB';
+  value: number;
+  limit: number;
+  /** 'max': the value must not exceed the limit; 'min': it must reach it. */
+  bound: 'max' | 'min';
+  met: boolean;
+}
+
+const MiB = 1024 * 1024;
+
+function goal(id: string, label: string, kind: Goal['kind'], value: number | undefined, bound: Goal['bound'], limit: number): Goal {
+  const figure = value ?? Number.NaN;
+  return { id, label, kind, value: round(figure), limit, bound, met: bound === 'max' ? figure <= limit : figure >= limit };
+}
+
+export function evaluateGoals(result: ComparisonResult): Goal[] {
+  const memoryLimitMiB = result.versions.memoryBudget / MiB + 150;
+  return [
+    goal('streamedVsDirect', 'Docker-style push ÷ direct S3', 'ratio', result.streamedPush.holdfastRatio.direct, 'max', 1.25),
+    goal('streamedVsDistribution', 'Docker-style push ÷ distribution', 'ratio', result.streamedPush.holdfastRatio.distribution, 'max', 0.8),
+    goal('chunkedVsDistribution', 'Chunked push ÷ distribution', 'ratio', result.chunkedPush.holdfastRatio.distribution, 'max', 0.8),
+    goal('commitLargeVsSmall', 'Commit, large ÷ 1 MiB blob', 'ratio', result.commit.holdfastLargeOverSmall, 'max', 3),
+    goal('headBlobVsDistribution', 'HEAD blob requests/s ÷ distribution', 'ratio', result.pull.headBlobRps.holdfastRatio.distribution, 'min', 2),
+    goal('getManifestVsDistribution', 'GET manifest requests/s ÷ distribution', 'ratio', result.pull.getManifestRps.holdfastRatio.distribution, 'min', 2),
+    goal('peakRss', 'Registry peak RSS, concurrent pushes', 'MiB', result.concurrentPush.registryPeakRssMiB.median.holdfast, 'max', memoryLimitMiB),
+    // Blob bytes through the hold would each be read and written: 2 GiB of I/O per GiB.
+    // API calls alone stay far below 1 % of that.
+    goal('holdIo', 'Hold process I/O per GiB pushed', 'bytes per GiB', result.holdCost.holdIoBytesPerGiB, 'max', Math.round(0.01 * 1024 * MiB)),
+  ];
+}

@@ -1,0 +1,64 @@
+/** Measuring helpers: medians, process memory and I/O from /proc, hold request counts. */
+import { readFile } from 'node:fs/promises';
+import { request } from 'undici';
+
+export function median(values: number[]): number {
+  if (values.length === 0) return Number.NaN;
+  const sorted = [...values].sort((a, b) => a - b);
+  const middle = Math.floor(sorted.length / 2);
+  return sorted.length % 2 === 1 ? (sorted[middle] as number) : ((sorted[middle - 1] as number) + (sorted[middle] as number)) / 2;
+}
+
+/** Rounds for the report: 3 significant-ish decimals, never -0. */
+export function round(value: number, decimals = 3): number {
+  const factor = 10 ** decimals;
+  return Math.round(value * factor) / factor + 0;
+}
+
+async function procStatusKiB(pid: number, field: 'VmRSS' | 'VmHWM'): Promise<number> {
+  const status = await readFile(`/proc/${pid}/status`, 'utf8').catch(() => '');
+  return Number(new RegExp(`${field}:\\s+(\\d+) kB`).exec(status)?.[1] ?? 0);
+}
+
+/**
+ * Samples a process's resident set every `intervalMs` until stopped; the
+ * peak is of this window only (VmHWM would cover the process's whole life).
+ */
+export function sampleRss(pid: number, intervalMs = 20): { stop(): Promise<number> } {
+  let peakKiB = 0;
+  let running = true;
+  const loop = (async () => {
+    while (running) {
+      peakKiB = Math.max(peakKiB, await procStatusKiB(pid, 'VmRSS'));
+      await new Promise((resolve) => setTimeout(resolve, intervalMs));
+    }
+  })();
+  return {
+    async stop() {
+      running = false;
+      await loop;
+      peakKiB = Math.max(peakKiB, await procStatusKiB(pid, 'VmRSS'));
+      return peakKiB / 1024;
+    },
+  };
+}
+
+/** Bytes a process has read and written through any file, pipe or socket. */
+export async function processIoBytes(pid: number): Promise<number> {
+  const io = await readFile(`/proc/${pid}/io`, 'utf8');
+  const field = (name: string) => Number(new RegExp(`${name}:\\s+(\\d+)`).exec(io)?.[1] ?? Number.NaN);
+  return field('rchar') + field('wchar');
+}
+
+/** API requests the hold has answered (its own /metrics and /healthz excluded). */
+export async function holdRequestCount(holdUrl: string): Promise<number> {
+  const response = await request(`${holdUrl}/metrics`);
+  const text = await response.body.text();
+  let total = 0;
+  for (const line of text.split('\n')) {
+    if (!line.startsWith('holdfast_hold_requests_total{')) continue;
+    if (/endpoint="\/(metrics|healthz)"/.test(line)) continue;
+    total += Number(line.slice(line.lastIndexOf(' ') + 1));
+  }
+  return total;
+}

@@ -1,0 +1,105 @@
+/**
+ * The shape of bench/results/*.json. Every run validates its report against
+ * it before writing, and CI checks the --quick report with it: every field
+ * present and a finite number where a figure belongs. Speeds are never checked.
+ */
+import { z } from 'zod';
+import type { TargetName } from './compare.ts';
+
+const figure = z.number();
+const count = z.number().int().min(0);
+
+function perTarget<T extends z.ZodType>(names: TargetName[], value: T) {
+  return z.object(Object.fromEntries(names.map((name) => [name, value])) as Record<TargetName, T>).strict();
+}
+
+function series(names: TargetName[]) {
+  const others = names.filter((name) => name !== 'holdfast');
+  return z
+    .object({
+      unit: z.string().min(1),
+      runs: perTarget(names, z.array(figure).min(1)),
+      median: perTarget(names, figure),
+      holdfastRatio: perTarget(others, figure),
+    })
+    .strict();
+}
+
+const ALL: TargetName[] = ['direct', 'holdfast', 'distribution', 'distributionSameChunk'];
+const REGISTRIES: TargetName[] = ['holdfast', 'distribution', 'distributionSameChunk'];
+const PULLED: TargetName[] = ['holdfast', 'distribution'];
+
+const comparison = z
+  .object({
+    sizes: z
+      .object({
+        rounds: count,
+        streamedBytes: count,
+        chunkedBytes: count,
+        chunkBytes: count,
+        commitSmallBytes: count,
+        concurrentUploads: count,
+        concurrentBytes: count,
+        pullConnections: count,
+        pullSeconds: figure,
+      })
+      .strict(),
+    versions: z
+      .object({ distribution: z.string().min(1), holdfastPartSize: count, distributionDefaultChunkSize: count, partsInFlight: count, memoryBudget: count })
+      .strict(),
+    streamedPush: series(ALL),
+    chunkedPush: series(ALL),
+    commit: z.object({ small: series(ALL), large: series(ALL), holdfastLargeOverSmall: figure, distributionLargeOverSmall: figure }).strict(),
+    concurrentPush: z.object({ wall: series(ALL), registryPeakRssMiB: series(REGISTRIES) }).strict(),
+    pull: z
+      .object({
+        headBlobRps: series(PULLED),
+        getManifestRps: series(PULLED),
+        getBlobRps: series(PULLED),
+        getBlobP50Ms: series(PULLED),
+        getBlobP99Ms: series(PULLED),
+        unexpectedResponses: count,
+      })
+      .strict(),
+    holdCost: z.object({ bytesPushed: count, holdIoBytes: count, holdIoBytesPerGiB: count, holdRequests: count, holdRequestsPerGiB: figure }).strict(),
+  })
+  .strict();
+
+const goal = z
+  .object({
+    id: z.string().min(1),
+    label: z.string().min(1),
+    kind: z.enum(['ratio', 'MiB', 'bytes per GiB']),
+    value: figure,
+    limit: figure,
+    bound: z.enum(['max', 'min']),
+    met: z.boolean(),
+  })
+  .strict();
+
+const numbers = (fields: string[]) => z.object(Object.fromEntries(fields.map((field) => [field, figure]))).strict();
+
+export const benchReportSchema = z
+  .object({
+    generatedAt: z.iso.datetime(),
+    quick: z.boolean(),
+    machine: z.object({ cores: count, cpuModel: z.string(), memoryGiB: count, node: z.string(), os: z.string() }).strict(),
+    comparison,
+    goals: z.array(goal).length(8),
+    driverMemory: numbers(['uploads', 'blobBytes', 'partSize', 'memoryBudget', 'wallSeconds', 'throughputMiBps', 'baselineRssMiB', 'peakRssMiB', 'peakBudgetUsedMiB']),
+    resumeRehash: numbers(['blobBytes', 'commitLiveHashSeconds', 'commitAfterResumeSeconds', 'rehashMiBps']),
+    load: numbers([
+      'pushes',
+      'pushBytes',
+      'chunkBytes',
+      'pullers',
+      'pullSeconds',
+      'errors',
+      'patchP50Ms',
+      'patchP99Ms',
+      'pullRequests',
+      'pullRequestsPerSecond',
+      'registryPeakRssMiB',
+    ]),
+  })
+  .strict();
