@@ -3,7 +3,7 @@ import { parseDigest, type DigestAlgorithm } from '../core/digest.ts';
 import { mappingHoldErrors, toDriverError } from './errors.ts';
 import type { HoldClient, HoldPart, HoldStagedSegment } from './hold-client.ts';
 import type { MemoryBudget } from './memory-budget.ts';
-import { maxBlobSize, partSizeFor } from './part-size.ts';
+import { MIN_CONFIGURED_PART_SIZE as MIN_PART_SIZE, maxBlobSize, partSizeFor } from './part-size.ts';
 import type { Transport } from './transport.ts';
 import { DriverError, type BlobWriter, type CommitDescriptor, type Descriptor } from './types.ts';
 import { encodeWriterId } from './writer-id.ts';
@@ -19,6 +19,13 @@ export interface WriterContext {
   readonly bufferWaitMs: number;
   /** No part grows beyond this (the memory budget). */
   readonly maxPartSize: number;
+  /**
+   * A first request that ends with 5 MiB up to one part of bytes makes its
+   * length the upload's part size, so a client that PATCHes in fixed chunks
+   * fills whole parts and nothing is staged. Off where parts must stay equal
+   * to the configured size (r2) or should be large (storj segments).
+   */
+  readonly adoptChunkSize: boolean;
   /** Called when a writer is finished or broken, so caches drop it. */
   readonly retire: (writer: HoldBlobWriter) => void;
 }
@@ -60,9 +67,11 @@ export class HoldBlobWriter implements BlobWriter {
   readonly #ctx: WriterContext;
   readonly #uploadName: string;
   readonly #uploadId: string;
-  readonly #basePartSize: number;
+  #basePartSize: number;
   readonly #equalParts: boolean;
-  readonly #maxSize: number;
+  #maxSize: number;
+  /** The part size was adopted from the first chunk; the hold has not recorded it yet. */
+  #partSizeAdopted = false;
   readonly #algorithm: DigestAlgorithm;
   readonly #abort = new AbortController();
 
@@ -302,10 +311,12 @@ export class HoldBlobWriter implements BlobWriter {
     }
   }
 
-  async #cutPart(): Promise<void> {
+  /** Sends the buffer's first `length` bytes as the next part. */
+  async #cutPart(length = this.#fill): Promise<void> {
     while (this.#inFlight.size >= this.#ctx.maxPartsInFlight) await Promise.race(this.#inFlight.values());
     if (this.#failure) this.#fail(this.#failure);
-    const body = this.#buffer as Buffer;
+    const buffer = this.#buffer as Buffer;
+    const body = length === buffer.length ? buffer : buffer.subarray(0, length);
     const partNumber = this.#nextPart++;
     this.#buffer = undefined;
     this.#fill = 0;
@@ -318,7 +329,7 @@ export class HoldBlobWriter implements BlobWriter {
         this.#failure ??= err;
       })
       .finally(() => {
-        this.#ctx.budget.recycle(body);
+        this.#ctx.budget.recycle(buffer);
         this.#inFlight.delete(partNumber);
       });
     this.#inFlight.set(partNumber, task);
@@ -341,6 +352,7 @@ export class HoldBlobWriter implements BlobWriter {
   }
 
   async #persist(): Promise<void> {
+    if (this.#mayAdoptChunkSize()) await this.#adoptChunkSize();
     await this.#drain();
     if (this.#size !== this.#durableSize) {
       try {
@@ -350,6 +362,27 @@ export class HoldBlobWriter implements BlobWriter {
       }
     }
     this.#compactTail();
+  }
+
+  #mayAdoptChunkSize(): boolean {
+    return (
+      this.#ctx.adoptChunkSize &&
+      !this.#equalParts &&
+      !this.#completed &&
+      this.#nextPart === 1 &&
+      this.#durableSize === 0 &&
+      this.#staged.length === 0 &&
+      this.#buffer !== undefined &&
+      this.#fill >= MIN_PART_SIZE &&
+      this.#fill < this.#basePartSize
+    );
+  }
+
+  async #adoptChunkSize(): Promise<void> {
+    this.#basePartSize = this.#fill;
+    this.#maxSize = maxBlobSize(this.#basePartSize, this.#equalParts, this.#ctx.maxPartSize);
+    this.#partSizeAdopted = true;
+    await this.#cutPart(this.#fill);
   }
 
   async #recordProgress(): Promise<void> {
@@ -368,7 +401,9 @@ export class HoldBlobWriter implements BlobWriter {
       staged.push({ offset, size: bytes.length });
     }
     const parts = [...this.#uploaded.values()].sort((a, b) => a.part_number - b.part_number);
-    const view = await this.#sendProgress({ base_size: this.#durableSize, parts, staged }, this.#recorded.length + parts.length);
+    const clientState = this.#partSizeAdopted ? { client_state: { part_size: this.#basePartSize, equal_parts: this.#equalParts, algorithm: this.#algorithm } } : {};
+    const view = await this.#sendProgress({ base_size: this.#durableSize, parts, staged, ...clientState }, this.#recorded.length + parts.length);
+    this.#partSizeAdopted = false;
     if (view.size !== this.#size) throw new DriverError('INTERNAL', `the hold recorded ${view.size} bytes, expected ${this.#size}`);
     this.#recorded.push(...parts);
     this.#uploaded.clear();
@@ -381,7 +416,10 @@ export class HoldBlobWriter implements BlobWriter {
    * only its answer was lost; if the hold already holds exactly this state,
    * that is success.
    */
-  async #sendProgress(progress: { base_size: number; parts: HoldPart[]; staged: HoldStagedSegment[] }, partCount: number) {
+  async #sendProgress(
+    progress: { base_size: number; parts: HoldPart[]; staged: HoldStagedSegment[]; client_state?: Record<string, unknown> },
+    partCount: number,
+  ) {
     const { hold, did } = this.#ctx;
     try {
       return await hold.uploadProgress(did, this.#uploadName, this.#uploadId, progress);

@@ -28,6 +28,8 @@ export const driverConfigSchema = z
     /** How long a write waits for the memory budget before the request fails with 503. */
     bufferWaitMs: z.number().int().min(1).default(120_000),
     maxCachedWriters: z.number().int().min(1).default(1000),
+    /** Take a fixed-chunk client's chunk size (≥ 5 MiB) as the part size; default: on unless the provider wants equal or large parts. */
+    adoptChunkSize: z.boolean().optional(),
     /** Presigned pull URLs kept for reuse (each for half its lifetime); 0 turns the cache off. */
     maxCachedUrls: z.number().int().min(0).default(10_000),
     retry: z
@@ -47,9 +49,10 @@ export const driverConfigSchema = z
 
 export type DriverConfigInput = z.input<typeof driverConfigSchema>;
 
-export interface DriverConfig extends Readonly<Omit<z.output<typeof driverConfigSchema>, 'partSize' | 'privateKeyFile'>> {
+export interface DriverConfig extends Readonly<Omit<z.output<typeof driverConfigSchema>, 'partSize' | 'privateKeyFile' | 'adoptChunkSize'>> {
   /** Resolved from the provider preset when not configured. */
   readonly partSize: number;
+  readonly adoptChunkSize: boolean;
   readonly equalParts: boolean;
   readonly privateKey: string;
 }
@@ -60,7 +63,7 @@ export function parseDriverConfig(input: unknown): DriverConfig {
   if (!result.success) {
     throw ConfigError.fromZod('storage driver', result.error.issues);
   }
-  const { privateKeyFile, partSize, ...rest } = result.data;
+  const { privateKeyFile, partSize, adoptChunkSize, ...rest } = result.data;
   const profile = PROVIDER_PROFILES[rest.provider as ProviderName];
   const resolvedPartSize = partSize ?? profile.defaultPartSize;
   if (rest.memoryBudget < resolvedPartSize) {
@@ -70,6 +73,8 @@ export function parseDriverConfig(input: unknown): DriverConfig {
     ...rest,
     partSize: resolvedPartSize,
     equalParts: profile.equalParts,
+    // Storj stores a part as one segment: small parts cost more there.
+    adoptChunkSize: adoptChunkSize ?? (!profile.equalParts && profile.name !== 'storj'),
     privateKey: rest.privateKey ?? readFileSync(privateKeyFile as string, 'utf8'),
   });
 }

@@ -63,6 +63,7 @@ export class HoldDriver {
       maxPartsInFlight: this.config.maxPartsInFlight,
       bufferWaitMs: this.config.bufferWaitMs,
       maxPartSize: this.config.memoryBudget,
+      adoptChunkSize: this.config.adoptChunkSize,
       retire: (writer: HoldBlobWriter) => this.#cache.delete(writer),
     };
     return new HoldBlobStore(ctx, this.#cache, { partSize: this.config.partSize, equalParts: this.config.equalParts }, this.#urls);

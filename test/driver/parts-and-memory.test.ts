@@ -44,6 +44,69 @@ for (const backend of BACKENDS) {
       });
     }
 
+    it('adopts a client\'s fixed chunk size as the part size, so only a short last chunk is staged (minio), also across driver instances', async function () {
+      const chunk = 8 * MiB;
+      const blob = randomBlob(4 * chunk + 3 * MiB);
+      fixture.requests.length = 0;
+      const first = fixture.driver({ partSize: 16 * MiB });
+      let writer = await first.blobStore(DIDS.owner).create();
+      for (let offset = 0, round = 0; offset < blob.length; offset += chunk, round++) {
+        await writer.write(blob.subarray(offset, offset + chunk));
+        await writer.close();
+        // Every other request lands on a fresh driver, as on another registry instance.
+        writer = await (round % 2 === 0 ? fixture.driver({ partSize: 16 * MiB }) : first).blobStore(DIDS.owner).resume(writer.id);
+      }
+      await writer.commit({ digest: sha256(blob), size: blob.length });
+      const staged = fixture.requests.filter((event) => event.kind === 'staged' && event.status === 200).map((event) => event.bytes);
+      expect(staged).to.deep.equal([3 * MiB]);
+      const parts = fixture.requests.filter((event) => event.kind === 'part' && event.status === 200).map((event) => event.bytes);
+      expect(parts).to.deep.equal([chunk, chunk, chunk, chunk, 3 * MiB]);
+      expect((await readAll(await first.blobStore(DIDS.owner).open(sha256(blob)))).equals(blob)).to.equal(true);
+    });
+
+    it('keeps the configured part size when the first chunk is too small to be a part, or the profile needs equal parts', async function () {
+      for (const [provider, shape, expectedPart] of [
+        ['minio', [3 * MiB, 8 * MiB, 8 * MiB, 1], 16 * MiB],
+        ['r2', [8 * MiB, 8 * MiB, 8 * MiB, 1], 16 * MiB],
+      ] as const) {
+        const blob = randomBlob(shape.reduce((a, b) => a + b, 0));
+        fixture.requests.length = 0;
+        const store = fixture.driver({ provider, partSize: 16 * MiB }).blobStore(DIDS.owner);
+        let writer = await store.create();
+        let offset = 0;
+        for (const length of shape) {
+          await writer.write(blob.subarray(offset, offset + length));
+          offset += length;
+          await writer.close();
+          writer = await store.resume(writer.id);
+        }
+        await writer.commit({ digest: sha256(blob), size: blob.length });
+        const parts = fixture.requests.filter((event) => event.kind === 'part' && event.status === 200).map((event) => event.bytes);
+        expect(parts.slice(0, -1), provider).to.deep.equal([expectedPart]);
+        expect((await readAll(await store.open(sha256(blob)))).equals(blob)).to.equal(true);
+      }
+    });
+
+    it('keeps every later part at the adopted size when chunks change shape', async function () {
+      const shape = [6 * MiB, 6 * MiB, 2 * MiB, 9 * MiB, 1];
+      const blob = randomBlob(shape.reduce((a, b) => a + b, 0));
+      fixture.requests.length = 0;
+      const store = fixture.driver({ partSize: 16 * MiB }).blobStore(DIDS.owner);
+      let writer = await store.create();
+      let offset = 0;
+      for (const length of shape) {
+        await writer.write(blob.subarray(offset, offset + length));
+        offset += length;
+        await writer.close();
+        writer = await store.resume(writer.id);
+      }
+      await writer.commit({ digest: sha256(blob), size: blob.length });
+      const parts = fixture.requests.filter((event) => event.kind === 'part' && event.status === 200).map((event) => event.bytes);
+      for (const size of parts.slice(0, -1)) expect(size).to.equal(6 * MiB);
+      expect(parts.reduce((a, b) => a + b, 0)).to.equal(blob.length);
+      expect((await readAll(await store.open(sha256(blob)))).equals(blob)).to.equal(true);
+    });
+
     it('keeps buffered bytes within the memory budget across many concurrent uploads', async function () {
       const driver = fixture.driver({ partSize: 5 * MiB, memoryBudget: 20 * MiB, maxPartsInFlight: 4 });
       const store = driver.blobStore(DIDS.owner);
