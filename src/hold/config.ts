@@ -24,6 +24,13 @@ const s3Schema = z
     copyPartThreshold: z.number().int().min(MIN_PART_SIZE).max(MAX_SINGLE_COPY_BYTES).default(MAX_SINGLE_COPY_BYTES),
     copyPartSize: z.number().int().min(MIN_PART_SIZE).max(MAX_SINGLE_COPY_BYTES).default(512 * MiB),
     copyConcurrency: z.number().int().min(1).max(32).default(4),
+    /**
+     * How a commit publishes a blob at its digest: `reference` leaves the
+     * bytes where they were uploaded and writes a reference at the digest
+     * (constant time; needs conditional writes), `copy` copies them there
+     * (time grows with size; the bucket stays in distribution's layout).
+     */
+    publish: z.enum(['reference', 'copy']).default('reference'),
     requestTimeoutMs: z.number().int().min(1000).default(30_000),
     longRequestTimeoutMs: z.number().int().min(1000).default(15 * 60_000),
   })

@@ -15,13 +15,19 @@ import { parseDigest, type Digest } from '../core/digest.ts';
  *   holdfast/uploads/<uuid>/
  *     session.json                             owner DID, multipart id, parts,
  *                                              staged tail, hash progress
- *     data                                     the multipart target (temp)
+ *     data                                     the upload's bytes (sessions of
+ *                                              version 1 only)
  *     staged/<offset, 20 digits>               durable tail segments, each
  *                                              shorter than one part
+ *   holdfast/objects/<uuid>                    the upload's bytes (version 2):
+ *                                              the multipart target, and after
+ *                                              commit the blob's bytes when the
+ *                                              blob key holds a reference to it
  */
 export type KeySpec =
   | { kind: 'blob'; digest: Digest }
   | { kind: 'upload-data'; upload: UploadName }
+  | { kind: 'upload-object'; upload: UploadName }
   | { kind: 'upload-session'; upload: UploadName }
   | { kind: 'upload-staged'; upload: UploadName; offset: number }
   | { kind: 'uploads-root' }
@@ -90,6 +96,8 @@ export function storageKey(spec: KeySpec, prefix = ''): string {
     }
     case 'upload-data':
       return `${prefix}holdfast/uploads/${spec.upload.uuid}/data`;
+    case 'upload-object':
+      return `${prefix}holdfast/objects/${spec.upload.uuid}`;
     case 'upload-session':
       return `${prefix}holdfast/uploads/${spec.upload.uuid}/session.json`;
     case 'upload-staged': {
@@ -104,5 +112,16 @@ export function uploadFromSessionKey(key: string, prefix = ''): UploadName | und
   const root = storageKey({ kind: 'uploads-root' }, prefix);
   if (!key.startsWith(root) || !key.endsWith('/session.json')) return undefined;
   const uuid = key.slice(root.length, -'/session.json'.length);
+  return UUID_PATTERN.test(uuid) ? uploadNameFromUuid(uuid) : undefined;
+}
+
+/**
+ * The upload whose object `key` is, if it is exactly an `upload-object` key
+ * under `prefix`: what a blob reference read back from the bucket may name.
+ */
+export function uploadFromObjectKey(key: string, prefix = ''): UploadName | undefined {
+  const root = `${prefix}holdfast/objects/`;
+  if (!key.startsWith(root)) return undefined;
+  const uuid = key.slice(root.length);
   return UUID_PATTERN.test(uuid) ? uploadNameFromUuid(uuid) : undefined;
 }

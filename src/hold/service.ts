@@ -1,8 +1,9 @@
 import { randomUUID } from 'node:crypto';
+import { LRUCache } from 'lru-cache';
 import { parseDigest, type Digest } from '../core/digest.ts';
 import type { Access, AccessPolicy } from './auth/policy.ts';
 import { HoldError } from './errors.ts';
-import { issuerId, parseBlobRef, parseUploadName, storageKey, uploadNameFromUuid, type UploadName } from './keys.ts';
+import { issuerId, parseBlobRef, parseUploadName, storageKey, uploadFromObjectKey, uploadNameFromUuid, type UploadName } from './keys.ts';
 import { assertCompletableParts, assertNonFinalPartSizes, assertPartNumber, normalizeEtag } from './multipart-rules.ts';
 import { UploadSessionStore, type SessionPart, type StagedSegment, type UploadSession } from './sessions.ts';
 import { mappingStorageErrors } from './storage-errors.ts';
@@ -55,6 +56,8 @@ export class HoldService {
   readonly #presignTtl: number;
   readonly #uploadTtlMs: number;
   readonly #now: () => Date;
+  /** Digest → the key holding its bytes, for presigning pulls without a HEAD each time. */
+  readonly #blobKeys = new LRUCache<string, string>({ max: 10_000, ttl: 60_000 });
 
   constructor(options: HoldServiceOptions) {
     this.#backend = options.backend;
@@ -79,7 +82,7 @@ export class HoldService {
     checkClientState(input.client_state);
     const upload = uploadNameFromUuid(randomUUID());
     return mappingStorageErrors(async () => {
-      const uploadId = await this.#backend.createMultipartUpload(this.#key({ kind: 'upload-data', upload }));
+      const uploadId = await this.#backend.createMultipartUpload(this.#key({ kind: 'upload-object', upload }));
       const session = { ...this.#newSession(upload, did, 'multipart', uploadId, expected), ...(input.client_state ? { client_state: input.client_state } : {}) };
       await this.#sessions.put(session);
       return { upload_id: uploadId, upload_name: upload.value, expires_at: this.#expiresAt(session) };
@@ -91,7 +94,7 @@ export class HoldService {
     assertPartNumber(input.part_number);
     const { upload, session } = await this.#openSession(did, input.digest, input.upload_id, 'multipart');
     return mappingStorageErrors(async () => {
-      const key = this.#key({ kind: 'upload-data', upload });
+      const key = this.#dataKey(upload, session);
       return view(await this.#backend.presignUploadPart(key, session.upload_id, input.part_number, this.#presignTtl));
     });
   }
@@ -108,7 +111,7 @@ export class HoldService {
     const recorded = new Map(session.parts.map((part) => [part.part_number, part.size]));
     assertNonFinalPartSizes(input.parts.map((part) => ({ part_number: part.part_number, size: part.size ?? recorded.get(part.part_number) })));
     return mappingStorageErrors(async () => {
-      const key = this.#key({ kind: 'upload-data', upload });
+      const key = this.#dataKey(upload, session);
       const parts = input.parts.map((part) => ({ partNumber: part.part_number, etag: normalizeEtag(part.etag) }));
       await this.#backend.completeMultipartUpload(key, session.upload_id, parts);
       const object = await this.#backend.stat(key);
@@ -136,8 +139,9 @@ export class HoldService {
     return mappingStorageErrors(async () => {
       if (ref.kind === 'digest') {
         const upload = uploadNameFromUuid(randomUUID());
-        await this.#sessions.put(this.#newSession(upload, did, 'single', '', ref.digest));
-        const presigned = await this.#backend.presignPut(this.#key({ kind: 'upload-data', upload }), this.#presignTtl);
+        const session = this.#newSession(upload, did, 'single', '', ref.digest);
+        await this.#sessions.put(session);
+        const presigned = await this.#backend.presignPut(this.#dataKey(upload, session), this.#presignTtl);
         return { ...view(presigned), upload_name: upload.value };
       }
       if (input.offset === undefined) throw new HoldError('INVALID_REQUEST', 'offset is required to stage bytes of an upload');
@@ -158,22 +162,21 @@ export class HoldService {
     const method = input.method ?? 'GET';
     if (ref.kind === 'digest') {
       this.#authorize(did, 'read');
-      return mappingStorageErrors(async () => view(await this.#backend.presignGet(this.#key({ kind: 'blob', digest: ref.digest }), this.#presignTtl, method)));
+      return mappingStorageErrors(async () => view(await this.#backend.presignGet(await this.#blobBytesKey(ref.digest), this.#presignTtl, method)));
     }
     this.#authorize(did, 'write');
-    const { upload } = await this.#ownedSession(did, input.digest, requireUploadId(input.upload_id));
-    const key =
-      input.offset === undefined
-        ? this.#key({ kind: 'upload-data', upload })
-        : this.#key({ kind: 'upload-staged', upload, offset: input.offset });
+    const { upload, session } = await this.#ownedSession(did, input.digest, requireUploadId(input.upload_id));
+    const key = input.offset === undefined ? this.#dataKey(upload, session) : this.#key({ kind: 'upload-staged', upload, offset: input.offset });
     return mappingStorageErrors(async () => view(await this.#backend.presignGet(key, this.#presignTtl, method)));
   }
 
   /**
    * Publishes a finished upload at its content address: claim the blob for
-   * the calling registry, copy unless it is already there, delete the temp.
-   * The claim comes first, so a concurrent `/release` by the same registry
-   * either sees it or has already deleted the bytes (and the copy restores them).
+   * the calling registry, then, unless it is already there, write a reference
+   * at the digest that names the upload's object (constant time), or copy the
+   * bytes there on backends without references. The claim comes first, so a
+   * concurrent `/release` by the same registry either sees it or has already
+   * deleted the bytes (and the publish restores them).
    */
   async move(
     did: string,
@@ -184,8 +187,9 @@ export class HoldService {
     const upload = parseUploadName(input.from);
     if (!upload) throw new HoldError('DIGEST_INVALID', 'from must be an upload name this hold issued');
     const digest = requireContentDigest(input.to);
-    const session = await this.#sessions.get(upload);
-    if (!session || session.did !== did) throw new HoldError('UPLOAD_UNKNOWN');
+    const read = await mappingStorageErrors(() => this.#sessions.read(upload));
+    if (!read || read.session.did !== did) throw new HoldError('UPLOAD_UNKNOWN');
+    const { session, etag } = read;
     if (session.kind === 'multipart' && session.state !== 'completed') {
       throw new HoldError('UPLOAD_NOT_COMPLETE', 'complete the multipart upload before moving it');
     }
@@ -193,7 +197,7 @@ export class HoldService {
       throw new HoldError('DIGEST_INVALID', 'this upload was started for a different digest');
     }
     return mappingStorageErrors(async () => {
-      const source = this.#key({ kind: 'upload-data', upload });
+      const source = this.#dataKey(upload, session);
       const temp = await this.#backend.stat(source);
       if (!temp) throw new HoldError('UPLOAD_NOT_COMPLETE', 'the upload has no data yet');
       if (input.size !== undefined && input.size !== temp.size) {
@@ -201,9 +205,23 @@ export class HoldService {
       }
       const destination = this.#key({ kind: 'blob', digest });
       await this.#backend.putSmall(this.#key({ kind: 'blob-claim', digest, issuerId: issuerId(issuer) }), Buffer.from(JSON.stringify({ issuer })));
-      const existing = await this.#backend.stat(destination);
-      if (!existing) await this.#backend.copy(source, destination, temp.size);
-      await this.#backend.delete(await this.#sessions.keysOf(upload));
+      let existing = await this.#backend.stat(destination);
+      if (!existing && this.#publishesByReference(session)) {
+        // Recorded first, so a janitor that finds this session later keeps the object if the reference exists.
+        if (session.publishing_digest !== digest.value) {
+          await this.#sessions.put({ ...session, publishing_digest: digest.value, updated_at: this.#now().toISOString() }, etag);
+        }
+        if (await this.#backend.putReference(destination, source, temp.size)) {
+          this.#blobKeys.set(digest.value, source);
+          await this.#backend.delete(await this.#sessions.keysOf(upload));
+          return { digest: digest.value, size: temp.size, existed: false };
+        }
+        existing = await this.#backend.stat(destination);
+        if (!existing) throw new HoldError('UPLOAD_STATE_CONFLICT', 'the blob changed while it was published; retry');
+      } else if (!existing) {
+        await this.#backend.copy(source, destination, temp.size);
+      }
+      await this.#backend.delete([...(await this.#sessions.keysOf(upload)), ...this.#objectKeys(upload, session)]);
       return { digest: digest.value, size: existing?.size ?? temp.size, existed: existing !== undefined };
     });
   }
@@ -233,10 +251,7 @@ export class HoldService {
       let remaining = 0;
       for await (const _claim of this.#backend.list(this.#key({ kind: 'blob-claims', digest }))) remaining++;
       if (remaining > 0) return { deleted: false, remaining_claims: remaining };
-      const key = this.#key({ kind: 'blob', digest });
-      const existed = (await this.#backend.stat(key)) !== undefined;
-      if (existed) await this.#backend.delete([key]);
-      return { deleted: existed, remaining_claims: 0 };
+      return { deleted: await this.#deleteBlob(digest), remaining_claims: 0 };
     });
   }
 
@@ -251,12 +266,7 @@ export class HoldService {
   async delete(did: string, input: { digest: string }): Promise<{ deleted: boolean }> {
     this.#authorize(did, 'write');
     const digest = requireContentDigest(input.digest);
-    return mappingStorageErrors(async () => {
-      const key = this.#key({ kind: 'blob', digest });
-      const existed = (await this.#backend.stat(key)) !== undefined;
-      if (existed) await this.#backend.delete([key]);
-      return { deleted: existed };
-    });
+    return mappingStorageErrors(async () => ({ deleted: await this.#deleteBlob(digest) }));
   }
 
   async uploadStatus(did: string, input: { digest: string; upload_id: string }): Promise<UploadView> {
@@ -343,9 +353,60 @@ export class HoldService {
 
   async #discard(upload: UploadName, session: UploadSession): Promise<void> {
     if (session.kind === 'multipart' && session.state === 'open') {
-      await this.#backend.abortMultipartUpload(this.#key({ kind: 'upload-data', upload }), session.upload_id);
+      await this.#backend.abortMultipartUpload(this.#dataKey(upload, session), session.upload_id);
     }
-    await this.#backend.delete(await this.#sessions.keysOf(upload));
+    let published = false;
+    const publishing = session.publishing_digest === undefined ? undefined : parseDigest(session.publishing_digest);
+    if (publishing) {
+      // A publish that stopped after writing its reference: the object is the blob's bytes now.
+      const blob = await this.#backend.stat(this.#key({ kind: 'blob', digest: publishing }));
+      published = blob?.target === this.#dataKey(upload, session);
+    }
+    await this.#backend.delete([...(await this.#sessions.keysOf(upload)), ...(published ? [] : this.#objectKeys(upload, session))]);
+  }
+
+  /** Deletes the blob at `digest`: its reference first, then the bytes it names, so a crash leaks bytes rather than leaving a dangling reference. */
+  async #deleteBlob(digest: Digest): Promise<boolean> {
+    const key = this.#key({ kind: 'blob', digest });
+    const object = await this.#backend.stat(key);
+    this.#blobKeys.delete(digest.value);
+    if (!object) return false;
+    await this.#backend.delete([key]);
+    if (object.target) await this.#backend.delete([this.#checkedTarget(object.target)]);
+    return true;
+  }
+
+  /** Where a blob's bytes are: the object a reference names, or the blob key itself. */
+  async #blobBytesKey(digest: Digest): Promise<string> {
+    const key = this.#key({ kind: 'blob', digest });
+    if (!this.#backend.capabilities.references) return key;
+    const cached = this.#blobKeys.get(digest.value);
+    if (cached) return cached;
+    const object = await this.#backend.stat(key);
+    if (!object) return key;
+    const bytesKey = object.target ? this.#checkedTarget(object.target) : key;
+    this.#blobKeys.set(digest.value, bytesKey);
+    return bytesKey;
+  }
+
+  /** A reference read back from the bucket may only name an upload object under our prefix. */
+  #checkedTarget(target: string): string {
+    if (!uploadFromObjectKey(target, this.#prefix)) throw new HoldError('INTERNAL', 'a blob reference names a key outside this hold\'s objects');
+    return target;
+  }
+
+  /** Where an upload's bytes are: beside its session (version 1) or under objects/ (version 2). */
+  #dataKey(upload: UploadName, session: UploadSession): string {
+    return this.#key(session.version === 1 ? { kind: 'upload-data', upload } : { kind: 'upload-object', upload });
+  }
+
+  /** The upload's object when it is not under the session's directory (which `keysOf` lists). */
+  #objectKeys(upload: UploadName, session: UploadSession): string[] {
+    return session.version === 1 ? [] : [this.#key({ kind: 'upload-object', upload })];
+  }
+
+  #publishesByReference(session: UploadSession): boolean {
+    return this.#backend.capabilities.references && session.version === 2;
   }
 
   #authorize(did: string, access: Access): void {
@@ -371,7 +432,7 @@ export class HoldService {
   #newSession(upload: UploadName, did: string, kind: UploadSession['kind'], uploadId: string, expected?: Digest): UploadSession {
     const now = this.#now().toISOString();
     return {
-      version: 1,
+      version: 2,
       name: upload.value,
       did,
       kind,

@@ -8,7 +8,8 @@ import type { StorageBackend } from './backends/types.ts';
  * hold keeps no local state and any hold process can serve any request.
  */
 export interface UploadSession {
-  readonly version: 1;
+  /** 1: the bytes are at `uploads/<uuid>/data`; 2: at `objects/<uuid>`, where a commit can leave them. */
+  readonly version: 1 | 2;
   readonly name: string;
   readonly did: string;
   /** `multipart` for part uploads; `single` for one presigned PUT. */
@@ -25,6 +26,12 @@ export interface UploadSession {
   /** Bytes in parts plus staged segments: everything durable. */
   readonly size: number;
   readonly completed_size?: number;
+  /**
+   * Set by /move just before the blob key is made a reference to this
+   * upload's object: from then on the object may be the blob's only bytes,
+   * and discarding the upload must leave it if the reference exists.
+   */
+  readonly publishing_digest?: string;
   /** Small opaque state the driver keeps here (part size, hash progress). */
   readonly client_state?: Readonly<Record<string, unknown>>;
 }

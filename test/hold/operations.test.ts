@@ -2,7 +2,8 @@ import { expect } from 'chai';
 import { Writable } from 'node:stream';
 import pino from 'pino';
 import { request } from 'undici';
-import { BACKENDS, DIDS, startTestHold } from '../support/hold-harness.ts';
+import { PutObjectCommand } from '@aws-sdk/client-s3';
+import { BACKENDS, DIDS, startTestHold, type TestHold } from '../support/hold-harness.ts';
 import { MiB, getFromUrl, putToUrl, randomBlob, sha256 } from '../support/bytes.ts';
 import { HoldClientError } from '../../src/driver/hold-client.ts';
 import { sharedMinio } from '../support/global-fixtures.ts';
@@ -93,7 +94,7 @@ for (const backend of BACKENDS) {
 
 describe('hold move strategies (s3)', function () {
   it('moves objects above the copy threshold with UploadPartCopy, byte-exact', async function () {
-    const hold = await startTestHold('s3', { s3: { copyPartThreshold: 5 * MiB, copyPartSize: 5 * MiB, copyConcurrency: 2 } });
+    const hold = await startTestHold('s3', { s3: { publish: 'copy', copyPartThreshold: 5 * MiB, copyPartSize: 5 * MiB, copyConcurrency: 2 } });
     try {
       const blob = randomBlob(11 * MiB + 3);
       const digest = sha256(blob);
@@ -105,6 +106,77 @@ describe('hold move strategies (s3)', function () {
       const metrics = await (await request(`${hold.url}/metrics`)).body.text();
       expect(metrics).to.match(/holdfast_hold_storage_call_seconds_count\{operation="UploadPartCopy",outcome="ok"\} 3/);
       expect(await hold.inspect.pendingMultipartUploads()).to.equal(0);
+    } finally {
+      await hold.close();
+    }
+  });
+
+  /** A multipart upload of `blob` in two parts, completed but not moved. */
+  async function completedUpload(hold: TestHold, blob: Buffer) {
+    const started = await hold.client.startMultipart(DIDS.owner);
+    const parts = [];
+    for (const [index, bytes] of [blob.subarray(0, 6 * MiB), blob.subarray(6 * MiB)].entries()) {
+      const url = await hold.client.partPresignedUrl(DIDS.owner, started.upload_name, started.upload_id, index + 1);
+      const response = await putToUrl(url.url, bytes);
+      parts.push({ part_number: index + 1, etag: response.etag as string, size: bytes.length });
+    }
+    await hold.client.completeMultipart(DIDS.owner, started.upload_name, started.upload_id, parts);
+    const uuid = started.upload_name.slice('uploads/temp-'.length);
+    return { ...started, object: `holdfast/objects/${uuid}`, session: `holdfast/uploads/${uuid}/session.json` };
+  }
+
+  it('publishes by reference: no bytes copied, reads and stat see the blob, delete removes the reference and then the bytes', async function () {
+    const hold = await startTestHold('s3');
+    try {
+      const blob = randomBlob(11 * MiB + 3);
+      const digest = sha256(blob);
+      const upload = await completedUpload(hold, blob);
+      expect(await hold.client.move(DIDS.owner, upload.upload_name, digest, blob.length)).to.deep.include({ existed: false, size: blob.length });
+      const metrics = await (await request(`${hold.url}/metrics`)).body.text();
+      expect(metrics).not.to.match(/operation="(CopyObject|UploadPartCopy)"/);
+      expect((await hold.client.stat(DIDS.owner, digest)).size).to.equal(blob.length);
+      expect((await getFromUrl((await hold.client.getPresignedUrl(DIDS.owner, digest)).url)).body.equals(blob)).to.equal(true);
+      expect(await hold.inspect.keys('holdfast/uploads/')).to.deep.equal([]);
+      expect(await hold.inspect.keys('holdfast/objects/')).to.deep.equal([upload.object]);
+
+      // A second upload of the same bytes finds the blob and leaves nothing of its own behind.
+      const again = await completedUpload(hold, blob);
+      expect(await hold.client.move(DIDS.owner, again.upload_name, digest)).to.deep.include({ existed: true, size: blob.length });
+      expect(await hold.inspect.keys('holdfast/objects/')).to.deep.equal([upload.object]);
+
+      expect(await hold.client.delete(DIDS.owner, digest)).to.deep.equal({ deleted: true });
+      expect(await hold.inspect.keys('docker/')).to.deep.equal([]);
+      expect(await hold.inspect.keys('holdfast/objects/')).to.deep.equal([]);
+      expect((await getFromUrl((await hold.client.getPresignedUrl(DIDS.owner, digest)).url)).status).to.equal(404);
+    } finally {
+      await hold.close();
+    }
+  });
+
+  it('a janitor that finds the session of an interrupted publish keeps the bytes only if the reference was written', async function () {
+    let now = new Date();
+    const hold = await startTestHold('s3', { config: { uploadTtlSeconds: 60 }, now: () => now });
+    const minio = await sharedMinio();
+    try {
+      const blob = randomBlob(6 * MiB + 1);
+      const digest = sha256(blob);
+      const published = await completedUpload(hold, blob);
+      const session = JSON.parse(((await hold.inspect.read(published.session)) as Buffer).toString('utf8'));
+      await hold.client.move(DIDS.owner, published.upload_name, digest);
+      // As if /move had stopped after writing the reference, before deleting the session.
+      const leftover = { ...session, publishing_digest: digest };
+      await minio.client.send(new PutObjectCommand({ Bucket: minio.bucket, Key: `${hold.prefix}${published.session}`, Body: JSON.stringify(leftover) }));
+      // And one that stopped before writing its reference.
+      const unpublished = await completedUpload(hold, randomBlob(6 * MiB + 2));
+      const unpublishedSession = JSON.parse(((await hold.inspect.read(unpublished.session)) as Buffer).toString('utf8'));
+      const leftBehind = { ...unpublishedSession, publishing_digest: sha256(randomBlob(5)) };
+      await minio.client.send(new PutObjectCommand({ Bucket: minio.bucket, Key: `${hold.prefix}${unpublished.session}`, Body: JSON.stringify(leftBehind) }));
+
+      now = new Date(now.getTime() + 3600 * 1000);
+      expect(await hold.hold.runJanitor()).to.deep.equal({ purged: 2, skipped: 0 });
+      expect(await hold.inspect.keys('holdfast/uploads/')).to.deep.equal([]);
+      expect(await hold.inspect.keys('holdfast/objects/')).to.deep.equal([published.object]);
+      expect((await getFromUrl((await hold.client.getPresignedUrl(DIDS.owner, digest)).url)).body.equals(blob)).to.equal(true);
     } finally {
       await hold.close();
     }

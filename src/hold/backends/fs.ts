@@ -35,7 +35,7 @@ interface PartRecord {
  */
 export class FsBackend implements StorageBackend {
   readonly kind = 'fs' as const;
-  readonly capabilities = Object.freeze({ uploadPartCopy: true, conditionalWrites: true, maxSingleCopyBytes: Number.MAX_SAFE_INTEGER });
+  readonly capabilities = Object.freeze({ uploadPartCopy: true, conditionalWrites: true, references: false, maxSingleCopyBytes: Number.MAX_SAFE_INTEGER });
   readonly #smallLocks = new KeyedMutex();
   readonly signer: FsUrlSigner;
   readonly #objects: string;
@@ -152,6 +152,10 @@ export class FsBackend implements StorageBackend {
 
   async delete(keys: readonly string[]): Promise<void> {
     await Promise.all(keys.map((key) => rm(this.#objectPath(key), { force: true })));
+  }
+
+  async putReference(): Promise<boolean> {
+    throw new StorageError('UNSUPPORTED', 'the filesystem backend publishes by copying');
   }
 
   async copy(sourceKey: string, destinationKey: string): Promise<void> {

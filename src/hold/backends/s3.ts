@@ -41,11 +41,16 @@ export interface S3BackendOptions {
   copyPartThreshold: number;
   copyPartSize: number;
   copyConcurrency: number;
+  publish: 'reference' | 'copy';
   requestTimeoutMs: number;
   /** For CopyObject, UploadPartCopy and CompleteMultipartUpload, which take minutes on big objects. */
   longRequestTimeoutMs: number;
   observe?: (operation: string, seconds: number, outcome: 'ok' | 'error') => void;
 }
+
+/** User metadata (x-amz-meta-*) of a reference object; the SDK hands keys back lower-cased. */
+const REFERENCE_TARGET = 'holdfast-target';
+const REFERENCE_SIZE = 'holdfast-size';
 
 export class S3Backend implements StorageBackend {
   readonly kind = 's3' as const;
@@ -60,6 +65,7 @@ export class S3Backend implements StorageBackend {
     this.capabilities = Object.freeze({
       uploadPartCopy: profile.uploadPartCopy,
       conditionalWrites: profile.conditionalWrites,
+      references: profile.conditionalWrites && options.publish === 'reference',
       maxSingleCopyBytes: Math.min(options.copyPartThreshold, MAX_SINGLE_COPY_BYTES),
     });
     const credentials =
@@ -125,6 +131,9 @@ export class S3Backend implements StorageBackend {
   async stat(key: string): Promise<ObjectInfo | undefined> {
     try {
       const head = await this.#send('HeadObject', (options) => this.#client.send(new HeadObjectCommand({ Bucket: this.#bucket, Key: key }), options));
+      const target = head.Metadata?.[REFERENCE_TARGET];
+      const referencedSize = Number(head.Metadata?.[REFERENCE_SIZE]);
+      if (target && Number.isSafeInteger(referencedSize)) return { key, size: referencedSize, lastModified: head.LastModified, target };
       return { key, size: head.ContentLength ?? 0, lastModified: head.LastModified };
     } catch (err) {
       if (err instanceof StorageError && err.code === 'NOT_FOUND') return undefined;
@@ -136,6 +145,24 @@ export class S3Backend implements StorageBackend {
     const ifMatch = this.capabilities.conditionalWrites ? condition.ifMatch : undefined;
     const command = new PutObjectCommand({ Bucket: this.#bucket, Key: key, Body: body, ContentType: 'application/json', ...(ifMatch ? { IfMatch: ifMatch } : {}) });
     await this.#send('PutObject', (options) => this.#client.send(command, options));
+  }
+
+  async putReference(key: string, targetKey: string, size: number): Promise<boolean> {
+    if (!this.capabilities.references) throw new StorageError('UNSUPPORTED', 'references are off for this backend');
+    const command = new PutObjectCommand({
+      Bucket: this.#bucket,
+      Key: key,
+      Body: new Uint8Array(0),
+      IfNoneMatch: '*',
+      Metadata: { [REFERENCE_TARGET]: targetKey, [REFERENCE_SIZE]: String(size) },
+    });
+    try {
+      await this.#send('PutObject', (options) => this.#client.send(command, options));
+      return true;
+    } catch (err) {
+      if (err instanceof StorageError && err.code === 'PRECONDITION_FAILED') return false;
+      throw err;
+    }
   }
 
   async getSmall(key: string): Promise<{ body: Uint8Array; etag: string } | undefined> {

@@ -6,8 +6,11 @@
 
 export interface ObjectInfo {
   readonly key: string;
+  /** For a reference, the size of the object it names. */
   readonly size: number;
   readonly lastModified?: Date;
+  /** Set when the object at `key` is a reference: the key that holds the bytes. */
+  readonly target?: string;
 }
 
 export interface PresignedRequest {
@@ -29,6 +32,11 @@ export interface BackendCapabilities {
   readonly maxSingleCopyBytes: number;
   /** Conditional PUT (If-Match); without it concurrent session updates are last-write-wins. */
   readonly conditionalWrites: boolean;
+  /**
+   * `putReference` works: a commit publishes a blob by reference (O(1))
+   * instead of copying its bytes. Needs create-only writes (If-None-Match).
+   */
+  readonly references: boolean;
 }
 
 export interface StorageBackend {
@@ -60,6 +68,12 @@ export interface StorageBackend {
   getSmall(key: string): Promise<{ body: Uint8Array; etag: string } | undefined>;
   /** Safe to call twice; missing keys are ignored. */
   delete(keys: readonly string[]): Promise<void>;
+  /**
+   * Creates, only if nothing is at `key`, an empty object that names
+   * `targetKey` (and its `size`); `stat(key)` then reports the target.
+   * Resolves false when `key` already exists. Only when `capabilities.references`.
+   */
+  putReference(key: string, targetKey: string, size: number): Promise<boolean>;
   /** Server-side copy. `size` picks the strategy (single copy or part copies). */
   copy(sourceKey: string, destinationKey: string, size: number): Promise<void>;
   list(prefix: string): AsyncIterable<ObjectInfo>;
