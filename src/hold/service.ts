@@ -206,6 +206,11 @@ export class HoldService {
       const destination = this.#key({ kind: 'blob', digest });
       await this.#backend.putSmall(this.#key({ kind: 'blob-claim', digest, issuerId: issuerId(issuer) }), Buffer.from(JSON.stringify({ issuer })));
       let existing = await this.#backend.stat(destination);
+      if (existing?.target === source) {
+        // A retry of a publish that wrote its reference: the object is the blob's bytes now.
+        await this.#backend.delete(await this.#sessions.keysOf(upload));
+        return { digest: digest.value, size: existing.size, existed: false };
+      }
       if (!existing && this.#publishesByReference(session)) {
         // Recorded first, so a janitor that finds this session later keeps the object if the reference exists.
         if (session.publishing_digest !== digest.value) {

@@ -182,6 +182,26 @@ describe('hold move strategies (s3)', function () {
     }
   });
 
+  it('a retried /move whose first attempt wrote the reference keeps the bytes', async function () {
+    const hold = await startTestHold('s3');
+    const minio = await sharedMinio();
+    try {
+      const blob = randomBlob(6 * MiB + 5);
+      const digest = sha256(blob);
+      const upload = await completedUpload(hold, blob);
+      const session = JSON.parse(((await hold.inspect.read(upload.session)) as Buffer).toString('utf8'));
+      await hold.client.move(DIDS.owner, upload.upload_name, digest);
+      // As if the first attempt stopped after its reference, and the caller retried.
+      await minio.client.send(new PutObjectCommand({ Bucket: minio.bucket, Key: `${hold.prefix}${upload.session}`, Body: JSON.stringify({ ...session, publishing_digest: digest }) }));
+      expect(await hold.client.move(DIDS.owner, upload.upload_name, digest)).to.deep.include({ size: blob.length });
+      expect(await hold.inspect.keys('holdfast/uploads/')).to.deep.equal([]);
+      expect(await hold.inspect.keys('holdfast/objects/')).to.deep.equal([upload.object]);
+      expect((await getFromUrl((await hold.client.getPresignedUrl(DIDS.owner, digest)).url)).body.equals(blob)).to.equal(true);
+    } finally {
+      await hold.close();
+    }
+  });
+
   it('gives a clear 501 on a provider without UploadPartCopy and leaves the upload in place', async function () {
     const hold = await startTestHold('s3', { s3: { provider: 'storj', copyPartThreshold: 5 * MiB } });
     try {
