@@ -9,7 +9,7 @@ import type { StorageDriver } from './http/context.ts';
  * `(options, { logger }) → driver`. `hold` is the built-in hold driver.
  */
 export async function loadStorageDriver(specifier: string, options: Record<string, unknown>, context: { logger: Logger }): Promise<StorageDriver> {
-  const target = specifier === 'hold' ? new URL('../driver/index.ts', import.meta.url).href : toImportable(specifier);
+  const target = specifier === 'hold' ? builtInDriver() : toImportable(specifier);
   const loaded = (await import(target)) as { default?: unknown };
   if (typeof loaded.default !== 'function') {
     throw new TypeError(`storage module ${specifier} has no default export factory`);
@@ -19,6 +19,12 @@ export async function loadStorageDriver(specifier: string, options: Record<strin
     throw new TypeError(`storage module ${specifier} did not return a driver with blobStore() and close()`);
   }
   return driver as StorageDriver;
+}
+
+/** The hold driver beside this module: `.ts` when run from the sources, `.js` when built. */
+function builtInDriver(): string {
+  const extension = path.extname(new URL(import.meta.url).pathname);
+  return new URL(`../driver/index${extension}`, import.meta.url).href;
 }
 
 function toImportable(specifier: string): string {

@@ -1,3 +1,4 @@
+import pino from 'pino';
 import { expect } from 'chai';
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
@@ -103,8 +104,24 @@ describe('real clients against registry + hold + MinIO', function () {
   });
 });
 
-describe('npm start (embedded registry + hold)', function () {
+for (const entry of ['bin/holdfast.js', 'dist/cli/main.js'] as const) {
+describe(`holdfast start from ${entry} (embedded registry + hold)`, function () {
   this.timeout(120_000);
+
+  before(async function () {
+    // The built JavaScript must find its default storage module as the sources do.
+    if (entry.startsWith('dist/')) await runTool('npm', ['run', '--silent', 'build']);
+  });
+
+  it('loads its built-in storage driver by name, as a registry config names it', async function () {
+    const storage = `../../${entry.startsWith('dist/') ? 'dist/registry/storage.js' : 'src/registry/storage.ts'}`;
+    const { loadStorageDriver } = (await import(new URL(storage, import.meta.url).href)) as typeof import('../../src/registry/storage.ts');
+    const { generateSigningKey } = await import('../support/hold-harness.ts');
+    const options = { hold: { url: 'http://127.0.0.1:9', audience: 'did:web:hold.test' }, issuer: 'did:web:registry.test', privateKey: (await generateSigningKey()).privateKey };
+    const driver = await loadStorageDriver('hold', options, { logger: pino({ level: 'silent' }) });
+    expect(driver.blobStore).to.be.a('function');
+    await driver.close();
+  });
 
   it('serves a push and a pull on a fresh data directory', async function () {
     const { spawn } = await import('node:child_process');
@@ -112,7 +129,7 @@ describe('npm start (embedded registry + hold)', function () {
     const { stopChild } = await import('../support/minio.ts');
     const work = await mkdtemp(path.join(os.tmpdir(), 'holdfast-start-'));
     const port = await freePort();
-    const cli = new URL('../../bin/holdfast.js', import.meta.url).pathname;
+    const cli = new URL(`../../${entry}`, import.meta.url).pathname;
     const child = spawn(process.execPath, [cli, 'start', '--data', path.join(work, 'data'), '--port', String(port)], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, LOG_LEVEL: 'warn' } });
     let logs = '';
     child.stdout.on('data', (chunk: Buffer) => (logs += chunk.toString()));
@@ -136,3 +153,4 @@ describe('npm start (embedded registry + hold)', function () {
     }
   });
 });
+}
