@@ -2,12 +2,14 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { createLogger } from '../core/logger.ts';
 import { ConfigError, loadHoldConfig } from '../hold/config.ts';
-import { Hold } from '../hold/hold.ts';
 import { hashPassword } from '../registry/auth/users.ts';
 import { loadRegistryConfig } from '../registry/config.ts';
-import { Registry } from '../registry/registry.ts';
-import { startEmbedded } from './embedded.ts';
 import { ensureSigningKey } from './keys.ts';
+
+// Each command loads only what it runs: a registry process never holds the
+// AWS SDK (only the hold talks to S3), which keeps its resident set smaller.
+const loadHold = async () => (await import('../hold/hold.ts')).Hold;
+const loadRegistry = async () => (await import('../registry/registry.ts')).Registry;
 
 const USAGE = `usage:
   holdfast start [--data DIR] [--port N]    registry + hold on 127.0.0.1:5000 (filesystem, SQLite, no auth)
@@ -30,13 +32,15 @@ async function main(argv: string[]): Promise<void> {
     case 'hold': {
       if (!values.config) throw new UsageError('hold needs --config FILE');
       const config = await loadHoldConfig(values.config);
-      const hold = await Hold.create(config, { logger, baseDir: path.dirname(values.config), defaultMetrics: true });
-      await serve(hold);
+      const hold = await (await loadHold()).create(config, { logger, baseDir: path.dirname(values.config), defaultMetrics: true });
+      const address = await hold.listen();
+      logger.info({ address }, 'hold listening');
+      onSignal(() => hold.close());
       return;
     }
     case 'registry': {
       if (!values.config) throw new UsageError('registry needs --config FILE');
-      const registry = await Registry.create(await loadRegistryConfig(values.config), { logger, defaultMetrics: true });
+      const registry = await (await loadRegistry()).create(await loadRegistryConfig(values.config), { logger, defaultMetrics: true });
       const address = await registry.listen();
       logger.info({ address }, 'registry listening');
       onSignal(() => registry.close());
@@ -45,6 +49,7 @@ async function main(argv: string[]): Promise<void> {
     case 'start': {
       const dataDir = path.resolve(values.data ?? 'data');
       const port = Number(values.port ?? process.env.PORT ?? 5000);
+      const { startEmbedded } = await import('./embedded.ts');
       const embedded = await startEmbedded({ dataDir, port, logger });
       logger.info({ address: `http://127.0.0.1:${port}`, data: dataDir }, 'holdfast registry listening (embedded hold, filesystem backend, SQLite)');
       onSignal(() => embedded.close());
@@ -52,7 +57,7 @@ async function main(argv: string[]): Promise<void> {
     }
     case 'gc': {
       if (!values.config) throw new UsageError('gc needs --config FILE (the registry config)');
-      const registry = await Registry.create(await loadRegistryConfig(values.config), { logger });
+      const registry = await (await loadRegistry()).create(await loadRegistryConfig(values.config), { logger });
       try {
         if (!registry.gc) throw new UsageError('set gc.did in the registry config: the DID that may delete at the hold');
         console.log(JSON.stringify(await registry.gc.run({ dryRun: values['dry-run'] === true }), null, 2));
@@ -76,12 +81,6 @@ async function main(argv: string[]): Promise<void> {
     default:
       throw new UsageError(command ? `unknown command ${command}` : 'no command given');
   }
-}
-
-async function serve(hold: Hold): Promise<void> {
-  const address = await hold.listen();
-  logger.info({ address }, 'hold listening');
-  onSignal(() => hold.close());
 }
 
 /** Drains and exits on SIGINT/SIGTERM. */
