@@ -10,7 +10,7 @@ import { generateSigningKey } from './hold-harness.ts';
 import { stopChild } from './minio.ts';
 import type { RunningMinio } from './minio.ts';
 
-const CLI = fileURLToPath(new URL('../../bin/holdfast.js', import.meta.url));
+const CLI = process.env.HOLDFAST_STACK_CLI ?? fileURLToPath(new URL('../../bin/holdfast.js', import.meta.url));
 
 export const STACK_USER = Object.freeze({ username: 'alice', password: 'alice-conformance-password', did: 'did:plc:alice0000000000000000', handle: 'alice' });
 export const ANONYMOUS_DID = 'did:web:anonymous.registry.test';
