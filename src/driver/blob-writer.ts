@@ -72,6 +72,8 @@ export class HoldBlobWriter implements BlobWriter {
   #maxSize: number;
   /** The part size was adopted from the first chunk; the hold has not recorded it yet. */
   #partSizeAdopted = false;
+  /** The next part's URL, asked for while its bytes still arrive. */
+  #prefetched: { partNumber: number; url: Promise<string> } | undefined;
   readonly #algorithm: DigestAlgorithm;
   readonly #abort = new AbortController();
 
@@ -173,6 +175,7 @@ export class HoldBlobWriter implements BlobWriter {
       this.#size += take;
       offset += take;
       if (this.#fill === buffer.length) await this.#cutPart();
+      else if (this.#fill >= MIN_PART_SIZE) this.#prefetchPartUrl();
     }
   }
 
@@ -335,10 +338,37 @@ export class HoldBlobWriter implements BlobWriter {
     this.#inFlight.set(partNumber, task);
   }
 
-  #putPart(partNumber: number, body: Uint8Array): Promise<string> {
+  /**
+   * Asks for the URL of the part being filled once it holds enough bytes to
+   * become a part, so the PUT need not wait for a hold round trip. A failure
+   * here is ignored: the PUT asks again and reports it.
+   */
+  #prefetchPartUrl(): void {
+    const partNumber = this.#nextPart;
+    if (this.#prefetched?.partNumber === partNumber) return;
+    const url = this.#partUrl(partNumber);
+    url.catch(() => {});
+    this.#prefetched = { partNumber, url };
+  }
+
+  #partUrl(partNumber: number): Promise<string> {
     const { hold, did } = this.#ctx;
+    return mappingHoldErrors(() => hold.partPresignedUrl(did, this.#uploadName, this.#uploadId, partNumber)).then((view) => view.url);
+  }
+
+  #putPart(partNumber: number, body: Uint8Array): Promise<string> {
+    let prefetched = this.#prefetched?.partNumber === partNumber ? this.#prefetched.url : undefined;
+    if (prefetched) this.#prefetched = undefined;
     return this.#ctx.transport.put(
-      async () => (await mappingHoldErrors(() => hold.partPresignedUrl(did, this.#uploadName, this.#uploadId, partNumber))).url,
+      async (fresh) => {
+        const early = prefetched;
+        prefetched = undefined;
+        if (early && !fresh) {
+          const url = await early.catch(() => undefined);
+          if (url) return url;
+        }
+        return this.#partUrl(partNumber);
+      },
       body,
       'part',
       this.#abort.signal,
