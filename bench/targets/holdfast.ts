@@ -1,7 +1,11 @@
 /**
- * Holdfast as production runs it, minus auth: a hold on the S3 backend and a
- * registry with presigned redirects, as separate processes on the same MinIO.
+ * Holdfast as production runs it, minus auth: the built JavaScript
+ * (`npm run build`, then `node dist/cli/main.js`), a hold on the S3 backend and
+ * a registry with presigned redirects, as separate processes on the same MinIO.
  */
+import { execFile } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
 import type { RunningMinio } from '../../test/support/minio.ts';
 import { startStack, type RunningStack } from '../../test/support/stack.ts';
 import type { OciTarget } from './target.ts';
@@ -11,8 +15,16 @@ export interface HoldfastTarget extends OciTarget {
   holdPid: number;
 }
 
+const ROOT = fileURLToPath(new URL('../../', import.meta.url));
+
+/** Builds dist/ once per benchmark process. */
+let built: Promise<unknown> | undefined;
+
 export async function startHoldfast(minio: RunningMinio, options: { prefix: string }): Promise<HoldfastTarget> {
-  const stack: RunningStack = await startStack({ minio, prefix: options.prefix, auth: 'none', logLevel: 'error' });
+  built ??= promisify(execFile)('npm', ['run', '--silent', 'build'], { cwd: ROOT });
+  await built;
+  const cli = `${ROOT}dist/cli/main.js`;
+  const stack: RunningStack = await startStack({ minio, prefix: options.prefix, auth: 'none', logLevel: 'error', cli });
   const [hold, registry] = stack.processes;
   return {
     name: 'holdfast',

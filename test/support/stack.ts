@@ -10,7 +10,7 @@ import { generateSigningKey } from './hold-harness.ts';
 import { stopChild } from './minio.ts';
 import type { RunningMinio } from './minio.ts';
 
-const CLI = process.env.HOLDFAST_STACK_CLI ?? fileURLToPath(new URL('../../bin/holdfast.js', import.meta.url));
+const SOURCE_CLI = fileURLToPath(new URL('../../bin/holdfast.js', import.meta.url));
 
 export const STACK_USER = Object.freeze({ username: 'alice', password: 'alice-conformance-password', did: 'did:plc:alice0000000000000000', handle: 'alice' });
 export const ANONYMOUS_DID = 'did:web:anonymous.registry.test';
@@ -22,6 +22,8 @@ export interface StackOptions {
   metadata?: { kind: 'sqlite' } | { kind: 'postgres'; url: string };
   registryInstances?: number;
   logLevel?: string;
+  /** The CLI entry point: the sources (default, or `$HOLDFAST_STACK_CLI`), or the built `dist/cli/main.js`. */
+  cli?: string;
   /** `token` (default) as in production; `none` acts as STACK_USER on loopback (benchmarks). */
   auth?: 'token' | 'none';
   /** Hold settings for fault tests: where clients reach S3, and a short upload TTL. */
@@ -54,6 +56,7 @@ export interface RunningStack {
  * way production runs them: S3 backend, token auth, presigned redirects.
  */
 export async function startStack(options: StackOptions): Promise<RunningStack> {
+  const cli = options.cli ?? process.env.HOLDFAST_STACK_CLI ?? SOURCE_CLI;
   const dir = await mkdtemp(path.join(os.tmpdir(), 'holdfast-stack-'));
   const keys = await generateSigningKey();
   const holdPort = await freePort();
@@ -103,7 +106,7 @@ export async function startStack(options: StackOptions): Promise<RunningStack> {
   const processes: ChildProcess[] = [];
   let hold: ChildProcess;
   const spawnHold = async () => {
-    hold = spawn(process.execPath, [CLI, 'hold', '--config', path.join(dir, 'hold.yaml')], { env, stdio: ['ignore', 'inherit', 'inherit'] });
+    hold = spawn(process.execPath, [cli, 'hold', '--config', path.join(dir, 'hold.yaml')], { env, stdio: ['ignore', 'inherit', 'inherit'] });
     processes.push(hold);
     await waitForHealthy(holdUrl, hold);
   };
@@ -147,7 +150,7 @@ export async function startStack(options: StackOptions): Promise<RunningStack> {
     registries.push(url);
   }
   const spawnRegistry = async (index: number) => {
-    const child = spawn(process.execPath, [CLI, 'registry', '--config', path.join(dir, `registry-${index}.yaml`)], { env, stdio: ['ignore', 'inherit', 'inherit'] });
+    const child = spawn(process.execPath, [cli, 'registry', '--config', path.join(dir, `registry-${index}.yaml`)], { env, stdio: ['ignore', 'inherit', 'inherit'] });
     registryProcesses[index] = child;
     processes.push(child);
     await waitForHealthy(registries[index] as string, child);
