@@ -46,6 +46,6 @@ export function drawRatioChart(goals: Goal[], title: string): Buffer {
     canvas.text(labelWidth + plotWidth + 12, y + 14, `${goal.value.toFixed(2)}×`, INK, scale);
   });
   const legendY = top + ratios.length * rowHeight + 36;
-  canvas.text(16, legendY, 'holdfast ÷ other, log scale. bar from 1×: green met, red missed. blue: target.', INK, scale);
+  canvas.text(16, legendY, 'each bar: the ratio its label names, log scale, from 1×. green: met, red: missed. blue: target.', INK, scale);
   return canvas.toPng();
 }

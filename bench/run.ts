@@ -2,7 +2,9 @@
  * `npm run bench` runs every benchmark and writes bench/results/latest.json,
  * the generated part of docs/BENCHMARKS.md and docs/benchmarks.png.
  * `npm run bench -- --quick` runs small sizes, one round, and writes only
- * bench/results/quick.json. Benchmarks report figures; they never assert speed.
+ * bench/results/quick.json. `npm run bench -- --report-only` redraws the doc
+ * table and chart from latest.json. Benchmarks report figures; they never
+ * assert speed.
  */
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import os from 'node:os';
@@ -33,6 +35,21 @@ const quick = process.argv.includes('--quick');
 const root = path.dirname(path.dirname(fileURLToPath(import.meta.url)));
 const log = (line: string) => console.error(`[bench] ${line}`);
 
+async function publish(report: BenchReport): Promise<void> {
+  const docPath = path.join(root, 'docs', 'BENCHMARKS.md');
+  const document = await readFile(docPath, 'utf8').catch(() => '# Benchmarks\n');
+  await writeFile(docPath, spliceReport(document, renderReport(report)));
+  await writeFile(path.join(root, 'docs', 'benchmarks.png'), drawRatioChart(report.goals, 'Holdfast vs direct S3 and CNCF distribution'));
+}
+
+if (process.argv.includes('--report-only')) {
+  const saved: unknown = JSON.parse(await readFile(path.join(root, 'bench', 'results', 'latest.json'), 'utf8'));
+  benchReportSchema.parse(saved);
+  const report = saved as BenchReport;
+  await publish(report);
+  process.exit(0);
+}
+
 try {
   log('comparison: direct S3, holdfast, distribution on one MinIO');
   const comparison = await runComparison({ quick, log });
@@ -62,12 +79,7 @@ try {
   const resultsDir = path.join(root, 'bench', 'results');
   await mkdir(resultsDir, { recursive: true });
   await writeFile(path.join(resultsDir, quick ? 'quick.json' : 'latest.json'), `${JSON.stringify(report, null, 2)}\n`);
-  if (!quick) {
-    const docPath = path.join(root, 'docs', 'BENCHMARKS.md');
-    const document = await readFile(docPath, 'utf8').catch(() => '# Benchmarks\n');
-    await writeFile(docPath, spliceReport(document, renderReport(report)));
-    await writeFile(path.join(root, 'docs', 'benchmarks.png'), drawRatioChart(report.goals, 'Holdfast vs direct S3 and CNCF distribution'));
-  }
+  if (!quick) await publish(report);
   console.log(renderReport(report));
 } finally {
   await mochaGlobalTeardown();
