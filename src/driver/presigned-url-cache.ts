@@ -8,22 +8,30 @@ export interface PresignedUrl {
 interface Entry {
   pending?: Promise<PresignedUrl>;
   value?: PresignedUrl;
-  /** When the value stops being handed out: half its lifetime. */
+  /** When the value stops being handed out: half its lifetime or `maxAgeMs`, whichever comes first. */
   reuseUntil: number;
 }
 
 /**
  * Presigned GET URLs for pulls, reused while at least half their lifetime
- * remains. Every 307 otherwise costs a round trip to the hold and a signature;
- * access is still checked by the registry on every request, before it asks
- * for a URL. Concurrent misses for one key share one request to the hold.
+ * remains and for at most `maxAgeMs`. Every 307 otherwise costs a round trip
+ * to the hold and a signature; access is still checked by the registry on
+ * every request, before it asks for a URL. Concurrent misses for one key share
+ * one request to the hold.
+ *
+ * The age cap bounds staleness across instances: a blob deleted through
+ * another registry and pushed again is stored under a new object, and a URL
+ * cached here for the old one would answer 404 until it is dropped.
  */
 export class PresignedUrlCache {
   readonly #lru: LRUCache<string, Entry>;
   readonly #now: () => number;
 
-  constructor(options: { maxEntries: number; now?: () => number }) {
+  readonly #maxAgeMs: number;
+
+  constructor(options: { maxEntries: number; maxAgeMs?: number; now?: () => number }) {
     this.#lru = new LRUCache<string, Entry>({ max: options.maxEntries });
+    this.#maxAgeMs = options.maxAgeMs ?? 60_000;
     this.#now = options.now ?? Date.now;
   }
 
@@ -42,7 +50,8 @@ export class PresignedUrlCache {
     try {
       const value = await pending;
       if (this.#lru.get(key) === fresh) {
-        this.#lru.set(key, { value, reuseUntil: issuedAt + (value.expiresAt.getTime() - issuedAt) / 2 });
+        const halfLife = (value.expiresAt.getTime() - issuedAt) / 2;
+        this.#lru.set(key, { value, reuseUntil: issuedAt + Math.min(halfLife, this.#maxAgeMs) });
       }
       return value;
     } catch (err) {

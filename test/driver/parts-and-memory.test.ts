@@ -2,7 +2,7 @@ import { expect } from 'chai';
 import { BACKENDS, DIDS } from '../support/hold-harness.ts';
 import { MiB, randomBlob, sha256 } from '../support/bytes.ts';
 import { readAll, startDriverFixture, type DriverFixture } from '../support/driver-harness.ts';
-import { DriverError } from '../../src/driver/index.ts';
+import { DriverError, type BlobStore } from '../../src/driver/index.ts';
 
 for (const backend of BACKENDS) {
   describe(`storage driver parts and memory (${backend})`, function () {
@@ -15,96 +15,71 @@ for (const backend of BACKENDS) {
       await fixture?.close();
     });
 
+    /**
+     * Writes a random blob in one request per entry of `shape` (write, close,
+     * resume: a PATCH each), commits it, checks it reads back, and returns the
+     * sizes of the part and staged PUTs. `storeFor(request)` picks the store
+     * that resumes after each request (another driver: another instance).
+     */
+    async function pushInRequests(shape: readonly number[], storeFor: (request: number) => BlobStore) {
+      const blob = randomBlob(shape.reduce((a, b) => a + b, 0));
+      fixture.requests.length = 0;
+      let writer = await storeFor(-1).create();
+      let offset = 0;
+      for (const [request, length] of shape.entries()) {
+        await writer.write(blob.subarray(offset, offset + length));
+        offset += length;
+        await writer.close();
+        writer = await storeFor(request).resume(writer.id);
+      }
+      await writer.commit({ digest: sha256(blob), size: blob.length });
+      expect((await readAll(await storeFor(-1).open(sha256(blob)))).equals(blob)).to.equal(true);
+      const sizes = (kind: string) => fixture.requests.filter((event) => event.kind === kind && event.status === 200).map((event) => event.bytes);
+      return { blob, parts: sizes('part'), staged: sizes('staged') };
+    }
+
     for (const [provider, partSize] of [
       ['minio', 5 * MiB],
       ['r2', 5 * MiB],
       ['storj', 64 * MiB],
     ] as const) {
       it(`sends every non-final part at exactly the part size (${provider}, ${partSize / MiB} MiB) across odd PATCH shapes`, async function () {
-        const driver = fixture.driver({ provider, partSize, memoryBudget: 4 * partSize + 64 * MiB });
-        const store = driver.blobStore(DIDS.owner);
+        const store = fixture.driver({ provider, partSize, memoryBudget: 4 * partSize + 64 * MiB }).blobStore(DIDS.owner);
         const scale = partSize / (5 * MiB);
-        const shape = [7 * MiB * scale, 3 * MiB * scale, 9 * MiB * scale, 1];
-        const blob = randomBlob(shape.reduce((a, b) => a + b, 0));
-        fixture.requests.length = 0;
-        let writer = await store.create();
-        let offset = 0;
-        for (const length of shape) {
-          await writer.write(blob.subarray(offset, offset + length));
-          offset += length;
-          await writer.close();
-          writer = await store.resume(writer.id);
-        }
-        await writer.commit({ digest: sha256(blob), size: blob.length });
-        const parts = fixture.requests.filter((event) => event.kind === 'part' && event.status === 200).map((event) => event.bytes);
+        const { blob, parts } = await pushInRequests([7 * MiB * scale, 3 * MiB * scale, 9 * MiB * scale, 1], () => store);
         expect(parts.length).to.be.greaterThan(1);
         for (const size of parts.slice(0, -1)) expect(size).to.equal(partSize);
         expect(parts.reduce((a, b) => a + b, 0)).to.equal(blob.length);
-        expect((await readAll(await store.open(sha256(blob)))).equals(blob)).to.equal(true);
       });
     }
 
     it('adopts a client\'s fixed chunk size as the part size, so only a short last chunk is staged (minio), also across driver instances', async function () {
       const chunk = 8 * MiB;
-      const blob = randomBlob(4 * chunk + 3 * MiB);
-      fixture.requests.length = 0;
-      const first = fixture.driver({ partSize: 16 * MiB });
-      let writer = await first.blobStore(DIDS.owner).create();
-      for (let offset = 0, round = 0; offset < blob.length; offset += chunk, round++) {
-        await writer.write(blob.subarray(offset, offset + chunk));
-        await writer.close();
-        // Every other request lands on a fresh driver, as on another registry instance.
-        writer = await (round % 2 === 0 ? fixture.driver({ partSize: 16 * MiB }) : first).blobStore(DIDS.owner).resume(writer.id);
-      }
-      await writer.commit({ digest: sha256(blob), size: blob.length });
-      const staged = fixture.requests.filter((event) => event.kind === 'staged' && event.status === 200).map((event) => event.bytes);
+      const first = fixture.driver({ partSize: 16 * MiB }).blobStore(DIDS.owner);
+      // Every other request lands on a fresh driver, as on another registry instance.
+      const { parts, staged } = await pushInRequests([chunk, chunk, chunk, chunk, 3 * MiB], (request) =>
+        request % 2 === 0 ? fixture.driver({ partSize: 16 * MiB }).blobStore(DIDS.owner) : first,
+      );
       expect(staged).to.deep.equal([3 * MiB]);
-      const parts = fixture.requests.filter((event) => event.kind === 'part' && event.status === 200).map((event) => event.bytes);
       expect(parts).to.deep.equal([chunk, chunk, chunk, chunk, 3 * MiB]);
-      expect((await readAll(await first.blobStore(DIDS.owner).open(sha256(blob)))).equals(blob)).to.equal(true);
     });
 
     it('keeps the configured part size when the first chunk is too small to be a part, or the profile needs equal parts', async function () {
-      for (const [provider, shape, expectedPart] of [
-        ['minio', [3 * MiB, 8 * MiB, 8 * MiB, 1], 16 * MiB],
-        ['r2', [8 * MiB, 8 * MiB, 8 * MiB, 1], 16 * MiB],
+      for (const [provider, shape] of [
+        ['minio', [3 * MiB, 8 * MiB, 8 * MiB, 1]],
+        ['r2', [8 * MiB, 8 * MiB, 8 * MiB, 1]],
       ] as const) {
-        const blob = randomBlob(shape.reduce((a, b) => a + b, 0));
-        fixture.requests.length = 0;
         const store = fixture.driver({ provider, partSize: 16 * MiB }).blobStore(DIDS.owner);
-        let writer = await store.create();
-        let offset = 0;
-        for (const length of shape) {
-          await writer.write(blob.subarray(offset, offset + length));
-          offset += length;
-          await writer.close();
-          writer = await store.resume(writer.id);
-        }
-        await writer.commit({ digest: sha256(blob), size: blob.length });
-        const parts = fixture.requests.filter((event) => event.kind === 'part' && event.status === 200).map((event) => event.bytes);
-        expect(parts.slice(0, -1), provider).to.deep.equal([expectedPart]);
-        expect((await readAll(await store.open(sha256(blob)))).equals(blob)).to.equal(true);
+        const { parts } = await pushInRequests(shape, () => store);
+        expect(parts.slice(0, -1), provider).to.deep.equal([16 * MiB]);
       }
     });
 
     it('keeps every later part at the adopted size when chunks change shape', async function () {
-      const shape = [6 * MiB, 6 * MiB, 2 * MiB, 9 * MiB, 1];
-      const blob = randomBlob(shape.reduce((a, b) => a + b, 0));
-      fixture.requests.length = 0;
       const store = fixture.driver({ partSize: 16 * MiB }).blobStore(DIDS.owner);
-      let writer = await store.create();
-      let offset = 0;
-      for (const length of shape) {
-        await writer.write(blob.subarray(offset, offset + length));
-        offset += length;
-        await writer.close();
-        writer = await store.resume(writer.id);
-      }
-      await writer.commit({ digest: sha256(blob), size: blob.length });
-      const parts = fixture.requests.filter((event) => event.kind === 'part' && event.status === 200).map((event) => event.bytes);
+      const { blob, parts } = await pushInRequests([6 * MiB, 6 * MiB, 2 * MiB, 9 * MiB, 1], () => store);
       for (const size of parts.slice(0, -1)) expect(size).to.equal(6 * MiB);
       expect(parts.reduce((a, b) => a + b, 0)).to.equal(blob.length);
-      expect((await readAll(await store.open(sha256(blob)))).equals(blob)).to.equal(true);
     });
 
     it('keeps buffered bytes within the memory budget across many concurrent uploads', async function () {

@@ -122,7 +122,16 @@ describe('hold move strategies (s3)', function () {
     }
     await hold.client.completeMultipart(DIDS.owner, started.upload_name, started.upload_id, parts);
     const uuid = started.upload_name.slice('uploads/temp-'.length);
-    return { ...started, object: `holdfast/objects/${uuid}`, session: `holdfast/uploads/${uuid}/session.json` };
+    const session = `holdfast/uploads/${uuid}/session.json`;
+    const record = JSON.parse(((await hold.inspect.read(session)) as Buffer).toString('utf8')) as Record<string, unknown>;
+    return { ...started, object: `holdfast/objects/${uuid}`, session, record };
+  }
+
+  /** Puts the upload's session record back as a /move that stopped part-way would leave it. */
+  async function leaveSessionBehind(hold: TestHold, upload: { session: string; record: Record<string, unknown> }, publishingDigest: string) {
+    const minio = await sharedMinio();
+    const body = JSON.stringify({ ...upload.record, publishing_digest: publishingDigest });
+    await minio.client.send(new PutObjectCommand({ Bucket: minio.bucket, Key: `${hold.prefix}${upload.session}`, Body: body }));
   }
 
   it('publishes by reference: no bytes copied, reads and stat see the blob, delete removes the reference and then the bytes', async function () {
@@ -156,21 +165,15 @@ describe('hold move strategies (s3)', function () {
   it('a janitor that finds the session of an interrupted publish keeps the bytes only if the reference was written', async function () {
     let now = new Date();
     const hold = await startTestHold('s3', { config: { uploadTtlSeconds: 60 }, now: () => now });
-    const minio = await sharedMinio();
     try {
       const blob = randomBlob(6 * MiB + 1);
       const digest = sha256(blob);
       const published = await completedUpload(hold, blob);
-      const session = JSON.parse(((await hold.inspect.read(published.session)) as Buffer).toString('utf8'));
       await hold.client.move(DIDS.owner, published.upload_name, digest);
       // As if /move had stopped after writing the reference, before deleting the session.
-      const leftover = { ...session, publishing_digest: digest };
-      await minio.client.send(new PutObjectCommand({ Bucket: minio.bucket, Key: `${hold.prefix}${published.session}`, Body: JSON.stringify(leftover) }));
+      await leaveSessionBehind(hold, published, digest);
       // And one that stopped before writing its reference.
-      const unpublished = await completedUpload(hold, randomBlob(6 * MiB + 2));
-      const unpublishedSession = JSON.parse(((await hold.inspect.read(unpublished.session)) as Buffer).toString('utf8'));
-      const leftBehind = { ...unpublishedSession, publishing_digest: sha256(randomBlob(5)) };
-      await minio.client.send(new PutObjectCommand({ Bucket: minio.bucket, Key: `${hold.prefix}${unpublished.session}`, Body: JSON.stringify(leftBehind) }));
+      await leaveSessionBehind(hold, await completedUpload(hold, randomBlob(6 * MiB + 2)), sha256(randomBlob(5)));
 
       now = new Date(now.getTime() + 3600 * 1000);
       expect(await hold.hold.runJanitor()).to.deep.equal({ purged: 2, skipped: 0 });
@@ -184,15 +187,13 @@ describe('hold move strategies (s3)', function () {
 
   it('a retried /move whose first attempt wrote the reference keeps the bytes', async function () {
     const hold = await startTestHold('s3');
-    const minio = await sharedMinio();
     try {
       const blob = randomBlob(6 * MiB + 5);
       const digest = sha256(blob);
       const upload = await completedUpload(hold, blob);
-      const session = JSON.parse(((await hold.inspect.read(upload.session)) as Buffer).toString('utf8'));
       await hold.client.move(DIDS.owner, upload.upload_name, digest);
       // As if the first attempt stopped after its reference, and the caller retried.
-      await minio.client.send(new PutObjectCommand({ Bucket: minio.bucket, Key: `${hold.prefix}${upload.session}`, Body: JSON.stringify({ ...session, publishing_digest: digest }) }));
+      await leaveSessionBehind(hold, upload, digest);
       expect(await hold.client.move(DIDS.owner, upload.upload_name, digest)).to.deep.include({ size: blob.length });
       expect(await hold.inspect.keys('holdfast/uploads/')).to.deep.equal([]);
       expect(await hold.inspect.keys('holdfast/objects/')).to.deep.equal([upload.object]);

@@ -151,20 +151,28 @@ describe('hold client against answers a real hold cannot give', function () {
 describe('presigned URL cache', function () {
   const issue = (now: number, lifetimeMs: number, label: string) => async () => ({ url: `https://s3.test/${label}`, expiresAt: new Date(now + lifetimeMs) });
 
-  it('reuses a URL while at least half its lifetime remains, then asks again', async function () {
+  it('reuses a URL while half its lifetime remains and it is younger than maxAgeMs, then asks again', async function () {
     let now = 1_000_000;
-    const cache = new PresignedUrlCache({ maxEntries: 10, now: () => now });
+    let lifetime = 900_000;
+    const cache = new PresignedUrlCache({ maxEntries: 10, maxAgeMs: 60_000, now: () => now });
     let calls = 0;
     const fetch = async () => {
       calls++;
-      return issue(now, 900_000, `u${calls}`)();
+      return issue(now, lifetime, `u${calls}`)();
     };
     expect((await cache.get('k', fetch)).url).to.equal('https://s3.test/u1');
-    now += 449_000;
+    now += 59_000;
     expect((await cache.get('k', fetch)).url).to.equal('https://s3.test/u1');
     now += 2_000;
-    expect((await cache.get('k', fetch)).url).to.equal('https://s3.test/u2');
-    expect(calls).to.equal(2);
+    expect((await cache.get('k', fetch)).url, 'older than maxAgeMs').to.equal('https://s3.test/u2');
+    lifetime = 40_000;
+    now += 61_000;
+    expect((await cache.get('k', fetch)).url).to.equal('https://s3.test/u3');
+    now += 19_000;
+    expect((await cache.get('k', fetch)).url).to.equal('https://s3.test/u3');
+    now += 2_000;
+    expect((await cache.get('k', fetch)).url, 'past half its lifetime').to.equal('https://s3.test/u4');
+    expect(calls).to.equal(4);
   });
 
   it('asks once for concurrent misses of one key, and never caches a failure', async function () {
