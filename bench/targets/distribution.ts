@@ -8,9 +8,9 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { stringify as toYaml } from 'yaml';
-import { findOrBuildGoTool, freePort } from '../../test/support/tools.ts';
+import { findOrBuildGoTool, freePort, waitForHttp } from '../../test/support/tools.ts';
 import { stopChild, type RunningMinio } from '../../test/support/minio.ts';
-import { waitForHttp, type OciTarget } from './target.ts';
+import type { OciTarget } from './target.ts';
 
 export const DISTRIBUTION_MODULE = 'github.com/distribution/distribution/v3/cmd/registry';
 export const DISTRIBUTION_VERSION = 'v3.1.2';
@@ -69,7 +69,7 @@ export async function startDistribution(minio: RunningMinio, options: { name: st
   });
   const baseUrl = `http://127.0.0.1:${port}`;
   try {
-    await waitForHttp(`${baseUrl}/v2/`, child, () => stderr);
+    await waitForHttp(`${baseUrl}/v2/`, child, { timeoutMs: 30_000, anyStatus: true, stderr: () => stderr });
   } catch (err) {
     child.kill('SIGKILL');
     await rm(dir, { recursive: true, force: true });

@@ -3,7 +3,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { CreateBucketCommand, S3Client } from '@aws-sdk/client-s3';
-import { findOrBuildGoTool, freePort } from './tools.ts';
+import { findOrBuildGoTool, freePort, waitForHttp } from './tools.ts';
 
 /** Pinned MinIO; builds with Go 1.26. Documented in the README. */
 export const MINIO_MODULE = 'github.com/minio/minio';
@@ -74,7 +74,7 @@ export async function startMinio(): Promise<RunningMinio> {
   });
   const endpoint = `http://127.0.0.1:${port}`;
   try {
-    await waitForHealthy(endpoint, child, () => stderr);
+    await waitForHttp(`${endpoint}/minio/health/live`, child, { timeoutMs: 60_000, intervalMs: 200, stderr: () => stderr });
   } catch (err) {
     child.kill('SIGKILL');
     await rm(dataDir, { recursive: true, force: true });
@@ -83,21 +83,6 @@ export async function startMinio(): Promise<RunningMinio> {
   const server = runningS3(child, dataDir, endpoint);
   await server.client.send(new CreateBucketCommand({ Bucket: server.bucket }));
   return server;
-}
-
-async function waitForHealthy(endpoint: string, child: ChildProcess, stderr: () => string): Promise<void> {
-  const deadline = Date.now() + 60_000;
-  while (Date.now() < deadline) {
-    if (child.exitCode !== null) throw new Error(`minio exited with ${child.exitCode}: ${stderr()}`);
-    try {
-      const response = await fetch(`${endpoint}/minio/health/live`);
-      if (response.ok) return;
-    } catch {
-      // not listening yet
-    }
-    await new Promise((resolve) => setTimeout(resolve, 200));
-  }
-  throw new Error(`minio did not become healthy within 60 s: ${stderr()}`);
 }
 
 export async function stopChild(child: ChildProcess): Promise<void> {

@@ -8,6 +8,7 @@ import { freePort } from '../../src/core/net.ts';
 import { hashPassword } from '../../src/registry/auth/users.ts';
 import { generateSigningKey } from './hold-harness.ts';
 import { stopChild } from './minio.ts';
+import { waitForHttp } from './tools.ts';
 import type { RunningMinio } from './minio.ts';
 
 const SOURCE_CLI = fileURLToPath(new URL('../../bin/holdfast.js', import.meta.url));
@@ -108,7 +109,7 @@ export async function startStack(options: StackOptions): Promise<RunningStack> {
   const spawnHold = async () => {
     hold = spawn(process.execPath, [cli, 'hold', '--config', path.join(dir, 'hold.yaml')], { env, stdio: ['ignore', 'inherit', 'inherit'] });
     processes.push(hold);
-    await waitForHealthy(holdUrl, hold);
+    await waitForHttp(`${holdUrl}/healthz`, hold, { timeoutMs: 30_000 });
   };
   await spawnHold();
 
@@ -153,7 +154,7 @@ export async function startStack(options: StackOptions): Promise<RunningStack> {
     const child = spawn(process.execPath, [cli, 'registry', '--config', path.join(dir, `registry-${index}.yaml`)], { env, stdio: ['ignore', 'inherit', 'inherit'] });
     registryProcesses[index] = child;
     processes.push(child);
-    await waitForHealthy(registries[index] as string, child);
+    await waitForHttp(`${registries[index] as string}/healthz`, child, { timeoutMs: 30_000 });
   };
   for (let index = 0; index < instances; index++) await spawnRegistry(index);
 
@@ -184,18 +185,4 @@ export async function startStack(options: StackOptions): Promise<RunningStack> {
       await Promise.all(processes.map((child) => stopChild(child)));
     },
   };
-}
-
-async function waitForHealthy(url: string, child: ChildProcess): Promise<void> {
-  const deadline = Date.now() + 30_000;
-  while (Date.now() < deadline) {
-    if (child.exitCode !== null) throw new Error(`${url}: process exited with ${child.exitCode}`);
-    try {
-      if ((await fetch(`${url}/healthz`)).ok) return;
-    } catch {
-      // not yet listening
-    }
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
-  throw new Error(`${url} did not become healthy within 30 s`);
 }

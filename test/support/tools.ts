@@ -1,4 +1,4 @@
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { access, mkdir } from 'node:fs/promises';
 import { constants } from 'node:fs';
 import os from 'node:os';
@@ -71,6 +71,32 @@ function run(command: string, args: string[], env: NodeJS.ProcessEnv): Promise<v
     child.on('error', reject);
     child.on('exit', (code) => (code === 0 ? resolve() : reject(new Error(`${command} ${args.join(' ')} exited ${code}:\n${stderr}`))));
   });
+}
+
+/**
+ * Polls `url` until a server started as `child` answers: with a 2xx, or with
+ * anything at all when `anyStatus`. Fails early if the process exits, and
+ * after `timeoutMs`; `stderr` (its recent output) goes into the error.
+ */
+export async function waitForHttp(
+  url: string,
+  child: ChildProcess,
+  options: { timeoutMs: number; intervalMs?: number; anyStatus?: boolean; stderr?: () => string },
+): Promise<void> {
+  const output = () => (options.stderr ? `:\n${options.stderr()}` : '');
+  const deadline = Date.now() + options.timeoutMs;
+  while (Date.now() < deadline) {
+    if (child.exitCode !== null) throw new Error(`${url}: process exited with ${child.exitCode}${output()}`);
+    try {
+      const response = await fetch(url);
+      await response.body?.cancel();
+      if (options.anyStatus || response.ok) return;
+    } catch {
+      // not listening yet
+    }
+    await new Promise((resolve) => setTimeout(resolve, options.intervalMs ?? 100));
+  }
+  throw new Error(`${url} did not answer within ${options.timeoutMs / 1000} s${output()}`);
 }
 
 export { freePort } from '../../src/core/net.ts';
