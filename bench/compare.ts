@@ -13,7 +13,7 @@ import { DirectS3 } from './targets/direct.ts';
 import { DISTRIBUTION_DEFAULT_CHUNK_SIZE, DISTRIBUTION_VERSION, startDistribution } from './targets/distribution.ts';
 import { startHoldfast, type HoldfastTarget } from './targets/holdfast.ts';
 import type { OciTarget } from './targets/target.ts';
-import { measurePull, pushPullImage, type PullFigures } from './workloads/pull.ts';
+import { measurePull, pushPullImage, type PullFigures, type PullImage } from './workloads/pull.ts';
 
 const MiB = 1024 * 1024;
 /** The driver's defaults for the minio provider: what holdfast runs with here. */
@@ -121,7 +121,7 @@ export async function runComparison(options: { quick: boolean; log?: (line: stri
     };
     let unexpectedPulls = 0;
     const holdCost = { bytesPushed: 0, holdIoBytes: 0, holdRequests: 0 };
-    const pullImages = new Map<string, Awaited<ReturnType<typeof pushPullImage>>>();
+    const pullImages = new Map<string, PullImage>();
     for (const target of [holdfast, distribution]) pullImages.set(target.name, await pushPullImage(target.baseUrl, REPO));
 
     for (let roundIndex = 0; roundIndex < sizes.rounds; roundIndex++) {
@@ -168,7 +168,7 @@ export async function runComparison(options: { quick: boolean; log?: (line: stri
         log(`  ${sizes.concurrentUploads} concurrent pushes ${name}: ${Math.round(performance.now() - begin)} ms`);
       }
       for (const target of rotated([holdfast, distribution], roundIndex)) {
-        const figures = await measurePull(target.baseUrl, pullImages.get(target.name) as Awaited<ReturnType<typeof pushPullImage>>, {
+        const figures = await measurePull(target.baseUrl, pullImages.get(target.name) as PullImage, {
           connections: sizes.pullConnections,
           seconds: sizes.pullSeconds,
           headStatus: target === holdfast ? 200 : 307,

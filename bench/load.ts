@@ -5,8 +5,8 @@
  * here asserts a speed.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
 import { startMinio } from '../test/support/minio.ts';
+import { lifetimePeakRssMiB } from './measure.ts';
 import { OciTestClient } from '../test/support/oci-client.ts';
 import { STACK_USER, startStack } from '../test/support/stack.ts';
 
@@ -81,8 +81,7 @@ export async function runLoad(options: { quick: boolean }): Promise<LoadResult> 
     pushing = false;
     await pullersDone;
     const registryPid = stack.processes.at(-1)?.pid;
-    const status = registryPid ? await readFile(`/proc/${registryPid}/status`, 'utf8').catch(() => '') : '';
-    const peakKiB = Number(/VmHWM:\s+(\d+) kB/.exec(status)?.[1] ?? 0);
+    const peakMiB = registryPid ? await lifetimePeakRssMiB(registryPid) : 0;
     patchMs.sort((a, b) => a - b);
     const percentile = (p: number) => Math.round(patchMs[Math.min(patchMs.length - 1, Math.floor((p / 100) * patchMs.length))] ?? 0);
     return {
@@ -96,7 +95,7 @@ export async function runLoad(options: { quick: boolean }): Promise<LoadResult> 
       patchP99Ms: percentile(99),
       pullRequests,
       pullRequestsPerSecond: Math.round(pullRequests / pullSeconds),
-      registryPeakRssMiB: Math.round(peakKiB / 1024),
+      registryPeakRssMiB: Math.round(peakMiB),
     };
   } finally {
     await stack.stop();

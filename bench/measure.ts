@@ -20,6 +20,11 @@ async function procStatusKiB(pid: number, field: 'VmRSS' | 'VmHWM'): Promise<num
   return Number(new RegExp(`${field}:\\s+(\\d+) kB`).exec(status)?.[1] ?? 0);
 }
 
+/** The peak resident set of a process over its whole life (VmHWM), in MiB; 0 if it is gone. */
+export async function lifetimePeakRssMiB(pid: number): Promise<number> {
+  return (await procStatusKiB(pid, 'VmHWM')) / 1024;
+}
+
 /**
  * Samples a process's resident set every `intervalMs` until stopped; the
  * peak is of this window only (VmHWM would cover the process's whole life).
