@@ -208,7 +208,7 @@ export class HoldService {
       let existing = await this.#backend.stat(destination);
       if (existing?.target === source) {
         // A retry of a publish that wrote its reference: the object is the blob's bytes now.
-        await this.#backend.delete(await this.#sessions.keysOf(upload));
+        await this.#forgetUpload(upload, session, { keepObject: true });
         return { digest: digest.value, size: existing.size, existed: false };
       }
       if (!existing && this.#publishesByReference(session)) {
@@ -218,7 +218,7 @@ export class HoldService {
         }
         if (await this.#backend.putReference(destination, source, temp.size)) {
           this.#blobKeys.set(digest.value, source);
-          await this.#backend.delete(await this.#sessions.keysOf(upload));
+          await this.#forgetUpload(upload, session, { keepObject: true });
           return { digest: digest.value, size: temp.size, existed: false };
         }
         existing = await this.#backend.stat(destination);
@@ -226,7 +226,7 @@ export class HoldService {
       } else if (!existing) {
         await this.#backend.copy(source, destination, temp.size);
       }
-      await this.#backend.delete([...(await this.#sessions.keysOf(upload)), ...this.#objectKeys(upload, session)]);
+      await this.#forgetUpload(upload, session, { keepObject: false });
       return { digest: digest.value, size: existing?.size ?? temp.size, existed: existing !== undefined };
     });
   }
@@ -367,7 +367,7 @@ export class HoldService {
       const blob = await this.#backend.stat(this.#key({ kind: 'blob', digest: publishing }));
       published = blob?.target === this.#dataKey(upload, session);
     }
-    await this.#backend.delete([...(await this.#sessions.keysOf(upload)), ...(published ? [] : this.#objectKeys(upload, session))]);
+    await this.#forgetUpload(upload, session, { keepObject: published });
   }
 
   /** Deletes the blob at `digest`: its reference first, then the bytes it names, so a crash leaks bytes rather than leaving a dangling reference. */
@@ -405,9 +405,14 @@ export class HoldService {
     return this.#key(session.version === 1 ? { kind: 'upload-data', upload } : { kind: 'upload-object', upload });
   }
 
-  /** The upload's object when it is not under the session's directory (which `keysOf` lists). */
-  #objectKeys(upload: UploadName, session: UploadSession): string[] {
-    return session.version === 1 ? [] : [this.#key({ kind: 'upload-object', upload })];
+  /**
+   * Deletes the upload's record, staged segments and (unless `keepObject`,
+   * when it holds a published blob's bytes) its object. A version 1 upload's
+   * bytes sit in the record's directory and go with it.
+   */
+  async #forgetUpload(upload: UploadName, session: UploadSession, options: { keepObject: boolean }): Promise<void> {
+    const object = session.version === 1 || options.keepObject ? [] : [this.#key({ kind: 'upload-object', upload })];
+    await this.#backend.delete([...(await this.#sessions.keysOf(upload)), ...object]);
   }
 
   #publishesByReference(session: UploadSession): boolean {
