@@ -93,18 +93,18 @@ export class HoldBlobStore implements BlobStore {
   }
 
   async release(digest: string): Promise<boolean> {
-    const parsed = requireDigest(digest);
-    try {
-      return (await mappingHoldErrors(() => this.#ctx.hold.release(this.#ctx.did, parsed))).deleted;
-    } finally {
-      this.#urls?.forgetDigest(parsed);
-    }
+    return this.#removing(digest, (parsed) => this.#ctx.hold.release(this.#ctx.did, parsed));
   }
 
   async delete(digest: string): Promise<boolean> {
+    return this.#removing(digest, (parsed) => this.#ctx.hold.delete(this.#ctx.did, parsed));
+  }
+
+  /** Asks the hold to remove a blob; whatever it answers, no cached pull URL for it is handed out again. */
+  async #removing(digest: string, remove: (digest: string) => Promise<{ deleted: boolean }>): Promise<boolean> {
     const parsed = requireDigest(digest);
     try {
-      return (await mappingHoldErrors(() => this.#ctx.hold.delete(this.#ctx.did, parsed))).deleted;
+      return (await mappingHoldErrors(() => remove(parsed))).deleted;
     } finally {
       this.#urls?.forgetDigest(parsed);
     }
