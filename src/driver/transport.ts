@@ -39,42 +39,29 @@ export class Transport {
 
   /** PUTs `body`; resolves to the ETag S3 returned. */
   async put(urls: UrlSource, body: Uint8Array, kind: 'part' | 'staged', signal?: AbortSignal): Promise<string> {
-    let refresh = false;
-    let lastProblem = 'no attempt made';
-    for (let attempt = 0; attempt < this.#options.retry.attempts; attempt++) {
-      signal?.throwIfAborted();
-      if (attempt > 0) await sleep(backoffDelay(this.#options.retry, attempt - 1), signal);
-      const url = await urls(refresh);
-      refresh = false;
-      try {
-        const response = await request(url, {
-          method: 'PUT',
-          body,
-          headers: { 'content-length': String(body.length) },
-          dispatcher: this.#options.dispatcher,
-          headersTimeout: this.#options.timeoutMs,
-          bodyTimeout: this.#options.timeoutMs,
-          signal,
-        });
-        const text = await response.body.text();
-        this.#options.onRequest?.({ method: 'PUT', kind, bytes: body.length, status: response.statusCode, attempt });
-        if (response.statusCode === 200) {
-          const etag = response.headers.etag;
-          if (typeof etag === 'string' && etag !== '') return etag;
-          lastProblem = 'the storage answered 200 without an ETag';
-          continue;
-        }
-        lastProblem = `the storage answered ${response.statusCode}${s3Code(text)}`;
-        if (response.statusCode === 403) refresh = true;
-        else if (!isRetryableStatus(response.statusCode)) break;
-      } catch (err) {
-        if (signal?.aborted) throw signal.reason;
-        this.#options.onRequest?.({ method: 'PUT', kind, bytes: body.length, status: 'error', attempt });
-        if (!isRetryableNetworkError(err)) throw new DriverError('UNAVAILABLE', `upload failed: ${(err as Error).message}`, { cause: err });
-        lastProblem = `connection failed (${(err as { code?: string }).code ?? 'error'})`;
-      }
-    }
-    throw new DriverError('UNAVAILABLE', `upload of ${body.length} bytes failed after retries: ${lastProblem}`);
+    const event = { method: 'PUT', kind, bytes: body.length } as const;
+    const describe = {
+      verb: 'upload',
+      failed: `upload of ${body.length} bytes failed`,
+      onError: (attempt: number) => this.#options.onRequest?.({ ...event, status: 'error', attempt }),
+    };
+    return this.#withRetries(urls, signal, describe, async (url, attempt) => {
+      const response = await request(url, {
+        method: 'PUT',
+        body,
+        headers: { 'content-length': String(body.length) },
+        dispatcher: this.#options.dispatcher,
+        headersTimeout: this.#options.timeoutMs,
+        bodyTimeout: this.#options.timeoutMs,
+        signal,
+      });
+      const text = await response.body.text();
+      this.#options.onRequest?.({ ...event, status: response.statusCode, attempt });
+      if (response.statusCode !== 200) return unsuccessful(response.statusCode, text);
+      const etag = response.headers.etag;
+      if (typeof etag === 'string' && etag !== '') return { kind: 'done', value: etag };
+      return { kind: 'retry', problem: 'the storage answered 200 without an ETag' };
+    });
   }
 
   /** GETs the whole object (or a range) into memory; for staged tails. */
@@ -91,38 +78,69 @@ export class Transport {
 
   /** Opens a GET stream, retrying until the response starts. */
   async getStream(urls: UrlSource, range?: { start: number; end: number }, signal?: AbortSignal): Promise<Readable> {
+    return this.#withRetries(urls, signal, { verb: 'download', failed: 'download failed' }, async (url, attempt) => {
+      const response = await request(url, {
+        method: 'GET',
+        headers: range ? { range: `bytes=${range.start}-${range.end}` } : {},
+        dispatcher: this.#options.dispatcher,
+        headersTimeout: this.#options.timeoutMs,
+        bodyTimeout: this.#options.timeoutMs,
+        signal,
+      });
+      this.#options.onRequest?.({ method: 'GET', kind: 'read', bytes: 0, status: response.statusCode, attempt });
+      if (response.statusCode === 200 || response.statusCode === 206) return { kind: 'done', value: response.body };
+      const text = await response.body.text();
+      if (response.statusCode === 404) throw new DriverError('BLOB_UNKNOWN', 'no object at that digest');
+      if (response.statusCode === 416) throw new DriverError('RANGE_INVALID', 'the requested range is not satisfiable');
+      return unsuccessful(response.statusCode, text);
+    });
+  }
+
+  /**
+   * Runs `send` against a URL from `urls` until it is done, with backoff
+   * between attempts: a fresh URL after a refusal, another try after a
+   * retryable answer or connection failure. A `DriverError` from `send` ends
+   * it at once.
+   */
+  async #withRetries<T>(
+    urls: UrlSource,
+    signal: AbortSignal | undefined,
+    describe: { verb: string; failed: string; onError?: (attempt: number) => void },
+    send: (url: string, attempt: number) => Promise<Attempt<T>>,
+  ): Promise<T> {
     let refresh = false;
     let lastProblem = 'no attempt made';
     for (let attempt = 0; attempt < this.#options.retry.attempts; attempt++) {
+      signal?.throwIfAborted();
       if (attempt > 0) await sleep(backoffDelay(this.#options.retry, attempt - 1), signal);
       const url = await urls(refresh);
       refresh = false;
       try {
-        const response = await request(url, {
-          method: 'GET',
-          headers: range ? { range: `bytes=${range.start}-${range.end}` } : {},
-          dispatcher: this.#options.dispatcher,
-          headersTimeout: this.#options.timeoutMs,
-          bodyTimeout: this.#options.timeoutMs,
-          signal,
-        });
-        this.#options.onRequest?.({ method: 'GET', kind: 'read', bytes: 0, status: response.statusCode, attempt });
-        if (response.statusCode === 200 || response.statusCode === 206) return response.body;
-        const text = await response.body.text();
-        if (response.statusCode === 404) throw new DriverError('BLOB_UNKNOWN', 'no object at that digest');
-        if (response.statusCode === 416) throw new DriverError('RANGE_INVALID', 'the requested range is not satisfiable');
-        lastProblem = `the storage answered ${response.statusCode}${s3Code(text)}`;
-        if (response.statusCode === 403) refresh = true;
-        else if (!isRetryableStatus(response.statusCode)) break;
+        const outcome = await send(url, attempt);
+        if (outcome.kind === 'done') return outcome.value;
+        lastProblem = outcome.problem;
+        if (outcome.kind === 'refresh') refresh = true;
+        else if (outcome.kind === 'give-up') break;
       } catch (err) {
         if (err instanceof DriverError) throw err;
         if (signal?.aborted) throw signal.reason;
-        if (!isRetryableNetworkError(err)) throw new DriverError('UNAVAILABLE', `download failed: ${(err as Error).message}`, { cause: err });
+        describe.onError?.(attempt);
+        if (!isRetryableNetworkError(err)) throw new DriverError('UNAVAILABLE', `${describe.verb} failed: ${(err as Error).message}`, { cause: err });
         lastProblem = `connection failed (${(err as { code?: string }).code ?? 'error'})`;
       }
     }
-    throw new DriverError('UNAVAILABLE', `download failed after retries: ${lastProblem}`);
+    throw new DriverError('UNAVAILABLE', `${describe.failed} after retries: ${lastProblem}`);
   }
+}
+
+/** What one attempt came to: a result, or why not and whether trying again can help. */
+type Attempt<T> = { kind: 'done'; value: T } | { kind: 'retry' | 'refresh' | 'give-up'; problem: string };
+
+/** A non-success answer: 403 (an expired URL) wants a fresh URL, 5xx/429 another try, the rest is final. */
+function unsuccessful(status: number, body: string): Attempt<never> {
+  const problem = `the storage answered ${status}${s3Code(body)}`;
+  if (status === 403) return { kind: 'refresh', problem };
+  return { kind: isRetryableStatus(status) ? 'retry' : 'give-up', problem };
 }
 
 /** S3 error code from an XML error body, e.g. " (SlowDown)". */
