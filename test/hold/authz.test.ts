@@ -2,8 +2,8 @@ import { expect } from 'chai';
 import { SignJWT, type CryptoKey } from 'jose';
 import { request } from 'undici';
 import { ServiceTokenSigner } from '../../src/core/service-token.ts';
-import { AUDIENCE, BACKENDS, DIDS, ISSUER, generateSigningKey, startTestHold, type TestHold } from '../support/hold-harness.ts';
-import { randomBlob, sha256, putToUrl } from '../support/bytes.ts';
+import { AUDIENCE, BACKENDS, DIDS, ISSUER, generateSigningKey, publishBlob, startTestHold, type TestHold } from '../support/hold-harness.ts';
+import { randomBlob } from '../support/bytes.ts';
 
 type Caller = 'owner' | 'crewWrite' | 'crewRead' | 'stranger' | 'anonymous' | 'forged' | 'expired' | 'wrongAudience' | 'didMismatch';
 
@@ -31,11 +31,7 @@ for (const backend of BACKENDS) {
     before(async function () {
       hold = await startTestHold(backend);
       publicHold = await startTestHold(backend, { config: { publicRead: true } });
-      const blob = randomBlob(64);
-      digest = sha256(blob);
-      const put = await hold.client.putPresignedUrl(DIDS.owner, digest);
-      await putToUrl(put.url, blob);
-      await hold.client.move(DIDS.owner, put.upload_name as string, digest);
+      digest = await publishBlob(hold, randomBlob(64));
       forger = new ServiceTokenSigner({ issuer: ISSUER, privateKey: (await generateSigningKey()).privateKey });
       const { importPKCS8 } = await import('jose');
       privateKey = (await importPKCS8(hold.keys.privateKey, 'EdDSA')) as CryptoKey;

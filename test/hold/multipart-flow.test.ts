@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import { BACKENDS, DIDS, startTestHold, type TestHold } from '../support/hold-harness.ts';
+import { BACKENDS, DIDS, publishBlob, startTestHold, type TestHold } from '../support/hold-harness.ts';
 import { MiB, getFromUrl, putToUrl, randomBlob, sha256 } from '../support/bytes.ts';
 import { HoldClientError } from '../../src/driver/hold-client.ts';
 
@@ -208,11 +208,7 @@ describe('hold claims: a blob shared by two registries', function () {
         signer: new ServiceTokenSigner({ issuer: 'did:web:registry-two.test', privateKey: hold.keys.privateKey }),
       });
       try {
-        const blob = randomBlob(1000);
-        const digest = sha256(blob);
-        const put = await hold.client.putPresignedUrl(DIDS.owner, digest);
-        await putToUrl(put.url, blob);
-        await hold.client.move(DIDS.owner, put.upload_name as string, digest);
+        const digest = await publishBlob(hold, randomBlob(1000));
         expect(await second.claim(DIDS.owner, digest)).to.deep.equal({ digest, size: 1000 });
         expect(await hold.client.release(DIDS.owner, digest)).to.deep.equal({ deleted: false, remaining_claims: 1 });
         expect((await hold.client.stat(DIDS.owner, digest)).size, 'registry two still uses it').to.equal(1000);

@@ -3,7 +3,7 @@ import { Writable } from 'node:stream';
 import pino from 'pino';
 import { request } from 'undici';
 import { PutObjectCommand } from '@aws-sdk/client-s3';
-import { BACKENDS, DIDS, startTestHold, type TestHold } from '../support/hold-harness.ts';
+import { BACKENDS, DIDS, publishBlob, startTestHold, type TestHold } from '../support/hold-harness.ts';
 import { MiB, getFromUrl, putToUrl, randomBlob, sha256 } from '../support/bytes.ts';
 import { HoldClientError } from '../../src/driver/hold-client.ts';
 import { sharedMinio } from '../support/global-fixtures.ts';
@@ -77,11 +77,7 @@ for (const backend of BACKENDS) {
     it('answers 416 with Content-Range for an unsatisfiable range', async function () {
       const hold = await startTestHold(backend);
       try {
-        const blob = randomBlob(100);
-        const digest = sha256(blob);
-        const put = await hold.client.putPresignedUrl(DIDS.owner, digest);
-        await putToUrl(put.url, blob);
-        await hold.client.move(DIDS.owner, put.upload_name as string, digest);
+        const digest = await publishBlob(hold, randomBlob(100));
         const get = await hold.client.getPresignedUrl(DIDS.owner, digest);
         const response = await getFromUrl(get.url, { range: 'bytes=500-600' });
         expect(response.status).to.equal(416);

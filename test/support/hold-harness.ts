@@ -11,6 +11,7 @@ import { parseHoldConfig, type HoldConfigInput } from '../../src/hold/config.ts'
 import { FsBackend } from '../../src/hold/backends/fs.ts';
 import { Hold } from '../../src/hold/hold.ts';
 import { sharedMinio } from './global-fixtures.ts';
+import { putToUrl, sha256 } from './bytes.ts';
 import { freePort } from './tools.ts';
 
 export type BackendKind = 'fs' | 's3';
@@ -63,6 +64,15 @@ export interface TestHoldOptions {
   logger?: pino.Logger;
   /** More registry identities the hold trusts, signing with the same key. */
   extraIssuers?: string[];
+}
+
+/** Stores `blob` at its digest the single-PUT way (presigned PUT, then /move) as the owner; resolves to the digest. */
+export async function publishBlob(hold: TestHold, blob: Uint8Array): Promise<string> {
+  const digest = sha256(blob);
+  const put = await hold.client.putPresignedUrl(DIDS.owner, digest);
+  await putToUrl(put.url, blob);
+  await hold.client.move(DIDS.owner, put.upload_name as string, digest);
+  return digest;
 }
 
 export async function startTestHold(backend: BackendKind, options: TestHoldOptions = {}): Promise<TestHold> {
