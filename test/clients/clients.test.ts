@@ -1,4 +1,3 @@
-import pino from 'pino';
 import { expect } from 'chai';
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
@@ -103,54 +102,3 @@ describe('real clients against registry + hold + MinIO', function () {
     expect(index.manifests.map((entry) => entry.digest)).to.include(image.manifestDigest);
   });
 });
-
-for (const entry of ['bin/holdfast.js', 'dist/cli/main.js'] as const) {
-describe(`holdfast start from ${entry} (embedded registry + hold)`, function () {
-  this.timeout(120_000);
-
-  before(async function () {
-    // The built JavaScript must find its default storage module as the sources do.
-    if (entry.startsWith('dist/')) await runTool('npm', ['run', '--silent', 'build']);
-  });
-
-  it('loads its built-in storage driver by name, as a registry config names it', async function () {
-    const storage = `../../${entry.startsWith('dist/') ? 'dist/registry/storage.js' : 'src/registry/storage.ts'}`;
-    const { loadStorageDriver } = (await import(new URL(storage, import.meta.url).href)) as typeof import('../../src/registry/storage.ts');
-    const { generateSigningKey } = await import('../support/hold-harness.ts');
-    const options = { hold: { url: 'http://127.0.0.1:9', audience: 'did:web:hold.test' }, issuer: 'did:web:registry.test', privateKey: (await generateSigningKey()).privateKey };
-    const driver = await loadStorageDriver('hold', options, { logger: pino({ level: 'silent' }) });
-    expect(driver.blobStore).to.be.a('function');
-    await driver.close();
-  });
-
-  it('serves a push and a pull on a fresh data directory', async function () {
-    const { spawn } = await import('node:child_process');
-    const { freePort } = await import('../../src/core/net.ts');
-    const { stopChild } = await import('../support/minio.ts');
-    const work = await mkdtemp(path.join(os.tmpdir(), 'holdfast-start-'));
-    const port = await freePort();
-    const cli = new URL(`../../${entry}`, import.meta.url).pathname;
-    const child = spawn(process.execPath, [cli, 'start', '--data', path.join(work, 'data'), '--port', String(port)], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, LOG_LEVEL: 'warn' } });
-    let logs = '';
-    child.stdout.on('data', (chunk: Buffer) => (logs += chunk.toString()));
-    try {
-      const deadline = Date.now() + 30_000;
-      while (!(await fetch(`http://127.0.0.1:${port}/v2/`).then((response) => response.ok, () => false))) {
-        if (Date.now() > deadline || child.exitCode !== null) throw new Error(`npm start did not come up: ${logs}`);
-        await new Promise((resolve) => setTimeout(resolve, 200));
-      }
-      expect(logs).to.match(/authentication is off/);
-      const image = await buildImage(path.join(work, 'image'), [6 * MiB + 1, 100]);
-      const crane = await craneBinary();
-      const reference = `127.0.0.1:${port}/me/app:v1`;
-      await runTool(crane, ['push', '--insecure', image.dir, reference]);
-      const pulled = path.join(work, 'pulled');
-      await runTool(crane, ['pull', '--insecure', '--format', 'oci', reference, pulled]);
-      await expectSameBlobs(image, pulled);
-    } finally {
-      await stopChild(child);
-      await rm(work, { recursive: true, force: true });
-    }
-  });
-});
-}

@@ -2,7 +2,8 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { createRequire } from 'node:module';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { stringify as toYaml } from 'yaml';
 import { freePort } from '../../src/core/net.ts';
 import { hashPassword } from '../../src/registry/auth/users.ts';
@@ -11,7 +12,15 @@ import { stopChild } from './minio.ts';
 import { waitForHttp } from './tools.ts';
 import type { RunningMinio } from './minio.ts';
 
-const SOURCE_CLI = fileURLToPath(new URL('../../bin/holdfast.js', import.meta.url));
+/** The TypeScript sources, run through tsx, so tests never run a stale dist/. */
+const SOURCE_CLI = fileURLToPath(new URL('../../src/cli/main.ts', import.meta.url));
+
+const TSX_LOADER = pathToFileURL(createRequire(import.meta.url).resolve('tsx')).href;
+
+/** Node arguments that run `cli`: a `.ts` entry through tsx, a built `.js` one (dist/cli/main.js, bin/holdfast.js) as is. */
+export function cliNodeArgs(cli: string): string[] {
+  return cli.endsWith('.ts') ? ['--import', TSX_LOADER, cli] : [cli];
+}
 
 export const STACK_USER = Object.freeze({ username: 'alice', password: 'alice-conformance-password', did: 'did:plc:alice0000000000000000', handle: 'alice' });
 export const ANONYMOUS_DID = 'did:web:anonymous.registry.test';
@@ -23,7 +32,11 @@ export interface StackOptions {
   metadata?: { kind: 'sqlite' } | { kind: 'postgres'; url: string };
   registryInstances?: number;
   logLevel?: string;
-  /** The CLI entry point: the sources (default, or `$HOLDFAST_STACK_CLI`), or the built `dist/cli/main.js`. */
+  /**
+   * The CLI entry point: the TypeScript sources through tsx (default), or a
+   * built one (`dist/cli/main.js`, `bin/holdfast.js`); `$HOLDFAST_STACK_CLI`
+   * changes the default.
+   */
   cli?: string;
   /** `token` (default) as in production; `none` acts as STACK_USER on loopback (benchmarks). */
   auth?: 'token' | 'none';
@@ -107,7 +120,7 @@ export async function startStack(options: StackOptions): Promise<RunningStack> {
   const processes: ChildProcess[] = [];
   let hold: ChildProcess;
   const spawnHold = async () => {
-    hold = spawn(process.execPath, [cli, 'hold', '--config', path.join(dir, 'hold.yaml')], { env, stdio: ['ignore', 'inherit', 'inherit'] });
+    hold = spawn(process.execPath, [...cliNodeArgs(cli), 'hold', '--config', path.join(dir, 'hold.yaml')], { env, stdio: ['ignore', 'inherit', 'inherit'] });
     processes.push(hold);
     await waitForHttp(`${holdUrl}/healthz`, hold, { timeoutMs: 30_000 });
   };
@@ -151,7 +164,7 @@ export async function startStack(options: StackOptions): Promise<RunningStack> {
     registries.push(url);
   }
   const spawnRegistry = async (index: number) => {
-    const child = spawn(process.execPath, [cli, 'registry', '--config', path.join(dir, `registry-${index}.yaml`)], { env, stdio: ['ignore', 'inherit', 'inherit'] });
+    const child = spawn(process.execPath, [...cliNodeArgs(cli), 'registry', '--config', path.join(dir, `registry-${index}.yaml`)], { env, stdio: ['ignore', 'inherit', 'inherit'] });
     registryProcesses[index] = child;
     processes.push(child);
     await waitForHttp(`${registries[index] as string}/healthz`, child, { timeoutMs: 30_000 });
