@@ -71,6 +71,8 @@ export const holdConfigSchema = z
     publicRead: z.boolean().default(false),
     trustedIssuers: z.array(trustedIssuerSchema).min(1),
     tokenMaxLifetimeSeconds: z.number().int().min(1).max(MAX_SERVICE_TOKEN_TTL_SECONDS).default(MAX_SERVICE_TOKEN_TTL_SECONDS),
+    /** How far a registry's clock may differ from the hold's when tokens are checked. */
+    tokenClockSkewSeconds: z.number().int().min(0).max(60).default(5),
     presignTtlSeconds: z.number().int().min(1).max(900).default(900),
     uploadTtlSeconds: z.number().int().min(1).default(86_400),
     janitorIntervalSeconds: z.number().int().min(0).default(3600),

@@ -64,6 +64,7 @@ export class Hold {
       audience: config.identity,
       issuers: await trustedIssuerKeys(config, options.baseDir),
       maxLifetimeSeconds: config.tokenMaxLifetimeSeconds,
+      clockToleranceSeconds: config.tokenClockSkewSeconds,
     });
     const app = buildHoldApp({ service, verifier, metrics, logger, fsBackend: backend instanceof FsBackend ? backend : undefined });
     return new Hold({ app, service, backend, metrics, config, logger });

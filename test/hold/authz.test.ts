@@ -113,3 +113,48 @@ for (const backend of BACKENDS) {
     });
   });
 }
+
+describe('service token lifetime against the clock', function () {
+  let hold: TestHold;
+  let privateKey: CryptoKey;
+
+  before(async function () {
+    hold = await startTestHold('fs');
+    const { importPKCS8 } = await import('jose');
+    privateKey = (await importPKCS8(hold.keys.privateKey, 'EdDSA')) as CryptoKey;
+  });
+  after(async function () {
+    await hold?.close();
+  });
+
+  async function statWith(iat: number, exp: number) {
+    const token = await new SignJWT({}).setProtectedHeader({ alg: 'EdDSA' }).setIssuer(ISSUER).setSubject(DIDS.owner).setAudience(AUDIENCE).setIssuedAt(iat).setExpirationTime(exp).sign(privateKey);
+    const response = await request(`${hold.url}/stat`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ did: DIDS.owner, digest: `sha256:${'0'.repeat(64)}` }),
+    });
+    const json = (await response.body.json()) as { error?: { code: string; message: string } };
+    return { status: response.statusCode, json };
+  }
+
+  it('refuses a token issued a year in the future, though exp − iat is within the limit', async function () {
+    const iat = Math.floor(Date.now() / 1000) + 365 * 86_400;
+    const answer = await statWith(iat, iat + 300);
+    expect(answer.status).to.equal(401);
+    expect(answer.json.error?.message).to.match(/issued in the future/);
+  });
+
+  it('refuses a token that is valid for longer than tokenMaxLifetimeSeconds from now', async function () {
+    // iat inside the clock-skew allowance, exp − iat at the limit: the token would still live 303 s.
+    const now = Math.floor(Date.now() / 1000);
+    const answer = await statWith(now + 3, now + 303);
+    expect(answer.status).to.equal(401);
+    expect(answer.json.error?.message).to.match(/expires .* from now/);
+  });
+
+  it('accepts a token issued slightly ahead of the hold clock and living within the limit', async function () {
+    const now = Math.floor(Date.now() / 1000);
+    expect((await statWith(now + 3, now + 120)).status, 'a 404 means the token was accepted').to.equal(404);
+  });
+});

@@ -12,9 +12,12 @@ export interface ServiceTokenVerifierOptions {
   /** The hold's identity, required in the token's `aud`. */
   audience: string;
   issuers: readonly TrustedIssuer[];
-  /** Longest lifetime (`exp - iat`) accepted, in seconds. */
+  /** Longest lifetime accepted, in seconds: both `exp - iat` and `exp - now`. */
   maxLifetimeSeconds: number;
+  /** How far the registry's clock may run ahead of or behind the hold's. */
   clockToleranceSeconds?: number;
+  /** Clock override, for tests. */
+  now?: () => number;
 }
 
 export interface VerifiedCaller {
@@ -22,6 +25,8 @@ export interface VerifiedCaller {
   did: string;
   issuer: string;
 }
+
+export const DEFAULT_CLOCK_TOLERANCE_SECONDS = 5;
 
 type KeyResolver = (header: { alg?: string; kid?: string }) => Promise<CryptoKey | KeyObject | Uint8Array>;
 
@@ -49,12 +54,14 @@ export class ServiceTokenVerifier {
         audience: this.#options.audience,
         algorithms: ['EdDSA', 'ES256'],
         requiredClaims: ['iss', 'sub', 'aud', 'exp', 'iat'],
-        clockTolerance: this.#options.clockToleranceSeconds ?? 5,
+        clockTolerance: this.#options.clockToleranceSeconds ?? DEFAULT_CLOCK_TOLERANCE_SECONDS,
       });
-      const lifetime = (payload.exp as number) - (payload.iat as number);
-      if (lifetime > this.#options.maxLifetimeSeconds) {
-        throw new HoldError('UNAUTHORIZED', `token lifetime ${lifetime}s exceeds ${this.#options.maxLifetimeSeconds}s`);
-      }
+      const problem = lifetimeProblem(payload.iat as number, payload.exp as number, {
+        now: (this.#options.now?.() ?? Date.now()) / 1000,
+        maxLifetimeSeconds: this.#options.maxLifetimeSeconds,
+        clockToleranceSeconds: this.#options.clockToleranceSeconds ?? DEFAULT_CLOCK_TOLERANCE_SECONDS,
+      });
+      if (problem) throw new HoldError('UNAUTHORIZED', problem);
       if (typeof payload.sub !== 'string' || !payload.sub.startsWith('did:')) {
         throw new HoldError('UNAUTHORIZED', 'token subject must be a DID');
       }
@@ -64,6 +71,23 @@ export class ServiceTokenVerifier {
       throw new HoldError('UNAUTHORIZED', describeJoseError(err), { cause: err });
     }
   }
+}
+
+/**
+ * Why a token's times are refused, or undefined. `exp - iat` alone is not
+ * enough: a token dated a year ahead would pass it and stay usable for a
+ * year, so the hold also bounds `iat` and `exp` against its own clock.
+ */
+export function lifetimeProblem(
+  iat: number,
+  exp: number,
+  limits: { now: number; maxLifetimeSeconds: number; clockToleranceSeconds: number },
+): string | undefined {
+  const { now, maxLifetimeSeconds: max, clockToleranceSeconds: skew } = limits;
+  if (iat > now + skew) return `the token was issued in the future (iat is ${Math.round(iat - now)}s ahead of this hold's clock; at most ${skew}s allowed)`;
+  if (exp - iat > max) return `token lifetime ${exp - iat}s exceeds ${max}s`;
+  if (exp - now > max) return `the token expires ${Math.round(exp - now)}s from now; at most ${max}s allowed`;
+  return undefined;
 }
 
 async function resolverFor(publicKey: string | JWK): Promise<KeyResolver> {
