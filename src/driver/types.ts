@@ -44,7 +44,11 @@ export interface BlobStore {
    * Throws `BLOB_UPLOAD_UNKNOWN` when the upload is gone.
    */
   resume(id: string): Promise<BlobWriter>;
-  /** Deletes the blob; resolves `false` when there was none. */
+  /**
+   * The same as `release` on a hold (which never deletes bytes another
+   * registry still claims); prefer `release`. Resolves whether the bytes
+   * were deleted.
+   */
   delete(digest: string): Promise<boolean>;
   /**
    * Records that this registry references a stored blob, so another

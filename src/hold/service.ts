@@ -268,10 +268,13 @@ export class HoldService {
     return { digest: digest.value, size: object.size };
   }
 
-  async delete(did: string, input: { digest: string }): Promise<{ deleted: boolean }> {
-    this.#authorize(did, 'write');
-    const digest = requireContentDigest(input.digest);
-    return mappingStorageErrors(async () => ({ deleted: await this.#deleteBlob(digest) }));
+  /**
+   * The older name for `release`, kept for clients of the hold API that call
+   * it: on a hold several registries share, a registry may only give up its
+   * own claim, never remove bytes another registry still claims.
+   */
+  async delete(did: string, input: { digest: string }, issuer = ''): Promise<{ deleted: boolean }> {
+    return { deleted: (await this.release(did, input, issuer)).deleted };
   }
 
   async uploadStatus(did: string, input: { digest: string; upload_id: string }): Promise<UploadView> {

@@ -78,7 +78,7 @@ export class HoldfastPackageStorage {
       }
       const { removed, stillReferenced } = await packages.removeTarball(this.#name, fileName);
       if (!removed) throw notFound(`tarball ${fileName}`);
-      if (stillReferenced === 0) await blobs.delete(removed.digest);
+      if (stillReferenced === 0) await blobs.release(removed.digest);
     }, callback);
   }
 

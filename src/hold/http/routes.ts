@@ -35,7 +35,7 @@ export const HOLD_ROUTES: readonly HoldRoute[] = Object.freeze([
   route({ path: '/claim', schema: 'stat', run: (s, did, b, issuer) => s.claim(did, b, issuer) }),
   route({ path: '/release', schema: 'stat', run: (s, did, b, issuer) => s.release(did, b, issuer) }),
   route({ path: '/stat', schema: 'stat', run: (s, did, b) => s.stat(did, b) }),
-  route({ path: '/delete', schema: 'delete', run: (s, did, b) => s.delete(did, b) }),
+  route({ path: '/delete', schema: 'delete', run: (s, did, b, issuer) => s.delete(did, b, issuer) }),
   route({ path: '/upload-status', schema: 'uploadStatus', run: (s, did, b) => s.uploadStatus(did, b) }),
   route({ path: '/upload-progress', schema: 'uploadProgress', run: (s, did, b) => s.uploadProgress(did, b) }),
 ]);
