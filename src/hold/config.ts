@@ -76,6 +76,11 @@ export const holdConfigSchema = z
     presignTtlSeconds: z.number().int().min(1).max(900).default(900),
     uploadTtlSeconds: z.number().int().min(1).default(86_400),
     janitorIntervalSeconds: z.number().int().min(0).default(3600),
+    /**
+     * How long a blob deletion holds its digest's lease. Pushes of that digest
+     * wait for it; one whose hold process died blocks them this long at most.
+     */
+    deletionLeaseSeconds: z.number().int().min(30).max(3600).default(300),
     storage: z.discriminatedUnion('backend', [
       z.object({ backend: z.literal('fs'), fs: fsSchema.default({ root: './data/hold', prefix: '' }) }).strict(),
       z.object({ backend: z.literal('s3'), s3: s3Schema }).strict(),

@@ -11,6 +11,7 @@ import { buildHoldApp } from './http/server.ts';
 import { normalizePrefix } from './keys.ts';
 import { HoldMetrics } from './metrics.ts';
 import { HoldService } from './service.ts';
+import type { StepHook } from './protocol-steps.ts';
 
 export interface HoldOptions {
   logger?: Logger;
@@ -19,6 +20,8 @@ export interface HoldOptions {
   defaultMetrics?: boolean;
   /** Clock override, for janitor tests. */
   now?: () => Date;
+  /** Test-only: see `HoldServiceOptions.onStep`. */
+  onStep?: StepHook;
 }
 
 /**
@@ -58,7 +61,9 @@ export class Hold {
       prefix,
       presignTtlSeconds: config.presignTtlSeconds,
       uploadTtlSeconds: config.uploadTtlSeconds,
+      deletionLeaseSeconds: config.deletionLeaseSeconds,
       now: options.now,
+      onStep: options.onStep,
     });
     const verifier = new ServiceTokenVerifier({
       audience: config.identity,
@@ -78,6 +83,8 @@ export class Hold {
   }
 
   async runJanitor(): Promise<{ purged: number; skipped: number }> {
+    const abandoned = await this.service.finishAbandonedDeletions();
+    if (abandoned > 0) this.#logger.warn({ abandoned }, 'janitor finished deletions whose hold process died');
     const result = await this.service.purgeIdleUploads();
     this.metrics.uploadsPurged.inc(result.purged);
     if (result.purged > 0) this.#logger.info({ purged: result.purged }, 'janitor aborted idle uploads');

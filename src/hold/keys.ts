@@ -10,8 +10,11 @@ import { parseDigest, type Digest } from '../core/digest.ts';
  *
  *   docker/registry/v2/blobs/                  distribution's layout, so
  *     sha256/<hex[0:2]>/<hex>/data             existing buckets stay readable
- *   holdfast/claims/<alg>/<hex>/<issuer id>       one per registry that references
+ *   holdfast/claims/<alg>/<hex>/<issuer id>    one per registry that references
  *                                              the blob; the last release deletes it
+ *   holdfast/deleting/<alg>/<hex>              the lease of a deletion in progress
+ *                                              (created only if absent); /move and
+ *                                              /claim wait while it is there
  *   holdfast/uploads/<uuid>/
  *     session.json                             owner DID, multipart id, parts,
  *                                              staged tail, hash progress
@@ -32,7 +35,9 @@ export type KeySpec =
   | { kind: 'upload-staged'; upload: UploadName; offset: number }
   | { kind: 'uploads-root' }
   | { kind: 'blob-claims'; digest: Digest }
-  | { kind: 'blob-claim'; digest: Digest; issuerId: string };
+  | { kind: 'blob-claim'; digest: Digest; issuerId: string }
+  | { kind: 'blob-deleting'; digest: Digest }
+  | { kind: 'deletions-root' };
 
 export interface UploadName {
   readonly uuid: string;
@@ -94,6 +99,10 @@ export function storageKey(spec: KeySpec, prefix = ''): string {
       if (!/^[a-f0-9]{32}$/.test(spec.issuerId)) throw new TypeError('issuerId must be 32 hex characters');
       return `${prefix}holdfast/claims/${spec.digest.algorithm}/${spec.digest.hex}/${spec.issuerId}`;
     }
+    case 'blob-deleting':
+      return `${prefix}holdfast/deleting/${spec.digest.algorithm}/${spec.digest.hex}`;
+    case 'deletions-root':
+      return `${prefix}holdfast/deleting/`;
     case 'upload-data':
       return `${prefix}holdfast/uploads/${spec.upload.uuid}/data`;
     case 'upload-object':
@@ -124,4 +133,11 @@ export function uploadFromObjectKey(key: string, prefix = ''): UploadName | unde
   if (!key.startsWith(root)) return undefined;
   const uuid = key.slice(root.length);
   return UUID_PATTERN.test(uuid) ? uploadNameFromUuid(uuid) : undefined;
+}
+
+/** The digest a deletion lease's key is for, for the janitor's listing. */
+export function digestFromDeletingKey(key: string, prefix = ''): Digest | undefined {
+  const root = storageKey({ kind: 'deletions-root' }, prefix);
+  if (!key.startsWith(root)) return undefined;
+  return parseDigest(key.slice(root.length).replace('/', ':'));
 }

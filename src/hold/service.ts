@@ -3,10 +3,12 @@ import { LRUCache } from 'lru-cache';
 import { parseDigest, type Digest } from '../core/digest.ts';
 import type { Access, AccessPolicy } from './auth/policy.ts';
 import { HoldError } from './errors.ts';
-import { issuerId, parseBlobRef, parseUploadName, storageKey, uploadFromObjectKey, uploadNameFromUuid, type UploadName } from './keys.ts';
+import { parseBlobRef, parseUploadName, storageKey, uploadNameFromUuid, type UploadName } from './keys.ts';
 import { assertCompletableParts, assertNonFinalPartSizes, assertPartNumber, normalizeEtag } from './multipart-rules.ts';
 import { UploadSessionStore, type SessionPart, type StagedSegment, type UploadSession } from './sessions.ts';
 import { mappingStorageErrors } from './storage-errors.ts';
+import { BlobLifecycle } from './blob-lifecycle.ts';
+import type { ProtocolStep, StepHook } from './protocol-steps.ts';
 import { MIN_PART_SIZE, type StorageBackend } from './backends/types.ts';
 
 export interface HoldServiceOptions {
@@ -17,6 +19,10 @@ export interface HoldServiceOptions {
   /** An upload idle this long is aborted by the janitor. */
   uploadTtlSeconds: number;
   now?: () => Date;
+  /** Held by a deletion of a blob; a holder that died is taken over after it. */
+  deletionLeaseSeconds?: number;
+  /** Test-only: awaited at each step of release and move, so a test can pause either there. */
+  onStep?: StepHook;
 }
 
 export interface UploadView {
@@ -42,6 +48,7 @@ export interface PresignedUrlView {
 }
 
 const MAX_CLIENT_STATE_BYTES = 4096;
+export const DEFAULT_DELETION_LEASE_SECONDS = 300;
 
 /**
  * The hold's operations, one method per endpoint, independent of HTTP. Every
@@ -56,6 +63,8 @@ export class HoldService {
   readonly #presignTtl: number;
   readonly #uploadTtlMs: number;
   readonly #now: () => Date;
+  readonly #onStep: StepHook | undefined;
+  readonly #blobs: BlobLifecycle;
   /** Digest → the key holding its bytes, for presigning pulls without a HEAD each time. */
   readonly #blobKeys = new LRUCache<string, string>({ max: 10_000, ttl: 60_000 });
 
@@ -67,6 +76,15 @@ export class HoldService {
     this.#presignTtl = options.presignTtlSeconds;
     this.#uploadTtlMs = options.uploadTtlSeconds * 1000;
     this.#now = options.now ?? (() => new Date());
+    this.#onStep = options.onStep;
+    this.#blobs = new BlobLifecycle({
+      backend: options.backend,
+      prefix: options.prefix,
+      leaseMs: (options.deletionLeaseSeconds ?? DEFAULT_DELETION_LEASE_SECONDS) * 1000,
+      now: this.#now,
+      step: (step, digest) => this.#step(`release:${step}`, digest),
+      forget: (digest) => this.#blobKeys.delete(digest.value),
+    });
   }
 
   get backend(): StorageBackend {
@@ -204,8 +222,12 @@ export class HoldService {
         throw new HoldError('SIZE_INVALID', `the upload holds ${temp.size} bytes, not ${input.size}`);
       }
       const destination = this.#key({ kind: 'blob', digest });
-      await this.#backend.putSmall(this.#key({ kind: 'blob-claim', digest, issuerId: issuerId(issuer) }), Buffer.from(JSON.stringify({ issuer })));
+      await this.#blobs.putClaim(digest, issuer);
+      await this.#step('move:claimed', digest);
+      await this.#blobs.awaitNoDeletion(digest);
+      await this.#step('move:deletion-checked', digest);
       let existing = await this.#backend.stat(destination);
+      await this.#step('move:destination-checked', digest);
       if (existing?.target === source) {
         // A retry of a publish that wrote its reference: the object is the blob's bytes now.
         await this.#forgetUpload(upload, session, { keepObject: true });
@@ -235,10 +257,17 @@ export class HoldService {
   async claim(did: string, input: { digest: string }, issuer = ''): Promise<{ digest: string; size: number }> {
     this.#authorize(did, 'write');
     const digest = requireContentDigest(input.digest);
+    const key = this.#key({ kind: 'blob', digest });
     return mappingStorageErrors(async () => {
-      const object = await this.#backend.stat(this.#key({ kind: 'blob', digest }));
-      if (!object) throw new HoldError('BLOB_UNKNOWN');
-      await this.#backend.putSmall(this.#key({ kind: 'blob-claim', digest, issuerId: issuerId(issuer) }), Buffer.from(JSON.stringify({ issuer })));
+      if (!(await this.#backend.stat(key))) throw new HoldError('BLOB_UNKNOWN');
+      await this.#blobs.putClaim(digest, issuer);
+      await this.#blobs.awaitNoDeletion(digest);
+      // Looked at again once no deletion runs: the first look may predate one that has finished since.
+      const object = await this.#backend.stat(key);
+      if (!object) {
+        await this.#blobs.dropClaim(digest, issuer);
+        throw new HoldError('BLOB_UNKNOWN');
+      }
       return { digest: digest.value, size: object.size };
     });
   }
@@ -252,11 +281,12 @@ export class HoldService {
     this.#authorize(did, 'write');
     const digest = requireContentDigest(input.digest);
     return mappingStorageErrors(async () => {
-      await this.#backend.delete([this.#key({ kind: 'blob-claim', digest, issuerId: issuerId(issuer) })]);
-      let remaining = 0;
-      for await (const _claim of this.#backend.list(this.#key({ kind: 'blob-claims', digest }))) remaining++;
+      await this.#blobs.dropClaim(digest, issuer);
+      await this.#step('release:claim-dropped', digest);
+      const remaining = await this.#blobs.countClaims(digest);
+      await this.#step('release:claims-counted', digest);
       if (remaining > 0) return { deleted: false, remaining_claims: remaining };
-      return { deleted: await this.#deleteBlob(digest), remaining_claims: 0 };
+      return this.#blobs.deleteUnclaimed(digest);
     });
   }
 
@@ -359,6 +389,11 @@ export class HoldService {
     return { purged, skipped };
   }
 
+  /** Finishes or undoes deletions whose holder died (their lease expired). */
+  async finishAbandonedDeletions(): Promise<number> {
+    return mappingStorageErrors(() => this.#blobs.finishAbandonedDeletions());
+  }
+
   async #discard(upload: UploadName, session: UploadSession): Promise<void> {
     if (session.kind === 'multipart' && session.state === 'open') {
       await this.#backend.abortMultipartUpload(this.#dataKey(upload, session), session.upload_id);
@@ -373,17 +408,6 @@ export class HoldService {
     await this.#forgetUpload(upload, session, { keepObject: published });
   }
 
-  /** Deletes the blob at `digest`: its reference first, then the bytes it names, so a crash leaks bytes rather than leaving a dangling reference. */
-  async #deleteBlob(digest: Digest): Promise<boolean> {
-    const key = this.#key({ kind: 'blob', digest });
-    const object = await this.#backend.stat(key);
-    this.#blobKeys.delete(digest.value);
-    if (!object) return false;
-    await this.#backend.delete([key]);
-    if (object.target) await this.#backend.delete([this.#checkedTarget(object.target)]);
-    return true;
-  }
-
   /** Where a blob's bytes are: the object a reference names, or the blob key itself. */
   async #blobBytesKey(digest: Digest): Promise<string> {
     const key = this.#key({ kind: 'blob', digest });
@@ -392,15 +416,9 @@ export class HoldService {
     if (cached) return cached;
     const object = await this.#backend.stat(key);
     if (!object) return key;
-    const bytesKey = object.target ? this.#checkedTarget(object.target) : key;
+    const bytesKey = object.target ? this.#blobs.checkedTarget(object.target) : key;
     this.#blobKeys.set(digest.value, bytesKey);
     return bytesKey;
-  }
-
-  /** A reference read back from the bucket may only name an upload object under our prefix. */
-  #checkedTarget(target: string): string {
-    if (!uploadFromObjectKey(target, this.#prefix)) throw new HoldError('INTERNAL', 'a blob reference names a key outside this hold\'s objects');
-    return target;
   }
 
   /** Where an upload's bytes are: beside its session (version 1) or under objects/ (version 2). */
@@ -416,6 +434,10 @@ export class HoldService {
   async #forgetUpload(upload: UploadName, session: UploadSession, options: { keepObject: boolean }): Promise<void> {
     const object = session.version === 1 || options.keepObject ? [] : [this.#key({ kind: 'upload-object', upload })];
     await this.#backend.delete([...(await this.#sessions.keysOf(upload)), ...object]);
+  }
+
+  async #step(step: ProtocolStep, digest: Digest): Promise<void> {
+    if (this.#onStep) await this.#onStep(step, digest.value);
   }
 
   #publishesByReference(session: UploadSession): boolean {

@@ -12,6 +12,7 @@ import {
   type CompletedPartInput,
   type ObjectInfo,
   type PresignedRequest,
+  type SmallWriteCondition,
   type StorageBackend,
 } from './types.ts';
 
@@ -127,13 +128,14 @@ export class FsBackend implements StorageBackend {
   }
 
   /** Conditional writes are checked under a per-key lock: one hold process owns an fs root. */
-  async putSmall(key: string, body: Uint8Array, condition: { ifMatch?: string } = {}): Promise<void> {
+  async putSmall(key: string, body: Uint8Array, condition: SmallWriteCondition = {}): Promise<void> {
     await this.#ready;
     await this.#smallLocks.run(key, async () => {
       if (condition.ifMatch !== undefined) {
         const current = await this.getSmall(key);
         if (!current || current.etag !== condition.ifMatch) throw new StorageError('PRECONDITION_FAILED', 'the object changed since it was read');
       }
+      if (condition.ifNoneMatch === '*' && (await this.stat(key))) throw new StorageError('PRECONDITION_FAILED', 'the object exists');
       const temp = this.#tempPath();
       await writeFile(temp, body);
       await this.#publish(temp, key);

@@ -22,6 +22,7 @@ import {
   type CompletedPartInput,
   type ObjectInfo,
   type PresignedRequest,
+  type SmallWriteCondition,
   type StorageBackend,
 } from './types.ts';
 
@@ -141,9 +142,16 @@ export class S3Backend implements StorageBackend {
     }
   }
 
-  async putSmall(key: string, body: Uint8Array, condition: { ifMatch?: string } = {}): Promise<void> {
-    const ifMatch = this.capabilities.conditionalWrites ? condition.ifMatch : undefined;
-    const command = new PutObjectCommand({ Bucket: this.#bucket, Key: key, Body: body, ContentType: 'application/json', ...(ifMatch ? { IfMatch: ifMatch } : {}) });
+  async putSmall(key: string, body: Uint8Array, condition: SmallWriteCondition = {}): Promise<void> {
+    const { ifMatch, ifNoneMatch } = this.capabilities.conditionalWrites ? condition : {};
+    const command = new PutObjectCommand({
+      Bucket: this.#bucket,
+      Key: key,
+      Body: body,
+      ContentType: 'application/json',
+      ...(ifMatch ? { IfMatch: ifMatch } : {}),
+      ...(ifNoneMatch ? { IfNoneMatch: ifNoneMatch } : {}),
+    });
     await this.#send('PutObject', (options) => this.#client.send(command, options));
   }
 

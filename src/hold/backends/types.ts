@@ -25,12 +25,17 @@ export interface CompletedPartInput {
   readonly etag: string;
 }
 
+export interface SmallWriteCondition {
+  readonly ifMatch?: string;
+  readonly ifNoneMatch?: '*';
+}
+
 export interface BackendCapabilities {
   /** Server-side multipart copy; Storj's gateway lacks it. */
   readonly uploadPartCopy: boolean;
   /** Largest object a single CopyObject may copy. */
   readonly maxSingleCopyBytes: number;
-  /** Conditional PUT (If-Match); without it concurrent session updates are last-write-wins. */
+  /** Conditional PUT (If-Match, If-None-Match); without it concurrent writes are last-write-wins. */
   readonly conditionalWrites: boolean;
   /**
    * `putReference` works: a commit publishes a blob by reference (O(1))
@@ -60,11 +65,13 @@ export interface StorageBackend {
   /** Undefined when there is no object at `key`. */
   stat(key: string): Promise<ObjectInfo | undefined>;
   /**
-   * Small control-plane objects only (session records); never blob bytes.
-   * With `ifMatch`, the write happens only if the object still has that ETag
-   * (`PRECONDITION_FAILED` otherwise), where the provider supports it.
+   * Small control-plane objects only (session records, claims, leases); never
+   * blob bytes. With `ifMatch`, the write happens only if the object still has
+   * that ETag; with `ifNoneMatch: '*'`, only if there is no object at `key`
+   * (`PRECONDITION_FAILED` otherwise). Both only where
+   * `capabilities.conditionalWrites`; elsewhere the write is unconditional.
    */
-  putSmall(key: string, body: Uint8Array, condition?: { ifMatch?: string }): Promise<void>;
+  putSmall(key: string, body: Uint8Array, condition?: SmallWriteCondition): Promise<void>;
   getSmall(key: string): Promise<{ body: Uint8Array; etag: string } | undefined>;
   /** Safe to call twice; missing keys are ignored. */
   delete(keys: readonly string[]): Promise<void>;
