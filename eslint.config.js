@@ -3,7 +3,7 @@ import tseslint from 'typescript-eslint';
 import globals from 'globals';
 
 export default tseslint.config(
-  { ignores: ['dist/', 'node_modules/', 'conformance/results/', 'bench/results/', 'data/'] },
+  { ignores: ['dist/', 'packages/*/dist/', 'node_modules/', 'conformance/results/', 'bench/results/', 'data/'] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {

@@ -22,6 +22,8 @@ const schema = z
   })
   .strict();
 
+/** The `store.holdfast` block as written in Verdaccio's config.yaml. */
+export type HoldfastStoreConfig = z.input<typeof schema>;
 export type VerdaccioPluginConfig = Readonly<z.output<typeof schema>>;
 
 /** Validates without mutating; relative paths are relative to Verdaccio's config file. */

@@ -1,83 +1,96 @@
 import path from 'node:path';
+import type {
+  Callback,
+  Config,
+  IPluginStorage,
+  Logger,
+  Package,
+  PluginOptions,
+  Token,
+  TokenFilter,
+  onEndSearchPackage,
+  onSearchPackage,
+  onValidatePackage,
+} from '@verdaccio/types';
 import createHoldDriver, { type HoldDriver } from '../driver/index.ts';
 import { KeyedMutex } from '../core/keyed-mutex.ts';
 import { SqlMetadataStore } from '../registry/metadata/store.ts';
-import { parsePluginConfig, type VerdaccioPluginConfig } from './config.ts';
-import { HoldfastPackageStorage } from './package-storage.ts';
-import type { BlobStore } from '../driver/types.ts';
-import type { PackageStore } from '../registry/metadata/packages.ts';
+import { parsePluginConfig, type HoldfastStoreConfig, type VerdaccioPluginConfig } from './config.ts';
+import { HoldfastPackageStorage, type StorageBackends } from './package-storage.ts';
 
-interface VerdaccioOptions {
-  config: { self_path?: string; [key: string]: unknown };
-  logger: { info: (...args: unknown[]) => void; error: (...args: unknown[]) => void; warn: (...args: unknown[]) => void };
-}
-
-type Callback<T = unknown> = (err: unknown, value?: T) => void;
-
-interface Token {
-  user: string;
-  key: string;
-  [field: string]: unknown;
-}
+export type { HoldfastStoreConfig } from './config.ts';
 
 /**
- * Verdaccio 6 storage plugin (the legacy `IPluginStorage` contract of
- * @verdaccio/types 10). Package documents, the package list, the secret and
- * tokens live in the registry's metadata database (SQLite or Postgres), so
- * every Verdaccio sharing it sees the same registry; tarballs go through the
- * Holdfast driver: multipart through the hold, digest-verified, durable.
+ * Verdaccio 6 storage plugin (`IPluginStorage` of @verdaccio/types 10, the
+ * legacy contract Verdaccio 6 loads `store:` plugins with). Package documents,
+ * the package list, the secret and tokens live in the registry's metadata
+ * database (SQLite or Postgres), so every Verdaccio sharing it sees the same
+ * registry; tarballs go through the Holdfast driver: multipart through the
+ * hold, digest-verified, durable.
+ *
+ * Verdaccio constructs it with its `store.holdfast` block (merged with its own
+ * config) and `{ config, logger }`.
  */
-export default class HoldfastStorage {
-  readonly config: VerdaccioPluginConfig;
-  readonly logger: VerdaccioOptions['logger'];
-  readonly #ready: Promise<{ metadata: SqlMetadataStore; packages: PackageStore; blobs: BlobStore; driver: HoldDriver }>;
+export default class HoldfastStorage implements IPluginStorage<HoldfastStoreConfig> {
+  /** What Verdaccio passed: the `store.holdfast` block within Verdaccio's config. */
+  readonly config: HoldfastStoreConfig & Config;
+  readonly logger: Logger;
+  /** The `store.holdfast` block, validated, paths resolved against Verdaccio's config file. */
+  readonly settings: VerdaccioPluginConfig;
+  readonly #ready: Promise<StorageBackends & { metadata: SqlMetadataStore; driver: HoldDriver }>;
   readonly #locks = new KeyedMutex();
 
-  constructor(pluginConfig: unknown, options: VerdaccioOptions) {
+  constructor(config: HoldfastStoreConfig & Partial<Config>, options: PluginOptions<HoldfastStoreConfig>) {
     const configDir = options.config.self_path ? path.dirname(options.config.self_path) : process.cwd();
-    const config = parsePluginConfig(pluginConfig, configDir);
-    this.config = config;
+    this.settings = parsePluginConfig(config, configDir);
+    this.config = config as HoldfastStoreConfig & Config;
     this.logger = options.logger;
+    const settings = this.settings;
     this.#ready = (async () => {
-      const metadata = await SqlMetadataStore.open(config.metadata);
-      const driver = createHoldDriver(config.driver);
-      return { metadata, packages: metadata.packages, blobs: driver.blobStore(config.did), driver };
+      const metadata = await SqlMetadataStore.open(settings.metadata);
+      const driver = createHoldDriver(settings.driver);
+      return { metadata, packages: metadata.packages, blobs: driver.blobStore(settings.did), driver };
     })();
     this.#ready.catch((err: unknown) => this.logger.error({ err }, 'holdfast storage failed to start: @{err.message}'));
   }
 
-  async getSecret(): Promise<string | undefined> {
-    return (await this.#ready).packages.getSetting('secret');
+  /** The stored secret, or '' when there is none yet (Verdaccio then makes one and calls setSecret). */
+  async getSecret(): Promise<string> {
+    return (await (await this.#ready).packages.getSetting('secret')) ?? '';
   }
 
   async setSecret(secret: string): Promise<void> {
     await (await this.#ready).packages.setSetting('secret', secret);
   }
 
-  add(name: string, callback: (err: unknown) => void): void {
-    this.#ready.then(({ packages }) => packages.addToList(name)).then(() => callback(null), callback);
+  add(name: string, callback: Callback): void {
+    this.#ready.then(({ packages }) => packages.addToList(name)).then(() => callback(null), (err: unknown) => callback(err));
   }
 
-  remove(name: string, callback: (err: unknown) => void): void {
-    this.#ready.then(({ packages }) => packages.removeFromList(name)).then(() => callback(null), callback);
+  remove(name: string, callback: Callback): void {
+    this.#ready.then(({ packages }) => packages.removeFromList(name)).then(() => callback(null), (err: unknown) => callback(err));
   }
 
-  get(callback: Callback<string[]>): void {
-    this.#ready.then(({ packages }) => packages.list()).then((list) => callback(null, list.map((item) => item.name)), callback);
+  /** Calls back with the names of the local packages. */
+  get(callback: Callback): void {
+    this.#ready.then(({ packages }) => packages.list()).then((list) => callback(null, list.map((item) => item.name)), (err: unknown) => callback(err));
   }
 
-  search(onPackage: (item: { name: string; path: string; time: number }, done: (err?: unknown) => void) => void, onEnd: (err?: unknown) => void, validateName: (name: string) => boolean): void {
+  search(onPackage: onSearchPackage, onEnd: onEndSearchPackage, validateName: onValidatePackage): void {
     (async () => {
       const { packages } = await this.#ready;
       for (const item of await packages.list()) {
         if (!validateName(item.name.split('/').pop() ?? item.name)) continue;
-        await new Promise<void>((resolve, reject) => onPackage({ name: item.name, path: item.name, time: item.updatedAt.getTime() }, (err) => (err ? reject(err) : resolve())));
+        // Verdaccio's search wants {name, path, time} per package, as its
+        // filesystem storage gives it, though the type says Package.
+        const found = { name: item.name, path: item.name, time: item.updatedAt.getTime() } as unknown as Package;
+        await new Promise<void>((resolve, reject) => onPackage(found, (err) => (err ? reject(err) : resolve())));
       }
     })().then(() => onEnd(null), onEnd);
   }
 
   getPackageStorage(packageName: string): HoldfastPackageStorage {
-    return new HoldfastPackageStorage(packageName, this.#ready, this.#locks);
+    return new HoldfastPackageStorage(packageName, this.#ready, this.#locks, this.logger);
   }
 
   async saveToken(token: Token): Promise<void> {
@@ -88,8 +101,8 @@ export default class HoldfastStorage {
     await (await this.#ready).packages.deleteToken(user, tokenKey);
   }
 
-  async readTokens(filter: { user: string }): Promise<unknown[]> {
-    return (await this.#ready).packages.readTokens(filter.user);
+  async readTokens(filter: TokenFilter): Promise<Token[]> {
+    return (await (await this.#ready).packages.readTokens(filter.user)) as Token[];
   }
 
   /** Closes the database and the driver's connections (tests, shutdown). */

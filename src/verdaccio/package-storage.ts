@@ -1,11 +1,27 @@
 import { createHash } from 'node:crypto';
 import { ReadTarball, UploadTarball } from '@verdaccio/streams';
+import type {
+  CallbackAction,
+  ILocalPackageManager,
+  IReadTarball,
+  IUploadTarball,
+  Logger,
+  Package,
+  PackageTransformer,
+  ReadPackageCallback,
+  StorageUpdateCallback,
+  StorageWriteCallback,
+} from '@verdaccio/types';
 import type { BlobStore, BlobWriter } from '../driver/types.ts';
 import type { PackageStore } from '../registry/metadata/packages.ts';
 import { KeyedMutex } from '../core/keyed-mutex.ts';
 import { alreadyExists, internal, notFound } from './errors.ts';
 
-type Callback<T = unknown> = (err: unknown, value?: T) => void;
+/** What a package's storage works with: the metadata's package tables and the hold's blobs. */
+export interface StorageBackends {
+  packages: PackageStore;
+  blobs: BlobStore;
+}
 
 const PACKAGE_FILE = 'package.json';
 
@@ -14,32 +30,37 @@ const PACKAGE_FILE = 'package.json';
  * the hold (content-addressed, recorded by filename). Follows Verdaccio's
  * legacy callback contract (`IPackageStorage` in @verdaccio/types 10).
  */
-export class HoldfastPackageStorage {
+export class HoldfastPackageStorage implements ILocalPackageManager {
+  readonly logger: Logger;
   readonly #name: string;
-  readonly #ready: Promise<{ packages: PackageStore; blobs: BlobStore }>;
+  readonly #ready: Promise<StorageBackends>;
   readonly #locks: KeyedMutex;
 
-  constructor(name: string, ready: Promise<{ packages: PackageStore; blobs: BlobStore }>, locks: KeyedMutex) {
+  constructor(name: string, ready: Promise<StorageBackends>, locks: KeyedMutex, logger: Logger) {
     this.#name = name;
     this.#ready = ready;
     this.#locks = locks;
+    this.logger = logger;
   }
 
-  readPackage(_name: string, callback: Callback): void {
-    settle(async () => {
+  readPackage(_name: string, callback: ReadPackageCallback): void {
+    (async () => {
       const document = await (await this.#ready).packages.readDocument(this.#name);
       if (document === undefined) throw notFound(`package ${this.#name}`);
-      return document;
-    }, callback);
+      return document as Package;
+    })().then(
+      (document) => callback(null, document),
+      (err: unknown) => callback(err),
+    );
   }
 
-  createPackage(_name: string, value: unknown, callback: Callback): void {
+  createPackage(_name: string, value: Package, callback: CallbackAction): void {
     settle(async () => {
       if (!(await (await this.#ready).packages.createDocument(this.#name, value))) throw alreadyExists(`package ${this.#name}`);
     }, callback);
   }
 
-  savePackage(_name: string, value: unknown, callback: Callback): void {
+  savePackage(_name: string, value: Package, callback: CallbackAction): void {
     settle(async () => (await this.#ready).packages.saveDocument(this.#name, value), callback);
   }
 
@@ -48,19 +69,13 @@ export class HoldfastPackageStorage {
    * Across Verdaccio instances the last write wins, as with the filesystem
    * storage on a shared volume.
    */
-  updatePackage(
-    _name: string,
-    updateHandler: (json: unknown, done: (err?: unknown) => void) => void,
-    onWrite: (name: string, json: unknown, done: (err?: unknown) => void) => void,
-    transformPackage: (json: unknown) => unknown,
-    onEnd: (err?: unknown) => void,
-  ): void {
+  updatePackage(_name: string, updateHandler: StorageUpdateCallback, onWrite: StorageWriteCallback, transformPackage: PackageTransformer, onEnd: CallbackAction): void {
     this.#locks
       .run(this.#name, async () => {
-        const document = await (await this.#ready).packages.readDocument(this.#name);
+        const document = (await (await this.#ready).packages.readDocument(this.#name)) as Package | undefined;
         if (document === undefined) throw notFound(`package ${this.#name}`);
         await new Promise<void>((resolve, reject) => updateHandler(document, (err) => (err ? reject(err) : resolve())));
-        await new Promise<void>((resolve, reject) => onWrite(this.#name, transformPackage(document), (err) => (err ? reject(err) : resolve())));
+        await new Promise<void>((resolve, reject) => onWrite(this.#name, transformPackage(document), (err: unknown) => (err ? reject(err) : resolve())));
       })
       .then(
         () => onEnd(null),
@@ -69,7 +84,7 @@ export class HoldfastPackageStorage {
   }
 
   /** Deletes `package.json` (the document) or a tarball by filename. */
-  deletePackage(fileName: string, callback: Callback): void {
+  deletePackage(fileName: string, callback: CallbackAction): void {
     settle(async () => {
       const { packages, blobs } = await this.#ready;
       if (fileName === PACKAGE_FILE) {
@@ -82,7 +97,7 @@ export class HoldfastPackageStorage {
     }, callback);
   }
 
-  removePackage(callback: Callback): void {
+  removePackage(callback: CallbackAction): void {
     process.nextTick(() => callback(null));
   }
 
@@ -91,7 +106,7 @@ export class HoldfastPackageStorage {
    * taken before reading a byte, emits `open` once the upload has started,
    * and `success` only when the blob is durable and recorded.
    */
-  writeTarball(fileName: string): InstanceType<typeof UploadTarball> {
+  writeTarball(fileName: string): IUploadTarball {
     const stream = new UploadTarball({});
     let writer: BlobWriter | undefined;
     let failed = false;
@@ -130,7 +145,7 @@ export class HoldfastPackageStorage {
     return stream;
   }
 
-  readTarball(fileName: string): InstanceType<typeof ReadTarball> {
+  readTarball(fileName: string): IReadTarball {
     const stream = new ReadTarball({});
     let source: NodeJS.ReadableStream & { destroy?: () => void } | undefined;
     stream.abort = () => source?.destroy?.();
@@ -156,9 +171,9 @@ async function* hashing(source: AsyncIterable<unknown>, hash: ReturnType<typeof 
   }
 }
 
-function settle<T>(work: () => Promise<T>, callback: Callback<T>): void {
+function settle(work: () => Promise<unknown>, callback: CallbackAction): void {
   work().then(
-    (value) => callback(null, value),
+    () => callback(null),
     (err: unknown) => callback(err),
   );
 }

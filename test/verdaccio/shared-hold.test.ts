@@ -8,9 +8,9 @@ import { HoldClient } from '../../src/driver/hold-client.ts';
 import HoldfastStorage from '../../src/verdaccio/index.ts';
 import { AUDIENCE, DIDS, ISSUER, startTestHold, type TestHold } from '../support/hold-harness.ts';
 import { putToUrl, sha256 } from '../support/bytes.ts';
+import { pluginOptions } from './plugin-options.ts';
 
 const SECOND_ISSUER = 'did:web:registry-two.test';
-const quiet = { info() {}, warn() {}, error() {} };
 
 describe('Verdaccio plugin on a hold shared with another registry (hold + MinIO)', function () {
   let hold: TestHold;
@@ -36,7 +36,7 @@ describe('Verdaccio plugin on a hold shared with another registry (hold + MinIO)
         metadata: { kind: 'sqlite', path: './holdfast.db' },
         driver: { hold: { url: hold.url, audience: AUDIENCE }, issuer: ISSUER, privateKeyFile: './driver.key', provider: 'minio' },
       },
-      { config: { self_path: path.join(work, 'config.yaml') }, logger: quiet },
+      pluginOptions(path.join(work, 'config.yaml')),
     );
     try {
       const tarball = randomBytes(4096);

