@@ -86,6 +86,8 @@ export class Hold {
     const abandoned = await this.service.finishAbandonedDeletions();
     if (abandoned > 0) this.#logger.warn({ abandoned }, 'janitor finished deletions whose hold process died');
     const result = await this.service.purgeIdleUploads();
+    const orphans = await this.service.collectOrphans();
+    if (orphans > 0) this.#logger.info({ orphans }, 'janitor deleted objects written after their upload ended');
     this.metrics.uploadsPurged.inc(result.purged);
     if (result.purged > 0) this.#logger.info({ purged: result.purged }, 'janitor aborted idle uploads');
     if (result.skipped > 0) this.#logger.warn({ skipped: result.skipped }, 'janitor skipped uploads it could not read; it will retry');

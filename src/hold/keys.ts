@@ -116,6 +116,14 @@ export function storageKey(spec: KeySpec, prefix = ''): string {
   }
 }
 
+/** The upload whose directory under `uploads-root` holds `key`. */
+export function uploadFromUploadKey(key: string, prefix = ''): UploadName | undefined {
+  const root = storageKey({ kind: 'uploads-root' }, prefix);
+  if (!key.startsWith(root)) return undefined;
+  const uuid = key.slice(root.length).split('/', 1)[0] as string;
+  return UUID_PATTERN.test(uuid) ? uploadNameFromUuid(uuid) : undefined;
+}
+
 /** The upload a key under `uploads-root` belongs to, for the janitor's listing. */
 export function uploadFromSessionKey(key: string, prefix = ''): UploadName | undefined {
   const root = storageKey({ kind: 'uploads-root' }, prefix);

@@ -5,11 +5,11 @@ import type { Access, AccessPolicy } from './auth/policy.ts';
 import { HoldError } from './errors.ts';
 import { parseBlobRef, parseUploadName, storageKey, uploadNameFromUuid, type UploadName } from './keys.ts';
 import { assertCompletableParts, assertNonFinalPartSizes, assertPartNumber, normalizeEtag } from './multipart-rules.ts';
-import { UploadSessionStore, type SessionPart, type StagedSegment, type UploadSession } from './sessions.ts';
+import { UploadSessionStore, orphanKeys, type SessionPart, type StagedSegment, type UploadSession } from './sessions.ts';
 import { mappingStorageErrors } from './storage-errors.ts';
 import { BlobLifecycle } from './blob-lifecycle.ts';
 import type { ProtocolStep, StepHook } from './protocol-steps.ts';
-import { MIN_PART_SIZE, type StorageBackend } from './backends/types.ts';
+import { MIN_PART_SIZE, type ObjectInfo, type StorageBackend } from './backends/types.ts';
 
 export interface HoldServiceOptions {
   backend: StorageBackend;
@@ -148,7 +148,7 @@ export class HoldService {
 
   /**
    * For a content digest: a PUT URL for a new single-object upload, which
-   * `/move` then publishes once the caller has verified the bytes. For an
+   * `/move` then completes and publishes once the caller has verified the bytes. For an
    * upload name with an `offset`: a PUT URL for that staged tail segment.
    */
   async putPresignedUrl(did: string, input: { digest: string; upload_id?: string; offset?: number }): Promise<PresignedUrlView> {
@@ -156,10 +156,14 @@ export class HoldService {
     const ref = requireBlobRef(input.digest);
     return mappingStorageErrors(async () => {
       if (ref.kind === 'digest') {
+        // A one-part multipart upload, which /move completes: once complete, the
+        // part URL writes nothing, so no URL this hold issued can change bytes
+        // after they were published (a presigned PutObject URL could, for 15 minutes).
         const upload = uploadNameFromUuid(randomUUID());
-        const session = this.#newSession(upload, did, 'single', '', ref.digest);
-        await this.#sessions.put(session);
-        const presigned = await this.#backend.presignPut(this.#dataKey(upload, session), this.#presignTtl);
+        const key = this.#key({ kind: 'upload-object', upload });
+        const uploadId = await this.#backend.createMultipartUpload(key);
+        await this.#sessions.put(this.#newSession(upload, did, 'single', uploadId, ref.digest));
+        const presigned = await this.#backend.presignUploadPart(key, uploadId, 1, this.#presignTtl);
         return { ...view(presigned), upload_name: upload.value };
       }
       if (input.offset === undefined) throw new HoldError('INVALID_REQUEST', 'offset is required to stage bytes of an upload');
@@ -216,7 +220,7 @@ export class HoldService {
     }
     return mappingStorageErrors(async () => {
       const source = this.#dataKey(upload, session);
-      const temp = await this.#backend.stat(source);
+      const temp = (await this.#backend.stat(source)) ?? (await this.#completeSinglePart(source, session, input.size));
       if (!temp) throw new HoldError('UPLOAD_NOT_COMPLETE', 'the upload has no data yet');
       if (input.size !== undefined && input.size !== temp.size) {
         throw new HoldError('SIZE_INVALID', `the upload holds ${temp.size} bytes, not ${input.size}`);
@@ -248,7 +252,12 @@ export class HoldService {
       } else if (!existing) {
         await this.#backend.copy(source, destination, temp.size);
       }
-      await this.#forgetUpload(upload, session, { keepObject: false });
+      if (isLegacySingle(session)) {
+        // Its PUT URL may still be live: the janitor removes the record, and whatever a late PUT wrote, after the TTL.
+        await this.#sessions.put({ ...session, state: 'completed', updated_at: this.#now().toISOString() }, etag);
+      } else {
+        await this.#forgetUpload(upload, session, { keepObject: false });
+      }
       return { digest: digest.value, size: existing?.size ?? temp.size, existed: existing !== undefined };
     });
   }
@@ -389,13 +398,23 @@ export class HoldService {
     return { purged, skipped };
   }
 
+  /** Deletes what URLs that outlived their uploads wrote (see `orphanKeys`); resolves to how many keys. */
+  async collectOrphans(): Promise<number> {
+    return mappingStorageErrors(async () => {
+      const keys: string[] = [];
+      for await (const key of orphanKeys(this.#sessions, this.#backend, this.#prefix)) keys.push(key);
+      await this.#backend.delete(keys);
+      return keys.length;
+    });
+  }
+
   /** Finishes or undoes deletions whose holder died (their lease expired). */
   async finishAbandonedDeletions(): Promise<number> {
     return mappingStorageErrors(() => this.#blobs.finishAbandonedDeletions());
   }
 
   async #discard(upload: UploadName, session: UploadSession): Promise<void> {
-    if (session.kind === 'multipart' && session.state === 'open') {
+    if (session.upload_id !== '' && session.state === 'open') {
       await this.#backend.abortMultipartUpload(this.#dataKey(upload, session), session.upload_id);
     }
     let published = false;
@@ -441,7 +460,20 @@ export class HoldService {
   }
 
   #publishesByReference(session: UploadSession): boolean {
-    return this.#backend.capabilities.references && session.version === 2;
+    return this.#backend.capabilities.references && session.version === 2 && !isLegacySingle(session);
+  }
+
+  /**
+   * Completes a single upload's one part, when it has been uploaded; nothing
+   * changes when `size` does not match it.
+   */
+  async #completeSinglePart(key: string, session: UploadSession, size: number | undefined): Promise<ObjectInfo | undefined> {
+    if (session.kind !== 'single' || isLegacySingle(session)) return undefined;
+    const part = await this.#backend.uploadedPart(key, session.upload_id, 1);
+    if (!part) return undefined;
+    if (size !== undefined && size !== part.size) throw new HoldError('SIZE_INVALID', `the upload holds ${part.size} bytes, not ${size}`);
+    await this.#backend.completeMultipartUpload(key, session.upload_id, [{ partNumber: 1, etag: normalizeEtag(part.etag) }]);
+    return this.#backend.stat(key);
   }
 
   #authorize(did: string, access: Access): void {
@@ -532,6 +564,11 @@ function checkClientState(state: Record<string, unknown> | undefined): void {
   if (state && Buffer.byteLength(JSON.stringify(state)) > MAX_CLIENT_STATE_BYTES) {
     throw new HoldError('INVALID_REQUEST', `client_state must be at most ${MAX_CLIENT_STATE_BYTES} bytes of JSON`);
   }
+}
+
+/** A single upload from before single uploads were multipart: its bytes came through a PutObject URL. */
+function isLegacySingle(session: UploadSession): boolean {
+  return session.kind === 'single' && session.upload_id === '';
 }
 
 function segmentId(segment: StagedSegment): string {

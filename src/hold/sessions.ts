@@ -1,4 +1,4 @@
-import { storageKey, uploadFromSessionKey, type UploadName } from './keys.ts';
+import { storageKey, uploadFromSessionKey, uploadFromUploadKey, type UploadName } from './keys.ts';
 import type { StorageBackend } from './backends/types.ts';
 
 /**
@@ -12,7 +12,11 @@ export interface UploadSession {
   readonly version: 1 | 2;
   readonly name: string;
   readonly did: string;
-  /** `multipart` for part uploads; `single` for one presigned PUT. */
+  /**
+   * `multipart` for part uploads; `single` for one presigned PUT, which is a
+   * one-part multipart upload that /move completes (or, with an empty
+   * `upload_id`, a PutObject URL, from holds before that).
+   */
   readonly kind: 'multipart' | 'single';
   readonly upload_id: string;
   readonly expected_digest?: string;
@@ -94,6 +98,27 @@ export class UploadSessionStore {
       const upload = uploadFromSessionKey(object.key, this.#prefix);
       if (upload) yield upload;
     }
+  }
+}
+
+/**
+ * Keys under an upload's directory whose upload has no record any more:
+ * written through a URL that outlived its upload (a staged segment PUT again
+ * after /move or abort). The record is read directly before a key counts, so
+ * a listing that raced a new upload never condemns it; upload ids are never
+ * reused.
+ */
+export async function* orphanKeys(store: UploadSessionStore, backend: StorageBackend, prefix: string): AsyncIterable<string> {
+  const live = new Map<string, boolean>();
+  for await (const object of backend.list(storageKey({ kind: 'uploads-root' }, prefix))) {
+    const upload = uploadFromUploadKey(object.key, prefix);
+    if (!upload) continue;
+    let hasRecord = live.get(upload.uuid);
+    if (hasRecord === undefined) {
+      hasRecord = (await store.get(upload).catch(() => true)) !== undefined;
+      live.set(upload.uuid, hasRecord);
+    }
+    if (!hasRecord) yield object.key;
   }
 }
 

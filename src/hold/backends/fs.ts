@@ -14,6 +14,7 @@ import {
   type PresignedRequest,
   type SmallWriteCondition,
   type StorageBackend,
+  type UploadedPart,
 } from './types.ts';
 
 export interface FsBackendOptions {
@@ -104,6 +105,11 @@ export class FsBackend implements StorageBackend {
   async abortMultipartUpload(_key: string, uploadId: string): Promise<void> {
     if (!isUuid(uploadId)) return;
     await rm(this.#uploadDir(uploadId), { recursive: true, force: true });
+  }
+
+  async uploadedPart(key: string, uploadId: string, partNumber: number): Promise<UploadedPart | undefined> {
+    await this.#assertUpload(key, uploadId);
+    return readPartRecord(this.#uploadDir(uploadId), partNumber);
   }
 
   async presignPut(key: string, ttlSeconds: number): Promise<PresignedRequest> {

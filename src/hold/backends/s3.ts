@@ -7,6 +7,7 @@ import {
   GetObjectCommand,
   HeadObjectCommand,
   ListObjectsV2Command,
+  ListPartsCommand,
   PutObjectCommand,
   S3Client,
   UploadPartCommand,
@@ -24,6 +25,7 @@ import {
   type PresignedRequest,
   type SmallWriteCondition,
   type StorageBackend,
+  type UploadedPart,
 } from './types.ts';
 
 export interface S3BackendOptions {
@@ -115,6 +117,13 @@ export class S3Backend implements StorageBackend {
       if (err instanceof StorageError && err.code === 'UPLOAD_UNKNOWN') return;
       throw err;
     }
+  }
+
+  async uploadedPart(key: string, uploadId: string, partNumber: number): Promise<UploadedPart | undefined> {
+    const command = new ListPartsCommand({ Bucket: this.#bucket, Key: key, UploadId: uploadId, PartNumberMarker: String(partNumber - 1), MaxParts: 1 });
+    const result = await this.#send('ListParts', (options) => this.#client.send(command, options));
+    const part = result.Parts?.find((candidate) => candidate.PartNumber === partNumber);
+    return part?.ETag ? { etag: part.ETag, size: part.Size ?? 0 } : undefined;
   }
 
   async presignPut(key: string, ttlSeconds: number): Promise<PresignedRequest> {

@@ -25,6 +25,12 @@ export interface CompletedPartInput {
   readonly etag: string;
 }
 
+export interface UploadedPart {
+  /** Quoted. */
+  readonly etag: string;
+  readonly size: number;
+}
+
 export interface SmallWriteCondition {
   readonly ifMatch?: string;
   readonly ifNoneMatch?: '*';
@@ -58,6 +64,11 @@ export interface StorageBackend {
   completeMultipartUpload(key: string, uploadId: string, parts: readonly CompletedPartInput[]): Promise<void>;
   /** Safe to call twice: an upload that is already gone is not an error. */
   abortMultipartUpload(key: string, uploadId: string): Promise<void>;
+  /**
+   * The part uploaded as `partNumber`, undefined if none was. Throws
+   * `StorageError` `UPLOAD_UNKNOWN` once the upload is completed or aborted.
+   */
+  uploadedPart(key: string, uploadId: string, partNumber: number): Promise<UploadedPart | undefined>;
 
   presignPut(key: string, ttlSeconds: number): Promise<PresignedRequest>;
   presignGet(key: string, ttlSeconds: number, method: 'GET' | 'HEAD'): Promise<PresignedRequest>;
