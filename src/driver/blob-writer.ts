@@ -266,12 +266,12 @@ export class HoldBlobWriter implements BlobWriter {
   releaseIdleMemory(): void {
     if (this.#busy > 0 || this.#inFlight.size > 0) return;
     if (this.#buffer) {
-      this.#ctx.budget.recycle(this.#buffer);
+      this.#ctx.budget.recycle(this.#buffer, this.#ctx.did);
       this.#buffer = undefined;
       this.#fill = 0;
     }
     if (this.#compact) {
-      this.#ctx.budget.release(this.#compact.length);
+      this.#ctx.budget.release(this.#compact.length, this.#ctx.did);
       this.#compact = undefined;
     }
     this.#tailLoaded = this.#completed || this.#size === this.#partBytes;
@@ -304,12 +304,12 @@ export class HoldBlobWriter implements BlobWriter {
 
   async #allocateBuffer(): Promise<void> {
     const partSize = partSizeFor(this.#nextPart, this.#basePartSize, this.#equalParts, this.#ctx.maxPartSize);
-    this.#buffer = await this.#ctx.budget.allocate(partSize, this.#ctx.bufferWaitMs);
+    this.#buffer = await mappingHoldErrors(() => this.#ctx.budget.allocate(partSize, { tenant: this.#ctx.did, timeoutMs: this.#ctx.bufferWaitMs }));
     this.#fill = 0;
     if (this.#compact) {
       this.#buffer.set(this.#compact, 0);
       this.#fill = this.#compact.length;
-      this.#ctx.budget.release(this.#compact.length);
+      this.#ctx.budget.release(this.#compact.length, this.#ctx.did);
       this.#compact = undefined;
     }
   }
@@ -332,7 +332,7 @@ export class HoldBlobWriter implements BlobWriter {
         this.#failure ??= err;
       })
       .finally(() => {
-        this.#ctx.budget.recycle(buffer);
+        this.#ctx.budget.recycle(buffer, this.#ctx.did);
         this.#inFlight.delete(partNumber);
       });
     this.#inFlight.set(partNumber, task);
@@ -522,7 +522,7 @@ export class HoldBlobWriter implements BlobWriter {
       }
     } catch (err) {
       // Nothing half-loaded may stay behind: the next attempt starts over.
-      this.#ctx.budget.recycle(buffer);
+      this.#ctx.budget.recycle(buffer, this.#ctx.did);
       this.#buffer = undefined;
       this.#fill = 0;
       throw err;
@@ -543,16 +543,16 @@ export class HoldBlobWriter implements BlobWriter {
     const tail = buffer.subarray(0, this.#fill);
     this.#buffer = undefined;
     this.#fill = 0;
-    if (tail.length > 0 && this.#ctx.budget.tryAcquire(tail.length)) {
+    if (tail.length > 0 && this.#ctx.budget.tryAcquire(tail.length, this.#ctx.did)) {
       this.#compact = Buffer.from(tail);
     } else {
       this.#tailLoaded = this.#size === this.#partBytes;
     }
-    this.#ctx.budget.recycle(buffer);
+    this.#ctx.budget.recycle(buffer, this.#ctx.did);
   }
 
   #releaseBuffers(): void {
-    if (this.#buffer) this.#ctx.budget.recycle(this.#buffer);
+    if (this.#buffer) this.#ctx.budget.recycle(this.#buffer, this.#ctx.did);
     this.#buffer = undefined;
     this.#fill = 0;
     this.releaseIdleMemory();

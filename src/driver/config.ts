@@ -25,8 +25,10 @@ export const driverConfigSchema = z
     maxPartsInFlight: z.number().int().min(1).max(32).default(4),
     memoryBudget: z.number().int().min(5 * MiB).default(512 * MiB),
     partTimeoutMs: z.number().int().min(1000).default(120_000),
-    /** How long a write waits for the memory budget before the request fails with 503. */
-    bufferWaitMs: z.number().int().min(1).default(120_000),
+    /** The most of the memory budget one DID's uploads may hold; default: a quarter of it, at least two parts. */
+    memoryPerDid: z.number().int().min(1).optional(),
+    /** How long a write waits for buffer memory before the request fails with 429 (the client retries). */
+    bufferWaitMs: z.number().int().min(1).default(10_000),
     maxCachedWriters: z.number().int().min(1).default(1000),
     /** Take a fixed-chunk client's chunk size (≥ 5 MiB) as the part size; default: on unless the provider wants equal or large parts. */
     adoptChunkSize: z.boolean().optional(),
@@ -49,9 +51,10 @@ export const driverConfigSchema = z
 
 export type DriverConfigInput = z.input<typeof driverConfigSchema>;
 
-export interface DriverConfig extends Readonly<Omit<z.output<typeof driverConfigSchema>, 'partSize' | 'privateKeyFile' | 'adoptChunkSize'>> {
+export interface DriverConfig extends Readonly<Omit<z.output<typeof driverConfigSchema>, 'partSize' | 'privateKeyFile' | 'adoptChunkSize' | 'memoryPerDid'>> {
   /** Resolved from the provider preset when not configured. */
   readonly partSize: number;
+  readonly memoryPerDid: number;
   readonly adoptChunkSize: boolean;
   readonly equalParts: boolean;
   readonly privateKey: string;
@@ -63,7 +66,7 @@ export function parseDriverConfig(input: unknown): DriverConfig {
   if (!result.success) {
     throw ConfigError.fromZod('storage driver', result.error.issues);
   }
-  const { privateKeyFile, partSize, adoptChunkSize, ...rest } = result.data;
+  const { privateKeyFile, partSize, adoptChunkSize, memoryPerDid, ...rest } = result.data;
   const profile = PROVIDER_PROFILES[rest.provider as ProviderName];
   const resolvedPartSize = partSize ?? profile.defaultPartSize;
   if (rest.memoryBudget < resolvedPartSize) {
@@ -72,6 +75,7 @@ export function parseDriverConfig(input: unknown): DriverConfig {
   return deepFreeze({
     ...rest,
     partSize: resolvedPartSize,
+    memoryPerDid: Math.min(rest.memoryBudget, memoryPerDid ?? Math.max(Math.floor(rest.memoryBudget / 4), 2 * resolvedPartSize)),
     equalParts: profile.equalParts,
     // Storj stores a part as one segment: small parts cost more there.
     adoptChunkSize: adoptChunkSize ?? (!profile.equalParts && profile.name !== 'storj'),

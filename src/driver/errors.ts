@@ -17,7 +17,7 @@ const DRIVER_CODE_FOR: Readonly<Record<string, DriverErrorCode>> = Object.freeze
 
 /** Hold client errors become driver errors; the registry maps those to OCI codes. */
 export function toDriverError(err: unknown): unknown {
-  if (err instanceof BudgetTimeoutError) return new DriverError('UNAVAILABLE', err.message, { cause: err });
+  if (err instanceof BudgetTimeoutError) return new DriverError('BUSY', err.message, { cause: err });
   if (!(err instanceof HoldClientError)) return err;
   const code = DRIVER_CODE_FOR[err.code] ?? (err.status >= 500 ? 'UNAVAILABLE' : 'INTERNAL');
   return new DriverError(code, err.message, { cause: err });

@@ -40,7 +40,7 @@ export class HoldDriver {
     this.config = config;
     this.#ownsDispatcher = options.dispatcher === undefined;
     this.#dispatcher = options.dispatcher ?? new Agent({ connections: 128, keepAliveTimeout: 10_000 });
-    this.budget = new MemoryBudget(config.memoryBudget);
+    this.budget = new MemoryBudget(config.memoryBudget, config.memoryPerDid);
     this.#cache = new WriterCache(config.maxCachedWriters);
     this.#urls = config.maxCachedUrls > 0 ? new PresignedUrlCache({ maxEntries: config.maxCachedUrls }) : undefined;
     const signer = new ServiceTokenSigner({ issuer: config.issuer, privateKey: config.privateKey });

@@ -108,6 +108,8 @@ export type DriverErrorCode =
   | 'RANGE_INVALID'
   | 'BLOB_TOO_LARGE'
   | 'DENIED'
+  /** This client or account holds too much right now; retry later (429). */
+  | 'BUSY'
   | 'UNAVAILABLE'
   | 'INTERNAL';
 

@@ -3,6 +3,7 @@ import path from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { ConfigError, applyEnvOverrides, deepFreeze } from '../hold/config.ts';
+import { serverTimeoutsSchema } from '../core/http-limits.ts';
 
 const did = z.string().regex(/^did:[a-z0-9]+:[A-Za-z0-9._:%-]+$/, 'must be a DID such as did:plc:abc123');
 
@@ -54,9 +55,46 @@ export const registryConfigSchema = z
           anonymousPull: z.boolean().default(true),
           /** The DID presented to the hold for anonymous pulls. */
           anonymousDid: did,
+          login: z
+            .object({
+              /** Failed logins per client address within `windowSeconds`, then 429 until the window moves on. */
+              failuresPerAddress: z.number().int().min(1).default(10),
+              /** Failed logins per user name within `windowSeconds`; a user's cached correct password still works. */
+              failuresPerUser: z.number().int().min(1).default(10),
+              windowSeconds: z.number().int().min(1).default(300),
+              /** Password checks one client address may have running or queued at once. */
+              concurrentPerAddress: z.number().int().min(1).default(8),
+              /** Password checks queued for the hashing threads at once; past this, 429. */
+              maxQueued: z.number().int().min(1).default(64),
+              /** Threads that run bcrypt, off the event loop. */
+              threads: z.number().int().min(1).max(16).default(1),
+            })
+            .strict()
+            .prefault({}),
         })
         .strict(),
     ]),
+    /**
+     * Take the client address from `X-Forwarded-For` when the connection comes
+     * from these proxies (`true`: any). Off by default: a client could name any address.
+     */
+    trustProxy: z.union([z.boolean(), z.array(z.string().min(1))]).default(false),
+    /** Bounds on what one request or one account may hold (docs/SECURITY.md). */
+    limits: z
+      .object({
+        http: serverTimeoutsSchema.prefault({}),
+        /** Upload sessions one DID may have open (created within `uploadWindowSeconds`); past this, 429. */
+        maxOpenUploadsPerDid: z.number().int().min(1).default(100),
+        /** Sessions older than this no longer count (the hold expires them after its `uploadTtlSeconds`). */
+        uploadWindowSeconds: z.number().int().min(60).default(86_400),
+        /** Tags one repository may have; a manifest PUT that would add one more is refused. */
+        maxTagsPerRepository: z.number().int().min(1).default(100_000),
+        /** Tag and catalog pages: the size without `?n=`, and the most `?n=` may ask for. */
+        defaultPageSize: z.number().int().min(1).default(1000),
+        maxPageSize: z.number().int().min(1).default(10_000),
+      })
+      .strict()
+      .prefault({}),
   })
   .strict();
 
@@ -77,6 +115,9 @@ export function parseRegistryConfig(input: unknown, source = 'config'): Registry
   const config = result.data;
   if (config.auth.mode === 'none' && !isLoopback(config.listen.host)) {
     throw new ConfigError(source, ['auth.mode: "none" is only allowed when listen.host is a loopback address']);
+  }
+  if (config.limits.defaultPageSize > config.limits.maxPageSize) {
+    throw new ConfigError(source, ['limits.defaultPageSize: must not exceed limits.maxPageSize']);
   }
   if (config.auth.mode === 'token' && (config.auth.signingKey === undefined) === (config.auth.signingKeyFile === undefined)) {
     throw new ConfigError(source, ['auth: set exactly one of signingKey or signingKeyFile']);

@@ -38,16 +38,26 @@ export class Registry {
   /** Set when `gc.did` is configured. */
   readonly gc: GarbageCollector | undefined;
   readonly #logger: Logger;
+  readonly #authorizer: Authorizer;
   #gcTimer: NodeJS.Timeout | undefined;
   #closing: Promise<void> | undefined;
 
-  private constructor(parts: { app: FastifyInstance; metadata: SqlMetadataStore; storage: StorageDriver; config: RegistryConfig; gc?: GarbageCollector; logger: Logger }) {
+  private constructor(parts: {
+    app: FastifyInstance;
+    metadata: SqlMetadataStore;
+    storage: StorageDriver;
+    config: RegistryConfig;
+    gc?: GarbageCollector;
+    logger: Logger;
+    authorizer: Authorizer;
+  }) {
     this.app = parts.app;
     this.metadata = parts.metadata;
     this.storage = parts.storage;
     this.config = parts.config;
     this.gc = parts.gc;
     this.#logger = parts.logger;
+    this.#authorizer = parts.authorizer;
   }
 
   static async create(config: RegistryConfig, options: RegistryOptions = {}): Promise<Registry> {
@@ -59,8 +69,15 @@ export class Registry {
     const authorizer = await createAuthorizer(config, publicUrl);
     const metrics = new RegistryMetrics({ defaultMetrics: options.defaultMetrics });
     const app = buildRegistryApp(
-      { metadata, storage, authorizer, blobDelivery: config.blobs.delivery, metrics, uploadLocks: new KeyedMutex() },
-      { logger, plugins: authorizer instanceof TokenAuthorizer ? [(instance) => authorizer.register(instance)] : [] },
+      { metadata, storage, authorizer, blobDelivery: config.blobs.delivery, metrics, uploadLocks: new KeyedMutex(), limits: config.limits },
+      {
+        logger,
+        timeouts: config.limits.http,
+        trustProxy: config.trustProxy,
+        // With no authentication, only this machine may talk to us (docs/SECURITY.md).
+        loopbackOnly: config.auth.mode === 'none',
+        plugins: authorizer instanceof TokenAuthorizer ? [(instance) => authorizer.register(instance)] : [],
+      },
     );
     if (config.auth.mode === 'none') {
       logger.warn({ did: config.auth.did }, 'authentication is off: anyone who can reach this loopback address may push and pull');
@@ -68,7 +85,7 @@ export class Registry {
     const gc = config.gc.did
       ? new GarbageCollector({ store: metadata.gc, storage, did: config.gc.did, graceSeconds: config.gc.graceSeconds, metrics: new GcMetrics(metrics.registry), logger })
       : undefined;
-    return new Registry({ app, metadata, storage, config, gc, logger });
+    return new Registry({ app, metadata, storage, config, gc, logger, authorizer });
   }
 
   /** Starts listening and, when configured, the periodic garbage collection. */
@@ -87,6 +104,7 @@ export class Registry {
     this.#closing ??= (async () => {
       if (this.#gcTimer) clearInterval(this.#gcTimer);
       await this.app.close();
+      await this.#authorizer.close?.();
       await this.storage.close();
       await this.metadata.close();
     })();
@@ -103,7 +121,7 @@ async function createAuthorizer(config: RegistryConfig, publicUrl: string): Prom
     issuer: auth.issuer,
     signingKey: auth.signingKey ?? (await readFile(auth.signingKeyFile as string, 'utf8')),
     ttlSeconds: auth.tokenTtlSeconds,
-    users: await UserDirectory.load(auth.usersFile),
+    users: await UserDirectory.load(auth.usersFile, auth.login),
     anonymousPull: auth.anonymousPull,
     anonymousDid: auth.anonymousDid,
   });

@@ -75,14 +75,14 @@ describe('storage driver recovery (s3)', function () {
     expect(await fixture.hold.inspect.keys('holdfast/uploads/')).to.deep.equal([]);
   });
 
-  it('a write that waits too long for the memory budget fails with UNAVAILABLE instead of hanging', async function () {
+  it('a write that waits too long for the memory budget fails with BUSY (429) instead of hanging', async function () {
     const driver = fixture.driver({ partSize: 5 * MiB, memoryBudget: 5 * MiB, bufferWaitMs: 200 });
     const store = driver.blobStore(DIDS.owner);
     const holder = await store.create();
     await holder.write(randomBlob(MiB));
     const waiter = await store.create();
     const error = await waiter.write(randomBlob(MiB)).catch((err: unknown) => err);
-    expect((error as DriverError).code).to.equal('UNAVAILABLE');
+    expect((error as DriverError).code).to.equal('BUSY');
     await holder.cancel();
     await waiter.cancel();
   });

@@ -29,12 +29,26 @@ export interface TestRegistry {
   close(): Promise<void>;
 }
 
-export async function startTestRegistry(options: { backend: BackendKind; metadata?: 'sqlite' | 'postgres'; delivery?: 'redirect' | 'proxy' }): Promise<TestRegistry> {
+export interface TestRegistryOptions {
+  backend: BackendKind;
+  metadata?: 'sqlite' | 'postgres';
+  delivery?: 'redirect' | 'proxy';
+  /** Storage driver settings over the harness's. */
+  driver?: Record<string, unknown>;
+  /** `limits` and `trustProxy` of the registry config. */
+  limits?: Record<string, unknown>;
+  /** `auth.login` of the registry config. */
+  login?: Record<string, unknown>;
+  /** bcrypt cost of the users' hashes (4 unless a test measures the cost). */
+  passwordRounds?: number;
+}
+
+export async function startTestRegistry(options: TestRegistryOptions): Promise<TestRegistry> {
   const hold = await startTestHold(options.backend, { config: { publicRead: true } });
   const dir = await mkdtemp(path.join(os.tmpdir(), 'holdfast-registry-'));
   await writeFile(
     path.join(dir, 'users.yaml'),
-    toYaml({ users: await Promise.all(Object.values(USERS).map(async ({ password, ...user }) => ({ ...user, passwordHash: await hashPassword(password, 4) }))) }),
+    toYaml({ users: await Promise.all(Object.values(USERS).map(async ({ password, ...user }) => ({ ...user, passwordHash: await hashPassword(password, options.passwordRounds ?? 4) }))) }),
   );
   const metadata =
     options.metadata === 'postgres'
@@ -54,7 +68,9 @@ export async function startTestRegistry(options: { backend: BackendKind; metadat
       signingKey: hold.keys.privateKey,
       usersFile: path.join(dir, 'users.yaml'),
       anonymousDid: DIDS.stranger,
+      ...(options.login ? { login: options.login } : {}),
     },
+    ...(options.limits ? { limits: options.limits } : {}),
   });
   const logger = pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' });
   const start = async () => {
@@ -64,6 +80,7 @@ export async function startTestRegistry(options: { backend: BackendKind; metadat
       privateKey: hold.keys.privateKey,
       partSize: 5 * 1024 * 1024,
       retry: { attempts: 4, baseDelayMs: 10, maxDelayMs: 100 },
+      ...options.driver,
     });
     const registry = await Registry.create(config, { logger, storage });
     await registry.listen();

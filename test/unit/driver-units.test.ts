@@ -3,7 +3,7 @@ import { MockAgent } from 'undici';
 import { ServiceTokenSigner } from '../../src/core/service-token.ts';
 import { parseDriverConfig } from '../../src/driver/config.ts';
 import { HoldClient, HoldClientError } from '../../src/driver/hold-client.ts';
-import { MemoryBudget } from '../../src/driver/memory-budget.ts';
+import { BudgetTimeoutError, MemoryBudget } from '../../src/driver/memory-budget.ts';
 import { maxBlobSize, partSizeFor } from '../../src/driver/part-size.ts';
 import { PresignedUrlCache } from '../../src/driver/presigned-url-cache.ts';
 import { Transport } from '../../src/driver/transport.ts';
@@ -44,6 +44,42 @@ describe('memory budget', function () {
     expect(order).to.deep.equal(['a', 'b']);
     expect(budget.used).to.equal(7);
     expect(await budget.acquire(11).catch((err: unknown) => err)).to.be.instanceOf(RangeError);
+  });
+});
+
+describe('memory budget shares per tenant', function () {
+  it('lets other tenants past one that holds its whole share, and times that one out', async function () {
+    const budget = new MemoryBudget(10, 4);
+    await budget.acquire(4, { tenant: 'a' });
+    const waiting = budget.acquire(4, { tenant: 'a', timeoutMs: 50 }).catch((err: unknown) => err);
+    await budget.acquire(4, { tenant: 'b' });
+    expect(budget.usedBy('b')).to.equal(4);
+    const error = (await waiting) as BudgetTimeoutError;
+    expect(error).to.be.instanceOf(BudgetTimeoutError);
+    expect(error.overShare).to.equal(true);
+    expect(budget.usedBy('a')).to.equal(4);
+  });
+
+  it("hands a tenant's released bytes to its own waiter", async function () {
+    const budget = new MemoryBudget(10, 4);
+    await budget.acquire(4, { tenant: 'a' });
+    const waiting = budget.acquire(3, { tenant: 'a' });
+    budget.release(4, 'a');
+    await waiting;
+    expect(budget.usedBy('a')).to.equal(3);
+  });
+
+  it('allows one reservation larger than the share to a tenant that holds nothing', async function () {
+    const budget = new MemoryBudget(10, 2);
+    await budget.acquire(8, { tenant: 'a' });
+    expect(budget.usedBy('a')).to.equal(8);
+  });
+
+  it('keeps idle bytes to half a share', function () {
+    const budget = new MemoryBudget(100, 10);
+    expect(budget.tryAcquire(6, 'a')).to.equal(false);
+    expect(budget.tryAcquire(5, 'a')).to.equal(true);
+    expect(budget.tryAcquire(1, 'a')).to.equal(false);
   });
 });
 

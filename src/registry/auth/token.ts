@@ -3,6 +3,7 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { SignJWT, jwtVerify } from 'jose';
 import { RegistryError } from '../errors.ts';
 import { isRepositoryName } from '../names.ts';
+import { LoginThrottledError } from './login-throttle.ts';
 import type { Action, Authorizer, Identity } from './types.ts';
 import type { User, UserDirectory } from './users.ts';
 
@@ -37,6 +38,7 @@ export class TokenAuthorizer implements Authorizer {
   readonly #privateKey: KeyObject;
   readonly #publicKey: KeyObject;
   readonly #alg: 'EdDSA' | 'ES256';
+  readonly #tarpit = new Tarpit();
 
   constructor(options: TokenAuthorizerOptions) {
     this.#options = { ...options, publicUrl: options.publicUrl.replace(/\/+$/, '') };
@@ -84,7 +86,7 @@ export class TokenAuthorizer implements Authorizer {
       const basic = parseBasic(request.headers.authorization);
       let user: User | undefined;
       if (basic) {
-        user = await this.#options.users.verify(basic.username, basic.password);
+        user = await this.#verify(request, basic);
         if (!user) throw new RegistryError('UNAUTHORIZED', 'invalid username or password');
       }
       const query = request.query as Record<string, string | string[] | undefined>;
@@ -109,6 +111,21 @@ export class TokenAuthorizer implements Authorizer {
     });
   }
 
+  close(): Promise<void> {
+    return this.#options.users.close();
+  }
+
+  async #verify(request: FastifyRequest, basic: { username: string; password: string }): Promise<User | undefined> {
+    try {
+      return await this.#options.users.verify(basic.username, basic.password, request.ip);
+    } catch (err) {
+      if (!(err instanceof LoginThrottledError)) throw err;
+      request.log.warn({ reason: err.message, address: request.ip }, 'login refused before the password check');
+      await this.#tarpit.hold(request.ip);
+      throw new RegistryError('TOOMANYREQUESTS', err.message, { headers: { 'retry-after': String(err.retryAfterSeconds) } });
+    }
+  }
+
   #allowedActions(user: User | undefined, type: string, name: string): string[] {
     if (type === 'registry' && name === 'catalog') return user || this.#options.anonymousPull ? ['*'] : [];
     if (type !== 'repository' || !isRepositoryName(name)) return [];
@@ -123,7 +140,7 @@ export class TokenAuthorizer implements Authorizer {
     if (!header) return undefined;
     const basic = parseBasic(header);
     if (basic) {
-      const user = await this.#options.users.verify(basic.username, basic.password);
+      const user = await this.#verify(request, basic);
       if (!user) return undefined;
       return {
         identity: { did: user.did, username: user.username },
@@ -159,6 +176,30 @@ export class TokenAuthorizer implements Authorizer {
     if (scope) parts.push(`scope="${scope}"`);
     if (error) parts.push(`error="${error}"`);
     return new RegistryError('UNAUTHORIZED', undefined, { headers: { 'www-authenticate': `Bearer ${parts.join(',')}` } });
+  }
+}
+
+/**
+ * Holds a refused login's answer for a moment, so a client that retries at
+ * once costs a sleeping socket rather than a busy event loop. Each address
+ * gets only so many held answers; past that, answers go out at once.
+ */
+class Tarpit {
+  static readonly DELAY_MS = 1000;
+  static readonly MAX_HELD_PER_ADDRESS = 128;
+  readonly #held = new Map<string, number>();
+
+  async hold(address: string): Promise<void> {
+    const held = this.#held.get(address) ?? 0;
+    if (held >= Tarpit.MAX_HELD_PER_ADDRESS) return;
+    this.#held.set(address, held + 1);
+    try {
+      await new Promise((resolve) => setTimeout(resolve, Tarpit.DELAY_MS).unref());
+    } finally {
+      const left = (this.#held.get(address) ?? 1) - 1;
+      if (left > 0) this.#held.set(address, left);
+      else this.#held.delete(address);
+    }
   }
 }
 

@@ -23,4 +23,6 @@ export interface Authorizer {
   mayPull(identity: Identity, repository: string): boolean;
   /** Identity for `GET /v2/`, which only proves credentials work. */
   base(request: FastifyRequest): Promise<Identity>;
+  /** Stops what the authorizer runs in the background (password threads). */
+  close?(): Promise<void>;
 }

@@ -1,10 +1,12 @@
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import bcrypt from 'bcryptjs';
 import { LRUCache } from 'lru-cache';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { ConfigError } from '../../hold/config.ts';
+import { LoginThrottle, type LoginLimits } from './login-throttle.ts';
+import { PasswordPool } from './password-pool.ts';
 
 export interface User {
   username: string;
@@ -28,38 +30,86 @@ const usersFileSchema = z
   })
   .strict();
 
+export interface LoginOptions extends LoginLimits {
+  /** Threads that run bcrypt. */
+  threads: number;
+}
+
+export const DEFAULT_LOGIN_OPTIONS: LoginOptions = Object.freeze({
+  failuresPerAddress: 10,
+  failuresPerUser: 10,
+  windowSeconds: 300,
+  concurrentPerAddress: 8,
+  maxQueued: 64,
+  threads: 1,
+});
+
 /**
- * Users from a credentials file (bcrypt hashes). Successful checks are cached
- * briefly by a hash of the credentials, so Basic auth on every request does
- * not pay bcrypt's cost each time.
+ * Users from a credentials file (bcrypt hashes).
+ *
+ * A password check runs bcrypt on a worker thread, behind a throttle of
+ * failed logins per client address and per user name and a bound on checks
+ * in progress. An unknown user name is compared against a dummy hash of the
+ * same cost, so the answer takes as long as for a real user. Successful
+ * checks are cached briefly by a hash of the credentials, so Basic auth on
+ * every request does not pay bcrypt's cost each time, and a user whose name
+ * is being attacked still gets in with a password that already worked.
  */
 export class UserDirectory {
   readonly #users: Map<string, User & { passwordHash: string }>;
   readonly #verified = new LRUCache<string, User>({ max: 1000, ttl: 60_000 });
+  readonly #checking = new Map<string, Promise<User | undefined>>();
+  readonly #dummyHash: string;
+  readonly #pool: PasswordPool;
+  readonly #throttle: LoginThrottle;
 
-  private constructor(users: (User & { passwordHash: string })[]) {
+  private constructor(users: (User & { passwordHash: string })[], options: LoginOptions) {
     this.#users = new Map(users.map((user) => [user.username, user]));
+    this.#dummyHash = bcrypt.hashSync(randomBytes(16).toString('hex'), costOf(users));
+    this.#pool = new PasswordPool(options.threads);
+    this.#pool.warm();
+    this.#throttle = new LoginThrottle(options);
   }
 
-  static async load(file: string): Promise<UserDirectory> {
+  static async load(file: string, options: LoginOptions = DEFAULT_LOGIN_OPTIONS): Promise<UserDirectory> {
     const parsed = usersFileSchema.safeParse(parseYaml(await readFile(file, 'utf8')));
     if (!parsed.success) {
       throw ConfigError.fromZod(file, parsed.error.issues);
     }
-    return new UserDirectory(parsed.data.users);
+    return new UserDirectory(parsed.data.users, options);
   }
 
-  static fromList(users: (User & { passwordHash: string })[]): UserDirectory {
-    return new UserDirectory(users);
+  static fromList(users: (User & { passwordHash: string })[], options: LoginOptions = DEFAULT_LOGIN_OPTIONS): UserDirectory {
+    return new UserDirectory(users, options);
   }
 
-  /** The user, or undefined when the name or password is wrong. */
-  async verify(username: string, password: string): Promise<User | undefined> {
+  /**
+   * The user, or undefined when the name or password is wrong. Throws
+   * `LoginThrottledError` when `address` or `username` failed too often
+   * lately, or too many checks are in progress.
+   */
+  async verify(username: string, password: string, address: string): Promise<User | undefined> {
     const key = createHash('sha256').update(`${username}\0${password}`).digest('hex');
     const cached = this.#verified.get(key);
     if (cached) return cached;
+    // The same credentials sent on several connections at once share one check.
+    const running = this.#checking.get(key);
+    if (running) return running;
+    const check = this.#check(key, username, password, address).finally(() => this.#checking.delete(key));
+    this.#checking.set(key, check);
+    return check;
+  }
+
+  async #check(key: string, username: string, password: string, address: string): Promise<User | undefined> {
+    const done = this.#throttle.begin(address, username, this.#pool.pending);
     const user = this.#users.get(username);
-    if (!user || !(await bcrypt.compare(password, user.passwordHash))) return undefined;
+    let ok = false;
+    try {
+      ok = await this.#pool.compare(password, user?.passwordHash ?? this.#dummyHash);
+    } finally {
+      done(!(ok && user));
+    }
+    if (!ok || !user) return undefined;
     const result = { username: user.username, did: user.did, handle: user.handle };
     this.#verified.set(key, result);
     return result;
@@ -69,6 +119,25 @@ export class UserDirectory {
     const user = this.#users.get(username);
     return user ? { username: user.username, did: user.did, handle: user.handle } : undefined;
   }
+
+  close(): Promise<void> {
+    return this.#pool.close();
+  }
+}
+
+/** The cost most users' hashes have (10 when there are none), for the dummy hash. */
+function costOf(users: readonly { passwordHash: string }[]): number {
+  const counts = new Map<number, number>();
+  for (const user of users) {
+    const cost = Number(user.passwordHash.slice(4, 6));
+    counts.set(cost, (counts.get(cost) ?? 0) + 1);
+  }
+  let best = 10;
+  let most = 0;
+  for (const [cost, count] of counts) {
+    if (count > most) [best, most] = [cost, count];
+  }
+  return best;
 }
 
 export function hashPassword(password: string, rounds = 10): Promise<string> {

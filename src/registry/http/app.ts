@@ -1,16 +1,18 @@
 import { randomUUID } from 'node:crypto';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
+import { fastifyTimeouts, type ServerTimeouts } from '../../core/http-limits.ts';
 import { requestSerializers } from '../../core/logger.ts';
 import { DriverError } from '../../driver/types.ts';
 import { RegistryError, type OciErrorCode } from '../errors.ts';
 import { isRepositoryName } from '../names.ts';
-import { BlobUnavailableError, MissingBlobError } from '../metadata/types.ts';
+import { BlobUnavailableError, MissingBlobError, TagLimitError } from '../metadata/types.ts';
 import { deleteBlob, getBlob, headBlob } from '../routes/blobs.ts';
 import { listCatalog, listReferrers, listTags } from '../routes/listings.ts';
 import { deleteManifest, getManifest, headManifest, putManifest } from '../routes/manifests.ts';
 import { cancelUpload, finishUpload, patchUpload, startUpload, uploadStatus } from '../routes/uploads.ts';
 import type { Handler, RegistryContext } from './context.ts';
+import { refuseNonLoopbackCallers } from './loopback-guard.ts';
 import { matchRoute, requiredAction, type RouteName } from './router.ts';
 
 /** Which handler serves each route and method; anything else is 405 UNSUPPORTED. */
@@ -34,12 +36,20 @@ const DRIVER_TO_OCI: Readonly<Record<DriverError['code'], OciErrorCode>> = Objec
   RANGE_INVALID: 'RANGE_INVALID',
   BLOB_TOO_LARGE: 'SIZE_INVALID',
   DENIED: 'DENIED',
+  BUSY: 'TOOMANYREQUESTS',
   UNAVAILABLE: 'UNAVAILABLE',
   INTERNAL: 'INTERNAL',
 });
 
+/** Seconds a client is asked to wait after a 429 from a busy driver. */
+const BUSY_RETRY_AFTER_SECONDS = '5';
+
 export interface RegistryAppOptions {
   logger: Logger;
+  timeouts: ServerTimeouts;
+  trustProxy?: boolean | string[];
+  /** Serve only loopback `Host`s and refuse cross-site requests (authentication off). */
+  loopbackOnly?: boolean;
   /** Extra routes (the token endpoint) registered by the auth module. */
   plugins?: ((app: FastifyInstance) => void)[];
 }
@@ -52,6 +62,8 @@ export function buildRegistryApp(ctx: RegistryContext, options: RegistryAppOptio
       return typeof given === 'string' && /^[\w.-]{1,128}$/.test(given) ? given : randomUUID();
     },
     return503OnClosing: true,
+    ...fastifyTimeouts(options.timeouts),
+    trustProxy: options.trustProxy ?? false,
     // Blob bodies are streams of any size; the route reads `request.raw` itself.
     bodyLimit: 1,
   });
@@ -59,6 +71,7 @@ export function buildRegistryApp(ctx: RegistryContext, options: RegistryAppOptio
   app.addContentTypeParser('*', (_request, _payload, done) => done(null));
 
   app.setErrorHandler((error, request, reply) => sendRegistryError(error, request, reply));
+  if (options.loopbackOnly) refuseNonLoopbackCallers(app);
   app.setNotFoundHandler((request, reply) => {
     // The router refuses some encoded paths (`%2e%2e`) before dispatch; a
     // repository-shaped path there still deserves NAME_INVALID.
@@ -140,7 +153,11 @@ function asRegistryError(error: unknown): RegistryError {
   if (error instanceof RegistryError) return error;
   if (error instanceof BlobUnavailableError) return new RegistryError('UNAVAILABLE', error.message, { headers: { 'retry-after': '1' }, cause: error });
   if (error instanceof MissingBlobError) return new RegistryError('MANIFEST_BLOB_UNKNOWN', error.message, { detail: { digest: error.digest }, cause: error });
-  if (error instanceof DriverError) return new RegistryError(DRIVER_TO_OCI[error.code], error.code === 'INTERNAL' ? undefined : error.message, { cause: error });
+  if (error instanceof TagLimitError) return new RegistryError('DENIED', error.message, { detail: { limit: error.limit }, cause: error });
+  if (error instanceof DriverError) {
+    const headers = error.code === 'BUSY' ? { 'retry-after': BUSY_RETRY_AFTER_SECONDS } : undefined;
+    return new RegistryError(DRIVER_TO_OCI[error.code], error.code === 'INTERNAL' ? undefined : error.message, { cause: error, headers });
+  }
   const status = (error as { statusCode?: number }).statusCode;
   if (status === 413) return new RegistryError('SIZE_INVALID', 'the request body is too large');
   if (status !== undefined && status >= 400 && status < 500) return new RegistryError('UNSUPPORTED', (error as Error).message);

@@ -4,6 +4,7 @@ import type { Authorizer, Identity } from '../auth/types.ts';
 import type { MetadataStore } from '../metadata/types.ts';
 import type { RegistryMetrics } from '../metrics.ts';
 import type { KeyedMutex } from '../../core/keyed-mutex.ts';
+import type { RegistryConfig } from '../config.ts';
 
 /** Anything that hands out a BlobStore per DID: the hold driver, or another storage plugin. */
 export interface StorageDriver {
@@ -20,6 +21,7 @@ export interface RegistryContext {
   blobDelivery: 'redirect' | 'proxy';
   metrics: RegistryMetrics;
   uploadLocks: KeyedMutex;
+  limits: RegistryConfig['limits'];
 }
 
 /** One request, after routing and authorization. */

@@ -4,7 +4,7 @@ import type { Db } from './db.ts';
  * Schema versions, applied in order, each once. Both dialects share the SQL
  * except for the binary column type.
  */
-const MIGRATIONS: readonly { version: number; sql: (binary: string) => string[] }[] = [
+const MIGRATIONS: readonly { version: number; sql: (binary: string, dialect: Db['dialect']) => string[] }[] = [
   {
     version: 1,
     sql: (binary) => [
@@ -83,6 +83,18 @@ const MIGRATIONS: readonly { version: number; sql: (binary: string) => string[] 
          PRIMARY KEY (kind, repository, digest))`,
     ],
   },
+  {
+    // Bounded listings and per-DID upload counts (docs/SECURITY.md). Pages are
+    // ordered bytewise; on PostgreSQL that is the "C" collation, which the
+    // primary keys' default collation cannot serve from their index.
+    version: 4,
+    sql: (_binary, dialect) => [
+      `CREATE INDEX uploads_did ON uploads (did, created_at)`,
+      ...(dialect === 'postgres'
+        ? [`CREATE INDEX tags_page ON tags (repository, tag COLLATE "C")`, `CREATE INDEX repositories_page ON repositories (name COLLATE "C")`]
+        : []),
+    ],
+  },
 ];
 
 export async function migrate(db: Db): Promise<number> {
@@ -94,7 +106,7 @@ export async function migrate(db: Db): Promise<number> {
       if (db.dialect === 'postgres') await tx.run('LOCK TABLE schema_migrations IN EXCLUSIVE MODE');
       const done = await tx.get('SELECT version FROM schema_migrations WHERE version = ?', [migration.version]);
       if (done) return;
-      for (const statement of migration.sql(binary)) await tx.run(statement);
+      for (const statement of migration.sql(binary, db.dialect)) await tx.run(statement);
       await tx.run('INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)', [migration.version, new Date().toISOString()]);
       applied++;
     });

@@ -2,7 +2,7 @@ import { PostgresDb, SqliteDb, type Db } from './db.ts';
 import { migrate } from './migrations.ts';
 import { PackageStore } from './packages.ts';
 import { GcStore } from './gc.ts';
-import { BlobUnavailableError, MissingBlobError, type BlobRecord, type ManifestRecord, type MetadataStore, type Page, type ReferrerDescriptor, type UploadRecord } from './types.ts';
+import { BlobUnavailableError, MissingBlobError, TagLimitError, type BlobRecord, type ManifestRecord, type MetadataStore, type Page, type ReferrerDescriptor, type UploadRecord } from './types.ts';
 
 /** The metadata store over either SQL dialect. */
 export class SqlMetadataStore implements MetadataStore {
@@ -31,6 +31,11 @@ export class SqlMetadataStore implements MetadataStore {
       upload.did,
       upload.createdAt.toISOString(),
     ]);
+  }
+
+  async countUploads(did: string, since: Date): Promise<number> {
+    const row = await this.#db.get<{ count: number | string }>('SELECT COUNT(*) AS count FROM uploads WHERE did = ? AND created_at > ?', [did, since.toISOString()]);
+    return Number(row?.count ?? 0);
   }
 
   async getUpload(repository: string, id: string): Promise<UploadRecord | undefined> {
@@ -82,7 +87,7 @@ export class SqlMetadataStore implements MetadataStore {
     return (await this.#db.run('DELETE FROM repository_blobs WHERE repository = ? AND digest = ?', [repository, digest])) > 0;
   }
 
-  async putManifest(manifest: ManifestRecord, tag?: string): Promise<void> {
+  async putManifest(manifest: ManifestRecord, tag?: string, options: { maxTags?: number } = {}): Promise<void> {
     const now = new Date().toISOString();
     await this.#db.transaction(async (tx) => {
       await ensureRepository(tx, manifest.repository, now);
@@ -118,6 +123,10 @@ export class SqlMetadataStore implements MetadataStore {
         ]);
       }
       if (tag) {
+        if (options.maxTags !== undefined && !(await tx.get('SELECT tag FROM tags WHERE repository = ? AND tag = ?', [manifest.repository, tag]))) {
+          const row = await tx.get<{ count: number | string }>('SELECT COUNT(*) AS count FROM tags WHERE repository = ?', [manifest.repository]);
+          if (Number(row?.count ?? 0) >= options.maxTags) throw new TagLimitError(options.maxTags);
+        }
         await tx.run(
           `INSERT INTO tags (repository, tag, digest, updated_at) VALUES (?, ?, ?, ?)
            ON CONFLICT (repository, tag) DO UPDATE SET digest = excluded.digest, updated_at = excluded.updated_at`,

@@ -47,6 +47,8 @@ export interface Page {
 
 export interface MetadataStore {
   createUpload(upload: UploadRecord): Promise<void>;
+  /** Upload sessions `did` created after `since` and has not finished or cancelled. */
+  countUploads(did: string, since: Date): Promise<number>;
   getUpload(repository: string, id: string): Promise<UploadRecord | undefined>;
   deleteUpload(id: string): Promise<void>;
 
@@ -68,9 +70,10 @@ export interface MetadataStore {
    * Stores a manifest, its references and (optionally) a tag, in one
    * transaction that also re-checks every referenced blob is still linked
    * here and live (`MissingBlobError` otherwise), so garbage collection can
-   * never leave a manifest pointing at a deleted blob.
+   * never leave a manifest pointing at a deleted blob. A new tag beyond
+   * `maxTags` in the repository is refused with `TagLimitError`.
    */
-  putManifest(manifest: ManifestRecord, tag?: string): Promise<void>;
+  putManifest(manifest: ManifestRecord, tag?: string, options?: { maxTags?: number }): Promise<void>;
   getManifest(repository: string, digest: string): Promise<ManifestRecord | undefined>;
   resolveTag(repository: string, tag: string): Promise<string | undefined>;
   /** Deletes a manifest and every tag pointing at it. */
@@ -109,5 +112,16 @@ export class MissingBlobError extends Error {
     super(`blob ${digest} is not in the repository`);
     this.name = 'MissingBlobError';
     this.digest = digest;
+  }
+}
+
+/** A repository already has as many tags as the registry allows. */
+export class TagLimitError extends Error {
+  readonly limit: number;
+
+  constructor(limit: number) {
+    super(`the repository already has ${limit} tags, the most this registry allows; delete some first`);
+    this.name = 'TagLimitError';
+    this.limit = limit;
   }
 }

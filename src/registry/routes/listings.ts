@@ -1,40 +1,43 @@
 import { parseDigest } from '../../core/digest.ts';
 import { RegistryError } from '../errors.ts';
-import type { Call, Handler } from '../http/context.ts';
+import type { Call, Handler, RegistryContext } from '../http/context.ts';
 import { MEDIA_TYPES } from '../manifest.ts';
 
-const MAX_PAGE = 10_000;
-
-function pageOf(call: Call): { n?: number; last?: string } {
+/** `?n=&last=`, with the registry's default page size when `n` is absent and its maximum above. */
+function pageOf(ctx: RegistryContext, call: Call): { n: number; last?: string } {
   const { n, last } = call.query;
-  const page: { n?: number; last?: string } = {};
-  if (n !== undefined) {
-    if (!/^\d{1,9}$/.test(n)) throw new RegistryError('UNSUPPORTED', 'n must be a non-negative integer');
-    page.n = Math.min(Number(n), MAX_PAGE);
-  }
+  const { defaultPageSize, maxPageSize } = ctx.limits;
+  if (n !== undefined && !/^\d{1,9}$/.test(n)) throw new RegistryError('UNSUPPORTED', 'n must be a non-negative integer');
+  const page: { n: number; last?: string } = { n: n === undefined ? defaultPageSize : Math.min(Number(n), maxPageSize) };
   if (last !== undefined) page.last = last;
   return page;
 }
 
-/** Adds `Link: <…?n=&last=>; rel="next"` when a full page came back. */
-function linkNext(call: Call, path: string, page: { n?: number }, items: string[]): void {
-  if (page.n === undefined || page.n === 0 || items.length < page.n) return;
+/**
+ * One page, asking the store for one item more than it returns: that item
+ * only tells whether `Link: <…?n=&last=>; rel="next"` is due.
+ */
+async function listPage(call: Call, path: string, page: { n: number; last?: string }, list: (page: { n: number; last?: string }) => Promise<string[]>): Promise<string[]> {
+  if (page.n === 0) return [];
+  const items = await list({ ...page, n: page.n + 1 });
+  if (items.length <= page.n) return items;
+  items.length = page.n;
   const last = items[items.length - 1] as string;
   call.reply.header('link', `<${path}?n=${page.n}&last=${encodeURIComponent(last)}>; rel="next"`);
+  return items;
 }
 
 export const listTags: Handler = async (ctx, call) => {
-  const page = pageOf(call);
+  const page = pageOf(ctx, call);
   if (!(await ctx.metadata.repositoryExists(call.name))) throw new RegistryError('NAME_UNKNOWN', undefined, { detail: { name: call.name } });
-  const tags = page.n === 0 ? [] : await ctx.metadata.listTags(call.name, page);
-  linkNext(call, `/v2/${call.name}/tags/list`, page, tags);
+  const path = `/v2/${call.name}/tags/list`;
+  const tags = await listPage(call, path, page, (query) => ctx.metadata.listTags(call.name, query));
   return call.reply.code(200).type('application/json').send({ name: call.name, tags });
 };
 
 export const listCatalog: Handler = async (ctx, call) => {
-  const page = pageOf(call);
-  const repositories = page.n === 0 ? [] : await ctx.metadata.listRepositories(page);
-  linkNext(call, '/v2/_catalog', page, repositories);
+  const page = pageOf(ctx, call);
+  const repositories = await listPage(call, '/v2/_catalog', page, (query) => ctx.metadata.listRepositories(query));
   return call.reply.code(200).type('application/json').send({ repositories });
 };
 

@@ -67,6 +67,7 @@ export const putManifest: Handler = async (ctx, call) => {
       manifests: parsed.manifests,
     },
     byDigest ? undefined : reference,
+    { maxTags: ctx.limits.maxTagsPerRepository },
   );
   call.reply.code(201).header('location', `/v2/${call.name}/manifests/${digest}`).header('docker-content-digest', digest).header('content-length', '0');
   if (parsed.subject) call.reply.header('oci-subject', parsed.subject);

@@ -1,5 +1,5 @@
 import { parseDigest } from '../../core/digest.ts';
-import type { BlobWriter } from '../../driver/types.ts';
+import { DriverError, type BlobWriter } from '../../driver/types.ts';
 import { RegistryError } from '../errors.ts';
 import { drain, parseContentRange } from '../http/body.ts';
 import type { Call, Handler, RegistryContext } from '../http/context.ts';
@@ -80,10 +80,25 @@ export const startUpload: Handler = async (ctx, call) => {
     }
   }
   await drain(call.request.raw);
+  await refuseOverUploadLimit(ctx, call);
   const writer = await call.store.create();
   await ctx.metadata.createUpload({ id: writer.id, repository: call.name, did: call.identity.did, createdAt: new Date() });
   return acceptedUpload(call, writer, 202);
 };
+
+/**
+ * Each session holds a multipart upload at the hold and a row here until it
+ * is finished or expires, so one DID may only have so many open at once.
+ */
+async function refuseOverUploadLimit(ctx: RegistryContext, call: Call): Promise<void> {
+  const { maxOpenUploadsPerDid: limit, uploadWindowSeconds } = ctx.limits;
+  const open = await ctx.metadata.countUploads(call.identity.did, new Date(Date.now() - uploadWindowSeconds * 1000));
+  if (open < limit) return;
+  throw new RegistryError('TOOMANYREQUESTS', `this account already has ${limit} open uploads; finish or cancel some first`, {
+    headers: { 'retry-after': '60' },
+    detail: { openUploads: open, limit },
+  });
+}
 
 /** Links a blob from `from` (or any repository the caller may pull) without moving bytes. */
 async function tryMount(ctx: RegistryContext, call: Call, digest: string, from: string | undefined) {
@@ -119,7 +134,9 @@ async function receiveChunk(ctx: RegistryContext, call: Call, writer: BlobWriter
   try {
     ctx.metrics.bytesIn.inc(await writer.readFrom(call.request.raw));
   } catch (err) {
-    if (!call.request.raw.aborted && !call.request.raw.destroyed) throw err;
+    // Ending the body's iteration destroys the stream, so `destroyed` alone
+    // does not say the client went away: the writer's own errors pass through.
+    if (err instanceof DriverError || (!call.request.raw.aborted && !call.request.raw.destroyed)) throw err;
     // The client went away mid-chunk: what arrived is kept (below) and the
     // client resumes from the offset GET reports.
     throw new RegistryError('BLOB_UPLOAD_INVALID', 'the client disconnected during the chunk', { cause: err });
