@@ -2,6 +2,7 @@ import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
+import { serverTimeoutsSchema } from '../core/http-limits.ts';
 import { MAX_SERVICE_TOKEN_TTL_SECONDS } from '../core/service-token.ts';
 import { PROVIDER_NAMES } from './backends/providers.ts';
 import { MAX_SINGLE_COPY_BYTES, MIN_PART_SIZE } from './backends/types.ts';
@@ -81,6 +82,8 @@ export const holdConfigSchema = z
      * wait for it; one whose hold process died blocks them this long at most.
      */
     deletionLeaseSeconds: z.number().int().min(30).max(3600).default(300),
+    /** Bounds on what one request may hold (docs/SECURITY.md). */
+    limits: z.object({ http: serverTimeoutsSchema.prefault({}) }).strict().prefault({}),
     storage: z.discriminatedUnion('backend', [
       z.object({ backend: z.literal('fs'), fs: fsSchema.default({ root: './data/hold', prefix: '' }) }).strict(),
       z.object({ backend: z.literal('s3'), s3: s3Schema }).strict(),

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
+import { DEFAULT_SERVER_TIMEOUTS, fastifyTimeouts, type ServerTimeouts } from '../../core/http-limits.ts';
 import { requestSerializers } from '../../core/logger.ts';
 import type { ServiceTokenVerifier } from '../auth/tokens.ts';
 import { HoldError } from '../errors.ts';
@@ -18,6 +19,7 @@ export interface HoldAppOptions {
   logger: Logger;
   /** Set when the backend is the filesystem: the hold serves its signed URLs. */
   fsBackend?: FsBackend;
+  timeouts?: ServerTimeouts;
 }
 
 const JSON_BODY_LIMIT = 4 * 1024 * 1024;
@@ -31,6 +33,7 @@ export function buildHoldApp(options: HoldAppOptions): FastifyInstance {
       return typeof given === 'string' && /^[\w.-]{1,128}$/.test(given) ? given : randomUUID();
     },
     return503OnClosing: true,
+    ...fastifyTimeouts(options.timeouts ?? DEFAULT_SERVER_TIMEOUTS),
   });
 
   // The API speaks JSON only; a text body is a 415, not a schema error.
