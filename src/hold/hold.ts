@@ -71,6 +71,12 @@ export class Hold {
       maxLifetimeSeconds: config.tokenMaxLifetimeSeconds,
       clockToleranceSeconds: config.tokenClockSkewSeconds,
     });
+    if (!backend.capabilities.conditionalWrites) {
+      logger.warn(
+        { provider: storage.backend === 's3' ? storage.s3.provider : storage.backend },
+        'this provider has no conditional writes: upload records and blob deletions are serialized within this hold process only; run one hold process per bucket (docs/PRESIGNED_URLS.md, "Guarantees by provider")',
+      );
+    }
     const app = buildHoldApp({ service, verifier, metrics, logger, fsBackend: backend instanceof FsBackend ? backend : undefined });
     return new Hold({ app, service, backend, metrics, config, logger });
   }

@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { LRUCache } from 'lru-cache';
+import { KeyedMutex } from '../core/keyed-mutex.ts';
 import { parseDigest, type Digest } from '../core/digest.ts';
 import type { Access, AccessPolicy } from './auth/policy.ts';
 import { HoldError } from './errors.ts';
@@ -65,6 +66,7 @@ export class HoldService {
   readonly #now: () => Date;
   readonly #onStep: StepHook | undefined;
   readonly #blobs: BlobLifecycle;
+  readonly #uploadLocks = new KeyedMutex();
   /** Digest → the key holding its bytes, for presigning pulls without a HEAD each time. */
   readonly #blobKeys = new LRUCache<string, string>({ max: 10_000, ttl: 60_000 });
 
@@ -123,6 +125,10 @@ export class HoldService {
   ): Promise<{ upload_name: string; size: number }> {
     this.#authorize(did, 'write');
     assertCompletableParts(input.parts);
+    return this.#updating(input.digest, () => this.#complete(did, input));
+  }
+
+  async #complete(did: string, input: Parameters<HoldService['completeMultipart']>[1]): Promise<{ upload_name: string; size: number }> {
     const { upload, session, etag } = await this.#ownedSession(did, input.digest, input.upload_id);
     if (session.kind !== 'multipart') throw new HoldError('UPLOAD_UNKNOWN', 'this upload is not a multipart upload');
     if (session.state === 'completed') return { upload_name: upload.value, size: session.completed_size ?? 0 };
@@ -209,6 +215,10 @@ export class HoldService {
     const upload = parseUploadName(input.from);
     if (!upload) throw new HoldError('DIGEST_INVALID', 'from must be an upload name this hold issued');
     const digest = requireContentDigest(input.to);
+    return this.#updating(input.from, () => this.#publish(did, upload, digest, input.size, issuer));
+  }
+
+  async #publish(did: string, upload: UploadName, digest: Digest, size: number | undefined, issuer: string): Promise<{ digest: string; size: number; existed: boolean }> {
     const read = await mappingStorageErrors(() => this.#sessions.read(upload));
     if (!read || read.session.did !== did) throw new HoldError('UPLOAD_UNKNOWN');
     const { session, etag } = read;
@@ -220,10 +230,10 @@ export class HoldService {
     }
     return mappingStorageErrors(async () => {
       const source = this.#dataKey(upload, session);
-      const temp = (await this.#backend.stat(source)) ?? (await this.#completeSinglePart(source, session, input.size));
+      const temp = (await this.#backend.stat(source)) ?? (await this.#completeSinglePart(source, session, size));
       if (!temp) throw new HoldError('UPLOAD_NOT_COMPLETE', 'the upload has no data yet');
-      if (input.size !== undefined && input.size !== temp.size) {
-        throw new HoldError('SIZE_INVALID', `the upload holds ${temp.size} bytes, not ${input.size}`);
+      if (size !== undefined && size !== temp.size) {
+        throw new HoldError('SIZE_INVALID', `the upload holds ${temp.size} bytes, not ${size}`);
       }
       const destination = this.#key({ kind: 'blob', digest });
       await this.#blobs.putClaim(digest, issuer);
@@ -339,6 +349,10 @@ export class HoldService {
     },
   ): Promise<UploadView> {
     this.#authorize(did, 'write');
+    return this.#updating(input.digest, () => this.#recordProgress(did, input));
+  }
+
+  async #recordProgress(did: string, input: Parameters<HoldService['uploadProgress']>[1]): Promise<UploadView> {
     const { upload, session, etag } = await this.#openSession(did, input.digest, input.upload_id, 'multipart');
     if (input.base_size !== session.size) {
       throw new HoldError('UPLOAD_STATE_CONFLICT', `the upload holds ${session.size} bytes, not ${input.base_size}`);
@@ -453,6 +467,16 @@ export class HoldService {
   async #forgetUpload(upload: UploadName, session: UploadSession, options: { keepObject: boolean }): Promise<void> {
     const object = session.version === 1 || options.keepObject ? [] : [this.#key({ kind: 'upload-object', upload })];
     await this.#backend.delete([...(await this.#sessions.keysOf(upload)), ...object]);
+  }
+
+  /**
+   * Runs a read-modify-write of one upload's record alone in this process.
+   * Where the provider has conditional writes, If-Match also guards it across
+   * processes; where it has none, this is the only guard (see
+   * docs/PRESIGNED_URLS.md, "Guarantees by provider").
+   */
+  #updating<T>(uploadName: string, work: () => Promise<T>): Promise<T> {
+    return this.#uploadLocks.run(uploadName, work);
   }
 
   async #step(step: ProtocolStep, digest: Digest): Promise<void> {

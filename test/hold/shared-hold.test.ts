@@ -261,3 +261,27 @@ for (const backend of BACKENDS) {
     });
   });
 }
+
+describe('session updates on a provider without conditional writes (upcloud profile on MinIO)', function () {
+  it('refuses the second of two progress updates from the same base, as with If-Match', async function () {
+    const hold = await startTestHold('s3', { s3: { provider: 'upcloud' } });
+    try {
+      expect(hold.hold.backend.capabilities.conditionalWrites).to.equal(false);
+      const outcomes = { won: 0, refused: 0 };
+      for (let round = 0; round < 10; round++) {
+        const started = await hold.client.startMultipart(DIDS.owner);
+        const url = await hold.client.putPresignedUrl(DIDS.owner, started.upload_name, { uploadId: started.upload_id, offset: 0 });
+        await putToUrl(url.url, randomBlob(10));
+        const updates = await Promise.allSettled(
+          [1, 2].map(() => hold.client.uploadProgress(DIDS.owner, started.upload_name, started.upload_id, { base_size: 0, staged: [{ offset: 0, size: 10 }] })),
+        );
+        outcomes.won += updates.filter((result) => result.status === 'fulfilled').length;
+        outcomes.refused += updates.filter((result) => result.status === 'rejected' && (result.reason as HoldClientError).code === 'UPLOAD_STATE_CONFLICT').length;
+        await hold.client.abortMultipart(DIDS.owner, started.upload_name, started.upload_id);
+      }
+      expect(outcomes, 'exactly one of each pair wins').to.deep.equal({ won: 10, refused: 10 });
+    } finally {
+      await hold.close();
+    }
+  });
+});
