@@ -100,6 +100,10 @@ export class HoldBlobWriter implements BlobWriter {
   readonly #completed: boolean;
   /** Operations running now; idle memory is only released when there are none. */
   #busy = 0;
+  /** Dropped by the cache: free the buffers once idle and durable. */
+  #detached = false;
+  /** This writer's commit completed the multipart upload: every byte is in the hold's object. */
+  #assembled = false;
 
   constructor(ctx: WriterContext, snapshot: UploadSnapshot, options: { hashFromStart: boolean }) {
     this.#ctx = ctx;
@@ -231,6 +235,7 @@ export class HoldBlobWriter implements BlobWriter {
     if (!this.#completed) {
       const parts = await this.#finishParts();
       await mappingHoldErrors(() => this.#ctx.hold.completeMultipart(this.#ctx.did, this.#uploadName, this.#uploadId, parts));
+      this.#assembled = true;
     }
     if (!verified) {
       const actual = await this.#hashStoredObject(digest.algorithm);
@@ -259,12 +264,26 @@ export class HoldBlobWriter implements BlobWriter {
   }
 
   /**
-   * Gives the writer's buffers back to the budget when no request is using
-   * it; the cache calls this on eviction. The tail is fetched again from its
-   * staged segments if the writer is used later.
+   * The cache let go of this writer (eviction, or a fresher writer for the
+   * same upload). Its buffers go back to the budget as soon as nothing is
+   * using them and every byte in them is durable at the hold; until then a
+   * request still writing through it keeps them. If the writer is used again
+   * later, its tail is fetched from the staged segments.
    */
   releaseIdleMemory(): void {
-    if (this.#busy > 0 || this.#inFlight.size > 0) return;
+    this.#detached = true;
+    this.#releaseIfIdle();
+  }
+
+  #releaseIfIdle(): void {
+    if (!this.#detached || this.#busy > 0 || this.#inFlight.size > 0) return;
+    if (this.#size !== this.#durableSize && !this.#assembled) return;
+    this.#freeMemory();
+    this.#tailLoaded = this.#completed || this.#size === this.#partBytes;
+  }
+
+  /** Gives back the part buffer and the idle tail; a failed or finished writer needs neither. */
+  #freeMemory(): void {
     if (this.#buffer) {
       this.#ctx.budget.recycle(this.#buffer, this.#ctx.did);
       this.#buffer = undefined;
@@ -274,7 +293,6 @@ export class HoldBlobWriter implements BlobWriter {
       this.#ctx.budget.release(this.#compact.length, this.#ctx.did);
       this.#compact = undefined;
     }
-    this.#tailLoaded = this.#completed || this.#size === this.#partBytes;
   }
 
   async #whileBusy<T>(work: () => Promise<T>): Promise<T> {
@@ -283,6 +301,7 @@ export class HoldBlobWriter implements BlobWriter {
       return await work();
     } finally {
       this.#busy--;
+      this.#releaseIfIdle();
     }
   }
 
@@ -297,7 +316,7 @@ export class HoldBlobWriter implements BlobWriter {
   #fail(err: unknown): never {
     this.#state = 'failed';
     this.#failure = err;
-    this.#releaseBuffers();
+    this.#freeMemory();
     this.#ctx.retire(this);
     throw toDriverError(err);
   }
@@ -507,6 +526,8 @@ export class HoldBlobWriter implements BlobWriter {
 
   async #loadTail(): Promise<void> {
     const { hold, did, transport } = this.#ctx;
+    // Only durable bytes can be fetched again; anything else would fill the gap with stale memory.
+    if (this.#size !== this.#durableSize) throw new DriverError('INTERNAL', `the tail of upload ${this.id} is not durable and was lost`);
     const staged = this.#staged.filter((segment) => segment.offset >= this.#partBytes);
     await this.#allocateBuffer();
     const buffer = this.#buffer as Buffer;
@@ -551,17 +572,10 @@ export class HoldBlobWriter implements BlobWriter {
     this.#ctx.budget.recycle(buffer, this.#ctx.did);
   }
 
-  #releaseBuffers(): void {
-    if (this.#buffer) this.#ctx.budget.recycle(this.#buffer, this.#ctx.did);
-    this.#buffer = undefined;
-    this.#fill = 0;
-    this.releaseIdleMemory();
-  }
-
   #finish(state: WriterState): void {
     this.#state = state;
     this.#hash = undefined;
-    this.#releaseBuffers();
+    this.#freeMemory();
     this.#ctx.retire(this);
   }
 }
