@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import {
   AbortMultipartUploadCommand,
   CompleteMultipartUploadCommand,
@@ -107,7 +108,28 @@ export class S3Backend implements StorageBackend {
       UploadId: uploadId,
       MultipartUpload: { Parts: parts.map((part) => ({ PartNumber: part.partNumber, ETag: part.etag })) },
     });
-    await this.#send('CompleteMultipartUpload', (options) => this.#client.send(command, options), this.#options.longRequestTimeoutMs);
+    try {
+      await this.#send('CompleteMultipartUpload', (options) => this.#client.send(command, options), this.#options.longRequestTimeoutMs);
+    } catch (err) {
+      // A completion repeated after one that succeeded (its hold process died
+      // before recording it, or its answer was lost) finds no upload. The
+      // object is then these very parts if its ETag is theirs.
+      if (err instanceof StorageError && err.code === 'UPLOAD_UNKNOWN' && (await this.#assembledFrom(key, parts))) return;
+      throw err;
+    }
+  }
+
+  /** True when the object at `key` has the multipart ETag of exactly `parts`. */
+  async #assembledFrom(key: string, parts: readonly CompletedPartInput[]): Promise<boolean> {
+    const expected = multipartEtag(parts);
+    if (!expected) return false;
+    try {
+      const head = await this.#send('HeadObject', (options) => this.#client.send(new HeadObjectCommand({ Bucket: this.#bucket, Key: key }), options));
+      return head.ETag?.replace(/"/g, '') === expected;
+    } catch (err) {
+      if (err instanceof StorageError && err.code === 'NOT_FOUND') return false;
+      throw err;
+    }
   }
 
   async abortMultipartUpload(key: string, uploadId: string): Promise<void> {
@@ -305,4 +327,17 @@ export async function forEachLimited<T>(items: readonly T[], limit: number, task
     }
   });
   await Promise.all(workers);
+}
+
+/**
+ * S3's ETag of a multipart object: the MD5 of its parts' MD5s, then `-` and
+ * the part count. Undefined when a part's ETag is not a plain MD5 (encrypted
+ * objects, some providers): nothing can be concluded then.
+ */
+function multipartEtag(parts: readonly CompletedPartInput[]): string | undefined {
+  const digests = parts.map((part) => part.etag.replace(/"/g, ''));
+  if (digests.length === 0 || !digests.every((digest) => /^[0-9a-f]{32}$/.test(digest))) return undefined;
+  const md5 = createHash('md5');
+  for (const digest of digests) md5.update(Buffer.from(digest, 'hex'));
+  return `${md5.digest('hex')}-${digests.length}`;
 }
