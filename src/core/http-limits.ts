@@ -1,17 +1,29 @@
+import type { IncomingMessage } from 'node:http';
+import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
 
 /**
  * Timeouts every Holdfast HTTP server applies, so a client that opens a
- * request and never finishes it holds a socket for a bounded time.
+ * request and never finishes it holds a socket (and what the request
+ * reserved) for a bounded time. They bound what the *client* does; work the
+ * server does itself (a commit that re-hashes a blob, a copy) is never cut.
  */
 export const serverTimeoutsSchema = z
   .object({
-    /** A connection with no bytes in either direction for this long is closed, mid-body too. */
+    /**
+     * A request body that delivers fewer than `minBodyBytesPerSecond` on
+     * average over this long, while the server is waiting for it, is cut; so
+     * is a response the client stops reading for this long.
+     */
     idleTimeoutSeconds: z.number().int().min(1).max(3600).default(60),
-    /** The most a whole request (headers and body) may take; 0 turns it off. */
-    requestTimeoutSeconds: z.number().int().min(0).default(3600),
+    /** See `idleTimeoutSeconds`; 0 cuts only bodies that send nothing at all. */
+    minBodyBytesPerSecond: z.number().int().min(0).default(500),
+    /** The most a whole request (headers and body) may take; 0 (the default) leaves it to the rules above. */
+    requestTimeoutSeconds: z.number().int().min(0).default(0),
     /** The most the request headers may take to arrive. */
     headersTimeoutSeconds: z.number().int().min(1).max(300).default(20),
+    /** An idle keep-alive connection is closed after this; keep it above your load balancer's idle timeout. */
+    keepAliveSeconds: z.number().int().min(1).max(3600).default(72),
   })
   .strict();
 
@@ -19,20 +31,80 @@ export type ServerTimeouts = z.output<typeof serverTimeoutsSchema>;
 
 export const DEFAULT_SERVER_TIMEOUTS: ServerTimeouts = Object.freeze(serverTimeoutsSchema.parse({}));
 
-/** Fastify options that apply `timeouts` to its `node:http` server. */
+/** Fastify options for the timeouts `node:http` enforces itself; pair with `watchClients`. */
 export function fastifyTimeouts(timeouts: ServerTimeouts) {
   const headersTimeout = timeouts.headersTimeoutSeconds * 1000;
   const requestTimeout = timeouts.requestTimeoutSeconds * 1000;
   return {
-    connectionTimeout: timeouts.idleTimeoutSeconds * 1000,
+    // No socket inactivity timer: it would also fire while a handler works. `watchClients` replaces it.
+    connectionTimeout: 0,
     requestTimeout,
-    // Shorter than the idle timeout, so an idle keep-alive socket is closed
-    // between requests rather than under a request just sent.
-    keepAliveTimeout: Math.min(5000, timeouts.idleTimeoutSeconds * 1000 - 500),
+    keepAliveTimeout: timeouts.keepAliveSeconds * 1000,
     http: {
       // node:http checks the header and request timeouts on this interval (30 s by default).
       connectionsCheckingInterval: Math.max(250, Math.min(headersTimeout, requestTimeout || headersTimeout) / 4),
       headersTimeout: requestTimeout > 0 ? Math.min(headersTimeout, requestTimeout) : headersTimeout,
     },
   };
+}
+
+/**
+ * Cuts request bodies that stall or trickle, and responses the client stops
+ * reading: the parts of a request where the client, not the server, is slow.
+ */
+export function watchClients(app: FastifyInstance, timeouts: ServerTimeouts): void {
+  const idleMs = timeouts.idleTimeoutSeconds * 1000;
+  app.addHook('onRequest', async (request) => watchBody(request.raw, idleMs, timeouts.minBodyBytesPerSecond));
+  app.addHook('onSend', async (request, reply) => {
+    request.raw.socket?.setTimeout(idleMs);
+    // An answer before the whole body (an error, a 429): close the connection
+    // rather than keep it open to drain what the client may never send.
+    if (!request.raw.complete) reply.header('connection', 'close');
+  });
+}
+
+/**
+ * Samples the socket's byte count while the body is being read. Time only
+ * counts while the server is waiting for the client (nothing is buffered
+ * unread); while the server itself is behind (waiting for memory or for
+ * storage), the client cannot send and is not blamed.
+ */
+function watchBody(raw: IncomingMessage, idleMs: number, minBytesPerSecond: number): void {
+  const socket = raw.socket;
+  if (raw.complete || !socket) return;
+  const tickMs = Math.max(50, Math.min(5000, Math.floor(idleMs / 4)));
+  const needed = Math.max(1, (minBytesPerSecond * idleMs) / 1000);
+  let last = socket.bytesRead;
+  let waited = 0;
+  let received = 0;
+  const timer = setInterval(() => {
+    const now = socket.bytesRead;
+    const delta = now - last;
+    last = now;
+    if (raw.readableLength > 0) {
+      waited = 0;
+      received = 0;
+      return;
+    }
+    waited += tickMs;
+    received += delta;
+    if (waited < idleMs) return;
+    if (received < needed) {
+      stop();
+      socket.destroy();
+      return;
+    }
+    waited = 0;
+    received = 0;
+  }, tickMs);
+  timer.unref();
+  const stop = () => {
+    clearInterval(timer);
+    raw.off('end', stop);
+    raw.off('close', stop);
+    socket.off('close', stop);
+  };
+  raw.once('end', stop);
+  raw.once('close', stop);
+  socket.once('close', stop);
 }

@@ -77,7 +77,7 @@ export class Hold {
         'this provider has no conditional writes: upload records and blob deletions are serialized within this hold process only; run one hold process per bucket (docs/PRESIGNED_URLS.md, "Guarantees by provider")',
       );
     }
-    const app = buildHoldApp({ service, verifier, metrics, logger, fsBackend: backend instanceof FsBackend ? backend : undefined });
+    const app = buildHoldApp({ service, verifier, metrics, logger, fsBackend: backend instanceof FsBackend ? backend : undefined, timeouts: config.limits.http });
     return new Hold({ app, service, backend, metrics, config, logger });
   }
 

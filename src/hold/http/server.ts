@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
-import { DEFAULT_SERVER_TIMEOUTS, fastifyTimeouts, type ServerTimeouts } from '../../core/http-limits.ts';
+import { DEFAULT_SERVER_TIMEOUTS, fastifyTimeouts, watchClients, type ServerTimeouts } from '../../core/http-limits.ts';
 import { requestSerializers } from '../../core/logger.ts';
 import type { ServiceTokenVerifier } from '../auth/tokens.ts';
 import { HoldError } from '../errors.ts';
@@ -37,6 +37,7 @@ export function buildHoldApp(options: HoldAppOptions): FastifyInstance {
   });
 
   // The API speaks JSON only; a text body is a 415, not a schema error.
+  watchClients(app, options.timeouts ?? DEFAULT_SERVER_TIMEOUTS);
   app.removeContentTypeParser('text/plain');
   app.setErrorHandler((error, request, reply) => sendHoldError(error, request, reply));
   app.setNotFoundHandler((request, reply) => sendHoldError(new HoldError('NOT_FOUND'), request, reply));

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
-import { fastifyTimeouts, type ServerTimeouts } from '../../core/http-limits.ts';
+import { fastifyTimeouts, watchClients, type ServerTimeouts } from '../../core/http-limits.ts';
 import { requestSerializers } from '../../core/logger.ts';
 import { DriverError } from '../../driver/types.ts';
 import { RegistryError, type OciErrorCode } from '../errors.ts';
@@ -71,6 +71,7 @@ export function buildRegistryApp(ctx: RegistryContext, options: RegistryAppOptio
   app.addContentTypeParser('*', (_request, _payload, done) => done(null));
 
   app.setErrorHandler((error, request, reply) => sendRegistryError(error, request, reply));
+  watchClients(app, options.timeouts);
   if (options.loopbackOnly) refuseNonLoopbackCallers(app);
   app.setNotFoundHandler((request, reply) => {
     // The router refuses some encoded paths (`%2e%2e`) before dispatch; a
