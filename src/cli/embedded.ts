@@ -36,6 +36,8 @@ export async function startEmbedded(options: { dataDir: string; port: number; ho
     issuer: 'did:web:registry.localhost',
     privateKey: keys.privateKey,
     provider: 'minio',
+    // One DID acts for every request here: its share is the whole budget.
+    memoryPerDid: 512 * 1024 * 1024,
   });
   const registry = await Registry.create(
     parseRegistryConfig({

@@ -290,7 +290,7 @@ export class HoldBlobWriter implements BlobWriter {
       this.#fill = 0;
     }
     if (this.#compact) {
-      this.#ctx.budget.release(this.#compact.length, this.#ctx.did);
+      this.#ctx.budget.releaseIdle(this.#compact.length, this.#ctx.did);
       this.#compact = undefined;
     }
   }
@@ -328,7 +328,7 @@ export class HoldBlobWriter implements BlobWriter {
     if (this.#compact) {
       this.#buffer.set(this.#compact, 0);
       this.#fill = this.#compact.length;
-      this.#ctx.budget.release(this.#compact.length, this.#ctx.did);
+      this.#ctx.budget.releaseIdle(this.#compact.length, this.#ctx.did);
       this.#compact = undefined;
     }
   }

@@ -17,6 +17,8 @@ export class MemoryBudget {
   readonly limit: number;
   readonly tenantShare: number;
   #used = 0;
+  /** Bytes held by idle tails (`tryAcquire`), at most a quarter of the limit. */
+  #idle = 0;
   #peak = 0;
   readonly #byTenant = new Map<string, number>();
   readonly #pool: Buffer[] = [];
@@ -75,12 +77,14 @@ export class MemoryBudget {
   }
 
   /**
-   * Reserves `bytes` for memory held outside the pool (an idle tail), only if
-   * they fit now and leave the tenant at most half its share: idle memory
-   * never crowds out a tenant's own active buffers.
+   * Reserves `bytes` for an idle tail kept between requests, only if they fit
+   * now, leave the tenant at most half its share, and keep all idle tails
+   * within a quarter of the limit: idle memory never crowds out active
+   * buffers. Give it back with `releaseIdle`.
    */
   tryAcquire(bytes: number, tenant = ''): boolean {
-    if (this.usedBy(tenant) + bytes > this.tenantShare / 2 || !this.#fitsNow(tenant, bytes)) return false;
+    if (this.#idle + bytes > this.limit / 4 || this.usedBy(tenant) + bytes > this.tenantShare / 2 || !this.#fitsNow(tenant, bytes)) return false;
+    this.#idle += bytes;
     this.#take(tenant, bytes);
     this.#trimPool(this.limit - this.#used);
     return true;
@@ -103,6 +107,11 @@ export class MemoryBudget {
     this.#pool.push(buffer);
     this.#pooledBytes += buffer.length;
     this.release(buffer.length, tenant);
+  }
+
+  releaseIdle(bytes: number, tenant = ''): void {
+    this.#idle = Math.max(0, this.#idle - bytes);
+    this.release(bytes, tenant);
   }
 
   release(bytes: number, tenant = ''): void {

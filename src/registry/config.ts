@@ -76,9 +76,10 @@ export const registryConfigSchema = z
     ]),
     /**
      * Take the client address from `X-Forwarded-For` when the connection comes
-     * from these proxies (`true`: any). Off by default: a client could name any address.
+     * from these proxies (addresses or CIDRs). Off by default, and never
+     * "any": a client could then name any address.
      */
-    trustProxy: z.union([z.boolean(), z.array(z.string().min(1))]).default(false),
+    trustProxy: z.union([z.literal(false), z.array(z.string().min(1)).min(1)]).default(false),
     /** Bounds on what one request or one account may hold (docs/SECURITY.md). */
     limits: z
       .object({

@@ -69,7 +69,7 @@ export class Registry {
     const authorizer = await createAuthorizer(config, publicUrl);
     const metrics = new RegistryMetrics({ defaultMetrics: options.defaultMetrics });
     const app = buildRegistryApp(
-      { metadata, storage, authorizer, blobDelivery: config.blobs.delivery, metrics, uploadLocks: new KeyedMutex(), limits: config.limits },
+      { metadata, storage, authorizer, blobDelivery: config.blobs.delivery, metrics, uploadLocks: new KeyedMutex(), limits: config.limits, openingUploads: new Map() },
       {
         logger,
         timeouts: config.limits.http,

@@ -90,5 +90,8 @@ export const BAD_INPUT_CASES: readonly BadInputCase[] = [
   { name: 'POST to the base endpoint', method: 'POST', path: '/v2/', status: 405, code: 'UNSUPPORTED' },
   { name: 'tags list with n=-1', method: 'GET', path: '/v2/alice/app/tags/list?n=-1', status: 405, code: 'UNSUPPORTED' },
   { name: 'tags list with n=abc', method: 'GET', path: '/v2/alice/app/tags/list?n=abc', status: 405, code: 'UNSUPPORTED' },
+  { name: 'tags list with a NUL in last', method: 'GET', path: '/v2/alice/app/tags/list?last=%00', status: 405, code: 'UNSUPPORTED' },
+  { name: 'tags list with a control character in last', method: 'GET', path: '/v2/alice/app/tags/list?last=a%1Fb', status: 405, code: 'UNSUPPORTED' },
+  { name: 'tags list with a 300-character last', method: 'GET', path: `/v2/alice/app/tags/list?last=${'a'.repeat(300)}`, status: 405, code: 'UNSUPPORTED' },
   { name: 'an unknown route', method: 'GET', path: '/v2/alice/app/nothing/here', status: 404 },
 ];

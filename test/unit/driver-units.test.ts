@@ -75,6 +75,14 @@ describe('memory budget shares per tenant', function () {
     expect(budget.usedBy('a')).to.equal(8);
   });
 
+  it('keeps all idle bytes to a quarter of the budget', function () {
+    const budget = new MemoryBudget(40, 40);
+    expect(budget.tryAcquire(10, 'a')).to.equal(true);
+    expect(budget.tryAcquire(1, 'b')).to.equal(false);
+    budget.releaseIdle(10, 'a');
+    expect(budget.tryAcquire(1, 'b')).to.equal(true);
+  });
+
   it('keeps idle bytes to half a share', function () {
     const budget = new MemoryBudget(100, 10);
     expect(budget.tryAcquire(6, 'a')).to.equal(false);

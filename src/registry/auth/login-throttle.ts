@@ -1,3 +1,5 @@
+import { createHash } from 'node:crypto';
+import { isIPv6 } from 'node:net';
 import { LRUCache } from 'lru-cache';
 
 export interface LoginLimits {
@@ -21,13 +23,17 @@ export class LoginThrottledError extends Error {
 
 /**
  * Counts failed logins per client address and per user name in a sliding
- * window, and password checks in progress per address. Both maps are LRU
- * bounded, so a flood of distinct names cannot grow them without limit.
+ * window, and password checks in progress per address. An address a user
+ * has signed in from lately is exempt from that user's limit, so failures
+ * elsewhere never lock the user out of a machine they use. Keys are hashed
+ * and the maps LRU bounded, so attacker-chosen names cannot grow them. IPv6
+ * clients count per /64, the block one host usually gets.
  */
 export class LoginThrottle {
   readonly #limits: LoginLimits;
   readonly #failures: LRUCache<string, number[]>;
   readonly #inFlight = new Map<string, number>();
+  readonly #trusted = new LRUCache<string, true>({ max: 100_000, ttl: 24 * 3600_000 });
   readonly #now: () => number;
 
   constructor(limits: LoginLimits, now: () => number = Date.now) {
@@ -41,9 +47,12 @@ export class LoginThrottle {
    * `LoginThrottledError`. Call the returned function once the check is done,
    * with whether it failed.
    */
-  begin(address: string, username: string, pending: number): (failed: boolean) => void {
+  begin(clientAddress: string, username: string, pending: number): (failed: boolean) => void {
+    const address = addressKey(clientAddress);
+    const user = `user:${digest(username)}`;
+    const trusted = this.#trusted.has(`${user} ${address}`);
     this.#refuseIfOver(`address:${address}`, this.#limits.failuresPerAddress, 'too many failed logins from this address');
-    this.#refuseIfOver(`user:${username}`, this.#limits.failuresPerUser, 'too many failed logins for this user');
+    if (!trusted) this.#refuseIfOver(user, this.#limits.failuresPerUser, 'too many failed logins for this user');
     const running = this.#inFlight.get(address) ?? 0;
     if (running >= this.#limits.concurrentPerAddress) throw new LoginThrottledError('too many logins in progress from this address', 1);
     if (pending >= this.#limits.maxQueued) throw new LoginThrottledError('too many logins in progress', 1);
@@ -57,7 +66,9 @@ export class LoginThrottle {
       else this.#inFlight.delete(address);
       if (failed) {
         this.#record(`address:${address}`, this.#limits.failuresPerAddress);
-        this.#record(`user:${username}`, this.#limits.failuresPerUser);
+        if (!trusted) this.#record(user, this.#limits.failuresPerUser);
+      } else {
+        this.#trusted.set(`${user} ${address}`, true);
       }
     };
   }
@@ -80,4 +91,18 @@ export class LoginThrottle {
     times.push(this.#now());
     this.#failures.set(key, times.slice(-limit));
   }
+}
+
+function digest(text: string): string {
+  return createHash('sha256').update(text).digest('base64url');
+}
+
+/** IPv6 addresses by their /64; anything else as it is. */
+function addressKey(address: string): string {
+  if (!isIPv6(address) || address.startsWith('::ffff:')) return address;
+  const [head = '', tail = ''] = address.split('::');
+  const left = head ? head.split(':') : [];
+  const right = tail ? tail.split(':') : [];
+  const groups = address.includes('::') ? [...left, ...Array<string>(8 - left.length - right.length).fill('0'), ...right] : left;
+  return `${groups.slice(0, 4).map((group) => group.toLowerCase().replace(/^0+(?=.)/, '')).join(':')}::/64`;
 }

@@ -8,6 +8,10 @@ import { ConfigError } from '../../hold/config.ts';
 import { LoginThrottle, type LoginLimits } from './login-throttle.ts';
 import { PasswordPool } from './password-pool.ts';
 
+const MAX_USERNAME_LENGTH = 128;
+/** bcrypt reads 72 bytes at most; a longer "password" only costs us the copy. */
+const MAX_PASSWORD_LENGTH = 1024;
+
 export interface User {
   username: string;
   did: string;
@@ -20,7 +24,7 @@ const usersFileSchema = z
     users: z.array(
       z
         .object({
-          username: z.string().min(1).max(128),
+          username: z.string().min(1).max(MAX_USERNAME_LENGTH),
           passwordHash: z.string().regex(/^\$2[aby]\$\d{2}\$.{53}$/, 'must be a bcrypt hash'),
           did: z.string().regex(/^did:[a-z0-9]+:[A-Za-z0-9._:%-]+$/),
           handle: z.string().regex(/^[a-z0-9]+(?:[._-][a-z0-9]+)*$/, 'must be a lower-case repository name component'),
@@ -57,7 +61,7 @@ export const DEFAULT_LOGIN_OPTIONS: LoginOptions = Object.freeze({
  */
 export class UserDirectory {
   readonly #users: Map<string, User & { passwordHash: string }>;
-  readonly #verified = new LRUCache<string, User>({ max: 1000, ttl: 60_000 });
+  readonly #verified = new LRUCache<string, User>({ max: 1000, ttl: 60_000, updateAgeOnGet: true });
   readonly #checking = new Map<string, Promise<User | undefined>>();
   readonly #dummyHash: string;
   readonly #pool: PasswordPool;
@@ -89,6 +93,8 @@ export class UserDirectory {
    * lately, or too many checks are in progress.
    */
   async verify(username: string, password: string, address: string): Promise<User | undefined> {
+    // No user has a longer name (the file's schema): answer as for a wrong password, without the work.
+    if (username.length > MAX_USERNAME_LENGTH || password.length > MAX_PASSWORD_LENGTH) return undefined;
     const key = createHash('sha256').update(`${username}\0${password}`).digest('hex');
     const cached = this.#verified.get(key);
     if (cached) return cached;
@@ -125,19 +131,14 @@ export class UserDirectory {
   }
 }
 
-/** The cost most users' hashes have (10 when there are none), for the dummy hash. */
+/**
+ * The highest cost among the users' hashes (10 when there are none), for the
+ * dummy hash: an unknown name then takes at least as long as any real one.
+ * Users whose hashes have a lower cost answer faster; `holdfast
+ * hash-password` gives every new hash the same cost.
+ */
 function costOf(users: readonly { passwordHash: string }[]): number {
-  const counts = new Map<number, number>();
-  for (const user of users) {
-    const cost = Number(user.passwordHash.slice(4, 6));
-    counts.set(cost, (counts.get(cost) ?? 0) + 1);
-  }
-  let best = 10;
-  let most = 0;
-  for (const [cost, count] of counts) {
-    if (count > most) [best, most] = [cost, count];
-  }
-  return best;
+  return users.reduce((highest, user) => Math.max(highest, Number(user.passwordHash.slice(4, 6))), users.length ? 4 : 10);
 }
 
 export function hashPassword(password: string, rounds = 10): Promise<string> {

@@ -47,7 +47,7 @@ const BUSY_RETRY_AFTER_SECONDS = '5';
 export interface RegistryAppOptions {
   logger: Logger;
   timeouts: ServerTimeouts;
-  trustProxy?: boolean | string[];
+  trustProxy?: false | string[];
   /** Serve only loopback `Host`s and refuse cross-site requests (authentication off). */
   loopbackOnly?: boolean;
   /** Extra routes (the token endpoint) registered by the auth module. */

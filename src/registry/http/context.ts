@@ -22,6 +22,8 @@ export interface RegistryContext {
   metrics: RegistryMetrics;
   uploadLocks: KeyedMutex;
   limits: RegistryConfig['limits'];
+  /** Uploads being opened (or streaming monolithically) in this process, per DID. */
+  openingUploads: Map<string, number>;
 }
 
 /** One request, after routing and authorization. */

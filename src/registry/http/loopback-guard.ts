@@ -14,7 +14,7 @@ import { RegistryError } from '../errors.ts';
 export function refuseNonLoopbackCallers(app: FastifyInstance): void {
   app.addHook('onRequest', async (request) => {
     const port = (app.server.address() as AddressInfo | null)?.port;
-    const reason = port === undefined ? undefined : refusal(request.headers, port);
+    const reason = port === undefined ? 'the listening port is unknown' : refusal(request.headers, port);
     if (!reason) return;
     request.log.warn(
       { reason, host: clip(request.headers.host), origin: clip(request.headers.origin), secFetchSite: clip(request.headers['sec-fetch-site']) },

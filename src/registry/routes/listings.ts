@@ -8,6 +8,8 @@ function pageOf(ctx: RegistryContext, call: Call): { n: number; last?: string } 
   const { n, last } = call.query;
   const { defaultPageSize, maxPageSize } = ctx.limits;
   if (n !== undefined && !/^\d{1,9}$/.test(n)) throw new RegistryError('UNSUPPORTED', 'n must be a non-negative integer');
+  // `last` is compared as text: any string sorts somewhere, but PostgreSQL refuses a NUL in text.
+  if (last !== undefined && (last.length > 256 || [...last].some((char) => char < ' '))) throw new RegistryError('UNSUPPORTED', 'last must be a tag or repository name');
   const page: { n: number; last?: string } = { n: n === undefined ? defaultPageSize : Math.min(Number(n), maxPageSize) };
   if (last !== undefined) page.last = last;
   return page;

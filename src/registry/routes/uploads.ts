@@ -69,30 +69,51 @@ export const startUpload: Handler = async (ctx, call) => {
   }
   if (digest !== undefined) {
     const expected = requireDigest(digest);
-    const writer = await call.store.create({ digest: expected });
-    try {
-      ctx.metrics.bytesIn.inc(await writer.readFrom(call.request.raw));
-      const descriptor = await writer.commit({ digest: expected, size: declaredLength(call) });
-      return await created(ctx, call, descriptor.digest, descriptor.size, descriptor.existed !== true);
-    } catch (err) {
-      await writer.cancel().catch(() => {});
-      throw err;
-    }
+    // A monolithic upload is open for as long as its body streams.
+    return withUploadSlot(ctx, call, async () => {
+      const writer = await call.store.create({ digest: expected });
+      try {
+        ctx.metrics.bytesIn.inc(await writer.readFrom(call.request.raw));
+        const descriptor = await writer.commit({ digest: expected, size: declaredLength(call) });
+        return await created(ctx, call, descriptor.digest, descriptor.size, descriptor.existed !== true);
+      } catch (err) {
+        await writer.cancel().catch(() => {});
+        throw err;
+      }
+    });
   }
   await drain(call.request.raw);
-  await refuseOverUploadLimit(ctx, call);
-  const writer = await call.store.create();
-  await ctx.metadata.createUpload({ id: writer.id, repository: call.name, did: call.identity.did, createdAt: new Date() });
-  return acceptedUpload(call, writer, 202);
+  return withUploadSlot(ctx, call, async () => {
+    const writer = await call.store.create();
+    await ctx.metadata.createUpload({ id: writer.id, repository: call.name, did: call.identity.did, createdAt: new Date() });
+    return acceptedUpload(call, writer, 202);
+  });
 };
 
 /**
  * Each session holds a multipart upload at the hold and a row here until it
- * is finished or expires, so one DID may only have so many open at once.
+ * is finished or expires, and a monolithic upload holds the same while its
+ * body streams, so one DID may only have so many open at once.
  */
-async function refuseOverUploadLimit(ctx: RegistryContext, call: Call): Promise<void> {
+async function withUploadSlot<T>(ctx: RegistryContext, call: Call, work: () => Promise<T>): Promise<T> {
+  const did = call.identity.did;
+  // Taken before counting, so concurrent POSTs in this process cannot all pass the count.
+  const ahead = ctx.openingUploads.get(did) ?? 0;
+  ctx.openingUploads.set(did, ahead + 1);
+  try {
+    await refuseOverUploadLimit(ctx, call, ahead);
+    return await work();
+  } finally {
+    const left = (ctx.openingUploads.get(did) ?? 1) - 1;
+    if (left > 0) ctx.openingUploads.set(did, left);
+    else ctx.openingUploads.delete(did);
+  }
+}
+
+async function refuseOverUploadLimit(ctx: RegistryContext, call: Call, openingAhead: number): Promise<void> {
   const { maxOpenUploadsPerDid: limit, uploadWindowSeconds } = ctx.limits;
-  const open = await ctx.metadata.countUploads(call.identity.did, new Date(Date.now() - uploadWindowSeconds * 1000));
+  const rows = await ctx.metadata.countUploads(call.identity.did, new Date(Date.now() - uploadWindowSeconds * 1000));
+  const open = rows + openingAhead;
   if (open < limit) return;
   throw new RegistryError('TOOMANYREQUESTS', `this account already has ${limit} open uploads; finish or cancel some first`, {
     headers: { 'retry-after': '60' },
