@@ -1,4 +1,5 @@
 import { SignJWT, importPKCS8, type CryptoKey, type KeyObject } from 'jose';
+import { LRUCache } from 'lru-cache';
 
 /**
  * Mints the short-lived service tokens a registry presents to a hold.
@@ -21,8 +22,14 @@ export class ServiceTokenSigner {
   readonly #ttlSeconds: number;
   readonly #keyId: string | undefined;
   readonly #key: Promise<{ key: CryptoKey | KeyObject; alg: string }>;
+  readonly #now: () => number;
+  /**
+   * Tokens are reused for the first half of their life: a hold call need not
+   * pay for a signature, and a token handed out still has half its life left.
+   */
+  readonly #reuse = new LRUCache<string, { token: Promise<string>; reuseUntil: number }>({ max: 10_000 });
 
-  constructor(options: ServiceTokenSignerOptions) {
+  constructor(options: ServiceTokenSignerOptions & { now?: () => number }) {
     const ttl = options.ttlSeconds ?? 120;
     if (!Number.isInteger(ttl) || ttl < 1 || ttl > MAX_SERVICE_TOKEN_TTL_SECONDS) {
       throw new RangeError(`ttlSeconds must be an integer from 1 to ${MAX_SERVICE_TOKEN_TTL_SECONDS}, got ${ttl}`);
@@ -31,6 +38,7 @@ export class ServiceTokenSigner {
     this.#issuer = options.issuer;
     this.#ttlSeconds = ttl;
     this.#keyId = options.keyId;
+    this.#now = options.now ?? Date.now;
     this.#key = importSigningKey(options.privateKey);
     this.#key.catch(() => {});
   }
@@ -39,9 +47,19 @@ export class ServiceTokenSigner {
     return this.#issuer;
   }
 
-  async sign(subject: string, audience: string): Promise<string> {
+  sign(subject: string, audience: string): Promise<string> {
+    const cacheKey = `${subject}\n${audience}`;
+    const nowMs = this.#now();
+    const reused = this.#reuse.get(cacheKey);
+    if (reused && nowMs < reused.reuseUntil) return reused.token;
+    const token = this.#mint(subject, audience, Math.floor(nowMs / 1000));
+    this.#reuse.set(cacheKey, { token, reuseUntil: nowMs + (this.#ttlSeconds * 1000) / 2 });
+    token.catch(() => this.#reuse.delete(cacheKey));
+    return token;
+  }
+
+  async #mint(subject: string, audience: string, now: number): Promise<string> {
     const { key, alg } = await this.#key;
-    const now = Math.floor(Date.now() / 1000);
     return new SignJWT({})
       .setProtectedHeader(this.#keyId ? { alg, kid: this.#keyId } : { alg })
       .setIssuer(this.#issuer)
