@@ -14,8 +14,6 @@ export interface BlobLifecycleOptions {
   leaseMs: number;
   now: () => Date;
   step: StepNotifier;
-  /** Called when a blob's bytes are deleted, to drop cached keys. */
-  forget: (digest: Digest) => void;
 }
 
 /** How long `/move` and `/claim` wait for a deletion in progress before answering 503. */
@@ -35,14 +33,12 @@ export class BlobLifecycle {
   readonly #prefix: string;
   readonly #leases: DeletionLeases;
   readonly #step: StepNotifier;
-  readonly #forget: (digest: Digest) => void;
 
   constructor(options: BlobLifecycleOptions) {
     this.#backend = options.backend;
     this.#prefix = options.prefix;
     this.#leases = new DeletionLeases(options);
     this.#step = options.step;
-    this.#forget = options.forget;
   }
 
   async putClaim(digest: Digest, issuer: string): Promise<void> {
@@ -109,7 +105,6 @@ export class BlobLifecycle {
       await this.#step('blob-checked', digest);
       if (!object) return { deleted: false, remaining_claims: 0 };
       if (!lease.canDelete()) throw new HoldError('BACKEND_UNAVAILABLE', 'the deletion took too long to start safely; retry');
-      this.#forget(digest);
       await this.#backend.delete([key]);
       await this.#step('reference-deleted', digest);
       if (object.target) await this.#backend.delete([this.checkedTarget(object.target)]);
@@ -136,7 +131,6 @@ export class BlobLifecycle {
           const key = this.#key({ kind: 'blob', digest });
           const blob = await this.#backend.stat(key);
           if (blob) {
-            this.#forget(digest);
             await this.#backend.delete([key]);
             if (blob.target) await this.#backend.delete([this.checkedTarget(blob.target)]);
           }

@@ -1,5 +1,4 @@
 import { randomUUID } from 'node:crypto';
-import { LRUCache } from 'lru-cache';
 import { KeyedMutex } from '../core/keyed-mutex.ts';
 import { parseDigest, type Digest } from '../core/digest.ts';
 import type { Access, AccessPolicy } from './auth/policy.ts';
@@ -67,8 +66,6 @@ export class HoldService {
   readonly #onStep: StepHook | undefined;
   readonly #blobs: BlobLifecycle;
   readonly #uploadLocks = new KeyedMutex();
-  /** Digest → the key holding its bytes, for presigning pulls without a HEAD each time. */
-  readonly #blobKeys = new LRUCache<string, string>({ max: 10_000, ttl: 60_000 });
 
   constructor(options: HoldServiceOptions) {
     this.#backend = options.backend;
@@ -85,7 +82,6 @@ export class HoldService {
       leaseMs: (options.deletionLeaseSeconds ?? DEFAULT_DELETION_LEASE_SECONDS) * 1000,
       now: this.#now,
       step: (step, digest) => this.#step(`release:${step}`, digest),
-      forget: (digest) => this.#blobKeys.delete(digest.value),
     });
   }
 
@@ -253,7 +249,6 @@ export class HoldService {
           await this.#sessions.put({ ...session, publishing_digest: digest.value, updated_at: this.#now().toISOString() }, etag);
         }
         if (await this.#backend.putReference(destination, source, temp.size)) {
-          this.#blobKeys.set(digest.value, source);
           await this.#forgetUpload(upload, session, { keepObject: true });
           return { digest: digest.value, size: temp.size, existed: false };
         }
@@ -441,17 +436,17 @@ export class HoldService {
     await this.#forgetUpload(upload, session, { keepObject: published });
   }
 
-  /** Where a blob's bytes are: the object a reference names, or the blob key itself. */
+  /**
+   * Where a blob's bytes are: the object a reference names, or the blob key
+   * itself. Read from the bucket on every call, never cached: another hold
+   * process may have deleted the blob and published the digest again under
+   * another object since.
+   */
   async #blobBytesKey(digest: Digest): Promise<string> {
     const key = this.#key({ kind: 'blob', digest });
     if (!this.#backend.capabilities.references) return key;
-    const cached = this.#blobKeys.get(digest.value);
-    if (cached) return cached;
     const object = await this.#backend.stat(key);
-    if (!object) return key;
-    const bytesKey = object.target ? this.#blobs.checkedTarget(object.target) : key;
-    this.#blobKeys.set(digest.value, bytesKey);
-    return bytesKey;
+    return object?.target ? this.#blobs.checkedTarget(object.target) : key;
   }
 
   /** Where an upload's bytes are: beside its session (version 1) or under objects/ (version 2). */

@@ -41,6 +41,8 @@ export interface ScaleStackOptions {
   prefix: string;
   gc: { graceSeconds: number; intervalSeconds: number };
   hold: { uploadTtlSeconds: number; janitorIntervalSeconds: number; deletionLeaseSeconds: number };
+  /** Extra storage-driver options for both registries (e.g. `maxCachedUrls`). */
+  driver?: Record<string, unknown>;
   logLevel?: string;
 }
 
@@ -64,6 +66,8 @@ export interface ScaleStack {
   dir: string;
   /** SIGKILLs the instance and starts it again on the same port. */
   restart(tier: Tier, index: number): Promise<Restart>;
+  /** One garbage-collection pass now, as `holdfast gc` with registry `index`'s config; resolves to its report. */
+  runGc(index: number): Promise<{ deletedBlobs: number; deletedManifests: number }>;
   /** The last lines the instance wrote, for failure messages. */
   logTail(tier: Tier, index: number): string;
   stop(): Promise<void>;
@@ -139,7 +143,13 @@ export async function startScaleStack(options: ScaleStackOptions): Promise<Scale
         publicUrl: registryProxy.url,
         storage: {
           module: 'hold',
-          options: { hold: { url: holdProxy.url, audience: SCALE_HOLD_IDENTITY }, issuer: SCALE_ISSUER, privateKeyFile: 'registry-signing.key', provider: 'minio' },
+          options: {
+            hold: { url: holdProxy.url, audience: SCALE_HOLD_IDENTITY },
+            issuer: SCALE_ISSUER,
+            privateKeyFile: 'registry-signing.key',
+            provider: 'minio',
+            ...options.driver,
+          },
         },
         blobs: { delivery: 'redirect' },
         metadata: { kind: 'postgres', url: options.postgresUrl },
@@ -210,6 +220,16 @@ export async function startScaleStack(options: ScaleStackOptions): Promise<Scale
       await kill(instance);
       await spawnInstance(instance);
       return { tier, index, killedAt, healthyAt: Date.now() };
+    },
+    async runGc(index) {
+      const child = spawn(process.execPath, [...cliNodeArgs(SOURCE_CLI), 'gc', '--config', find('registry', index).config], { cwd: dir, env, stdio: ['ignore', 'pipe', 'pipe'] });
+      let stdout = '';
+      let stderr = '';
+      child.stdout?.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+      child.stderr?.on('data', (chunk: Buffer) => (stderr = (stderr + chunk.toString()).slice(-4000)));
+      const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
+      if (code !== 0) throw new Error(`holdfast gc exited ${code}: ${stderr}`);
+      return JSON.parse(stdout.slice(stdout.indexOf('{'))) as { deletedBlobs: number; deletedManifests: number };
     },
     logTail(tier, index) {
       return find(tier, index).tail;

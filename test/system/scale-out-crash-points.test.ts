@@ -9,13 +9,13 @@ const MiB = 1024 * 1024;
 const REPO = `${STACK_USER.handle}/crash-points`;
 
 /**
- * Single SIGKILLs at exact points of one operation, on the scale-out
- * topology (two holds, two registries, round-robin proxies): the hold is
- * frozen just after S3 acted on a request and killed before it could record
- * the outcome; the other hold must finish the operation when the driver
- * repeats it.
+ * One operation at a time on the scale-out topology (two holds, two
+ * registries, round-robin proxies): a hold frozen just after S3 acted on a
+ * request and killed before it could record the outcome, whose work the
+ * other hold must finish when the driver repeats the call; and state one
+ * instance changed that another must not answer from memory.
  */
-describe('system: scale-out crash points (a hold killed between an S3 effect and its record)', function () {
+describe('system: scale-out, one operation at a time (a hold killed between an S3 effect and its record; state across instances)', function () {
   this.timeout(300_000);
   let stack: ScaleStack;
   let client: DockerLikeClient;
@@ -26,8 +26,11 @@ describe('system: scale-out crash points (a hold killed between an S3 effect and
       minio: await sharedMinio(),
       postgresUrl: await (await sharedPostgres()).createDatabase(),
       prefix: `system-crash-points-${process.pid}`,
-      gc: { graceSeconds: 3600, intervalSeconds: 0 },
+      // GC only when a test runs a pass, with no grace.
+      gc: { graceSeconds: 0, intervalSeconds: 0 },
       hold: { uploadTtlSeconds: 3600, janitorIntervalSeconds: 0, deletionLeaseSeconds: 30 },
+      // Pull URLs are not cached in the registries here, so what a pull gets is what the holds answer.
+      driver: { maxCachedUrls: 0 },
     });
     client = new DockerLikeClient(stack.url, STACK_USER, failures);
   });
@@ -61,5 +64,25 @@ describe('system: scale-out crash points (a hold killed between an S3 effect and
     expect(answer.status, answer.body.toString()).to.equal(201);
     const bytes = await client.getBlob(REPO, blob.digest);
     expect(`sha256:${createHash('sha256').update(bytes).digest('hex')}`).to.equal(blob.digest);
+  });
+
+  it('a blob collected through one instance and pushed again through another: every pull through either hold gets its bytes', async function () {
+    const blob = SyntheticBlob.create('collected-and-pushed-again', 6 * MiB + 3);
+    const push = async () => {
+      expect(await client.pushBlob(REPO, blob, 8 * MiB), 'retries').to.equal(0);
+    };
+    const pullEach = async (times: number) => {
+      for (let pull = 0; pull < times; pull++) {
+        const bytes = await client.getBlob(REPO, blob.digest);
+        expect(`sha256:${createHash('sha256').update(bytes).digest('hex')}`, `pull ${pull}`).to.equal(blob.digest);
+      }
+    };
+    await push();
+    // Pulls alternate between the holds: both have now presigned these bytes.
+    await pullEach(4);
+    // No manifest references it: a pass (no grace) releases it, through one hold or the other.
+    expect((await stack.runGc(0)).deletedBlobs).to.be.at.least(1);
+    await push();
+    await pullEach(4);
   });
 });
