@@ -258,8 +258,9 @@ async function listKeys(minio: RunningMinio, prefix: string): Promise<string[]> 
 /** The bucket against the database: what must hold once the janitors and the collector have run. */
 async function bucketState(minio: RunningMinio, prefix: string, db: pg.Client): Promise<BucketState> {
   const root = `${prefix}/`;
-  const uploads = await minio.client.send(new ListMultipartUploadsCommand({ Bucket: minio.bucket, Prefix: root }));
-  const multipartUploads = (uploads.Uploads ?? []).map((upload) => upload.Key as string);
+  // Listed without a prefix and filtered here: MinIO matches a multipart-listing prefix as an exact key.
+  const uploads = await minio.client.send(new ListMultipartUploadsCommand({ Bucket: minio.bucket }));
+  const multipartUploads = (uploads.Uploads ?? []).map((upload) => upload.Key as string).filter((key) => key.startsWith(root));
   const stagedOrSessions = await listKeys(minio, `${root}holdfast/uploads/`);
   const leases = await listKeys(minio, `${root}holdfast/deleting/`);
   const blobKeys = await listKeys(minio, `${root}docker/registry/v2/blobs/`);
