@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { z } from 'zod';
-import { PROVIDER_NAMES, PROVIDER_PROFILES, type ProviderName } from '../hold/backends/providers.ts';
-import { ConfigError, deepFreeze } from '../hold/config.ts';
+import { PROVIDER_NAMES, PROVIDER_PROFILES, type ProviderName } from '../protocol/providers.ts';
+import { ConfigError, deepFreeze } from '../core/config.ts';
 import { DEFAULT_RETRY } from './retry.ts';
 import { MAX_CONFIGURED_PART_SIZE, MIN_CONFIGURED_PART_SIZE } from './part-size.ts';
 

@@ -1,4 +1,4 @@
-import { MAX_PART_NUMBER, MIN_PART_SIZE } from '../hold/backends/types.ts';
+import { MAX_PART_NUMBER, MIN_PART_SIZE } from '../protocol/limits.ts';
 
 export const MIN_CONFIGURED_PART_SIZE = MIN_PART_SIZE;
 export const MAX_CONFIGURED_PART_SIZE = 64 * 1024 * 1024;

@@ -1,4 +1,4 @@
-import { parseUploadName, uploadNameFromUuid } from '../hold/keys.ts';
+import { parseUploadName, uploadNameFromUuid } from '../protocol/upload-names.ts';
 import { DriverError } from './types.ts';
 
 /**

@@ -2,9 +2,12 @@ import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
+import { ConfigError, applyEnvOverrides, deepFreeze } from '../core/config.ts';
 import { serverTimeoutsSchema } from '../core/http-limits.ts';
+
+export { ConfigError, applyEnvOverrides, deepFreeze };
 import { MAX_SERVICE_TOKEN_TTL_SECONDS } from '../core/service-token.ts';
-import { PROVIDER_NAMES } from './backends/providers.ts';
+import { PROVIDER_NAMES } from '../protocol/providers.ts';
 import { MAX_SINGLE_COPY_BYTES, MIN_PART_SIZE } from './backends/types.ts';
 
 const did = z.string().regex(/^did:[a-z0-9]+:[A-Za-z0-9._:%-]+$/, 'must be a DID such as did:plc:abc123');
@@ -94,22 +97,6 @@ export const holdConfigSchema = z
 export type HoldConfigInput = z.input<typeof holdConfigSchema>;
 export type HoldConfig = Readonly<z.output<typeof holdConfigSchema>>;
 
-export class ConfigError extends Error {
-  readonly code = 'HOLDFAST_CONFIG_INVALID';
-  readonly issues: readonly string[];
-
-  constructor(source: string, issues: readonly string[]) {
-    super(`invalid config (${source}):\n  ${issues.join('\n  ')}`);
-    this.name = 'ConfigError';
-    this.issues = issues;
-  }
-
-  /** From a zod failure: one line per issue, naming the key. Values are never quoted, so no secret leaks. */
-  static fromZod(source: string, issues: readonly { path: PropertyKey[]; message: string }[]): ConfigError {
-    return new ConfigError(source, issues.map((issue) => `${issue.path.length ? issue.path.map(String).join('.') : '(root)'}: ${issue.message}`));
-  }
-}
-
 /**
  * Environment variables that override config keys. Secrets belong here rather
  * than in the file.
@@ -158,31 +145,4 @@ export async function trustedIssuerKeys(config: HoldConfig, baseDir = process.cw
 async function resolveKeyFiles(config: HoldConfig, baseDir: string): Promise<HoldConfig> {
   const issuers = await trustedIssuerKeys(config, baseDir);
   return deepFreeze({ ...structuredClone(config), trustedIssuers: issuers });
-}
-
-export function applyEnvOverrides(
-  raw: unknown,
-  env: NodeJS.ProcessEnv,
-  table: Readonly<Record<string, { path: readonly string[]; type: 'string' | 'number' | 'boolean' }>>,
-): unknown {
-  const copy = structuredClone(raw ?? {}) as Record<string, unknown>;
-  for (const [name, { path: keyPath, type }] of Object.entries(table)) {
-    const value = env[name];
-    if (value === undefined || value === '') continue;
-    let target = copy;
-    for (const segment of keyPath.slice(0, -1)) {
-      if (typeof target[segment] !== 'object' || target[segment] === null) target[segment] = {};
-      target = target[segment] as Record<string, unknown>;
-    }
-    target[keyPath.at(-1) as string] = type === 'number' ? Number(value) : type === 'boolean' ? value === 'true' || value === '1' : value;
-  }
-  return copy;
-}
-
-export function deepFreeze<T>(value: T): T {
-  if (value && typeof value === 'object' && !Object.isFrozen(value)) {
-    Object.freeze(value);
-    for (const child of Object.values(value)) deepFreeze(child);
-  }
-  return value;
 }

@@ -1,5 +1,8 @@
 import { createHash } from 'node:crypto';
 import { parseDigest, type Digest } from '../core/digest.ts';
+import { parseUploadName, parseUploadUuid, type UploadName } from '../protocol/upload-names.ts';
+
+export { parseUploadName, uploadNameFromUuid, type UploadName } from '../protocol/upload-names.ts';
 
 /**
  * The only place a storage key is built. Every input is a typed spec whose
@@ -39,27 +42,7 @@ export type KeySpec =
   | { kind: 'blob-deleting'; digest: Digest }
   | { kind: 'deletions-root' };
 
-export interface UploadName {
-  readonly uuid: string;
-  /** `uploads/temp-<uuid>`, the form that travels in the API's `digest` field. */
-  readonly value: string;
-}
-
-const UUID_PATTERN = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
-const UPLOAD_NAME_PATTERN = /^uploads\/temp-([0-9a-f-]{36})$/;
 const OFFSET_WIDTH = 20;
-
-export function uploadNameFromUuid(uuid: string): UploadName {
-  if (!UUID_PATTERN.test(uuid)) throw new TypeError('upload uuid must be a lower-case UUID');
-  return Object.freeze({ uuid, value: `uploads/temp-${uuid}` });
-}
-
-export function parseUploadName(input: unknown): UploadName | undefined {
-  if (typeof input !== 'string') return undefined;
-  const match = UPLOAD_NAME_PATTERN.exec(input);
-  if (!match || !UUID_PATTERN.test(match[1] as string)) return undefined;
-  return uploadNameFromUuid(match[1] as string);
-}
 
 export type BlobRef = { kind: 'digest'; digest: Digest } | { kind: 'upload'; upload: UploadName };
 
@@ -121,7 +104,7 @@ export function uploadFromUploadKey(key: string, prefix = ''): UploadName | unde
   const root = storageKey({ kind: 'uploads-root' }, prefix);
   if (!key.startsWith(root)) return undefined;
   const uuid = key.slice(root.length).split('/', 1)[0] as string;
-  return UUID_PATTERN.test(uuid) ? uploadNameFromUuid(uuid) : undefined;
+  return parseUploadUuid(uuid);
 }
 
 /** The upload a key under `uploads-root` belongs to, for the janitor's listing. */
@@ -129,7 +112,7 @@ export function uploadFromSessionKey(key: string, prefix = ''): UploadName | und
   const root = storageKey({ kind: 'uploads-root' }, prefix);
   if (!key.startsWith(root) || !key.endsWith('/session.json')) return undefined;
   const uuid = key.slice(root.length, -'/session.json'.length);
-  return UUID_PATTERN.test(uuid) ? uploadNameFromUuid(uuid) : undefined;
+  return parseUploadUuid(uuid);
 }
 
 /**
@@ -140,7 +123,7 @@ export function uploadFromObjectKey(key: string, prefix = ''): UploadName | unde
   const root = `${prefix}holdfast/objects/`;
   if (!key.startsWith(root)) return undefined;
   const uuid = key.slice(root.length);
-  return UUID_PATTERN.test(uuid) ? uploadNameFromUuid(uuid) : undefined;
+  return parseUploadUuid(uuid);
 }
 
 /** The digest a deletion lease's key is for, for the janitor's listing. */

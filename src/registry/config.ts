@@ -2,7 +2,7 @@ import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
-import { ConfigError, applyEnvOverrides, deepFreeze } from '../hold/config.ts';
+import { ConfigError, applyEnvOverrides, deepFreeze } from '../core/config.ts';
 import { serverTimeoutsSchema } from '../core/http-limits.ts';
 
 const did = z.string().regex(/^did:[a-z0-9]+:[A-Za-z0-9._:%-]+$/, 'must be a DID such as did:plc:abc123');

@@ -1,6 +1,6 @@
 import path from 'node:path';
 import { z } from 'zod';
-import { ConfigError, deepFreeze } from '../hold/config.ts';
+import { ConfigError, deepFreeze } from '../core/config.ts';
 
 /**
  * The plugin's `store:` block in Verdaccio's config.yaml:

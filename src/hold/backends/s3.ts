@@ -15,7 +15,7 @@ import {
   UploadPartCopyCommand,
 } from '@aws-sdk/client-s3';
 import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
-import { PROVIDER_PROFILES, type ProviderName } from './providers.ts';
+import { PROVIDER_PROFILES, type ProviderName } from '../../protocol/providers.ts';
 import { mapS3Error } from './s3-errors.ts';
 import {
   MAX_SINGLE_COPY_BYTES,

@@ -119,6 +119,4 @@ export class StorageError extends Error {
   }
 }
 
-export const MIN_PART_SIZE = 5 * 1024 * 1024;
-export const MAX_PART_NUMBER = 10_000;
-export const MAX_SINGLE_COPY_BYTES = 5 * 1024 * 1024 * 1024;
+export { MAX_PART_NUMBER, MAX_SINGLE_COPY_BYTES, MIN_PART_SIZE } from '../../protocol/limits.ts';

@@ -4,7 +4,7 @@ import bcrypt from 'bcryptjs';
 import { LRUCache } from 'lru-cache';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
-import { ConfigError } from '../../hold/config.ts';
+import { ConfigError } from '../../core/config.ts';
 import { LoginThrottle, type LoginLimits } from './login-throttle.ts';
 import { PasswordPool } from './password-pool.ts';
 
