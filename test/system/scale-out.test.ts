@@ -268,8 +268,10 @@ async function bucketState(minio: RunningMinio, prefix: string, db: pg.Client): 
   const stored = new Set<string>();
   for (const key of blobKeys) {
     const hex = key.split('/').at(-2) as string;
+    // The collector keeps running: a blob listed a moment ago may be gone now.
+    const head = await minio.client.send(new HeadObjectCommand({ Bucket: minio.bucket, Key: key })).catch((err: Error) => (err.name === 'NotFound' ? undefined : Promise.reject(err)));
+    if (!head) continue;
     stored.add(`sha256:${hex}`);
-    const head = await minio.client.send(new HeadObjectCommand({ Bucket: minio.bucket, Key: key }));
     const target = head.Metadata?.['holdfast-target'];
     if (target) {
       targets.add(target);
