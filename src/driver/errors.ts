@@ -1,8 +1,9 @@
+import type { HoldErrorCode } from '../protocol/hold-api.ts';
 import { HoldClientError } from './hold-client.ts';
 import { BudgetTimeoutError } from './memory-budget.ts';
 import { DriverError, type DriverErrorCode } from './types.ts';
 
-const DRIVER_CODE_FOR: Readonly<Record<string, DriverErrorCode>> = Object.freeze({
+const DRIVER_CODE_FOR: Readonly<Partial<Record<HoldErrorCode, DriverErrorCode>>> = Object.freeze({
   UPLOAD_UNKNOWN: 'BLOB_UPLOAD_UNKNOWN',
   BLOB_UNKNOWN: 'BLOB_UNKNOWN',
   DIGEST_INVALID: 'DIGEST_INVALID',
@@ -13,13 +14,15 @@ const DRIVER_CODE_FOR: Readonly<Record<string, DriverErrorCode>> = Object.freeze
   DENIED: 'DENIED',
   UNAUTHORIZED: 'DENIED',
   BACKEND_UNAVAILABLE: 'UNAVAILABLE',
+  // The provider cannot do it (a move over 5 GiB on Storj): retrying will not help.
+  UNSUPPORTED: 'UNSUPPORTED',
 });
 
 /** Hold client errors become driver errors; the registry maps those to OCI codes. */
 export function toDriverError(err: unknown): unknown {
   if (err instanceof BudgetTimeoutError) return new DriverError('BUSY', err.message, { cause: err });
   if (!(err instanceof HoldClientError)) return err;
-  const code = DRIVER_CODE_FOR[err.code] ?? (err.status >= 500 ? 'UNAVAILABLE' : 'INTERNAL');
+  const code = (err.code === 'UNKNOWN' || err.code === 'INVALID_RESPONSE' ? undefined : DRIVER_CODE_FOR[err.code]) ?? (err.status >= 500 ? 'UNAVAILABLE' : 'INTERNAL');
   return new DriverError(code, err.message, { cause: err });
 }
 

@@ -1,5 +1,6 @@
 import { Agent, request, type Dispatcher } from 'undici';
 import type { ServiceTokenSigner } from '../core/service-token.ts';
+import { HOLD_ENDPOINTS, isHoldErrorCode, type HoldCall, type HoldEndpointName, type HoldErrorCode, type HoldPart, type HoldResponse, type HoldStagedSegment } from '../protocol/hold-api.ts';
 import { DEFAULT_RETRY, backoffDelay, isRetryableNetworkError, isRetryableStatus, sleep, type RetryPolicy } from './retry.ts';
 
 /**
@@ -18,45 +19,21 @@ export interface HoldClientOptions {
   longTimeoutMs?: number;
   /** Retries for connection failures and 502/503/504 answers (a hold restarting). */
   retry?: RetryPolicy;
+  /**
+   * Check every answer against the contract (tests turn this on with
+   * HOLDFAST_VALIDATE_HOLD_RESPONSES=1); a mismatch is a HoldClientError.
+   */
+  validateResponses?: boolean;
 }
 
-export interface PresignedUrl {
-  url: string;
-  expires_at: string;
-  method: 'PUT' | 'GET' | 'HEAD';
-  upload_name?: string;
-}
-
-export interface HoldPart {
-  part_number: number;
-  etag: string;
-  size: number;
-}
-
-export interface HoldStagedSegment {
-  offset: number;
-  size: number;
-}
-
-export interface HoldUploadView {
-  upload_name: string;
-  upload_id: string;
-  state: 'open' | 'completed';
-  created_at: string;
-  updated_at: string;
-  expires_at: string;
-  size: number;
-  completed_size?: number;
-  parts: HoldPart[];
-  staged: HoldStagedSegment[];
-  client_state?: Record<string, unknown>;
-}
+export type { HoldPart, HoldPresignedUrl as PresignedUrl, HoldStagedSegment, HoldUploadView } from '../protocol/hold-api.ts';
 
 export class HoldClientError extends Error {
-  readonly code: string;
+  /** A code from the contract; `UNKNOWN` for an answer without one, `INVALID_RESPONSE` for one that breaks the contract. */
+  readonly code: HoldErrorCode | 'UNKNOWN' | 'INVALID_RESPONSE';
   readonly status: number;
 
-  constructor(status: number, code: string, message: string) {
+  constructor(status: number, code: HoldClientError['code'], message: string) {
     super(message);
     this.name = 'HoldClientError';
     this.status = status;
@@ -74,6 +51,7 @@ export class HoldClient {
       timeoutMs: 30_000,
       longTimeoutMs: 15 * 60_000,
       retry: DEFAULT_RETRY,
+      validateResponses: process.env.HOLDFAST_VALIDATE_HOLD_RESPONSES === '1',
       ...options,
       url: options.url.replace(/\/+$/, ''),
       dispatcher: options.dispatcher ?? new Agent({ connections: 64, keepAliveTimeout: 10_000 }),
@@ -81,31 +59,30 @@ export class HoldClient {
   }
 
   startMultipart(did: string, options: { digest?: string; clientState?: Record<string, unknown> } = {}) {
-    return this.call<{ upload_id: string; upload_name: string; expires_at: string }>('/start-multipart', did, {
+    return this.send('startMultipart', did, {
       ...(options.digest ? { digest: options.digest } : {}),
       ...(options.clientState ? { client_state: options.clientState } : {}),
     });
   }
 
   partPresignedUrl(did: string, uploadName: string, uploadId: string, partNumber: number) {
-    return this.call<PresignedUrl>('/part-presigned-url', did, { digest: uploadName, upload_id: uploadId, part_number: partNumber });
+    return this.send('partPresignedUrl', did, { digest: uploadName, upload_id: uploadId, part_number: partNumber });
   }
 
   completeMultipart(did: string, uploadName: string, uploadId: string, parts: readonly { part_number: number; etag: string; size?: number }[]) {
-    return this.call<{ upload_name: string; size: number }>('/complete-multipart', did, { digest: uploadName, upload_id: uploadId, parts }, true);
+    return this.send('completeMultipart', did, { digest: uploadName, upload_id: uploadId, parts: [...parts] });
   }
 
   abortMultipart(did: string, uploadName: string, uploadId: string) {
-    return this.call<{ aborted: true }>('/abort-multipart', did, { digest: uploadName, upload_id: uploadId });
+    return this.send('abortMultipart', did, { digest: uploadName, upload_id: uploadId });
   }
 
   putPresignedUrl(did: string, digest: string, staged?: { uploadId: string; offset: number }) {
-    const body = staged ? { digest, upload_id: staged.uploadId, offset: staged.offset } : { digest };
-    return this.call<PresignedUrl>('/put-presigned-url', did, body);
+    return this.send('putPresignedUrl', did, staged ? { digest, upload_id: staged.uploadId, offset: staged.offset } : { digest });
   }
 
   getPresignedUrl(did: string, digest: string, options: { method?: 'GET' | 'HEAD'; uploadId?: string; offset?: number } = {}) {
-    return this.call<PresignedUrl>('/get-presigned-url', did, {
+    return this.send('getPresignedUrl', did, {
       digest,
       ...(options.method ? { method: options.method } : {}),
       ...(options.uploadId ? { upload_id: options.uploadId } : {}),
@@ -114,27 +91,27 @@ export class HoldClient {
   }
 
   move(did: string, from: string, to: string, size?: number) {
-    return this.call<{ digest: string; size: number; existed: boolean }>('/move', did, { from, to, ...(size !== undefined ? { size } : {}) }, true);
+    return this.send('move', did, { from, to, ...(size !== undefined ? { size } : {}) });
   }
 
   claim(did: string, digest: string) {
-    return this.call<{ digest: string; size: number }>('/claim', did, { digest });
+    return this.send('claim', did, { digest });
   }
 
   release(did: string, digest: string) {
-    return this.call<{ deleted: boolean; remaining_claims: number }>('/release', did, { digest });
+    return this.send('release', did, { digest });
   }
 
   stat(did: string, digest: string) {
-    return this.call<{ digest: string; size: number }>('/stat', did, { digest });
+    return this.send('stat', did, { digest });
   }
 
   delete(did: string, digest: string) {
-    return this.call<{ deleted: boolean }>('/delete', did, { digest });
+    return this.send('delete', did, { digest });
   }
 
   uploadStatus(did: string, uploadName: string, uploadId: string) {
-    return this.call<HoldUploadView>('/upload-status', did, { digest: uploadName, upload_id: uploadId });
+    return this.send('uploadStatus', did, { digest: uploadName, upload_id: uploadId });
   }
 
   uploadProgress(
@@ -143,7 +120,17 @@ export class HoldClient {
     uploadId: string,
     progress: { base_size: number; parts?: HoldPart[]; staged?: HoldStagedSegment[]; client_state?: Record<string, unknown> },
   ) {
-    return this.call<HoldUploadView>('/upload-progress', did, { digest: uploadName, upload_id: uploadId, ...progress });
+    return this.send('uploadProgress', did, { digest: uploadName, upload_id: uploadId, ...progress });
+  }
+
+  /** One endpoint of the contract: its path, its timeout, and (when asked) its answer checked. */
+  async send<K extends HoldEndpointName>(name: K, did: string, body: HoldCall<K>): Promise<HoldResponse<K>> {
+    const endpoint = HOLD_ENDPOINTS[name];
+    const answer = await this.call<unknown>(endpoint.path, did, body as Record<string, unknown>, 'long' in endpoint && endpoint.long === true);
+    if (!this.#options.validateResponses) return answer as HoldResponse<K>;
+    const checked = endpoint.response.safeParse(answer);
+    if (!checked.success) throw new HoldClientError(200, 'INVALID_RESPONSE', `${endpoint.path} answered outside the contract: ${checked.error.message}`);
+    return checked.data as HoldResponse<K>;
   }
 
   /**
@@ -178,8 +165,8 @@ export class HoldClient {
     const text = await response.body.text();
     const parsed = text ? (safeJson(text) as Record<string, unknown> | undefined) : undefined;
     if (response.statusCode >= 200 && response.statusCode < 300) return (parsed ?? {}) as T;
-    const error = (parsed?.error ?? {}) as { code?: string; message?: string };
-    throw new HoldClientError(response.statusCode, error.code ?? 'UNKNOWN', error.message ?? `hold answered HTTP ${response.statusCode}`);
+    const error = (parsed?.error ?? {}) as { code?: unknown; message?: string };
+    throw new HoldClientError(response.statusCode, isHoldErrorCode(error.code) ? error.code : 'UNKNOWN', error.message ?? `hold answered HTTP ${response.statusCode}`);
   }
 
   async close(): Promise<void> {

@@ -110,6 +110,8 @@ export type DriverErrorCode =
   | 'DENIED'
   /** This client or account holds too much right now; retry later (429). */
   | 'BUSY'
+  /** The storage provider cannot do this at all; retrying will not help. */
+  | 'UNSUPPORTED'
   | 'UNAVAILABLE'
   | 'INTERNAL';
 

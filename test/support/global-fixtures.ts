@@ -1,4 +1,7 @@
 import { startPostgres, type RunningPostgres } from './postgres.ts';
+
+// Every hold answer in the tests, in this process and the servers it starts, is checked against the contract.
+process.env.HOLDFAST_VALIDATE_HOLD_RESPONSES ??= '1';
 import { startS3Server, type RunningS3 } from './s3-servers.ts';
 
 /**

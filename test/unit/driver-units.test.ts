@@ -2,13 +2,15 @@ import { expect } from 'chai';
 import { MockAgent } from 'undici';
 import { ServiceTokenSigner } from '../../src/core/service-token.ts';
 import { parseDriverConfig } from '../../src/driver/config.ts';
+import { mappingHoldErrors } from '../../src/driver/errors.ts';
 import { HoldClient, HoldClientError } from '../../src/driver/hold-client.ts';
+import type { DriverError } from '../../src/driver/types.ts';
 import { BudgetTimeoutError, MemoryBudget } from '../../src/driver/memory-budget.ts';
 import { maxBlobSize, partSizeFor } from '../../src/driver/part-size.ts';
 import { PresignedUrlCache } from '../../src/driver/presigned-url-cache.ts';
 import { Transport } from '../../src/driver/transport.ts';
 import { decodeWriterId, encodeWriterId } from '../../src/driver/writer-id.ts';
-import { ConfigError } from '../../src/hold/config.ts';
+import { ConfigError } from '../../src/core/config.ts';
 import { generateSigningKey } from '../support/hold-harness.ts';
 
 const MiB = 1024 * 1024;
@@ -174,7 +176,7 @@ describe('hold client against answers a real hold cannot give', function () {
     agent = new MockAgent();
     agent.disableNetConnect();
     const signer = new ServiceTokenSigner({ issuer: 'did:web:r', privateKey: (await generateSigningKey()).privateKey });
-    client = new HoldClient({ url: 'http://hold.invalid', audience: 'did:web:h', signer, dispatcher: agent, retry: { attempts: 3, baseDelayMs: 1, maxDelayMs: 2 } });
+    client = new HoldClient({ url: 'http://hold.invalid', audience: 'did:web:h', signer, dispatcher: agent, retry: { attempts: 3, baseDelayMs: 1, maxDelayMs: 2 }, validateResponses: true });
   });
   afterEach(async function () {
     await agent.close();
@@ -194,6 +196,19 @@ describe('hold client against answers a real hold cannot give', function () {
     expect(error).to.be.instanceOf(HoldClientError);
     expect(error.status).to.equal(500);
     expect(error.code).to.equal('UNKNOWN');
+  });
+
+  it('checks answers against the contract and says which endpoint broke it', async function () {
+    agent.get('http://hold.invalid').intercept({ path: '/stat', method: 'POST' }).reply(200, { digest: 'sha256:x', size: 'large' });
+    const error = (await client.stat('did:plc:a', 'sha256:x').catch((err: unknown) => err)) as HoldClientError;
+    expect(error.code).to.equal('INVALID_RESPONSE');
+    expect(error.message).to.match(/^\/stat answered outside the contract/);
+  });
+
+  it("maps the hold's 501 UNSUPPORTED to the driver's UNSUPPORTED, not UNAVAILABLE", async function () {
+    agent.get('http://hold.invalid').intercept({ path: '/move', method: 'POST' }).reply(501, { error: { code: 'UNSUPPORTED', message: 'no UploadPartCopy' } });
+    const error = await mappingHoldErrors(() => client.move('did:plc:a', 'uploads/temp-x', 'sha256:x')).catch((err: unknown) => err);
+    expect((error as DriverError).code).to.equal('UNSUPPORTED');
   });
 
   it('gives up on a storage 400 at once, and after the retries on 503', async function () {

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
+import type { ZodType } from 'zod';
 import { DEFAULT_SERVER_TIMEOUTS, fastifyTimeouts, watchClients, type ServerTimeouts } from '../../core/http-limits.ts';
 import { requestSerializers } from '../../core/logger.ts';
 import type { ServiceTokenVerifier } from '../auth/tokens.ts';
@@ -10,7 +11,7 @@ import type { HoldMetrics } from '../metrics.ts';
 import type { HoldService } from '../service.ts';
 import { sendHoldError } from './errors.ts';
 import { registerFsRoutes } from './fs-routes.ts';
-import { HOLD_ROUTES, HOLD_SCHEMAS } from './routes.ts';
+import { HOLD_ENDPOINTS, HOLD_ROUTES } from './routes.ts';
 
 export interface HoldAppOptions {
   service: HoldService;
@@ -56,22 +57,22 @@ export function buildHoldApp(options: HoldAppOptions): FastifyInstance {
   });
 
   for (const definition of HOLD_ROUTES) {
-    const schema = HOLD_SCHEMAS[definition.schema];
-    app.post(definition.path, async (request) => {
+    const { path, request: schema, acceptsQuery } = HOLD_ENDPOINTS[definition.endpoint] as { path: string; request: ZodType; acceptsQuery?: boolean };
+    app.post(path, async (request) => {
       const caller = await options.verifier.verify(request.headers.authorization);
-      const raw = definition.acceptsQuery ? { ...queryFields(request.query), ...bodyObject(request.body) } : request.body;
+      const raw = acceptsQuery ? { ...queryFields(request.query), ...bodyObject(request.body) } : request.body;
       const parsed = schema.safeParse(raw);
       if (!parsed.success) throw new HoldError('INVALID_REQUEST', describeIssues(parsed.error.issues));
-      if (parsed.data.did !== caller.did) {
+      if ((parsed.data as { did: string }).did !== caller.did) {
         throw new HoldError('DENIED', 'the body did must equal the service token subject');
       }
       return definition.run(options.service, caller.did, parsed.data as never, caller.issuer);
     });
     app.route({
       method: ['GET', 'PUT', 'DELETE', 'PATCH'],
-      url: definition.path,
+      url: path,
       handler: async () => {
-        throw new HoldError('METHOD_NOT_ALLOWED', `${definition.path} accepts POST only`);
+        throw new HoldError('METHOD_NOT_ALLOWED', `${path} accepts POST only`);
       },
     });
   }
