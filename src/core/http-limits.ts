@@ -56,10 +56,20 @@ export function watchClients(app: FastifyInstance, timeouts: ServerTimeouts): vo
   const idleMs = timeouts.idleTimeoutSeconds * 1000;
   app.addHook('onRequest', async (request) => watchBody(request.raw, idleMs, timeouts.minBodyBytesPerSecond));
   app.addHook('onSend', async (request, reply) => {
-    request.raw.socket?.setTimeout(idleMs);
-    // An answer before the whole body (an error, a 429): close the connection
-    // rather than keep it open to drain what the client may never send.
-    if (!request.raw.complete) reply.header('connection', 'close');
+    const { raw } = request;
+    // The request may already have let go of its socket (its body stream was destroyed); the response has not.
+    const socket = reply.raw.socket;
+    if (!socket) return;
+    socket.setTimeout(idleMs);
+    if (raw.complete) return;
+    // Answered before the whole body arrived (an error, a 429): node:http
+    // reads and drops the rest on the same connection, so a client that
+    // never sends it is cut after the idle timeout, not the keep-alive one.
+    const timer = setTimeout(() => {
+      if (!raw.complete) socket.destroy();
+    }, idleMs);
+    timer.unref();
+    socket.once('close', () => clearTimeout(timer));
   });
 }
 

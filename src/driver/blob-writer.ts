@@ -131,6 +131,10 @@ export class HoldBlobWriter implements BlobWriter {
     return this.#size;
   }
 
+  get chunkMinLength(): number {
+    return this.#basePartSize;
+  }
+
   /** Bytes the hold has recorded as durable. */
   get durableSize(): number {
     return this.#durableSize;

@@ -75,6 +75,12 @@ export interface BlobWriter {
   /** Bytes accepted so far. After `close()` resolves, all of them are durable. */
   readonly size: number;
   /**
+   * The chunk length that fills whole parts: a client that sends chunks of at
+   * least this length (but the last) has nothing staged between requests.
+   * Advertised as `OCI-Chunk-Min-Length`.
+   */
+  readonly chunkMinLength?: number;
+  /**
    * Accepts bytes. Resolves once the writer can take more (backpressure):
    * while this writer has its maximum parts in flight, or the driver's memory
    * budget is spent, it waits.

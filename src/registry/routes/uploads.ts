@@ -16,6 +16,8 @@ function uploadLocation(name: string, id: string): string {
 }
 
 function acceptedUpload(call: Call, writer: BlobWriter, status: 202 | 204) {
+  // distribution-spec v1.1: clients that honour it send whole parts.
+  if (writer.chunkMinLength !== undefined) call.reply.header('oci-chunk-min-length', String(writer.chunkMinLength));
   return call.reply
     .code(status)
     .header('location', uploadLocation(call.name, writer.id))
