@@ -6,6 +6,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { once } from 'node:events';
 import { debianTool } from './clients.ts';
+import { tarHeader } from './oci-layout.ts';
 import { findOnPath, isExecutable } from './tools.ts';
 
 /**
@@ -173,20 +174,7 @@ export async function writeDockerArchive(file: string, payloads: number[], image
 
 /** A one-file ustar archive streamed to disk: header, the random data padded to 512, two zero blocks. */
 async function writeTarOfRandomFile(file: string, name: string, size: number): Promise<{ size: number; digest: string }> {
-  const header = Buffer.alloc(512);
-  header.write(name, 0, 100, 'utf8');
-  header.write('0000644\0', 100);
-  header.write('0000000\0', 108);
-  header.write('0000000\0', 116);
-  header.write(`${size.toString(8).padStart(11, '0')}\0`, 124);
-  header.write(`${Math.floor(Date.UTC(2026, 0, 1) / 1000).toString(8).padStart(11, '0')}\0`, 136);
-  header.write('        ', 148);
-  header.write('0', 156);
-  header.write('ustar\0', 257);
-  header.write('00', 263);
-  let checksum = 0;
-  for (const byte of header) checksum += byte;
-  header.write(`${checksum.toString(8).padStart(6, '0')}\0 `, 148);
+  const header = tarHeader(name, size, new Date(Date.UTC(2026, 0, 1)));
   const hash = createHash('sha256');
   const out = createWriteStream(file);
   let total = 0;

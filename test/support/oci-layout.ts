@@ -12,15 +12,15 @@ export interface BuiltImage {
 
 const sha256 = (bytes: Uint8Array) => createHash('sha256').update(bytes).digest('hex');
 
-/** A one-file tar archive: a 512-byte header, the data padded to 512, two zero blocks. */
-function tarOf(name: string, data: Buffer): Buffer {
+/** The 512-byte ustar header of one regular file. */
+export function tarHeader(name: string, size: number, mtime = new Date()): Buffer {
   const header = Buffer.alloc(512);
   header.write(name, 0, 100, 'utf8');
   header.write('0000644\0', 100);
   header.write('0000000\0', 108);
   header.write('0000000\0', 116);
-  header.write(`${data.length.toString(8).padStart(11, '0')}\0`, 124);
-  header.write(`${Math.floor(Date.now() / 1000).toString(8).padStart(11, '0')}\0`, 136);
+  header.write(`${size.toString(8).padStart(11, '0')}\0`, 124);
+  header.write(`${Math.floor(mtime.getTime() / 1000).toString(8).padStart(11, '0')}\0`, 136);
   header.write('        ', 148);
   header.write('0', 156);
   header.write('ustar\0', 257);
@@ -28,6 +28,12 @@ function tarOf(name: string, data: Buffer): Buffer {
   let checksum = 0;
   for (const byte of header) checksum += byte;
   header.write(`${checksum.toString(8).padStart(6, '0')}\0 `, 148);
+  return header;
+}
+
+/** A one-file tar archive: a 512-byte header, the data padded to 512, two zero blocks. */
+function tarOf(name: string, data: Buffer): Buffer {
+  const header = tarHeader(name, data.length);
   const padding = Buffer.alloc((512 - (data.length % 512)) % 512);
   return Buffer.concat([header, data, padding, Buffer.alloc(1024)]);
 }
