@@ -11,6 +11,7 @@ import { UserDirectory } from './auth/users.ts';
 import type { RegistryConfig } from './config.ts';
 import { buildRegistryApp } from './http/app.ts';
 import type { StorageDriver } from './http/context.ts';
+import { KeyedCounter } from '../core/keyed-counter.ts';
 import { KeyedMutex } from '../core/keyed-mutex.ts';
 import { SqlMetadataStore } from './metadata/store.ts';
 import { RegistryMetrics } from './metrics.ts';
@@ -69,7 +70,7 @@ export class Registry {
     const authorizer = await createAuthorizer(config, publicUrl);
     const metrics = new RegistryMetrics({ defaultMetrics: options.defaultMetrics });
     const app = buildRegistryApp(
-      { metadata, storage, authorizer, blobDelivery: config.blobs.delivery, metrics, uploadLocks: new KeyedMutex(), limits: config.limits, openingUploads: new Map() },
+      { metadata, storage, authorizer, blobDelivery: config.blobs.delivery, metrics, uploadLocks: new KeyedMutex(), limits: config.limits, openingUploads: new KeyedCounter() },
       {
         logger,
         timeouts: config.limits.http,

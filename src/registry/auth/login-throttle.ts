@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { isIPv6 } from 'node:net';
 import { LRUCache } from 'lru-cache';
+import { KeyedCounter } from '../../core/keyed-counter.ts';
 
 export interface LoginLimits {
   failuresPerAddress: number;
@@ -32,7 +33,7 @@ export class LoginThrottledError extends Error {
 export class LoginThrottle {
   readonly #limits: LoginLimits;
   readonly #failures: LRUCache<string, number[]>;
-  readonly #inFlight = new Map<string, number>();
+  readonly #inFlight = new KeyedCounter();
   readonly #trusted = new LRUCache<string, true>({ max: 100_000, ttl: 24 * 3600_000 });
   readonly #now: () => number;
 
@@ -53,17 +54,14 @@ export class LoginThrottle {
     const trusted = this.#trusted.has(`${user} ${address}`);
     this.#refuseIfOver(`address:${address}`, this.#limits.failuresPerAddress, 'too many failed logins from this address');
     if (!trusted) this.#refuseIfOver(user, this.#limits.failuresPerUser, 'too many failed logins for this user');
-    const running = this.#inFlight.get(address) ?? 0;
-    if (running >= this.#limits.concurrentPerAddress) throw new LoginThrottledError('too many logins in progress from this address', 1);
+    if (this.#inFlight.count(address) >= this.#limits.concurrentPerAddress) throw new LoginThrottledError('too many logins in progress from this address', 1);
     if (pending >= this.#limits.maxQueued) throw new LoginThrottledError('too many logins in progress', 1);
-    this.#inFlight.set(address, running + 1);
+    this.#inFlight.increment(address);
     let done = false;
     return (failed) => {
       if (done) return;
       done = true;
-      const left = (this.#inFlight.get(address) ?? 1) - 1;
-      if (left > 0) this.#inFlight.set(address, left);
-      else this.#inFlight.delete(address);
+      this.#inFlight.decrement(address);
       if (failed) {
         this.#record(`address:${address}`, this.#limits.failuresPerAddress);
         if (!trusted) this.#record(user, this.#limits.failuresPerUser);

@@ -3,6 +3,7 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { SignJWT, jwtVerify } from 'jose';
 import { RegistryError } from '../errors.ts';
 import { isRepositoryName } from '../names.ts';
+import { KeyedCounter } from '../../core/keyed-counter.ts';
 import { LoginThrottledError } from './login-throttle.ts';
 import type { Action, Authorizer, Identity } from './types.ts';
 import type { User, UserDirectory } from './users.ts';
@@ -187,18 +188,15 @@ export class TokenAuthorizer implements Authorizer {
 class Tarpit {
   static readonly DELAY_MS = 1000;
   static readonly MAX_HELD_PER_ADDRESS = 128;
-  readonly #held = new Map<string, number>();
+  readonly #held = new KeyedCounter();
 
   async hold(address: string): Promise<void> {
-    const held = this.#held.get(address) ?? 0;
-    if (held >= Tarpit.MAX_HELD_PER_ADDRESS) return;
-    this.#held.set(address, held + 1);
+    if (this.#held.count(address) >= Tarpit.MAX_HELD_PER_ADDRESS) return;
+    this.#held.increment(address);
     try {
       await new Promise((resolve) => setTimeout(resolve, Tarpit.DELAY_MS).unref());
     } finally {
-      const left = (this.#held.get(address) ?? 1) - 1;
-      if (left > 0) this.#held.set(address, left);
-      else this.#held.delete(address);
+      this.#held.decrement(address);
     }
   }
 }

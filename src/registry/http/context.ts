@@ -3,6 +3,7 @@ import type { BlobStore } from '../../driver/types.ts';
 import type { Authorizer, Identity } from '../auth/types.ts';
 import type { MetadataStore } from '../metadata/types.ts';
 import type { RegistryMetrics } from '../metrics.ts';
+import type { KeyedCounter } from '../../core/keyed-counter.ts';
 import type { KeyedMutex } from '../../core/keyed-mutex.ts';
 import type { RegistryConfig } from '../config.ts';
 
@@ -23,7 +24,7 @@ export interface RegistryContext {
   uploadLocks: KeyedMutex;
   limits: RegistryConfig['limits'];
   /** Uploads being opened (or streaming monolithically) in this process, per DID. */
-  openingUploads: Map<string, number>;
+  openingUploads: KeyedCounter;
 }
 
 /** One request, after routing and authorization. */

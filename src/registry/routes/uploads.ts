@@ -100,15 +100,12 @@ export const startUpload: Handler = async (ctx, call) => {
 async function withUploadSlot<T>(ctx: RegistryContext, call: Call, work: () => Promise<T>): Promise<T> {
   const did = call.identity.did;
   // Taken before counting, so concurrent POSTs in this process cannot all pass the count.
-  const ahead = ctx.openingUploads.get(did) ?? 0;
-  ctx.openingUploads.set(did, ahead + 1);
+  const ahead = ctx.openingUploads.increment(did);
   try {
     await refuseOverUploadLimit(ctx, call, ahead);
     return await work();
   } finally {
-    const left = (ctx.openingUploads.get(did) ?? 1) - 1;
-    if (left > 0) ctx.openingUploads.set(did, left);
-    else ctx.openingUploads.delete(did);
+    ctx.openingUploads.decrement(did);
   }
 }
 
