@@ -27,9 +27,15 @@ export const registryConfigSchema = z
         graceSeconds: z.number().int().min(0).default(86_400),
         /** Seconds between passes inside the registry; 0 runs passes only from `holdfast gc`. */
         intervalSeconds: z.number().int().min(0).default(3600),
+        /**
+         * A blob deletion (GC's release at the hold) still unfinished after
+         * this long is taken to be abandoned, and another pass takes it over.
+         * Keep it well above the longest a release can take.
+         */
+        deletingTimeoutSeconds: z.number().int().min(60).default(600),
       })
       .strict()
-      .default({ graceSeconds: 86_400, intervalSeconds: 3600 }),
+      .prefault({}),
     metadata: z.discriminatedUnion('kind', [
       z.object({ kind: z.literal('sqlite'), path: z.string().min(1).default('./data/registry.db') }).strict(),
       z.object({ kind: z.literal('postgres'), url: z.string().min(1), maxConnections: z.number().int().min(1).max(200).default(10) }).strict(),

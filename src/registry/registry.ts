@@ -84,7 +84,7 @@ export class Registry {
       logger.warn({ did: config.auth.did }, 'authentication is off: anyone who can reach this loopback address may push and pull');
     }
     const gc = config.gc.did
-      ? new GarbageCollector({ store: metadata.gc, storage, did: config.gc.did, graceSeconds: config.gc.graceSeconds, metrics: new GcMetrics(metrics.registry), logger })
+      ? new GarbageCollector({ store: metadata.gc, storage, did: config.gc.did, graceSeconds: config.gc.graceSeconds, deletingTimeoutSeconds: config.gc.deletingTimeoutSeconds, metrics: new GcMetrics(metrics.registry), logger })
       : undefined;
     return new Registry({ app, metadata, storage, config, gc, logger, authorizer });
   }

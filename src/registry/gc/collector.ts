@@ -9,10 +9,17 @@ export interface GcOptions {
   /** The DID the registry acts as when it releases blobs at the hold (needs write). */
   did: string;
   graceSeconds: number;
+  /**
+   * A blob left in `deleting` this long is taken to be abandoned (the pass
+   * releasing it died) and another pass takes its deletion over. Default 600.
+   */
+  deletingTimeoutSeconds?: number;
   metrics?: GcMetrics;
   logger?: Logger;
   now?: () => Date;
 }
+
+export const DEFAULT_DELETING_TIMEOUT_SECONDS = 600;
 
 export interface GcItem {
   kind: GcCandidate['kind'];
@@ -92,18 +99,20 @@ export class GarbageCollector {
       this.#count(report, candidate, outcome === 'deleted' ? 'deleted' : outcome === 'rescued' ? 'rescued' : 'waiting');
     }
     await store.unreferencedBlobs(started, true);
+    const deletingTimeoutMs = (this.#options.deletingTimeoutSeconds ?? DEFAULT_DELETING_TIMEOUT_SECONDS) * 1000;
     for (const candidate of await store.candidates('blob')) {
-      const outcome = await store.sweepBlob(candidate, cutoff);
+      const now = clock();
+      const outcome = await store.sweepBlob(candidate, cutoff, { now, staleBefore: new Date(now.getTime() - deletingTimeoutMs) });
       if (outcome !== 'delete') {
         this.#count(report, candidate, outcome === 'rescued' ? 'rescued' : 'waiting');
         continue;
       }
       try {
         const deleted = await this.#options.storage.blobStore(this.#options.did).release(candidate.digest);
-        await store.finishBlob(candidate);
+        await store.finishBlob(candidate, now);
         this.#count(report, candidate, deleted ? 'deleted' : 'kept-by-another-registry');
       } catch (err) {
-        // Stays `deleting` and a candidate: the next pass retries the release.
+        // Stays `deleting` and a candidate: a pass after the deletion timeout retries the release.
         this.#options.logger?.warn({ err, digest: candidate.digest }, 'gc could not release a blob; will retry');
         this.#count(report, candidate, 'failed');
       }

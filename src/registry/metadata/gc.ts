@@ -96,33 +96,56 @@ export class GcStore {
   }
 
   /**
-   * Decides a blob candidate. `delete` means it is now marked `deleting`: no
-   * push can link it and no manifest can reference it until `finishBlob`.
+   * Decides a blob candidate. `delete` means this call moved it to `deleting`
+   * (stamped `pass.now`): no push can link it and no manifest can reference
+   * it until `finishBlob`, and no other pass releases it. A blob another pass
+   * is deleting is `waiting`, unless that deletion began before
+   * `pass.staleBefore` (its registry died): then one pass takes it over.
    */
-  async sweepBlob(candidate: GcCandidate, cutoff: Date): Promise<SweepOutcome> {
+  async sweepBlob(candidate: GcCandidate, cutoff: Date, pass: { now: Date; staleBefore: Date }): Promise<SweepOutcome> {
     return this.#db.transaction(async (tx) => {
-      const lock = await tx.get<{ state: string }>(`SELECT state FROM blobs WHERE digest = ?${tx.dialect === 'postgres' ? ' FOR UPDATE' : ''}`, [candidate.digest]);
+      const lock = await tx.get<{ state: string; deleting_since: string | null }>(
+        `SELECT state, deleting_since FROM blobs WHERE digest = ?${tx.dialect === 'postgres' ? ' FOR UPDATE' : ''}`,
+        [candidate.digest],
+      );
       const referenced = await tx.get(`SELECT 1 AS one FROM blobs b WHERE b.digest = ? AND NOT (${UNREFERENCED_BLOB})`, [candidate.digest]);
       const touched = await tx.get<{ latest: string | null }>('SELECT MAX(created_at) AS latest FROM repository_blobs WHERE digest = ?', [candidate.digest]);
       const rescued = !lock || lock.state === 'deleted' || referenced !== undefined || (touched?.latest ? Date.parse(touched.latest) > candidate.markedAt.getTime() : false);
       if (rescued) {
-        if (lock?.state === 'deleting') await tx.run("UPDATE blobs SET state = 'live' WHERE digest = ?", [candidate.digest]);
+        if (lock?.state === 'deleting') await tx.run("UPDATE blobs SET state = 'live', deleting_since = NULL WHERE digest = ?", [candidate.digest]);
         await dropCandidate(tx, candidate);
         return 'rescued';
       }
+      if (lock.state === 'deleting') return takeOverIfStale(tx, candidate.digest, lock.deleting_since, pass);
       if (candidate.markedAt > cutoff) return 'waiting';
-      await tx.run("UPDATE blobs SET state = 'deleting' WHERE digest = ?", [candidate.digest]);
-      return 'delete';
+      const moved = await tx.run("UPDATE blobs SET state = 'deleting', deleting_since = ? WHERE digest = ? AND state = 'live'", [pass.now.toISOString(), candidate.digest]);
+      return moved === 1 ? 'delete' : 'waiting';
     });
   }
 
-  /** After the hold released the bytes: a tombstone stays so a stale push cannot revive it. */
-  async finishBlob(candidate: GcCandidate): Promise<void> {
+  /**
+   * After the hold released the bytes: a tombstone stays so a stale push
+   * cannot revive it. `since` is the `now` of the sweep that answered
+   * `delete`; if another pass has since taken the deletion over, or a push
+   * revived the blob, this changes nothing.
+   */
+  async finishBlob(candidate: GcCandidate, since: Date): Promise<void> {
     await this.#db.transaction(async (tx) => {
-      await tx.run("UPDATE blobs SET state = 'deleted' WHERE digest = ? AND state = 'deleting'", [candidate.digest]);
-      await tx.run("DELETE FROM repository_blobs WHERE digest = ? AND NOT EXISTS (SELECT 1 FROM blobs b WHERE b.digest = ? AND b.state = 'live')", [candidate.digest, candidate.digest]);
+      const finished = await tx.run("UPDATE blobs SET state = 'deleted', deleting_since = NULL WHERE digest = ? AND state = 'deleting' AND deleting_since = ?", [
+        candidate.digest,
+        since.toISOString(),
+      ]);
+      if (finished === 0) return;
+      await tx.run('DELETE FROM repository_blobs WHERE digest = ?', [candidate.digest]);
       await dropCandidate(tx, candidate);
     });
+  }
+
+  /** A blob row's lifecycle state, and when it entered `deleting`. */
+  async blobState(digest: string): Promise<{ state: 'live' | 'deleting' | 'deleted'; deletingSince?: Date } | undefined> {
+    const row = await this.#db.get<{ state: 'live' | 'deleting' | 'deleted'; deleting_since: string | null }>('SELECT state, deleting_since FROM blobs WHERE digest = ?', [digest]);
+    if (!row) return undefined;
+    return { state: row.state, ...(row.deleting_since ? { deletingSince: new Date(row.deleting_since) } : {}) };
   }
 
   /** Bytes of live blobs per pushing DID, for quotas. */
@@ -139,6 +162,24 @@ const UNREFERENCED_MANIFEST = `NOT EXISTS (SELECT 1 FROM tags t WHERE t.reposito
   AND (m.subject IS NULL OR NOT EXISTS (SELECT 1 FROM manifests s WHERE s.repository = m.repository AND s.digest = m.subject))`;
 
 const UNREFERENCED_BLOB = `NOT EXISTS (SELECT 1 FROM manifest_references r WHERE r.child = b.digest AND r.kind = 'blob')`;
+
+/**
+ * A blob another pass moved to `deleting`. Its release may still be running,
+ * so it is left alone until it is older than `staleBefore`; then the one
+ * transaction whose compare-and-set on `deleting_since` succeeds takes it over
+ * (the row lock already serializes Postgres; the condition makes it so on any
+ * isolation level). A row with no stamp was marked by an older version: the
+ * timeout starts now.
+ */
+async function takeOverIfStale(tx: Db, digest: string, since: string | null, pass: { now: Date; staleBefore: Date }): Promise<SweepOutcome> {
+  if (since === null) {
+    await tx.run("UPDATE blobs SET deleting_since = ? WHERE digest = ? AND state = 'deleting' AND deleting_since IS NULL", [pass.now.toISOString(), digest]);
+    return 'waiting';
+  }
+  if (Date.parse(since) >= pass.staleBefore.getTime()) return 'waiting';
+  const taken = await tx.run("UPDATE blobs SET deleting_since = ? WHERE digest = ? AND state = 'deleting' AND deleting_since = ?", [pass.now.toISOString(), digest, since]);
+  return taken === 1 ? 'delete' : 'waiting';
+}
 
 async function dropCandidate(tx: Db, candidate: GcCandidate): Promise<void> {
   await tx.run('DELETE FROM gc_candidates WHERE kind = ? AND repository = ? AND digest = ?', [candidate.kind, candidate.repository, candidate.digest]);

@@ -95,6 +95,13 @@ const MIGRATIONS: readonly { version: number; sql: (binary: string, dialect: Db[
         : []),
     ],
   },
+  {
+    // When a blob entered `deleting`: only the pass that moved it there
+    // releases it, unless it stays there past the GC's deletion timeout (its
+    // registry died). Rows already deleting start their timeout now.
+    version: 5,
+    sql: () => [`ALTER TABLE blobs ADD COLUMN deleting_since TEXT`, `UPDATE blobs SET deleting_since = '${new Date().toISOString()}' WHERE state = 'deleting'`],
+  },
 ];
 
 export async function migrate(db: Db): Promise<number> {

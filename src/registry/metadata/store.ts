@@ -58,7 +58,7 @@ export class SqlMetadataStore implements MetadataStore {
       const row = await tx.get<{ state: string }>(`SELECT state FROM blobs WHERE digest = ?${forUpdate(tx)}`, [blob.digest]);
       if (row && row.state !== 'live') {
         if (!options.fresh) throw new BlobUnavailableError(blob.digest, row.state === 'deleting' ? 'deleting' : 'deleted');
-        await tx.run("UPDATE blobs SET state = 'live', size = ? WHERE digest = ?", [blob.size, blob.digest]);
+        await tx.run("UPDATE blobs SET state = 'live', size = ?, deleting_since = NULL WHERE digest = ?", [blob.size, blob.digest]);
       }
       await tx.run(
         'INSERT INTO repository_blobs (repository, digest, created_at) VALUES (?, ?, ?) ON CONFLICT (repository, digest) DO UPDATE SET created_at = excluded.created_at',
