@@ -1,12 +1,14 @@
-/** The points of `/release` and `/move` a test can pause at, in protocol order. */
+/** The points of upload starts, `/release` and `/move` a test can pause at, in protocol order. */
 export const PROTOCOL_STEPS = Object.freeze({
+  start: ['upload-created'],
   release: ['claim-dropped', 'claims-counted', 'lease-taken', 'claims-recounted', 'blob-checked', 'reference-deleted'],
   move: ['claimed', 'deletion-checked', 'destination-checked'],
 } as const);
 
 export type ReleaseStep = (typeof PROTOCOL_STEPS.release)[number];
 export type MoveStep = (typeof PROTOCOL_STEPS.move)[number];
-export type ProtocolStep = `release:${ReleaseStep}` | `move:${MoveStep}`;
+export type StartStep = (typeof PROTOCOL_STEPS.start)[number];
+export type ProtocolStep = `start:${StartStep}` | `release:${ReleaseStep}` | `move:${MoveStep}`;
 
-/** Test-only: awaited at each step, so a test can hold a call there while another runs. */
+/** Test-only: awaited at each step (with the digest, or the upload name of a start), so a test can hold a call there while another runs. */
 export type StepHook = (step: ProtocolStep, digest: string) => Promise<void>;

@@ -5,7 +5,7 @@ import type { Access, AccessPolicy } from './auth/policy.ts';
 import { HoldError } from './errors.ts';
 import { parseBlobRef, parseUploadName, storageKey, uploadNameFromUuid, type UploadName } from './keys.ts';
 import { assertCompletableParts, assertNonFinalPartSizes, assertPartNumber, normalizeEtag } from './multipart-rules.ts';
-import { UploadSessionStore, orphanKeys, type SessionPart, type StagedSegment, type UploadSession } from './sessions.ts';
+import { UploadSessionStore, orphanKeys, uploadNameOf, type SessionPart, type StagedSegment, type UploadSession } from './sessions.ts';
 import { mappingStorageErrors } from './storage-errors.ts';
 import { BlobLifecycle } from './blob-lifecycle.ts';
 import type { ProtocolStep, StepHook } from './protocol-steps.ts';
@@ -96,13 +96,32 @@ export class HoldService {
     this.#authorize(did, 'write');
     const expected = input.digest === undefined ? undefined : requireContentDigest(input.digest);
     checkClientState(input.client_state);
-    const upload = uploadNameFromUuid(randomUUID());
     return mappingStorageErrors(async () => {
-      const uploadId = await this.#backend.createMultipartUpload(this.#key({ kind: 'upload-object', upload }));
-      const session = { ...this.#newSession(upload, did, 'multipart', uploadId, expected), ...(input.client_state ? { client_state: input.client_state } : {}) };
-      await this.#sessions.put(session);
-      return { upload_id: uploadId, upload_name: upload.value, expires_at: this.#expiresAt(session) };
+      const session = await this.#beginUpload(this.#newSession(uploadNameFromUuid(randomUUID()), did, 'multipart', expected, input.client_state));
+      return { upload_id: session.upload_id, upload_name: session.name, expires_at: this.#expiresAt(session) };
     });
+  }
+
+  /**
+   * Records the upload as starting, creates the provider's multipart upload,
+   * then records its id: a hold that dies between the two writes leaves a
+   * record, never an upload nothing names (see `#discard`). Two sequential
+   * writes either way; the first costs one more small PUT.
+   */
+  async #beginUpload(starting: UploadSession): Promise<UploadSession> {
+    const upload = uploadNameOf(starting);
+    await this.#sessions.put(starting);
+    let session = starting;
+    try {
+      const uploadId = await this.#backend.createMultipartUpload(this.#key({ kind: 'upload-object', upload }));
+      session = { ...starting, upload_id: uploadId, state: 'open' };
+      await this.#step('start:upload-created', upload.value);
+      await this.#sessions.put(session);
+      return session;
+    } catch (err) {
+      await this.#discard(upload, session).catch(() => {});
+      throw err;
+    }
   }
 
   async partPresignedUrl(did: string, input: { digest: string; upload_id: string; part_number: number }): Promise<PresignedUrlView> {
@@ -161,12 +180,9 @@ export class HoldService {
         // A one-part multipart upload, which /move completes: once complete, the
         // part URL writes nothing, so no URL this hold issued can change bytes
         // after they were published (a presigned PutObject URL could, for 15 minutes).
-        const upload = uploadNameFromUuid(randomUUID());
-        const key = this.#key({ kind: 'upload-object', upload });
-        const uploadId = await this.#backend.createMultipartUpload(key);
-        await this.#sessions.put(this.#newSession(upload, did, 'single', uploadId, ref.digest));
-        const presigned = await this.#backend.presignUploadPart(key, uploadId, 1, this.#presignTtl);
-        return { ...view(presigned), upload_name: upload.value };
+        const session = await this.#beginUpload(this.#newSession(uploadNameFromUuid(randomUUID()), did, 'single', ref.digest));
+        const presigned = await this.#backend.presignUploadPart(this.#dataKey(uploadNameOf(session), session), session.upload_id, 1, this.#presignTtl);
+        return { ...view(presigned), upload_name: session.name };
       }
       if (input.offset === undefined) throw new HoldError('INVALID_REQUEST', 'offset is required to stage bytes of an upload');
       const { upload } = await this.#openSession(did, input.digest, requireUploadId(input.upload_id), 'multipart');
@@ -216,7 +232,7 @@ export class HoldService {
 
   async #publish(did: string, upload: UploadName, digest: Digest, size: number | undefined, issuer: string): Promise<{ digest: string; size: number; existed: boolean }> {
     const read = await mappingStorageErrors(() => this.#sessions.read(upload));
-    if (!read || read.session.did !== did) throw new HoldError('UPLOAD_UNKNOWN');
+    if (!read || read.session.did !== did || read.session.state === 'starting') throw new HoldError('UPLOAD_UNKNOWN');
     const { session, etag } = read;
     if (session.kind === 'multipart' && session.state !== 'completed') {
       throw new HoldError('UPLOAD_NOT_COMPLETE', 'complete the multipart upload before moving it');
@@ -423,15 +439,19 @@ export class HoldService {
   }
 
   async #discard(upload: UploadName, session: UploadSession): Promise<void> {
-    if (session.upload_id !== '' && session.state === 'open') {
-      await this.#backend.abortMultipartUpload(this.#dataKey(upload, session), session.upload_id);
+    const key = this.#dataKey(upload, session);
+    if (session.state === 'starting') {
+      // Its hold may have created the provider's upload and died before recording the id.
+      for (const uploadId of await this.#backend.multipartUploadsAt(key)) await this.#backend.abortMultipartUpload(key, uploadId);
+    } else if (session.upload_id !== '' && session.state === 'open') {
+      await this.#backend.abortMultipartUpload(key, session.upload_id);
     }
     let published = false;
     const publishing = session.publishing_digest === undefined ? undefined : parseDigest(session.publishing_digest);
     if (publishing) {
       // A publish that stopped after writing its reference: the object is the blob's bytes now.
       const blob = await this.#backend.stat(this.#key({ kind: 'blob', digest: publishing }));
-      published = blob?.target === this.#dataKey(upload, session);
+      published = blob?.target === key;
     }
     await this.#forgetUpload(upload, session, { keepObject: published });
   }
@@ -474,8 +494,8 @@ export class HoldService {
     return this.#uploadLocks.run(uploadName, work);
   }
 
-  async #step(step: ProtocolStep, digest: Digest): Promise<void> {
-    if (this.#onStep) await this.#onStep(step, digest.value);
+  async #step(step: ProtocolStep, subject: Digest | string): Promise<void> {
+    if (this.#onStep) await this.#onStep(step, typeof subject === 'string' ? subject : subject.value);
   }
 
   #publishesByReference(session: UploadSession): boolean {
@@ -504,7 +524,7 @@ export class HoldService {
     const upload = parseUploadName(name);
     if (!upload) throw new HoldError('DIGEST_INVALID', 'digest must be an upload name this hold issued');
     const read = await mappingStorageErrors(() => this.#sessions.read(upload));
-    if (!read || read.session.did !== did || read.session.upload_id !== uploadId) throw new HoldError('UPLOAD_UNKNOWN');
+    if (!read || read.session.did !== did || read.session.state === 'starting' || read.session.upload_id !== uploadId) throw new HoldError('UPLOAD_UNKNOWN');
     return { upload, session: read.session, etag: read.etag };
   }
 
@@ -515,16 +535,18 @@ export class HoldService {
     return owned;
   }
 
-  #newSession(upload: UploadName, did: string, kind: UploadSession['kind'], uploadId: string, expected?: Digest): UploadSession {
+  /** A record for an upload about to start: no provider upload yet. */
+  #newSession(upload: UploadName, did: string, kind: UploadSession['kind'], expected?: Digest, clientState?: Record<string, unknown>): UploadSession {
     const now = this.#now().toISOString();
     return {
       version: 2,
       name: upload.value,
       did,
       kind,
-      upload_id: uploadId,
+      upload_id: '',
       ...(expected ? { expected_digest: expected.value } : {}),
-      state: 'open',
+      ...(clientState ? { client_state: clientState } : {}),
+      state: 'starting',
       created_at: now,
       updated_at: now,
       parts: [],

@@ -20,7 +20,12 @@ export interface UploadSession {
   readonly kind: 'multipart' | 'single';
   readonly upload_id: string;
   readonly expected_digest?: string;
-  readonly state: 'open' | 'completed';
+  /**
+   * `starting` is written before the provider's upload is created (its
+   * `upload_id` still empty), so a hold that dies in between leaves a record
+   * the janitor can find the upload by.
+   */
+  readonly state: 'starting' | 'open' | 'completed';
   readonly created_at: string;
   readonly updated_at: string;
   /** Uploaded parts, in order, each acknowledged by its ETag. */

@@ -14,6 +14,8 @@ export interface ProviderProfile {
   readonly conditionalWrites: boolean;
   /** The part size the driver uses unless configured otherwise. */
   readonly defaultPartSize: number;
+  /** ListMultipartUploads takes only a prefix ending in "/", not an object's key (Storj). */
+  readonly listsUploadsByDirectory?: true;
   readonly notes: string;
 }
 
@@ -32,6 +34,7 @@ export const PROVIDER_PROFILES: Readonly<Record<ProviderName, ProviderProfile>> 
     equalParts: false,
     conditionalWrites: false,
     defaultPartSize: 64 * MiB,
+    listsUploadsByDirectory: true,
     notes: '64 MiB parts map to one segment; no UploadPartCopy; ListMultipartUploads needs a prefix ending in "/"',
   },
   upcloud: { name: 'upcloud', forcePathStyle: true, uploadPartCopy: true, equalParts: false, conditionalWrites: false, defaultPartSize: 16 * MiB, notes: 'S3-compatible' },

@@ -61,6 +61,43 @@ for (const backend of BACKENDS) {
       }
     });
 
+    it('the janitor aborts the multipart upload of a start that died between CreateMultipartUpload and its session', async function () {
+      let now = new Date();
+      let reached = 0;
+      let resume: () => void = () => {};
+      const stalled = new Promise<void>((resolve) => (resume = resolve));
+      // A start frozen just after S3 created its upload stands for a hold SIGKILLed there: it records nothing more.
+      const onStep = async (step: string) => {
+        if (step !== 'start:upload-created') return;
+        reached++;
+        await stalled;
+      };
+      const hold = await startTestHold(backend, { config: { uploadTtlSeconds: 3600 }, now: () => now, onStep });
+      try {
+        const starts = [hold.client.startMultipart(DIDS.owner), hold.client.putPresignedUrl(DIDS.owner, sha256(randomBlob(10)))].map((call) =>
+          call.catch((err: unknown) => err),
+        );
+        while (reached < 2) await sleep(10);
+        expect(await hold.inspect.pendingMultipartUploads()).to.equal(2);
+        expect(await hold.hold.runJanitor(), 'within the TTL').to.deep.equal({ purged: 0, skipped: 0 });
+        expect(await hold.inspect.pendingMultipartUploads()).to.equal(2);
+        now = new Date(now.getTime() + 2 * 3600 * 1000);
+        expect(await hold.hold.runJanitor()).to.deep.equal({ purged: 2, skipped: 0 });
+        expect(await hold.inspect.pendingMultipartUploads()).to.equal(0);
+        expect(await hold.inspect.keys()).to.deep.equal([]);
+        // Should the frozen starts wake after all, what they record is collected the same way.
+        resume();
+        await Promise.all(starts);
+        now = new Date(now.getTime() + 2 * 3600 * 1000);
+        await hold.hold.runJanitor();
+        expect(await hold.inspect.pendingMultipartUploads()).to.equal(0);
+        expect(await hold.inspect.keys()).to.deep.equal([]);
+      } finally {
+        resume();
+        await hold.close();
+      }
+    });
+
     it('serves /healthz and Prometheus /metrics with request and storage counters', async function () {
       const hold = await startTestHold(backend);
       try {

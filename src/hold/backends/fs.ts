@@ -107,6 +107,14 @@ export class FsBackend implements StorageBackend {
     await rm(this.#uploadDir(uploadId), { recursive: true, force: true });
   }
 
+  async multipartUploadsAt(key: string): Promise<string[]> {
+    const ids: string[] = [];
+    for (const uploadId of await this.pendingMultipartUploads()) {
+      if (await this.#uploadKey(uploadId) === key) ids.push(uploadId);
+    }
+    return ids;
+  }
+
   async uploadedPart(key: string, uploadId: string, partNumber: number): Promise<UploadedPart | undefined> {
     await this.#assertUpload(key, uploadId);
     return readPartRecord(this.#uploadDir(uploadId), partNumber);
@@ -229,11 +237,15 @@ export class FsBackend implements StorageBackend {
   }
 
   async #assertUpload(key: string, uploadId: string): Promise<void> {
-    if (!isUuid(uploadId)) throw new StorageError('UPLOAD_UNKNOWN', 'no such multipart upload');
-    const meta = await readFile(path.join(this.#uploadDir(uploadId), 'meta.json'), 'utf8').catch(() => undefined);
-    if (!meta || (JSON.parse(meta) as { key: string }).key !== key) {
+    if (!isUuid(uploadId) || (await this.#uploadKey(uploadId)) !== key) {
       throw new StorageError('UPLOAD_UNKNOWN', 'no such multipart upload');
     }
+  }
+
+  /** The key a multipart upload assembles into; undefined when there is no such upload. */
+  async #uploadKey(uploadId: string): Promise<string | undefined> {
+    const meta = await readFile(path.join(this.#uploadDir(uploadId), 'meta.json'), 'utf8').catch(() => undefined);
+    return meta === undefined ? undefined : (JSON.parse(meta) as { key: string }).key;
   }
 
   async #publish(temp: string, key: string): Promise<void> {

@@ -7,6 +7,7 @@ import {
   DeleteObjectCommand,
   GetObjectCommand,
   HeadObjectCommand,
+  ListMultipartUploadsCommand,
   ListObjectsV2Command,
   ListPartsCommand,
   PutObjectCommand,
@@ -139,6 +140,22 @@ export class S3Backend implements StorageBackend {
       if (err instanceof StorageError && err.code === 'UPLOAD_UNKNOWN') return;
       throw err;
     }
+  }
+
+  async multipartUploadsAt(key: string): Promise<string[]> {
+    // MinIO lists uploads for an exact key only; Storj wants a prefix ending in "/".
+    const prefix = PROVIDER_PROFILES[this.#options.provider].listsUploadsByDirectory ? key.slice(0, key.lastIndexOf('/') + 1) : key;
+    const ids: string[] = [];
+    let keyMarker: string | undefined;
+    let uploadIdMarker: string | undefined;
+    do {
+      const command = new ListMultipartUploadsCommand({ Bucket: this.#bucket, Prefix: prefix, KeyMarker: keyMarker, UploadIdMarker: uploadIdMarker });
+      const page = await this.#send('ListMultipartUploads', (options) => this.#client.send(command, options));
+      ids.push(...(page.Uploads ?? []).filter((upload) => upload.Key === key && upload.UploadId).map((upload) => upload.UploadId as string));
+      keyMarker = page.IsTruncated ? page.NextKeyMarker : undefined;
+      uploadIdMarker = page.IsTruncated ? page.NextUploadIdMarker : undefined;
+    } while (keyMarker);
+    return ids;
   }
 
   async uploadedPart(key: string, uploadId: string, partNumber: number): Promise<UploadedPart | undefined> {

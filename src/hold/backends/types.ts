@@ -64,6 +64,8 @@ export interface StorageBackend {
   completeMultipartUpload(key: string, uploadId: string, parts: readonly CompletedPartInput[]): Promise<void>;
   /** Safe to call twice: an upload that is already gone is not an error. */
   abortMultipartUpload(key: string, uploadId: string): Promise<void>;
+  /** The ids of the multipart uploads in progress at exactly `key`. */
+  multipartUploadsAt(key: string): Promise<string[]>;
   /**
    * The part uploaded as `partNumber`, undefined if none was. Throws
    * `StorageError` `UPLOAD_UNKNOWN` once the upload is completed or aborted.
