@@ -5,7 +5,7 @@ import { mappingHoldErrors } from './errors.ts';
 import { PresignedUrlCache } from './presigned-url-cache.ts';
 import type { HoldUploadView } from './hold-client.ts';
 import type { WriterCache } from './writer-cache.ts';
-import { DriverError, type BlobStore, type BlobWriter, type ByteRange, type CreateOptions, type Descriptor } from './types.ts';
+import { DriverError, type BlobStore, type BlobWriter, type ByteRange, type CreateOptions, type Descriptor, type RedirectOptions } from './types.ts';
 import { decodeWriterId } from './writer-id.ts';
 
 export interface BlobStoreSettings {
@@ -42,13 +42,13 @@ export class HoldBlobStore implements BlobStore {
     );
   }
 
-  async redirectURL(digest: string, method: 'GET' | 'HEAD' = 'GET'): Promise<{ url: string; expiresAt: Date }> {
+  async redirectURL(digest: string, method: 'GET' | 'HEAD' = 'GET', options: RedirectOptions = {}): Promise<{ url: string; expiresAt: Date }> {
     const parsed = requireDigest(digest);
     const issue = async () => {
       const presigned = await mappingHoldErrors(() => this.#ctx.hold.getPresignedUrl(this.#ctx.did, parsed, { method }));
       return { url: presigned.url, expiresAt: new Date(presigned.expires_at) };
     };
-    return this.#urls ? this.#urls.get(PresignedUrlCache.key(this.#ctx.did, method, parsed), issue) : issue();
+    return this.#urls ? this.#urls.get(PresignedUrlCache.key(this.#ctx.did, method, parsed, options.generation), issue) : issue();
   }
 
   async create(options: CreateOptions = {}): Promise<BlobWriter> {

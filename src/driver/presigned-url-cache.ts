@@ -19,9 +19,11 @@ interface Entry {
  * every request, before it asks for a URL. Concurrent misses for one key share
  * one request to the hold.
  *
- * The age cap bounds staleness across instances: a blob deleted through
- * another registry and pushed again is stored under a new object, and a URL
- * cached here for the old one would answer 404 until it is dropped.
+ * A blob deleted through another registry instance and pushed again is
+ * stored under a new object. The registry keys its URLs by the blob row's
+ * generation, which changes when that happens, so it never meets a URL for
+ * the old object; for callers that pass none, the age cap bounds how long
+ * such a URL answers 404.
  */
 export class PresignedUrlCache {
   readonly #lru: LRUCache<string, Entry>;
@@ -35,8 +37,9 @@ export class PresignedUrlCache {
     this.#now = options.now ?? Date.now;
   }
 
-  static key(did: string, method: string, digest: string): string {
-    return `${digest} ${method} ${did}`;
+  /** `generation` is the caller's name for which life of the blob it means; a new one never meets an old URL. */
+  static key(did: string, method: string, digest: string, generation?: number): string {
+    return `${digest} ${method} ${did} ${generation ?? ''}`;
   }
 
   async get(key: string, issue: () => Promise<PresignedUrl>): Promise<PresignedUrl> {

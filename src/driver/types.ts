@@ -35,8 +35,13 @@ export interface BlobStore {
   stat(digest: string): Promise<Descriptor>;
   /** Streams the blob (or a range of it) from storage through a presigned GET. */
   open(digest: string, range?: ByteRange): Promise<Readable>;
-  /** A presigned GET URL for the blob, for a client redirect. */
-  redirectURL(digest: string, method?: 'GET' | 'HEAD'): Promise<{ url: string; expiresAt: Date }>;
+  /**
+   * A presigned GET URL for the blob, for a client redirect. `generation`
+   * names which life of the blob the caller means (a digest deleted and stored
+   * again may be another object): a URL issued for another generation is
+   * never handed out.
+   */
+  redirectURL(digest: string, method?: 'GET' | 'HEAD', options?: RedirectOptions): Promise<{ url: string; expiresAt: Date }>;
   /** Starts an upload. Durable when it resolves: `resume(writer.id)` finds it. */
   create(options?: CreateOptions): Promise<BlobWriter>;
   /**
@@ -61,6 +66,10 @@ export interface BlobStore {
    * registry does. Resolves whether the bytes were deleted.
    */
   release(digest: string): Promise<boolean>;
+}
+
+export interface RedirectOptions {
+  generation?: number;
 }
 
 export interface CreateOptions {

@@ -50,12 +50,27 @@ for (const kind of KINDS) {
       await store.linkBlob('a/one', { digest: digest(1), size: 10 });
       await store.linkBlob('a/one', { digest: digest(1), size: 10 });
       await store.linkBlob('b/two', { digest: digest(1), size: 10 });
-      expect(await store.getBlob('a/one', digest(1))).to.deep.equal({ digest: digest(1), size: 10 });
+      expect(await store.getBlob('a/one', digest(1))).to.deep.equal({ digest: digest(1), size: 10, generation: 0 });
       expect(await store.getBlob('c/three', digest(1))).to.equal(undefined);
       expect(await store.blobRepositories(digest(1))).to.deep.equal(['a/one', 'b/two']);
       expect(await store.unlinkBlob('a/one', digest(1))).to.equal(true);
       expect(await store.unlinkBlob('a/one', digest(1))).to.equal(false);
       expect(await store.getBlob('a/one', digest(1))).to.equal(undefined);
+    });
+
+    it('counts a blob generation up when it comes back after garbage collection, and only then', async function () {
+      await store.linkBlob('a/one', { digest: digest(1), size: 10 });
+      await store.gc.unreferencedBlobs(new Date(), true);
+      const [candidate] = await store.gc.candidates('blob');
+      if (!candidate) throw new Error('no candidate');
+      const now = new Date(Date.now() + 60_000);
+      expect(await store.gc.sweepBlob(candidate, now, { now, staleBefore: new Date(0) })).to.equal('delete');
+      await store.gc.finishBlob(candidate, now);
+      expect(await store.getBlob('a/one', digest(1))).to.equal(undefined);
+      await store.linkBlob('b/two', { digest: digest(1), size: 10 }, { fresh: true });
+      expect((await store.getBlob('b/two', digest(1)))?.generation, 'pushed again after the release').to.equal(1);
+      await store.linkBlob('a/one', { digest: digest(1), size: 10 });
+      expect((await store.getBlob('a/one', digest(1)))?.generation, 'a plain link').to.equal(1);
     });
 
     it('stores manifests with tags and references in one transaction, and deletes them', async function () {

@@ -270,6 +270,15 @@ describe('presigned URL cache', function () {
     expect((await cache.get('other', slow)).url).to.equal('https://s3.test/x');
   });
 
+  it('never hands out a URL cached for another generation of a digest', async function () {
+    const cache = new PresignedUrlCache({ maxEntries: 10, now: () => 0 });
+    let calls = 0;
+    const fetch = async () => ({ url: `https://s3.test/${++calls}`, expiresAt: new Date(60_000) });
+    expect((await cache.get(PresignedUrlCache.key('did:plc:a', 'GET', 'sha256:aa', 0), fetch)).url).to.equal('https://s3.test/1');
+    expect((await cache.get(PresignedUrlCache.key('did:plc:a', 'GET', 'sha256:aa', 0), fetch)).url).to.equal('https://s3.test/1');
+    expect((await cache.get(PresignedUrlCache.key('did:plc:a', 'GET', 'sha256:aa', 1), fetch)).url, 'deleted and stored again').to.equal('https://s3.test/2');
+  });
+
   it('forgets every URL of a digest when it is deleted', async function () {
     const cache = new PresignedUrlCache({ maxEntries: 10, now: () => 0 });
     let calls = 0;

@@ -112,7 +112,7 @@ export class GcStore {
       const touched = await tx.get<{ latest: string | null }>('SELECT MAX(created_at) AS latest FROM repository_blobs WHERE digest = ?', [candidate.digest]);
       const rescued = !lock || lock.state === 'deleted' || referenced !== undefined || (touched?.latest ? Date.parse(touched.latest) > candidate.markedAt.getTime() : false);
       if (rescued) {
-        if (lock?.state === 'deleting') await tx.run("UPDATE blobs SET state = 'live', deleting_since = NULL WHERE digest = ?", [candidate.digest]);
+        if (lock?.state === 'deleting') await tx.run("UPDATE blobs SET state = 'live', deleting_since = NULL, generation = generation + 1 WHERE digest = ?", [candidate.digest]);
         await dropCandidate(tx, candidate);
         return 'rescued';
       }

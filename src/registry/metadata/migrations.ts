@@ -102,6 +102,14 @@ const MIGRATIONS: readonly { version: number; sql: (binary: string, dialect: Db[
     version: 5,
     sql: () => [`ALTER TABLE blobs ADD COLUMN deleting_since TEXT`, `UPDATE blobs SET deleting_since = '${new Date().toISOString()}' WHERE state = 'deleting'`],
   },
+  {
+    // Which life of a blob: counted up each time a row comes back to `live`
+    // (its bytes may now be another object), so the driver never hands out a
+    // pull URL cached for an earlier one. Rows are never deleted (tombstones
+    // stay), so a value never repeats.
+    version: 6,
+    sql: () => [`ALTER TABLE blobs ADD COLUMN generation INTEGER NOT NULL DEFAULT 0`],
+  },
 ];
 
 export async function migrate(db: Db): Promise<number> {

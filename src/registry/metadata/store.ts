@@ -58,7 +58,7 @@ export class SqlMetadataStore implements MetadataStore {
       const row = await tx.get<{ state: string }>(`SELECT state FROM blobs WHERE digest = ?${forUpdate(tx)}`, [blob.digest]);
       if (row && row.state !== 'live') {
         if (!options.fresh) throw new BlobUnavailableError(blob.digest, row.state === 'deleting' ? 'deleting' : 'deleted');
-        await tx.run("UPDATE blobs SET state = 'live', size = ?, deleting_since = NULL WHERE digest = ?", [blob.size, blob.digest]);
+        await tx.run("UPDATE blobs SET state = 'live', size = ?, deleting_since = NULL, generation = generation + 1 WHERE digest = ?", [blob.size, blob.digest]);
       }
       await tx.run(
         'INSERT INTO repository_blobs (repository, digest, created_at) VALUES (?, ?, ?) ON CONFLICT (repository, digest) DO UPDATE SET created_at = excluded.created_at',
@@ -68,11 +68,11 @@ export class SqlMetadataStore implements MetadataStore {
   }
 
   async getBlob(repository: string, digest: string): Promise<BlobRecord | undefined> {
-    const row = await this.#db.get<{ digest: string; size: number | string }>(
-      "SELECT b.digest, b.size FROM repository_blobs rb JOIN blobs b ON b.digest = rb.digest WHERE rb.repository = ? AND rb.digest = ? AND b.state = 'live'",
+    const row = await this.#db.get<{ digest: string; size: number | string; generation: number | string }>(
+      "SELECT b.digest, b.size, b.generation FROM repository_blobs rb JOIN blobs b ON b.digest = rb.digest WHERE rb.repository = ? AND rb.digest = ? AND b.state = 'live'",
       [repository, digest],
     );
-    return row ? { digest: row.digest, size: Number(row.size) } : undefined;
+    return row ? { digest: row.digest, size: Number(row.size), generation: Number(row.generation) } : undefined;
   }
 
   async blobRepositories(digest: string): Promise<string[]> {

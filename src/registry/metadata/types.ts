@@ -9,6 +9,12 @@
 export interface BlobRecord {
   digest: string;
   size: number;
+  /**
+   * Which life of the blob at this digest (read only): it changes whenever
+   * garbage collection deleted or was deleting it and it came back, possibly
+   * as another object in storage.
+   */
+  generation?: number;
 }
 
 export interface UploadRecord {

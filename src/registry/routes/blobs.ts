@@ -26,7 +26,7 @@ export const headBlob: Handler = async (ctx, call) => {
 export const getBlob: Handler = async (ctx, call) => {
   const blob = await linkedBlob(ctx, call);
   if (ctx.blobDelivery === 'redirect') {
-    const { url } = await call.store.redirectURL(blob.digest);
+    const { url } = await call.store.redirectURL(blob.digest, 'GET', { generation: blob.generation });
     return call.reply.code(307).header('location', url).header('docker-content-digest', blob.digest).send();
   }
   const range = parseByteRange(call.request.headers.range, blob.size);
