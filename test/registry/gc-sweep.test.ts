@@ -2,6 +2,9 @@ import { expect } from 'chai';
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import type { BlobStore } from '../../src/driver/types.ts';
+import { GarbageCollector } from '../../src/registry/gc/collector.ts';
+import type { StorageDriver } from '../../src/registry/http/context.ts';
 import type { GcCandidate } from '../../src/registry/metadata/gc.ts';
 import { SqlMetadataStore } from '../../src/registry/metadata/store.ts';
 import { sharedPostgres } from '../support/global-fixtures.ts';
@@ -111,6 +114,52 @@ for (const kind of ['sqlite', 'postgres'] as const) {
       await one.gc.finishBlob(candidate, new Date(t0));
       expect(await one.getBlob('alice/other', candidate.digest)).to.deep.include({ digest: candidate.digest });
       expect(await one.gc.candidates('blob')).to.deep.equal([]);
+    });
+
+    /** A storage driver that counts releases; `failing` makes the next ones throw. */
+    function countingStorage() {
+      const released: string[] = [];
+      const state = { failing: false };
+      const storage: StorageDriver = {
+        blobStore: () =>
+          ({
+            release: async (blob: string) => {
+              await new Promise((resolve) => setTimeout(resolve, 20));
+              if (state.failing) throw new Error('hold unavailable');
+              released.push(blob);
+              return true;
+            },
+          }) as unknown as BlobStore,
+        close: async () => {},
+      };
+      return { storage, released, state };
+    }
+
+    it('releases each blob once when two registries run passes at the same time', async function () {
+      for (let n = 0; n < 10; n++) await one.linkBlob('alice/app', { digest: digest(n), size: 1 });
+      const { storage, released } = countingStorage();
+      const now = () => new Date(Date.now() + MINUTE);
+      const passes = [one, rival()].map((store) => new GarbageCollector({ store: store.gc, storage, did: 'did:plc:gc', graceSeconds: 0, now }));
+      await passes[0]?.run();
+      // Marked by the first pass; both sweep them now.
+      for (let n = 10; n < 20; n++) await one.linkBlob('alice/app', { digest: digest(n), size: 1 });
+      await Promise.all(passes.map((pass) => pass.run()));
+      expect(released.toSorted()).to.deep.equal(Array.from({ length: 20 }, (_, n) => digest(n)));
+    });
+
+    it('retries a release that failed only in a pass after the deletion timeout', async function () {
+      await one.linkBlob('alice/app', { digest: digest(1), size: 1 });
+      const { storage, released, state } = countingStorage();
+      let offset = MINUTE;
+      const collector = new GarbageCollector({ store: one.gc, storage, did: 'did:plc:gc', graceSeconds: 0, deletingTimeoutSeconds: 600, now: () => new Date(Date.now() + offset) });
+      state.failing = true;
+      expect((await collector.run()).items.map((item) => item.action)).to.deep.equal(['failed']);
+      state.failing = false;
+      offset += 5 * MINUTE;
+      expect((await collector.run()).items.map((item) => item.action)).to.deep.equal(['waiting']);
+      offset += 6 * MINUTE;
+      expect((await collector.run()).items.map((item) => item.action)).to.deep.equal(['deleted']);
+      expect(released).to.deep.equal([digest(1)]);
     });
   });
 }
