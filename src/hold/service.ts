@@ -5,7 +5,7 @@ import type { Access, AccessPolicy } from './auth/policy.ts';
 import { HoldError } from './errors.ts';
 import { parseBlobRef, parseUploadName, storageKey, uploadNameFromUuid, type UploadName } from './keys.ts';
 import { assertCompletableParts, assertNonFinalPartSizes, assertPartNumber, normalizeEtag } from './multipart-rules.ts';
-import { UploadSessionStore, orphanKeys, uploadNameOf, type SessionPart, type StagedSegment, type UploadSession } from './sessions.ts';
+import { UploadSessionStore, isUsable, orphanKeys, uploadNameOf, type SessionPart, type StagedSegment, type UploadSession } from './sessions.ts';
 import { mappingStorageErrors } from './storage-errors.ts';
 import { BlobLifecycle } from './blob-lifecycle.ts';
 import type { ProtocolStep, StepHook } from './protocol-steps.ts';
@@ -232,7 +232,7 @@ export class HoldService {
 
   async #publish(did: string, upload: UploadName, digest: Digest, size: number | undefined, issuer: string): Promise<{ digest: string; size: number; existed: boolean }> {
     const read = await mappingStorageErrors(() => this.#sessions.read(upload));
-    if (!read || read.session.did !== did || read.session.state === 'starting') throw new HoldError('UPLOAD_UNKNOWN');
+    if (!read || read.session.did !== did || !isUsable(read.session)) throw new HoldError('UPLOAD_UNKNOWN');
     const { session, etag } = read;
     if (session.kind === 'multipart' && session.state !== 'completed') {
       throw new HoldError('UPLOAD_NOT_COMPLETE', 'complete the multipart upload before moving it');
@@ -400,9 +400,11 @@ export class HoldService {
   }
 
   /**
-   * Aborts uploads idle longer than the TTL. An upload whose record cannot be
-   * read right now is skipped, never deleted: a transient error must not
-   * destroy a live push.
+   * Aborts uploads idle longer than the TTL. The record is first marked
+   * `purging_at` over the version found idle, so a write that came in since
+   * (through any hold process) keeps the upload, and no call can use it once
+   * it is marked. An upload whose record cannot be read right now is skipped,
+   * never deleted: a transient error must not destroy a live push.
    */
   async purgeIdleUploads(): Promise<{ purged: number; skipped: number }> {
     const cutoff = this.#now().getTime() - this.#uploadTtlMs;
@@ -411,8 +413,15 @@ export class HoldService {
     await mappingStorageErrors(async () => {
       for await (const upload of this.#sessions.uploads()) {
         try {
-          const session = await this.#sessions.get(upload);
-          if (!session || Date.parse(session.updated_at) > cutoff) continue;
+          const read = await this.#sessions.read(upload);
+          if (!read) continue;
+          let session = read.session;
+          if (session.purging_at === undefined) {
+            if (Date.parse(session.updated_at) > cutoff) continue;
+            await this.#step('purge:session-read', upload.value);
+            session = { ...session, purging_at: this.#now().toISOString() };
+            if (!(await this.#sessions.putIfUnchanged(session, read.etag))) continue;
+          }
           await this.#discard(upload, session);
           purged++;
         } catch {
@@ -524,7 +533,7 @@ export class HoldService {
     const upload = parseUploadName(name);
     if (!upload) throw new HoldError('DIGEST_INVALID', 'digest must be an upload name this hold issued');
     const read = await mappingStorageErrors(() => this.#sessions.read(upload));
-    if (!read || read.session.did !== did || read.session.state === 'starting' || read.session.upload_id !== uploadId) throw new HoldError('UPLOAD_UNKNOWN');
+    if (!read || read.session.did !== did || !isUsable(read.session) || read.session.upload_id !== uploadId) throw new HoldError('UPLOAD_UNKNOWN');
     return { upload, session: read.session, etag: read.etag };
   }
 

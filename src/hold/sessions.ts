@@ -1,5 +1,5 @@
 import { storageKey, uploadFromSessionKey, uploadFromUploadKey, type UploadName } from './keys.ts';
-import type { StorageBackend } from './backends/types.ts';
+import { StorageError, type StorageBackend } from './backends/types.ts';
 
 /**
  * The hold's durable record of one upload: who owns it, the provider's
@@ -41,8 +41,19 @@ export interface UploadSession {
    * and discarding the upload must leave it if the reference exists.
    */
   readonly publishing_digest?: string;
+  /**
+   * Set, conditionally on the version it found idle, by the janitor that
+   * discards the upload: a write from a call that read the record before it
+   * fails, and calls after it find the upload gone.
+   */
+  readonly purging_at?: string;
   /** Small opaque state the driver keeps here (part size, hash progress). */
   readonly client_state?: Readonly<Record<string, unknown>>;
+}
+
+/** False for a record whose upload is not there to use: still starting, or being discarded. */
+export function isUsable(session: UploadSession): boolean {
+  return session.state !== 'starting' && session.purging_at === undefined;
 }
 
 export interface SessionPart {
@@ -83,6 +94,17 @@ export class UploadSessionStore {
   async put(session: UploadSession, ifMatch?: string): Promise<void> {
     const upload = uploadNameOf(session);
     await this.#backend.putSmall(storageKey({ kind: 'upload-session', upload }, this.#prefix), Buffer.from(JSON.stringify(session)), ifMatch ? { ifMatch } : {});
+  }
+
+  /** `put` over the version read as `etag`; false when the record has changed or gone since. */
+  async putIfUnchanged(session: UploadSession, etag: string): Promise<boolean> {
+    try {
+      await this.put(session, etag);
+      return true;
+    } catch (err) {
+      if (err instanceof StorageError && (err.code === 'PRECONDITION_FAILED' || err.code === 'NOT_FOUND')) return false;
+      throw err;
+    }
   }
 
   /** Every object that belongs to the upload, the session record last. */

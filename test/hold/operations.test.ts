@@ -98,6 +98,40 @@ for (const backend of BACKENDS) {
       }
     });
 
+    it('the janitor leaves an upload written to after it decided the upload was idle (another hold took the write)', async function () {
+      let now = new Date();
+      let paused: () => void = () => {};
+      let resume: () => void = () => {};
+      const reached = new Promise<void>((resolve) => (paused = resolve));
+      const released = new Promise<void>((resolve) => (resume = resolve));
+      const onStep = async (step: string) => {
+        if (step !== 'purge:session-read') return;
+        paused();
+        await released;
+      };
+      const hold = await startTestHold(backend, { config: { uploadTtlSeconds: 3600 }, now: () => now, onStep });
+      try {
+        const upload = await hold.client.startMultipart(DIDS.owner);
+        const part = await hold.client.partPresignedUrl(DIDS.owner, upload.upload_name, upload.upload_id, 1);
+        const bytes = randomBlob(5 * MiB);
+        const { etag } = await putToUrl(part.url, bytes);
+        now = new Date(now.getTime() + 2 * 3600 * 1000);
+        const janitor = hold.hold.runJanitor();
+        await reached;
+        // The writer comes back between the janitor's read and its decision.
+        await hold.client.uploadProgress(DIDS.owner, upload.upload_name, upload.upload_id, { base_size: 0, parts: [{ part_number: 1, etag: etag as string, size: bytes.length }] });
+        resume();
+        expect(await janitor).to.deep.equal({ purged: 0, skipped: 0 });
+        const status = await hold.client.uploadStatus(DIDS.owner, upload.upload_name, upload.upload_id);
+        expect(status.size).to.equal(5 * MiB);
+        expect(await hold.inspect.pendingMultipartUploads()).to.equal(1);
+        await hold.client.abortMultipart(DIDS.owner, upload.upload_name, upload.upload_id);
+      } finally {
+        resume();
+        await hold.close();
+      }
+    });
+
     it('serves /healthz and Prometheus /metrics with request and storage counters', async function () {
       const hold = await startTestHold(backend);
       try {
