@@ -59,12 +59,19 @@ export async function pushStreamed(baseUrl: string, repo: string, blob: BlobSour
 }
 
 /** The OCI chunked way: PATCHes of `chunkSize` with Content-Range, then PUT ?digest=. */
-export async function pushChunked(baseUrl: string, repo: string, blob: BlobSource, chunkSize: number): Promise<PushTiming> {
+export async function pushChunked(
+  baseUrl: string,
+  repo: string,
+  blob: BlobSource,
+  chunkSize: number,
+  options: { onPatch?: (ms: number) => void } = {},
+): Promise<PushTiming> {
   const digest = blob.digest();
   const started = performance.now();
   let location = await startUpload(baseUrl, repo);
   for (let offset = 0; offset < blob.size; offset += chunkSize) {
     const chunk = blob.bytes(offset, Math.min(chunkSize, blob.size - offset));
+    const patchStarted = performance.now();
     const patched = await call(
       location,
       {
@@ -75,6 +82,7 @@ export async function pushChunked(baseUrl: string, repo: string, blob: BlobSourc
       202,
     );
     await patched.body.dump();
+    options.onPatch?.(performance.now() - patchStarted);
     location = nextLocation(patched, baseUrl, location);
   }
   const commitMs = await commit(location, digest);
