@@ -1,6 +1,6 @@
 import type { Readable } from 'node:stream';
 import { parseDigest, type DigestAlgorithm } from '../core/digest.ts';
-import { HoldBlobWriter, type UploadSnapshot, type WriterContext } from './blob-writer.ts';
+import { HoldBlobWriter, presignAhead, type UploadSnapshot, type WriterContext } from './blob-writer.ts';
 import { mappingHoldErrors } from './errors.ts';
 import { PresignedUrlCache } from './presigned-url-cache.ts';
 import type { HoldUploadView } from './hold-client.ts';
@@ -58,7 +58,7 @@ export class HoldBlobStore implements BlobStore {
     // The part size is recorded with the upload, so a process with another
     // configuration resumes it with the sizes it was started with.
     const clientState = { part_size: this.#settings.partSize, equal_parts: this.#settings.equalParts, algorithm };
-    const started = await mappingHoldErrors(() => hold.startMultipart(did, { clientState }));
+    const started = await mappingHoldErrors(() => hold.startMultipart(did, { clientState, presignParts: presignAhead(this.#ctx) }));
     const snapshot: UploadSnapshot = {
       uploadName: started.upload_name,
       uploadId: started.upload_id,
@@ -69,6 +69,7 @@ export class HoldBlobStore implements BlobStore {
       partSize: this.#settings.partSize,
       equalParts: this.#settings.equalParts,
       algorithm,
+      ...(started.part_urls ? { partUrls: started.part_urls } : {}),
     };
     const writer = new HoldBlobWriter(this.#ctx, snapshot, { hashFromStart: true });
     this.#cache.set(writer);
@@ -77,7 +78,7 @@ export class HoldBlobStore implements BlobStore {
 
   async resume(id: string): Promise<BlobWriter> {
     const { uploadName, uploadId } = decodeWriterId(id);
-    const view = await mappingHoldErrors(() => this.#ctx.hold.uploadStatus(this.#ctx.did, uploadName, uploadId));
+    const view = await mappingHoldErrors(() => this.#ctx.hold.uploadStatus(this.#ctx.did, uploadName, uploadId, presignAhead(this.#ctx)));
     const snapshot = snapshotOf(view, this.#settings);
     const cached = this.#cache.get(id);
     if (cached?.matches(snapshot)) return cached;
@@ -129,5 +130,6 @@ function snapshotOf(view: HoldUploadView, settings: BlobStoreSettings): UploadSn
     partSize: typeof state.part_size === 'number' ? state.part_size : settings.partSize,
     equalParts: typeof state.equal_parts === 'boolean' ? state.equal_parts : settings.equalParts,
     algorithm: state.algorithm === 'sha512' ? 'sha512' : 'sha256',
+    ...(view.part_urls ? { partUrls: view.part_urls } : {}),
   };
 }

@@ -1,12 +1,13 @@
 import { createHash, type Hash } from 'node:crypto';
 import { parseDigest, type DigestAlgorithm } from '../core/digest.ts';
 import { mappingHoldErrors, toDriverError } from './errors.ts';
-import type { HoldClient, HoldPart, HoldStagedSegment } from './hold-client.ts';
+import type { HoldClient, HoldPart, HoldPartUrl, HoldStagedSegment } from './hold-client.ts';
 import type { MemoryBudget } from './memory-budget.ts';
 import { MIN_CONFIGURED_PART_SIZE as MIN_PART_SIZE, maxBlobSize, partSizeFor } from './part-size.ts';
 import type { Transport } from './transport.ts';
 import { DriverError, type BlobWriter, type CommitDescriptor, type Descriptor } from './types.ts';
 import { encodeWriterId } from './writer-id.ts';
+import { MAX_PRESIGNED_PARTS } from '../protocol/limits.ts';
 
 /** What every writer of one driver shares. */
 export interface WriterContext {
@@ -43,6 +44,16 @@ export interface UploadSnapshot {
   partSize: number;
   equalParts: boolean;
   algorithm: DigestAlgorithm;
+  /** Part URLs the hold presigned with this state, for the parts after `parts`. */
+  partUrls?: readonly HoldPartUrl[];
+}
+
+/** A presigned URL used only while it has at least this long to live. */
+const URL_MARGIN_MS = 30_000;
+
+/** How many part URLs to ask the hold for with each answer: as many as may be in flight at once. */
+export function presignAhead(ctx: Pick<WriterContext, 'maxPartsInFlight'>): number {
+  return Math.min(ctx.maxPartsInFlight, MAX_PRESIGNED_PARTS);
 }
 
 type WriterState = 'open' | 'committed' | 'cancelled' | 'failed';
@@ -74,6 +85,8 @@ export class HoldBlobWriter implements BlobWriter {
   #partSizeAdopted = false;
   /** The next part's URL, asked for while its bytes still arrive. */
   #prefetched: { partNumber: number; url: Promise<string> } | undefined;
+  /** Part URLs the hold handed out with its last answer, by part number. */
+  #partUrls = new Map<number, HoldPartUrl>();
   readonly #algorithm: DigestAlgorithm;
   readonly #abort = new AbortController();
 
@@ -125,6 +138,7 @@ export class HoldBlobWriter implements BlobWriter {
     this.#tailLoaded = this.#completed || snapshot.size === this.#partBytes;
     // A running hash is only trustworthy if it has seen every byte from offset 0.
     this.#hash = !this.#completed && (options.hashFromStart || snapshot.size === 0) ? createHash(this.#algorithm) : undefined;
+    this.#keepPartUrls(snapshot.partUrls);
   }
 
   get size(): number {
@@ -368,7 +382,7 @@ export class HoldBlobWriter implements BlobWriter {
    */
   #prefetchPartUrl(): void {
     const partNumber = this.#nextPart;
-    if (this.#prefetched?.partNumber === partNumber) return;
+    if (this.#prefetched?.partNumber === partNumber || this.#partUrls.has(partNumber)) return;
     const url = this.#partUrl(partNumber);
     url.catch(() => {});
     this.#prefetched = { partNumber, url };
@@ -379,11 +393,27 @@ export class HoldBlobWriter implements BlobWriter {
     return mappingHoldErrors(() => hold.partPresignedUrl(did, this.#uploadName, this.#uploadId, partNumber)).then((view) => view.url);
   }
 
+  /** URLs from a hold answer replace the ones kept from the previous answer. */
+  #keepPartUrls(urls: readonly HoldPartUrl[] | undefined): void {
+    this.#partUrls = new Map((urls ?? []).map((url) => [url.part_number, url]));
+  }
+
+  /** A URL the hold already handed out for this part, if it has time left. */
+  #takePartUrl(partNumber: number): string | undefined {
+    const kept = this.#partUrls.get(partNumber);
+    this.#partUrls.delete(partNumber);
+    return kept && Date.parse(kept.expires_at) - Date.now() > URL_MARGIN_MS ? kept.url : undefined;
+  }
+
   #putPart(partNumber: number, body: Uint8Array): Promise<string> {
     let prefetched = this.#prefetched?.partNumber === partNumber ? this.#prefetched.url : undefined;
     if (prefetched) this.#prefetched = undefined;
+    let kept = this.#takePartUrl(partNumber);
     return this.#ctx.transport.put(
       async (fresh) => {
+        const handedOut = kept;
+        kept = undefined;
+        if (handedOut && !fresh) return handedOut;
         const early = prefetched;
         prefetched = undefined;
         if (early && !fresh) {
@@ -455,8 +485,12 @@ export class HoldBlobWriter implements BlobWriter {
     }
     const parts = [...this.#uploaded.values()].sort((a, b) => a.part_number - b.part_number);
     const clientState = this.#partSizeAdopted ? { client_state: { part_size: this.#basePartSize, equal_parts: this.#equalParts, algorithm: this.#algorithm } } : {};
-    const view = await this.#sendProgress({ base_size: this.#durableSize, parts, staged, ...clientState }, this.#recorded.length + parts.length);
+    const view = await this.#sendProgress(
+      { base_size: this.#durableSize, parts, staged, ...clientState, presign_parts: presignAhead(this.#ctx) },
+      this.#recorded.length + parts.length,
+    );
     this.#partSizeAdopted = false;
+    this.#keepPartUrls(view.part_urls);
     if (view.size !== this.#size) throw new DriverError('INTERNAL', `the hold recorded ${view.size} bytes, expected ${this.#size}`);
     this.#recorded.push(...parts);
     this.#uploaded.clear();
@@ -470,7 +504,7 @@ export class HoldBlobWriter implements BlobWriter {
    * that is success.
    */
   async #sendProgress(
-    progress: { base_size: number; parts: HoldPart[]; staged: HoldStagedSegment[]; client_state?: Record<string, unknown> },
+    progress: { base_size: number; parts: HoldPart[]; staged: HoldStagedSegment[]; client_state?: Record<string, unknown>; presign_parts?: number },
     partCount: number,
   ) {
     const { hold, did } = this.#ctx;

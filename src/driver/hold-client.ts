@@ -26,7 +26,7 @@ export interface HoldClientOptions {
   validateResponses?: boolean;
 }
 
-export type { HoldPart, HoldPresignedUrl as PresignedUrl, HoldStagedSegment, HoldUploadView } from '../protocol/hold-api.ts';
+export type { HoldPart, HoldPartUrl, HoldPresignedUrl as PresignedUrl, HoldStagedSegment, HoldUploadView } from '../protocol/hold-api.ts';
 
 export class HoldClientError extends Error {
   /** A code from the contract; `UNKNOWN` for an answer without one, `INVALID_RESPONSE` for one that breaks the contract. */
@@ -58,10 +58,11 @@ export class HoldClient {
     };
   }
 
-  startMultipart(did: string, options: { digest?: string; clientState?: Record<string, unknown> } = {}) {
+  startMultipart(did: string, options: { digest?: string; clientState?: Record<string, unknown>; presignParts?: number } = {}) {
     return this.send('startMultipart', did, {
       ...(options.digest ? { digest: options.digest } : {}),
       ...(options.clientState ? { client_state: options.clientState } : {}),
+      ...(options.presignParts ? { presign_parts: options.presignParts } : {}),
     });
   }
 
@@ -110,15 +111,15 @@ export class HoldClient {
     return this.send('delete', did, { digest });
   }
 
-  uploadStatus(did: string, uploadName: string, uploadId: string) {
-    return this.send('uploadStatus', did, { digest: uploadName, upload_id: uploadId });
+  uploadStatus(did: string, uploadName: string, uploadId: string, presignParts = 0) {
+    return this.send('uploadStatus', did, { digest: uploadName, upload_id: uploadId, ...(presignParts ? { presign_parts: presignParts } : {}) });
   }
 
   uploadProgress(
     did: string,
     uploadName: string,
     uploadId: string,
-    progress: { base_size: number; parts?: HoldPart[]; staged?: HoldStagedSegment[]; client_state?: Record<string, unknown> },
+    progress: { base_size: number; parts?: HoldPart[]; staged?: HoldStagedSegment[]; client_state?: Record<string, unknown>; presign_parts?: number },
   ) {
     return this.send('uploadProgress', did, { digest: uploadName, upload_id: uploadId, ...progress });
   }

@@ -9,7 +9,8 @@ import { UploadSessionStore, isUsable, orphanKeys, uploadNameOf, type SessionPar
 import { mappingStorageErrors } from './storage-errors.ts';
 import { BlobLifecycle } from './blob-lifecycle.ts';
 import type { ProtocolStep, StepHook } from './protocol-steps.ts';
-import { MIN_PART_SIZE, type ObjectInfo, type StorageBackend } from './backends/types.ts';
+import { MAX_PART_NUMBER, MIN_PART_SIZE, type ObjectInfo, type StorageBackend } from './backends/types.ts';
+import type { HoldPartUrl } from '../protocol/hold-api.ts';
 
 export interface HoldServiceOptions {
   backend: StorageBackend;
@@ -38,7 +39,10 @@ export interface UploadView {
   parts: readonly SessionPart[];
   staged: readonly StagedSegment[];
   client_state?: Readonly<Record<string, unknown>>;
+  part_urls?: PartUrlView[];
 }
+
+export type PartUrlView = HoldPartUrl;
 
 export interface PresignedUrlView {
   url: string;
@@ -91,15 +95,29 @@ export class HoldService {
 
   async startMultipart(
     did: string,
-    input: { digest?: string; client_state?: Record<string, unknown> },
-  ): Promise<{ upload_id: string; upload_name: string; expires_at: string }> {
+    input: { digest?: string; client_state?: Record<string, unknown>; presign_parts?: number },
+  ): Promise<{ upload_id: string; upload_name: string; expires_at: string; part_urls?: PartUrlView[] }> {
     this.#authorize(did, 'write');
     const expected = input.digest === undefined ? undefined : requireContentDigest(input.digest);
     checkClientState(input.client_state);
     return mappingStorageErrors(async () => {
       const session = await this.#beginUpload(this.#newSession(uploadNameFromUuid(randomUUID()), did, 'multipart', expected, input.client_state));
-      return { upload_id: session.upload_id, upload_name: session.name, expires_at: this.#expiresAt(session) };
+      return { upload_id: session.upload_id, upload_name: session.name, expires_at: this.#expiresAt(session), ...(await this.#partUrls(session, input.presign_parts)) };
     });
+  }
+
+  /**
+   * PUT URLs for the `count` parts after the recorded ones: presigning is
+   * local, so handing them out with an answer the caller needs anyway saves
+   * it a `/part-presigned-url` round trip per part.
+   */
+  async #partUrls(session: UploadSession, count = 0): Promise<{ part_urls?: PartUrlView[] }> {
+    if (count === 0 || session.state !== 'open' || session.kind !== 'multipart') return {};
+    const key = this.#dataKey(uploadNameOf(session), session);
+    const first = session.parts.length + 1;
+    const numbers = Array.from({ length: Math.min(count, MAX_PART_NUMBER - first + 1) }, (_, index) => first + index);
+    const urls = await Promise.all(numbers.map((partNumber) => this.#backend.presignUploadPart(key, session.upload_id, partNumber, this.#presignTtl)));
+    return { part_urls: urls.map((url, index) => ({ part_number: numbers[index] as number, url: url.url, expires_at: url.expiresAt.toISOString() })) };
   }
 
   /**
@@ -337,10 +355,10 @@ export class HoldService {
     return { deleted: (await this.release(did, input, issuer)).deleted };
   }
 
-  async uploadStatus(did: string, input: { digest: string; upload_id: string }): Promise<UploadView> {
+  async uploadStatus(did: string, input: { digest: string; upload_id: string; presign_parts?: number }): Promise<UploadView> {
     this.#authorize(did, 'write');
     const { session } = await this.#ownedSession(did, input.digest, input.upload_id);
-    return this.#view(session);
+    return { ...this.#view(session), ...(await mappingStorageErrors(() => this.#partUrls(session, input.presign_parts))) };
   }
 
   /**
@@ -357,6 +375,7 @@ export class HoldService {
       parts?: readonly SessionPart[];
       staged?: readonly StagedSegment[];
       client_state?: Record<string, unknown>;
+      presign_parts?: number;
     },
   ): Promise<UploadView> {
     this.#authorize(did, 'write');
@@ -395,7 +414,7 @@ export class HoldService {
       const kept = new Set(staged.map(segmentId));
       const dropped = session.staged.filter((segment) => !kept.has(segmentId(segment)));
       await this.#backend.delete(dropped.map((segment) => this.#key({ kind: 'upload-staged', upload, offset: segment.offset })));
-      return this.#view(updated);
+      return { ...this.#view(updated), ...(await this.#partUrls(updated, input.presign_parts)) };
     });
   }
 

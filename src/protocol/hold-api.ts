@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { MAX_PART_NUMBER } from './limits.ts';
+import { MAX_PART_NUMBER, MAX_PRESIGNED_PARTS } from './limits.ts';
 
 /**
  * The hold's JSON API, once: each endpoint's path, request body and answer,
@@ -21,6 +21,8 @@ const partNumber = z.number();
 const etag = z.string().max(256);
 const size = z.number().int().min(0).max(Number.MAX_SAFE_INTEGER);
 const clientState = z.record(z.string(), z.unknown());
+/** How many part URLs to presign after the recorded parts, so the next request needs no `/part-presigned-url`. */
+const presignParts = z.number().int().min(0).max(MAX_PRESIGNED_PARTS).optional();
 
 const part = z.object({ part_number: partNumber, etag, size }).strict();
 const stagedSegment = z.object({ offset: size, size }).strict();
@@ -36,6 +38,8 @@ const presignedUrl = z.looseObject({
   upload_name: z.string().optional(),
 });
 
+const partUrl = z.looseObject({ part_number: z.number(), url: z.string(), expires_at: z.string() });
+
 const uploadView = z.looseObject({
   upload_name: z.string(),
   upload_id: z.string(),
@@ -48,6 +52,8 @@ const uploadView = z.looseObject({
   parts: z.array(z.looseObject({ part_number: z.number(), etag: z.string(), size })),
   staged: z.array(z.looseObject({ offset: size, size })),
   client_state: clientState.optional(),
+  /** Present when asked for with `presign_parts`: PUT URLs for the parts after `parts`. */
+  part_urls: z.array(partUrl).optional(),
 });
 
 const blobDescriptor = z.looseObject({ digest: z.string(), size });
@@ -67,8 +73,8 @@ function endpoint<Req extends z.ZodType, Res extends z.ZodType>(definition: {
 export const HOLD_ENDPOINTS = Object.freeze({
   startMultipart: endpoint({
     path: '/start-multipart',
-    request: z.object({ did, digest: name.optional(), client_state: clientState.optional() }).strict(),
-    response: z.looseObject({ upload_id: z.string(), upload_name: z.string(), expires_at: z.string() }),
+    request: z.object({ did, digest: name.optional(), client_state: clientState.optional(), presign_parts: presignParts }).strict(),
+    response: z.looseObject({ upload_id: z.string(), upload_name: z.string(), expires_at: z.string(), part_urls: z.array(partUrl).optional() }),
   }),
   partPresignedUrl: endpoint({
     path: '/part-presigned-url',
@@ -108,7 +114,7 @@ export const HOLD_ENDPOINTS = Object.freeze({
   delete: endpoint({ path: '/delete', request: digestRequest, response: z.looseObject({ deleted: z.boolean() }) }),
   uploadStatus: endpoint({
     path: '/upload-status',
-    request: z.object({ did, digest: name, upload_id: uploadId }).strict(),
+    request: z.object({ did, digest: name, upload_id: uploadId, presign_parts: presignParts }).strict(),
     response: uploadView,
   }),
   uploadProgress: endpoint({
@@ -122,6 +128,7 @@ export const HOLD_ENDPOINTS = Object.freeze({
         parts: z.array(part).max(MAX_PART_NUMBER).optional(),
         staged: z.array(stagedSegment).max(MAX_PART_NUMBER).optional(),
         client_state: clientState.optional(),
+        presign_parts: presignParts,
       })
       .strict(),
     response: uploadView,
@@ -138,6 +145,7 @@ export type HoldPresignedUrl = z.output<typeof presignedUrl>;
 export type HoldUploadView = z.output<typeof uploadView>;
 export type HoldPart = z.output<typeof part>;
 export type HoldStagedSegment = z.output<typeof stagedSegment>;
+export type HoldPartUrl = z.output<typeof partUrl>;
 
 /**
  * Every error the hold API answers with, and its status. The body is

@@ -6,3 +6,6 @@ export const MIN_PART_SIZE = 5 * 1024 * 1024;
 export const MAX_PART_NUMBER = 10_000;
 /** CopyObject stops here; above it, UploadPartCopy. */
 export const MAX_SINGLE_COPY_BYTES = 5 * 1024 * 1024 * 1024;
+
+/** Most part URLs one hold answer presigns ahead (`presign_parts`). */
+export const MAX_PRESIGNED_PARTS = 8;

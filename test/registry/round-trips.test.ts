@@ -1,0 +1,62 @@
+import { expect } from 'chai';
+import { request } from 'undici';
+import { MiB, randomBlob, sha256 } from '../support/bytes.ts';
+import { OciTestClient } from '../support/oci-client.ts';
+import { startTestRegistry, USERS, type TestRegistry } from '../support/registry-harness.ts';
+
+/** The hold's request counts by endpoint, from its /metrics. */
+async function holdCalls(holdUrl: string): Promise<Map<string, number>> {
+  const text = await (await request(`${holdUrl}/metrics`)).body.text();
+  const counts = new Map<string, number>();
+  for (const match of text.matchAll(/^holdfast_hold_requests_total\{[^}]*endpoint="([^"]+)"[^}]*\} (\S+)$/gm)) {
+    const endpoint = match[1] as string;
+    counts.set(endpoint, (counts.get(endpoint) ?? 0) + Number(match[2]));
+  }
+  return counts;
+}
+
+function since(after: Map<string, number>, before: Map<string, number>): Record<string, number> {
+  const calls: Record<string, number> = {};
+  for (const [endpoint, count] of after) {
+    if (endpoint === '/metrics' || endpoint === '/healthz') continue;
+    const delta = count - (before.get(endpoint) ?? 0);
+    if (delta > 0) calls[endpoint] = delta;
+  }
+  return calls;
+}
+
+for (const backend of ['fs', 's3'] as const) {
+  describe(`hold round trips of a chunked push (${backend})`, function () {
+    let registry: TestRegistry;
+    const alice = new OciTestClient(USERS.alice);
+
+    before(async function () {
+      registry = await startTestRegistry({ backend });
+    });
+    after(async function () {
+      await registry?.close();
+    });
+
+    it('PATCHes of whole parts ask the hold for no part URL: each answer carries the next ones', async function () {
+      const base = registry.url;
+      const started = await alice.call(base, 'alice/app', 'POST', '/v2/alice/app/blobs/uploads/');
+      expect(started.status).to.equal(202);
+      const location = started.headers.location as string;
+      const chunk = 5 * MiB;
+      const blob = randomBlob(4 * chunk + 22);
+      const before = await holdCalls(registry.hold.url);
+      for (let offset = 0; offset < 4 * chunk; offset += chunk) {
+        expect((await alice.patch(base, 'alice/app', location, blob.subarray(offset, offset + chunk), offset)).status).to.equal(202);
+      }
+      const patches = since(await holdCalls(registry.hold.url), before);
+      expect(patches['/part-presigned-url'] ?? 0, JSON.stringify(patches)).to.equal(0);
+      expect(patches['/upload-progress'], JSON.stringify(patches)).to.equal(4);
+      const beforeCommit = await holdCalls(registry.hold.url);
+      expect((await alice.patch(base, 'alice/app', location, blob.subarray(4 * chunk), 4 * chunk)).status).to.equal(202);
+      expect((await alice.finish(base, 'alice/app', location, sha256(blob))).status).to.equal(201);
+      const commit = since(await holdCalls(registry.hold.url), beforeCommit);
+      expect(commit['/part-presigned-url'] ?? 0, `the 22-byte last part too: ${JSON.stringify(commit)}`).to.equal(0);
+      expect((await alice.fetchBlob(base, 'alice/app', sha256(blob))).equals(blob)).to.equal(true);
+    });
+  });
+}
