@@ -69,6 +69,7 @@ export class HoldBlobStore implements BlobStore {
       partSize: this.#settings.partSize,
       equalParts: this.#settings.equalParts,
       algorithm,
+      expiresAt: started.expires_at,
       ...(started.part_urls ? { partUrls: started.part_urls } : {}),
     };
     const writer = new HoldBlobWriter(this.#ctx, snapshot, { hashFromStart: true });
@@ -76,12 +77,13 @@ export class HoldBlobStore implements BlobStore {
     return writer;
   }
 
-  async resume(id: string): Promise<BlobWriter> {
+  async resume(id: string, options: { state?: string } = {}): Promise<BlobWriter> {
     const { uploadName, uploadId } = decodeWriterId(id);
+    const live = this.#cache.get(id);
+    if (options.state !== undefined && live?.state === options.state) return live;
     const view = await mappingHoldErrors(() => this.#ctx.hold.uploadStatus(this.#ctx.did, uploadName, uploadId, presignAhead(this.#ctx)));
     const snapshot = snapshotOf(view, this.#settings);
-    const cached = this.#cache.get(id);
-    if (cached?.matches(snapshot)) return cached;
+    if (live?.matches(snapshot)) return live;
     const writer = new HoldBlobWriter(this.#ctx, snapshot, { hashFromStart: false });
     this.#cache.set(writer);
     return writer;
@@ -130,6 +132,7 @@ function snapshotOf(view: HoldUploadView, settings: BlobStoreSettings): UploadSn
     partSize: typeof state.part_size === 'number' ? state.part_size : settings.partSize,
     equalParts: typeof state.equal_parts === 'boolean' ? state.equal_parts : settings.equalParts,
     algorithm: state.algorithm === 'sha512' ? 'sha512' : 'sha256',
+    expiresAt: view.expires_at,
     ...(view.part_urls ? { partUrls: view.part_urls } : {}),
   };
 }

@@ -46,6 +46,8 @@ export interface UploadSnapshot {
   algorithm: DigestAlgorithm;
   /** Part URLs the hold presigned with this state, for the parts after `parts`. */
   partUrls?: readonly HoldPartUrl[];
+  /** When the hold lets this state expire: it moves with every update of the upload's record. */
+  expiresAt: string;
 }
 
 /** A presigned URL used only while it has at least this long to live. */
@@ -87,6 +89,8 @@ export class HoldBlobWriter implements BlobWriter {
   #prefetched: { partNumber: number; url: Promise<string> } | undefined;
   /** Part URLs the hold handed out with its last answer, by part number. */
   #partUrls = new Map<number, HoldPartUrl>();
+  /** The record's version as of the hold's last answer (see `state`). */
+  #recordVersion: string;
   readonly #algorithm: DigestAlgorithm;
   readonly #abort = new AbortController();
 
@@ -139,6 +143,7 @@ export class HoldBlobWriter implements BlobWriter {
     // A running hash is only trustworthy if it has seen every byte from offset 0.
     this.#hash = !this.#completed && (options.hashFromStart || snapshot.size === 0) ? createHash(this.#algorithm) : undefined;
     this.#keepPartUrls(snapshot.partUrls);
+    this.#recordVersion = snapshot.expiresAt;
   }
 
   get size(): number {
@@ -147,6 +152,16 @@ export class HoldBlobWriter implements BlobWriter {
 
   get chunkMinLength(): number {
     return this.#basePartSize;
+  }
+
+  /**
+   * The durable size and the hold record's expiry, which every update moves:
+   * any process that read the same record names it the same. Undefined while
+   * this writer holds bytes that are not durable, or is busy or done.
+   */
+  get state(): string | undefined {
+    if (this.#state !== 'open' || this.#completed || this.#closing || this.#busy > 0 || this.#size !== this.#durableSize) return undefined;
+    return `${this.#durableSize}@${this.#recordVersion}`;
   }
 
   /** Bytes the hold has recorded as durable. */
@@ -496,6 +511,7 @@ export class HoldBlobWriter implements BlobWriter {
     this.#uploaded.clear();
     this.#staged = staged;
     this.#durableSize = view.size;
+    this.#recordVersion = view.expires_at;
   }
 
   /**

@@ -46,9 +46,12 @@ export interface BlobStore {
   create(options?: CreateOptions): Promise<BlobWriter>;
   /**
    * The writer for an upload started earlier, in this process or another.
-   * Throws `BLOB_UPLOAD_UNKNOWN` when the upload is gone.
+   * Throws `BLOB_UPLOAD_UNKNOWN` when the upload is gone. With `state`, the
+   * `writer.state` the caller stored after the upload's last request (and
+   * that no other request has used since), a live writer in this process
+   * that is still in that state is returned without asking the storage.
    */
-  resume(id: string): Promise<BlobWriter>;
+  resume(id: string, options?: { state?: string }): Promise<BlobWriter>;
   /**
    * The same as `release` on a hold (which never deletes bytes another
    * registry still claims); prefer `release`. Resolves whether the bytes
@@ -89,6 +92,13 @@ export interface BlobWriter {
    * Advertised as `OCI-Chunk-Min-Length`.
    */
   readonly chunkMinLength?: number;
+  /**
+   * Names the upload's durable state, the same in every process that has
+   * seen it; undefined while bytes are not yet durable. A caller that keeps
+   * it after a request and passes it to `resume` spares the next request a
+   * round trip to the storage.
+   */
+  readonly state?: string;
   /**
    * Accepts bytes. Resolves once the writer can take more (backpressure):
    * while this writer has its maximum parts in flight, or the driver's memory

@@ -49,13 +49,37 @@ for (const backend of ['fs', 's3'] as const) {
         expect((await alice.patch(base, 'alice/app', location, blob.subarray(offset, offset + chunk), offset)).status).to.equal(202);
       }
       const patches = since(await holdCalls(registry.hold.url), before);
+      // One hold call per PATCH: the live writer is in the state the last request left, so no /upload-status either.
       expect(patches['/part-presigned-url'] ?? 0, JSON.stringify(patches)).to.equal(0);
+      expect(patches['/upload-status'] ?? 0, JSON.stringify(patches)).to.equal(0);
       expect(patches['/upload-progress'], JSON.stringify(patches)).to.equal(4);
       const beforeCommit = await holdCalls(registry.hold.url);
       expect((await alice.patch(base, 'alice/app', location, blob.subarray(4 * chunk), 4 * chunk)).status).to.equal(202);
       expect((await alice.finish(base, 'alice/app', location, sha256(blob))).status).to.equal(201);
       const commit = since(await holdCalls(registry.hold.url), beforeCommit);
       expect(commit['/part-presigned-url'] ?? 0, `the 22-byte last part too: ${JSON.stringify(commit)}`).to.equal(0);
+      expect(commit['/upload-status'] ?? 0, JSON.stringify(commit)).to.equal(0);
+      expect((await alice.fetchBlob(base, 'alice/app', sha256(blob))).equals(blob)).to.equal(true);
+    });
+
+    it('asks the hold again when another request took the state the last one left (another instance, or one that ended half-way)', async function () {
+      const base = registry.url;
+      const started = await alice.call(base, 'alice/app', 'POST', '/v2/alice/app/blobs/uploads/');
+      const location = started.headers.location as string;
+      const id = location.split('/').at(-1) as string;
+      const blob = randomBlob(10 * MiB + 20);
+      expect((await alice.patch(base, 'alice/app', location, blob.subarray(0, 5 * MiB), 0)).status).to.equal(202);
+      // Another instance's request took the state the last one left (it has not finished).
+      const record = await registry.registry.metadata.getUpload('alice/app', id);
+      expect(record?.state, 'a state after a PATCH').to.be.a('string');
+      expect(await registry.registry.metadata.takeUploadState(id, record?.state as string)).to.equal(true);
+      let before = await holdCalls(registry.hold.url);
+      expect((await alice.patch(base, 'alice/app', location, blob.subarray(5 * MiB, 10 * MiB), 5 * MiB)).status).to.equal(202);
+      expect(since(await holdCalls(registry.hold.url), before)['/upload-status'], 'no state to trust').to.equal(1);
+      before = await holdCalls(registry.hold.url);
+      expect((await alice.patch(base, 'alice/app', location, blob.subarray(10 * MiB), 10 * MiB)).status).to.equal(202);
+      expect(since(await holdCalls(registry.hold.url), before)['/upload-status'] ?? 0, 'trusted again').to.equal(0);
+      expect((await alice.finish(base, 'alice/app', location, sha256(blob))).status).to.equal(201);
       expect((await alice.fetchBlob(base, 'alice/app', sha256(blob))).equals(blob)).to.equal(true);
     });
   });

@@ -110,6 +110,13 @@ const MIGRATIONS: readonly { version: number; sql: (binary: string, dialect: Db[
     version: 6,
     sql: () => [`ALTER TABLE blobs ADD COLUMN generation INTEGER NOT NULL DEFAULT 0`],
   },
+  {
+    // The storage driver's name for an upload's durable state after its last
+    // request, taken (set to NULL) by the next request that writes: a
+    // registry whose live writer is in that state skips asking the hold.
+    version: 7,
+    sql: () => [`ALTER TABLE uploads ADD COLUMN state TEXT`],
+  },
 ];
 
 export async function migrate(db: Db): Promise<number> {

@@ -25,11 +25,12 @@ export class SqlMetadataStore implements MetadataStore {
   }
 
   async createUpload(upload: UploadRecord): Promise<void> {
-    await this.#db.run('INSERT INTO uploads (id, repository, did, created_at) VALUES (?, ?, ?, ?)', [
+    await this.#db.run('INSERT INTO uploads (id, repository, did, created_at, state) VALUES (?, ?, ?, ?, ?)', [
       upload.id,
       upload.repository,
       upload.did,
       upload.createdAt.toISOString(),
+      upload.state ?? null,
     ]);
   }
 
@@ -39,11 +40,20 @@ export class SqlMetadataStore implements MetadataStore {
   }
 
   async getUpload(repository: string, id: string): Promise<UploadRecord | undefined> {
-    const row = await this.#db.get<{ id: string; repository: string; did: string; created_at: string }>(
-      'SELECT id, repository, did, created_at FROM uploads WHERE id = ? AND repository = ?',
+    const row = await this.#db.get<{ id: string; repository: string; did: string; created_at: string; state: string | null }>(
+      'SELECT id, repository, did, created_at, state FROM uploads WHERE id = ? AND repository = ?',
       [id, repository],
     );
-    return row ? { id: row.id, repository: row.repository, did: row.did, createdAt: new Date(row.created_at) } : undefined;
+    if (!row) return undefined;
+    return { id: row.id, repository: row.repository, did: row.did, createdAt: new Date(row.created_at), ...(row.state !== null ? { state: row.state } : {}) };
+  }
+
+  async takeUploadState(id: string, state: string): Promise<boolean> {
+    return (await this.#db.run('UPDATE uploads SET state = NULL WHERE id = ? AND state = ?', [id, state])) === 1;
+  }
+
+  async setUploadState(id: string, state: string | undefined): Promise<void> {
+    await this.#db.run('UPDATE uploads SET state = ? WHERE id = ?', [state ?? null, id]);
   }
 
   async deleteUpload(id: string): Promise<void> {

@@ -23,6 +23,8 @@ export interface UploadRecord {
   repository: string;
   did: string;
   createdAt: Date;
+  /** The driver's `writer.state` after the upload's last request; unset while a request may be changing it. */
+  state?: string;
 }
 
 export interface ManifestRecord {
@@ -56,6 +58,9 @@ export interface MetadataStore {
   /** Upload sessions `did` created after `since` and has not finished or cancelled. */
   countUploads(did: string, since: Date): Promise<number>;
   getUpload(repository: string, id: string): Promise<UploadRecord | undefined>;
+  /** Clears the upload's state if it is still `state`; resolves whether it was (the caller now owns that state). */
+  takeUploadState(id: string, state: string): Promise<boolean>;
+  setUploadState(id: string, state: string | undefined): Promise<void>;
   deleteUpload(id: string): Promise<void>;
 
   /**

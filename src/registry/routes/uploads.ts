@@ -87,7 +87,7 @@ export const startUpload: Handler = async (ctx, call) => {
   await drain(call.request.raw);
   return withUploadSlot(ctx, call, async () => {
     const writer = await call.store.create();
-    await ctx.metadata.createUpload({ id: writer.id, repository: call.name, did: call.identity.did, createdAt: new Date() });
+    await ctx.metadata.createUpload({ id: writer.id, repository: call.name, did: call.identity.did, createdAt: new Date(), ...(writer.state ? { state: writer.state } : {}) });
     return acceptedUpload(call, writer, 202);
   });
 };
@@ -131,11 +131,18 @@ async function tryMount(ctx: RegistryContext, call: Call, digest: string, from: 
   return undefined;
 }
 
-async function openUpload(ctx: RegistryContext, call: Call): Promise<BlobWriter> {
+/**
+ * The upload's writer. The state the last request left is passed on so a
+ * live writer in that state needs no hold round trip; a request that writes
+ * takes it first (compare-and-clear), so a request that dies half-way, or
+ * one racing on another instance, leaves none to trust.
+ */
+async function openUpload(ctx: RegistryContext, call: Call, access: 'read' | 'write'): Promise<BlobWriter> {
   if (!isUploadId(call.reference)) throw new RegistryError('BLOB_UPLOAD_UNKNOWN', 'malformed upload id');
   const record = await ctx.metadata.getUpload(call.name, call.reference);
   if (!record || record.did !== call.identity.did) throw new RegistryError('BLOB_UPLOAD_UNKNOWN');
-  return call.store.resume(call.reference);
+  const state = record.state !== undefined && (access === 'read' || (await ctx.metadata.takeUploadState(record.id, record.state))) ? record.state : undefined;
+  return call.store.resume(call.reference, state !== undefined ? { state } : {});
 }
 
 /**
@@ -168,19 +175,20 @@ async function receiveChunk(ctx: RegistryContext, call: Call, writer: BlobWriter
 
 export const patchUpload: Handler = async (ctx, call) =>
   ctx.uploadLocks.run(call.reference, async () => {
-    const writer = await openUpload(ctx, call);
+    const writer = await openUpload(ctx, call, 'write');
     await receiveChunk(ctx, call, writer);
+    await ctx.metadata.setUploadState(call.reference, writer.state);
     return acceptedUpload(call, writer, 202);
   });
 
 export const uploadStatus: Handler = async (ctx, call) =>
-  ctx.uploadLocks.run(call.reference, async () => acceptedUpload(call, await openUpload(ctx, call), 204));
+  ctx.uploadLocks.run(call.reference, async () => acceptedUpload(call, await openUpload(ctx, call, 'read'), 204));
 
 /** PUT `?digest=`: an optional last chunk, then commit. */
 export const finishUpload: Handler = async (ctx, call) =>
   ctx.uploadLocks.run(call.reference, async () => {
     const digest = requireDigest(call.query.digest);
-    const writer = await openUpload(ctx, call);
+    const writer = await openUpload(ctx, call, 'write');
     await receiveChunk(ctx, call, writer);
     const started = Date.now();
     try {
@@ -202,7 +210,7 @@ export const finishUpload: Handler = async (ctx, call) =>
 
 export const cancelUpload: Handler = async (ctx, call) =>
   ctx.uploadLocks.run(call.reference, async () => {
-    const writer = await openUpload(ctx, call);
+    const writer = await openUpload(ctx, call, 'write');
     await writer.cancel();
     await ctx.metadata.deleteUpload(call.reference);
     return call.reply.code(204).send();
