@@ -145,7 +145,7 @@ export class HoldService {
   async partPresignedUrl(did: string, input: { digest: string; upload_id: string; part_number: number }): Promise<PresignedUrlView> {
     this.#authorize(did, 'write');
     assertPartNumber(input.part_number);
-    const { upload, session } = await this.#openSession(did, input.digest, input.upload_id, 'multipart');
+    const { upload, session } = await this.#openSession(did, input.digest, input.upload_id, 'multipart', { remembered: true });
     return mappingStorageErrors(async () => {
       const key = this.#dataKey(upload, session);
       return view(await this.#backend.presignUploadPart(key, session.upload_id, input.part_number, this.#presignTtl));
@@ -203,7 +203,7 @@ export class HoldService {
         return { ...view(presigned), upload_name: session.name };
       }
       if (input.offset === undefined) throw new HoldError('INVALID_REQUEST', 'offset is required to stage bytes of an upload');
-      const { upload } = await this.#openSession(did, input.digest, requireUploadId(input.upload_id), 'multipart');
+      const { upload } = await this.#openSession(did, input.digest, requireUploadId(input.upload_id), 'multipart', { remembered: true });
       return view(await this.#backend.presignPut(this.#key({ kind: 'upload-staged', upload, offset: input.offset }), this.#presignTtl));
     });
   }
@@ -379,11 +379,11 @@ export class HoldService {
     },
   ): Promise<UploadView> {
     this.#authorize(did, 'write');
-    return this.#updating(input.digest, () => this.#recordProgress(did, input));
+    return this.#updating(input.digest, () => this.#startingOverIfStale((remembered) => this.#recordProgress(did, input, remembered)));
   }
 
-  async #recordProgress(did: string, input: Parameters<HoldService['uploadProgress']>[1]): Promise<UploadView> {
-    const { upload, session, etag } = await this.#openSession(did, input.digest, input.upload_id, 'multipart');
+  async #recordProgress(did: string, input: Parameters<HoldService['uploadProgress']>[1], remembered: boolean): Promise<UploadView> {
+    const { upload, session, etag } = await this.#openSession(did, input.digest, input.upload_id, 'multipart', { remembered });
     if (input.base_size !== session.size) {
       throw new HoldError('UPLOAD_STATE_CONFLICT', `the upload holds ${session.size} bytes, not ${input.base_size}`);
     }
@@ -508,6 +508,7 @@ export class HoldService {
    * bytes sit in the record's directory and go with it.
    */
   async #forgetUpload(upload: UploadName, session: UploadSession, options: { keepObject: boolean }): Promise<void> {
+    this.#sessions.forget(upload);
     const object = session.version === 1 || options.keepObject ? [] : [this.#key({ kind: 'upload-object', upload })];
     await this.#backend.delete([...(await this.#sessions.keysOf(upload)), ...object]);
   }
@@ -547,17 +548,42 @@ export class HoldService {
     if (!this.#policy.allows(did, access)) throw new HoldError('DENIED', `${did} has no ${access} access to this hold`);
   }
 
-  /** The caller's session for an upload name; not found and not-yours look the same. */
-  async #ownedSession(did: string, name: string, uploadId: string): Promise<{ upload: UploadName; session: UploadSession; etag: string }> {
+  /**
+   * The caller's session for an upload name; not found and not-yours look the
+   * same. `remembered` accepts this process's last copy (see
+   * `UploadSessionStore#read`): for URLs, which do not depend on the upload's
+   * progress, and for writes that `#startingOverIfStale`.
+   */
+  async #ownedSession(
+    did: string,
+    name: string,
+    uploadId: string,
+    options: { remembered?: boolean } = {},
+  ): Promise<{ upload: UploadName; session: UploadSession; etag: string }> {
     const upload = parseUploadName(name);
     if (!upload) throw new HoldError('DIGEST_INVALID', 'digest must be an upload name this hold issued');
-    const read = await mappingStorageErrors(() => this.#sessions.read(upload));
+    const read = await mappingStorageErrors(() => this.#sessions.read(upload, options));
     if (!read || read.session.did !== did || !isUsable(read.session) || read.session.upload_id !== uploadId) throw new HoldError('UPLOAD_UNKNOWN');
     return { upload, session: read.session, etag: read.etag };
   }
 
-  async #openSession(did: string, name: string, uploadId: string, kind: UploadSession['kind']) {
-    const owned = await this.#ownedSession(did, name, uploadId);
+  /**
+   * Runs a read-modify-write first on the remembered record, which saves a
+   * read per PATCH; if that copy was stale (another hold process wrote since),
+   * the conditional write or a check refuses it, and the work runs once more
+   * on a fresh read.
+   */
+  async #startingOverIfStale<T>(work: (remembered: boolean) => Promise<T>): Promise<T> {
+    try {
+      return await work(true);
+    } catch (err) {
+      if (!(err instanceof HoldError) || (err.code !== 'UPLOAD_STATE_CONFLICT' && err.code !== 'UPLOAD_UNKNOWN')) throw err;
+      return work(false);
+    }
+  }
+
+  async #openSession(did: string, name: string, uploadId: string, kind: UploadSession['kind'], options: { remembered?: boolean } = {}) {
+    const owned = await this.#ownedSession(did, name, uploadId, options);
     if (owned.session.kind !== kind) throw new HoldError('UPLOAD_UNKNOWN', `this upload is not a ${kind} upload`);
     if (owned.session.state !== 'open') throw new HoldError('UPLOAD_STATE_CONFLICT', 'the upload is already complete');
     return owned;

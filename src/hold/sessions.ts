@@ -1,4 +1,5 @@
 import { storageKey, uploadFromSessionKey, uploadFromUploadKey, type UploadName } from './keys.ts';
+import { LRUCache } from 'lru-cache';
 import { StorageError, type StorageBackend } from './backends/types.ts';
 
 /**
@@ -67,24 +68,50 @@ export interface StagedSegment {
   readonly size: number;
 }
 
+export interface SessionRead {
+  readonly session: UploadSession;
+  /** What the next write is made conditional on. */
+  readonly etag: string;
+  /** Read from this process's memory: it may be stale, which a write over `etag` will find out. */
+  readonly remembered?: true;
+}
+
+/** Sessions this process wrote or read last, per upload; enough for every upload in flight. */
+const REMEMBERED_SESSIONS = 10_000;
+
 export class UploadSessionStore {
   readonly #backend: StorageBackend;
   readonly #prefix: string;
+  /** Only where writes are conditional: there a stale copy cannot win a write. */
+  readonly #remembered: LRUCache<string, SessionRead> | undefined;
 
   constructor(backend: StorageBackend, prefix: string) {
     this.#backend = backend;
     this.#prefix = prefix;
+    this.#remembered = backend.capabilities.conditionalWrites ? new LRUCache({ max: REMEMBERED_SESSIONS }) : undefined;
   }
 
   async get(upload: UploadName): Promise<UploadSession | undefined> {
     return (await this.read(upload))?.session;
   }
 
-  /** The session and the ETag to make the next write conditional on. */
-  async read(upload: UploadName): Promise<{ session: UploadSession; etag: string } | undefined> {
+  /**
+   * The session and the ETag to make the next write conditional on. With
+   * `remembered`, the copy this process last wrote or read, if any, saves
+   * the read; only for a read-modify-write that starts over on
+   * `PRECONDITION_FAILED` (see `HoldService#updating`).
+   */
+  async read(upload: UploadName, options: { remembered?: boolean } = {}): Promise<SessionRead | undefined> {
+    const remembered = options.remembered ? this.#remembered?.get(upload.uuid) : undefined;
+    if (remembered) return { ...remembered, remembered: true };
     const object = await this.#backend.getSmall(storageKey({ kind: 'upload-session', upload }, this.#prefix));
-    if (!object) return undefined;
-    return { session: JSON.parse(Buffer.from(object.body).toString('utf8')) as UploadSession, etag: object.etag };
+    if (!object) {
+      this.#remembered?.delete(upload.uuid);
+      return undefined;
+    }
+    const read = { session: JSON.parse(Buffer.from(object.body).toString('utf8')) as UploadSession, etag: object.etag };
+    this.#remembered?.set(upload.uuid, read);
+    return read;
   }
 
   /**
@@ -93,7 +120,14 @@ export class UploadSessionStore {
    */
   async put(session: UploadSession, ifMatch?: string): Promise<void> {
     const upload = uploadNameOf(session);
-    await this.#backend.putSmall(storageKey({ kind: 'upload-session', upload }, this.#prefix), Buffer.from(JSON.stringify(session)), ifMatch ? { ifMatch } : {});
+    this.#remembered?.delete(upload.uuid);
+    const etag = await this.#backend.putSmall(storageKey({ kind: 'upload-session', upload }, this.#prefix), Buffer.from(JSON.stringify(session)), ifMatch ? { ifMatch } : {});
+    if (etag) this.#remembered?.set(upload.uuid, { session, etag });
+  }
+
+  /** Drops the remembered copy of an upload whose record is being deleted. */
+  forget(upload: UploadName): void {
+    this.#remembered?.delete(upload.uuid);
   }
 
   /** `put` over the version read as `etag`; false when the record has changed or gone since. */

@@ -248,3 +248,34 @@ describe('hold upload records under concurrent writers', function () {
     });
   }
 });
+
+describe('hold processes sharing one bucket: a remembered upload record', function () {
+  it('that another hold process has moved on is read again, and the progress lands on the current record', async function () {
+    const first = await startTestHold('s3');
+    const second = await startTestHold('s3', { s3: { prefix: first.prefix.slice(0, -1) } });
+    try {
+      const upload = await first.client.startMultipart(DIDS.owner);
+      const record = async (via: TestHold, partNumber: number, baseSize: number) => {
+        const bytes = randomBlob(5 * MiB);
+        const url = await via.client.partPresignedUrl(DIDS.owner, upload.upload_name, upload.upload_id, partNumber);
+        const { etag } = await putToUrl(url.url, bytes);
+        return via.client.uploadProgress(DIDS.owner, upload.upload_name, upload.upload_id, {
+          base_size: baseSize,
+          parts: [{ part_number: partNumber, etag: etag as string, size: bytes.length }],
+        });
+      };
+      await record(first, 1, 0);
+      await record(second, 2, 5 * MiB);
+      // The first process last saw one part; its copy is stale.
+      const view = await record(first, 3, 10 * MiB);
+      expect(view.size).to.equal(15 * MiB);
+      expect(view.parts.map((part) => part.part_number)).to.deep.equal([1, 2, 3]);
+      const stale = await first.client.uploadProgress(DIDS.owner, upload.upload_name, upload.upload_id, { base_size: 10 * MiB }).catch((err: unknown) => err);
+      expect((stale as HoldClientError).code, 'a writer that is really behind is still refused').to.equal('UPLOAD_STATE_CONFLICT');
+      await first.client.abortMultipart(DIDS.owner, upload.upload_name, upload.upload_id);
+    } finally {
+      await second.close();
+      await first.close();
+    }
+  });
+});

@@ -142,9 +142,9 @@ export class FsBackend implements StorageBackend {
   }
 
   /** Conditional writes are checked under a per-key lock: one hold process owns an fs root. */
-  async putSmall(key: string, body: Uint8Array, condition: SmallWriteCondition = {}): Promise<void> {
+  async putSmall(key: string, body: Uint8Array, condition: SmallWriteCondition = {}): Promise<string> {
     await this.#ready;
-    await this.#smallLocks.run(key, async () => {
+    return this.#smallLocks.run(key, async () => {
       if (condition.ifMatch !== undefined) {
         const current = await this.getSmall(key);
         if (!current || current.etag !== condition.ifMatch) throw new StorageError('PRECONDITION_FAILED', 'the object changed since it was read');
@@ -153,13 +153,14 @@ export class FsBackend implements StorageBackend {
       const temp = this.#tempPath();
       await writeFile(temp, body);
       await this.#publish(temp, key);
+      return smallEtag(body);
     });
   }
 
   async getSmall(key: string): Promise<{ body: Uint8Array; etag: string } | undefined> {
     try {
       const body = await readFile(this.#objectPath(key));
-      return { body, etag: `"${createHash('md5').update(body).digest('hex')}"` };
+      return { body, etag: smallEtag(body) };
     } catch (err) {
       if (isNotFound(err)) return undefined;
       throw err;
@@ -317,3 +318,6 @@ function isNotFound(err: unknown): boolean {
   return (err as NodeJS.ErrnoException | undefined)?.code === 'ENOENT';
 }
 
+function smallEtag(body: Uint8Array): string {
+  return `"${createHash('md5').update(body).digest('hex')}"`;
+}

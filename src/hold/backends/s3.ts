@@ -190,7 +190,7 @@ export class S3Backend implements StorageBackend {
     }
   }
 
-  async putSmall(key: string, body: Uint8Array, condition: SmallWriteCondition = {}): Promise<void> {
+  async putSmall(key: string, body: Uint8Array, condition: SmallWriteCondition = {}): Promise<string | undefined> {
     const { ifMatch, ifNoneMatch } = this.capabilities.conditionalWrites ? condition : {};
     const command = new PutObjectCommand({
       Bucket: this.#bucket,
@@ -200,7 +200,7 @@ export class S3Backend implements StorageBackend {
       ...(ifMatch ? { IfMatch: ifMatch } : {}),
       ...(ifNoneMatch ? { IfNoneMatch: ifNoneMatch } : {}),
     });
-    await this.#send('PutObject', (options) => this.#client.send(command, options));
+    return (await this.#send('PutObject', (options) => this.#client.send(command, options))).ETag;
   }
 
   async putReference(key: string, targetKey: string, size: number): Promise<boolean> {

@@ -83,8 +83,10 @@ export interface StorageBackend {
    * that ETag; with `ifNoneMatch: '*'`, only if there is no object at `key`
    * (`PRECONDITION_FAILED` otherwise). Both only where
    * `capabilities.conditionalWrites`; elsewhere the write is unconditional.
+   * Resolves to the new ETag, as `getSmall` would report it, when the
+   * provider says.
    */
-  putSmall(key: string, body: Uint8Array, condition?: SmallWriteCondition): Promise<void>;
+  putSmall(key: string, body: Uint8Array, condition?: SmallWriteCondition): Promise<string | undefined>;
   getSmall(key: string): Promise<{ body: Uint8Array; etag: string } | undefined>;
   /** Safe to call twice; missing keys are ignored. */
   delete(keys: readonly string[]): Promise<void>;
