@@ -1,11 +1,12 @@
 import { createHash, type Hash } from 'node:crypto';
+import { PassThrough } from 'node:stream';
 import { parseDigest, type DigestAlgorithm } from '../core/digest.ts';
 import { mappingHoldErrors, toDriverError } from './errors.ts';
 import type { HoldClient, HoldPart, HoldPartUrl, HoldStagedSegment } from './hold-client.ts';
 import type { MemoryBudget } from './memory-budget.ts';
 import { MIN_CONFIGURED_PART_SIZE as MIN_PART_SIZE, maxBlobSize, partSizeFor } from './part-size.ts';
 import type { Transport } from './transport.ts';
-import { DriverError, type BlobWriter, type CommitDescriptor, type Descriptor } from './types.ts';
+import { DriverError, type BlobWriter, type CommitDescriptor, type Descriptor, type ReadOptions } from './types.ts';
 import { encodeWriterId } from './writer-id.ts';
 import { MAX_PRESIGNED_PARTS } from '../protocol/limits.ts';
 
@@ -89,6 +90,10 @@ export class HoldBlobWriter implements BlobWriter {
   #prefetched: { partNumber: number; url: Promise<string> } | undefined;
   /** Part URLs the hold handed out with its last answer, by part number. */
   #partUrls = new Map<number, HoldPartUrl>();
+  /** Bytes the request being read will still yield, when it said (Content-Length). */
+  #requestRemaining: number | undefined;
+  /** The part being sent while its bytes arrive. */
+  #streaming: { partNumber: number; body: PassThrough; etag: Promise<string> } | undefined;
   /** The record's version as of the hold's last answer (see `state`). */
   #recordVersion: string;
   readonly #algorithm: DigestAlgorithm;
@@ -204,25 +209,68 @@ export class HoldBlobWriter implements BlobWriter {
     while (offset < chunk.length) {
       if (!this.#buffer) await this.#allocateBuffer();
       const buffer = this.#buffer as Buffer;
+      if (!this.#streaming) this.#streamIfFilled(buffer, chunk.length - offset);
       const take = Math.min(buffer.length - this.#fill, chunk.length - offset);
       const piece = chunk.subarray(offset, offset + take);
       buffer.set(piece, this.#fill);
+      this.#streaming?.body.write(buffer.subarray(this.#fill, this.#fill + take));
       this.#hash?.update(piece);
       this.#fill += take;
       this.#size += take;
       offset += take;
+      if (this.#requestRemaining !== undefined) this.#requestRemaining -= take;
       if (this.#fill === buffer.length) await this.#cutPart();
       else if (this.#fill >= MIN_PART_SIZE) this.#prefetchPartUrl();
     }
   }
 
-  async readFrom(source: AsyncIterable<Uint8Array> | Iterable<Uint8Array>): Promise<number> {
+  async readFrom(source: AsyncIterable<Uint8Array> | Iterable<Uint8Array>, options: ReadOptions = {}): Promise<number> {
     let total = 0;
-    for await (const chunk of source) {
-      await this.write(chunk);
-      total += chunk.length;
+    this.#requestRemaining = options.length;
+    try {
+      for await (const chunk of source) {
+        await this.write(chunk);
+        total += chunk.length;
+      }
+    } finally {
+      this.#requestRemaining = undefined;
+      this.#abandonStreaming();
     }
     return total;
+  }
+
+  /**
+   * Starts the PUT of the part being filled, if what this request has yet to
+   * send fills it and its URL is at hand: the part then travels while it
+   * arrives instead of after. The bytes stay in the buffer, so a PUT that
+   * fails is sent again from there (`#cutPart`).
+   */
+  #streamIfFilled(buffer: Buffer, inChunk: number): void {
+    const remaining = this.#requestRemaining ?? inChunk;
+    if (remaining < buffer.length - this.#fill || this.#inFlight.size >= this.#ctx.maxPartsInFlight) return;
+    const partNumber = this.#nextPart;
+    const url = this.#takePartUrl(partNumber);
+    if (!url) return;
+    const body = new PassThrough();
+    body.on('error', () => {});
+    const etag = this.#ctx.transport.putStreaming(url, body, buffer.length, this.#abort.signal);
+    etag.catch(() => {});
+    if (this.#fill > 0) body.write(buffer.subarray(0, this.#fill));
+    this.#streaming = { partNumber, body, etag };
+  }
+
+  /** Hands the part buffer back only once a PUT still reading it is over. */
+  #recycleWhenSent(sent: Promise<string>): void {
+    const buffer = this.#buffer as Buffer;
+    this.#buffer = undefined;
+    this.#fill = 0;
+    void sent.catch(() => {}).finally(() => this.#ctx.budget.recycle(buffer, this.#ctx.did));
+  }
+
+  /** The request ended before the part filled: that PUT can never complete, and the bytes stay the tail. */
+  #abandonStreaming(): void {
+    this.#streaming?.body.destroy(new Error('the request ended before the part was complete'));
+    this.#streaming = undefined;
   }
 
   close(): Promise<void> {
@@ -317,6 +365,7 @@ export class HoldBlobWriter implements BlobWriter {
 
   /** Gives back the part buffer and the idle tail; a failed or finished writer needs neither. */
   #freeMemory(): void {
+    this.#abandonStreaming();
     if (this.#buffer) {
       this.#ctx.budget.recycle(this.#buffer, this.#ctx.did);
       this.#buffer = undefined;
@@ -368,15 +417,27 @@ export class HoldBlobWriter implements BlobWriter {
 
   /** Sends the buffer's first `length` bytes as the next part. */
   async #cutPart(length = this.#fill): Promise<void> {
+    const whole = length === (this.#buffer as Buffer).length;
+    // A streamed PUT gets its end at once, before any wait: S3 is reading it.
+    const streaming = whole && this.#streaming?.partNumber === this.#nextPart ? this.#streaming : undefined;
+    if (streaming) {
+      this.#streaming = undefined;
+      streaming.body.end();
+    } else {
+      this.#abandonStreaming();
+    }
     while (this.#inFlight.size >= this.#ctx.maxPartsInFlight) await Promise.race(this.#inFlight.values());
-    if (this.#failure) this.#fail(this.#failure);
+    if (this.#failure) {
+      if (streaming) this.#recycleWhenSent(streaming.etag);
+      this.#fail(this.#failure);
+    }
     const buffer = this.#buffer as Buffer;
-    const body = length === buffer.length ? buffer : buffer.subarray(0, length);
+    const body = whole ? buffer : buffer.subarray(0, length);
     const partNumber = this.#nextPart++;
     this.#buffer = undefined;
     this.#fill = 0;
     this.#partBytes += body.length;
-    const task = this.#putPart(partNumber, body)
+    const task = (streaming ? streaming.etag.catch(() => this.#putPart(partNumber, body)) : this.#putPart(partNumber, body))
       .then((etag) => {
         this.#uploaded.set(partNumber, { part_number: partNumber, etag, size: body.length });
       })

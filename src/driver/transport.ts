@@ -19,6 +19,8 @@ export interface StorageRequestEvent {
   bytes: number;
   status: number | 'error';
   attempt: number;
+  /** Sent while its bytes still arrived (`putStreaming`). */
+  streamed?: true;
 }
 
 /** Resolves to a presigned URL; `fresh` asks for a new one (the last was refused). */
@@ -62,6 +64,34 @@ export class Transport {
       if (typeof etag === 'string' && etag !== '') return { kind: 'done', value: etag };
       return { kind: 'retry', problem: 'the storage answered 200 without an ETag' };
     });
+  }
+
+  /**
+   * PUTs `length` bytes as `body` yields them, in one attempt (a stream
+   * cannot be sent twice): the caller keeps the bytes and falls back to
+   * `put`. Resolves to the ETag.
+   */
+  async putStreaming(url: string, body: Readable, length: number, signal?: AbortSignal): Promise<string> {
+    const event = { method: 'PUT', kind: 'part', bytes: length, streamed: true } as const;
+    try {
+      const response = await request(url, {
+        method: 'PUT',
+        body,
+        headers: { 'content-length': String(length) },
+        dispatcher: this.#options.dispatcher,
+        headersTimeout: this.#options.timeoutMs,
+        bodyTimeout: this.#options.timeoutMs,
+        signal,
+      });
+      const text = await response.body.text();
+      this.#options.onRequest?.({ ...event, status: response.statusCode, attempt: 0 });
+      const etag = response.headers.etag;
+      if (response.statusCode === 200 && typeof etag === 'string' && etag !== '') return etag;
+      throw new DriverError('UNAVAILABLE', `streamed upload answered ${response.statusCode}${s3Code(text)}`);
+    } catch (err) {
+      if (!(err instanceof DriverError)) this.#options.onRequest?.({ ...event, status: 'error', attempt: 0 });
+      throw err;
+    }
   }
 
   /** GETs the whole object (or a range) into memory; for staged tails. */

@@ -80,6 +80,14 @@ export interface CreateOptions {
   digest?: string;
 }
 
+export interface ReadOptions {
+  /**
+   * How many bytes `source` will yield (a request's Content-Length), when
+   * known: a part this request will fill is then sent while it arrives.
+   */
+  length?: number;
+}
+
 export interface BlobWriter {
   /** Opaque, URL-safe; pass it to `BlobStore.resume`. */
   readonly id: string;
@@ -106,7 +114,7 @@ export interface BlobWriter {
    */
   write(chunk: Uint8Array): Promise<void>;
   /** Writes everything from `source`, honouring backpressure; resolves to bytes read. */
-  readFrom(source: AsyncIterable<Uint8Array> | Iterable<Uint8Array>): Promise<number>;
+  readFrom(source: AsyncIterable<Uint8Array> | Iterable<Uint8Array>, options?: ReadOptions): Promise<number>;
   /**
    * Ends one request's worth of writing. When it resolves every accepted byte
    * is durable (full parts in the multipart upload, the tail as staged

@@ -49,6 +49,33 @@ for (const backend of BACKENDS) {
       });
     }
 
+    it('sends a part while a request that will fill it still arrives, and keeps a request that ends short as the tail', async function () {
+      const part = 5 * MiB;
+      const blob = randomBlob(3 * part + 22);
+      const pieces = function* (bytes: Buffer) {
+        for (let offset = 0; offset < bytes.length; offset += 64 * 1024) yield bytes.subarray(offset, Math.min(offset + 64 * 1024, bytes.length));
+      };
+      const before = fixture.requests.length;
+      const writer = await store.create();
+      // A first request that fills exactly one part, its length declared.
+      await writer.readFrom(pieces(blob.subarray(0, part)), { length: part });
+      await writer.close();
+      const streamed = () => fixture.requests.slice(before).filter((event) => event.streamed && event.status === 200).length;
+      expect(streamed(), 'the first part went out while it arrived').to.equal(1);
+      // A request that declares a whole part and ends 1 MiB short (its client went away).
+      let resumed = await store.resume(writer.id);
+      await resumed.readFrom(pieces(blob.subarray(part, 2 * part - MiB)), { length: part });
+      await resumed.close();
+      expect(streamed()).to.equal(1);
+      resumed = await store.resume(writer.id);
+      expect(resumed.size, 'what arrived is durable').to.equal(2 * part - MiB);
+      await resumed.readFrom(pieces(blob.subarray(2 * part - MiB)), { length: blob.length - (2 * part - MiB) });
+      await resumed.close();
+      expect(streamed(), 'the next part, which this request filled').to.be.greaterThanOrEqual(2);
+      await (await store.resume(writer.id)).commit({ digest: sha256(blob), size: blob.length });
+      await expectStored(blob);
+    });
+
     it('writes 22 bytes, closes, resumes, writes 20 bytes and commits', async function () {
       const blob = randomBlob(42);
       const first = await store.create();

@@ -159,7 +159,7 @@ async function receiveChunk(ctx: RegistryContext, call: Call, writer: BlobWriter
     });
   }
   try {
-    ctx.metrics.bytesIn.inc(await writer.readFrom(call.request.raw));
+    ctx.metrics.bytesIn.inc(await writer.readFrom(call.request.raw, length !== undefined ? { length } : {}));
   } catch (err) {
     // Ending the body's iteration destroys the stream, so `destroyed` alone
     // does not say the client went away: the writer's own errors pass through.
