@@ -458,7 +458,7 @@ export class HoldBlobWriter implements BlobWriter {
    */
   #prefetchPartUrl(): void {
     const partNumber = this.#nextPart;
-    if (this.#prefetched?.partNumber === partNumber || this.#partUrls.has(partNumber)) return;
+    if (this.#prefetched?.partNumber === partNumber || this.#partUrls.has(partNumber) || this.#streaming?.partNumber === partNumber) return;
     const url = this.#partUrl(partNumber);
     url.catch(() => {});
     this.#prefetched = { partNumber, url };

@@ -31,7 +31,8 @@ for (const backend of ['fs', 's3'] as const) {
     const alice = new OciTestClient(USERS.alice);
 
     before(async function () {
-      registry = await startTestRegistry({ backend });
+      // Parts larger than the chunks, as with the defaults: the first chunk's length becomes the part size.
+      registry = await startTestRegistry({ backend, driver: { partSize: 16 * MiB } });
     });
     after(async function () {
       await registry?.close();
@@ -42,7 +43,8 @@ for (const backend of ['fs', 's3'] as const) {
       const started = await alice.call(base, 'alice/app', 'POST', '/v2/alice/app/blobs/uploads/');
       expect(started.status).to.equal(202);
       const location = started.headers.location as string;
-      const chunk = 5 * MiB;
+      // Over 5 MiB, so a part fills past the size where the writer would ask for its URL ahead.
+      const chunk = 6 * MiB;
       const blob = randomBlob(4 * chunk + 22);
       const before = await holdCalls(registry.hold.url);
       for (let offset = 0; offset < 4 * chunk; offset += chunk) {
