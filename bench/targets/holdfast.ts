@@ -24,7 +24,8 @@ export async function startHoldfast(minio: RunningMinio, options: { prefix: stri
   built ??= promisify(execFile)('npm', ['run', '--silent', 'build'], { cwd: ROOT });
   await built;
   const cli = `${ROOT}dist/cli/main.js`;
-  const stack: RunningStack = await startStack({ minio, prefix: options.prefix, auth: 'none', logLevel: 'error', cli });
+  // One user pushes everything here, as on a single-tenant registry: its share of the memory budget is the whole budget.
+  const stack: RunningStack = await startStack({ minio, prefix: options.prefix, auth: 'none', logLevel: 'error', cli, driver: { memoryPerDid: 512 * 1024 * 1024 } });
   const [hold, registry] = stack.processes;
   return {
     name: 'holdfast',

@@ -39,7 +39,7 @@ export interface ScaleStackOptions {
   minio: RunningMinio;
   postgresUrl: string;
   prefix: string;
-  gc: { graceSeconds: number; intervalSeconds: number };
+  gc: { graceSeconds: number; intervalSeconds: number; deletingTimeoutSeconds?: number };
   hold: { uploadTtlSeconds: number; janitorIntervalSeconds: number; deletionLeaseSeconds: number };
   /** Extra storage-driver options for both registries (e.g. `maxCachedUrls`). */
   driver?: Record<string, unknown>;
@@ -153,7 +153,7 @@ export async function startScaleStack(options: ScaleStackOptions): Promise<Scale
         },
         blobs: { delivery: 'redirect' },
         metadata: { kind: 'postgres', url: options.postgresUrl },
-        gc: { did: STACK_USER.did, graceSeconds: options.gc.graceSeconds, intervalSeconds: options.gc.intervalSeconds },
+        gc: { did: STACK_USER.did, ...options.gc },
         auth: { mode: 'token', service: 'holdfast-test', signingKeyFile: 'registry-signing.key', usersFile: 'users.yaml', anonymousDid: ANONYMOUS_DID },
         // One test account runs every push, with abandoned sessions from the kills on top.
         limits: { maxOpenUploadsPerDid: 10_000 },

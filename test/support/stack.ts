@@ -40,6 +40,8 @@ export interface StackOptions {
   cli?: string;
   /** `token` (default) as in production; `none` acts as STACK_USER on loopback (benchmarks). */
   auth?: 'token' | 'none';
+  /** Storage driver options over the defaults (e.g. `memoryPerDid`). */
+  driver?: Record<string, unknown>;
   /** Hold settings for fault tests: where clients reach S3, and a short upload TTL. */
   hold?: {
     publicEndpoint?: string;
@@ -145,6 +147,7 @@ export async function startStack(options: StackOptions): Promise<RunningStack> {
             issuer: 'did:web:registry.test',
             privateKeyFile: 'registry-signing.key',
             provider: options.hold?.provider ?? 'minio',
+            ...options.driver,
           },
         },
         blobs: { delivery: 'redirect' },

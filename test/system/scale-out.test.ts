@@ -16,7 +16,8 @@ const CHUNK = 8 * MiB;
 const PULLERS = 64;
 const REPO = `${STACK_USER.handle}/scale`;
 const CHURN_REPO = `${STACK_USER.handle}/churn`;
-const GC = { graceSeconds: 20, intervalSeconds: 2 };
+// A registry killed mid-release leaves its blob deleting; another pass takes it over after the (minimum) timeout.
+const GC = { graceSeconds: 20, intervalSeconds: 2, deletingTimeoutSeconds: 60 };
 const HOLD = { uploadTtlSeconds: 60, janitorIntervalSeconds: 2, deletionLeaseSeconds: 30 };
 /** Pullers check this much of a layer, at a random offset, against the bytes pushed. */
 const PULL_RANGE = 64 * 1024;
