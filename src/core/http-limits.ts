@@ -1,4 +1,5 @@
 import type { IncomingMessage } from 'node:http';
+import type { Socket } from 'node:net';
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
 
@@ -54,23 +55,40 @@ export function fastifyTimeouts(timeouts: ServerTimeouts) {
  */
 export function watchClients(app: FastifyInstance, timeouts: ServerTimeouts): void {
   const idleMs = timeouts.idleTimeoutSeconds * 1000;
-  app.addHook('onRequest', async (request) => watchBody(request.raw, idleMs, timeouts.minBodyBytesPerSecond));
-  app.addHook('onSend', async (request, reply) => {
-    const { raw } = request;
-    // The request may already have let go of its socket (its body stream was destroyed); the response has not.
-    const socket = reply.raw.socket;
-    if (!socket) return;
-    socket.setTimeout(idleMs);
-    if (raw.complete) return;
-    // Answered before the whole body arrived (an error, a 429): node:http
-    // reads and drops the rest on the same connection, so a client that
-    // never sends it is cut after the idle timeout, not the keep-alive one.
-    const timer = setTimeout(() => {
-      if (!raw.complete) socket.destroy();
-    }, idleMs);
-    timer.unref();
-    socket.once('close', () => clearTimeout(timer));
+  // Callback hooks, not async ones: these run on every request, and a promise each is measurable on a HEAD.
+  app.addHook('onRequest', (request, _reply, done) => {
+    watchBody(request.raw, idleMs, timeouts.minBodyBytesPerSecond);
+    done();
   });
+  app.addHook('onSend', (request, reply, payload, done) => {
+    watchResponse(request.raw, reply.raw.socket, idleMs);
+    done(null, payload);
+  });
+}
+
+/**
+ * False for a request that carries no body (no Content-Length, or 0, and no
+ * Transfer-Encoding): node:http marks even those `complete` only once they
+ * are read, so `complete` alone would watch every GET and HEAD.
+ */
+function hasBody(raw: IncomingMessage): boolean {
+  const length = raw.headers['content-length'];
+  return raw.headers['transfer-encoding'] !== undefined || (length !== undefined && length !== '0');
+}
+
+function watchResponse(raw: IncomingMessage, socket: Socket | null, idleMs: number): void {
+  // The request may already have let go of its socket (its body stream was destroyed); the response has not.
+  if (!socket) return;
+  socket.setTimeout(idleMs);
+  if (raw.complete || !hasBody(raw)) return;
+  // Answered before the whole body arrived (an error, a 429): node:http
+  // reads and drops the rest on the same connection, so a client that
+  // never sends it is cut after the idle timeout, not the keep-alive one.
+  const timer = setTimeout(() => {
+    if (!raw.complete) socket.destroy();
+  }, idleMs);
+  timer.unref();
+  socket.once('close', () => clearTimeout(timer));
 }
 
 /**
@@ -81,7 +99,7 @@ export function watchClients(app: FastifyInstance, timeouts: ServerTimeouts): vo
  */
 function watchBody(raw: IncomingMessage, idleMs: number, minBytesPerSecond: number): void {
   const socket = raw.socket;
-  if (raw.complete || !socket) return;
+  if (raw.complete || !socket || !hasBody(raw)) return;
   const tickMs = Math.max(50, Math.min(5000, Math.floor(idleMs / 4)));
   const needed = Math.max(1, (minBytesPerSecond * idleMs) / 1000);
   let last = socket.bytesRead;
