@@ -78,17 +78,26 @@ export interface SessionRead {
 
 /** Sessions this process wrote or read last, per upload; enough for every upload in flight. */
 const REMEMBERED_SESSIONS = 10_000;
+/** A record with thousands of parts is hundreds of KiB: the bytes are bounded too. */
+const REMEMBERED_BYTES = 64 * 1024 * 1024;
+
+interface Remembered {
+  read: SessionRead;
+  bytes: number;
+}
 
 export class UploadSessionStore {
   readonly #backend: StorageBackend;
   readonly #prefix: string;
   /** Only where writes are conditional: there a stale copy cannot win a write. */
-  readonly #remembered: LRUCache<string, SessionRead> | undefined;
+  readonly #remembered: LRUCache<string, Remembered> | undefined;
 
   constructor(backend: StorageBackend, prefix: string) {
     this.#backend = backend;
     this.#prefix = prefix;
-    this.#remembered = backend.capabilities.conditionalWrites ? new LRUCache({ max: REMEMBERED_SESSIONS }) : undefined;
+    this.#remembered = backend.capabilities.conditionalWrites
+      ? new LRUCache<string, Remembered>({ max: REMEMBERED_SESSIONS, maxSize: REMEMBERED_BYTES, sizeCalculation: (entry) => Math.max(1, entry.bytes) })
+      : undefined;
   }
 
   async get(upload: UploadName): Promise<UploadSession | undefined> {
@@ -102,7 +111,7 @@ export class UploadSessionStore {
    * `PRECONDITION_FAILED` (see `HoldService#updating`).
    */
   async read(upload: UploadName, options: { remembered?: boolean } = {}): Promise<SessionRead | undefined> {
-    const remembered = options.remembered ? this.#remembered?.get(upload.uuid) : undefined;
+    const remembered = options.remembered ? this.#remembered?.get(upload.uuid)?.read : undefined;
     if (remembered) return { ...remembered, remembered: true };
     const object = await this.#backend.getSmall(storageKey({ kind: 'upload-session', upload }, this.#prefix));
     if (!object) {
@@ -110,7 +119,7 @@ export class UploadSessionStore {
       return undefined;
     }
     const read = { session: JSON.parse(Buffer.from(object.body).toString('utf8')) as UploadSession, etag: object.etag };
-    this.#remembered?.set(upload.uuid, read);
+    this.#remembered?.set(upload.uuid, { read, bytes: object.body.length });
     return read;
   }
 
@@ -121,8 +130,9 @@ export class UploadSessionStore {
   async put(session: UploadSession, ifMatch?: string): Promise<void> {
     const upload = uploadNameOf(session);
     this.#remembered?.delete(upload.uuid);
-    const etag = await this.#backend.putSmall(storageKey({ kind: 'upload-session', upload }, this.#prefix), Buffer.from(JSON.stringify(session)), ifMatch ? { ifMatch } : {});
-    if (etag) this.#remembered?.set(upload.uuid, { session, etag });
+    const body = Buffer.from(JSON.stringify(session));
+    const etag = await this.#backend.putSmall(storageKey({ kind: 'upload-session', upload }, this.#prefix), body, ifMatch ? { ifMatch } : {});
+    if (etag) this.#remembered?.set(upload.uuid, { read: { session, etag }, bytes: body.length });
   }
 
   /** Drops the remembered copy of an upload whose record is being deleted. */
