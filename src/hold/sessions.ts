@@ -72,8 +72,6 @@ export interface SessionRead {
   readonly session: UploadSession;
   /** What the next write is made conditional on. */
   readonly etag: string;
-  /** Read from this process's memory: it may be stale, which a write over `etag` will find out. */
-  readonly remembered?: true;
 }
 
 /** Sessions this process wrote or read last, per upload; enough for every upload in flight. */
@@ -107,12 +105,13 @@ export class UploadSessionStore {
   /**
    * The session and the ETag to make the next write conditional on. With
    * `remembered`, the copy this process last wrote or read, if any, saves
-   * the read; only for a read-modify-write that starts over on
-   * `PRECONDITION_FAILED` (see `HoldService#updating`).
+   * the read: it may be stale, so only for what does not depend on progress
+   * or for a conditional write that starts over when refused (see
+   * `HoldService#startingOverIfStale`).
    */
   async read(upload: UploadName, options: { remembered?: boolean } = {}): Promise<SessionRead | undefined> {
     const remembered = options.remembered ? this.#remembered?.get(upload.uuid)?.read : undefined;
-    if (remembered) return { ...remembered, remembered: true };
+    if (remembered) return remembered;
     const object = await this.#backend.getSmall(storageKey({ kind: 'upload-session', upload }, this.#prefix));
     if (!object) {
       this.#remembered?.delete(upload.uuid);
