@@ -55,7 +55,7 @@ export function fastifyTimeouts(timeouts: ServerTimeouts) {
  */
 export function watchClients(app: FastifyInstance, timeouts: ServerTimeouts): void {
   const idleMs = timeouts.idleTimeoutSeconds * 1000;
-  // Callback hooks, not async ones: these run on every request, and a promise each is measurable on a HEAD.
+  // Callback hooks, not async ones: they run on every request.
   app.addHook('onRequest', (request, _reply, done) => {
     watchBody(request.raw, idleMs, timeouts.minBodyBytesPerSecond);
     done();

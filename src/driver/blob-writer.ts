@@ -53,6 +53,11 @@ export interface UploadSnapshot {
 
 /** A presigned URL used only while it has at least this long to live. */
 const URL_MARGIN_MS = 30_000;
+/**
+ * A writer's state is trusted only this long before its record expires: from
+ * then on the hold's janitor may discard the upload, and clocks may differ.
+ */
+const STATE_MARGIN_MS = 60_000;
 
 /** How many part URLs to ask the hold for with each answer: as many as may be in flight at once. */
 export function presignAhead(ctx: Pick<WriterContext, 'maxPartsInFlight'>): number {
@@ -162,10 +167,12 @@ export class HoldBlobWriter implements BlobWriter {
   /**
    * The durable size and the hold record's expiry, which every update moves:
    * any process that read the same record names it the same. Undefined while
-   * this writer holds bytes that are not durable, or is busy or done.
+   * this writer holds bytes that are not durable, is busy or done, or its
+   * record is near expiry (the janitor may have discarded the upload).
    */
   get state(): string | undefined {
     if (this.#state !== 'open' || this.#completed || this.#closing || this.#busy > 0 || this.#size !== this.#durableSize) return undefined;
+    if (Date.parse(this.#recordVersion) - Date.now() < STATE_MARGIN_MS) return undefined;
     return `${this.#durableSize}@${this.#recordVersion}`;
   }
 
