@@ -12,7 +12,7 @@
  */
 import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { request } from 'undici';
+import { callsSince, holdCalls } from '../test/support/hold-metrics.ts';
 import { startMinio } from '../test/support/minio.ts';
 import { BlobSource } from './blob-source.ts';
 import { median, round } from './measure.ts';
@@ -35,28 +35,16 @@ const chunkSizes = flag('chunks-mib', '8,16')
   .map((value) => Number(value) * MiB);
 const rounds = Number(flag('rounds', '3'));
 
-/** Counter totals from the hold's /metrics: requests by endpoint, S3 calls by operation. */
+/** The hold's API requests ("hold /path") and its own S3 calls ("s3 Operation"), in one map. */
 async function holdCounters(holdUrl: string): Promise<Map<string, number>> {
-  const text = await (await request(`${holdUrl}/metrics`)).body.text();
-  const counts = new Map<string, number>();
-  for (const line of text.split('\n')) {
-    const requestLine = /^holdfast_hold_requests_total\{[^}]*endpoint="([^"]+)"[^}]*\} (\S+)$/.exec(line);
-    const storageLine = /^holdfast_hold_storage_call_seconds_count\{[^}]*operation="([^"]+)"[^}]*\} (\S+)$/.exec(line);
-    const match = requestLine ?? storageLine;
-    if (!match || /\/(metrics|healthz)$/.test(match[1] as string)) continue;
-    const key = `${requestLine ? 'hold' : 's3'} ${match[1]}`;
-    counts.set(key, (counts.get(key) ?? 0) + Number(match[2]));
-  }
-  return counts;
+  const { requests, storage } = await holdCalls(holdUrl);
+  return new Map([...[...requests].map(([endpoint, count]) => [`hold ${endpoint}`, count] as const), ...[...storage].map(([operation, count]) => [`s3 ${operation}`, count] as const)]);
 }
 
-function difference(after: Map<string, number>, before: Map<string, number>, patches: number): Record<string, number> {
-  const perPatch: Record<string, number> = {};
-  for (const [key, value] of [...after].sort(([a], [b]) => a.localeCompare(b))) {
-    const delta = value - (before.get(key) ?? 0);
-    if (delta > 0) perPatch[key] = round(delta / patches, 2);
-  }
-  return perPatch;
+/** Each counter's growth per PATCH, sorted by name. */
+function perPatch(after: Map<string, number>, before: Map<string, number>, patches: number): Record<string, number> {
+  const grown = Object.entries(callsSince(after, before)).sort(([a], [b]) => a.localeCompare(b));
+  return Object.fromEntries(grown.map(([key, delta]) => [key, round(delta / patches, 2)]));
 }
 
 interface ChunkFigures {
@@ -91,7 +79,7 @@ try {
         const before = target === holdfast ? await holdCounters(holdfast.holdUrl) : undefined;
         const timing = await pushChunked(target.baseUrl, REPO, blob, chunkSize, { onPatch: (ms) => patchMs[target.name]?.push(ms) });
         pushMs[target.name]?.push(timing.totalMs);
-        if (before) calls = difference(await holdCounters(holdfast.holdUrl), before, patches);
+        if (before) calls = perPatch(await holdCounters(holdfast.holdUrl), before, patches);
         console.log(`${chunkSize / MiB} MiB PATCHes, round ${roundIndex + 1}, ${target.name}: ${Math.round(timing.totalMs)} ms`);
       }
     }

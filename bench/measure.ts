@@ -1,6 +1,6 @@
 /** Measuring helpers: medians, process memory and I/O from /proc, hold request counts. */
 import { readFile } from 'node:fs/promises';
-import { request } from 'undici';
+import { holdCalls } from '../test/support/hold-metrics.ts';
 
 export function median(values: number[]): number {
   if (values.length === 0) return Number.NaN;
@@ -57,13 +57,7 @@ export async function processIoBytes(pid: number): Promise<number> {
 
 /** API requests the hold has answered (its own /metrics and /healthz excluded). */
 export async function holdRequestCount(holdUrl: string): Promise<number> {
-  const response = await request(`${holdUrl}/metrics`);
-  const text = await response.body.text();
   let total = 0;
-  for (const line of text.split('\n')) {
-    if (!line.startsWith('holdfast_hold_requests_total{')) continue;
-    if (/endpoint="\/(metrics|healthz)"/.test(line)) continue;
-    total += Number(line.slice(line.lastIndexOf(' ') + 1));
-  }
+  for (const count of (await holdCalls(holdUrl)).requests.values()) total += count;
   return total;
 }

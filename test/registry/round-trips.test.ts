@@ -1,28 +1,12 @@
 import { expect } from 'chai';
-import { request } from 'undici';
 import { MiB, randomBlob, sha256 } from '../support/bytes.ts';
+import { callsSince, holdCalls } from '../support/hold-metrics.ts';
 import { OciTestClient } from '../support/oci-client.ts';
 import { startTestRegistry, USERS, type TestRegistry } from '../support/registry-harness.ts';
 
-/** The hold's request counts by endpoint, from its /metrics. */
-async function holdCalls(holdUrl: string): Promise<Map<string, number>> {
-  const text = await (await request(`${holdUrl}/metrics`)).body.text();
-  const counts = new Map<string, number>();
-  for (const match of text.matchAll(/^holdfast_hold_requests_total\{[^}]*endpoint="([^"]+)"[^}]*\} (\S+)$/gm)) {
-    const endpoint = match[1] as string;
-    counts.set(endpoint, (counts.get(endpoint) ?? 0) + Number(match[2]));
-  }
-  return counts;
-}
-
-function since(after: Map<string, number>, before: Map<string, number>): Record<string, number> {
-  const calls: Record<string, number> = {};
-  for (const [endpoint, count] of after) {
-    if (endpoint === '/metrics' || endpoint === '/healthz') continue;
-    const delta = count - (before.get(endpoint) ?? 0);
-    if (delta > 0) calls[endpoint] = delta;
-  }
-  return calls;
+/** The hold's API requests by endpoint, from its /metrics. */
+async function holdRequests(holdUrl: string): Promise<Map<string, number>> {
+  return (await holdCalls(holdUrl)).requests;
 }
 
 for (const backend of ['fs', 's3'] as const) {
@@ -46,19 +30,19 @@ for (const backend of ['fs', 's3'] as const) {
       // Over 5 MiB, so a part fills past the size where the writer would ask for its URL ahead.
       const chunk = 6 * MiB;
       const blob = randomBlob(4 * chunk + 22);
-      const before = await holdCalls(registry.hold.url);
+      const before = await holdRequests(registry.hold.url);
       for (let offset = 0; offset < 4 * chunk; offset += chunk) {
         expect((await alice.patch(base, 'alice/app', location, blob.subarray(offset, offset + chunk), offset)).status).to.equal(202);
       }
-      const patches = since(await holdCalls(registry.hold.url), before);
+      const patches = callsSince(await holdRequests(registry.hold.url), before);
       // One hold call per PATCH: the live writer is in the state the last request left, so no /upload-status either.
       expect(patches['/part-presigned-url'] ?? 0, JSON.stringify(patches)).to.equal(0);
       expect(patches['/upload-status'] ?? 0, JSON.stringify(patches)).to.equal(0);
       expect(patches['/upload-progress'], JSON.stringify(patches)).to.equal(4);
-      const beforeCommit = await holdCalls(registry.hold.url);
+      const beforeCommit = await holdRequests(registry.hold.url);
       expect((await alice.patch(base, 'alice/app', location, blob.subarray(4 * chunk), 4 * chunk)).status).to.equal(202);
       expect((await alice.finish(base, 'alice/app', location, sha256(blob))).status).to.equal(201);
-      const commit = since(await holdCalls(registry.hold.url), beforeCommit);
+      const commit = callsSince(await holdRequests(registry.hold.url), beforeCommit);
       expect(commit['/part-presigned-url'] ?? 0, `the 22-byte last part too: ${JSON.stringify(commit)}`).to.equal(0);
       expect(commit['/upload-status'] ?? 0, JSON.stringify(commit)).to.equal(0);
       expect((await alice.fetchBlob(base, 'alice/app', sha256(blob))).equals(blob)).to.equal(true);
@@ -75,12 +59,12 @@ for (const backend of ['fs', 's3'] as const) {
       const record = await registry.registry.metadata.getUpload('alice/app', id);
       expect(record?.state, 'a state after a PATCH').to.be.a('string');
       expect(await registry.registry.metadata.takeUploadState(id, record?.state as string)).to.equal(true);
-      let before = await holdCalls(registry.hold.url);
+      let before = await holdRequests(registry.hold.url);
       expect((await alice.patch(base, 'alice/app', location, blob.subarray(5 * MiB, 10 * MiB), 5 * MiB)).status).to.equal(202);
-      expect(since(await holdCalls(registry.hold.url), before)['/upload-status'], 'no state to trust').to.equal(1);
-      before = await holdCalls(registry.hold.url);
+      expect(callsSince(await holdRequests(registry.hold.url), before)['/upload-status'], 'no state to trust').to.equal(1);
+      before = await holdRequests(registry.hold.url);
       expect((await alice.patch(base, 'alice/app', location, blob.subarray(10 * MiB), 10 * MiB)).status).to.equal(202);
-      expect(since(await holdCalls(registry.hold.url), before)['/upload-status'] ?? 0, 'trusted again').to.equal(0);
+      expect(callsSince(await holdRequests(registry.hold.url), before)['/upload-status'] ?? 0, 'trusted again').to.equal(0);
       expect((await alice.finish(base, 'alice/app', location, sha256(blob))).status).to.equal(201);
       expect((await alice.fetchBlob(base, 'alice/app', sha256(blob))).equals(blob)).to.equal(true);
     });
