@@ -7,29 +7,31 @@
  */
 import { startMinio } from '../test/support/minio.ts';
 import { BlobSource } from './blob-source.ts';
-import { holdRequestCount, median, processIoBytes, round, sampleRss } from './measure.ts';
-import { benchAgent, pushChunked, pushStreamed, type PushTiming } from './oci-push.ts';
+import { holdRequestCount, processIoBytes, round, sampleRss } from './measure.ts';
+import { benchAgent, pushStreamed, type PushTiming } from './oci-push.ts';
+import { record, rotated, series, type PerTarget, type Series, type TargetName } from './series.ts';
 import { DirectS3 } from './targets/direct.ts';
 import { DISTRIBUTION_DEFAULT_CHUNK_SIZE, DISTRIBUTION_VERSION, startDistribution } from './targets/distribution.ts';
 import { startHoldfast, type HoldfastTarget } from './targets/holdfast.ts';
 import type { OciTarget } from './targets/target.ts';
+import { MiB } from './units.ts';
+import { ChunkedPushWorkload, directPusher, registryPusher, type ChunkedFigures } from './workloads/chunked-push.ts';
 import { measurePull, pushPullImage, type PullFigures, type PullImage } from './workloads/pull.ts';
 
-const MiB = 1024 * 1024;
 /** The driver's defaults for the minio provider: what holdfast runs with here. */
 const HOLDFAST_PART_SIZE = 16 * MiB;
 const HOLDFAST_PARTS_IN_FLIGHT = 4;
 const HOLDFAST_MEMORY_BUDGET = 512 * MiB;
 const REPO = 'alice/bench';
 
-export type TargetName = 'direct' | 'holdfast' | 'distribution' | 'distributionSameChunk';
-type PerTarget<T> = Partial<Record<TargetName, T>>;
-
 export interface Sizes {
   rounds: number;
   streamedBytes: number;
   chunkedBytes: number;
   chunkBytes: number;
+  /** The large chunked pushes: one blob size, pushed in PATCHes of each of these sizes. */
+  largeChunkedBytes: number;
+  largeChunkBytes: number[];
   commitSmallBytes: number;
   concurrentUploads: number;
   concurrentBytes: number;
@@ -38,41 +40,19 @@ export interface Sizes {
 }
 
 export function sizesFor(quick: boolean): Sizes {
-  return quick
-    ? { rounds: 1, streamedBytes: 64 * MiB, chunkedBytes: 32 * MiB, chunkBytes: 8 * MiB, commitSmallBytes: MiB, concurrentUploads: 4, concurrentBytes: 16 * MiB, pullConnections: 64, pullSeconds: 2 }
-    : { rounds: 3, streamedBytes: 1024 * MiB, chunkedBytes: 256 * MiB, chunkBytes: 8 * MiB, commitSmallBytes: MiB, concurrentUploads: 16, concurrentBytes: 128 * MiB, pullConnections: 64, pullSeconds: 10 };
-}
-
-/** A figure per target per round, its medians, and holdfast's ratios to the others taken round by round. */
-export interface Series {
-  unit: string;
-  runs: PerTarget<number[]>;
-  median: PerTarget<number>;
-  /** holdfast ÷ the named target, the median of the per-round ratios. */
-  holdfastRatio: PerTarget<number>;
-}
-
-function series(unit: string, runs: PerTarget<number[]>): Series {
-  const medians: PerTarget<number> = {};
-  const ratios: PerTarget<number> = {};
-  const ours = runs.holdfast ?? [];
-  for (const [name, values] of Object.entries(runs) as [TargetName, number[]][]) {
-    medians[name] = round(median(values));
-    if (name !== 'holdfast' && values.length === ours.length) {
-      ratios[name] = round(median(values.map((value, index) => (ours[index] as number) / value)));
-    }
-  }
-  return { unit, runs: Object.fromEntries(Object.entries(runs).map(([name, values]) => [name, values.map((value) => round(value))])), median: medians, holdfastRatio: ratios };
-}
-
-function record(runs: PerTarget<number[]>, name: TargetName, value: number): void {
-  (runs[name] ??= []).push(value);
-}
-
-/** The order targets take within round `round`: rotated so none is always first. */
-function rotated<T>(items: T[], roundIndex: number): T[] {
-  const shift = roundIndex % items.length;
-  return [...items.slice(shift), ...items.slice(0, shift)];
+  return {
+    rounds: quick ? 1 : 3,
+    streamedBytes: (quick ? 64 : 1024) * MiB,
+    chunkedBytes: (quick ? 32 : 256) * MiB,
+    chunkBytes: 8 * MiB,
+    largeChunkedBytes: (quick ? 64 : 1024) * MiB,
+    largeChunkBytes: [8 * MiB, 16 * MiB],
+    commitSmallBytes: MiB,
+    concurrentUploads: quick ? 4 : 16,
+    concurrentBytes: (quick ? 16 : 128) * MiB,
+    pullConnections: 64,
+    pullSeconds: quick ? 2 : 10,
+  };
 }
 
 export interface ComparisonResult {
@@ -80,6 +60,8 @@ export interface ComparisonResult {
   versions: { distribution: string; holdfastPartSize: number; distributionDefaultChunkSize: number; partsInFlight: number; memoryBudget: number };
   streamedPush: Series;
   chunkedPush: Series;
+  /** Distribution at its default chunk size only: it takes long enough as it is. */
+  largeChunked: ChunkedFigures[];
   commit: { small: Series; large: Series; holdfastLargeOverSmall: number; distributionLargeOverSmall: number };
   concurrentPush: { wall: Series; registryPeakRssMiB: Series };
   pull: { headBlobRps: Series; getManifestRps: Series; getBlobRps: Series; getBlobP50Ms: Series; getBlobP99Ms: Series; unexpectedResponses: number };
@@ -109,7 +91,10 @@ export async function runComparison(options: { quick: boolean; log?: (line: stri
     const streamed: PerTarget<number[]> = {};
     const commitLarge: PerTarget<number[]> = {};
     const commitSmall: PerTarget<number[]> = {};
-    const chunked: PerTarget<number[]> = {};
+    const chunked = new ChunkedPushWorkload({ blobBytes: sizes.chunkedBytes, chunkBytes: sizes.chunkBytes, holdUrl: holdfast.holdUrl });
+    const chunkers = [directPusher(direct), ...registries.map((target) => registryPusher(target, REPO))];
+    const largeChunked = sizes.largeChunkBytes.map((chunkBytes) => new ChunkedPushWorkload({ blobBytes: sizes.largeChunkedBytes, chunkBytes, holdUrl: holdfast.holdUrl }));
+    const largeChunkers = [directPusher(direct), registryPusher(holdfast, REPO), registryPusher(distribution, REPO)];
     const concurrentWall: PerTarget<number[]> = {};
     const concurrentRss: PerTarget<number[]> = {};
     const pullRuns: Record<keyof Omit<PullFigures, 'unexpected'>, PerTarget<number[]>> = {
@@ -145,17 +130,8 @@ export async function runComparison(options: { quick: boolean; log?: (line: stri
         blob.digest();
         record(commitSmall, name, (await push(blob)).commitMs);
       }
-      const chunkers: Pusher[] = [
-        streamers[0] as Pusher,
-        ...registries.map((target) => ({ name: target.name as TargetName, push: (blob: BlobSource) => pushChunked(target.baseUrl, REPO, blob, sizes.chunkBytes) })),
-      ];
-      for (const { name, push } of rotated(chunkers, roundIndex)) {
-        const blob = new BlobSource(sizes.chunkedBytes);
-        blob.digest();
-        const timing = await push(blob);
-        record(chunked, name, timing.totalMs);
-        log(`  chunked push ${name}: ${Math.round(timing.totalMs)} ms`);
-      }
+      await chunked.round(chunkers, roundIndex, (line) => log(`  ${line}`));
+      for (const workload of largeChunked) await workload.round(largeChunkers, roundIndex, (line) => log(`  ${line}`));
       for (const { name, push } of rotated(streamers, roundIndex)) {
         const blobs = Array.from({ length: sizes.concurrentUploads }, () => new BlobSource(sizes.concurrentBytes));
         for (const blob of blobs) blob.digest();
@@ -192,7 +168,8 @@ export async function runComparison(options: { quick: boolean; log?: (line: stri
         memoryBudget: HOLDFAST_MEMORY_BUDGET,
       },
       streamedPush: series('ms', streamed),
-      chunkedPush: series('ms', chunked),
+      chunkedPush: chunked.figures().push,
+      largeChunked: largeChunked.map((workload) => workload.figures()),
       commit: {
         small,
         large,

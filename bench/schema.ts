@@ -4,7 +4,7 @@
  * present and a finite number where a figure belongs. Speeds are never checked.
  */
 import { z } from 'zod';
-import type { TargetName } from './compare.ts';
+import type { TargetName } from './series.ts';
 
 const figure = z.number();
 const count = z.number().int().min(0);
@@ -28,6 +28,23 @@ function series(names: TargetName[]) {
 const ALL: TargetName[] = ['direct', 'holdfast', 'distribution', 'distributionSameChunk'];
 const REGISTRIES: TargetName[] = ['holdfast', 'distribution', 'distributionSameChunk'];
 const PULLED: TargetName[] = ['holdfast', 'distribution'];
+const LARGE_CHUNKED_REGISTRIES: TargetName[] = ['holdfast', 'distribution'];
+const LARGE_CHUNKED: TargetName[] = ['direct', ...LARGE_CHUNKED_REGISTRIES];
+
+const callsPerPatch = z.record(z.string().min(1), figure.min(0));
+
+const largeChunked = z
+  .object({
+    blobBytes: count,
+    chunkBytes: count,
+    patches: count.min(1),
+    push: series(LARGE_CHUNKED),
+    patchMedianMs: perTarget(LARGE_CHUNKED_REGISTRIES, figure),
+    holdfastPerPatch: z
+      .object({ holdRequests: figure.min(0), s3Calls: figure.min(0), holdRequestsByEndpoint: callsPerPatch, s3CallsByOperation: callsPerPatch })
+      .strict(),
+  })
+  .strict();
 
 const comparison = z
   .object({
@@ -37,6 +54,8 @@ const comparison = z
         streamedBytes: count,
         chunkedBytes: count,
         chunkBytes: count,
+        largeChunkedBytes: count,
+        largeChunkBytes: z.array(count).min(1),
         commitSmallBytes: count,
         concurrentUploads: count,
         concurrentBytes: count,
@@ -49,6 +68,7 @@ const comparison = z
       .strict(),
     streamedPush: series(ALL),
     chunkedPush: series(ALL),
+    largeChunked: z.array(largeChunked).min(1),
     commit: z.object({ small: series(ALL), large: series(ALL), holdfastLargeOverSmall: figure, distributionLargeOverSmall: figure }).strict(),
     concurrentPush: z.object({ wall: series(ALL), registryPeakRssMiB: series(REGISTRIES) }).strict(),
     pull: z
@@ -69,7 +89,7 @@ const goal = z
   .object({
     id: z.string().min(1),
     label: z.string().min(1),
-    kind: z.enum(['ratio', 'MiB', 'bytes per GiB']),
+    kind: z.enum(['ratio', 'MiB', 'bytes per GiB', 'requests per PATCH']),
     value: figure,
     limit: figure,
     bound: z.enum(['max', 'min']),
@@ -85,7 +105,7 @@ export const benchReportSchema = z
     quick: z.boolean(),
     machine: z.object({ cores: count, cpuModel: z.string(), memoryGiB: count, node: z.string(), os: z.string() }).strict(),
     comparison,
-    goals: z.array(goal).length(8),
+    goals: z.array(goal).length(13),
     driverMemory: numbers(['uploads', 'blobBytes', 'partSize', 'memoryBudget', 'wallSeconds', 'throughputMiBps', 'baselineRssMiB', 'peakRssMiB', 'peakBudgetUsedMiB']),
     resumeRehash: numbers(['blobBytes', 'commitLiveHashSeconds', 'commitAfterResumeSeconds', 'rehashMiBps']),
     load: numbers([
