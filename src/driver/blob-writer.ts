@@ -320,10 +320,16 @@ export class HoldBlobWriter implements BlobWriter {
       verified = true;
     }
     const size = this.#size;
+    let completing: HoldPart[] | undefined;
     if (!this.#completed) {
       const parts = await this.#finishParts();
-      await mappingHoldErrors(() => this.#ctx.hold.completeMultipart(this.#ctx.did, this.#uploadName, this.#uploadId, parts));
-      this.#assembled = true;
+      if (verified) {
+        // Verified bytes need no reading back: the hold completes and publishes them in one call.
+        completing = parts;
+      } else {
+        await mappingHoldErrors(() => this.#ctx.hold.completeMultipart(this.#ctx.did, this.#uploadName, this.#uploadId, parts));
+        this.#assembled = true;
+      }
     }
     if (!verified) {
       const actual = await this.#hashStoredObject(digest.algorithm);
@@ -332,7 +338,7 @@ export class HoldBlobWriter implements BlobWriter {
         throw new DriverError('DIGEST_INVALID', `the uploaded content hashes to ${actual}, not ${digest.value}`);
       }
     }
-    const existed = await this.#publish(digest.value, size);
+    const existed = await this.#publish(digest.value, size, completing);
     this.#finish('committed');
     return { digest: digest.value, size, existed, ...(descriptor.mediaType ? { mediaType: descriptor.mediaType } : {}) };
   }
@@ -632,11 +638,11 @@ export class HoldBlobWriter implements BlobWriter {
     return `${algorithm}:${hash.digest('hex')}`;
   }
 
-  /** Moves the upload to its digest; resolves whether the blob was already there. */
-  async #publish(digest: string, size: number): Promise<boolean> {
+  /** Moves the upload to its digest, completing it first with `parts`; resolves whether the blob was already there. */
+  async #publish(digest: string, size: number, parts: readonly HoldPart[] | undefined): Promise<boolean> {
     const { hold, did } = this.#ctx;
     try {
-      return (await hold.move(did, this.#uploadName, digest, size)).existed;
+      return (await hold.move(did, this.#uploadName, digest, { size, ...(parts ? { parts } : {}) })).existed;
     } catch (err) {
       // A retried move whose first attempt succeeded finds the upload gone.
       if ((err as { code?: string }).code !== 'UPLOAD_UNKNOWN') throw toDriverError(err);

@@ -91,8 +91,9 @@ export class HoldClient {
     });
   }
 
-  move(did: string, from: string, to: string, size?: number) {
-    return this.send('move', did, { from, to, ...(size !== undefined ? { size } : {}) });
+  /** With `parts`, the hold completes the multipart upload and publishes it in one call. */
+  move(did: string, from: string, to: string, options: { size?: number; parts?: readonly HoldPart[] } = {}) {
+    return this.send('move', did, { from, to, ...(options.size !== undefined ? { size: options.size } : {}), ...(options.parts ? { parts: [...options.parts] } : {}) });
   }
 
   claim(did: string, digest: string) {

@@ -9,8 +9,8 @@ import { UploadSessionStore, isUsable, orphanKeys, uploadNameOf, type SessionPar
 import { mappingStorageErrors } from './storage-errors.ts';
 import { BlobLifecycle } from './blob-lifecycle.ts';
 import type { ProtocolStep, StepHook } from './protocol-steps.ts';
-import { MAX_PART_NUMBER, MIN_PART_SIZE, type ObjectInfo, type StorageBackend } from './backends/types.ts';
-import type { HoldPartUrl } from '../protocol/hold-api.ts';
+import { MAX_PART_NUMBER, MIN_PART_SIZE, StorageError, type CompletedPartInput, type ObjectInfo, type StorageBackend } from './backends/types.ts';
+import type { HoldPart, HoldPartUrl } from '../protocol/hold-api.ts';
 
 export interface HoldServiceOptions {
   backend: StorageBackend;
@@ -43,6 +43,8 @@ export interface UploadView {
 }
 
 export type PartUrlView = HoldPartUrl;
+/** A part a publish completes the upload with (`/move` with `parts`). */
+export type CompletingPart = HoldPart;
 
 export interface PresignedUrlView {
   url: string;
@@ -238,67 +240,125 @@ export class HoldService {
    */
   async move(
     did: string,
-    input: { from: string; to: string; size?: number },
+    input: { from: string; to: string; size?: number; parts?: readonly CompletingPart[] },
     issuer = '',
   ): Promise<{ digest: string; size: number; existed: boolean }> {
     this.#authorize(did, 'write');
     const upload = parseUploadName(input.from);
     if (!upload) throw new HoldError('DIGEST_INVALID', 'from must be an upload name this hold issued');
     const digest = requireContentDigest(input.to);
-    return this.#updating(input.from, () => this.#publish(did, upload, digest, input.size, issuer));
+    if (input.parts) assertCompletableParts(input.parts);
+    return this.#updating(input.from, () =>
+      // With parts, the remembered record saves a read; a stale one fails the record's conditional write, and the publish runs again on a fresh read.
+      input.parts ? this.#startingOverIfStale((remembered) => this.#publish(did, upload, digest, input, issuer, remembered)) : this.#publish(did, upload, digest, input, issuer, false),
+    );
   }
 
-  async #publish(did: string, upload: UploadName, digest: Digest, size: number | undefined, issuer: string): Promise<{ digest: string; size: number; existed: boolean }> {
-    const read = await mappingStorageErrors(() => this.#sessions.read(upload));
+  /**
+   * With parts, four rounds of storage calls, each round's calls in
+   * parallel: (1) the upload assembled, this registry's claim, and the record
+   * naming the digest it publishes; (2) no deletion of the digest running,
+   * and the object's size; (3) the reference, create-only; (4) the upload's
+   * record and staged segments deleted. Without, the object is looked at
+   * first, so a wrong size changes nothing. The claim precedes the deletion check, which precedes
+   * any look at the destination (docs/GC.md); the record names the digest
+   * before the reference exists, so a janitor that finds it keeps a published
+   * object.
+   */
+  async #publish(
+    did: string,
+    upload: UploadName,
+    digest: Digest,
+    input: { size?: number; parts?: readonly CompletingPart[] },
+    issuer: string,
+    remembered: boolean,
+  ): Promise<{ digest: string; size: number; existed: boolean }> {
+    const read = await mappingStorageErrors(() => this.#sessions.read(upload, { remembered }));
     if (!read || read.session.did !== did || !isUsable(read.session)) throw new HoldError('UPLOAD_UNKNOWN');
     const { session, etag } = read;
-    if (session.kind === 'multipart' && session.state !== 'completed') {
-      throw new HoldError('UPLOAD_NOT_COMPLETE', 'complete the multipart upload before moving it');
+    if (input.parts && session.kind !== 'multipart') throw new HoldError('UPLOAD_UNKNOWN', 'this upload is not a multipart upload');
+    if (session.kind === 'multipart' && session.state !== 'completed' && !input.parts) {
+      throw new HoldError('UPLOAD_NOT_COMPLETE', 'complete the multipart upload before moving it, or send its parts');
     }
     if (session.expected_digest && session.expected_digest !== digest.value) {
       throw new HoldError('DIGEST_INVALID', 'this upload was started for a different digest');
     }
+    const parts = input.parts && session.state !== 'completed' ? this.#completionParts(session, input.parts, input.size) : undefined;
+    const byReference = this.#publishesByReference(session);
     return mappingStorageErrors(async () => {
       const source = this.#dataKey(upload, session);
-      const temp = (await this.#backend.stat(source)) ?? (await this.#completeSinglePart(source, session, size));
-      if (!temp) throw new HoldError('UPLOAD_NOT_COMPLETE', 'the upload has no data yet');
-      if (size !== undefined && size !== temp.size) {
-        throw new HoldError('SIZE_INVALID', `the upload holds ${temp.size} bytes, not ${size}`);
-      }
       const destination = this.#key({ kind: 'blob', digest });
-      await this.#blobs.putClaim(digest, issuer);
+      // Without parts to complete, the data is checked before anything changes.
+      const found = parts ? undefined : await this.#uploadedObject(source, session, input.size);
+      await Promise.all([
+        parts && this.#assemble(source, session, parts),
+        this.#blobs.putClaim(digest, issuer),
+        byReference && session.publishing_digest !== digest.value
+          ? this.#sessions.put({ ...session, publishing_digest: digest.value, updated_at: this.#now().toISOString() }, etag)
+          : undefined,
+      ]);
       await this.#step('move:claimed', digest);
-      await this.#blobs.awaitNoDeletion(digest);
+      const [temp] = await Promise.all([found ?? this.#uploadedObject(source, session, input.size), this.#blobs.awaitNoDeletion(digest)]);
       await this.#step('move:deletion-checked', digest);
-      let existing = await this.#backend.stat(destination);
-      await this.#step('move:destination-checked', digest);
-      if (existing?.target === source) {
-        // A retry of a publish that wrote its reference: the object is the blob's bytes now.
-        await this.#forgetUpload(upload, session, { keepObject: true });
-        return { digest: digest.value, size: existing.size, existed: false };
-      }
-      if (!existing && this.#publishesByReference(session)) {
-        // Recorded first, so a janitor that finds this session later keeps the object if the reference exists.
-        if (session.publishing_digest !== digest.value) {
-          await this.#sessions.put({ ...session, publishing_digest: digest.value, updated_at: this.#now().toISOString() }, etag);
-        }
+      let existing: ObjectInfo | undefined;
+      if (byReference) {
+        await this.#step('move:destination-checked', digest);
         if (await this.#backend.putReference(destination, source, temp.size)) {
-          await this.#forgetUpload(upload, session, { keepObject: true });
+          await this.#forgetPublished(upload, session, { keepObject: true });
           return { digest: digest.value, size: temp.size, existed: false };
         }
         existing = await this.#backend.stat(destination);
         if (!existing) throw new HoldError('UPLOAD_STATE_CONFLICT', 'the blob changed while it was published; retry');
-      } else if (!existing) {
-        await this.#backend.copy(source, destination, temp.size);
+      } else {
+        existing = await this.#backend.stat(destination);
+        await this.#step('move:destination-checked', digest);
+        if (!existing) await this.#backend.copy(source, destination, temp.size);
+      }
+      if (existing?.target === source) {
+        // A retry of a publish that wrote its reference: the object is the blob's bytes now.
+        await this.#forgetPublished(upload, session, { keepObject: true });
+        return { digest: digest.value, size: existing.size, existed: false };
       }
       if (isLegacySingle(session)) {
         // Its PUT URL may still be live: the janitor removes the record, and whatever a late PUT wrote, after the TTL.
         await this.#sessions.put({ ...session, state: 'completed', updated_at: this.#now().toISOString() }, etag);
       } else {
-        await this.#forgetUpload(upload, session, { keepObject: false });
+        await this.#forgetPublished(upload, session, { keepObject: false });
       }
       return { digest: digest.value, size: existing?.size ?? temp.size, existed: existing !== undefined };
     });
+  }
+
+  /** The upload's data, of `size` bytes when given; a single upload's one part is completed here. */
+  async #uploadedObject(source: string, session: UploadSession, size: number | undefined): Promise<ObjectInfo> {
+    const object = (await this.#backend.stat(source)) ?? (await this.#completeSinglePart(source, session, size));
+    if (!object) throw new HoldError('UPLOAD_NOT_COMPLETE', 'the upload has no data yet');
+    if (size !== undefined && size !== object.size) throw new HoldError('SIZE_INVALID', `the upload holds ${object.size} bytes, not ${size}`);
+    return object;
+  }
+
+  /** Completes a publish's multipart upload; a completion repeated after one that succeeded finds its object. */
+  async #assemble(key: string, session: UploadSession, parts: readonly CompletedPartInput[]): Promise<void> {
+    try {
+      await this.#backend.completeMultipartUpload(key, session.upload_id, parts);
+    } catch (err) {
+      // The object at an upload's own key can only be that upload assembled.
+      if (err instanceof StorageError && err.code === 'UPLOAD_UNKNOWN' && (await this.#backend.stat(key))) return;
+      throw err;
+    }
+  }
+
+  /** The parts a publish completes the upload from: sizes as recorded, and adding up to `size` when given. */
+  #completionParts(session: UploadSession, parts: readonly CompletingPart[], size: number | undefined): CompletedPartInput[] {
+    const recorded = new Map(session.parts.map((part) => [part.part_number, part.size]));
+    for (const part of parts) {
+      const known = recorded.get(part.part_number);
+      if (known !== undefined && known !== part.size) throw new HoldError('INVALID_PART', `part ${part.part_number} was recorded with ${known} bytes, not ${part.size}`);
+    }
+    assertNonFinalPartSizes(parts);
+    const total = parts.reduce((sum, part) => sum + part.size, 0);
+    if (size !== undefined && size !== total) throw new HoldError('SIZE_INVALID', `the parts hold ${total} bytes, not ${size}`);
+    return parts.map((part) => ({ partNumber: part.part_number, etag: normalizeEtag(part.etag) }));
   }
 
   /** Records that the calling registry references an existing blob (e.g. one it adopted from a bucket). */
@@ -507,6 +567,18 @@ export class HoldService {
    * when it holds a published blob's bytes) its object. A version 1 upload's
    * bytes sit in the record's directory and go with it.
    */
+  /**
+   * `#forgetUpload` for a publish, without listing: the record names every
+   * staged segment; a late PUT's leftover is an orphan the janitor collects.
+   */
+  async #forgetPublished(upload: UploadName, session: UploadSession, options: { keepObject: boolean }): Promise<void> {
+    if (session.version === 1) return this.#forgetUpload(upload, session, options);
+    this.#sessions.forget(upload);
+    const staged = session.staged.map((segment) => this.#key({ kind: 'upload-staged', upload, offset: segment.offset }));
+    const object = options.keepObject ? [] : [this.#key({ kind: 'upload-object', upload })];
+    await this.#backend.delete([this.#key({ kind: 'upload-session', upload }), ...staged, ...object]);
+  }
+
   async #forgetUpload(upload: UploadName, session: UploadSession, options: { keepObject: boolean }): Promise<void> {
     this.#sessions.forget(upload);
     const object = session.version === 1 || options.keepObject ? [] : [this.#key({ kind: 'upload-object', upload })];

@@ -103,7 +103,8 @@ export const HOLD_ENDPOINTS = Object.freeze({
   headPresignedUrl: endpoint({ path: '/head-presigned-url', request: getPresignedUrlRequest, response: presignedUrl }),
   move: endpoint({
     path: '/move',
-    request: z.object({ did, from: name, to: name, size: size.optional() }).strict(),
+    /** With `parts`, the multipart upload is completed first: a commit in one call. */
+    request: z.object({ did, from: name, to: name, size: size.optional(), parts: z.array(part).min(1).max(MAX_PART_NUMBER).optional() }).strict(),
     response: z.looseObject({ digest: z.string(), size, existed: z.boolean() }),
     acceptsQuery: true,
     long: true,

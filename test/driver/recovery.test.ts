@@ -14,6 +14,7 @@ describe('storage driver recovery (s3)', function () {
   let holdProxy: FaultProxy;
   let failStorageGets = false;
   let failMoves = 0;
+  let loseMoveAnswers = 0;
 
   before(async function () {
     storageProxy = await startFaultProxy((await sharedMinio()).endpoint, (request) =>
@@ -22,7 +23,11 @@ describe('storage driver recovery (s3)', function () {
     let holdUrl = '';
     holdProxy = await startFaultProxy(
       () => holdUrl,
-      (request) => (request.path === '/move' && failMoves-- > 0 ? { kind: 'slowdown' } : { kind: 'pass' }),
+      (request) => {
+        if (request.path !== '/move') return { kind: 'pass' };
+        if (failMoves-- > 0) return { kind: 'slowdown' };
+        return loseMoveAnswers-- > 0 ? { kind: 'answer-lost' } : { kind: 'pass' };
+      },
     );
     fixture = await startDriverFixture('s3', { s3: { publicEndpoint: storageProxy.url } });
     holdUrl = fixture.hold.url;
@@ -54,25 +59,38 @@ describe('storage driver recovery (s3)', function () {
     expect((await readAll(await first.open(sha256(blob)))).equals(blob)).to.equal(true);
   });
 
-  it('a commit that fails after the parts were assembled can be retried from a fresh process', async function () {
+  it('a commit whose /move failed can be retried from a fresh process', async function () {
     const blob = randomBlob(6 * MiB + 5);
     const flaky = fixture.driver({ hold: { url: holdProxy.url, audience: AUDIENCE }, retry: { attempts: 2, baseDelayMs: 1, maxDelayMs: 5 } });
     const writer = await flaky.blobStore(DIDS.owner).create();
     await writer.write(blob);
+    // As the registry does after each request: every byte durable.
+    await writer.close();
     failMoves = 100;
     const error = await writer.commit({ digest: sha256(blob) }).catch((err: unknown) => err);
     expect((error as DriverError).code).to.equal('UNAVAILABLE');
     failMoves = 0;
     expect(flaky.budget.used, 'the failed commit returned its part buffer; only the 1 MiB tail copy stays').to.equal(MiB + 5);
     const retried = await fixture.driver().blobStore(DIDS.owner).resume(writer.id);
-    await flaky.blobStore(DIDS.owner).resume(writer.id);
-    expect(flaky.budget.used, 'resuming replaced the stale cached writer and freed its tail').to.equal(0);
     expect(retried.size).to.equal(blob.length);
     const descriptor = await retried.commit({ digest: sha256(blob), size: blob.length });
     expect(descriptor.size).to.equal(blob.length);
     expect((await readAll(await fixture.driver().blobStore(DIDS.owner).open(sha256(blob)))).equals(blob)).to.equal(true);
     expect(await fixture.hold.inspect.pendingMultipartUploads()).to.equal(0);
     expect(await fixture.hold.inspect.keys('holdfast/uploads/')).to.deep.equal([]);
+  });
+
+  it('a commit whose /move answer was lost after the hold published it succeeds: the repeat finds the blob', async function () {
+    const blob = randomBlob(6 * MiB + 5);
+    const flaky = fixture.driver({ hold: { url: holdProxy.url, audience: AUDIENCE }, retry: { attempts: 2, baseDelayMs: 1, maxDelayMs: 5 } });
+    const writer = await flaky.blobStore(DIDS.owner).create();
+    await writer.write(blob);
+    loseMoveAnswers = 1;
+    const descriptor = await writer.commit({ digest: sha256(blob), size: blob.length });
+    expect(loseMoveAnswers, 'the first answer was lost').to.be.below(1);
+    expect(descriptor).to.include({ digest: sha256(blob), size: blob.length });
+    expect((await readAll(await fixture.driver().blobStore(DIDS.owner).open(sha256(blob)))).equals(blob)).to.equal(true);
+    expect(await fixture.hold.inspect.pendingMultipartUploads()).to.equal(0);
   });
 
   it('a write that waits too long for the memory budget fails with BUSY (429) instead of hanging', async function () {

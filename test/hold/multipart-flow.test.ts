@@ -35,7 +35,7 @@ for (const backend of BACKENDS) {
       const done = await uploadParts(started.upload_name, started.upload_id, parts);
       const completed = await hold.client.completeMultipart(DIDS.owner, started.upload_name, started.upload_id, done);
       expect(completed.size).to.equal(blob.length);
-      const moved = await hold.client.move(DIDS.owner, started.upload_name, digest, blob.length);
+      const moved = await hold.client.move(DIDS.owner, started.upload_name, digest, { size: blob.length });
       expect(moved).to.deep.equal({ digest, size: blob.length, existed: false });
       const hex = digest.slice('sha256:'.length);
       expect(await hold.inspect.keys('docker/')).to.deep.equal([`docker/registry/v2/blobs/sha256/${hex.slice(0, 2)}/${hex}/data`]);
@@ -48,13 +48,63 @@ for (const backend of BACKENDS) {
       expect(await hold.inspect.pendingMultipartUploads()).to.equal(0);
     });
 
+    it('/move with parts completes and publishes in one call, and a repeat of it answers the same', async function () {
+      const parts = [randomBlob(5 * MiB), randomBlob(1)];
+      const blob = Buffer.concat(parts);
+      const digest = sha256(blob);
+      const started = await hold.client.startMultipart(DIDS.owner);
+      const done = await uploadParts(started.upload_name, started.upload_id, parts);
+      const moved = await hold.client.move(DIDS.owner, started.upload_name, digest, { size: blob.length, parts: done });
+      expect(moved).to.deep.equal({ digest, size: blob.length, existed: false });
+      expect(await hold.inspect.pendingMultipartUploads()).to.equal(0);
+      expect(await hold.inspect.keys('holdfast/uploads/'), 'the record and nothing else of the upload').to.deep.equal([]);
+      expect(sha256((await getFromUrl((await hold.client.getPresignedUrl(DIDS.owner, digest)).url)).body)).to.equal(digest);
+      // The answer was lost: the repeat finds the upload gone, and the blob is there.
+      const again = await hold.client.move(DIDS.owner, started.upload_name, digest, { size: blob.length, parts: done }).catch((err: unknown) => err);
+      expect((again as HoldClientError).code).to.equal('UPLOAD_UNKNOWN');
+      expect(await hold.client.stat(DIDS.owner, digest)).to.deep.equal({ digest, size: blob.length });
+    });
+
+    it('/move with parts after a hold died between completing the upload and publishing it: the repeat finds the object and publishes', async function () {
+      const parts = [randomBlob(5 * MiB), randomBlob(3)];
+      const blob = Buffer.concat(parts);
+      const digest = sha256(blob);
+      const started = await hold.client.startMultipart(DIDS.owner);
+      const done = await uploadParts(started.upload_name, started.upload_id, parts);
+      const uuid = started.upload_name.slice('uploads/temp-'.length);
+      // What that hold left: the provider's upload completed, the record still open.
+      await hold.hold.backend.completeMultipartUpload(`${hold.prefix}holdfast/objects/${uuid}`, started.upload_id, done.map((part) => ({ partNumber: part.part_number, etag: part.etag })));
+      expect(await hold.inspect.pendingMultipartUploads()).to.equal(0);
+      expect(await hold.client.move(DIDS.owner, started.upload_name, digest, { size: blob.length, parts: done })).to.deep.equal({ digest, size: blob.length, existed: false });
+      expect(sha256((await getFromUrl((await hold.client.getPresignedUrl(DIDS.owner, digest)).url)).body)).to.equal(digest);
+    });
+
+    it('/move with parts that disagree with the record or with size changes nothing, and the right parts then publish', async function () {
+      const parts = [randomBlob(5 * MiB), randomBlob(10)];
+      const blob = Buffer.concat(parts);
+      const digest = sha256(blob);
+      const started = await hold.client.startMultipart(DIDS.owner);
+      const done = await uploadParts(started.upload_name, started.upload_id, parts);
+      await hold.client.uploadProgress(DIDS.owner, started.upload_name, started.upload_id, { base_size: 0, parts: done.slice(0, 1) });
+      const claimsBefore = await hold.inspect.keys('holdfast/claims/');
+      const misrecorded = done.map((part, index) => (index === 0 ? { ...part, size: part.size + 1 } : part));
+      const wrongPart = await hold.client.move(DIDS.owner, started.upload_name, digest, { parts: misrecorded }).catch((err: unknown) => err);
+      expect((wrongPart as HoldClientError).code).to.equal('INVALID_PART');
+      const wrongSize = await hold.client.move(DIDS.owner, started.upload_name, digest, { size: blob.length + 1, parts: done }).catch((err: unknown) => err);
+      expect((wrongSize as HoldClientError).code).to.equal('SIZE_INVALID');
+      expect((wrongSize as HoldClientError).status).to.equal(400);
+      expect(await hold.inspect.keys('holdfast/claims/')).to.deep.equal(claimsBefore);
+      expect(await hold.inspect.pendingMultipartUploads()).to.equal(1);
+      expect(await hold.client.move(DIDS.owner, started.upload_name, digest, { size: blob.length, parts: done })).to.deep.equal({ digest, size: blob.length, existed: false });
+    });
+
     it('completes a zero-byte upload sent as one empty part', async function () {
       const started = await hold.client.startMultipart(DIDS.owner);
       const done = await uploadParts(started.upload_name, started.upload_id, [Buffer.alloc(0)]);
       const completed = await hold.client.completeMultipart(DIDS.owner, started.upload_name, started.upload_id, done);
       expect(completed.size).to.equal(0);
       const digest = sha256(Buffer.alloc(0));
-      await hold.client.move(DIDS.owner, started.upload_name, digest, 0);
+      await hold.client.move(DIDS.owner, started.upload_name, digest, { size: 0 });
       expect(await hold.client.stat(DIDS.owner, digest)).to.deep.equal({ digest, size: 0 });
     });
 
@@ -123,7 +173,7 @@ for (const backend of BACKENDS) {
       const whole = Buffer.concat([first, second]);
       const done = await uploadParts(started.upload_name, started.upload_id, [whole]);
       await hold.client.completeMultipart(DIDS.owner, started.upload_name, started.upload_id, done);
-      await hold.client.move(DIDS.owner, started.upload_name, sha256(whole), 42);
+      await hold.client.move(DIDS.owner, started.upload_name, sha256(whole), { size: 42 });
       const keys = await hold.inspect.keys('holdfast/uploads/');
       expect(keys, 'staged segments and the session are removed by move').to.deep.equal([]);
     });
@@ -165,7 +215,7 @@ for (const backend of BACKENDS) {
       const digest = sha256(blob);
       const presigned = await hold.client.putPresignedUrl(DIDS.owner, digest);
       await putToUrl(presigned.url, blob);
-      const error = await hold.client.move(DIDS.owner, presigned.upload_name as string, digest, 99).catch((err: unknown) => err);
+      const error = await hold.client.move(DIDS.owner, presigned.upload_name as string, digest, { size: 99 }).catch((err: unknown) => err);
       expect((error as HoldClientError).code).to.equal('SIZE_INVALID');
       const missing = await hold.client.stat(DIDS.owner, digest).catch((err: unknown) => err);
       expect((missing as HoldClientError).code).to.equal('BLOB_UNKNOWN');

@@ -208,7 +208,7 @@ describe('hold move strategies (s3)', function () {
       const blob = randomBlob(11 * MiB + 3);
       const digest = sha256(blob);
       const upload = await completedUpload(hold, blob);
-      expect(await hold.client.move(DIDS.owner, upload.upload_name, digest, blob.length)).to.deep.include({ existed: false, size: blob.length });
+      expect(await hold.client.move(DIDS.owner, upload.upload_name, digest, { size: blob.length })).to.deep.include({ existed: false, size: blob.length });
       const metrics = await (await request(`${hold.url}/metrics`)).body.text();
       expect(metrics).not.to.match(/operation="(CopyObject|UploadPartCopy)"/);
       expect((await hold.client.stat(DIDS.owner, digest)).size).to.equal(blob.length);

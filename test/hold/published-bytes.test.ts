@@ -57,9 +57,9 @@ for (const mode of MODES) {
       const digest = sha256(empty);
       const put = await hold.client.putPresignedUrl(DIDS.owner, digest);
       expect((await putToUrl(put.url, empty)).status).to.equal(200);
-      const wrong = await hold.client.move(DIDS.owner, put.upload_name as string, digest, 1).catch((err: unknown) => err);
+      const wrong = await hold.client.move(DIDS.owner, put.upload_name as string, digest, { size: 1 }).catch((err: unknown) => err);
       expect((wrong as { code?: string }).code).to.equal('SIZE_INVALID');
-      expect(await hold.client.move(DIDS.owner, put.upload_name as string, digest, 0)).to.deep.include({ size: 0, existed: false });
+      expect(await hold.client.move(DIDS.owner, put.upload_name as string, digest, { size: 0 })).to.deep.include({ size: 0, existed: false });
       expect((await hold.client.stat(DIDS.owner, digest)).size).to.equal(0);
     });
 

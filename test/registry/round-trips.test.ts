@@ -48,6 +48,26 @@ for (const backend of ['fs', 's3'] as const) {
       expect((await alice.fetchBlob(base, 'alice/app', sha256(blob))).equals(blob)).to.equal(true);
     });
 
+    it('a commit is one hold call: /move completes the upload and publishes it, and lists nothing', async function () {
+      const base = registry.url;
+      const blob = randomBlob(MiB);
+      const started = await alice.call(base, 'alice/app', 'POST', '/v2/alice/app/blobs/uploads/');
+      const location = started.headers.location as string;
+      expect((await alice.patch(base, 'alice/app', location, blob, 0)).status).to.equal(202);
+      const before = await holdCalls(registry.hold.url);
+      expect((await alice.finish(base, 'alice/app', location, sha256(blob))).status).to.equal(201);
+      const after = await holdCalls(registry.hold.url);
+      // The fs backend serves part PUTs itself; they are the registry's S3 calls, not hold API calls.
+      const requests = Object.fromEntries(Object.entries(callsSince(after.requests, before.requests)).filter(([endpoint]) => !endpoint.startsWith('/_fs/')));
+      expect(requests, JSON.stringify(requests)).to.deep.equal({ '/move': 1 });
+      if (backend === 's3') {
+        const storage = callsSince(after.storage, before.storage);
+        expect(storage.ListObjectsV2 ?? 0, JSON.stringify(storage)).to.equal(0);
+        expect(storage.CompleteMultipartUpload, JSON.stringify(storage)).to.equal(1);
+      }
+      expect((await alice.fetchBlob(base, 'alice/app', sha256(blob))).equals(blob)).to.equal(true);
+    });
+
     it('asks the hold again when another request took the state the last one left (another instance, or one that ended half-way)', async function () {
       const base = registry.url;
       const started = await alice.call(base, 'alice/app', 'POST', '/v2/alice/app/blobs/uploads/');

@@ -13,7 +13,9 @@ export type Fault =
   /** Never answers; the socket is destroyed after `ms` (past the client's timeout). */
   | { kind: 'stall'; ms: number }
   /** Forwards after `ms` (long enough for a presigned URL to expire). */
-  | { kind: 'delay'; ms: number };
+  | { kind: 'delay'; ms: number }
+  /** Forwards, and closes the client's socket when the answer comes: the work was done, the answer lost. */
+  | { kind: 'answer-lost' };
 
 export interface ProxiedRequest {
   method: string;
@@ -36,11 +38,16 @@ export async function startFaultProxy(target: string | (() => string), plan: (re
     const request = { method: req.method ?? 'GET', path: req.url ?? '/', index: index++ };
     const fault = plan(request);
     log.push({ request, fault: fault.kind });
-    const forward = () => {
+    const forward = (options: { loseAnswer?: boolean } = {}) => {
       const upstream = new URL(typeof target === 'string' ? target : target());
       const proxied = http.request(
         { host: upstream.hostname, port: upstream.port, method: req.method, path: req.url, headers: req.headers },
         (response) => {
+          if (options.loseAnswer) {
+            response.resume();
+            response.on('end', () => req.socket.destroy());
+            return;
+          }
           res.writeHead(response.statusCode ?? 502, response.headers);
           response.pipe(res);
         },
@@ -51,6 +58,8 @@ export async function startFaultProxy(target: string | (() => string), plan: (re
     switch (fault.kind) {
       case 'pass':
         return forward();
+      case 'answer-lost':
+        return forward({ loseAnswer: true });
       case 'slowdown':
         req.resume();
         req.on('end', () => {
@@ -69,7 +78,7 @@ export async function startFaultProxy(target: string | (() => string), plan: (re
       }
       case 'delay': {
         req.pause();
-        const timer = setTimeout(forward, fault.ms);
+        const timer = setTimeout(() => forward(), fault.ms);
         timers.add(timer);
         return;
       }
