@@ -1,0 +1,136 @@
+import { KeyedMutex } from '../core/keyed-mutex.ts';
+import { parseDigest, type Digest } from '../core/digest.ts';
+import type { Access, AccessPolicy } from './auth/policy.ts';
+import { HoldError } from './errors.ts';
+import { parseUploadName, storageKey, type UploadName } from './keys.ts';
+import { UploadSessionStore, isUsable, type UploadSession } from './sessions.ts';
+import { mappingStorageErrors } from './storage-errors.ts';
+import { BlobLifecycle } from './blob-lifecycle.ts';
+import type { ProtocolStep, StepHook } from './protocol-steps.ts';
+import type { StorageBackend } from './backends/types.ts';
+
+export interface HoldServiceOptions {
+  backend: StorageBackend;
+  policy: AccessPolicy;
+  prefix: string;
+  presignTtlSeconds: number;
+  /** An upload idle this long is aborted by the janitor. */
+  uploadTtlSeconds: number;
+  now?: () => Date;
+  /** Held by a deletion of a blob; a holder that died is taken over after it. */
+  deletionLeaseSeconds?: number;
+  /** Test-only: awaited at each step of release and move, so a test can pause either there. */
+  onStep?: StepHook;
+}
+
+export const DEFAULT_DELETION_LEASE_SECONDS = 300;
+
+/**
+ * What the parts of the hold's service share: its storage, upload records
+ * and blob lifecycle, and the checks every endpoint makes (access, the
+ * caller's own upload, one update of a record at a time).
+ */
+export class HoldContext {
+  readonly backend: StorageBackend;
+  readonly prefix: string;
+  readonly sessions: UploadSessionStore;
+  readonly blobs: BlobLifecycle;
+  readonly presignTtl: number;
+  readonly uploadTtlMs: number;
+  readonly now: () => Date;
+  readonly #policy: AccessPolicy;
+  readonly #onStep: StepHook | undefined;
+  readonly #uploadLocks = new KeyedMutex();
+
+  constructor(options: HoldServiceOptions) {
+    this.backend = options.backend;
+    this.#policy = options.policy;
+    this.prefix = options.prefix;
+    this.sessions = new UploadSessionStore(options.backend, options.prefix);
+    this.presignTtl = options.presignTtlSeconds;
+    this.uploadTtlMs = options.uploadTtlSeconds * 1000;
+    this.now = options.now ?? (() => new Date());
+    this.#onStep = options.onStep;
+    this.blobs = new BlobLifecycle({
+      backend: options.backend,
+      prefix: options.prefix,
+      leaseMs: (options.deletionLeaseSeconds ?? DEFAULT_DELETION_LEASE_SECONDS) * 1000,
+      now: this.now,
+      step: (step, digest) => this.step(`release:${step}`, digest),
+    });
+  }
+
+  key(spec: Parameters<typeof storageKey>[0]): string {
+    return storageKey(spec, this.prefix);
+  }
+
+  /** Where an upload's bytes are: beside its session (version 1) or under objects/ (version 2). */
+  dataKey(upload: UploadName, session: UploadSession): string {
+    return this.key(session.version === 1 ? { kind: 'upload-data', upload } : { kind: 'upload-object', upload });
+  }
+
+  authorize(did: string, access: Access): void {
+    if (!this.#policy.allows(did, access)) throw new HoldError('DENIED', `${did} has no ${access} access to this hold`);
+  }
+
+  /**
+   * The caller's session for an upload name; not found and not-yours look the
+   * same. `remembered` accepts this process's last copy (see
+   * `UploadSessionStore#read`): for URLs, which do not depend on the upload's
+   * progress, and for writes that `startingOverIfStale`.
+   */
+  async ownedSession(
+    did: string,
+    name: string,
+    uploadId: string,
+    options: { remembered?: boolean } = {},
+  ): Promise<{ upload: UploadName; session: UploadSession; etag: string }> {
+    const upload = parseUploadName(name);
+    if (!upload) throw new HoldError('DIGEST_INVALID', 'digest must be an upload name this hold issued');
+    const read = await mappingStorageErrors(() => this.sessions.read(upload, options));
+    if (!read || read.session.did !== did || !isUsable(read.session) || read.session.upload_id !== uploadId) throw new HoldError('UPLOAD_UNKNOWN');
+    return { upload, session: read.session, etag: read.etag };
+  }
+
+  async openSession(did: string, name: string, uploadId: string, kind: UploadSession['kind'], options: { remembered?: boolean } = {}) {
+    const owned = await this.ownedSession(did, name, uploadId, options);
+    if (owned.session.kind !== kind) throw new HoldError('UPLOAD_UNKNOWN', `this upload is not a ${kind} upload`);
+    if (owned.session.state !== 'open') throw new HoldError('UPLOAD_STATE_CONFLICT', 'the upload is already complete');
+    return owned;
+  }
+
+  /**
+   * Runs a read-modify-write of one upload's record alone in this process.
+   * Where the provider has conditional writes, If-Match also guards it across
+   * processes; where it has none, this is the only guard (see
+   * docs/PRESIGNED_URLS.md, "Guarantees by provider").
+   */
+  updating<T>(uploadName: string, work: () => Promise<T>): Promise<T> {
+    return this.#uploadLocks.run(uploadName, work);
+  }
+
+  /**
+   * Runs a read-modify-write first on the remembered record, which saves a
+   * read per PATCH; if that copy was stale (another hold process wrote since),
+   * the conditional write or a check refuses it, and the work runs once more
+   * on a fresh read.
+   */
+  async startingOverIfStale<T>(work: (remembered: boolean) => Promise<T>): Promise<T> {
+    try {
+      return await work(true);
+    } catch (err) {
+      if (!(err instanceof HoldError) || (err.code !== 'UPLOAD_STATE_CONFLICT' && err.code !== 'UPLOAD_UNKNOWN')) throw err;
+      return work(false);
+    }
+  }
+
+  async step(step: ProtocolStep, subject: Digest | string): Promise<void> {
+    if (this.#onStep) await this.#onStep(step, typeof subject === 'string' ? subject : subject.value);
+  }
+}
+
+export function requireContentDigest(input: string): Digest {
+  const digest = parseDigest(input);
+  if (!digest) throw new HoldError('DIGEST_INVALID', 'digest must be sha256:<64 hex> or sha512:<128 hex>');
+  return digest;
+}

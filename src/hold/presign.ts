@@ -1,0 +1,105 @@
+import { randomUUID } from 'node:crypto';
+import type { Digest } from '../core/digest.ts';
+import { HoldError } from './errors.ts';
+import { parseBlobRef, uploadNameFromUuid } from './keys.ts';
+import { assertPartNumber } from './multipart-rules.ts';
+import { uploadNameOf } from './sessions.ts';
+import { mappingStorageErrors } from './storage-errors.ts';
+import type { HoldContext } from './context.ts';
+import type { Uploads } from './uploads.ts';
+
+export interface PresignedUrlView {
+  url: string;
+  expires_at: string;
+  method: 'PUT' | 'GET' | 'HEAD';
+  upload_name?: string;
+}
+
+/** The URLs callers move bytes through: parts and staged segments of an upload, single uploads, and blobs. */
+export class Presigner {
+  readonly #ctx: HoldContext;
+  readonly #uploads: Uploads;
+
+  constructor(ctx: HoldContext, uploads: Uploads) {
+    this.#ctx = ctx;
+    this.#uploads = uploads;
+  }
+
+  async partUrl(did: string, input: { digest: string; upload_id: string; part_number: number }): Promise<PresignedUrlView> {
+    this.#ctx.authorize(did, 'write');
+    assertPartNumber(input.part_number);
+    const { upload, session } = await this.#ctx.openSession(did, input.digest, input.upload_id, 'multipart', { remembered: true });
+    return mappingStorageErrors(async () => {
+      const key = this.#ctx.dataKey(upload, session);
+      return view(await this.#ctx.backend.presignUploadPart(key, session.upload_id, input.part_number, this.#ctx.presignTtl));
+    });
+  }
+
+  /**
+   * For a content digest: a PUT URL for a new single-object upload, which
+   * `/move` then completes and publishes once the caller has verified the bytes. For an
+   * upload name with an `offset`: a PUT URL for that staged tail segment.
+   */
+  async putUrl(did: string, input: { digest: string; upload_id?: string; offset?: number }): Promise<PresignedUrlView> {
+    this.#ctx.authorize(did, 'write');
+    const ref = requireBlobRef(input.digest);
+    return mappingStorageErrors(async () => {
+      if (ref.kind === 'digest') {
+        // A one-part multipart upload, which /move completes: once complete, the
+        // part URL writes nothing, so no URL this hold issued can change bytes
+        // after they were published (a presigned PutObject URL could, for 15 minutes).
+        const session = await this.#uploads.begin(this.#uploads.newSession(uploadNameFromUuid(randomUUID()), did, 'single', ref.digest));
+        const presigned = await this.#ctx.backend.presignUploadPart(this.#ctx.dataKey(uploadNameOf(session), session), session.upload_id, 1, this.#ctx.presignTtl);
+        return { ...view(presigned), upload_name: session.name };
+      }
+      if (input.offset === undefined) throw new HoldError('INVALID_REQUEST', 'offset is required to stage bytes of an upload');
+      const { upload } = await this.#ctx.openSession(did, input.digest, requireUploadId(input.upload_id), 'multipart', { remembered: true });
+      return view(await this.#ctx.backend.presignPut(this.#ctx.key({ kind: 'upload-staged', upload, offset: input.offset }), this.#ctx.presignTtl));
+    });
+  }
+
+  /**
+   * A GET (or HEAD) URL for a blob, or for the caller's own upload: its staged
+   * segment at `offset`, or its assembled temp data when `offset` is absent.
+   */
+  async getUrl(did: string, input: { digest: string; method?: 'GET' | 'HEAD'; upload_id?: string; offset?: number }): Promise<PresignedUrlView> {
+    const ref = requireBlobRef(input.digest);
+    const method = input.method ?? 'GET';
+    if (ref.kind === 'digest') {
+      this.#ctx.authorize(did, 'read');
+      return mappingStorageErrors(async () => view(await this.#ctx.backend.presignGet(await this.#blobBytesKey(ref.digest), this.#ctx.presignTtl, method)));
+    }
+    this.#ctx.authorize(did, 'write');
+    const { upload, session } = await this.#ctx.ownedSession(did, input.digest, requireUploadId(input.upload_id));
+    const key = input.offset === undefined ? this.#ctx.dataKey(upload, session) : this.#ctx.key({ kind: 'upload-staged', upload, offset: input.offset });
+    return mappingStorageErrors(async () => view(await this.#ctx.backend.presignGet(key, this.#ctx.presignTtl, method)));
+  }
+
+  /**
+   * Where a blob's bytes are: the object a reference names, or the blob key
+   * itself. Read from the bucket on every call, never cached: another hold
+   * process may have deleted the blob and published the digest again under
+   * another object since.
+   */
+  async #blobBytesKey(digest: Digest): Promise<string> {
+    const key = this.#ctx.key({ kind: 'blob', digest });
+    if (!this.#ctx.backend.capabilities.references) return key;
+    const object = await this.#ctx.backend.stat(key);
+    return object?.target ? this.#ctx.blobs.checkedTarget(object.target) : key;
+  }
+}
+
+function view(presigned: { url: string; expiresAt: Date; method: 'PUT' | 'GET' | 'HEAD' }): PresignedUrlView {
+  return { url: presigned.url, expires_at: presigned.expiresAt.toISOString(), method: presigned.method };
+}
+
+function requireBlobRef(input: string) {
+  const ref = parseBlobRef(input);
+  if (!ref) throw new HoldError('DIGEST_INVALID');
+  return ref;
+}
+
+function requireUploadId(uploadId: string | undefined): string {
+  if (!uploadId) throw new HoldError('INVALID_REQUEST', 'upload_id is required for an upload name');
+  return uploadId;
+}

@@ -1,0 +1,190 @@
+import type { Digest } from '../core/digest.ts';
+import { HoldError } from './errors.ts';
+import { parseUploadName, type UploadName } from './keys.ts';
+import { assertCompletableParts, assertNonFinalPartSizes, normalizeEtag } from './multipart-rules.ts';
+import { isUsable, type UploadSession } from './sessions.ts';
+import { mappingStorageErrors } from './storage-errors.ts';
+import { forgetUpload } from './discard.ts';
+import { requireContentDigest, type HoldContext } from './context.ts';
+import { StorageError, type CompletedPartInput, type ObjectInfo } from './backends/types.ts';
+import type { HoldPart } from '../protocol/hold-api.ts';
+
+/** A part a publish completes the upload with (`/move` with `parts`). */
+export type CompletingPart = HoldPart;
+
+export interface MoveInput {
+  from: string;
+  to: string;
+  size?: number;
+  parts?: readonly CompletingPart[];
+}
+
+/** `/move`: an upload published at its content address. */
+export class Publisher {
+  readonly #ctx: HoldContext;
+
+  constructor(ctx: HoldContext) {
+    this.#ctx = ctx;
+  }
+
+  /**
+   * Publishes a finished upload at its content address: claim the blob for
+   * the calling registry, then, unless it is already there, write a reference
+   * at the digest that names the upload's object (constant time), or copy the
+   * bytes there on backends without references. The claim comes first, so a
+   * concurrent `/release` by the same registry either sees it or has already
+   * deleted the bytes (and the publish restores them).
+   */
+  async move(did: string, input: MoveInput, issuer = ''): Promise<{ digest: string; size: number; existed: boolean }> {
+    this.#ctx.authorize(did, 'write');
+    const upload = parseUploadName(input.from);
+    if (!upload) throw new HoldError('DIGEST_INVALID', 'from must be an upload name this hold issued');
+    const digest = requireContentDigest(input.to);
+    if (input.parts) assertCompletableParts(input.parts);
+    return this.#ctx.updating(input.from, () =>
+      // With parts, the remembered record saves a read; a stale one fails the record's conditional write, and the publish runs again on a fresh read.
+      input.parts ? this.#ctx.startingOverIfStale((remembered) => this.#publish(did, upload, digest, input, issuer, remembered)) : this.#publish(did, upload, digest, input, issuer, false),
+    );
+  }
+
+  /**
+   * With parts, four rounds of storage calls, each round's calls in
+   * parallel: (1) the upload assembled, this registry's claim, and the record
+   * naming the digest it publishes; (2) no deletion of the digest running,
+   * and the object's size; (3) the reference, create-only; (4) the upload's
+   * record and staged segments deleted. Without, the object is looked at
+   * first, so a wrong size changes nothing. The claim precedes the deletion check, which precedes
+   * any look at the destination (docs/GC.md); the record names the digest
+   * before the reference exists, so a janitor that finds it keeps a published
+   * object.
+   */
+  async #publish(
+    did: string,
+    upload: UploadName,
+    digest: Digest,
+    input: { size?: number; parts?: readonly CompletingPart[] },
+    issuer: string,
+    remembered: boolean,
+  ): Promise<{ digest: string; size: number; existed: boolean }> {
+    const read = await mappingStorageErrors(() => this.#ctx.sessions.read(upload, { remembered }));
+    if (!read || read.session.did !== did || !isUsable(read.session)) throw new HoldError('UPLOAD_UNKNOWN');
+    const { session, etag } = read;
+    if (input.parts && session.kind !== 'multipart') throw new HoldError('UPLOAD_UNKNOWN', 'this upload is not a multipart upload');
+    if (session.kind === 'multipart' && session.state !== 'completed' && !input.parts) {
+      throw new HoldError('UPLOAD_NOT_COMPLETE', 'complete the multipart upload before moving it, or send its parts');
+    }
+    if (session.expected_digest && session.expected_digest !== digest.value) {
+      throw new HoldError('DIGEST_INVALID', 'this upload was started for a different digest');
+    }
+    const parts = input.parts && session.state !== 'completed' ? this.#completionParts(session, input.parts, input.size) : undefined;
+    const byReference = this.#publishesByReference(session);
+    return mappingStorageErrors(async () => {
+      const source = this.#ctx.dataKey(upload, session);
+      const destination = this.#ctx.key({ kind: 'blob', digest });
+      // Without parts to complete, the data is checked before anything changes.
+      const found = parts ? undefined : await this.#uploadedObject(source, session, input.size);
+      await Promise.all([
+        parts && this.#assemble(source, session, parts),
+        this.#ctx.blobs.putClaim(digest, issuer),
+        byReference && session.publishing_digest !== digest.value
+          ? this.#ctx.sessions.put({ ...session, publishing_digest: digest.value, updated_at: this.#ctx.now().toISOString() }, etag)
+          : undefined,
+      ]);
+      await this.#ctx.step('move:claimed', digest);
+      const [temp] = await Promise.all([found ?? this.#uploadedObject(source, session, input.size), this.#ctx.blobs.awaitNoDeletion(digest)]);
+      await this.#ctx.step('move:deletion-checked', digest);
+      let existing: ObjectInfo | undefined;
+      if (byReference) {
+        await this.#ctx.step('move:destination-checked', digest);
+        if (await this.#ctx.backend.putReference(destination, source, temp.size)) {
+          await this.#forgetPublished(upload, session, { keepObject: true });
+          return { digest: digest.value, size: temp.size, existed: false };
+        }
+        existing = await this.#ctx.backend.stat(destination);
+        if (!existing) throw new HoldError('UPLOAD_STATE_CONFLICT', 'the blob changed while it was published; retry');
+      } else {
+        existing = await this.#ctx.backend.stat(destination);
+        await this.#ctx.step('move:destination-checked', digest);
+        if (!existing) await this.#ctx.backend.copy(source, destination, temp.size);
+      }
+      if (existing?.target === source) {
+        // A retry of a publish that wrote its reference: the object is the blob's bytes now.
+        await this.#forgetPublished(upload, session, { keepObject: true });
+        return { digest: digest.value, size: existing.size, existed: false };
+      }
+      if (isLegacySingle(session)) {
+        // Its PUT URL may still be live: the janitor removes the record, and whatever a late PUT wrote, after the TTL.
+        await this.#ctx.sessions.put({ ...session, state: 'completed', updated_at: this.#ctx.now().toISOString() }, etag);
+      } else {
+        await this.#forgetPublished(upload, session, { keepObject: false });
+      }
+      return { digest: digest.value, size: existing?.size ?? temp.size, existed: existing !== undefined };
+    });
+  }
+
+  /** The upload's data, of `size` bytes when given; a single upload's one part is completed here. */
+  async #uploadedObject(source: string, session: UploadSession, size: number | undefined): Promise<ObjectInfo> {
+    const object = (await this.#ctx.backend.stat(source)) ?? (await this.#completeSinglePart(source, session, size));
+    if (!object) throw new HoldError('UPLOAD_NOT_COMPLETE', 'the upload has no data yet');
+    if (size !== undefined && size !== object.size) throw new HoldError('SIZE_INVALID', `the upload holds ${object.size} bytes, not ${size}`);
+    return object;
+  }
+
+  /** Completes a publish's multipart upload; a completion repeated after one that succeeded finds its object. */
+  async #assemble(key: string, session: UploadSession, parts: readonly CompletedPartInput[]): Promise<void> {
+    try {
+      await this.#ctx.backend.completeMultipartUpload(key, session.upload_id, parts);
+    } catch (err) {
+      // The object at an upload's own key can only be that upload assembled.
+      if (err instanceof StorageError && err.code === 'UPLOAD_UNKNOWN' && (await this.#ctx.backend.stat(key))) return;
+      throw err;
+    }
+  }
+
+  /** The parts a publish completes the upload from: sizes as recorded, and adding up to `size` when given. */
+  #completionParts(session: UploadSession, parts: readonly CompletingPart[], size: number | undefined): CompletedPartInput[] {
+    const recorded = new Map(session.parts.map((part) => [part.part_number, part.size]));
+    for (const part of parts) {
+      const known = recorded.get(part.part_number);
+      if (known !== undefined && known !== part.size) throw new HoldError('INVALID_PART', `part ${part.part_number} was recorded with ${known} bytes, not ${part.size}`);
+    }
+    assertNonFinalPartSizes(parts);
+    const total = parts.reduce((sum, part) => sum + part.size, 0);
+    if (size !== undefined && size !== total) throw new HoldError('SIZE_INVALID', `the parts hold ${total} bytes, not ${size}`);
+    return parts.map((part) => ({ partNumber: part.part_number, etag: normalizeEtag(part.etag) }));
+  }
+
+  /**
+   * `forgetUpload` for a publish, without listing: the record names every
+   * staged segment; a late PUT's leftover is an orphan the janitor collects.
+   */
+  async #forgetPublished(upload: UploadName, session: UploadSession, options: { keepObject: boolean }): Promise<void> {
+    if (session.version === 1) return forgetUpload(this.#ctx, upload, session, options);
+    this.#ctx.sessions.forget(upload);
+    const staged = session.staged.map((segment) => this.#ctx.key({ kind: 'upload-staged', upload, offset: segment.offset }));
+    const object = options.keepObject ? [] : [this.#ctx.key({ kind: 'upload-object', upload })];
+    await this.#ctx.backend.delete([this.#ctx.key({ kind: 'upload-session', upload }), ...staged, ...object]);
+  }
+
+  #publishesByReference(session: UploadSession): boolean {
+    return this.#ctx.backend.capabilities.references && session.version === 2 && !isLegacySingle(session);
+  }
+
+  /**
+   * Completes a single upload's one part, when it has been uploaded; nothing
+   * changes when `size` does not match it.
+   */
+  async #completeSinglePart(key: string, session: UploadSession, size: number | undefined): Promise<ObjectInfo | undefined> {
+    if (session.kind !== 'single' || isLegacySingle(session)) return undefined;
+    const part = await this.#ctx.backend.uploadedPart(key, session.upload_id, 1);
+    if (!part) return undefined;
+    if (size !== undefined && size !== part.size) throw new HoldError('SIZE_INVALID', `the upload holds ${part.size} bytes, not ${size}`);
+    await this.#ctx.backend.completeMultipartUpload(key, session.upload_id, [{ partNumber: 1, etag: normalizeEtag(part.etag) }]);
+    return this.#ctx.backend.stat(key);
+  }
+}
+
+/** A single upload from before single uploads were multipart: its bytes came through a PutObject URL. */
+function isLegacySingle(session: UploadSession): boolean {
+  return session.kind === 'single' && session.upload_id === '';
+}
