@@ -107,7 +107,7 @@ export class UploadSessionStore {
    * `remembered`, the copy this process last wrote or read, if any, saves
    * the read: it may be stale, so only for what does not depend on progress
    * or for a conditional write that starts over when refused (see
-   * `HoldService#startingOverIfStale`).
+   * `HoldContext#startingOverIfStale`).
    */
   async read(upload: UploadName, options: { remembered?: boolean } = {}): Promise<SessionRead | undefined> {
     const remembered = options.remembered ? this.#remembered?.get(upload.uuid)?.read : undefined;
