@@ -1,11 +1,12 @@
 import type { Readable } from 'node:stream';
 import { parseDigest, type DigestAlgorithm } from '../core/digest.ts';
-import { HoldBlobWriter, presignAhead, type UploadSnapshot, type WriterContext } from './blob-writer.ts';
+import { HoldBlobWriter } from './blob-writer.ts';
 import { mappingHoldErrors } from './errors.ts';
 import { PresignedUrlCache } from './presigned-url-cache.ts';
 import type { HoldUploadView } from './hold-client.ts';
 import type { WriterCache } from './writer-cache.ts';
 import { DriverError, type BlobStore, type BlobWriter, type ByteRange, type CreateOptions, type Descriptor, type RedirectOptions } from './types.ts';
+import { presignAhead, type UploadSnapshot, type WriterContext } from './writer-context.ts';
 import { decodeWriterId } from './writer-id.ts';
 
 export interface BlobStoreSettings {

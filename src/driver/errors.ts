@@ -18,6 +18,11 @@ const DRIVER_CODE_FOR: Readonly<Partial<Record<HoldErrorCode, DriverErrorCode>>>
   UNSUPPORTED: 'UNSUPPORTED',
 });
 
+/** True when `err` is the hold's answer with one of `codes` (any code when none are given). */
+export function isHoldError(err: unknown, ...codes: readonly HoldClientError['code'][]): err is HoldClientError {
+  return err instanceof HoldClientError && (codes.length === 0 || codes.includes(err.code));
+}
+
 /** Hold client errors become driver errors; the registry maps those to OCI codes. */
 export function toDriverError(err: unknown): unknown {
   if (err instanceof BudgetTimeoutError) return new DriverError('BUSY', err.message, { cause: err });

@@ -1,7 +1,7 @@
 import { Agent, type Dispatcher } from 'undici';
 import { ServiceTokenSigner } from '../core/service-token.ts';
 import { HoldBlobStore } from './blob-store.ts';
-import type { HoldBlobWriter, WriterContext } from './blob-writer.ts';
+import type { HoldBlobWriter } from './blob-writer.ts';
 import { parseDriverConfig, type DriverConfig } from './config.ts';
 import { HoldClient } from './hold-client.ts';
 import { MemoryBudget } from './memory-budget.ts';
@@ -9,6 +9,7 @@ import { Transport, type TransportOptions } from './transport.ts';
 import type { BlobStore } from './types.ts';
 import { PresignedUrlCache } from './presigned-url-cache.ts';
 import { WriterCache } from './writer-cache.ts';
+import type { WriterContext } from './writer-context.ts';
 
 export * from './types.ts';
 export { parseDriverConfig, type DriverConfig, type DriverConfigInput } from './config.ts';

@@ -26,3 +26,61 @@ export function maxBlobSize(base: number, equalParts: boolean, cap = MAX_S3_PART
   }
   return total;
 }
+
+/**
+ * One upload's part sizes: the base recorded with the upload, grown on the
+ * schedule above, or adopted from the length of a first request that ends
+ * with 5 MiB up to one part of bytes (`WriterContext.adoptChunkSize`).
+ */
+export class PartSizing {
+  #base: number;
+  readonly equalParts: boolean;
+  readonly #cap: number;
+  readonly #mayAdopt: boolean;
+  #maxSize: number;
+  /** The part size was adopted from the first chunk; the hold has not recorded it yet. */
+  #adopted = false;
+
+  constructor(base: number, equalParts: boolean, options: { cap: number; adoptChunkSize: boolean }) {
+    this.#base = base;
+    this.equalParts = equalParts;
+    this.#cap = options.cap;
+    this.#mayAdopt = options.adoptChunkSize && !equalParts;
+    this.#maxSize = maxBlobSize(base, equalParts, options.cap);
+  }
+
+  /** The size of every part but the last, before the schedule grows it: the chunk length that fills whole parts. */
+  get base(): number {
+    return this.#base;
+  }
+
+  /** The largest blob these sizes can hold. */
+  get maxSize(): number {
+    return this.#maxSize;
+  }
+
+  /** True from adopting a size until the hold records it. */
+  get adopted(): boolean {
+    return this.#adopted;
+  }
+
+  forPart(partNumber: number): number {
+    return partSizeFor(partNumber, this.#base, this.equalParts, this.#cap);
+  }
+
+  /** Whether `length` bytes, short of a part, may become the part size (asked of a first request only). */
+  mayAdopt(length: number): boolean {
+    return this.#mayAdopt && length >= MIN_CONFIGURED_PART_SIZE && length < this.#base;
+  }
+
+  adopt(length: number): void {
+    this.#base = length;
+    this.#maxSize = maxBlobSize(this.#base, this.equalParts, this.#cap);
+    this.#adopted = true;
+  }
+
+  /** The hold recorded the adopted size. */
+  recorded(): void {
+    this.#adopted = false;
+  }
+}

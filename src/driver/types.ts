@@ -157,3 +157,8 @@ export class DriverError extends Error {
     this.code = code;
   }
 }
+
+/** True when `err` is a driver error with one of `codes` (any code when none are given). */
+export function isDriverError(err: unknown, ...codes: readonly DriverErrorCode[]): err is DriverError {
+  return err instanceof DriverError && (codes.length === 0 || codes.includes(err.code));
+}

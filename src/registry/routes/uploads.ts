@@ -1,5 +1,5 @@
 import { parseDigest } from '../../core/digest.ts';
-import { DriverError, type BlobWriter } from '../../driver/types.ts';
+import { DriverError, isDriverError, type BlobWriter } from '../../driver/types.ts';
 import { RegistryError } from '../errors.ts';
 import { drain, parseContentRange } from '../http/body.ts';
 import type { Call, Handler, RegistryContext } from '../http/context.ts';
@@ -201,7 +201,7 @@ export const finishUpload: Handler = async (ctx, call) =>
       await ctx.metadata.deleteUpload(call.reference);
       return response;
     } catch (err) {
-      if ((err as { code?: string }).code === 'DIGEST_INVALID' || (err as { code?: string }).code === 'SIZE_INVALID') {
+      if (isDriverError(err, 'DIGEST_INVALID', 'SIZE_INVALID')) {
         await ctx.metadata.deleteUpload(call.reference);
       }
       throw err;

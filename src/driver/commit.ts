@@ -1,0 +1,96 @@
+import { createHash } from 'node:crypto';
+import type { Digest, DigestAlgorithm } from '../core/digest.ts';
+import { isHoldError, mappingHoldErrors, toDriverError } from './errors.ts';
+import type { HoldPart } from './hold-client.ts';
+import type { PartPipeline } from './part-pipeline.ts';
+import { DriverError } from './types.ts';
+import type { UploadRef, WriterContext } from './writer-context.ts';
+
+/** What a commit checks and sends, as the writer had it once every part was in. */
+export interface CommitInput {
+  digest: Digest;
+  /** Bytes the upload holds. */
+  size: number;
+  /** The size the client asserted, if it did. */
+  expectedSize: number | undefined;
+  /** The running hash's digest, when the writer has one in the digest's algorithm. */
+  runningDigest: string | undefined;
+  /** The parts to send the last of and complete; undefined when the hold already completed them. */
+  parts: { pipeline: PartPipeline; tail: Buffer } | undefined;
+  /** Removes the upload after a mismatch; never throws. */
+  reject: () => Promise<void>;
+  /** Called once the hold has assembled every byte into its object. */
+  assembled: () => void;
+}
+
+/**
+ * Verifies the size and the digest (by the running hash, or by reading the
+ * assembled object back), sends the last part and publishes the blob at its
+ * digest. On a mismatch the upload is removed and `SIZE_INVALID` or
+ * `DIGEST_INVALID` thrown. Resolves whether the blob was already stored.
+ */
+export async function verifyAndPublish(ctx: Pick<WriterContext, 'hold' | 'did' | 'transport'>, upload: UploadRef, commit: CommitInput): Promise<boolean> {
+  const { digest, size } = commit;
+  if (commit.expectedSize !== undefined && commit.expectedSize !== size) {
+    await commit.reject();
+    throw new DriverError('SIZE_INVALID', `the upload holds ${size} bytes, not ${commit.expectedSize}`);
+  }
+  let verified = false;
+  if (commit.runningDigest !== undefined) {
+    if (commit.runningDigest !== digest.value) {
+      await commit.reject();
+      throw new DriverError('DIGEST_INVALID', `the uploaded content hashes to ${commit.runningDigest}, not ${digest.value}`);
+    }
+    verified = true;
+  }
+  let completing: HoldPart[] | undefined;
+  if (commit.parts) {
+    const parts = await commit.parts.pipeline.finish(commit.parts.tail);
+    if (verified) {
+      // Verified bytes need no reading back: the hold completes and publishes them in one call.
+      completing = parts;
+    } else {
+      await mappingHoldErrors(() => ctx.hold.completeMultipart(ctx.did, upload.uploadName, upload.uploadId, parts));
+      commit.assembled();
+    }
+  }
+  if (!verified) {
+    const actual = await hashStoredObject(ctx, upload, digest.algorithm);
+    if (actual !== digest.value) {
+      await commit.reject();
+      throw new DriverError('DIGEST_INVALID', `the uploaded content hashes to ${actual}, not ${digest.value}`);
+    }
+  }
+  return publish(ctx, upload, digest.value, size, completing);
+}
+
+/** Reads the assembled object back once; resolves to its digest. For writers without a running hash. */
+async function hashStoredObject(ctx: Pick<WriterContext, 'hold' | 'did' | 'transport'>, upload: UploadRef, algorithm: DigestAlgorithm): Promise<string> {
+  const { hold, did, transport } = ctx;
+  const hash = createHash(algorithm);
+  const stream = await transport.getStream(async () =>
+    (await mappingHoldErrors(() => hold.getPresignedUrl(did, upload.uploadName, { uploadId: upload.uploadId }))).url,
+  );
+  for await (const chunk of stream) hash.update(chunk as Buffer);
+  return `${algorithm}:${hash.digest('hex')}`;
+}
+
+/** Moves the upload to its digest, completing it first with `parts`; resolves whether the blob was already there. */
+async function publish(
+  ctx: Pick<WriterContext, 'hold' | 'did'>,
+  upload: UploadRef,
+  digest: string,
+  size: number,
+  parts: readonly HoldPart[] | undefined,
+): Promise<boolean> {
+  const { hold, did } = ctx;
+  try {
+    return (await hold.move(did, upload.uploadName, digest, { size, ...(parts ? { parts } : {}) })).existed;
+  } catch (err) {
+    // A retried move whose first attempt succeeded finds the upload gone.
+    if (!isHoldError(err, 'UPLOAD_UNKNOWN')) throw toDriverError(err);
+    const existing = await mappingHoldErrors(() => hold.stat(did, digest));
+    if (existing.size !== size) throw new DriverError('INTERNAL', 'the upload vanished before it was published');
+    return true;
+  }
+}
