@@ -147,6 +147,16 @@ for (const kind of ['sqlite', 'postgres'] as const) {
       expect(released.toSorted()).to.deep.equal(Array.from({ length: 20 }, (_, n) => digest(n)));
     });
 
+    it('two passes marking the same new candidates at once both succeed, each candidate marked once', async function () {
+      for (let round = 0; round < 20; round++) {
+        for (let n = 0; n < 50; n++) await one.linkBlob('alice/app', { digest: digest(round * 100 + n), size: 1 });
+        const now = new Date(Date.now() + MINUTE);
+        const marked = await Promise.all([one.gc.unreferencedBlobs(now, true), rival().gc.unreferencedBlobs(now, true)]);
+        expect(marked[0] + marked[1], `round ${round}`).to.equal(50);
+      }
+      expect(await one.gc.candidates('blob')).to.have.length(1000);
+    });
+
     it('retries a release that failed only in a pass after the deletion timeout', async function () {
       await one.linkBlob('alice/app', { digest: digest(1), size: 1 });
       const { storage, released, state } = countingStorage();

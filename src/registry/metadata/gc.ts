@@ -38,7 +38,8 @@ export class GcStore {
       WHERE ${UNREFERENCED_MANIFEST}
       AND NOT EXISTS (SELECT 1 FROM gc_candidates c WHERE c.kind = 'manifest' AND c.repository = m.repository AND c.digest = m.digest)`;
     if (!record) return (await this.#db.all(select)).length;
-    return this.#db.run(`INSERT INTO gc_candidates (kind, repository, digest, size, marked_at) SELECT 'manifest', repository, digest, size, ? FROM (${select}) found`, [
+    // Two registries' passes can find the same candidate at once: the second insert does nothing. (WHERE true: SQLite's upsert needs it after a SELECT.)
+    return this.#db.run(`INSERT INTO gc_candidates (kind, repository, digest, size, marked_at) SELECT 'manifest', repository, digest, size, ? FROM (${select}) found WHERE true ON CONFLICT DO NOTHING`, [
       now.toISOString(),
     ]);
   }
@@ -49,7 +50,9 @@ export class GcStore {
       WHERE b.state <> 'deleted' AND ${UNREFERENCED_BLOB}
       AND NOT EXISTS (SELECT 1 FROM gc_candidates c WHERE c.kind = 'blob' AND c.digest = b.digest)`;
     if (!record) return (await this.#db.all(select)).length;
-    return this.#db.run(`INSERT INTO gc_candidates (kind, repository, digest, size, marked_at) SELECT 'blob', '', digest, size, ? FROM (${select}) found`, [now.toISOString()]);
+    return this.#db.run(`INSERT INTO gc_candidates (kind, repository, digest, size, marked_at) SELECT 'blob', '', digest, size, ? FROM (${select}) found WHERE true ON CONFLICT DO NOTHING`, [
+      now.toISOString(),
+    ]);
   }
 
   /** Candidates that are not yet recorded, as a dry run would mark them. */
