@@ -6,7 +6,7 @@ import { PresignedUrlCache } from './presigned-url-cache.ts';
 import type { HoldUploadView } from './hold-client.ts';
 import type { WriterCache } from './writer-cache.ts';
 import { DriverError, type BlobStore, type BlobWriter, type ByteRange, type CreateOptions, type Descriptor, type RedirectOptions } from './types.ts';
-import { presignAhead, type UploadSnapshot, type WriterContext } from './writer-context.ts';
+import { PRESIGN_AHEAD, type UploadSnapshot, type WriterContext } from './writer-context.ts';
 import { decodeWriterId } from './writer-id.ts';
 
 export interface BlobStoreSettings {
@@ -59,7 +59,7 @@ export class HoldBlobStore implements BlobStore {
     // The part size is recorded with the upload, so a process with another
     // configuration resumes it with the sizes it was started with.
     const clientState = { part_size: this.#settings.partSize, equal_parts: this.#settings.equalParts, algorithm };
-    const started = await mappingHoldErrors(() => hold.startMultipart(did, { clientState, presignParts: presignAhead(this.#ctx) }));
+    const started = await mappingHoldErrors(() => hold.startMultipart(did, { clientState, presignParts: PRESIGN_AHEAD }));
     const snapshot: UploadSnapshot = {
       uploadName: started.upload_name,
       uploadId: started.upload_id,
@@ -82,9 +82,9 @@ export class HoldBlobStore implements BlobStore {
     const { uploadName, uploadId } = decodeWriterId(id);
     const live = this.#cache.get(id);
     if (options.state !== undefined && live?.state === options.state) return live;
-    const view = await mappingHoldErrors(() => this.#ctx.hold.uploadStatus(this.#ctx.did, uploadName, uploadId, presignAhead(this.#ctx)));
+    const view = await mappingHoldErrors(() => this.#ctx.hold.uploadStatus(this.#ctx.did, uploadName, uploadId, PRESIGN_AHEAD));
     const snapshot = snapshotOf(view, this.#settings);
-    if (live?.matches(snapshot)) return live;
+    if (live?.syncWith(snapshot)) return live;
     const writer = new HoldBlobWriter(this.#ctx, snapshot, { hashFromStart: false });
     this.#cache.set(writer);
     return writer;

@@ -44,6 +44,8 @@ export class HoldBlobWriter implements BlobWriter {
   readonly #sizing: PartSizing;
   /** Bytes the request being read will still yield, when it said (Content-Length). */
   #requestRemaining: number | undefined;
+  /** The last request read did not say its length. */
+  #lengthUnknown = false;
   readonly #algorithm: DigestAlgorithm;
   readonly #abort = new AbortController();
   readonly #urls: PartUrls;
@@ -111,18 +113,27 @@ export class HoldBlobWriter implements BlobWriter {
     return this.#upload.uploadName;
   }
 
-  /** True when this cached writer still describes the hold's state exactly. */
-  matches(snapshot: UploadSnapshot): boolean {
-    return (
+  /**
+   * True when this cached writer still describes the hold's state exactly,
+   * the parts it left unrecorded included; it then takes the hold's record
+   * of them.
+   */
+  syncWith(snapshot: UploadSnapshot): boolean {
+    const unrecorded = this.#parts.unrecorded();
+    const same =
       snapshot.completedSize === undefined &&
       !this.#completed &&
       this.#state === 'open' &&
       this.#closing === undefined &&
       this.#size === this.#record.durableSize &&
       snapshot.size === this.#record.durableSize &&
-      snapshot.parts.length === this.#parts.recorded.length &&
-      snapshot.staged.length === this.#record.staged.filter((segment) => segment.offset >= this.#parts.partBytes).length
-    );
+      snapshot.parts.length === this.#parts.recorded.length + unrecorded.length &&
+      snapshot.staged.length === this.#record.staged.filter((segment) => segment.offset >= this.#parts.partBytes).length;
+    if (!same) return false;
+    this.#parts.markRecorded(unrecorded);
+    this.#record.synced(snapshot);
+    this.#urls.keep(snapshot.partUrls);
+    return true;
   }
 
   write(chunk: Uint8Array): Promise<void> {
@@ -158,6 +169,7 @@ export class HoldBlobWriter implements BlobWriter {
   async readFrom(source: AsyncIterable<Uint8Array> | Iterable<Uint8Array>, options: ReadOptions = {}): Promise<number> {
     let total = 0;
     this.#requestRemaining = options.length;
+    this.#lengthUnknown = options.length === undefined;
     try {
       for await (const chunk of source) {
         await this.write(chunk);
@@ -292,11 +304,13 @@ export class HoldBlobWriter implements BlobWriter {
     if (this.#mayAdoptChunkSize()) await this.#adoptChunkSize();
     await this.#drain();
     if (this.#size !== this.#record.durableSize) {
+      const tail = this.#tail.bytes();
       try {
-        await this.#record.record(
-          { writer: this, parts: this.#parts, tail: this.#tail.bytes(), sizing: this.#sizing, urls: this.#urls, algorithm: this.#algorithm },
-          this.#abort.signal,
-        );
+        await Promise.all([
+          this.#record.record({ writer: this, parts: this.#parts, tail, sizing: this.#sizing, urls: this.#urls, algorithm: this.#algorithm }, this.#abort.signal),
+          // A request of unknown length is how Docker sends a whole blob: its tail is most likely the last part.
+          this.#lengthUnknown ? this.#parts.sendFinal(tail) : undefined,
+        ]);
       } catch (err) {
         this.#fail(err);
       }

@@ -159,7 +159,21 @@ export class PartPipeline {
     return parts.sort((a, b) => a.part_number - b.part_number);
   }
 
-  /** New bytes after a failed commit: the final part is no longer final. */
+  /**
+   * Sends `tail` as the last part ahead of the commit, which then has nothing
+   * left to send. Best effort: if it fails, the commit sends it.
+   */
+  async sendFinal(tail: Buffer): Promise<void> {
+    if (this.#finalPart || tail.length === 0) return;
+    const partNumber = this.nextPart++;
+    try {
+      this.#finalPart = { part_number: partNumber, etag: await this.putPart(partNumber, tail), size: tail.length };
+    } catch {
+      if (this.nextPart === partNumber + 1) this.nextPart = partNumber;
+    }
+  }
+
+  /** New bytes (or a failed commit): the final part is no longer final. */
   reopen(): void {
     if (!this.#finalPart) return;
     this.nextPart = this.#finalPart.part_number;

@@ -34,7 +34,14 @@ export class PartUrls {
   take(partNumber: number): string | undefined {
     const kept = this.#kept.get(partNumber);
     this.#kept.delete(partNumber);
-    return kept && Date.parse(kept.expires_at) - Date.now() > URL_MARGIN_MS ? kept.url : undefined;
+    return kept && usable(kept) ? kept.url : undefined;
+  }
+
+  /** How many parts from `partNumber` on have a URL at hand. */
+  available(partNumber: number): number {
+    let count = 0;
+    for (let url = this.#kept.get(partNumber); url && usable(url); url = this.#kept.get(partNumber + count)) count++;
+    return count;
   }
 
   /**
@@ -77,4 +84,8 @@ export class PartUrls {
       return this.fetch(partNumber);
     };
   }
+}
+
+function usable(url: HoldPartUrl): boolean {
+  return Date.parse(url.expires_at) - Date.now() > URL_MARGIN_MS;
 }

@@ -5,7 +5,7 @@ import type { PartPipeline } from './part-pipeline.ts';
 import type { PartSizing } from './part-size.ts';
 import type { PartUrls } from './part-urls.ts';
 import { DriverError } from './types.ts';
-import { presignAhead, type UploadRef, type WriterContext } from './writer-context.ts';
+import { PRESIGN_AHEAD, type UploadRef, type WriterContext } from './writer-context.ts';
 
 /** What recording progress reads and updates of a writer besides the record. */
 export interface ProgressSource {
@@ -19,17 +19,25 @@ export interface ProgressSource {
   readonly algorithm: DigestAlgorithm;
 }
 
+/** Whole parts go unrecorded only while URLs for at least this many next parts are at hand. */
+const URLS_TO_LEAVE_UNRECORDED = 2;
+
 /**
- * What the hold has recorded of an upload: the durable size, the staged
- * segments and the record's version (its expiry, which every update moves).
- * `record` makes every accepted byte durable and records it.
+ * What the hold has recorded of an upload: the staged segments, the
+ * record's size and version (its expiry, which every update moves), and the
+ * durable size. `record` makes every accepted byte durable and, unless they
+ * are whole parts only, records them.
  */
 export class UploadRecord {
   readonly #ctx: Pick<WriterContext, 'hold' | 'did' | 'transport' | 'maxPartsInFlight'>;
   readonly #upload: UploadRef;
   #staged: HoldStagedSegment[];
+  /** Every byte S3 holds for this upload: the record's, and whole parts since. */
   #durableSize: number;
+  #recordedSize: number;
   #version: string;
+  /** When this process learnt `#version`, by its own clock. */
+  #versionSeenAt = Date.now();
 
   constructor(
     ctx: Pick<WriterContext, 'hold' | 'did' | 'transport' | 'maxPartsInFlight'>,
@@ -40,10 +48,11 @@ export class UploadRecord {
     this.#upload = upload;
     this.#staged = [...recorded.staged];
     this.#durableSize = recorded.durableSize;
+    this.#recordedSize = recorded.durableSize;
     this.#version = recorded.expiresAt;
   }
 
-  /** Bytes the hold has recorded as durable. */
+  /** Bytes S3 holds durably: recorded at the hold, or in whole parts it finds when asked. */
   get durableSize(): number {
     return this.#durableSize;
   }
@@ -63,6 +72,11 @@ export class UploadRecord {
    */
   async record(source: ProgressSource, signal: AbortSignal): Promise<void> {
     const { writer, parts, sizing } = source;
+    if (this.#mayLeaveUnrecorded(source)) {
+      // Each part is durable once S3 answered its PUT; /upload-status records them for whoever resumes.
+      this.#durableSize = writer.size;
+      return;
+    }
     const at = { staged: this.#staged, partBytes: parts.partBytes, size: writer.size, tail: source.tail };
     const staged = await stageTail(this.#ctx, this.#upload, at, signal);
     const newParts = parts.unrecorded();
@@ -70,7 +84,7 @@ export class UploadRecord {
     const view = await sendProgress(
       this.#ctx,
       this.#upload,
-      { base_size: this.#durableSize, parts: newParts, staged, ...clientState, presign_parts: presignAhead(this.#ctx) },
+      { base_size: this.#recordedSize, parts: newParts, staged, ...clientState, presign_parts: PRESIGN_AHEAD },
       { writer, partCount: parts.recorded.length + newParts.length },
     );
     sizing.recorded();
@@ -79,7 +93,37 @@ export class UploadRecord {
     parts.markRecorded(newParts);
     this.#staged = staged;
     this.#durableSize = view.size;
+    this.#recordedSize = view.size;
     this.#version = view.expires_at;
+    this.#versionSeenAt = Date.now();
+  }
+
+  /** The hold has recorded everything durable (its /upload-status records the parts left unrecorded). */
+  synced(snapshot: { size: number; staged: readonly HoldStagedSegment[]; expiresAt: string }): void {
+    this.#staged = [...snapshot.staged];
+    this.#durableSize = snapshot.size;
+    this.#recordedSize = snapshot.size;
+    this.#version = snapshot.expiresAt;
+    this.#versionSeenAt = Date.now();
+  }
+
+  /**
+   * Whole parts of the recorded size and nothing after them: the hold finds
+   * such parts on its own, so the request needs no hold call, while URLs for
+   * the next parts are at hand and less than half the record's lifetime has
+   * passed. The janitor judges an upload idle by its record only once all of
+   * it has, so it never finds an upload in use idle.
+   */
+  #mayLeaveUnrecorded({ writer, parts, sizing, urls }: ProgressSource): boolean {
+    const last = parts.recorded.at(-1);
+    return (
+      last !== undefined &&
+      !sizing.adopted &&
+      writer.size === parts.partBytes &&
+      parts.unrecorded().every((part) => part.size === last.size) &&
+      urls.available(parts.nextPart) >= URLS_TO_LEAVE_UNRECORDED &&
+      Date.now() - this.#versionSeenAt < (Date.parse(this.#version) - this.#versionSeenAt) / 2
+    );
   }
 }
 

@@ -52,7 +52,9 @@ export interface UploadSnapshot {
   expiresAt: string;
 }
 
-/** How many part URLs to ask the hold for with each answer: as many as may be in flight at once. */
-export function presignAhead(ctx: Pick<WriterContext, 'maxPartsInFlight'>): number {
-  return Math.min(ctx.maxPartsInFlight, MAX_PRESIGNED_PARTS);
-}
+/**
+ * How many part URLs to ask the hold for with each answer: as many as it
+ * gives, since requests of whole parts need no hold call while URLs last
+ * (`UploadRecord`), and presigning costs the hold no storage call.
+ */
+export const PRESIGN_AHEAD = MAX_PRESIGNED_PARTS;

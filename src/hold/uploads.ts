@@ -135,8 +135,34 @@ export class Uploads {
 
   async status(did: string, input: { digest: string; upload_id: string; presign_parts?: number }): Promise<UploadView> {
     this.#ctx.authorize(did, 'write');
-    const { session } = await this.#ctx.ownedSession(did, input.digest, input.upload_id);
-    return { ...this.#view(session), ...(await mappingStorageErrors(() => this.#partUrls(session, input.presign_parts))) };
+    return this.#ctx.updating(input.digest, async () => {
+      const { upload, session, etag } = await this.#ctx.ownedSession(did, input.digest, input.upload_id);
+      const current = await mappingStorageErrors(() => this.#withUnrecordedParts(upload, session, etag));
+      return { ...this.#view(current), ...(await mappingStorageErrors(() => this.#partUrls(current, input.presign_parts))) };
+    });
+  }
+
+  /**
+   * A driver records whole parts only every few requests; the ones it has
+   * not recorded are durable all the same. They are recorded here, as far as
+   * they run on from the recorded ones at the last recorded part's size (a
+   * shorter last part sent ahead of a commit is not one of them), so any
+   * process resumes from every durable byte. The staged segments they cover
+   * go. A record that changed meanwhile is answered as it is now.
+   */
+  async #withUnrecordedParts(upload: UploadName, session: UploadSession, etag: string): Promise<UploadSession> {
+    const last = session.parts.at(-1);
+    if (session.kind !== 'multipart' || session.state !== 'open' || !last) return session;
+    const listed = await this.#ctx.backend.uploadedPartsFrom(this.#ctx.dataKey(upload, session), session.upload_id, last.part_number + 1, MAX_PART_NUMBER);
+    const unequal = listed.findIndex((part) => part.size !== last.size);
+    const found = unequal < 0 ? listed : listed.slice(0, unequal);
+    if (found.length === 0) return session;
+    const parts = [...session.parts, ...found.map((part) => ({ part_number: part.partNumber, etag: normalizeEtag(part.etag), size: part.size }))];
+    const size = parts.reduce((sum, part) => sum + part.size, 0);
+    const updated: UploadSession = { ...session, parts, staged: [], size, updated_at: this.#ctx.now().toISOString() };
+    if (!(await this.#ctx.sessions.putIfUnchanged(updated, etag))) return (await this.#ctx.sessions.read(upload))?.session ?? session;
+    await this.#ctx.backend.delete(session.staged.map((segment) => this.#ctx.key({ kind: 'upload-staged', upload, offset: segment.offset })));
+    return updated;
   }
 
   /**

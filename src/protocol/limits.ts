@@ -8,4 +8,4 @@ export const MAX_PART_NUMBER = 10_000;
 export const MAX_SINGLE_COPY_BYTES = 5 * 1024 * 1024 * 1024;
 
 /** Most part URLs one hold answer presigns ahead (`presign_parts`). */
-export const MAX_PRESIGNED_PARTS = 8;
+export const MAX_PRESIGNED_PARTS = 16;

@@ -1,3 +1,4 @@
+import { Readable } from 'node:stream';
 import { request } from 'undici';
 
 /**
@@ -24,7 +25,7 @@ export class OciTestClient {
     return token;
   }
 
-  async call(base: string, repo: string, method: string, path: string, options: { body?: Uint8Array; headers?: Record<string, string> } = {}) {
+  async call(base: string, repo: string, method: string, path: string, options: { body?: Uint8Array | Readable; headers?: Record<string, string> } = {}) {
     const token = await this.token(base, repo);
     const response = await request(`${base}${path}`, {
       method: method as 'GET',
@@ -46,6 +47,11 @@ export class OciTestClient {
       body: chunk,
       headers: { 'content-range': `${start}-${start + chunk.length - 1}`, 'content-type': 'application/octet-stream', 'content-length': String(chunk.length) },
     });
+  }
+
+  /** Docker's way: bytes in a PATCH that says no length (chunked transfer encoding) and no Content-Range. */
+  async patchStreamed(base: string, repo: string, location: string, bytes: Uint8Array) {
+    return this.call(base, repo, 'PATCH', location, { body: Readable.from([Buffer.from(bytes)]), headers: { 'content-type': 'application/octet-stream' } });
   }
 
   /** The durable offset the registry reports for an upload. */

@@ -120,6 +120,17 @@ export class FsBackend implements StorageBackend {
     return readPartRecord(this.#uploadDir(uploadId), partNumber);
   }
 
+  async uploadedPartsFrom(key: string, uploadId: string, first: number, max: number): Promise<(UploadedPart & { partNumber: number })[]> {
+    await this.#assertUpload(key, uploadId);
+    const parts: (UploadedPart & { partNumber: number })[] = [];
+    for (let partNumber = first; parts.length < max; partNumber++) {
+      const record = await readPartRecord(this.#uploadDir(uploadId), partNumber);
+      if (!record) break;
+      parts.push({ partNumber, etag: record.etag, size: record.size });
+    }
+    return parts;
+  }
+
   async presignPut(key: string, ttlSeconds: number): Promise<PresignedRequest> {
     const expiresAt = expiry(ttlSeconds);
     return { method: 'PUT', url: this.signer.sign({ op: 'put-object', key }, expiresAt), expiresAt };

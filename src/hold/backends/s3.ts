@@ -165,6 +165,22 @@ export class S3Backend implements StorageBackend {
     return part?.ETag ? { etag: part.ETag, size: part.Size ?? 0 } : undefined;
   }
 
+  async uploadedPartsFrom(key: string, uploadId: string, first: number, max: number): Promise<(UploadedPart & { partNumber: number })[]> {
+    const parts: (UploadedPart & { partNumber: number })[] = [];
+    let marker = first - 1;
+    while (parts.length < max) {
+      const command = new ListPartsCommand({ Bucket: this.#bucket, Key: key, UploadId: uploadId, PartNumberMarker: String(marker), MaxParts: Math.min(max - parts.length, 1000) });
+      const result = await this.#send('ListParts', (options) => this.#client.send(command, options));
+      for (const part of result.Parts ?? []) {
+        if (part.PartNumber !== first + parts.length || !part.ETag) return parts;
+        parts.push({ partNumber: part.PartNumber, etag: part.ETag, size: part.Size ?? 0 });
+      }
+      if (!result.IsTruncated || !result.Parts?.length) return parts;
+      marker = first + parts.length - 1;
+    }
+    return parts;
+  }
+
   async presignPut(key: string, ttlSeconds: number): Promise<PresignedRequest> {
     const command = new PutObjectCommand({ Bucket: this.#bucket, Key: key });
     return this.#presign('PUT', ttlSeconds, (client, options) => getSignedUrl(client, command, options));

@@ -71,6 +71,8 @@ export interface StorageBackend {
    * `StorageError` `UPLOAD_UNKNOWN` once the upload is completed or aborted.
    */
   uploadedPart(key: string, uploadId: string, partNumber: number): Promise<UploadedPart | undefined>;
+  /** Uploaded parts numbered from `first` on, in order, as far as they run without a gap; at most `max`. */
+  uploadedPartsFrom(key: string, uploadId: string, first: number, max: number): Promise<(UploadedPart & { partNumber: number })[]>;
 
   presignPut(key: string, ttlSeconds: number): Promise<PresignedRequest>;
   presignGet(key: string, ttlSeconds: number, method: 'GET' | 'HEAD'): Promise<PresignedRequest>;
