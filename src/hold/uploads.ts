@@ -3,7 +3,7 @@ import type { Digest } from '../core/digest.ts';
 import { HoldError } from './errors.ts';
 import { uploadNameFromUuid, type UploadName } from './keys.ts';
 import { assertCompletableParts, assertNonFinalPartSizes, assertPartNumber, normalizeEtag } from './multipart-rules.ts';
-import { uploadNameOf, type SessionPart, type StagedSegment, type UploadSession } from './sessions.ts';
+import { isUsable, uploadNameOf, type SessionPart, type StagedSegment, type UploadSession } from './sessions.ts';
 import { mappingStorageErrors } from './storage-errors.ts';
 import { discardUpload } from './discard.ts';
 import { requireContentDigest, type HoldContext } from './context.ts';
@@ -160,7 +160,11 @@ export class Uploads {
     const parts = [...session.parts, ...found.map((part) => ({ part_number: part.partNumber, etag: normalizeEtag(part.etag), size: part.size }))];
     const size = parts.reduce((sum, part) => sum + part.size, 0);
     const updated: UploadSession = { ...session, parts, staged: [], size, updated_at: this.#ctx.now().toISOString() };
-    if (!(await this.#ctx.sessions.putIfUnchanged(updated, etag))) return (await this.#ctx.sessions.read(upload))?.session ?? session;
+    if (!(await this.#ctx.sessions.putIfUnchanged(updated, etag))) {
+      const fresh = await this.#ctx.sessions.read(upload);
+      if (!fresh || !isUsable(fresh.session)) throw new HoldError('UPLOAD_UNKNOWN');
+      return fresh.session;
+    }
     await this.#ctx.backend.delete(session.staged.map((segment) => this.#ctx.key({ kind: 'upload-staged', upload, offset: segment.offset })));
     return updated;
   }
