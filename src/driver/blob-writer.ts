@@ -28,9 +28,10 @@ type WriterState = 'open' | 'committed' | 'cancelled' | 'failed';
  * `PartUrls` and sizes from `PartSizing`). Buffers are reserved from the
  * shared memory budget before they are filled. `close()` makes everything
  * durable: the tail shorter than a part is PUT as a staged segment, and the
- * hold's session record is updated with the new parts and segments
- * (`UploadRecord`). `commit()` verifies and publishes (`commit.ts`). This
- * class is the state machine that composes them.
+ * hold's session record is updated with the new parts and segments, unless
+ * the request ended on a part boundary (`UploadRecord`). `commit()` verifies
+ * and publishes (`commit.ts`). This class is the state machine that composes
+ * them.
  *
  * The sha256 runs on node:crypto while bytes stream. A writer rebuilt from the
  * hold's state (another process, or after eviction) has no running hash and
