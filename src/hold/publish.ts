@@ -6,6 +6,7 @@ import { isUsable, type UploadSession } from './sessions.ts';
 import { mappingStorageErrors } from './storage-errors.ts';
 import { forgetUpload } from './discard.ts';
 import { requireContentDigest, type HoldContext } from './context.ts';
+import { allSettled } from '../core/settled.ts';
 import { StorageError, type CompletedPartInput, type ObjectInfo } from './backends/types.ts';
 import type { HoldPart } from '../protocol/hold-api.ts';
 
@@ -53,10 +54,11 @@ export class Publisher {
    * naming the digest it publishes; (2) no deletion of the digest running,
    * and the object's size; (3) the reference, create-only; (4) the upload's
    * record and staged segments deleted. Without, the object is looked at
-   * first, so a wrong size changes nothing. The claim precedes the deletion check, which precedes
-   * any look at the destination (docs/GC.md); the record names the digest
-   * before the reference exists, so a janitor that finds it keeps a published
-   * object.
+   * first, so a wrong size changes nothing. The claim precedes the deletion
+   * check, which precedes any look at the destination (docs/GC.md); the
+   * record names the digest before the reference exists, so a janitor that
+   * finds it keeps a published object. A round ends only when all its calls
+   * have, so a publish started over never overlaps the first attempt's.
    */
   async #publish(
     did: string,
@@ -83,7 +85,7 @@ export class Publisher {
       const destination = this.#ctx.key({ kind: 'blob', digest });
       // Without parts to complete, the data is checked before anything changes.
       const found = parts ? undefined : await this.#uploadedObject(source, session, input.size);
-      await Promise.all([
+      await allSettled([
         parts && this.#assemble(source, session, parts),
         this.#ctx.blobs.putClaim(digest, issuer),
         byReference && session.publishing_digest !== digest.value
@@ -91,7 +93,7 @@ export class Publisher {
           : undefined,
       ]);
       await this.#ctx.step('move:claimed', digest);
-      const [temp] = await Promise.all([found ?? this.#uploadedObject(source, session, input.size), this.#ctx.blobs.awaitNoDeletion(digest)]);
+      const [temp] = await allSettled([found ?? this.#uploadedObject(source, session, input.size), this.#ctx.blobs.awaitNoDeletion(digest)]);
       await this.#ctx.step('move:deletion-checked', digest);
       let existing: ObjectInfo | undefined;
       if (byReference) {

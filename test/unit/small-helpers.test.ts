@@ -1,6 +1,7 @@
 import { expect } from 'chai';
 import { parseDigest } from '../../src/core/digest.ts';
 import { parseByteRange } from '../../src/core/http-range.ts';
+import { allSettled } from '../../src/core/settled.ts';
 import { assertCompletableParts, assertNonFinalPartSizes, normalizeEtag } from '../../src/hold/multipart-rules.ts';
 import { HoldError } from '../../src/hold/errors.ts';
 
@@ -57,5 +58,21 @@ describe('multipart rules', function () {
     expect(code(() => assertCompletableParts([{ part_number: 1, etag: 'a' }, { part_number: 3, etag: 'b' }]))).to.equal('ok');
     expect(code(() => assertNonFinalPartSizes([{ part_number: 1, size: 5 * 1024 * 1024 - 1 }, { part_number: 2, size: 1 }]))).to.equal('PART_TOO_SMALL');
     expect(code(() => assertNonFinalPartSizes([{ part_number: 1, size: 5 * 1024 * 1024 }, { part_number: 2, size: 0 }]))).to.equal('ok');
+  });
+});
+
+describe('allSettled', function () {
+  it('rethrows the first failure only once every call has ended', async function () {
+    let slowEnded = false;
+    const slow = new Promise((resolve) => setTimeout(resolve, 50)).then(() => {
+      slowEnded = true;
+    });
+    const error = await allSettled([Promise.reject(new Error('first')), slow, Promise.reject(new Error('second'))]).catch((err: unknown) => err);
+    expect((error as Error).message).to.equal('first');
+    expect(slowEnded, 'the slow call had ended').to.equal(true);
+  });
+
+  it('resolves to every value in order', async function () {
+    expect(await allSettled([Promise.resolve(1), 'two', undefined] as const)).to.deep.equal([1, 'two', undefined]);
   });
 });
