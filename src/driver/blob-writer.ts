@@ -5,7 +5,7 @@ import { isHoldError, toDriverError } from './errors.ts';
 import { MIN_CONFIGURED_PART_SIZE as MIN_PART_SIZE, PartSizing } from './part-size.ts';
 import { PartPipeline } from './part-pipeline.ts';
 import { PartUrls } from './part-urls.ts';
-import { UploadRecord } from './progress.ts';
+import { UploadRecord, samePartList } from './progress.ts';
 import { Tail } from './tail.ts';
 import { DriverError, type BlobWriter, type CommitDescriptor, type Descriptor, type ReadOptions } from './types.ts';
 import type { UploadRef, UploadSnapshot, WriterContext } from './writer-context.ts';
@@ -128,7 +128,7 @@ export class HoldBlobWriter implements BlobWriter {
       this.#closing === undefined &&
       this.#size === this.#record.durableSize &&
       snapshot.size === this.#record.durableSize &&
-      snapshot.parts.length === this.#parts.recorded.length + unrecorded.length &&
+      samePartList(snapshot.parts, [...this.#parts.recorded, ...unrecorded]) &&
       snapshot.staged.length === this.#record.staged.filter((segment) => segment.offset >= this.#parts.partBytes).length;
     if (!same) return false;
     this.#parts.markRecorded(unrecorded);
@@ -184,6 +184,7 @@ export class HoldBlobWriter implements BlobWriter {
   }
 
   close(): Promise<void> {
+    if (this.#state === 'failed') return this.#parts.settled().then(() => undefined);
     if (this.#state !== 'open' || this.#completed) return Promise.resolve();
     this.#closing ??= this.#whileBusy(() => this.#persist()).finally(() => {
       this.#closing = undefined;
@@ -285,6 +286,8 @@ export class HoldBlobWriter implements BlobWriter {
   #fail(err: unknown): never {
     this.#state = 'failed';
     this.#parts.failure = err;
+    // Parts still in flight stop; `close()` waits until they have, so the status a client asks next is final.
+    this.#abort.abort(err);
     this.#freeMemory();
     this.#ctx.retire(this);
     throw toDriverError(err);

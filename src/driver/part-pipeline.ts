@@ -164,7 +164,8 @@ export class PartPipeline {
    * left to send. Best effort: if it fails, the commit sends it.
    */
   async sendFinal(tail: Buffer): Promise<void> {
-    if (this.#finalPart || tail.length === 0) return;
+    // A tail as long as a whole part would look like one to /upload-status (where part sizes double).
+    if (this.#finalPart || tail.length === 0 || [...this.recorded, ...this.uploaded.values()].some((part) => part.size === tail.length)) return;
     const partNumber = this.nextPart++;
     try {
       this.#finalPart = { part_number: partNumber, etag: await this.putPart(partNumber, tail), size: tail.length };

@@ -85,7 +85,7 @@ export class UploadRecord {
       this.#ctx,
       this.#upload,
       { base_size: this.#recordedSize, parts: newParts, staged, ...clientState, presign_parts: PRESIGN_AHEAD },
-      { writer, partCount: parts.recorded.length + newParts.length },
+      { writer, parts: [...parts.recorded, ...newParts] },
     );
     sizing.recorded();
     source.urls.keep(view.part_urls);
@@ -158,13 +158,15 @@ async function stageTail(
 /**
  * Records progress. A conflict can mean our own earlier attempt landed and
  * only its answer was lost; if the hold already holds exactly this state
- * (the writer's size, and `partCount` parts), that is success.
+ * (the writer's size, and these parts), that is success. It can also mean
+ * another process's /upload-status recorded the parts this writer left
+ * unrecorded (exactly those, nothing else): then the rest is recorded on top.
  */
 async function sendProgress(
   ctx: Pick<WriterContext, 'hold' | 'did'>,
   upload: UploadRef,
   progress: { base_size: number; parts: HoldPart[]; staged: HoldStagedSegment[]; client_state?: Record<string, unknown>; presign_parts?: number },
-  expected: { readonly writer: { readonly size: number }; readonly partCount: number },
+  expected: { readonly writer: { readonly size: number }; readonly parts: readonly HoldPart[] },
 ): Promise<HoldUploadView> {
   const { hold, did } = ctx;
   try {
@@ -172,7 +174,15 @@ async function sendProgress(
   } catch (err) {
     if (!isHoldError(err, 'UPLOAD_STATE_CONFLICT')) throw toDriverError(err);
     const status = await mappingHoldErrors(() => hold.uploadStatus(did, upload.uploadName, upload.uploadId));
-    if (status.size === expected.writer.size && status.parts.length === expected.partCount) return status;
-    throw toDriverError(err);
+    if (!samePartList(status.parts, expected.parts)) throw toDriverError(err);
+    if (status.size === expected.writer.size) return status;
+    if (status.staged.length > 0 || progress.parts.length === 0) throw toDriverError(err);
+    return mappingHoldErrors(() => hold.uploadProgress(did, upload.uploadName, upload.uploadId, { ...progress, base_size: status.size, parts: [] }));
   }
+}
+
+/** Whether two part lists name the same parts (numbers and ETags, in order). */
+export function samePartList(a: readonly { part_number: number; etag: string }[], b: readonly { part_number: number; etag: string }[]): boolean {
+  const bare = (etag: string) => etag.replace(/"/g, '');
+  return a.length === b.length && a.every((part, index) => part.part_number === b[index]?.part_number && bare(part.etag) === bare(b[index]?.etag ?? ''));
 }

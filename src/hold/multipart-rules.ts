@@ -38,3 +38,12 @@ export function assertNonFinalPartSizes(parts: readonly { part_number: number; s
     }
   }
 }
+
+/** Whether `given` names exactly the parts an upload was completed from (numbers and ETags). */
+export function sameParts(completed: readonly { part_number: number; etag: string }[] | undefined, given: readonly { part_number: number; etag: string }[]): boolean {
+  return (
+    completed !== undefined &&
+    completed.length === given.length &&
+    completed.every((part, index) => part.part_number === given[index]?.part_number && normalizeEtag(part.etag) === normalizeEtag(given[index]?.etag ?? ''))
+  );
+}

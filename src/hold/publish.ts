@@ -1,13 +1,13 @@
 import type { Digest } from '../core/digest.ts';
 import { HoldError } from './errors.ts';
 import { parseUploadName, type UploadName } from './keys.ts';
-import { assertCompletableParts, assertNonFinalPartSizes, normalizeEtag } from './multipart-rules.ts';
+import { assertCompletableParts, assertNonFinalPartSizes, normalizeEtag, sameParts } from './multipart-rules.ts';
 import { isUsable, type UploadSession } from './sessions.ts';
 import { mappingStorageErrors } from './storage-errors.ts';
 import { forgetUpload } from './discard.ts';
 import { requireContentDigest, type HoldContext } from './context.ts';
 import { allSettled } from '../core/settled.ts';
-import { StorageError, type CompletedPartInput, type ObjectInfo } from './backends/types.ts';
+import type { CompletedPartInput, ObjectInfo } from './backends/types.ts';
 import type { HoldPart } from '../protocol/hold-api.ts';
 
 /** A part a publish completes the upload with (`/move` with `parts`). */
@@ -50,10 +50,11 @@ export class Publisher {
 
   /**
    * With parts, four rounds of storage calls, each round's calls in
-   * parallel: (1) the upload assembled, this registry's claim, and the record
-   * naming the digest it publishes; (2) no deletion of the digest running,
-   * and the object's size; (3) the reference, create-only; (4) the upload's
-   * record and staged segments deleted. Without, the object is looked at
+   * parallel: (1) the upload assembled, and this registry's claim; (2) no
+   * deletion of the digest running, the object's size, and the record marked
+   * completed (from which parts) and naming the digest it publishes; (3) the
+   * reference, create-only; (4) the upload's record and staged segments
+   * deleted. Without, the object is looked at
    * first, so a wrong size changes nothing. The claim precedes the deletion
    * check, which precedes any look at the destination (docs/GC.md); the
    * record names the digest before the reference exists, so a janitor that
@@ -78,22 +79,34 @@ export class Publisher {
     if (session.expected_digest && session.expected_digest !== digest.value) {
       throw new HoldError('DIGEST_INVALID', 'this upload was started for a different digest');
     }
+    if (input.parts && session.state === 'completed' && !sameParts(session.completed_parts, input.parts)) {
+      // Its object is other parts than the caller hashed: publishing it would put other bytes under the digest.
+      throw new HoldError('UPLOAD_STATE_CONFLICT', 'the upload was completed from other parts');
+    }
     const parts = input.parts && session.state !== 'completed' ? this.#completionParts(session, input.parts, input.size) : undefined;
     const byReference = this.#publishesByReference(session);
+    const marked: UploadSession = {
+      ...session,
+      ...(parts && input.parts
+        ? { state: 'completed', completed_size: input.parts.reduce((sum, part) => sum + part.size, 0), completed_parts: input.parts.map(({ part_number, etag }) => ({ part_number, etag })) }
+        : {}),
+      ...(byReference ? { publishing_digest: digest.value } : {}),
+      updated_at: this.#ctx.now().toISOString(),
+    };
+    const marks = marked.state !== session.state || marked.publishing_digest !== session.publishing_digest;
     return mappingStorageErrors(async () => {
       const source = this.#ctx.dataKey(upload, session);
       const destination = this.#ctx.key({ kind: 'blob', digest });
       // Without parts to complete, the data is checked before anything changes.
       const found = parts ? undefined : await this.#uploadedObject(source, session, input.size);
-      await allSettled([
-        parts && this.#assemble(source, session, parts),
-        this.#ctx.blobs.putClaim(digest, issuer),
-        byReference && session.publishing_digest !== digest.value
-          ? this.#ctx.sessions.put({ ...session, publishing_digest: digest.value, updated_at: this.#ctx.now().toISOString() }, etag)
-          : undefined,
-      ]);
+      // A repeated completion is accepted by the backend only for these very parts (S3: the object's multipart ETag).
+      await allSettled([parts && this.#ctx.backend.completeMultipartUpload(source, session.upload_id, parts), this.#ctx.blobs.putClaim(digest, issuer)]);
       await this.#ctx.step('move:claimed', digest);
-      const [temp] = await allSettled([found ?? this.#uploadedObject(source, session, input.size), this.#ctx.blobs.awaitNoDeletion(digest)]);
+      const [temp] = await allSettled([
+        found ?? this.#uploadedObject(source, session, input.size),
+        this.#ctx.blobs.awaitNoDeletion(digest),
+        marks ? this.#ctx.sessions.put(marked, etag) : undefined,
+      ]);
       await this.#ctx.step('move:deletion-checked', digest);
       let existing: ObjectInfo | undefined;
       if (byReference) {
@@ -130,17 +143,6 @@ export class Publisher {
     if (!object) throw new HoldError('UPLOAD_NOT_COMPLETE', 'the upload has no data yet');
     if (size !== undefined && size !== object.size) throw new HoldError('SIZE_INVALID', `the upload holds ${object.size} bytes, not ${size}`);
     return object;
-  }
-
-  /** Completes a publish's multipart upload; a completion repeated after one that succeeded finds its object. */
-  async #assemble(key: string, session: UploadSession, parts: readonly CompletedPartInput[]): Promise<void> {
-    try {
-      await this.#ctx.backend.completeMultipartUpload(key, session.upload_id, parts);
-    } catch (err) {
-      // The object at an upload's own key can only be that upload assembled.
-      if (err instanceof StorageError && err.code === 'UPLOAD_UNKNOWN' && (await this.#ctx.backend.stat(key))) return;
-      throw err;
-    }
   }
 
   /** The parts a publish completes the upload from: sizes as recorded, and adding up to `size` when given. */

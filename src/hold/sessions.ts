@@ -36,6 +36,8 @@ export interface UploadSession {
   /** Bytes in parts plus staged segments: everything durable. */
   readonly size: number;
   readonly completed_size?: number;
+  /** The parts the upload was completed from: a repeat of the completion or a publish must name the same. */
+  readonly completed_parts?: readonly { readonly part_number: number; readonly etag: string }[];
   /**
    * Set by /move just before the blob key is made a reference to this
    * upload's object: from then on the object may be the blob's only bytes,

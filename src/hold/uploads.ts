@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { Digest } from '../core/digest.ts';
 import { HoldError } from './errors.ts';
 import { uploadNameFromUuid, type UploadName } from './keys.ts';
-import { assertCompletableParts, assertNonFinalPartSizes, assertPartNumber, normalizeEtag } from './multipart-rules.ts';
+import { assertCompletableParts, assertNonFinalPartSizes, assertPartNumber, normalizeEtag, sameParts } from './multipart-rules.ts';
 import { isUsable, uploadNameOf, type SessionPart, type StagedSegment, type UploadSession } from './sessions.ts';
 import { mappingStorageErrors } from './storage-errors.ts';
 import { discardUpload } from './discard.ts';
@@ -112,7 +112,10 @@ export class Uploads {
   async #complete(did: string, input: CompleteMultipartInput): Promise<{ upload_name: string; size: number }> {
     const { upload, session, etag } = await this.#ctx.ownedSession(did, input.digest, input.upload_id);
     if (session.kind !== 'multipart') throw new HoldError('UPLOAD_UNKNOWN', 'this upload is not a multipart upload');
-    if (session.state === 'completed') return { upload_name: upload.value, size: session.completed_size ?? 0 };
+    if (session.state === 'completed') {
+      if (session.completed_parts && !sameParts(session.completed_parts, input.parts)) throw new HoldError('UPLOAD_STATE_CONFLICT', 'the upload was completed from other parts');
+      return { upload_name: upload.value, size: session.completed_size ?? 0 };
+    }
     const recorded = new Map(session.parts.map((part) => [part.part_number, part.size]));
     assertNonFinalPartSizes(input.parts.map((part) => ({ part_number: part.part_number, size: part.size ?? recorded.get(part.part_number) })));
     return mappingStorageErrors(async () => {
@@ -121,7 +124,8 @@ export class Uploads {
       await this.#ctx.backend.completeMultipartUpload(key, session.upload_id, parts);
       const object = await this.#ctx.backend.stat(key);
       const size = object?.size ?? 0;
-      await this.#ctx.sessions.put({ ...session, state: 'completed', completed_size: size, updated_at: this.#ctx.now().toISOString() }, etag);
+      const completed_parts = input.parts.map(({ part_number, etag: partEtag }) => ({ part_number, etag: partEtag }));
+      await this.#ctx.sessions.put({ ...session, state: 'completed', completed_size: size, completed_parts, updated_at: this.#ctx.now().toISOString() }, etag);
       return { upload_name: upload.value, size };
     });
   }

@@ -70,6 +70,21 @@ for (const backend of BACKENDS) {
       await expectStored(blob);
     });
 
+    it('a live writer goes on after another process\'s status recorded the parts it left unrecorded', async function () {
+      const blob = randomBlob(3 * PART + 9);
+      const writer = await fixture.driver().blobStore(DIDS.owner).create();
+      for (let offset = 0; offset < 3 * PART; offset += PART) {
+        await writer.write(blob.subarray(offset, offset + PART));
+        await writer.close();
+      }
+      // A GET status served by another instance: its /upload-status records parts 2 and 3.
+      expect((await fixture.driver().blobStore(DIDS.owner).resume(writer.id)).size).to.equal(3 * PART);
+      await writer.write(blob.subarray(3 * PART));
+      await writer.close();
+      await writer.commit({ digest: sha256(blob), size: blob.length });
+      await expectStored(blob);
+    });
+
     it('a last part sent ahead of a commit is not taken for a whole part by a process that resumes', async function () {
       const blob = randomBlob(2 * PART + MiB);
       const writer = await fixture.driver().blobStore(DIDS.owner).create();
