@@ -5,6 +5,7 @@ import type { PartPipeline } from './part-pipeline.ts';
 import type { PartSizing } from './part-size.ts';
 import type { PartUrls } from './part-urls.ts';
 import { DriverError } from './types.ts';
+import { samePartList } from '../protocol/parts.ts';
 import { PRESIGN_AHEAD, type UploadRef, type WriterContext } from './writer-context.ts';
 
 /** What recording progress reads and updates of a writer besides the record. */
@@ -179,10 +180,4 @@ async function sendProgress(
     if (status.staged.length > 0 || progress.parts.length === 0) throw toDriverError(err);
     return mappingHoldErrors(() => hold.uploadProgress(did, upload.uploadName, upload.uploadId, { ...progress, base_size: status.size, parts: [] }));
   }
-}
-
-/** Whether two part lists name the same parts (numbers and ETags, in order). */
-export function samePartList(a: readonly { part_number: number; etag: string }[], b: readonly { part_number: number; etag: string }[]): boolean {
-  const bare = (etag: string) => etag.replace(/"/g, '');
-  return a.length === b.length && a.every((part, index) => part.part_number === b[index]?.part_number && bare(part.etag) === bare(b[index]?.etag ?? ''));
 }

@@ -1,10 +1,10 @@
 import { HoldError } from './errors.ts';
+import { bareEtag } from '../protocol/parts.ts';
 import { MAX_PART_NUMBER, MIN_PART_SIZE } from './backends/types.ts';
 
 /** The ETag as S3 wants it in CompleteMultipartUpload: one pair of quotes. */
 export function normalizeEtag(etag: string): string {
-  const bare = etag.trim().replace(/^W\//, '').replace(/^"+|"+$/g, '');
-  return `"${bare}"`;
+  return `"${bareEtag(etag)}"`;
 }
 
 export function assertPartNumber(partNumber: number): void {
@@ -37,13 +37,4 @@ export function assertNonFinalPartSizes(parts: readonly { part_number: number; s
       );
     }
   }
-}
-
-/** Whether `given` names exactly the parts an upload was completed from (numbers and ETags). */
-export function sameParts(completed: readonly { part_number: number; etag: string }[] | undefined, given: readonly { part_number: number; etag: string }[]): boolean {
-  return (
-    completed !== undefined &&
-    completed.length === given.length &&
-    completed.every((part, index) => part.part_number === given[index]?.part_number && normalizeEtag(part.etag) === normalizeEtag(given[index]?.etag ?? ''))
-  );
 }

@@ -1,7 +1,8 @@
 import type { Digest } from '../core/digest.ts';
 import { HoldError } from './errors.ts';
 import { parseUploadName, type UploadName } from './keys.ts';
-import { assertCompletableParts, assertNonFinalPartSizes, normalizeEtag, sameParts } from './multipart-rules.ts';
+import { assertCompletableParts, assertNonFinalPartSizes, normalizeEtag } from './multipart-rules.ts';
+import { samePartList } from '../protocol/parts.ts';
 import { isUsable, type UploadSession } from './sessions.ts';
 import { mappingStorageErrors } from './storage-errors.ts';
 import { forgetUpload } from './discard.ts';
@@ -54,8 +55,8 @@ export class Publisher {
    * deletion of the digest running, the object's size, and the record marked
    * completed (from which parts) and naming the digest it publishes; (3) the
    * reference, create-only; (4) the upload's record and staged segments
-   * deleted. Without, the object is looked at
-   * first, so a wrong size changes nothing. The claim precedes the deletion
+   * deleted. Without, the object is looked at first, so a wrong size
+   * changes nothing. The claim precedes the deletion
    * check, which precedes any look at the destination (docs/GC.md); the
    * record names the digest before the reference exists, so a janitor that
    * finds it keeps a published object. A round ends only when all its calls
@@ -79,7 +80,7 @@ export class Publisher {
     if (session.expected_digest && session.expected_digest !== digest.value) {
       throw new HoldError('DIGEST_INVALID', 'this upload was started for a different digest');
     }
-    if (input.parts && session.state === 'completed' && !sameParts(session.completed_parts, input.parts)) {
+    if (input.parts && session.state === 'completed' && !(session.completed_parts && samePartList(session.completed_parts, input.parts))) {
       // Its object is other parts than the caller hashed: publishing it would put other bytes under the digest.
       throw new HoldError('UPLOAD_STATE_CONFLICT', 'the upload was completed from other parts');
     }

@@ -2,7 +2,8 @@ import { randomUUID } from 'node:crypto';
 import type { Digest } from '../core/digest.ts';
 import { HoldError } from './errors.ts';
 import { uploadNameFromUuid, type UploadName } from './keys.ts';
-import { assertCompletableParts, assertNonFinalPartSizes, assertPartNumber, normalizeEtag, sameParts } from './multipart-rules.ts';
+import { assertCompletableParts, assertNonFinalPartSizes, assertPartNumber, normalizeEtag } from './multipart-rules.ts';
+import { samePartList } from '../protocol/parts.ts';
 import { isUsable, uploadNameOf, type SessionPart, type StagedSegment, type UploadSession } from './sessions.ts';
 import { mappingStorageErrors } from './storage-errors.ts';
 import { discardUpload } from './discard.ts';
@@ -113,7 +114,7 @@ export class Uploads {
     const { upload, session, etag } = await this.#ctx.ownedSession(did, input.digest, input.upload_id);
     if (session.kind !== 'multipart') throw new HoldError('UPLOAD_UNKNOWN', 'this upload is not a multipart upload');
     if (session.state === 'completed') {
-      if (session.completed_parts && !sameParts(session.completed_parts, input.parts)) throw new HoldError('UPLOAD_STATE_CONFLICT', 'the upload was completed from other parts');
+      if (session.completed_parts && !samePartList(session.completed_parts, input.parts)) throw new HoldError('UPLOAD_STATE_CONFLICT', 'the upload was completed from other parts');
       return { upload_name: upload.value, size: session.completed_size ?? 0 };
     }
     const recorded = new Map(session.parts.map((part) => [part.part_number, part.size]));
