@@ -15,7 +15,7 @@ import { DISTRIBUTION_DEFAULT_CHUNK_SIZE, DISTRIBUTION_VERSION, startDistributio
 import { startHoldfast, type HoldfastTarget } from './targets/holdfast.ts';
 import type { OciTarget } from './targets/target.ts';
 import { MiB } from './units.ts';
-import { ChunkedPushWorkload, directPusher, registryPusher, type ChunkedFigures } from './workloads/chunked-push.ts';
+import { ChunkedPushWorkload, directPusher, registryPusher, sequentialDirectPusher, type ChunkedFigures } from './workloads/chunked-push.ts';
 import { measurePull, pushPullImage, type PullFigures, type PullImage } from './workloads/pull.ts';
 
 /** The driver's defaults for the minio provider: what holdfast runs with here. */
@@ -94,7 +94,12 @@ export async function runComparison(options: { quick: boolean; log?: (line: stri
     const chunked = new ChunkedPushWorkload({ blobBytes: sizes.chunkedBytes, chunkBytes: sizes.chunkBytes, holdUrl: holdfast.holdUrl });
     const chunkers = [directPusher(direct), ...registries.map((target) => registryPusher(target, REPO))];
     const largeChunked = sizes.largeChunkBytes.map((chunkBytes) => new ChunkedPushWorkload({ blobBytes: sizes.largeChunkedBytes, chunkBytes, holdUrl: holdfast.holdUrl }));
-    const largeChunkers = [directPusher(direct), registryPusher(holdfast, REPO), registryPusher(distribution, REPO)];
+    const largeChunkers = [
+      directPusher(direct),
+      sequentialDirectPusher(direct, minio.pid),
+      registryPusher(holdfast, REPO, { registry: holdfast.pid, hold: holdfast.holdPid, storage: minio.pid }),
+      registryPusher(distribution, REPO, { registry: distribution.pid, storage: minio.pid }),
+    ];
     const concurrentWall: PerTarget<number[]> = {};
     const concurrentRss: PerTarget<number[]> = {};
     const pullRuns: Record<keyof Omit<PullFigures, 'unexpected'>, PerTarget<number[]>> = {

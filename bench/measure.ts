@@ -48,6 +48,17 @@ export function sampleRss(pid: number, intervalMs = 20): { stop(): Promise<numbe
   };
 }
 
+/** Clock ticks per second of /proc/<pid>/stat's times: USER_HZ, 100 on Linux. */
+const USER_HZ = 100;
+
+/** CPU time a process (all its threads) has used, user and kernel, in ms. */
+export async function processCpuMs(pid: number): Promise<number> {
+  const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
+  // The fields after the command name, which may hold spaces, start at the last ')'.
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return ((Number(fields[11]) + Number(fields[12])) * 1000) / USER_HZ;
+}
+
 /** Bytes a process has read and written through any file, pipe or socket. */
 export async function processIoBytes(pid: number): Promise<number> {
   const io = await readFile(`/proc/${pid}/io`, 'utf8');

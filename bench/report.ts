@@ -30,15 +30,39 @@ function calls(total: number, parts: Record<string, number>): string {
   return `${figure(total)} (${sorted.map(([name, count]) => `${figure(count)} ${name}`).join(', ')})`;
 }
 
-/** Per PATCH of each large chunked push: its time, and what it cost holdfast in hold requests and the hold's S3 calls. */
+/**
+ * Per PATCH of each large chunked push: its time beside a part of the same
+ * size sent straight to S3 one at a time, and what it cost holdfast in hold
+ * requests and the hold's S3 calls.
+ */
 export function patchTable(figures: ChunkedFigures[]): string[] {
   return [
-    '| PATCHes | per PATCH, holdfast | per PATCH, distribution | hold requests per PATCH | hold → S3 calls per PATCH |',
-    '| --- | ---: | ---: | --- | --- |',
+    '| PATCHes | per part, direct S3 one at a time | per PATCH, holdfast | per PATCH, distribution | push, holdfast ÷ direct one at a time | hold requests per PATCH | hold → S3 calls per PATCH |',
+    '| --- | ---: | ---: | ---: | ---: | --- | --- |',
     ...figures.map(
       (f) =>
-        `| ${chunkedLabel(f.blobBytes, f.chunkBytes)} | ${figure(f.patchMedianMs.holdfast)} ms | ${figure(f.patchMedianMs.distribution)} ms | ` +
+        `| ${chunkedLabel(f.blobBytes, f.chunkBytes)} | ${figure(f.patchMedianMs.directSequential)} ms | ${figure(f.patchMedianMs.holdfast)} ms | ${figure(f.patchMedianMs.distribution)} ms | ` +
+        `${ratio(f.push.holdfastRatio.directSequential)} | ` +
         `${calls(f.holdfastPerPatch.holdRequests, f.holdfastPerPatch.holdRequestsByEndpoint)} | ${calls(f.holdfastPerPatch.s3Calls, f.holdfastPerPatch.s3CallsByOperation)} |`,
+    ),
+  ];
+}
+
+const CPU_ROLES = ['registry', 'hold', 'storage', 'client'] as const;
+const CPU_TARGETS: TargetName[] = ['directSequential', 'holdfast', 'distribution'];
+const TARGET_LABELS: Partial<Record<TargetName, string>> = { directSequential: 'direct S3, one part at a time' };
+
+/** CPU (user and kernel) per PATCH of each large chunked push, by process, over every round. */
+export function cpuTable(figures: ChunkedFigures[]): string[] {
+  return [
+    '| PATCHes | target | registry | hold | MinIO | client | all processes |',
+    '| --- | --- | ---: | ---: | ---: | ---: | ---: |',
+    ...figures.flatMap((f) =>
+      CPU_TARGETS.filter((name) => f.cpuPerPatchMs[name]).map((name) => {
+        const cpu = f.cpuPerPatchMs[name] as Record<string, number>;
+        const cells = CPU_ROLES.map((role) => (cpu[role] === undefined ? '–' : `${figure(cpu[role])} ms`));
+        return `| ${chunkedLabel(f.blobBytes, f.chunkBytes)} | ${TARGET_LABELS[name] ?? name} | ${cells.join(' | ')} | ${figure(cpu.total)} ms |`;
+      }),
     ),
   ];
 }
@@ -78,9 +102,16 @@ export function renderReport(report: BenchReport): string {
       `(${c.holdCost.holdRequestsPerGiB} per GiB).`,
     '',
     `Per PATCH, medians of every PATCH of every round. The calls are read from the hold's /metrics around each holdfast push ` +
-      `and divided by its PATCHes, POST and commit included; the part bytes go from the registry to S3 through presigned URLs and are not among them.`,
+      `and divided by its PATCHes, POST and commit included; the part bytes go from the registry to S3 through presigned URLs and are not among them. ` +
+      `"Direct S3 one at a time" sends the same blob straight to MinIO in parts of the PATCH size, each waited for, as a chunked client waits for each PATCH: ` +
+      `no registry can answer a PATCH sooner, since it may only answer once the bytes are durable.`,
     '',
     ...patchTable(c.largeChunked),
+    '',
+    `CPU per PATCH: each process's user and kernel time over whole pushes (POST and commit included), read from /proc and divided by the PATCHes; ` +
+      `"client" is the benchmark process sending the bytes. The processes share ${machine.cores} cores.`,
+    '',
+    ...cpuTable(c.largeChunked),
     '',
     '| target | value | limit | met |',
     '| --- | ---: | ---: | :---: |',

@@ -29,7 +29,8 @@ const ALL: TargetName[] = ['direct', 'holdfast', 'distribution', 'distributionSa
 const REGISTRIES: TargetName[] = ['holdfast', 'distribution', 'distributionSameChunk'];
 const PULLED: TargetName[] = ['holdfast', 'distribution'];
 const LARGE_CHUNKED_REGISTRIES: TargetName[] = ['holdfast', 'distribution'];
-const LARGE_CHUNKED: TargetName[] = ['direct', ...LARGE_CHUNKED_REGISTRIES];
+const LARGE_CHUNKED_TIMED: TargetName[] = ['directSequential', ...LARGE_CHUNKED_REGISTRIES];
+const LARGE_CHUNKED: TargetName[] = ['direct', ...LARGE_CHUNKED_TIMED];
 
 const callsPerPatch = z.record(z.string().min(1), figure.min(0));
 
@@ -39,10 +40,11 @@ const largeChunked = z
     chunkBytes: count,
     patches: count.min(1),
     push: series(LARGE_CHUNKED),
-    patchMedianMs: perTarget(LARGE_CHUNKED_REGISTRIES, figure),
+    patchMedianMs: perTarget(LARGE_CHUNKED_TIMED, figure),
     holdfastPerPatch: z
       .object({ holdRequests: figure.min(0), s3Calls: figure.min(0), holdRequestsByEndpoint: callsPerPatch, s3CallsByOperation: callsPerPatch })
       .strict(),
+    cpuPerPatchMs: perTarget(LARGE_CHUNKED_TIMED, z.record(z.string().min(1), figure.min(0))),
   })
   .strict();
 

@@ -1,7 +1,8 @@
 /** Figures per target per round, and how the comparison summarises them. */
 import { median, round } from './measure.ts';
 
-export type TargetName = 'direct' | 'holdfast' | 'distribution' | 'distributionSameChunk';
+/** `directSequential`: direct S3 one part at a time, each part as large as a PATCH: what a chunked client allows. */
+export type TargetName = 'direct' | 'directSequential' | 'holdfast' | 'distribution' | 'distributionSameChunk';
 export type PerTarget<T> = Partial<Record<TargetName, T>>;
 
 /** A figure per target per round, its medians, and holdfast's ratios to the others taken round by round. */

@@ -17,6 +17,8 @@ export interface RunningMinio {
   secretAccessKey: string;
   /** A client with the test's own credentials, for assertions. */
   client: S3Client;
+  /** The server's process, for benchmarks that count its CPU. */
+  pid: number;
   stop(): Promise<void>;
 }
 
@@ -43,6 +45,7 @@ export function runningS3(child: ChildProcess, dataDir: string, endpoint: string
     bucket: 'holdfast-test',
     ...TEST_S3_KEYS,
     client,
+    pid: child.pid as number,
     async stop() {
       client.destroy();
       await stopChild(child);
