@@ -41,9 +41,14 @@ export class BlobSource {
     }
   }
 
-  /** A contiguous copy of [start, start + length); for chunks and parts. */
-  bytes(start: number, length: number): Buffer {
-    const out = Buffer.allocUnsafe(length);
+  /**
+   * A contiguous copy of [start, start + length); for chunks and parts. Into
+   * `into` when given (at least `length` bytes, returned as a view), so a
+   * client sending one chunk at a time reuses one buffer and does not load its
+   * own garbage collector with a fresh one per chunk.
+   */
+  bytes(start: number, length: number, into?: Buffer): Buffer {
+    const out = into ? into.subarray(0, length) : Buffer.allocUnsafe(length);
     let written = 0;
     while (written < length) {
       const offset = start + written;

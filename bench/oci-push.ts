@@ -69,8 +69,10 @@ export async function pushChunked(
   const digest = blob.digest();
   const started = performance.now();
   let location = await startUpload(baseUrl, repo);
+  // Each PATCH is answered before the next is read into the buffer.
+  const reused = Buffer.allocUnsafe(Math.min(chunkSize, blob.size));
   for (let offset = 0; offset < blob.size; offset += chunkSize) {
-    const chunk = blob.bytes(offset, Math.min(chunkSize, blob.size - offset));
+    const chunk = blob.bytes(offset, Math.min(chunkSize, blob.size - offset), reused);
     const patchStarted = performance.now();
     const patched = await call(
       location,

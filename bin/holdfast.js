@@ -2,11 +2,32 @@
 // The holdfast CLI, run from the compiled JavaScript in dist/. `npm ci` builds
 // it (the `prepare` script); after editing src/, run `npm run build` again, or
 // `npm run dev` to run the TypeScript sources through tsx (a dev dependency).
+import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 
 const main = new URL('../dist/cli/main.js', import.meta.url);
 if (!existsSync(main)) {
   console.error(`holdfast: ${main.pathname} is missing; build it with \`npm run build\` (npm ci does this).`);
   process.exit(1);
 }
-await import(main.href);
+
+// The long-running commands want Node flags that only a new start can set (dist/cli/node-flags.js says why).
+const { LONG_RUNNING_COMMANDS, missingNodeFlags } = await import(new URL('../dist/cli/node-flags.js', import.meta.url).href);
+const missing = LONG_RUNNING_COMMANDS.has(process.argv[2]) && process.env.HOLDFAST_NODE_FLAGS !== 'off' ? missingNodeFlags(process.execArgv) : [];
+if (missing.length === 0) {
+  await import(main.href);
+} else {
+  const args = [...process.execArgv, ...missing, fileURLToPath(import.meta.url), ...process.argv.slice(2)];
+  // Node 23.11 and later replace this process; before, it stays as a parent that passes signals on.
+  if (typeof process.execve === 'function') process.execve(process.execPath, [process.execPath, ...args]);
+  // Its own process group: a terminal's Ctrl-C reaches it once, through here, so it drains instead of dying on a second SIGINT.
+  const child = spawn(process.execPath, args, { stdio: 'inherit', detached: true });
+  const signals = ['SIGINT', 'SIGTERM', 'SIGHUP'];
+  for (const signal of signals) process.on(signal, () => child.kill(signal));
+  child.on('exit', (code, signal) => {
+    if (code !== null) process.exit(code);
+    for (const name of signals) process.removeAllListeners(name);
+    process.kill(process.pid, signal ?? 'SIGTERM');
+  });
+}

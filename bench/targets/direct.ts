@@ -86,10 +86,11 @@ export class DirectS3 {
     const started = performance.now();
     const { UploadId } = await this.#client.send(new CreateMultipartUploadCommand({ Bucket, Key }));
     const parts: { ETag: string; PartNumber: number }[] = [];
+    const reused = Buffer.allocUnsafe(Math.min(partSize, blob.size));
     try {
       for (let start = 0, PartNumber = 1; start < blob.size || PartNumber === 1; start += partSize, PartNumber++) {
         const url = await getSignedUrl(this.#client, new UploadPartCommand({ Bucket, Key, UploadId, PartNumber }), { expiresIn: 600 });
-        const body = blob.bytes(start, Math.min(partSize, blob.size - start));
+        const body = blob.bytes(start, Math.min(partSize, blob.size - start), reused);
         const partStarted = performance.now();
         const response = await request(url, { method: 'PUT', body, headers: { 'content-length': String(body.length) }, dispatcher: benchAgent });
         await response.body.dump();

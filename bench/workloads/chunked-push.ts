@@ -108,9 +108,15 @@ export class ChunkedPushWorkload {
       const cpuBefore = processes ? await cpuOf(processes) : undefined;
       const timing = await push(blob, this.chunkBytes, (ms) => record(this.#patchMs, name, ms));
       record(this.#pushMs, name, timing.totalMs);
+      let cpuNote = '';
       if (processes && cpuBefore) {
-        addTo((this.#cpuMs[name] ??= new Map()), callsSince(await cpuOf(processes), cpuBefore));
+        const spent = callsSince(await cpuOf(processes), cpuBefore);
+        addTo((this.#cpuMs[name] ??= new Map()), spent);
         this.#cpuPushes[name] = (this.#cpuPushes[name] ?? 0) + 1;
+        const patches = Math.ceil(this.blobBytes / this.chunkBytes);
+        cpuNote = `; CPU per PATCH: ${Object.entries(spent)
+          .map(([role, ms]) => `${role} ${Math.round(ms / patches)} ms`)
+          .join(', ')}`;
       }
       if (before) {
         const after = await holdCalls(this.#holdUrl);
@@ -118,7 +124,7 @@ export class ChunkedPushWorkload {
         addTo(this.#s3Calls, callsSince(after.storage, before.storage));
         this.#holdfastPushes++;
       }
-      log(`chunked push, ${chunkedLabel(this.blobBytes, this.chunkBytes)}, ${name}: ${Math.round(timing.totalMs)} ms`);
+      log(`chunked push, ${chunkedLabel(this.blobBytes, this.chunkBytes)}, ${name}: ${Math.round(timing.totalMs)} ms${cpuNote}`);
     }
   }
 

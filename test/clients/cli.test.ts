@@ -1,7 +1,7 @@
 import pino from 'pino';
 import { expect } from 'chai';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -12,10 +12,27 @@ import { sharedMinio } from '../support/global-fixtures.ts';
 import { generateSigningKey } from '../support/hold-harness.ts';
 import { stopChild } from '../support/minio.ts';
 import { buildImage } from '../support/oci-layout.ts';
+import { NODE_FLAGS } from '../../src/cli/node-flags.ts';
 import { cliNodeArgs } from '../support/stack.ts';
 import { waitForHttp } from '../support/tools.ts';
 
 const MiB = 1024 * 1024;
+
+/** The argv of `pid` and of every process under it (Linux /proc). */
+async function processTree(pid: number): Promise<string[][]> {
+  const parents = new Map<number, number>();
+  for (const entry of await readdir('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    const stat = await readFile(`/proc/${entry}/stat`, 'utf8').catch(() => '');
+    const parent = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+    if (parent) parents.set(Number(entry), parent);
+  }
+  const tree = [pid];
+  for (let index = 0; index < tree.length; index++) {
+    for (const [child, parent] of parents) if (parent === tree[index]) tree.push(child);
+  }
+  return Promise.all(tree.map(async (member) => (await readFile(`/proc/${member}/cmdline`, 'utf8')).split('\0').filter(Boolean)));
+}
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const NODE_MAJOR = Number(process.versions.node.split('.')[0]);
 
@@ -38,8 +55,10 @@ interface CliProcess {
   stop(): Promise<{ stdout: string; stderr: string }>;
 }
 
+/** `bin/holdfast.js` runs as a user runs it, with no Node flags; the sources as the test stacks run them. */
 function spawnCli(entry: string, args: string[]): CliProcess {
-  const child = spawn(process.execPath, [...cliNodeArgs(path.join(ROOT, entry)), ...args], {
+  const file = path.join(ROOT, entry);
+  const child = spawn(process.execPath, [...(entry === 'bin/holdfast.js' ? [file] : cliNodeArgs(file)), ...args], {
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { ...process.env, LOG_LEVEL: 'warn' },
   });
@@ -97,7 +116,15 @@ for (const entry of ['src/cli/main.ts', 'bin/holdfast.js'] as const) {
         const pulled = path.join(work, 'pulled');
         await runTool(crane, ['pull', '--insecure', '--format', 'oci', reference, pulled]);
         expect(await runTool(crane, ['digest', '--insecure', reference])).to.equal(`${image.manifestDigest}\n`);
+        if (built) {
+          // Started once more with the flags it lacked (in place from Node 23.11), and serving from there.
+          const commands = await processTree(child.pid as number);
+          const serving = commands.filter((argv) => argv.includes('start'));
+          expect(serving.map((argv) => argv.filter((arg) => arg.startsWith('--initial-old-space-size')))).to.deep.include([...NODE_FLAGS]);
+          expect(serving).to.have.length(NODE_MAJOR >= 24 ? 1 : 2);
+        }
         expect(warnings((await cli.stop()).stderr)).to.deep.equal([]);
+        expect(cli.child.exitCode, 'a SIGTERM drains and exits 0').to.equal(0);
       } finally {
         await cli.stop();
         await rm(work, { recursive: true, force: true });

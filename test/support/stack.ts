@@ -5,6 +5,7 @@ import path from 'node:path';
 import { createRequire } from 'node:module';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { stringify as toYaml } from 'yaml';
+import { NODE_FLAGS } from '../../src/cli/node-flags.ts';
 import { freePort } from '../../src/core/net.ts';
 import { hashPassword } from '../../src/registry/auth/users.ts';
 import { generateSigningKey } from './hold-harness.ts';
@@ -17,9 +18,13 @@ const SOURCE_CLI = fileURLToPath(new URL('../../src/cli/main.ts', import.meta.ur
 
 const TSX_LOADER = pathToFileURL(createRequire(import.meta.url).resolve('tsx')).href;
 
-/** Node arguments that run `cli`: a `.ts` entry through tsx, a built `.js` one (dist/cli/main.js, bin/holdfast.js) as is. */
+/**
+ * Node arguments that run `cli`: a `.ts` entry through tsx, a built `.js` one
+ * (dist/cli/main.js, bin/holdfast.js) as is; with the Node flags bin/holdfast.js
+ * would start it with, so the process started is the one that serves.
+ */
 export function cliNodeArgs(cli: string): string[] {
-  return cli.endsWith('.ts') ? ['--import', TSX_LOADER, cli] : [cli];
+  return cli.endsWith('.ts') ? [...NODE_FLAGS, '--import', TSX_LOADER, cli] : [...NODE_FLAGS, cli];
 }
 
 export const STACK_USER = Object.freeze({ username: 'alice', password: 'alice-conformance-password', did: 'did:plc:alice0000000000000000', handle: 'alice' });
