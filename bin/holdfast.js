@@ -25,6 +25,10 @@ if (missing.length === 0) {
   const child = spawn(process.execPath, args, { stdio: 'inherit', detached: true });
   const signals = ['SIGINT', 'SIGTERM', 'SIGHUP'];
   for (const signal of signals) process.on(signal, () => child.kill(signal));
+  child.on('error', (err) => {
+    console.error(`holdfast: could not start Node again with ${missing.join(' ')}: ${err.message}`);
+    process.exit(1);
+  });
   child.on('exit', (code, signal) => {
     if (code !== null) process.exit(code);
     for (const name of signals) process.removeAllListeners(name);

@@ -10,8 +10,9 @@
  * every two or three 8 MiB PATCHes, although the chunks die young. An old
  * generation configured to start at 64 MB leaves them to the cheap scavenges.
  * Measured on 256 MiB pushed in 8 MiB PATCHes (docs/BENCHMARKS.md): 60–71
- * mark-compacts in the registry became 1 on Node 20 and 12 on Node 24, and its
- * CPU per PATCH went from 36–46 ms to 18–27 ms.
+ * mark-compacts in the registry became 1 on Node 20, and 71 became 12 on
+ * Node 24 (counted at 96 MB; at 64 MB its CPU per PATCH was as low); the
+ * registry's CPU per PATCH went from 36–46 ms to 18–27 ms.
  */
 export const NODE_FLAGS: readonly string[] = ['--initial-old-space-size=64'];
 

@@ -1,6 +1,7 @@
 import { expect } from 'chai';
 import { parseDigest } from '../../src/core/digest.ts';
 import { parseByteRange } from '../../src/core/http-range.ts';
+import { missingNodeFlags, NODE_FLAGS } from '../../src/cli/node-flags.ts';
 import { allSettled } from '../../src/core/settled.ts';
 import { assertCompletableParts, assertNonFinalPartSizes, normalizeEtag } from '../../src/hold/multipart-rules.ts';
 import { HoldError } from '../../src/hold/errors.ts';
@@ -74,5 +75,14 @@ describe('allSettled', function () {
 
   it('resolves to every value in order', async function () {
     expect(await allSettled([Promise.resolve(1), 'two', undefined] as const)).to.deep.equal([1, 'two', undefined]);
+  });
+});
+
+describe('the Node flags of the long-running commands', function () {
+  it('are all missing from a bare start, and none once given, whatever value or spelling the operator chose', function () {
+    expect(missingNodeFlags([])).to.deep.equal([...NODE_FLAGS]);
+    expect(missingNodeFlags([...NODE_FLAGS])).to.deep.equal([]);
+    expect(missingNodeFlags(['--initial_old_space_size=256', '--max-semi-space-size=16'])).to.deep.equal([]);
+    expect(missingNodeFlags(['--import', 'tsx', '--initial-old-space-size=128'])).to.deep.equal(NODE_FLAGS.filter((flag) => !flag.startsWith('--initial-old-space-size')));
   });
 });
