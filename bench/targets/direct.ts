@@ -4,7 +4,14 @@
  * Payloads go unsigned (as presigned part URLs do), so the floor carries no
  * hashing that a registry's PUT would not.
  */
-import { AbortMultipartUploadCommand, CompleteMultipartUploadCommand, CreateMultipartUploadCommand, S3Client, UploadPartCommand } from '@aws-sdk/client-s3';
+import {
+  AbortMultipartUploadCommand,
+  CompleteMultipartUploadCommand,
+  CreateMultipartUploadCommand,
+  DeleteObjectCommand,
+  S3Client,
+  UploadPartCommand,
+} from '@aws-sdk/client-s3';
 import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
 import { request } from 'undici';
 import type { RunningMinio } from '../../test/support/minio.ts';
@@ -41,36 +48,24 @@ export class DirectS3 {
     );
   }
 
-  /** Uploads `blob`; `commitMs` is the CompleteMultipartUpload alone. */
-  async upload(blob: BlobSource): Promise<PushTiming> {
-    const Bucket = this.#minio.bucket;
-    const Key = `${this.#prefix}/${blob.digest().slice('sha256:'.length)}`;
-    const started = performance.now();
-    const { UploadId } = await this.#client.send(new CreateMultipartUploadCommand({ Bucket, Key }));
-    const partCount = Math.max(1, Math.ceil(blob.size / this.partSize));
-    const etags: string[] = [];
-    let next = 0;
-    const worker = async () => {
-      while (next < partCount) {
-        const index = next++;
-        const start = index * this.partSize;
-        const body = blob.bytes(start, Math.min(this.partSize, blob.size - start));
-        const { ETag } = await this.#client.send(new UploadPartCommand({ Bucket, Key, UploadId, PartNumber: index + 1, Body: body, ContentLength: body.length }));
-        etags[index] = ETag as string;
-      }
-    };
-    try {
+  /** Uploads `blob` in this target's parts, `partsInFlight` at once; `commitMs` is the CompleteMultipartUpload alone. */
+  upload(blob: BlobSource): Promise<PushTiming> {
+    return this.#multipart(blob, async (upload) => {
+      const partCount = Math.max(1, Math.ceil(blob.size / this.partSize));
+      const etags: string[] = [];
+      let next = 0;
+      const worker = async () => {
+        while (next < partCount) {
+          const index = next++;
+          const start = index * this.partSize;
+          const body = blob.bytes(start, Math.min(this.partSize, blob.size - start));
+          const { ETag } = await this.#client.send(new UploadPartCommand({ ...upload, PartNumber: index + 1, Body: body, ContentLength: body.length }));
+          etags[index] = ETag as string;
+        }
+      };
       await Promise.all(Array.from({ length: Math.min(this.partsInFlight, partCount) }, worker));
-    } catch (err) {
-      await this.#client.send(new AbortMultipartUploadCommand({ Bucket, Key, UploadId })).catch(() => undefined);
-      throw err;
-    }
-    const committing = performance.now();
-    await this.#client.send(
-      new CompleteMultipartUploadCommand({ Bucket, Key, UploadId, MultipartUpload: { Parts: etags.map((ETag, index) => ({ ETag, PartNumber: index + 1 })) } }),
-    );
-    const finished = performance.now();
-    return { totalMs: finished - started, commitMs: finished - committing };
+      return etags.map((ETag, index) => ({ ETag, PartNumber: index + 1 }));
+    });
   }
 
   /**
@@ -80,16 +75,12 @@ export class DirectS3 {
    * beforehand. What a chunked client's PATCHes could take with no registry
    * in the way.
    */
-  async uploadSequential(blob: BlobSource, partSize: number, onPart: (ms: number) => void): Promise<PushTiming> {
-    const Bucket = this.#minio.bucket;
-    const Key = `${this.#prefix}/${blob.digest().slice('sha256:'.length)}`;
-    const started = performance.now();
-    const { UploadId } = await this.#client.send(new CreateMultipartUploadCommand({ Bucket, Key }));
-    const parts: { ETag: string; PartNumber: number }[] = [];
-    const reused = Buffer.allocUnsafe(Math.min(partSize, blob.size));
-    try {
+  uploadSequential(blob: BlobSource, partSize: number, onPart: (ms: number) => void): Promise<PushTiming> {
+    return this.#multipart(blob, async (upload) => {
+      const parts: { ETag: string; PartNumber: number }[] = [];
+      const reused = Buffer.allocUnsafe(Math.min(partSize, blob.size));
       for (let start = 0, PartNumber = 1; start < blob.size || PartNumber === 1; start += partSize, PartNumber++) {
-        const url = await getSignedUrl(this.#client, new UploadPartCommand({ Bucket, Key, UploadId, PartNumber }), { expiresIn: 600 });
+        const url = await getSignedUrl(this.#client, new UploadPartCommand({ ...upload, PartNumber }), { expiresIn: 600 });
         const body = blob.bytes(start, Math.min(partSize, blob.size - start), reused);
         const partStarted = performance.now();
         const response = await request(url, { method: 'PUT', body, headers: { 'content-length': String(body.length) }, dispatcher: benchAgent });
@@ -99,6 +90,23 @@ export class DirectS3 {
         if (response.statusCode !== 200 || typeof etag !== 'string') throw new Error(`part ${PartNumber} answered ${response.statusCode}`);
         parts.push({ ETag: etag, PartNumber });
       }
+      return parts;
+    });
+  }
+
+  /**
+   * One timed multipart upload of `blob`, its parts sent by `sendParts`; the
+   * object is deleted once timed, since a full run pushes more than the disk
+   * holds.
+   */
+  async #multipart(blob: BlobSource, sendParts: (upload: { Bucket: string; Key: string; UploadId: string }) => Promise<{ ETag: string; PartNumber: number }[]>): Promise<PushTiming> {
+    const Bucket = this.#minio.bucket;
+    const Key = `${this.#prefix}/${blob.digest().slice('sha256:'.length)}`;
+    const started = performance.now();
+    const { UploadId } = await this.#client.send(new CreateMultipartUploadCommand({ Bucket, Key }));
+    let parts: { ETag: string; PartNumber: number }[];
+    try {
+      parts = await sendParts({ Bucket, Key, UploadId: UploadId as string });
     } catch (err) {
       await this.#client.send(new AbortMultipartUploadCommand({ Bucket, Key, UploadId })).catch(() => undefined);
       throw err;
@@ -106,6 +114,7 @@ export class DirectS3 {
     const committing = performance.now();
     await this.#client.send(new CompleteMultipartUploadCommand({ Bucket, Key, UploadId, MultipartUpload: { Parts: parts } }));
     const finished = performance.now();
+    await this.#client.send(new DeleteObjectCommand({ Bucket, Key }));
     return { totalMs: finished - started, commitMs: finished - committing };
   }
 
