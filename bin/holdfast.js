@@ -13,16 +13,20 @@ if (!existsSync(main)) {
 }
 
 // The long-running commands want Node flags that only a new start can set (dist/cli/node-flags.js says why).
+// Not on Windows, where a second start would open a console of its own and could not pass signals on.
 const { LONG_RUNNING_COMMANDS, missingNodeFlags } = await import(new URL('../dist/cli/node-flags.js', import.meta.url).href);
-const missing = LONG_RUNNING_COMMANDS.has(process.argv[2]) && process.env.HOLDFAST_NODE_FLAGS !== 'off' ? missingNodeFlags(process.execArgv) : [];
+const relaunch = LONG_RUNNING_COMMANDS.has(process.argv[2]) && process.env.HOLDFAST_NODE_FLAGS !== 'off' && process.platform !== 'win32';
+const missing = relaunch ? missingNodeFlags(process.execArgv) : [];
 if (missing.length === 0) {
   await import(main.href);
 } else {
   const args = [...process.execArgv, ...missing, fileURLToPath(import.meta.url), ...process.argv.slice(2)];
-  // Node 23.11 and later replace this process; before, it stays as a parent that passes signals on.
-  if (typeof process.execve === 'function') process.execve(process.execPath, [process.execPath, ...args]);
-  // Its own process group: a terminal's Ctrl-C reaches it once, through here, so it drains instead of dying on a second SIGINT.
-  const child = spawn(process.execPath, args, { stdio: 'inherit', detached: true });
+  // Where Node has execve (22.15, 23.11 and later) this process is replaced; the environment is passed
+  // explicitly, as some of those releases started the new one with none when it was left out.
+  if (typeof process.execve === 'function') process.execve(process.execPath, [process.execPath, ...args], process.env);
+  // Elsewhere it stays as a parent that passes signals on. The child has its own process group, so a
+  // terminal's Ctrl-C reaches it once, through here; the IPC channel tells it when this process is gone.
+  const child = spawn(process.execPath, args, { stdio: ['inherit', 'inherit', 'inherit', 'ipc'], detached: true });
   const signals = ['SIGINT', 'SIGTERM', 'SIGHUP'];
   for (const signal of signals) process.on(signal, () => child.kill(signal));
   child.on('error', (err) => {

@@ -83,7 +83,12 @@ async function main(argv: string[]): Promise<void> {
   }
 }
 
-/** Drains and exits on SIGINT/SIGTERM. */
+/**
+ * Drains and exits on SIGINT or SIGTERM; a repeat while draining is ignored
+ * (a supervisor may signal every process of a service, and bin/holdfast.js
+ * passes its own on). Also drains when the bin/holdfast.js that started this
+ * process is gone (its IPC channel closes), so no orphan keeps serving.
+ */
 function onSignal(close: () => Promise<void>): void {
   let stopping = false;
   const stop = (signal: string) => {
@@ -98,8 +103,12 @@ function onSignal(close: () => Promise<void>): void {
       },
     );
   };
-  process.once('SIGINT', () => stop('SIGINT'));
-  process.once('SIGTERM', () => stop('SIGTERM'));
+  process.on('SIGINT', () => stop('SIGINT'));
+  process.on('SIGTERM', () => stop('SIGTERM'));
+  if (process.connected) {
+    process.on('disconnect', () => stop('parent exited'));
+    process.channel?.unref();
+  }
 }
 
 async function readStdin(): Promise<string> {

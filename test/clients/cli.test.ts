@@ -1,6 +1,7 @@
 import pino from 'pino';
 import { expect } from 'chai';
 import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -18,8 +19,17 @@ import { waitForHttp } from '../support/tools.ts';
 
 const MiB = 1024 * 1024;
 
-/** The argv of `pid` and of every process under it (Linux /proc). */
-async function processTree(pid: number): Promise<string[][]> {
+/** Node replaces a process in place (bin/holdfast.js then needs no parent). */
+const HAS_EXECVE = typeof (process as { execve?: unknown }).execve === 'function';
+
+interface TreeProcess {
+  pid: number;
+  argv: string[];
+  environ: string[];
+}
+
+/** `pid` and every process under it, parents first (Linux /proc). */
+async function processTree(pid: number): Promise<TreeProcess[]> {
   const parents = new Map<number, number>();
   for (const entry of await readdir('/proc')) {
     if (!/^\d+$/.test(entry)) continue;
@@ -31,7 +41,13 @@ async function processTree(pid: number): Promise<string[][]> {
   for (let index = 0; index < tree.length; index++) {
     for (const [child, parent] of parents) if (parent === tree[index]) tree.push(child);
   }
-  return Promise.all(tree.map(async (member) => (await readFile(`/proc/${member}/cmdline`, 'utf8')).split('\0').filter(Boolean)));
+  const nulSeparated = async (file: string) => (await readFile(file, 'utf8')).split('\0').filter(Boolean);
+  return Promise.all(tree.map(async (member) => ({ pid: member, argv: await nulSeparated(`/proc/${member}/cmdline`), environ: await nulSeparated(`/proc/${member}/environ`) })));
+}
+
+/** The processes of a CLI started as `command` (the first process, and the one bin/holdfast.js started, if any). */
+async function commandProcesses(pid: number, command: string): Promise<TreeProcess[]> {
+  return (await processTree(pid)).filter((member) => member.argv.includes(command));
 }
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const NODE_MAJOR = Number(process.versions.node.split('.')[0]);
@@ -56,11 +72,11 @@ interface CliProcess {
 }
 
 /** `bin/holdfast.js` runs as a user runs it, with no Node flags; the sources as the test stacks run them. */
-function spawnCli(entry: string, args: string[]): CliProcess {
+function spawnCli(entry: string, args: string[], env: Record<string, string> = {}): CliProcess {
   const file = path.join(ROOT, entry);
   const child = spawn(process.execPath, [...(entry === 'bin/holdfast.js' ? [file] : cliNodeArgs(file)), ...args], {
     stdio: ['ignore', 'pipe', 'pipe'],
-    env: { ...process.env, LOG_LEVEL: 'warn' },
+    env: { ...process.env, LOG_LEVEL: 'warn', ...env },
   });
   let stdout = '';
   let stderr = '';
@@ -117,11 +133,12 @@ for (const entry of ['src/cli/main.ts', 'bin/holdfast.js'] as const) {
         await runTool(crane, ['pull', '--insecure', '--format', 'oci', reference, pulled]);
         expect(await runTool(crane, ['digest', '--insecure', reference])).to.equal(`${image.manifestDigest}\n`);
         if (built) {
-          // Started once more with the flags it lacked (in place from Node 23.11), and serving from there.
-          const commands = await processTree(child.pid as number);
-          const serving = commands.filter((argv) => argv.includes('start'));
-          expect(serving.map((argv) => argv.filter((arg) => NODE_FLAGS.includes(arg)))).to.deep.include([...NODE_FLAGS]);
-          expect(serving).to.have.length(NODE_MAJOR >= 24 ? 1 : 2);
+          // Started once more with the flags it lacked (in place where Node has execve), with this environment.
+          const processes = await commandProcesses(child.pid as number, 'start');
+          expect(processes).to.have.length(HAS_EXECVE ? 1 : 2);
+          const serving = processes.at(-1) as TreeProcess;
+          expect(serving.argv.filter((arg) => NODE_FLAGS.includes(arg))).to.deep.equal([...NODE_FLAGS]);
+          expect(serving.environ).to.include('LOG_LEVEL=warn');
         }
         expect(warnings((await cli.stop()).stderr)).to.deep.equal([]);
         expect(cli.child.exitCode, 'a SIGTERM drains and exits 0').to.equal(0);
@@ -130,6 +147,43 @@ for (const entry of ['src/cli/main.ts', 'bin/holdfast.js'] as const) {
         await rm(work, { recursive: true, force: true });
       }
     });
+
+    // The relaunch with Node flags is bin/holdfast.js's; where Node has execve no parent stays to be killed.
+    if (built) {
+      it('`start` with HOLDFAST_NODE_FLAGS=off runs in the process started, without the flags', async function () {
+        const work = await mkdtemp(path.join(os.tmpdir(), 'holdfast-start-'));
+        const port = await freePort();
+        const cli = spawnCli(entry, ['start', '--data', path.join(work, 'data'), '--port', String(port)], { HOLDFAST_NODE_FLAGS: 'off' });
+        try {
+          await waitForHttp(`http://127.0.0.1:${port}/v2/`, cli.child, { timeoutMs: 30_000, intervalMs: 200, stderr: () => cli.output().stderr });
+          const processes = await commandProcesses(cli.child.pid as number, 'start');
+          expect(processes.map((member) => member.pid)).to.deep.equal([cli.child.pid]);
+          expect((processes[0] as TreeProcess).argv.filter((arg) => NODE_FLAGS.includes(arg))).to.deep.equal([]);
+        } finally {
+          await cli.stop();
+          await rm(work, { recursive: true, force: true });
+        }
+      });
+    }
+    if (built && !HAS_EXECVE) {
+      it('`start` as a child of bin/holdfast.js (Node without execve) drains and exits when that parent is killed', async function () {
+        const work = await mkdtemp(path.join(os.tmpdir(), 'holdfast-start-'));
+        const port = await freePort();
+        const cli = spawnCli(entry, ['start', '--data', path.join(work, 'data'), '--port', String(port)]);
+        try {
+          await waitForHttp(`http://127.0.0.1:${port}/v2/`, cli.child, { timeoutMs: 30_000, intervalMs: 200, stderr: () => cli.output().stderr });
+          const serving = (await commandProcesses(cli.child.pid as number, 'start')).at(-1) as TreeProcess;
+          expect(serving.pid).to.not.equal(cli.child.pid);
+          cli.child.kill('SIGKILL');
+          const deadline = Date.now() + 15_000;
+          while (existsSync(`/proc/${serving.pid}`) && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 100));
+          expect(existsSync(`/proc/${serving.pid}`), 'the child still runs').to.equal(false);
+        } finally {
+          await cli.stop();
+          await rm(work, { recursive: true, force: true });
+        }
+      });
+    }
 
     it(`\`hold\` on the S3 backend starts with no warning printed${NODE_MAJOR < 22 ? ' (but Node 20’s end of life)' : ''}`, async function () {
       const minio = await sharedMinio();
