@@ -3,7 +3,7 @@ import { HoldError } from './errors.ts';
 import { parseUploadName, type UploadName } from './keys.ts';
 import { assertCompletableParts, assertNonFinalPartSizes, normalizeEtag } from './multipart-rules.ts';
 import { samePartList } from '../protocol/parts.ts';
-import { isUsable, type UploadSession } from './sessions.ts';
+import { completedParts, isUsable, type UploadSession } from './sessions.ts';
 import { mappingStorageErrors } from './storage-errors.ts';
 import { forgetUpload } from './discard.ts';
 import { requireContentDigest, type HoldContext } from './context.ts';
@@ -89,7 +89,7 @@ export class Publisher {
     const marked: UploadSession = {
       ...session,
       ...(parts && input.parts
-        ? { state: 'completed', completed_size: input.parts.reduce((sum, part) => sum + part.size, 0), completed_parts: input.parts.map(({ part_number, etag }) => ({ part_number, etag })) }
+        ? { state: 'completed', completed_size: input.parts.reduce((sum, part) => sum + part.size, 0), completed_parts: completedParts(input.parts) }
         : {}),
       ...(byReference ? { publishing_digest: digest.value } : {}),
       updated_at: this.#ctx.now().toISOString(),

@@ -37,7 +37,7 @@ export interface UploadSession {
   readonly size: number;
   readonly completed_size?: number;
   /** The parts the upload was completed from: a repeat of the completion or a publish must name the same. */
-  readonly completed_parts?: readonly { readonly part_number: number; readonly etag: string }[];
+  readonly completed_parts?: readonly CompletedPart[];
   /**
    * Set by /move just before the blob key is made a reference to this
    * upload's object: from then on the object may be the blob's only bytes,
@@ -55,6 +55,17 @@ export interface UploadSession {
 }
 
 /** False for a record whose upload is not there to use: still starting, or being discarded. */
+/** A part an upload was completed from, as its record keeps it. */
+export interface CompletedPart {
+  readonly part_number: number;
+  readonly etag: string;
+}
+
+/** What a record keeps of the parts an upload is completed from (`completed_parts`). */
+export function completedParts(parts: readonly CompletedPart[]): CompletedPart[] {
+  return parts.map(({ part_number, etag }) => ({ part_number, etag }));
+}
+
 export function isUsable(session: UploadSession): boolean {
   return session.state !== 'starting' && session.purging_at === undefined;
 }

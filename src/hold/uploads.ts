@@ -4,7 +4,7 @@ import { HoldError } from './errors.ts';
 import { uploadNameFromUuid, type UploadName } from './keys.ts';
 import { assertCompletableParts, assertNonFinalPartSizes, assertPartNumber, normalizeEtag } from './multipart-rules.ts';
 import { samePartList } from '../protocol/parts.ts';
-import { isUsable, uploadNameOf, type SessionPart, type StagedSegment, type UploadSession } from './sessions.ts';
+import { completedParts, isUsable, uploadNameOf, type SessionPart, type StagedSegment, type UploadSession } from './sessions.ts';
 import { mappingStorageErrors } from './storage-errors.ts';
 import { discardUpload } from './discard.ts';
 import { requireContentDigest, type HoldContext } from './context.ts';
@@ -125,8 +125,10 @@ export class Uploads {
       await this.#ctx.backend.completeMultipartUpload(key, session.upload_id, parts);
       const object = await this.#ctx.backend.stat(key);
       const size = object?.size ?? 0;
-      const completed_parts = input.parts.map(({ part_number, etag: partEtag }) => ({ part_number, etag: partEtag }));
-      await this.#ctx.sessions.put({ ...session, state: 'completed', completed_size: size, completed_parts, updated_at: this.#ctx.now().toISOString() }, etag);
+      await this.#ctx.sessions.put(
+        { ...session, state: 'completed', completed_size: size, completed_parts: completedParts(input.parts), updated_at: this.#ctx.now().toISOString() },
+        etag,
+      );
       return { upload_name: upload.value, size };
     });
   }
