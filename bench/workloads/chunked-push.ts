@@ -84,6 +84,8 @@ export interface ChunkedFigures {
 export class ChunkedPushWorkload {
   readonly blobBytes: number;
   readonly chunkBytes: number;
+  /** PATCHes in one push. */
+  readonly patches: number;
   readonly #holdUrl: string;
   readonly #pushMs: PerTarget<number[]> = {};
   readonly #patchMs: PerTarget<number[]> = {};
@@ -96,6 +98,7 @@ export class ChunkedPushWorkload {
   constructor(options: { blobBytes: number; chunkBytes: number; holdUrl: string }) {
     this.blobBytes = options.blobBytes;
     this.chunkBytes = options.chunkBytes;
+    this.patches = Math.ceil(options.blobBytes / options.chunkBytes);
     this.#holdUrl = options.holdUrl;
   }
 
@@ -113,9 +116,8 @@ export class ChunkedPushWorkload {
         const spent = callsSince(await cpuOf(processes), cpuBefore);
         addTo((this.#cpuMs[name] ??= new Map()), spent);
         this.#cpuPushes[name] = (this.#cpuPushes[name] ?? 0) + 1;
-        const patches = Math.ceil(this.blobBytes / this.chunkBytes);
         cpuNote = `; CPU per PATCH: ${Object.entries(spent)
-          .map(([role, ms]) => `${role} ${Math.round(ms / patches)} ms`)
+          .map(([role, ms]) => `${role} ${Math.round(ms / this.patches)} ms`)
           .join(', ')}`;
       }
       if (before) {
@@ -129,7 +131,7 @@ export class ChunkedPushWorkload {
   }
 
   figures(): ChunkedFigures {
-    const patches = Math.ceil(this.blobBytes / this.chunkBytes);
+    const { patches } = this;
     const counted = patches * this.#holdfastPushes;
     const requests = perPatch(this.#holdRequests, counted);
     const s3 = perPatch(this.#s3Calls, counted);
