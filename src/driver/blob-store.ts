@@ -5,7 +5,7 @@ import { mappingHoldErrors } from './errors.ts';
 import { PresignedUrlCache } from './presigned-url-cache.ts';
 import type { HoldUploadView } from './hold-client.ts';
 import type { WriterCache } from './writer-cache.ts';
-import { DriverError, type BlobStore, type BlobWriter, type ByteRange, type CreateOptions, type Descriptor, type RedirectOptions } from './types.ts';
+import { DriverError, type BlobStore, type BlobWriter, type ByteRange, type CreateOptions, type Descriptor, type RedirectOptions, type UploadFence } from './types.ts';
 import { PRESIGN_AHEAD, type UploadSnapshot, type WriterContext } from './writer-context.ts';
 import { decodeWriterId } from './writer-id.ts';
 
@@ -73,19 +73,25 @@ export class HoldBlobStore implements BlobStore {
       expiresAt: started.expires_at,
       ...(started.part_urls ? { partUrls: started.part_urls } : {}),
     };
-    const writer = new HoldBlobWriter(this.#ctx, snapshot, { hashFromStart: true });
+    // Its upload row starts at epoch 0; the first request that takes it holds epoch 1.
+    const writer = new HoldBlobWriter(this.#ctx, snapshot, { hashFromStart: true, epoch: 0 });
     this.#cache.set(writer);
     return writer;
   }
 
-  async resume(id: string, options: { state?: string } = {}): Promise<BlobWriter> {
+  async resume(id: string, options: { state?: string; fence?: UploadFence } = {}): Promise<BlobWriter> {
     const { uploadName, uploadId } = decodeWriterId(id);
-    const live = this.#cache.get(id);
-    if (options.state !== undefined && live?.state === options.state) return live;
-    const view = await mappingHoldErrors(() => this.#ctx.hold.uploadStatus(this.#ctx.did, uploadName, uploadId, PRESIGN_AHEAD));
+    const { state, fence } = options;
+    const cached = this.#cache.get(id);
+    // A live writer's running hash is of the bytes it wrote; if another request wrote since, they may not be the upload's.
+    const live = fence === undefined || cached?.heldEpochBefore(fence.epoch) ? cached : undefined;
+    if (state !== undefined && live?.state === state) return live.holding(fence);
+    const view = await mappingHoldErrors(() =>
+      this.#ctx.hold.uploadStatus(this.#ctx.did, uploadName, uploadId, { presignParts: PRESIGN_AHEAD, ...(fence?.tookOver ? { takeOver: fence.epoch } : {}) }),
+    );
     const snapshot = snapshotOf(view, this.#settings);
-    if (live?.syncWith(snapshot)) return live;
-    const writer = new HoldBlobWriter(this.#ctx, snapshot, { hashFromStart: false });
+    if (live?.syncWith(snapshot)) return live.holding(fence);
+    const writer = new HoldBlobWriter(this.#ctx, snapshot, { hashFromStart: false, ...(fence ? { epoch: fence.epoch } : {}) });
     this.#cache.set(writer);
     return writer;
   }
@@ -127,7 +133,7 @@ function snapshotOf(view: HoldUploadView, settings: BlobStoreSettings): UploadSn
     uploadId: view.upload_id,
     startedAt: new Date(view.created_at),
     parts: view.parts,
-    staged: view.staged,
+    staged: view.staged.map((segment) => ({ offset: segment.offset, size: segment.size, ...(segment.segment_id !== undefined ? { segment_id: segment.segment_id } : {}) })),
     size: view.size,
     ...(view.state === 'completed' ? { completedSize: view.completed_size ?? 0 } : {}),
     partSize: typeof state.part_size === 'number' ? state.part_size : settings.partSize,

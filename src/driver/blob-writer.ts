@@ -6,7 +6,7 @@ import { MIN_CONFIGURED_PART_SIZE as MIN_PART_SIZE, PartSizing } from './part-si
 import { PartPipeline } from './part-pipeline.ts';
 import { PartUrls } from './part-urls.ts';
 import { UploadRecord } from './progress.ts';
-import { samePartList } from '../protocol/parts.ts';
+import { samePartList, sameStagedSegments } from '../protocol/parts.ts';
 import { Tail } from './tail.ts';
 import { DriverError, type BlobWriter, type CommitDescriptor, type Descriptor, type ReadOptions } from './types.ts';
 import type { UploadRef, UploadSnapshot, WriterContext } from './writer-context.ts';
@@ -67,8 +67,10 @@ export class HoldBlobWriter implements BlobWriter {
   #detached = false;
   /** This writer's commit completed the multipart upload: every byte is in the hold's object. */
   #assembled = false;
+  /** The writer epoch it writes as (see `UploadFence`); undefined for a writer that only reports state. */
+  #epoch: number | undefined;
 
-  constructor(ctx: WriterContext, snapshot: UploadSnapshot, options: { hashFromStart: boolean }) {
+  constructor(ctx: WriterContext, snapshot: UploadSnapshot, options: { hashFromStart: boolean; epoch?: number }) {
     this.#ctx = ctx;
     this.#upload = { uploadName: snapshot.uploadName, uploadId: snapshot.uploadId };
     this.id = encodeWriterId(snapshot.uploadName, snapshot.uploadId);
@@ -84,6 +86,18 @@ export class HoldBlobWriter implements BlobWriter {
     this.#parts = new PartPipeline(ctx, { recorded: snapshot.parts, tail: this.#tail, urls: this.#urls, signal: this.#abort.signal, fail: (err) => this.#fail(err) });
     // A running hash is only trustworthy if it has seen every byte from offset 0.
     this.#hash = !this.#completed && (options.hashFromStart || snapshot.size === 0) ? createHash(this.#algorithm) : undefined;
+    this.#epoch = options.epoch;
+  }
+
+  /** True when this writer wrote as `epoch - 1`: no other request has held the upload since it did. */
+  heldEpochBefore(epoch: number): boolean {
+    return this.#epoch !== undefined && this.#epoch === epoch - 1;
+  }
+
+  /** Writes from now on as the holder of `fence` (when given). */
+  holding(fence: { readonly epoch: number } | undefined): this {
+    if (fence) this.#epoch = fence.epoch;
+    return this;
   }
 
   get size(): number {
@@ -130,7 +144,7 @@ export class HoldBlobWriter implements BlobWriter {
       this.#size === this.#record.durableSize &&
       snapshot.size === this.#record.durableSize &&
       samePartList(snapshot.parts, [...this.#parts.recorded, ...unrecorded]) &&
-      snapshot.staged.length === this.#record.staged.filter((segment) => segment.offset >= this.#parts.partBytes).length;
+      sameStagedSegments(snapshot.staged, this.#record.staged.filter((segment) => segment.offset >= this.#parts.partBytes));
     if (!same) return false;
     this.#parts.markRecorded(unrecorded);
     this.#record.synced(snapshot);
@@ -218,6 +232,7 @@ export class HoldBlobWriter implements BlobWriter {
       expectedSize: descriptor.size,
       runningDigest: this.#hash && digest.algorithm === this.#algorithm ? `${this.#algorithm}:${this.#hash.copy().digest('hex')}` : undefined,
       parts: this.#completed ? undefined : { pipeline: this.#parts, tail: this.#tail.bytes() },
+      epoch: this.#epoch,
       reject: () => this.cancel().catch(() => {}),
       assembled: () => {
         this.#assembled = true;
@@ -256,7 +271,8 @@ export class HoldBlobWriter implements BlobWriter {
   #releaseIfIdle(): void {
     if (!this.#detached || this.#busy > 0 || this.#parts.inFlight > 0) return;
     if (this.#size !== this.#record.durableSize && !this.#assembled) return;
-    this.#freeMemory();
+    this.#parts.abandonStreaming();
+    this.#tail.free({ remember: this.#hash !== undefined });
     this.#tail.loaded = this.#completed || this.#size === this.#parts.partBytes;
   }
 
@@ -312,7 +328,7 @@ export class HoldBlobWriter implements BlobWriter {
       const tail = this.#tail.bytes();
       try {
         await Promise.all([
-          this.#record.record({ writer: this, parts: this.#parts, tail, sizing: this.#sizing, urls: this.#urls, algorithm: this.#algorithm }, this.#abort.signal),
+          this.#record.record({ writer: this, parts: this.#parts, tail, sizing: this.#sizing, urls: this.#urls, algorithm: this.#algorithm, epoch: this.#epoch }, this.#abort.signal),
           // A request of unknown length is how Docker sends a whole blob: its tail is most likely the last part.
           this.#lengthUnknown ? this.#parts.sendFinal(tail) : undefined,
         ]);
@@ -343,12 +359,13 @@ export class HoldBlobWriter implements BlobWriter {
     // Only durable bytes can be fetched again; anything else would fill the gap with stale memory.
     if (this.#size !== this.#record.durableSize) throw new DriverError('INTERNAL', `the tail of upload ${this.id} is not durable and was lost`);
     const at = { partBytes: this.#parts.partBytes, size: this.#size, partSize: this.#sizing.forPart(this.#parts.nextPart) };
-    await this.#tail.load(this.#upload, this.#record.staged, at, this.#abort.signal);
+    // Bytes this writer hashed come back from storage: if they are not the same bytes, its hash no longer describes the upload.
+    if (!(await this.#tail.load(this.#upload, this.#record.staged, at, this.#abort.signal))) this.#hash = undefined;
   }
 
   /** After a request: keep a small copy of the tail if the budget allows, free the part buffer. */
   #compactTail(): void {
-    if (!this.#tail.compact()) this.#tail.loaded = this.#size === this.#parts.partBytes;
+    if (!this.#tail.compact({ remember: this.#hash !== undefined })) this.#tail.loaded = this.#size === this.#parts.partBytes;
   }
 
   #finish(state: WriterState): void {

@@ -21,6 +21,8 @@ export interface CommitInput {
   reject: () => Promise<void>;
   /** Called once the hold has assembled every byte into its object. */
   assembled: () => void;
+  /** The writer epoch the writer writes as (see `UploadFence`). */
+  epoch: number | undefined;
 }
 
 /**
@@ -50,7 +52,7 @@ export async function verifyAndPublish(ctx: Pick<WriterContext, 'hold' | 'did' |
       // Verified bytes need no reading back: the hold completes and publishes them in one call.
       completing = parts;
     } else {
-      await mappingHoldErrors(() => ctx.hold.completeMultipart(ctx.did, upload.uploadName, upload.uploadId, parts));
+      await mappingHoldErrors(() => ctx.hold.completeMultipart(ctx.did, upload.uploadName, upload.uploadId, parts, commit.epoch));
       commit.assembled();
     }
   }
@@ -61,7 +63,7 @@ export async function verifyAndPublish(ctx: Pick<WriterContext, 'hold' | 'did' |
       throw new DriverError('DIGEST_INVALID', `the uploaded content hashes to ${actual}, not ${digest.value}`);
     }
   }
-  return publish(ctx, upload, digest.value, size, completing);
+  return publish(ctx, upload, digest.value, size, completing, commit.epoch);
 }
 
 /** Reads the assembled object back once; resolves to its digest. For writers without a running hash. */
@@ -82,10 +84,11 @@ async function publish(
   digest: string,
   size: number,
   parts: readonly HoldPart[] | undefined,
+  epoch: number | undefined,
 ): Promise<boolean> {
   const { hold, did } = ctx;
   try {
-    return (await hold.move(did, upload.uploadName, digest, { size, ...(parts ? { parts } : {}) })).existed;
+    return (await hold.move(did, upload.uploadName, digest, { size, ...(parts ? { parts } : {}), epoch })).existed;
   } catch (err) {
     // A retried move whose first attempt succeeded finds the upload gone.
     if (!isHoldError(err, 'UPLOAD_UNKNOWN')) throw toDriverError(err);

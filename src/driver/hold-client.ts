@@ -70,8 +70,8 @@ export class HoldClient {
     return this.send('partPresignedUrl', did, { digest: uploadName, upload_id: uploadId, part_number: partNumber });
   }
 
-  completeMultipart(did: string, uploadName: string, uploadId: string, parts: readonly { part_number: number; etag: string; size?: number }[]) {
-    return this.send('completeMultipart', did, { digest: uploadName, upload_id: uploadId, parts: [...parts] });
+  completeMultipart(did: string, uploadName: string, uploadId: string, parts: readonly { part_number: number; etag: string; size?: number }[], epoch?: number) {
+    return this.send('completeMultipart', did, { digest: uploadName, upload_id: uploadId, parts: [...parts], ...epochField(epoch) });
   }
 
   abortMultipart(did: string, uploadName: string, uploadId: string) {
@@ -92,8 +92,14 @@ export class HoldClient {
   }
 
   /** With `parts`, the hold completes the multipart upload and publishes it in one call. */
-  move(did: string, from: string, to: string, options: { size?: number; parts?: readonly HoldPart[] } = {}) {
-    return this.send('move', did, { from, to, ...(options.size !== undefined ? { size: options.size } : {}), ...(options.parts ? { parts: [...options.parts] } : {}) });
+  move(did: string, from: string, to: string, options: { size?: number; parts?: readonly HoldPart[]; epoch?: number } = {}) {
+    return this.send('move', did, {
+      from,
+      to,
+      ...(options.size !== undefined ? { size: options.size } : {}),
+      ...(options.parts ? { parts: [...options.parts] } : {}),
+      ...epochField(options.epoch),
+    });
   }
 
   claim(did: string, digest: string) {
@@ -112,8 +118,14 @@ export class HoldClient {
     return this.send('delete', did, { digest });
   }
 
-  uploadStatus(did: string, uploadName: string, uploadId: string, presignParts = 0) {
-    return this.send('uploadStatus', did, { digest: uploadName, upload_id: uploadId, ...(presignParts ? { presign_parts: presignParts } : {}) });
+  /** With `takeOver`, the caller records that it took the upload over as that writer epoch. */
+  uploadStatus(did: string, uploadName: string, uploadId: string, options: { presignParts?: number; takeOver?: number } = {}) {
+    return this.send('uploadStatus', did, {
+      digest: uploadName,
+      upload_id: uploadId,
+      ...(options.presignParts ? { presign_parts: options.presignParts } : {}),
+      ...epochField(options.takeOver),
+    });
   }
 
   uploadProgress(
@@ -121,8 +133,9 @@ export class HoldClient {
     uploadName: string,
     uploadId: string,
     progress: { base_size: number; parts?: HoldPart[]; staged?: HoldStagedSegment[]; client_state?: Record<string, unknown>; presign_parts?: number },
+    epoch?: number,
   ) {
-    return this.send('uploadProgress', did, { digest: uploadName, upload_id: uploadId, ...progress });
+    return this.send('uploadProgress', did, { digest: uploadName, upload_id: uploadId, ...progress, ...epochField(epoch) });
   }
 
   /** One endpoint of the contract: its path, its timeout, and (when asked) its answer checked. */
@@ -174,6 +187,10 @@ export class HoldClient {
   async close(): Promise<void> {
     if (this.#ownsDispatcher) await this.#options.dispatcher.close();
   }
+}
+
+function epochField(epoch: number | undefined): { writer_epoch?: number } {
+  return epoch === undefined ? {} : { writer_epoch: epoch };
 }
 
 function safeJson(text: string): unknown {

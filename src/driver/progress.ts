@@ -5,7 +5,7 @@ import type { PartPipeline } from './part-pipeline.ts';
 import type { PartSizing } from './part-size.ts';
 import type { PartUrls } from './part-urls.ts';
 import { DriverError } from './types.ts';
-import { samePartList } from '../protocol/parts.ts';
+import { samePartList, sameStagedSegments } from '../protocol/parts.ts';
 import { PRESIGN_AHEAD, type UploadRef, type WriterContext } from './writer-context.ts';
 
 /** What recording progress reads and updates of a writer besides the record. */
@@ -18,6 +18,8 @@ export interface ProgressSource {
   readonly sizing: PartSizing;
   readonly urls: PartUrls;
   readonly algorithm: DigestAlgorithm;
+  /** The writer epoch the writer writes as, if it holds the upload (see `UploadFence`). */
+  readonly epoch: number | undefined;
 }
 
 /** Whole parts go unrecorded only while URLs for at least this many next parts are at hand. */
@@ -86,7 +88,7 @@ export class UploadRecord {
       this.#ctx,
       this.#upload,
       { base_size: this.#recordedSize, parts: newParts, staged, ...clientState, presign_parts: PRESIGN_AHEAD },
-      { writer, parts: [...parts.recorded, ...newParts] },
+      { writer, parts: [...parts.recorded, ...newParts], staged, epoch: source.epoch },
     );
     sizing.recorded();
     source.urls.keep(view.part_urls);
@@ -145,39 +147,48 @@ async function stageTail(
   if (at.size > stagedEnd) {
     const bytes = at.tail.subarray(stagedEnd - at.partBytes);
     const offset = stagedEnd;
+    // Each URL writes a segment object of its own; a retried PUT asks for a new one.
+    let segmentId: string | undefined;
     await transport.put(
-      async () => (await mappingHoldErrors(() => hold.putPresignedUrl(did, upload.uploadName, { uploadId: upload.uploadId, offset }))).url,
+      async () => {
+        const presigned = await mappingHoldErrors(() => hold.putPresignedUrl(did, upload.uploadName, { uploadId: upload.uploadId, offset }));
+        segmentId = presigned.segment_id;
+        return presigned.url;
+      },
       bytes,
       'staged',
       signal,
     );
-    staged.push({ offset, size: bytes.length });
+    staged.push({ offset, size: bytes.length, ...(segmentId !== undefined ? { segment_id: segmentId } : {}) });
   }
   return staged;
 }
 
 /**
  * Records progress. A conflict can mean our own earlier attempt landed and
- * only its answer was lost; if the hold already holds exactly this state
- * (the writer's size, and these parts), that is success. It can also mean
- * another process's /upload-status recorded the parts this writer left
- * unrecorded (exactly those, nothing else): then the rest is recorded on top.
+ * only its answer was lost: if the hold holds exactly what this writer sent
+ * (these parts, and these very staged segments, which no other writer can
+ * have written) and no later writer epoch, that is success. It
+ * can also mean another process's /upload-status recorded the parts this
+ * writer left unrecorded (exactly those, nothing else): then the rest is
+ * recorded on top. Anything else is another writer's progress: this
+ * writer's bytes are not the upload's, and it fails.
  */
 async function sendProgress(
   ctx: Pick<WriterContext, 'hold' | 'did'>,
   upload: UploadRef,
   progress: { base_size: number; parts: HoldPart[]; staged: HoldStagedSegment[]; client_state?: Record<string, unknown>; presign_parts?: number },
-  expected: { readonly writer: { readonly size: number }; readonly parts: readonly HoldPart[] },
+  expected: { readonly writer: { readonly size: number }; readonly parts: readonly HoldPart[]; readonly staged: readonly HoldStagedSegment[]; readonly epoch: number | undefined },
 ): Promise<HoldUploadView> {
   const { hold, did } = ctx;
   try {
-    return await hold.uploadProgress(did, upload.uploadName, upload.uploadId, progress);
+    return await hold.uploadProgress(did, upload.uploadName, upload.uploadId, progress, expected.epoch);
   } catch (err) {
     if (!isHoldError(err, 'UPLOAD_STATE_CONFLICT')) throw toDriverError(err);
     const status = await mappingHoldErrors(() => hold.uploadStatus(did, upload.uploadName, upload.uploadId));
-    if (!samePartList(status.parts, expected.parts)) throw toDriverError(err);
-    if (status.size === expected.writer.size) return status;
+    if ((status.writer_epoch ?? 0) > (expected.epoch ?? 0) || !samePartList(status.parts, expected.parts)) throw toDriverError(err);
+    if (status.size === expected.writer.size && sameStagedSegments(status.staged, expected.staged)) return status;
     if (status.staged.length > 0 || progress.parts.length === 0) throw toDriverError(err);
-    return mappingHoldErrors(() => hold.uploadProgress(did, upload.uploadName, upload.uploadId, { ...progress, base_size: status.size, parts: [] }));
+    return mappingHoldErrors(() => hold.uploadProgress(did, upload.uploadName, upload.uploadId, { ...progress, base_size: status.size, parts: [] }, expected.epoch));
   }
 }

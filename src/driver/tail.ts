@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { mappingHoldErrors } from './errors.ts';
 import type { HoldStagedSegment } from './hold-client.ts';
 import type { UploadRef, WriterContext } from './writer-context.ts';
@@ -17,6 +18,8 @@ export class Tail {
   #compact: Buffer | undefined;
   /** The tail is in memory (or empty); otherwise it is only in the staged segments. */
   loaded: boolean;
+  /** The sha256 and length of the tail that last left memory, when asked to remember it. */
+  #left: { digest: string; length: number } | undefined;
 
   constructor(ctx: Pick<WriterContext, 'did' | 'hold' | 'transport' | 'budget' | 'bufferWaitMs'>, loaded: boolean) {
     this.#ctx = ctx;
@@ -77,7 +80,7 @@ export class Tail {
    * After a request: keep a small copy of the tail if the budget allows, free
    * the part buffer. False when the tail's bytes left memory.
    */
-  compact(): boolean {
+  compact(options: { remember: boolean }): boolean {
     if (!this.#buffer) return true;
     const buffer = this.#buffer;
     const tail = buffer.subarray(0, this.#fill);
@@ -85,12 +88,14 @@ export class Tail {
     this.#fill = 0;
     const kept = tail.length > 0 && this.#ctx.budget.tryAcquire(tail.length, this.#ctx.did);
     if (kept) this.#compact = Buffer.from(tail);
+    else if (options.remember) this.#remember(tail);
     this.#ctx.budget.recycle(buffer, this.#ctx.did);
     return kept;
   }
 
-  /** Gives back the part buffer and the idle tail. */
-  free(): void {
+  /** Gives back the part buffer and the idle tail; with `remember`, keeps the tail's sha256 for `load` to check. */
+  free(options: { remember: boolean } = { remember: false }): void {
+    if (options.remember) this.#remember(this.bytes());
     if (this.#buffer) {
       this.#ctx.budget.recycle(this.#buffer, this.#ctx.did);
       this.#buffer = undefined;
@@ -102,11 +107,17 @@ export class Tail {
     }
   }
 
+  #remember(tail: Uint8Array): void {
+    this.#left = tail.length > 0 ? { digest: createHash('sha256').update(tail).digest('hex'), length: tail.length } : undefined;
+  }
+
   /**
    * Fetches the tail from the staged segments at or after `partBytes` into a
    * new part buffer of `partSize` bytes; `size` is the upload's (durable) size.
+   * Resolves false when the bytes are not the ones that left memory (see
+   * `compact`), true otherwise.
    */
-  async load(upload: UploadRef, staged: readonly HoldStagedSegment[], at: { partBytes: number; size: number; partSize: number }, signal: AbortSignal): Promise<void> {
+  async load(upload: UploadRef, staged: readonly HoldStagedSegment[], at: { partBytes: number; size: number; partSize: number }, signal: AbortSignal): Promise<boolean> {
     const { hold, did, transport } = this.#ctx;
     const segments = staged.filter((segment) => segment.offset >= at.partBytes);
     await this.allocate(at.partSize);
@@ -130,5 +141,10 @@ export class Tail {
     }
     this.#fill = at.size - at.partBytes;
     this.loaded = true;
+    const left = this.#left;
+    this.#left = undefined;
+    if (!left) return true;
+    const loaded = buffer.subarray(0, this.#fill);
+    return left.length === loaded.length && createHash('sha256').update(loaded).digest('hex') === left.digest;
   }
 }

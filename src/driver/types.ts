@@ -50,8 +50,15 @@ export interface BlobStore {
    * `writer.state` the caller stored after the upload's last request (and
    * that no other request has used since), a live writer in this process
    * that is still in that state is returned without asking the storage.
+   *
+   * With `fence`, the caller holds the upload exclusively and the writer
+   * writes as that holder (see `UploadFence`). A live writer is reused only
+   * if it held the epoch just before: otherwise another request wrote since,
+   * and a writer is rebuilt from the storage's state (without a running
+   * hash, so its commit reads the bytes back). Without `fence` the writer is
+   * for reading the upload's state only.
    */
-  resume(id: string, options?: { state?: string }): Promise<BlobWriter>;
+  resume(id: string, options?: { state?: string; fence?: UploadFence }): Promise<BlobWriter>;
   /**
    * The same as `release` on a hold (which never deletes bytes another
    * registry still claims); prefer `release`. Resolves whether the bytes
@@ -69,6 +76,24 @@ export interface BlobStore {
    * registry does. Resolves whether the bytes were deleted.
    */
   release(digest: string): Promise<boolean>;
+}
+
+/**
+ * A caller's exclusive hold on an upload, kept where every instance sees it
+ * (the registry's upload row): `epoch` grows by one each time a request, on
+ * any instance, takes the upload. The writer names it in every write to
+ * the storage, which refuses an epoch lower than one it has seen, so a
+ * request whose hold ran out (a paused process) can never record, complete
+ * or publish over the request that took the upload after it.
+ */
+export interface UploadFence {
+  readonly epoch: number;
+  /**
+   * The previous holder's hold ran out instead of ending: it may still be
+   * writing. The storage records the new epoch before this writer writes a
+   * byte.
+   */
+  readonly tookOver: boolean;
 }
 
 export interface RedirectOptions {

@@ -3,11 +3,11 @@ import { parseDigest, type Digest } from '../core/digest.ts';
 import type { Access, AccessPolicy } from './auth/policy.ts';
 import { HoldError } from './errors.ts';
 import { parseUploadName, storageKey, type UploadName } from './keys.ts';
-import { UploadSessionStore, isUsable, type UploadSession } from './sessions.ts';
+import { UploadSessionStore, isUsable, type StagedSegment, type UploadSession } from './sessions.ts';
 import { mappingStorageErrors } from './storage-errors.ts';
 import { BlobLifecycle } from './blob-lifecycle.ts';
 import type { ProtocolStep, StepHook } from './protocol-steps.ts';
-import type { StorageBackend } from './backends/types.ts';
+import { StorageError, type CompletedPartInput, type StorageBackend } from './backends/types.ts';
 
 export interface HoldServiceOptions {
   backend: StorageBackend;
@@ -64,9 +64,31 @@ export class HoldContext {
     return storageKey(spec, this.prefix);
   }
 
+  /** Where a staged segment's bytes are: its own key (`segment_id`), or the offset's key in records from before segment ids. */
+  stagedKey(upload: UploadName, segment: StagedSegment): string {
+    return this.key({ kind: 'upload-staged', upload, offset: segment.offset, ...(segment.segment_id !== undefined ? { segment: segment.segment_id } : {}) });
+  }
+
   /** Where an upload's bytes are: beside its session (version 1) or under objects/ (version 2). */
   dataKey(upload: UploadName, session: UploadSession): string {
     return this.key(session.version === 1 ? { kind: 'upload-data', upload } : { kind: 'upload-object', upload });
+  }
+
+  /**
+   * Assembles an upload's parts. A provider that no longer knows the upload
+   * but holds its object completed it already, from other parts than these
+   * (a repeat from these very parts is accepted by the backend): that is a
+   * conflict, not an unknown upload.
+   */
+  async complete(key: string, uploadId: string, parts: readonly CompletedPartInput[]): Promise<void> {
+    try {
+      await this.backend.completeMultipartUpload(key, uploadId, parts);
+    } catch (err) {
+      if (err instanceof StorageError && err.code === 'UPLOAD_UNKNOWN' && (await this.backend.stat(key))) {
+        throw new HoldError('UPLOAD_STATE_CONFLICT', 'the upload was completed from other parts');
+      }
+      throw err;
+    }
   }
 
   authorize(did: string, access: Access): void {
@@ -127,6 +149,26 @@ export class HoldContext {
   async step(step: ProtocolStep, subject: Digest | string): Promise<void> {
     if (this.#onStep) await this.#onStep(step, typeof subject === 'string' ? subject : subject.value);
   }
+}
+
+/**
+ * Refuses a write from a writer that lost the upload to another: one naming
+ * a lower `writer_epoch` than the record has seen (a call without one names
+ * 0). Registries send their upload's epoch with every write and record a
+ * takeover with `/upload-status` before writing a byte, so a writer whose
+ * hold ran out can never record, complete or publish over its successor.
+ */
+export function assertCurrentWriter(session: UploadSession, epoch: number | undefined): void {
+  const recorded = session.writer_epoch ?? 0;
+  if ((epoch ?? 0) < recorded) {
+    throw new HoldError('UPLOAD_STATE_CONFLICT', `another writer took this upload over (epoch ${recorded}); this call names epoch ${epoch ?? 0}`);
+  }
+}
+
+/** The record's `writer_epoch` after a write that named `epoch`. */
+export function laterEpoch(session: UploadSession, epoch: number | undefined): { writer_epoch?: number } {
+  const latest = Math.max(session.writer_epoch ?? 0, epoch ?? 0);
+  return latest > 0 ? { writer_epoch: latest } : {};
 }
 
 export function requireContentDigest(input: string): Digest {

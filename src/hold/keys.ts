@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { parseDigest, type Digest } from '../core/digest.ts';
 import { parseUploadName, parseUploadUuid, type UploadName } from '../protocol/upload-names.ts';
 
@@ -23,8 +23,13 @@ export { parseUploadName, uploadNameFromUuid, type UploadName } from '../protoco
  *                                              staged tail, hash progress
  *     data                                     the upload's bytes (sessions of
  *                                              version 1 only)
- *     staged/<offset, 20 digits>               durable tail segments, each
- *                                              shorter than one part
+ *     staged/<offset, 20 digits>.<segment id>  durable tail segments, each
+ *                                              shorter than one part; every
+ *                                              staging URL has a key of its own
+ *                                              (32 hex digits the hold chose), so
+ *                                              no writer can replace another's
+ *                                              (without `.<segment id>`: records
+ *                                              from before segment ids)
  *   holdfast/objects/<uuid>                    the upload's bytes (version 2):
  *                                              the multipart target, and after
  *                                              commit the blob's bytes when the
@@ -35,7 +40,7 @@ export type KeySpec =
   | { kind: 'upload-data'; upload: UploadName }
   | { kind: 'upload-object'; upload: UploadName }
   | { kind: 'upload-session'; upload: UploadName }
-  | { kind: 'upload-staged'; upload: UploadName; offset: number }
+  | { kind: 'upload-staged'; upload: UploadName; offset: number; segment?: string }
   | { kind: 'uploads-root' }
   | { kind: 'blob-claims'; digest: Digest }
   | { kind: 'blob-claim'; digest: Digest; issuerId: string }
@@ -43,6 +48,12 @@ export type KeySpec =
   | { kind: 'deletions-root' };
 
 const OFFSET_WIDTH = 20;
+const SEGMENT_ID = /^[0-9a-f]{32}$/;
+
+/** A fresh name for a staged segment's object. */
+export function newSegmentId(): string {
+  return randomBytes(16).toString('hex');
+}
 
 export type BlobRef = { kind: 'digest'; digest: Digest } | { kind: 'upload'; upload: UploadName };
 
@@ -94,7 +105,9 @@ export function storageKey(spec: KeySpec, prefix = ''): string {
       return `${prefix}holdfast/uploads/${spec.upload.uuid}/session.json`;
     case 'upload-staged': {
       if (!Number.isSafeInteger(spec.offset) || spec.offset < 0) throw new TypeError('offset must be a non-negative integer');
-      return `${prefix}holdfast/uploads/${spec.upload.uuid}/staged/${String(spec.offset).padStart(OFFSET_WIDTH, '0')}`;
+      if (spec.segment !== undefined && !SEGMENT_ID.test(spec.segment)) throw new TypeError('a segment id is 32 hex characters');
+      const name = String(spec.offset).padStart(OFFSET_WIDTH, '0') + (spec.segment === undefined ? '' : `.${spec.segment}`);
+      return `${prefix}holdfast/uploads/${spec.upload.uuid}/staged/${name}`;
     }
   }
 }

@@ -1,9 +1,9 @@
 import { randomUUID } from 'node:crypto';
 import type { Digest } from '../core/digest.ts';
 import { HoldError } from './errors.ts';
-import { parseBlobRef, uploadNameFromUuid } from './keys.ts';
+import { newSegmentId, parseBlobRef, uploadNameFromUuid } from './keys.ts';
 import { assertPartNumber } from './multipart-rules.ts';
-import { uploadNameOf } from './sessions.ts';
+import { uploadNameOf, type StagedSegment, type UploadSession } from './sessions.ts';
 import { mappingStorageErrors } from './storage-errors.ts';
 import type { HoldContext } from './context.ts';
 import type { Uploads } from './uploads.ts';
@@ -13,6 +13,7 @@ export interface PresignedUrlView {
   expires_at: string;
   method: 'PUT' | 'GET' | 'HEAD';
   upload_name?: string;
+  segment_id?: string;
 }
 
 /** The URLs callers move bytes through: parts and staged segments of an upload, single uploads, and blobs. */
@@ -54,7 +55,9 @@ export class Presigner {
       }
       if (input.offset === undefined) throw new HoldError('INVALID_REQUEST', 'offset is required to stage bytes of an upload');
       const { upload } = await this.#ctx.openSession(did, input.digest, requireUploadId(input.upload_id), 'multipart', { remembered: true });
-      return view(await this.#ctx.backend.presignPut(this.#ctx.key({ kind: 'upload-staged', upload, offset: input.offset }), this.#ctx.presignTtl));
+      // A key no other URL writes: a second writer staging at the same offset cannot replace these bytes.
+      const segment = { offset: input.offset, segment_id: newSegmentId() };
+      return { ...view(await this.#ctx.backend.presignPut(this.#ctx.stagedKey(upload, { ...segment, size: 0 }), this.#ctx.presignTtl)), segment_id: segment.segment_id };
     });
   }
 
@@ -71,7 +74,7 @@ export class Presigner {
     }
     this.#ctx.authorize(did, 'write');
     const { upload, session } = await this.#ctx.ownedSession(did, input.digest, requireUploadId(input.upload_id));
-    const key = input.offset === undefined ? this.#ctx.dataKey(upload, session) : this.#ctx.key({ kind: 'upload-staged', upload, offset: input.offset });
+    const key = input.offset === undefined ? this.#ctx.dataKey(upload, session) : this.#ctx.stagedKey(upload, recordedSegment(session, input.offset));
     return mappingStorageErrors(async () => view(await this.#ctx.backend.presignGet(key, this.#ctx.presignTtl, method)));
   }
 
@@ -97,6 +100,13 @@ function requireBlobRef(input: string) {
   const ref = parseBlobRef(input);
   if (!ref) throw new HoldError('DIGEST_INVALID');
   return ref;
+}
+
+/** The staged segment the record names at `offset`: only recorded bytes are read back. */
+function recordedSegment(session: UploadSession, offset: number): StagedSegment {
+  const segment = session.staged.find((candidate) => candidate.offset === offset);
+  if (!segment) throw new HoldError('RANGE_INVALID', `the upload has no staged segment at offset ${offset}`);
+  return segment;
 }
 
 function requireUploadId(uploadId: string | undefined): string {

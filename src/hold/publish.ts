@@ -6,7 +6,7 @@ import { samePartList } from '../protocol/parts.ts';
 import { completedParts, isUsable, type UploadSession } from './sessions.ts';
 import { mappingStorageErrors } from './storage-errors.ts';
 import { forgetUpload } from './discard.ts';
-import { requireContentDigest, type HoldContext } from './context.ts';
+import { assertCurrentWriter, laterEpoch, requireContentDigest, type HoldContext } from './context.ts';
 import { allSettled } from '../core/settled.ts';
 import type { CompletedPartInput, ObjectInfo } from './backends/types.ts';
 import type { HoldPart } from '../protocol/hold-api.ts';
@@ -19,6 +19,7 @@ export interface MoveInput {
   to: string;
   size?: number;
   parts?: readonly CompletingPart[];
+  writer_epoch?: number;
 }
 
 /** `/move`: an upload published at its content address. */
@@ -66,7 +67,7 @@ export class Publisher {
     did: string,
     upload: UploadName,
     digest: Digest,
-    input: { size?: number; parts?: readonly CompletingPart[] },
+    input: { size?: number; parts?: readonly CompletingPart[]; writer_epoch?: number },
     issuer: string,
     remembered: boolean,
   ): Promise<{ digest: string; size: number; existed: boolean }> {
@@ -80,11 +81,13 @@ export class Publisher {
     if (session.expected_digest && session.expected_digest !== digest.value) {
       throw new HoldError('DIGEST_INVALID', 'this upload was started for a different digest');
     }
-    if (input.parts && session.state === 'completed' && !(session.completed_parts && samePartList(session.completed_parts, input.parts))) {
+    assertCurrentWriter(session, input.writer_epoch);
+    if (input.parts && session.state === 'completed' && session.completed_parts && !samePartList(session.completed_parts, input.parts)) {
       // Its object is other parts than the caller hashed: publishing it would put other bytes under the digest.
       throw new HoldError('UPLOAD_STATE_CONFLICT', 'the upload was completed from other parts');
     }
-    const parts = input.parts && session.state !== 'completed' ? this.#completionParts(session, input.parts, input.size) : undefined;
+    // A record completed without naming its parts (its hold died before it could; /upload-status found the object) is completed again: the backend accepts that only for these very parts.
+    const parts = input.parts && (session.state !== 'completed' || !session.completed_parts) ? this.#completionParts(session, input.parts, input.size) : undefined;
     const byReference = this.#publishesByReference(session);
     const marked: UploadSession = {
       ...session,
@@ -92,16 +95,17 @@ export class Publisher {
         ? { state: 'completed', completed_size: input.parts.reduce((sum, part) => sum + part.size, 0), completed_parts: completedParts(input.parts) }
         : {}),
       ...(byReference ? { publishing_digest: digest.value } : {}),
+      ...laterEpoch(session, input.writer_epoch),
       updated_at: this.#ctx.now().toISOString(),
     };
-    const marks = marked.state !== session.state || marked.publishing_digest !== session.publishing_digest;
+    const marks = marked.state !== session.state || marked.publishing_digest !== session.publishing_digest || marked.completed_parts !== session.completed_parts;
     return mappingStorageErrors(async () => {
       const source = this.#ctx.dataKey(upload, session);
       const destination = this.#ctx.key({ kind: 'blob', digest });
       // Without parts to complete, the data is checked before anything changes.
       const found = parts ? undefined : await this.#uploadedObject(source, session, input.size);
       // A repeated completion is accepted by the backend only for these very parts (S3: the object's multipart ETag).
-      await allSettled([parts && this.#ctx.backend.completeMultipartUpload(source, session.upload_id, parts), this.#ctx.blobs.putClaim(digest, issuer)]);
+      await allSettled([parts && this.#ctx.complete(source, session.upload_id, parts), this.#ctx.blobs.putClaim(digest, issuer)]);
       await this.#ctx.step('move:claimed', digest);
       const [temp] = await allSettled([
         found ?? this.#uploadedObject(source, session, input.size),
@@ -166,7 +170,7 @@ export class Publisher {
   async #forgetPublished(upload: UploadName, session: UploadSession, options: { keepObject: boolean }): Promise<void> {
     if (session.version === 1) return forgetUpload(this.#ctx, upload, session, options);
     this.#ctx.sessions.forget(upload);
-    const staged = session.staged.map((segment) => this.#ctx.key({ kind: 'upload-staged', upload, offset: segment.offset }));
+    const staged = session.staged.map((segment) => this.#ctx.stagedKey(upload, segment));
     const object = options.keepObject ? [] : [this.#ctx.key({ kind: 'upload-object', upload })];
     await this.#ctx.backend.delete([this.#ctx.key({ kind: 'upload-session', upload }), ...staged, ...object]);
   }

@@ -1,5 +1,5 @@
 import { HoldContext, type HoldServiceOptions } from './context.ts';
-import { Uploads, type CompleteMultipartInput, type PartUrlView, type UploadProgressInput, type UploadView } from './uploads.ts';
+import { Uploads, type CompleteMultipartInput, type PartUrlView, type UploadProgressInput, type UploadStatusInput, type UploadView } from './uploads.ts';
 import { Presigner, type PresignedUrlView } from './presign.ts';
 import { Publisher, type MoveInput } from './publish.ts';
 import { Claims } from './claims.ts';
@@ -85,7 +85,7 @@ export class HoldService {
     return this.#claims.delete(did, input, issuer);
   }
 
-  uploadStatus(did: string, input: { digest: string; upload_id: string; presign_parts?: number }): Promise<UploadView> {
+  uploadStatus(did: string, input: UploadStatusInput): Promise<UploadView> {
     return this.#uploads.status(did, input);
   }
 

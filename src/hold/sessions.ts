@@ -52,9 +52,14 @@ export interface UploadSession {
   readonly purging_at?: string;
   /** Small opaque state the driver keeps here (part size, hash progress). */
   readonly client_state?: Readonly<Record<string, unknown>>;
+  /**
+   * The highest writer epoch any call named (see the contract's
+   * `writer_epoch`): a write naming a lower one comes from a writer that
+   * lost the upload to another, and is refused.
+   */
+  readonly writer_epoch?: number;
 }
 
-/** False for a record whose upload is not there to use: still starting, or being discarded. */
 /** A part an upload was completed from, as its record keeps it. */
 export interface CompletedPart {
   readonly part_number: number;
@@ -66,6 +71,7 @@ export function completedParts(parts: readonly CompletedPart[]): CompletedPart[]
   return parts.map(({ part_number, etag }) => ({ part_number, etag }));
 }
 
+/** False for a record whose upload is not there to use: still starting, or being discarded. */
 export function isUsable(session: UploadSession): boolean {
   return session.state !== 'starting' && session.purging_at === undefined;
 }
@@ -79,6 +85,8 @@ export interface SessionPart {
 export interface StagedSegment {
   readonly offset: number;
   readonly size: number;
+  /** The object's own name; absent in records from before segment ids. */
+  readonly segment_id?: string;
 }
 
 export interface SessionRead {

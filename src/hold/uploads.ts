@@ -4,11 +4,11 @@ import { HoldError } from './errors.ts';
 import { uploadNameFromUuid, type UploadName } from './keys.ts';
 import { assertCompletableParts, assertNonFinalPartSizes, assertPartNumber, normalizeEtag } from './multipart-rules.ts';
 import { samePartList } from '../protocol/parts.ts';
-import { completedParts, isUsable, uploadNameOf, type SessionPart, type StagedSegment, type UploadSession } from './sessions.ts';
+import { completedParts, uploadNameOf, type SessionPart, type StagedSegment, type UploadSession } from './sessions.ts';
 import { mappingStorageErrors } from './storage-errors.ts';
 import { discardUpload } from './discard.ts';
-import { requireContentDigest, type HoldContext } from './context.ts';
-import { MAX_PART_NUMBER, MIN_PART_SIZE } from './backends/types.ts';
+import { assertCurrentWriter, laterEpoch, requireContentDigest, type HoldContext } from './context.ts';
+import { MAX_PART_NUMBER, MIN_PART_SIZE, StorageError } from './backends/types.ts';
 import type { HoldPartUrl } from '../protocol/hold-api.ts';
 
 export interface UploadView {
@@ -25,6 +25,7 @@ export interface UploadView {
   staged: readonly StagedSegment[];
   client_state?: Readonly<Record<string, unknown>>;
   part_urls?: PartUrlView[];
+  writer_epoch?: number;
 }
 
 export type PartUrlView = HoldPartUrl;
@@ -33,6 +34,7 @@ export interface CompleteMultipartInput {
   digest: string;
   upload_id: string;
   parts: readonly { part_number: number; etag: string; size?: number }[];
+  writer_epoch?: number;
 }
 
 export interface UploadProgressInput {
@@ -43,7 +45,18 @@ export interface UploadProgressInput {
   staged?: readonly StagedSegment[];
   client_state?: Record<string, unknown>;
   presign_parts?: number;
+  writer_epoch?: number;
 }
+
+export interface UploadStatusInput {
+  digest: string;
+  upload_id: string;
+  presign_parts?: number;
+  writer_epoch?: number;
+}
+
+/** How many times `/upload-status` reads the record again when it changed while being brought up to date. */
+const STATUS_ATTEMPTS = 3;
 
 const MAX_CLIENT_STATE_BYTES = 4096;
 
@@ -110,23 +123,43 @@ export class Uploads {
     return this.#ctx.updating(input.digest, () => this.#complete(did, input));
   }
 
+  /**
+   * Assembles the parts, then marks the record completed from them, on the
+   * version read: if another writer took the upload over meanwhile (which it
+   * records before writing a byte) the mark fails and nothing is published
+   * from this completion.
+   */
   async #complete(did: string, input: CompleteMultipartInput): Promise<{ upload_name: string; size: number }> {
     const { upload, session, etag } = await this.#ctx.ownedSession(did, input.digest, input.upload_id);
     if (session.kind !== 'multipart') throw new HoldError('UPLOAD_UNKNOWN', 'this upload is not a multipart upload');
+    assertCurrentWriter(session, input.writer_epoch);
+    const key = this.#ctx.dataKey(upload, session);
+    const parts = input.parts.map((part) => ({ partNumber: part.part_number, etag: normalizeEtag(part.etag) }));
     if (session.state === 'completed') {
-      if (session.completed_parts && !samePartList(session.completed_parts, input.parts)) throw new HoldError('UPLOAD_STATE_CONFLICT', 'the upload was completed from other parts');
+      if (session.completed_parts) {
+        if (!samePartList(session.completed_parts, input.parts)) throw new HoldError('UPLOAD_STATE_CONFLICT', 'the upload was completed from other parts');
+        return { upload_name: upload.value, size: session.completed_size ?? 0 };
+      }
+      // Completed by a call whose hold died before recording from which parts: the backend tells whether it was these.
+      await mappingStorageErrors(() => this.#ctx.complete(key, session.upload_id, parts));
+      await mappingStorageErrors(() => this.#ctx.sessions.put({ ...session, completed_parts: completedParts(input.parts), updated_at: this.#ctx.now().toISOString() }, etag));
       return { upload_name: upload.value, size: session.completed_size ?? 0 };
     }
     const recorded = new Map(session.parts.map((part) => [part.part_number, part.size]));
     assertNonFinalPartSizes(input.parts.map((part) => ({ part_number: part.part_number, size: part.size ?? recorded.get(part.part_number) })));
     return mappingStorageErrors(async () => {
-      const key = this.#ctx.dataKey(upload, session);
-      const parts = input.parts.map((part) => ({ partNumber: part.part_number, etag: normalizeEtag(part.etag) }));
-      await this.#ctx.backend.completeMultipartUpload(key, session.upload_id, parts);
+      await this.#ctx.complete(key, session.upload_id, parts);
       const object = await this.#ctx.backend.stat(key);
       const size = object?.size ?? 0;
       await this.#ctx.sessions.put(
-        { ...session, state: 'completed', completed_size: size, completed_parts: completedParts(input.parts), updated_at: this.#ctx.now().toISOString() },
+        {
+          ...session,
+          state: 'completed',
+          completed_size: size,
+          completed_parts: completedParts(input.parts),
+          ...laterEpoch(session, input.writer_epoch),
+          updated_at: this.#ctx.now().toISOString(),
+        },
         etag,
       );
       return { upload_name: upload.value, size };
@@ -140,40 +173,71 @@ export class Uploads {
     return { aborted: true };
   }
 
-  async status(did: string, input: { digest: string; upload_id: string; presign_parts?: number }): Promise<UploadView> {
+  /**
+   * The upload as it stands, brought up to date first: whole parts a driver
+   * left unrecorded are recorded, a completion whose hold died before
+   * recording it is recognised, and a `writer_epoch` above the recorded one
+   * (a registry taking the upload over) is recorded, all in one conditional
+   * write. A record that changed meanwhile is read again.
+   */
+  async status(did: string, input: UploadStatusInput): Promise<UploadView> {
     this.#ctx.authorize(did, 'write');
     return this.#ctx.updating(input.digest, async () => {
-      const { upload, session, etag } = await this.#ctx.ownedSession(did, input.digest, input.upload_id);
-      const current = await mappingStorageErrors(() => this.#withUnrecordedParts(upload, session, etag));
-      return { ...this.#view(current), ...(await mappingStorageErrors(() => this.#partUrls(current, input.presign_parts))) };
+      for (let attempt = 1; ; attempt++) {
+        const { upload, session, etag } = await this.#ctx.ownedSession(did, input.digest, input.upload_id);
+        // Without an epoch this is a look at the upload, which any caller for its DID may take.
+        if (input.writer_epoch !== undefined) assertCurrentWriter(session, input.writer_epoch);
+        const current = await mappingStorageErrors(() => this.#broughtUpToDate(upload, session, etag, input.writer_epoch));
+        if (current) return { ...this.#view(current), ...(await mappingStorageErrors(() => this.#partUrls(current, input.presign_parts))) };
+        if (attempt >= STATUS_ATTEMPTS) throw new HoldError('UPLOAD_STATE_CONFLICT', 'the upload kept changing while its status was read; retry');
+      }
     });
   }
 
+  /** The record after `status`'s updates, written if any; undefined when it changed since it was read. */
+  async #broughtUpToDate(upload: UploadName, session: UploadSession, etag: string, epoch: number | undefined): Promise<UploadSession | undefined> {
+    const found = await this.#unrecordedProgress(upload, session);
+    const taken = epoch !== undefined && epoch > (session.writer_epoch ?? 0);
+    if (!found && !taken) return session;
+    const updated: UploadSession = { ...session, ...found, ...laterEpoch(session, epoch), updated_at: this.#ctx.now().toISOString() };
+    if (!(await this.#ctx.sessions.putIfUnchanged(updated, etag))) return undefined;
+    if (found?.staged) {
+      const kept = new Set(found.staged.map(segmentId));
+      await this.#ctx.backend.delete(session.staged.filter((segment) => !kept.has(segmentId(segment))).map((segment) => this.#ctx.stagedKey(upload, segment)));
+    }
+    return updated;
+  }
+
   /**
-   * A driver records whole parts only every few requests; the ones it has
-   * not recorded are durable all the same. They are recorded here, as far as
-   * they run on from the recorded ones at the last recorded part's size (a
-   * shorter last part sent ahead of a commit is not one of them), so any
-   * process resumes from every durable byte. The staged segments they cover
-   * go. A record that changed meanwhile is answered as it is now.
+   * What an open multipart record is missing. A driver records whole parts
+   * only every few requests; the ones it has not recorded are durable all
+   * the same, and are recorded as far as they run on from the recorded ones
+   * at the last recorded part's size (a shorter last part sent ahead of a
+   * commit is not one of them); the staged segments they cover go. And a
+   * `/move` whose hold died after S3 assembled the parts but before the
+   * record said so left an upload S3 no longer lists: its object is there,
+   * so the upload is completed (from parts the record cannot name; whoever
+   * publishes it verifies its bytes).
    */
-  async #withUnrecordedParts(upload: UploadName, session: UploadSession, etag: string): Promise<UploadSession> {
+  async #unrecordedProgress(upload: UploadName, session: UploadSession): Promise<Partial<UploadSession> | undefined> {
+    if (session.kind !== 'multipart' || session.state !== 'open') return undefined;
+    const key = this.#ctx.dataKey(upload, session);
     const last = session.parts.at(-1);
-    if (session.kind !== 'multipart' || session.state !== 'open' || !last) return session;
-    const listed = await this.#ctx.backend.uploadedPartsFrom(this.#ctx.dataKey(upload, session), session.upload_id, last.part_number + 1, MAX_PART_NUMBER);
+    let listed;
+    try {
+      listed = await this.#ctx.backend.uploadedPartsFrom(key, session.upload_id, (last?.part_number ?? 0) + 1, last ? MAX_PART_NUMBER : 1);
+    } catch (err) {
+      if (!(err instanceof StorageError) || err.code !== 'UPLOAD_UNKNOWN') throw err;
+      const object = await this.#ctx.backend.stat(key);
+      if (!object) throw err;
+      return { state: 'completed', completed_size: object.size };
+    }
+    if (!last) return undefined;
     const unequal = listed.findIndex((part) => part.size !== last.size);
     const found = unequal < 0 ? listed : listed.slice(0, unequal);
-    if (found.length === 0) return session;
+    if (found.length === 0) return undefined;
     const parts = [...session.parts, ...found.map((part) => ({ part_number: part.partNumber, etag: normalizeEtag(part.etag), size: part.size }))];
-    const size = parts.reduce((sum, part) => sum + part.size, 0);
-    const updated: UploadSession = { ...session, parts, staged: [], size, updated_at: this.#ctx.now().toISOString() };
-    if (!(await this.#ctx.sessions.putIfUnchanged(updated, etag))) {
-      const fresh = await this.#ctx.sessions.read(upload);
-      if (!fresh || !isUsable(fresh.session)) throw new HoldError('UPLOAD_UNKNOWN');
-      return fresh.session;
-    }
-    await this.#ctx.backend.delete(session.staged.map((segment) => this.#ctx.key({ kind: 'upload-staged', upload, offset: segment.offset })));
-    return updated;
+    return { parts, staged: [], size: parts.reduce((sum, part) => sum + part.size, 0) };
   }
 
   /**
@@ -188,6 +252,7 @@ export class Uploads {
 
   async #recordProgress(did: string, input: UploadProgressInput, remembered: boolean): Promise<UploadView> {
     const { upload, session, etag } = await this.#ctx.openSession(did, input.digest, input.upload_id, 'multipart', { remembered });
+    assertCurrentWriter(session, input.writer_epoch);
     if (input.base_size !== session.size) {
       throw new HoldError('UPLOAD_STATE_CONFLICT', `the upload holds ${session.size} bytes, not ${input.base_size}`);
     }
@@ -197,10 +262,13 @@ export class Uploads {
     const staged = input.staged ?? (input.parts?.length ? [] : session.staged);
     checkStagedSegments(staged, partBytes);
     checkClientState(input.client_state);
+    const known = new Set(session.staged.map(segmentId));
+    const added = staged.filter((candidate) => !known.has(segmentId(candidate)));
+    // Only keys the hold handed out: a staging URL writes nothing but its own segment, so nobody can replace one.
+    if (added.some((segment) => segment.segment_id === undefined)) throw new HoldError('INVALID_REQUEST', 'a new staged segment needs the segment_id its staging URL came with');
     return mappingStorageErrors(async () => {
-      const known = new Set(session.staged.map(segmentId));
-      for (const segment of staged.filter((candidate) => !known.has(segmentId(candidate)))) {
-        const object = await this.#ctx.backend.stat(this.#ctx.key({ kind: 'upload-staged', upload, offset: segment.offset }));
+      for (const segment of added) {
+        const object = await this.#ctx.backend.stat(this.#ctx.stagedKey(upload, segment));
         if (object?.size !== segment.size) {
           throw new HoldError('SIZE_INVALID', `staged segment at offset ${segment.offset} holds ${object?.size ?? 0} bytes, not ${segment.size}`);
         }
@@ -212,12 +280,13 @@ export class Uploads {
         staged,
         size,
         client_state: input.client_state ?? session.client_state,
+        ...laterEpoch(session, input.writer_epoch),
         updated_at: this.#ctx.now().toISOString(),
       };
       await this.#ctx.sessions.put(updated, etag);
       const kept = new Set(staged.map(segmentId));
       const dropped = session.staged.filter((segment) => !kept.has(segmentId(segment)));
-      await this.#ctx.backend.delete(dropped.map((segment) => this.#ctx.key({ kind: 'upload-staged', upload, offset: segment.offset })));
+      await this.#ctx.backend.delete(dropped.map((segment) => this.#ctx.stagedKey(upload, segment)));
       return { ...this.#view(updated), ...(await this.#partUrls(updated, input.presign_parts)) };
     });
   }
@@ -255,6 +324,7 @@ export class Uploads {
       parts: session.parts,
       staged: session.staged,
       ...(session.client_state ? { client_state: session.client_state } : {}),
+      ...(session.writer_epoch !== undefined ? { writer_epoch: session.writer_epoch } : {}),
     };
   }
 
@@ -269,8 +339,9 @@ function checkClientState(state: Record<string, unknown> | undefined): void {
   }
 }
 
+/** A staged segment's identity: its object, and where it sits. */
 function segmentId(segment: StagedSegment): string {
-  return `${segment.offset}:${segment.size}`;
+  return `${segment.offset}:${segment.size}:${segment.segment_id ?? ''}`;
 }
 
 /** Recorded parts are all non-final, so each must reach the S3 minimum. */

@@ -24,8 +24,18 @@ const clientState = z.record(z.string(), z.unknown());
 /** How many part URLs to presign after the recorded parts, so the next request needs no `/part-presigned-url`. */
 const presignParts = z.number().int().min(0).max(MAX_PRESIGNED_PARTS).optional();
 
+/**
+ * The registry's hold on an upload: it grows each time another request (on
+ * any instance) takes the upload over. The hold refuses a write that names a
+ * lower epoch than one it has seen, so a writer that lost its hold can never
+ * record, complete or publish over the one that took it.
+ */
+const writerEpoch = z.number().int().min(0).max(Number.MAX_SAFE_INTEGER).optional();
+/** The hold's name for one staged segment object: every staging URL writes a key of its own. */
+const segmentId = z.string().regex(/^[0-9a-f]{32}$/, 'segment_id is 32 hex characters, as the hold issued it');
+
 const part = z.object({ part_number: partNumber, etag, size }).strict();
-const stagedSegment = z.object({ offset: size, size }).strict();
+const stagedSegment = z.object({ offset: size, size, segment_id: segmentId.optional() }).strict();
 const digestRequest = z.object({ did, digest: name }).strict();
 const getPresignedUrlRequest = z
   .object({ did, digest: name, method: z.enum(['GET', 'HEAD']).optional(), upload_id: uploadId.optional(), offset: size.optional() })
@@ -36,6 +46,8 @@ const presignedUrl = z.looseObject({
   expires_at: z.string(),
   method: z.enum(['PUT', 'GET', 'HEAD']),
   upload_name: z.string().optional(),
+  /** For a staged segment's PUT URL: the segment's name, to record with its offset and size. */
+  segment_id: z.string().optional(),
 });
 
 const partUrl = z.looseObject({ part_number: z.number(), url: z.string(), expires_at: z.string() });
@@ -50,8 +62,10 @@ const uploadView = z.looseObject({
   size,
   completed_size: size.optional(),
   parts: z.array(z.looseObject({ part_number: z.number(), etag: z.string(), size })),
-  staged: z.array(z.looseObject({ offset: size, size })),
+  staged: z.array(z.looseObject({ offset: size, size, segment_id: z.string().optional() })),
   client_state: clientState.optional(),
+  /** The highest writer epoch the hold has seen for this upload. */
+  writer_epoch: size.optional(),
   /** Present when asked for with `presign_parts`: PUT URLs for the parts after `parts`. */
   part_urls: z.array(partUrl).optional(),
 });
@@ -84,7 +98,13 @@ export const HOLD_ENDPOINTS = Object.freeze({
   completeMultipart: endpoint({
     path: '/complete-multipart',
     request: z
-      .object({ did, digest: name, upload_id: uploadId, parts: z.array(z.object({ part_number: partNumber, etag, size: size.optional() }).strict()).max(MAX_PART_NUMBER) })
+      .object({
+        did,
+        digest: name,
+        upload_id: uploadId,
+        parts: z.array(z.object({ part_number: partNumber, etag, size: size.optional() }).strict()).max(MAX_PART_NUMBER),
+        writer_epoch: writerEpoch,
+      })
       .strict(),
     response: z.looseObject({ upload_name: z.string(), size }),
     long: true,
@@ -104,7 +124,9 @@ export const HOLD_ENDPOINTS = Object.freeze({
   move: endpoint({
     path: '/move',
     /** With `parts`, the multipart upload is completed first: a commit in one call. */
-    request: z.object({ did, from: name, to: name, size: size.optional(), parts: z.array(part).min(1).max(MAX_PART_NUMBER).optional() }).strict(),
+    request: z
+      .object({ did, from: name, to: name, size: size.optional(), parts: z.array(part).min(1).max(MAX_PART_NUMBER).optional(), writer_epoch: writerEpoch })
+      .strict(),
     response: z.looseObject({ digest: z.string(), size, existed: z.boolean() }),
     acceptsQuery: true,
     long: true,
@@ -115,7 +137,8 @@ export const HOLD_ENDPOINTS = Object.freeze({
   delete: endpoint({ path: '/delete', request: digestRequest, response: z.looseObject({ deleted: z.boolean() }) }),
   uploadStatus: endpoint({
     path: '/upload-status',
-    request: z.object({ did, digest: name, upload_id: uploadId, presign_parts: presignParts }).strict(),
+    /** With `writer_epoch` above the recorded one, the caller took the upload over: the hold records it before answering. */
+    request: z.object({ did, digest: name, upload_id: uploadId, presign_parts: presignParts, writer_epoch: writerEpoch }).strict(),
     response: uploadView,
   }),
   uploadProgress: endpoint({
@@ -130,6 +153,7 @@ export const HOLD_ENDPOINTS = Object.freeze({
         staged: z.array(stagedSegment).max(MAX_PART_NUMBER).optional(),
         client_state: clientState.optional(),
         presign_parts: presignParts,
+        writer_epoch: writerEpoch,
       })
       .strict(),
     response: uploadView,

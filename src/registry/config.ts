@@ -99,6 +99,14 @@ export const registryConfigSchema = z
         /** Tag and catalog pages: the size without `?n=`, and the most `?n=` may ask for. */
         defaultPageSize: z.number().int().min(1).default(1000),
         maxPageSize: z.number().int().min(1).default(10_000),
+        /**
+         * One request at a time writes an upload, across every instance: it
+         * holds the upload this long, renewed while it works. A registry that
+         * dies mid-request keeps the upload from other requests this long.
+         */
+        uploadLeaseSeconds: z.number().int().min(1).max(600).default(15),
+        /** How long a request waits for another request writing the same upload; then 429. */
+        uploadWaitSeconds: z.number().int().min(0).max(600).default(30),
       })
       .strict()
       .prefault({}),

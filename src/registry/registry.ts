@@ -18,6 +18,7 @@ import { RegistryMetrics } from './metrics.ts';
 import { GarbageCollector } from './gc/collector.ts';
 import { GcMetrics } from './gc/metrics.ts';
 import { loadStorageDriver } from './storage.ts';
+import { UploadLeases } from './upload-lease.ts';
 
 export interface RegistryOptions {
   logger?: Logger;
@@ -70,7 +71,17 @@ export class Registry {
     const authorizer = await createAuthorizer(config, publicUrl);
     const metrics = new RegistryMetrics({ defaultMetrics: options.defaultMetrics });
     const app = buildRegistryApp(
-      { metadata, storage, authorizer, blobDelivery: config.blobs.delivery, metrics, uploadLocks: new KeyedMutex(), limits: config.limits, openingUploads: new KeyedCounter() },
+      {
+        metadata,
+        storage,
+        authorizer,
+        blobDelivery: config.blobs.delivery,
+        metrics,
+        uploadLocks: new KeyedMutex(),
+        uploadLeases: new UploadLeases(metadata.uploadHolds, { leaseMs: config.limits.uploadLeaseSeconds * 1000, waitMs: config.limits.uploadWaitSeconds * 1000 }),
+        limits: config.limits,
+        openingUploads: new KeyedCounter(),
+      },
       {
         logger,
         timeouts: config.limits.http,

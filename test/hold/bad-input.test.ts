@@ -53,7 +53,11 @@ const CASES: readonly BadCase[] = [
   { name: 'a negative staged offset', path: '/put-presigned-url', body: (u) => ({ digest: u.name, upload_id: u.id, offset: -1 }), status: 400, code: 'INVALID_REQUEST' },
   { name: 'progress with a part under 5 MiB', path: '/upload-progress', body: (u) => ({ digest: u.name, upload_id: u.id, base_size: 0, parts: [{ part_number: 1, etag: u.etag, size: 10 }] }), status: 400, code: 'PART_TOO_SMALL' },
   { name: 'progress that skips a part number', path: '/upload-progress', body: (u) => ({ digest: u.name, upload_id: u.id, base_size: 0, parts: [{ part_number: 2, etag: u.etag, size: 5 * MiB }] }), status: 400, code: 'INVALID_PART' },
-  { name: 'progress naming a staged segment never uploaded', path: '/upload-progress', body: (u) => ({ digest: u.name, upload_id: u.id, base_size: 0, staged: [{ offset: 0, size: 7 }] }), status: 400, code: 'SIZE_INVALID' },
+  { name: 'progress naming a staged segment never uploaded', path: '/upload-progress', body: (u) => ({ digest: u.name, upload_id: u.id, base_size: 0, staged: [{ offset: 0, size: 7, segment_id: 'ab'.repeat(16) }] }), status: 400, code: 'SIZE_INVALID' },
+  { name: 'progress naming a new staged segment without its segment_id', path: '/upload-progress', body: (u) => ({ digest: u.name, upload_id: u.id, base_size: 0, staged: [{ offset: 0, size: 7 }] }), status: 400, code: 'INVALID_REQUEST' },
+  { name: 'a segment_id that is a path', path: '/upload-progress', body: (u) => ({ digest: u.name, upload_id: u.id, base_size: 0, staged: [{ offset: 0, size: 7, segment_id: '../../../session.json' }] }), status: 400, code: 'INVALID_REQUEST' },
+  { name: 'a writer epoch that is not a count', path: '/upload-progress', body: (u) => ({ digest: u.name, upload_id: u.id, base_size: 0, staged: [], writer_epoch: -1 }), status: 400, code: 'INVALID_REQUEST' },
+  { name: 'a staged segment read back that was never recorded', path: '/get-presigned-url', body: (u) => ({ digest: u.name, upload_id: u.id, offset: 0 }), status: 416, code: 'RANGE_INVALID' },
   { name: 'progress with a gap in staged segments', path: '/upload-progress', body: (u) => ({ digest: u.name, upload_id: u.id, base_size: 0, staged: [{ offset: 5, size: 7 }] }), status: 400, code: 'INVALID_REQUEST' },
   { name: 'progress from a stale size', path: '/upload-progress', body: (u) => ({ digest: u.name, upload_id: u.id, base_size: 99, staged: [] }), status: 409, code: 'UPLOAD_STATE_CONFLICT' },
 ];

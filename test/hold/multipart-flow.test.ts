@@ -65,8 +65,8 @@ for (const backend of BACKENDS) {
       expect(await hold.client.stat(DIDS.owner, digest)).to.deep.equal({ digest, size: blob.length });
     });
 
-    // S3 accepts a repeated completion for the very parts it assembled (the object's multipart ETag); the fs backend refuses it (UPLOAD_UNKNOWN).
-    if (backend === 's3') it('/move with parts after a hold died between completing the upload and publishing it: the repeat with the same parts publishes', async function () {
+    // Both backends accept a repeated completion for the very parts they assembled (the object's multipart ETag).
+    it('/move with parts after a hold died between completing the upload and publishing it: the repeat with the same parts publishes', async function () {
       const parts = [randomBlob(5 * MiB), randomBlob(3)];
       const blob = Buffer.concat(parts);
       const digest = sha256(blob);
@@ -79,6 +79,27 @@ for (const backend of BACKENDS) {
       expect(await hold.client.move(DIDS.owner, started.upload_name, digest, { size: blob.length, parts: done })).to.deep.equal({ digest, size: blob.length, existed: false });
       expect(sha256((await getFromUrl((await hold.client.getPresignedUrl(DIDS.owner, digest)).url)).body)).to.equal(digest);
     });
+
+    for (const retry of ['the same parts', 'no parts, after reading it back'] as const) {
+      it(`after a hold died between completing the upload and recording it, /upload-status reports it completed and /move with ${retry} publishes it`, async function () {
+        const parts = [randomBlob(5 * MiB), randomBlob(3)];
+        const blob = Buffer.concat(parts);
+        const digest = sha256(blob);
+        const started = await hold.client.startMultipart(DIDS.owner);
+        const done = await uploadParts(started.upload_name, started.upload_id, parts);
+        await hold.client.uploadProgress(DIDS.owner, started.upload_name, started.upload_id, { base_size: 0, parts: done.slice(0, 1) });
+        const uuid = started.upload_name.slice('uploads/temp-'.length);
+        await hold.hold.backend.completeMultipartUpload(`${hold.prefix}holdfast/objects/${uuid}`, started.upload_id, done.map((part) => ({ partNumber: part.part_number, etag: part.etag })));
+        // Another process resumes: the provider no longer lists the upload, but its object is there.
+        const status = await hold.client.uploadStatus(DIDS.owner, started.upload_name, started.upload_id);
+        expect(status).to.deep.include({ state: 'completed', completed_size: blob.length });
+        const other = await hold.client.completeMultipart(DIDS.owner, started.upload_name, started.upload_id, [done[0] as never]).catch((err: unknown) => err);
+        expect((other as HoldClientError).code, 'a completion from other parts').to.equal('UPLOAD_STATE_CONFLICT');
+        const moved = retry === 'the same parts' ? { size: blob.length, parts: done } : { size: blob.length };
+        expect(await hold.client.move(DIDS.owner, started.upload_name, digest, moved)).to.deep.equal({ digest, size: blob.length, existed: false });
+        expect(sha256((await getFromUrl((await hold.client.getPresignedUrl(DIDS.owner, digest)).url)).body)).to.equal(digest);
+      });
+    }
 
     it('/move with parts refuses an upload another writer completed from other parts, and publishes nothing', async function () {
       const ours = [randomBlob(5 * MiB), randomBlob(4)];
@@ -158,7 +179,7 @@ for (const backend of BACKENDS) {
       expect((await putToUrl(url1.url, first)).status).to.equal(200);
       let view = await hold.client.uploadProgress(DIDS.owner, started.upload_name, started.upload_id, {
         base_size: 0,
-        staged: [{ offset: 0, size: 22 }],
+        staged: [{ offset: 0, size: 22, segment_id: url1.segment_id as string }],
         client_state: { part_size: 5 * MiB },
       });
       expect(view.size).to.equal(22);
@@ -167,16 +188,17 @@ for (const backend of BACKENDS) {
       view = await hold.client.uploadProgress(DIDS.owner, started.upload_name, started.upload_id, {
         base_size: 22,
         staged: [
-          { offset: 0, size: 22 },
-          { offset: 22, size: 20 },
+          { offset: 0, size: 22, segment_id: url1.segment_id as string },
+          { offset: 22, size: 20, segment_id: url2.segment_id as string },
         ],
       });
       expect(view.size).to.equal(42);
       const status = await hold.client.uploadStatus(DIDS.owner, started.upload_name, started.upload_id);
       expect(status.staged).to.deep.equal([
-        { offset: 0, size: 22 },
-        { offset: 22, size: 20 },
+        { offset: 0, size: 22, segment_id: url1.segment_id },
+        { offset: 22, size: 20, segment_id: url2.segment_id },
       ]);
+      expect(url1.segment_id, 'every staging URL writes an object of its own').to.match(/^[0-9a-f]{32}$/).and.not.equal(url2.segment_id);
       expect(status.client_state).to.deep.equal({ part_size: 5 * MiB });
       const segment = await hold.client.getPresignedUrl(DIDS.owner, started.upload_name, { uploadId: started.upload_id, offset: 22 });
       expect((await getFromUrl(segment.url)).body.equals(second)).to.equal(true);
@@ -200,7 +222,7 @@ for (const backend of BACKENDS) {
       const tail = randomBlob(1000);
       const url = await hold.client.putPresignedUrl(DIDS.owner, started.upload_name, { uploadId: started.upload_id, offset: 0 });
       await putToUrl(url.url, tail);
-      await hold.client.uploadProgress(DIDS.owner, started.upload_name, started.upload_id, { base_size: 0, staged: [{ offset: 0, size: 1000 }] });
+      await hold.client.uploadProgress(DIDS.owner, started.upload_name, started.upload_id, { base_size: 0, staged: [{ offset: 0, size: 1000, segment_id: url.segment_id as string }] });
       const [part] = await uploadParts(started.upload_name, started.upload_id, [randomBlob(5 * MiB)]);
       const view = await hold.client.uploadProgress(DIDS.owner, started.upload_name, started.upload_id, {
         base_size: 1000,
@@ -298,12 +320,12 @@ describe('hold upload records under concurrent writers', function () {
       const hold = await startTestHold(backend);
       try {
         const started = await hold.client.startMultipart(DIDS.owner);
-        for (const offset of [0]) {
-          const url = await hold.client.putPresignedUrl(DIDS.owner, started.upload_name, { uploadId: started.upload_id, offset });
-          await putToUrl(url.url, randomBlob(10));
-        }
+        const url = await hold.client.putPresignedUrl(DIDS.owner, started.upload_name, { uploadId: started.upload_id, offset: 0 });
+        await putToUrl(url.url, randomBlob(10));
         const updates = await Promise.allSettled(
-          [1, 2].map(() => hold.client.uploadProgress(DIDS.owner, started.upload_name, started.upload_id, { base_size: 0, staged: [{ offset: 0, size: 10 }] })),
+          [1, 2].map(() =>
+            hold.client.uploadProgress(DIDS.owner, started.upload_name, started.upload_id, { base_size: 0, staged: [{ offset: 0, size: 10, segment_id: url.segment_id as string }] }),
+          ),
         );
         const refused = updates.filter((result) => result.status === 'rejected');
         expect(refused.length, 'exactly one of two racing updates wins').to.equal(1);

@@ -69,7 +69,7 @@ for (const mode of MODES) {
       const started = await hold.client.startMultipart(DIDS.owner);
       const staged = await hold.client.putPresignedUrl(DIDS.owner, started.upload_name, { uploadId: started.upload_id, offset: 0 });
       await putToUrl(staged.url, blob.subarray(0, 100));
-      await hold.client.uploadProgress(DIDS.owner, started.upload_name, started.upload_id, { base_size: 0, staged: [{ offset: 0, size: 100 }] });
+      await hold.client.uploadProgress(DIDS.owner, started.upload_name, started.upload_id, { base_size: 0, staged: [{ offset: 0, size: 100, segment_id: staged.segment_id as string }] });
       const part = await hold.client.partPresignedUrl(DIDS.owner, started.upload_name, started.upload_id, 1);
       const etag = (await putToUrl(part.url, blob)).etag as string;
       await hold.client.completeMultipart(DIDS.owner, started.upload_name, started.upload_id, [{ part_number: 1, etag }]);

@@ -273,7 +273,9 @@ describe('session updates on a provider without conditional writes (upcloud prof
         const url = await hold.client.putPresignedUrl(DIDS.owner, started.upload_name, { uploadId: started.upload_id, offset: 0 });
         await putToUrl(url.url, randomBlob(10));
         const updates = await Promise.allSettled(
-          [1, 2].map(() => hold.client.uploadProgress(DIDS.owner, started.upload_name, started.upload_id, { base_size: 0, staged: [{ offset: 0, size: 10 }] })),
+          [1, 2].map(() =>
+            hold.client.uploadProgress(DIDS.owner, started.upload_name, started.upload_id, { base_size: 0, staged: [{ offset: 0, size: 10, segment_id: url.segment_id as string }] }),
+          ),
         );
         outcomes.won += updates.filter((result) => result.status === 'fulfilled').length;
         outcomes.refused += updates.filter((result) => result.status === 'rejected' && (result.reason as HoldClientError).code === 'UPLOAD_STATE_CONFLICT').length;

@@ -95,10 +95,12 @@ for (const backend of ['fs', 's3'] as const) {
       const id = location.split('/').at(-1) as string;
       const blob = randomBlob(10 * MiB + 20);
       expect((await alice.patch(base, 'alice/app', location, blob.subarray(0, 5 * MiB), 0)).status).to.equal(202);
-      // Another instance's request took the state the last one left (it has not finished).
+      // Another instance's request took the upload (and the state the last one left) and gave it back.
       const record = await registry.registry.metadata.getUpload('alice/app', id);
       expect(record?.state, 'a state after a PATCH').to.be.a('string');
-      expect(await registry.registry.metadata.takeUploadState(id, record?.state as string)).to.equal(true);
+      const taken = await registry.registry.metadata.uploadHolds.take(id, 'another-instance', 60_000);
+      expect(taken, 'taken').to.include({ state: record?.state, tookOver: false });
+      expect(await registry.registry.metadata.uploadHolds.release(id, 'another-instance', (taken as { epoch: number }).epoch, undefined)).to.equal(true);
       let before = await holdRequests(registry.hold.url);
       expect((await alice.patch(base, 'alice/app', location, blob.subarray(5 * MiB, 10 * MiB), 5 * MiB)).status).to.equal(202);
       expect(callsSince(await holdRequests(registry.hold.url), before)['/upload-status'], 'no state to trust').to.equal(1);

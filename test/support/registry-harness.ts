@@ -9,6 +9,7 @@ import { freePort } from '../../src/core/net.ts';
 import { hashPassword } from '../../src/registry/auth/users.ts';
 import { parseRegistryConfig } from '../../src/registry/config.ts';
 import { Registry } from '../../src/registry/registry.ts';
+import type { StepHook } from '../../src/hold/protocol-steps.ts';
 import { AUDIENCE, DIDS, ISSUER, startTestHold, type BackendKind, type TestHold } from './hold-harness.ts';
 import { sharedPostgres } from './global-fixtures.ts';
 
@@ -21,6 +22,8 @@ export const USERS = Object.freeze({
 export interface TestRegistry {
   url: string;
   registry: Registry;
+  /** Every instance's base URL (`url` first): registries sharing the hold and the database. */
+  urls: string[];
   hold: TestHold;
   /** A bearer token for `user` with `scope`, from the registry's own token endpoint. */
   token(user: keyof typeof USERS | undefined, scope: string): Promise<string>;
@@ -41,10 +44,16 @@ export interface TestRegistryOptions {
   login?: Record<string, unknown>;
   /** bcrypt cost of the users' hashes (4 unless a test measures the cost). */
   passwordRounds?: number;
+  /** Registry instances sharing the hold and the database (Postgres for more than one); 1 by default. */
+  instances?: number;
+  /** Driver settings of instance `index` over `driver` (e.g. a test hook for one instance only). */
+  driverFor?: (index: number) => Record<string, unknown>;
+  /** Awaited at each step of the hold's release and move (see `StepHook`). */
+  holdOnStep?: StepHook;
 }
 
 export async function startTestRegistry(options: TestRegistryOptions): Promise<TestRegistry> {
-  const hold = await startTestHold(options.backend, { config: { publicRead: true } });
+  const hold = await startTestHold(options.backend, { config: { publicRead: true }, ...(options.holdOnStep ? { onStep: options.holdOnStep } : {}) });
   const dir = await mkdtemp(path.join(os.tmpdir(), 'holdfast-registry-'));
   await writeFile(
     path.join(dir, 'users.yaml'),
@@ -54,9 +63,13 @@ export async function startTestRegistry(options: TestRegistryOptions): Promise<T
     options.metadata === 'postgres'
       ? { kind: 'postgres' as const, url: await (await sharedPostgres()).createDatabase() }
       : { kind: 'sqlite' as const, path: path.join(dir, 'registry.db') };
-  const port = await freePort();
-  const url = `http://127.0.0.1:${port}`;
-  const config = parseRegistryConfig({
+  const instances = options.instances ?? 1;
+  if (instances > 1 && options.metadata !== 'postgres') throw new TypeError('instances sharing a database need metadata: postgres');
+  const ports: number[] = [];
+  for (let index = 0; index < instances; index++) ports.push(await freePort());
+  const urls = ports.map((port) => `http://127.0.0.1:${port}`);
+  const url = urls[0] as string;
+  const configFor = (port: number) => parseRegistryConfig({
     listen: { host: '127.0.0.1', port },
     publicUrl: url,
     storage: { module: 'hold' },
@@ -73,7 +86,7 @@ export async function startTestRegistry(options: TestRegistryOptions): Promise<T
     ...(options.limits ? { limits: options.limits } : {}),
   });
   const logger = pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' });
-  const start = async () => {
+  const start = async (index: number) => {
     const storage = createHoldDriver({
       hold: { url: hold.url, audience: AUDIENCE },
       issuer: ISSUER,
@@ -81,14 +94,18 @@ export async function startTestRegistry(options: TestRegistryOptions): Promise<T
       partSize: 5 * 1024 * 1024,
       retry: { attempts: 4, baseDelayMs: 10, maxDelayMs: 100 },
       ...options.driver,
+      ...options.driverFor?.(index),
     });
-    const registry = await Registry.create(config, { logger, storage });
+    const registry = await Registry.create(configFor(ports[index] as number), { logger, storage });
     await registry.listen();
     return registry;
   };
+  const others: Registry[] = [];
+  for (let index = 1; index < instances; index++) others.push(await start(index));
   const handle: TestRegistry = {
     url,
-    registry: await start(),
+    urls,
+    registry: await start(0),
     hold,
     async token(user, scope) {
       const headers: Record<string, string> = {};
@@ -99,10 +116,10 @@ export async function startTestRegistry(options: TestRegistryOptions): Promise<T
     },
     async restart() {
       await handle.registry.close();
-      handle.registry = await start();
+      handle.registry = await start(0);
     },
     async close() {
-      await handle.registry.close();
+      await Promise.all([handle.registry.close(), ...others.map((other) => other.close())]);
       await hold.close();
       await rm(dir, { recursive: true, force: true });
     },

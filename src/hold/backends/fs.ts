@@ -6,6 +6,7 @@ import { pipeline } from 'node:stream/promises';
 import type { Readable } from 'node:stream';
 import { KeyedMutex } from '../../core/keyed-mutex.ts';
 import { FsUrlSigner } from './fs-signer.ts';
+import { multipartEtag } from './multipart-etag.ts';
 import {
   MIN_PART_SIZE,
   StorageError,
@@ -33,7 +34,10 @@ interface PartRecord {
 /**
  * The embedded backend: objects are files under `root/objects`, multipart
  * uploads are directories under `root/multipart`. Every file appears by
- * rename, so a reader never sees a half-written object.
+ * rename, so a reader never sees a half-written object. An object a
+ * multipart upload assembled has its multipart ETag beside it under
+ * `root/etags`, so a completion repeated after one that succeeded is
+ * recognised, as S3 recognises it.
  */
 export class FsBackend implements StorageBackend {
   readonly kind = 'fs' as const;
@@ -43,6 +47,7 @@ export class FsBackend implements StorageBackend {
   readonly #objects: string;
   readonly #multipart: string;
   readonly #tmp: string;
+  readonly #etags: string;
   readonly #ready: Promise<void>;
 
   constructor(options: FsBackendOptions) {
@@ -50,8 +55,9 @@ export class FsBackend implements StorageBackend {
     this.#objects = path.join(root, 'objects');
     this.#multipart = path.join(root, 'multipart');
     this.#tmp = path.join(root, 'tmp');
+    this.#etags = path.join(root, 'etags');
     this.signer = new FsUrlSigner(options.publicUrl, options.signingSecret);
-    this.#ready = Promise.all([this.#objects, this.#multipart, this.#tmp].map((dir) => mkdir(dir, { recursive: true }))).then(
+    this.#ready = Promise.all([this.#objects, this.#multipart, this.#tmp, this.#etags].map((dir) => mkdir(dir, { recursive: true }))).then(
       () => undefined,
     );
   }
@@ -72,7 +78,13 @@ export class FsBackend implements StorageBackend {
   }
 
   async completeMultipartUpload(key: string, uploadId: string, parts: readonly CompletedPartInput[]): Promise<void> {
-    await this.#assertUpload(key, uploadId);
+    try {
+      await this.#assertUpload(key, uploadId);
+    } catch (err) {
+      // A completion repeated after one that succeeded: the object is these very parts if its ETag is theirs.
+      if (err instanceof StorageError && err.code === 'UPLOAD_UNKNOWN' && (await this.#assembledFrom(key, parts))) return;
+      throw err;
+    }
     const dir = this.#uploadDir(uploadId);
     const records: PartRecord[] = [];
     for (const part of parts) {
@@ -99,7 +111,19 @@ export class FsBackend implements StorageBackend {
       await rm(temp, { force: true });
       throw err;
     }
+    const etag = multipartEtag(parts);
+    if (etag) await writeFile(this.#etagPath(key), etag);
     await rm(dir, { recursive: true, force: true });
+  }
+
+  async #assembledFrom(key: string, parts: readonly CompletedPartInput[]): Promise<boolean> {
+    const expected = multipartEtag(parts);
+    if (!expected || !(await this.stat(key))) return false;
+    return (await readFile(this.#etagPath(key), 'utf8').catch(() => undefined)) === expected;
+  }
+
+  #etagPath(key: string): string {
+    return path.join(this.#etags, createHash('sha256').update(key).digest('hex'));
   }
 
   async abortMultipartUpload(_key: string, uploadId: string): Promise<void> {
@@ -179,7 +203,10 @@ export class FsBackend implements StorageBackend {
   }
 
   async delete(keys: readonly string[]): Promise<void> {
-    await Promise.all(keys.map((key) => rm(this.#objectPath(key), { force: true })));
+    await Promise.all(keys.map(async (key) => {
+      await rm(this.#objectPath(key), { force: true });
+      await rm(this.#etagPath(key), { force: true });
+    }));
   }
 
   async putReference(): Promise<boolean> {

@@ -1,4 +1,3 @@
-import { createHash } from 'node:crypto';
 import {
   AbortMultipartUploadCommand,
   CompleteMultipartUploadCommand,
@@ -18,6 +17,7 @@ import {
 import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
 import { PROVIDER_PROFILES, type ProviderName } from '../../protocol/providers.ts';
 import { mapS3Error } from './s3-errors.ts';
+import { multipartEtag } from './multipart-etag.ts';
 import {
   MAX_SINGLE_COPY_BYTES,
   StorageError,
@@ -360,17 +360,4 @@ export async function forEachLimited<T>(items: readonly T[], limit: number, task
     }
   });
   await Promise.all(workers);
-}
-
-/**
- * S3's ETag of a multipart object: the MD5 of its parts' MD5s, then `-` and
- * the part count. Undefined when a part's ETag is not a plain MD5 (encrypted
- * objects, some providers): nothing can be concluded then.
- */
-function multipartEtag(parts: readonly CompletedPartInput[]): string | undefined {
-  const digests = parts.map((part) => part.etag.replace(/"/g, ''));
-  if (digests.length === 0 || !digests.every((digest) => /^[0-9a-f]{32}$/.test(digest))) return undefined;
-  const md5 = createHash('md5');
-  for (const digest of digests) md5.update(Buffer.from(digest, 'hex'));
-  return `${md5.digest('hex')}-${digests.length}`;
 }

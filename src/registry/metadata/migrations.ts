@@ -117,6 +117,13 @@ const MIGRATIONS: readonly { version: number; sql: (binary: string, dialect: Db[
     version: 7,
     sql: () => [`ALTER TABLE uploads ADD COLUMN state TEXT`],
   },
+  {
+    // One request at a time writes an upload, across every instance: the
+    // holder, until when (milliseconds, by the database's clock), and the
+    // epoch, counted up at each take, that the hold fences writes with.
+    version: 8,
+    sql: () => [`ALTER TABLE uploads ADD COLUMN epoch INTEGER NOT NULL DEFAULT 0`, `ALTER TABLE uploads ADD COLUMN holder TEXT`, `ALTER TABLE uploads ADD COLUMN lease_until BIGINT`],
+  },
 ];
 
 export async function migrate(db: Db): Promise<number> {

@@ -2,6 +2,7 @@ import { PostgresDb, SqliteDb, type Db } from './db.ts';
 import { migrate } from './migrations.ts';
 import { PackageStore } from './packages.ts';
 import { GcStore } from './gc.ts';
+import { UploadHolds } from './upload-holds.ts';
 import { BlobUnavailableError, MissingBlobError, TagLimitError, type BlobRecord, type ManifestRecord, type MetadataStore, type Page, type ReferrerDescriptor, type UploadRecord } from './types.ts';
 
 /** The metadata store over either SQL dialect. */
@@ -11,11 +12,13 @@ export class SqlMetadataStore implements MetadataStore {
   readonly packages: PackageStore;
   /** Garbage-collection queries, in the same database. */
   readonly gc: GcStore;
+  readonly uploadHolds: UploadHolds;
 
   private constructor(db: Db) {
     this.#db = db;
     this.packages = new PackageStore(db);
     this.gc = new GcStore(db);
+    this.uploadHolds = new UploadHolds(db);
   }
 
   static async open(config: { kind: 'sqlite'; path: string } | { kind: 'postgres'; url: string; maxConnections?: number }): Promise<SqlMetadataStore> {
@@ -46,14 +49,6 @@ export class SqlMetadataStore implements MetadataStore {
     );
     if (!row) return undefined;
     return { id: row.id, repository: row.repository, did: row.did, createdAt: new Date(row.created_at), ...(row.state !== null ? { state: row.state } : {}) };
-  }
-
-  async takeUploadState(id: string, state: string): Promise<boolean> {
-    return (await this.#db.run('UPDATE uploads SET state = NULL WHERE id = ? AND state = ?', [id, state])) === 1;
-  }
-
-  async setUploadState(id: string, state: string | undefined): Promise<void> {
-    await this.#db.run('UPDATE uploads SET state = ? WHERE id = ?', [state ?? null, id]);
   }
 
   async deleteUpload(id: string): Promise<void> {

@@ -1,3 +1,5 @@
+import type { UploadHolds } from './upload-holds.ts';
+
 /**
  * The registry's metadata: repositories, blob links, manifests, tags,
  * referrers and upload sessions. Two implementations share one SQL store:
@@ -26,6 +28,8 @@ export interface UploadRecord {
   /** The driver's `writer.state` after the upload's last request; unset while a request may be changing it. */
   state?: string;
 }
+
+export type { UploadHold } from './upload-holds.ts';
 
 export interface ManifestRecord {
   repository: string;
@@ -58,9 +62,8 @@ export interface MetadataStore {
   /** Upload sessions `did` created after `since` and has not finished or cancelled. */
   countUploads(did: string, since: Date): Promise<number>;
   getUpload(repository: string, id: string): Promise<UploadRecord | undefined>;
-  /** Clears the upload's state if it is still `state`; resolves whether it was (the caller now owns that state). */
-  takeUploadState(id: string, state: string): Promise<boolean>;
-  setUploadState(id: string, state: string | undefined): Promise<void>;
+  /** Which request writes an upload, across instances (see `UploadHolds`). */
+  readonly uploadHolds: UploadHolds;
   deleteUpload(id: string): Promise<void>;
 
   /**

@@ -5,6 +5,7 @@ import { drain, parseContentRange } from '../http/body.ts';
 import type { Call, Handler, RegistryContext } from '../http/context.ts';
 import { isRepositoryName, isUploadId } from '../names.ts';
 import { BlobUnavailableError } from '../metadata/types.ts';
+import type { UploadLease } from '../upload-lease.ts';
 
 /** `Range` as the spec reports an upload's progress: inclusive, `0-0` when empty. */
 export function uploadRange(size: number): string {
@@ -131,25 +132,44 @@ async function tryMount(ctx: RegistryContext, call: Call, digest: string, from: 
   return undefined;
 }
 
-/**
- * The upload's writer. The state the last request left is passed on so a
- * live writer in that state needs no hold round trip; a request that writes
- * takes it first (compare-and-clear), so a request that dies half-way, or
- * one racing on another instance, leaves none to trust.
- */
-async function openUpload(ctx: RegistryContext, call: Call, access: 'read' | 'write'): Promise<BlobWriter> {
+/** The upload's row, if the caller owns it. */
+async function ownedUpload(ctx: RegistryContext, call: Call) {
   if (!isUploadId(call.reference)) throw new RegistryError('BLOB_UPLOAD_UNKNOWN', 'malformed upload id');
   const record = await ctx.metadata.getUpload(call.name, call.reference);
   if (!record || record.did !== call.identity.did) throw new RegistryError('BLOB_UPLOAD_UNKNOWN');
-  const state = record.state !== undefined && (access === 'read' || (await ctx.metadata.takeUploadState(record.id, record.state))) ? record.state : undefined;
-  return call.store.resume(call.reference, state !== undefined ? { state } : {});
+  return record;
+}
+
+/**
+ * Runs `work` with the upload's writer while this request alone writes the
+ * upload: first among this process's requests (in arrival order), then
+ * across instances (the upload's lease, whose epoch the writer names in
+ * every write, so the hold refuses this request's writes once another has
+ * taken over). The state the last request left is passed on, so a live
+ * writer in that state needs no hold round trip; a live writer is only
+ * reused if no other request wrote since it did. A request that ends
+ * without giving its writer's state back leaves none to trust.
+ */
+function writingUpload<T>(ctx: RegistryContext, call: Call, work: (writer: BlobWriter, lease: UploadLease) => Promise<T>): Promise<T> {
+  return ctx.uploadLocks.run(call.reference, async () => {
+    const record = await ownedUpload(ctx, call);
+    const lease = await ctx.uploadLeases.take(record.id);
+    try {
+      const fence = { epoch: lease.epoch, tookOver: lease.tookOver };
+      const writer = await call.store.resume(call.reference, lease.state !== undefined ? { state: lease.state, fence } : { fence });
+      return await work(writer, lease);
+    } finally {
+      await lease.release().catch(() => false);
+    }
+  });
 }
 
 /**
  * Reads this request's bytes into the writer, after checking the
- * `Content-Range` against the durable offset, and makes them durable.
+ * `Content-Range` against the durable offset, and makes them durable. If the
+ * lease is lost meanwhile the body is cut and nothing is acknowledged.
  */
-async function receiveChunk(ctx: RegistryContext, call: Call, writer: BlobWriter): Promise<void> {
+async function receiveChunk(ctx: RegistryContext, call: Call, writer: BlobWriter, lease: UploadLease): Promise<void> {
   const range = parseContentRange(call.request.headers['content-range']);
   const length = declaredLength(call);
   if (range === 'invalid' || (range && range.start !== writer.size) || (range && length !== undefined && length !== range.end - range.start + 1)) {
@@ -158,9 +178,12 @@ async function receiveChunk(ctx: RegistryContext, call: Call, writer: BlobWriter
       headers: { range: uploadRange(writer.size), location: uploadLocation(call.name, writer.id), 'docker-upload-uuid': writer.id },
     });
   }
+  const cut = () => call.request.raw.destroy();
+  lease.signal.addEventListener('abort', cut);
   try {
     ctx.metrics.bytesIn.inc(await writer.readFrom(call.request.raw, length !== undefined ? { length } : {}));
   } catch (err) {
+    lease.assertHeld();
     // Ending the body's iteration destroys the stream, so `destroyed` alone
     // does not say the client went away: the writer's own errors pass through.
     if (err instanceof DriverError || (!call.request.raw.aborted && !call.request.raw.destroyed)) throw err;
@@ -168,28 +191,34 @@ async function receiveChunk(ctx: RegistryContext, call: Call, writer: BlobWriter
     // client resumes from the offset GET reports.
     throw new RegistryError('BLOB_UPLOAD_INVALID', 'the client disconnected during the chunk', { cause: err });
   } finally {
+    lease.signal.removeEventListener('abort', cut);
     // Whatever arrived stays durable, even if the client went away mid-chunk.
     await writer.close();
   }
+  lease.assertHeld();
 }
 
 export const patchUpload: Handler = async (ctx, call) =>
-  ctx.uploadLocks.run(call.reference, async () => {
-    const writer = await openUpload(ctx, call, 'write');
-    await receiveChunk(ctx, call, writer);
-    await ctx.metadata.setUploadState(call.reference, writer.state);
+  writingUpload(ctx, call, async (writer, lease) => {
+    await receiveChunk(ctx, call, writer, lease);
+    // Acknowledged only if no other request took the upload meanwhile.
+    if (!(await lease.release(writer.state))) lease.assertHeld();
     return acceptedUpload(call, writer, 202);
   });
 
+/** GET: the durable offset; it writes nothing, so it takes no lease. */
 export const uploadStatus: Handler = async (ctx, call) =>
-  ctx.uploadLocks.run(call.reference, async () => acceptedUpload(call, await openUpload(ctx, call, 'read'), 204));
+  ctx.uploadLocks.run(call.reference, async () => {
+    const record = await ownedUpload(ctx, call);
+    const writer = await call.store.resume(call.reference, record.state !== undefined ? { state: record.state } : {});
+    return acceptedUpload(call, writer, 204);
+  });
 
 /** PUT `?digest=`: an optional last chunk, then commit. */
-export const finishUpload: Handler = async (ctx, call) =>
-  ctx.uploadLocks.run(call.reference, async () => {
-    const digest = requireDigest(call.query.digest);
-    const writer = await openUpload(ctx, call, 'write');
-    await receiveChunk(ctx, call, writer);
+export const finishUpload: Handler = async (ctx, call) => {
+  const digest = requireDigest(call.query.digest);
+  return writingUpload(ctx, call, async (writer, lease) => {
+    await receiveChunk(ctx, call, writer, lease);
     const started = Date.now();
     try {
       const descriptor = await writer.commit({ digest });
@@ -207,10 +236,10 @@ export const finishUpload: Handler = async (ctx, call) =>
       throw err;
     }
   });
+};
 
 export const cancelUpload: Handler = async (ctx, call) =>
-  ctx.uploadLocks.run(call.reference, async () => {
-    const writer = await openUpload(ctx, call, 'write');
+  writingUpload(ctx, call, async (writer) => {
     await writer.cancel();
     await ctx.metadata.deleteUpload(call.reference);
     return call.reply.code(204).send();

@@ -1,0 +1,163 @@
+import { expect } from 'chai';
+import { createHash } from 'node:crypto';
+import { Readable } from 'node:stream';
+import { request } from 'undici';
+import { MiB, randomBlob, sha256 } from '../support/bytes.ts';
+import { OciTestClient } from '../support/oci-client.ts';
+import { startTestRegistry, USERS, type TestRegistry } from '../support/registry-harness.ts';
+
+/**
+ * Issue 20: one upload written through two registry instances at once (one
+ * tenant sending PATCHes for the same range to both) must behave as on one
+ * instance, and no digest may ever be served with bytes that do not hash to
+ * it, even once the hold deduplicates another tenant's push onto them.
+ */
+
+/** A published MD5 collision (Wang et al., 2004): two 128-byte blocks, six bytes apart, one MD5. */
+const COLLISION_A = Buffer.from(
+  'd131dd02c5e6eec4693d9a0698aff95c2fcab58712467eab4004583eb8fb7f8955ad340609f4b30283e488832571415a085125e8f7cdc99fd91dbdf280373c5b' +
+    'd8823e3156348f5bae6dacd436c919c6dd53e2b487da03fd02396306d248cda0e99f33420f577ee8ce54b67080a80d1ec69821bcb6a8839396f9652b6ff72a70',
+  'hex',
+);
+const COLLISION_B = Buffer.from(COLLISION_A.map((byte, index) => ([19, 45, 59, 83, 109, 123].includes(index) ? byte ^ 0x80 : byte)));
+
+function md5(bytes: Uint8Array): string {
+  return createHash('md5').update(bytes).digest('hex');
+}
+
+/**
+ * A PATCH that sends all of `chunk` but its last byte at once, and the last
+ * byte only on `release()`: the request is then under way on its instance
+ * (past the range check, its part PUT streaming) but not finished.
+ */
+async function heldPatch(client: OciTestClient, base: string, repo: string, location: string, chunk: Buffer, start: number) {
+  const token = await client.token(base, repo);
+  let release: () => void = () => {};
+  const released = new Promise<void>((resolve) => (release = resolve));
+  async function* body() {
+    yield chunk.subarray(0, chunk.length - 1);
+    await released;
+    yield chunk.subarray(chunk.length - 1);
+  }
+  const response = request(`${base}${location}`, {
+    method: 'PATCH',
+    body: Readable.from(body()),
+    headers: {
+      authorization: `Bearer ${token}`,
+      'content-type': 'application/octet-stream',
+      'content-length': String(chunk.length),
+      'content-range': `${start}-${start + chunk.length - 1}`,
+    },
+  }).then(async (answer) => ({ status: answer.statusCode, headers: answer.headers, text: await answer.body.text() }));
+  response.catch(() => {});
+  return { release, response };
+}
+
+const settle = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+for (const backend of ['fs', 's3'] as const) {
+  describe(`one upload through two registry instances (${backend}, Postgres)`, function () {
+    this.timeout(120_000);
+    let registry: TestRegistry;
+    const alice = new OciTestClient(USERS.alice);
+    const bob = new OciTestClient(USERS.bob);
+    /** The hold "dies" (its /move stops with an error) right after this step, once. */
+    let dieAfter: string | undefined;
+
+    before(async function () {
+      registry = await startTestRegistry({
+        backend,
+        metadata: 'postgres',
+        instances: 2,
+        holdOnStep: async (step) => {
+          if (step !== dieAfter) return;
+          dieAfter = undefined;
+          throw new Error(`the hold died after ${step}`);
+        },
+        // A budget too small to keep a 3 MiB tail in memory between requests (idle tails get a
+        // quarter of it): what a tenant gets with a few stalled PATCHes of its own on the default one.
+        driver: { memoryBudget: 10 * MiB },
+      });
+    });
+    after(async function () {
+      await registry?.close();
+    });
+
+    /** Every blob Alice's and Bob's repositories serve hashes to its digest. */
+    async function expectServedBytesMatch(repo: string, client: OciTestClient, digest: string): Promise<void> {
+      for (const base of registry.urls) {
+        const head = await client.call(base, repo, 'HEAD', `/v2/${repo}/blobs/${digest}`);
+        if (head.status === 404) continue;
+        expect(head.status).to.equal(200);
+        expect(sha256(await client.fetchBlob(base, repo, digest)), `bytes served by ${base} under ${digest}`).to.equal(digest);
+      }
+    }
+
+    /**
+     * Alice sends `genuine` to instance 0 and `forged` to instance 1 as the
+     * same range of one upload, each held back by its last byte until both
+     * are under way. Exactly one may be acknowledged; the other waits for it
+     * and then finds the upload has moved on (416). Alice commits the upload
+     * as `genuine`'s digest: 201 only if the genuine bytes won. Whatever won,
+     * every instance serves bytes that hash to the digest, and Bob, who
+     * pushes the genuine bytes afterwards and is deduplicated onto whatever
+     * the hold holds, pulls exactly them.
+     */
+    async function race(repo: string, genuine: Buffer, forged: Buffer): Promise<void> {
+      const [first, second] = registry.urls as [string, string];
+      const location = await alice.start(first, repo);
+      const a = await heldPatch(alice, first, repo, location, genuine, 0);
+      const b = await heldPatch(alice, second, repo, location, forged, 0);
+      await settle(300);
+      a.release();
+      await settle(50);
+      b.release();
+      const answers = [await a.response, await b.response];
+      const summary = answers.map((answer) => `${answer.status} ${answer.text}`).join(' / ');
+      expect(answers.map((answer) => answer.status).sort(), `one acknowledged, the other refused: ${summary}`).to.deep.equal([202, 416]);
+      expect(await alice.offset(second, repo, location)).to.equal(genuine.length);
+
+      const genuineWon = answers[0]?.status === 202;
+      const put = await alice.finish(first, repo, location, sha256(genuine));
+      expect(put.status, put.text).to.equal(genuineWon ? 201 : 400);
+      await expectServedBytesMatch(repo, alice, sha256(genuine));
+
+      const pushed = await bob.call(second, 'bob/app', 'POST', `/v2/bob/app/blobs/uploads/?digest=${sha256(genuine)}`, {
+        body: genuine,
+        headers: { 'content-type': 'application/octet-stream', 'content-length': String(genuine.length) },
+      });
+      expect(pushed.status, pushed.text).to.equal(201);
+      for (const base of registry.urls) expect(sha256(await bob.fetchBlob(base, 'bob/app', sha256(genuine)))).to.equal(sha256(genuine));
+    }
+
+    it('defect 3: a hold that dies inside /move after S3 assembled the upload leaves it to any instance to finish', async function () {
+      const [first, second] = registry.urls as [string, string];
+      const blob = randomBlob(5 * MiB + 42);
+      const location = await alice.start(first, 'alice/moved');
+      expect((await alice.patch(first, 'alice/moved', location, blob.subarray(0, 5 * MiB), 0)).status).to.equal(202);
+      expect((await alice.patch(first, 'alice/moved', location, blob.subarray(5 * MiB), 5 * MiB)).status).to.equal(202);
+      dieAfter = 'move:claimed';
+      const failed = await alice.finish(first, 'alice/moved', location, sha256(blob));
+      expect(failed.status, failed.text).to.be.at.least(500);
+      expect(dieAfter, 'the hold died inside /move').to.equal(undefined);
+      // The commit again, through the other instance: it has no writer for this upload and asks the hold.
+      expect(await alice.offset(second, 'alice/moved', location)).to.equal(blob.length);
+      const put = await alice.finish(second, 'alice/moved', location, sha256(blob));
+      expect(put.status, put.text).to.equal(201);
+      for (const base of registry.urls) expect((await alice.fetchBlob(base, 'alice/moved', sha256(blob))).equals(blob)).to.equal(true);
+    });
+
+    it('defect 1: a staged tail sent through the other instance is never acknowledged too, nor served under the first one\'s digest', async function () {
+      await race('alice/app', randomBlob(3 * MiB), Buffer.alloc(3 * MiB, 0x41));
+    });
+
+    it('defect 2: a whole part with the same MD5 but other bytes, sent through the other instance, is never acknowledged too, nor served under the first one\'s digest', async function () {
+      const suffix = randomBlob(5 * MiB - COLLISION_A.length);
+      const genuine = Buffer.concat([COLLISION_A, suffix]);
+      const forged = Buffer.concat([COLLISION_B, suffix]);
+      expect(md5(genuine)).to.equal(md5(forged));
+      expect(genuine.equals(forged)).to.equal(false);
+      await race('alice/md5', genuine, forged);
+    });
+  });
+}
