@@ -1,0 +1,120 @@
+import { expect } from 'chai';
+import { createHash } from 'node:crypto';
+import { BACKENDS, DIDS } from '../support/hold-harness.ts';
+import { MiB, randomBlob, sha256 } from '../support/bytes.ts';
+import { readAll, startDriverFixture, type DriverFixture } from '../support/driver-harness.ts';
+import { isDriverError, type BlobWriter } from '../../src/driver/types.ts';
+
+const PART = 5 * MiB;
+
+/** A published MD5 collision (Wang et al., 2004): two 128-byte blocks, six bytes apart, one MD5. */
+const COLLISION_A = Buffer.from(
+  'd131dd02c5e6eec4693d9a0698aff95c2fcab58712467eab4004583eb8fb7f8955ad340609f4b30283e488832571415a085125e8f7cdc99fd91dbdf280373c5b' +
+    'd8823e3156348f5bae6dacd436c919c6dd53e2b487da03fd02396306d248cda0e99f33420f577ee8ce54b67080a80d1ec69821bcb6a8839396f9652b6ff72a70',
+  'hex',
+);
+const COLLISION_B = Buffer.from(COLLISION_A.map((byte, index) => ([19, 45, 59, 83, 109, 123].includes(index) ? byte ^ 0x80 : byte)));
+
+/**
+ * Beneath the registry's lease: what a writer whose hold on the upload ran
+ * out (a paused process) can still do once another process took the upload
+ * over, and what a writer trusts of bytes it gets back from storage. Each
+ * "process" is a driver of its own; the fences are what the registry's
+ * upload row would hand out.
+ */
+for (const backend of BACKENDS) {
+  describe(`writers fenced by epoch (${backend})`, function () {
+    let fixture: DriverFixture;
+
+    before(async function () {
+      fixture = await startDriverFixture(backend);
+    });
+    after(async function () {
+      await fixture?.close();
+    });
+
+    async function partsSent(count: number): Promise<void> {
+      const deadline = Date.now() + 10_000;
+      while (fixture.requests.filter((request) => request.kind === 'part' && request.status === 200).length < count) {
+        if (Date.now() > deadline) throw new Error(`fewer than ${count} part PUTs finished`);
+        await new Promise((resolve) => setTimeout(resolve, 10));
+      }
+    }
+
+    async function refusal(work: Promise<unknown>): Promise<string> {
+      const outcome = await work.then(
+        () => 'accepted',
+        (err: unknown) => (isDriverError(err) ? err.code : String(err)),
+      );
+      return outcome;
+    }
+
+    it('a writer whose upload was taken over can neither record nor publish, even with a part whose MD5 matches the one that replaced it', async function () {
+      const suffix = randomBlob(PART - COLLISION_A.length);
+      const genuine = Buffer.concat([COLLISION_A, suffix]);
+      const forged = Buffer.concat([COLLISION_B, suffix]);
+      expect(createHash('md5').update(genuine).digest('hex')).to.equal(createHash('md5').update(forged).digest('hex'));
+      fixture.requests.length = 0;
+      const first = fixture.driver().blobStore(DIDS.owner);
+      const second = fixture.driver().blobStore(DIDS.owner);
+      const created = await first.create();
+      // Process A holds epoch 1 (its own writer, so it keeps its running hash) and sends part 1; then it stalls past its lease.
+      const stale = await first.resume(created.id, { fence: { epoch: 1, tookOver: false } });
+      expect(stale).to.equal(created);
+      await stale.write(genuine);
+      await partsSent(1);
+      // Process B takes the upload over (epoch 2): it finds nothing recorded, and sends its own part 1 over A's.
+      const taker = await second.resume(created.id, { fence: { epoch: 2, tookOver: true } });
+      expect(taker.size).to.equal(0);
+      await taker.write(forged);
+      await taker.close();
+      expect(taker.size).to.equal(PART);
+
+      // A wakes up: it may neither record its part nor complete and publish it under its running hash.
+      expect(await refusal(stale.close()), 'recording over the writer that took over').to.not.equal('accepted');
+      expect(await refusal(stale.commit({ digest: sha256(genuine) })), 'publishing over the writer that took over').to.not.equal('accepted');
+      const unknown = await refusal(first.stat(sha256(genuine)));
+      expect(unknown, 'nothing under the genuine digest').to.equal('BLOB_UNKNOWN');
+
+      // B's commit reads the object back (it has no running hash) and publishes what is there under its own digest.
+      const committed = await taker.commit({ digest: sha256(forged) });
+      expect(committed.digest).to.equal(sha256(forged));
+      expect((await readAll(await second.open(sha256(forged)))).equals(forged)).to.equal(true);
+    });
+
+    it('a live writer is not reused after another process wrote the upload: the next request rebuilds it and its commit reads the bytes back', async function () {
+      const blob = randomBlob(2 * PART + 7);
+      const first = fixture.driver().blobStore(DIDS.owner);
+      const second = fixture.driver().blobStore(DIDS.owner);
+      const created = await first.create();
+      const live = await first.resume(created.id, { fence: { epoch: 1, tookOver: false } });
+      await live.write(blob.subarray(0, PART));
+      await live.close();
+      const other = await second.resume(created.id, { fence: { epoch: 2, tookOver: false } });
+      await other.write(blob.subarray(PART, 2 * PART));
+      await other.close();
+      const again = await first.resume(created.id, { state: live.state as string, fence: { epoch: 3, tookOver: false } });
+      expect(again, 'a writer rebuilt from the hold').to.not.equal(live);
+      expect(again.size).to.equal(2 * PART);
+      await again.write(blob.subarray(2 * PART));
+      await again.close();
+      await again.commit({ digest: sha256(blob) });
+      expect((await readAll(await first.open(sha256(blob)))).equals(blob)).to.equal(true);
+    });
+
+    it('a tail fetched back from storage that is not the bytes the writer hashed is not trusted: the commit reads the object back and refuses the digest', async function () {
+      const blob = randomBlob(3 * MiB);
+      // A budget whose idle-tail share (a quarter) cannot keep 3 MiB: the tail leaves memory after each request.
+      const store = fixture.driver({ memoryBudget: 10 * MiB }).blobStore(DIDS.owner);
+      const writer: BlobWriter = await store.create();
+      await writer.write(blob);
+      await writer.close();
+      const [stagedKey] = (await fixture.hold.inspect.keys('holdfast/uploads/')).filter((key) => key.includes('/staged/'));
+      expect(stagedKey, 'the tail is staged').to.be.a('string');
+      // Storage changes the staged bytes behind the writer's back (a provider fault, or anyone with the bucket's keys).
+      await fixture.hold.hold.backend.putSmall(`${fixture.hold.prefix}${stagedKey as string}`, randomBlob(3 * MiB));
+      expect(await refusal(writer.commit({ digest: sha256(blob) }))).to.equal('DIGEST_INVALID');
+      expect(await refusal(store.stat(sha256(blob)))).to.equal('BLOB_UNKNOWN');
+    });
+  });
+}
