@@ -85,6 +85,7 @@ export class HoldBlobStore implements BlobStore {
     const cached = this.#cache.get(id);
     // A live writer's running hash is of the bytes it wrote; if another request wrote since, they may not be the upload's.
     const live = fence === undefined || cached?.heldEpochBefore(fence.epoch) ? cached : undefined;
+    await this.#ctx.step('resumed', uploadName);
     if (state !== undefined && live?.state === state) return live.holding(fence);
     const view = await mappingHoldErrors(() =>
       this.#ctx.hold.uploadStatus(this.#ctx.did, uploadName, uploadId, { presignParts: PRESIGN_AHEAD, ...(fence?.tookOver ? { takeOver: fence.epoch } : {}) }),

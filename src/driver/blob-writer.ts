@@ -83,7 +83,14 @@ export class HoldBlobWriter implements BlobWriter {
     this.#urls = new PartUrls(ctx, this.#upload, snapshot.partUrls);
     const partBytes = snapshot.parts.reduce((sum, part) => sum + part.size, 0);
     this.#tail = new Tail(ctx, this.#completed || snapshot.size === partBytes);
-    this.#parts = new PartPipeline(ctx, { recorded: snapshot.parts, tail: this.#tail, urls: this.#urls, signal: this.#abort.signal, fail: (err) => this.#fail(err) });
+    this.#parts = new PartPipeline(ctx, {
+      recorded: snapshot.parts,
+      tail: this.#tail,
+      urls: this.#urls,
+      signal: this.#abort.signal,
+      fail: (err) => this.#fail(err),
+      uploadName: snapshot.uploadName,
+    });
     // A running hash is only trustworthy if it has seen every byte from offset 0.
     this.#hash = !this.#completed && (options.hashFromStart || snapshot.size === 0) ? createHash(this.#algorithm) : undefined;
     this.#epoch = options.epoch;
@@ -248,9 +255,10 @@ export class HoldBlobWriter implements BlobWriter {
     this.#abort.abort(new DriverError('BLOB_UPLOAD_UNKNOWN', 'the upload was cancelled'));
     await this.#parts.settled();
     try {
-      await this.#ctx.hold.abortMultipart(this.#ctx.did, this.#upload.uploadName, this.#upload.uploadId);
+      await this.#ctx.hold.abortMultipart(this.#ctx.did, this.#upload.uploadName, this.#upload.uploadId, this.#epoch);
     } catch (err) {
-      if (!isHoldError(err, 'UPLOAD_UNKNOWN')) throw toDriverError(err);
+      // Gone already, or being published by another request: the hold's janitor removes what that leaves.
+      if (!isHoldError(err, 'UPLOAD_UNKNOWN', 'UPLOAD_STATE_CONFLICT')) throw toDriverError(err);
     } finally {
       this.#finish('cancelled');
     }

@@ -31,7 +31,7 @@ export interface CommitInput {
  * digest. On a mismatch the upload is removed and `SIZE_INVALID` or
  * `DIGEST_INVALID` thrown. Resolves whether the blob was already stored.
  */
-export async function verifyAndPublish(ctx: Pick<WriterContext, 'hold' | 'did' | 'transport'>, upload: UploadRef, commit: CommitInput): Promise<boolean> {
+export async function verifyAndPublish(ctx: Pick<WriterContext, 'hold' | 'did' | 'transport' | 'step'>, upload: UploadRef, commit: CommitInput): Promise<boolean> {
   const { digest, size } = commit;
   if (commit.expectedSize !== undefined && commit.expectedSize !== size) {
     await commit.reject();
@@ -48,22 +48,27 @@ export async function verifyAndPublish(ctx: Pick<WriterContext, 'hold' | 'did' |
   let completing: HoldPart[] | undefined;
   if (commit.parts) {
     const parts = await commit.parts.pipeline.finish(commit.parts.tail);
+    await ctx.step('parts-finished', upload.uploadName);
     if (verified) {
       // Verified bytes need no reading back: the hold completes and publishes them in one call.
       completing = parts;
     } else {
       await mappingHoldErrors(() => ctx.hold.completeMultipart(ctx.did, upload.uploadName, upload.uploadId, parts, commit.epoch));
+      await ctx.step('completed', upload.uploadName);
       commit.assembled();
     }
   }
   if (!verified) {
     const actual = await hashStoredObject(ctx, upload, digest.algorithm);
+    await ctx.step('read-back', upload.uploadName);
     if (actual !== digest.value) {
       await commit.reject();
       throw new DriverError('DIGEST_INVALID', `the uploaded content hashes to ${actual}, not ${digest.value}`);
     }
   }
-  return publish(ctx, upload, digest.value, size, completing, commit.epoch);
+  const existed = await publish(ctx, upload, digest.value, size, completing, commit.epoch);
+  await ctx.step('moved', upload.uploadName);
+  return existed;
 }
 
 /** Reads the assembled object back once; resolves to its digest. For writers without a running hash. */

@@ -74,8 +74,8 @@ export class HoldClient {
     return this.send('completeMultipart', did, { digest: uploadName, upload_id: uploadId, parts: [...parts], ...epochField(epoch) });
   }
 
-  abortMultipart(did: string, uploadName: string, uploadId: string) {
-    return this.send('abortMultipart', did, { digest: uploadName, upload_id: uploadId });
+  abortMultipart(did: string, uploadName: string, uploadId: string, epoch?: number) {
+    return this.send('abortMultipart', did, { digest: uploadName, upload_id: uploadId, ...epochField(epoch) });
   }
 
   putPresignedUrl(did: string, digest: string, staged?: { uploadId: string; offset: number }) {

@@ -9,6 +9,7 @@ import { Transport, type TransportOptions } from './transport.ts';
 import type { BlobStore } from './types.ts';
 import { PresignedUrlCache } from './presigned-url-cache.ts';
 import { WriterCache } from './writer-cache.ts';
+import type { WriterStepHook } from './writer-steps.ts';
 import type { WriterContext } from './writer-context.ts';
 
 export * from './types.ts';
@@ -18,6 +19,8 @@ export interface DriverOptions {
   dispatcher?: Dispatcher;
   /** Observes each byte-carrying request to storage. */
   onStorageRequest?: TransportOptions['onRequest'];
+  /** Test-only: awaited at each step of a write or commit (see `WRITER_STEPS`). */
+  onStep?: WriterStepHook;
 }
 
 /**
@@ -35,11 +38,13 @@ export class HoldDriver {
   readonly #urls: PresignedUrlCache | undefined;
   readonly #dispatcher: Dispatcher;
   readonly #ownsDispatcher: boolean;
+  readonly #onStep: WriterStepHook | undefined;
   #closed: Promise<void> | undefined;
 
   constructor(config: DriverConfig, options: DriverOptions = {}) {
     this.config = config;
     this.#ownsDispatcher = options.dispatcher === undefined;
+    this.#onStep = options.onStep;
     this.#dispatcher = options.dispatcher ?? new Agent({ connections: 128, keepAliveTimeout: 10_000 });
     this.budget = new MemoryBudget(config.memoryBudget, config.memoryPerDid);
     this.#cache = new WriterCache(config.maxCachedWriters);
@@ -66,6 +71,7 @@ export class HoldDriver {
       maxPartSize: this.config.memoryBudget,
       adoptChunkSize: this.config.adoptChunkSize,
       retire: (writer: HoldBlobWriter) => this.#cache.delete(writer),
+      step: this.#onStep ?? noStep,
     };
     return new HoldBlobStore(ctx, this.#cache, { partSize: this.config.partSize, equalParts: this.config.equalParts }, this.#urls);
   }
@@ -82,6 +88,8 @@ export class HoldDriver {
     return this.#closed;
   }
 }
+
+async function noStep(): Promise<void> {}
 
 /** The plugin entry point a host loads by name: `(config, options) → driver`. */
 export default function createHoldDriver(config: unknown, options: DriverOptions = {}): HoldDriver {

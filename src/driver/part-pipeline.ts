@@ -11,10 +11,11 @@ import type { WriterContext } from './writer-context.ts';
  * while its bytes arrive. Sent parts wait here until the hold records them.
  */
 export class PartPipeline {
-  readonly #ctx: Pick<WriterContext, 'did' | 'transport' | 'budget' | 'maxPartsInFlight'>;
+  readonly #ctx: Pick<WriterContext, 'did' | 'transport' | 'budget' | 'maxPartsInFlight' | 'step'>;
   readonly #tail: Tail;
   readonly #urls: PartUrls;
   readonly #signal: AbortSignal;
+  readonly #uploadName: string;
   /** Fails the writer: called with `failure` when a part may not be cut. */
   readonly #fail: (err: unknown) => never;
   /** Parts the hold has recorded. */
@@ -32,13 +33,14 @@ export class PartPipeline {
   #finalPart: HoldPart | undefined;
 
   constructor(
-    ctx: Pick<WriterContext, 'did' | 'transport' | 'budget' | 'maxPartsInFlight'>,
-    parts: { recorded: readonly HoldPart[]; tail: Tail; urls: PartUrls; signal: AbortSignal; fail: (err: unknown) => never },
+    ctx: Pick<WriterContext, 'did' | 'transport' | 'budget' | 'maxPartsInFlight' | 'step'>,
+    parts: { recorded: readonly HoldPart[]; tail: Tail; urls: PartUrls; signal: AbortSignal; fail: (err: unknown) => never; uploadName: string },
   ) {
     this.#ctx = ctx;
     this.#tail = parts.tail;
     this.#urls = parts.urls;
     this.#signal = parts.signal;
+    this.#uploadName = parts.uploadName;
     this.#fail = parts.fail;
     this.recorded = [...parts.recorded];
     this.nextPart = parts.recorded.length + 1;
@@ -108,7 +110,8 @@ export class PartPipeline {
     const partNumber = this.nextPart++;
     this.partBytes += body.length;
     const task = (streaming ? streaming.etag.catch(() => this.putPart(partNumber, body)) : this.putPart(partNumber, body))
-      .then((etag) => {
+      .then(async (etag) => {
+        await this.#ctx.step('part-sent', this.#uploadName);
         this.uploaded.set(partNumber, { part_number: partNumber, etag, size: body.length });
       })
       .catch((err: unknown) => {
@@ -152,6 +155,7 @@ export class PartPipeline {
     if (!this.#finalPart && (tail.length > 0 || !anyPart)) {
       const partNumber = this.nextPart++;
       const etag = await this.putPart(partNumber, tail);
+      await this.#ctx.step('part-sent', this.#uploadName);
       this.#finalPart = { part_number: partNumber, etag, size: tail.length };
     }
     const parts = [...this.recorded, ...this.uploaded.values()];

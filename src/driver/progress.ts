@@ -32,7 +32,7 @@ const URLS_TO_LEAVE_UNRECORDED = 2;
  * are whole parts only, records them.
  */
 export class UploadRecord {
-  readonly #ctx: Pick<WriterContext, 'hold' | 'did' | 'transport' | 'maxPartsInFlight'>;
+  readonly #ctx: Pick<WriterContext, 'hold' | 'did' | 'transport' | 'maxPartsInFlight' | 'step'>;
   readonly #upload: UploadRef;
   #staged: HoldStagedSegment[];
   /** Every byte S3 holds for this upload: the record's, and whole parts since. */
@@ -43,7 +43,7 @@ export class UploadRecord {
   #versionSeenAt = Date.now();
 
   constructor(
-    ctx: Pick<WriterContext, 'hold' | 'did' | 'transport' | 'maxPartsInFlight'>,
+    ctx: Pick<WriterContext, 'hold' | 'did' | 'transport' | 'maxPartsInFlight' | 'step'>,
     upload: UploadRef,
     recorded: { staged: readonly HoldStagedSegment[]; durableSize: number; expiresAt: string },
   ) {
@@ -90,6 +90,7 @@ export class UploadRecord {
       { base_size: this.#recordedSize, parts: newParts, staged, ...clientState, presign_parts: PRESIGN_AHEAD },
       { writer, parts: [...parts.recorded, ...newParts], staged, epoch: source.epoch },
     );
+    await this.#ctx.step('progress-recorded', this.#upload.uploadName);
     sizing.recorded();
     source.urls.keep(view.part_urls);
     if (view.size !== writer.size) throw new DriverError('INTERNAL', `the hold recorded ${view.size} bytes, expected ${writer.size}`);
@@ -136,7 +137,7 @@ export class UploadRecord {
  * included. `tail` holds the bytes from `partBytes` to `size`.
  */
 async function stageTail(
-  ctx: Pick<WriterContext, 'hold' | 'did' | 'transport'>,
+  ctx: Pick<WriterContext, 'hold' | 'did' | 'transport' | 'step'>,
   upload: UploadRef,
   at: { staged: readonly HoldStagedSegment[]; partBytes: number; size: number; tail: Buffer },
   signal: AbortSignal,
@@ -160,6 +161,7 @@ async function stageTail(
       signal,
     );
     staged.push({ offset, size: bytes.length, ...(segmentId !== undefined ? { segment_id: segmentId } : {}) });
+    await ctx.step('tail-staged', upload.uploadName);
   }
   return staged;
 }

@@ -3,6 +3,7 @@ import type { HoldBlobWriter } from './blob-writer.ts';
 import type { HoldClient, HoldPart, HoldPartUrl, HoldStagedSegment } from './hold-client.ts';
 import type { MemoryBudget } from './memory-budget.ts';
 import type { Transport } from './transport.ts';
+import type { WriterStepHook } from './writer-steps.ts';
 import { MAX_PRESIGNED_PARTS } from '../protocol/limits.ts';
 
 /** What every writer of one driver shares. */
@@ -25,6 +26,8 @@ export interface WriterContext {
   readonly adoptChunkSize: boolean;
   /** Called when a writer is finished or broken, so caches drop it. */
   readonly retire: (writer: HoldBlobWriter) => void;
+  /** Awaited at each step of a write or commit; a no-op but in tests. */
+  readonly step: WriterStepHook;
 }
 
 /** Which multipart upload at the hold a writer's modules act on. */

@@ -53,7 +53,7 @@ export class HoldService {
     return this.#uploads.complete(did, input);
   }
 
-  abortMultipart(did: string, input: { digest: string; upload_id: string }): Promise<{ aborted: true }> {
+  abortMultipart(did: string, input: { digest: string; upload_id: string; writer_epoch?: number }): Promise<{ aborted: true }> {
     return this.#uploads.abort(did, input);
   }
 

@@ -166,9 +166,17 @@ export class Uploads {
     });
   }
 
-  async abort(did: string, input: { digest: string; upload_id: string }): Promise<{ aborted: true }> {
+  /**
+   * Discards the upload. Not one a `/move` has marked as publishing: that
+   * publish may be writing the reference to its object right now (another
+   * hold process), and only the janitor, once the upload has been idle for
+   * its lifetime, can tell whether the object became the blob's bytes.
+   */
+  async abort(did: string, input: { digest: string; upload_id: string; writer_epoch?: number }): Promise<{ aborted: true }> {
     this.#ctx.authorize(did, 'write');
     const { upload, session } = await this.#ctx.ownedSession(did, input.digest, input.upload_id);
+    assertCurrentWriter(session, input.writer_epoch);
+    if (session.publishing_digest !== undefined) throw new HoldError('UPLOAD_STATE_CONFLICT', 'the upload is being published; it cannot be aborted');
     await mappingStorageErrors(() => discardUpload(this.#ctx, upload, session));
     return { aborted: true };
   }

@@ -111,7 +111,8 @@ export const HOLD_ENDPOINTS = Object.freeze({
   }),
   abortMultipart: endpoint({
     path: '/abort-multipart',
-    request: z.object({ did, digest: name, upload_id: uploadId }).strict(),
+    /** Refused (UPLOAD_STATE_CONFLICT) for an upload a `/move` is publishing: its object may be the blob's bytes. */
+    request: z.object({ did, digest: name, upload_id: uploadId, writer_epoch: writerEpoch }).strict(),
     response: z.looseObject({ aborted: z.literal(true) }),
   }),
   putPresignedUrl: endpoint({

@@ -18,13 +18,17 @@ import { RegistryMetrics } from './metrics.ts';
 import { GarbageCollector } from './gc/collector.ts';
 import { GcMetrics } from './gc/metrics.ts';
 import { loadStorageDriver } from './storage.ts';
-import { UploadLeases } from './upload-lease.ts';
+import { UploadLeases, type UploadRequestStepHook } from './upload-lease.ts';
 
 export interface RegistryOptions {
   logger?: Logger;
   defaultMetrics?: boolean;
   /** An already-built driver (tests, the embedded mode); otherwise the config's module is loaded. */
   storage?: StorageDriver;
+  /** Test-only: awaited at each step of an upload request. */
+  onUploadStep?: UploadRequestStepHook;
+  /** Test-only: while true, upload leases are not renewed, as in a process that stopped. */
+  leaseRenewalsPaused?: () => boolean;
 }
 
 /**
@@ -78,7 +82,12 @@ export class Registry {
         blobDelivery: config.blobs.delivery,
         metrics,
         uploadLocks: new KeyedMutex(),
-        uploadLeases: new UploadLeases(metadata.uploadHolds, { leaseMs: config.limits.uploadLeaseSeconds * 1000, waitMs: config.limits.uploadWaitSeconds * 1000 }),
+        uploadLeases: new UploadLeases(metadata.uploadHolds, {
+          leaseMs: config.limits.uploadLeaseSeconds * 1000,
+          waitMs: config.limits.uploadWaitSeconds * 1000,
+          renewalsPaused: options.leaseRenewalsPaused,
+        }),
+        uploadStep: options.onUploadStep ?? (async () => {}),
         limits: config.limits,
         openingUploads: new KeyedCounter(),
       },

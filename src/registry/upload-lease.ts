@@ -8,7 +8,19 @@ export interface UploadLeaseOptions {
   leaseMs: number;
   /** How long `take` waits for another request writing the same upload. */
   waitMs: number;
+  /** Test-only: while true, leases are not renewed, as in a process that stopped. */
+  renewalsPaused?: () => boolean;
 }
+
+/**
+ * The points of an upload request a test can pause at: the upload taken,
+ * the request's bytes read, and those bytes durable (before the upload is
+ * given back and the request acknowledged).
+ */
+export type UploadRequestStep = 'upload-taken' | 'chunk-received' | 'chunk-durable';
+
+/** Test-only: awaited at each step with the upload's id. */
+export type UploadRequestStepHook = (step: UploadRequestStep, uploadId: string) => Promise<void>;
 
 const FIRST_RETRY_MS = 20;
 const MAX_RETRY_MS = 500;
@@ -41,7 +53,9 @@ export class UploadLeases {
       const startedAt = performance.now();
       const taken = await this.#holds.take(id, this.#holder, this.#options.leaseMs);
       if (taken === 'unknown') throw new RegistryError('BLOB_UPLOAD_UNKNOWN');
-      if (taken !== 'busy') return new UploadLease(this.#holds, { id, holder: this.#holder, hold: taken, startedAt, leaseMs: this.#options.leaseMs });
+      if (taken !== 'busy') {
+        return new UploadLease(this.#holds, { id, holder: this.#holder, hold: taken, startedAt, leaseMs: this.#options.leaseMs, renewalsPaused: this.#options.renewalsPaused });
+      }
       const left = deadline - performance.now();
       if (left <= 0) {
         throw new RegistryError('TOOMANYREQUESTS', 'another request is writing this upload; retry once it has finished', { headers: { 'retry-after': '1' } });
@@ -71,12 +85,14 @@ export class UploadLease {
   readonly #leaseMs: number;
   readonly #lost = new AbortController();
   readonly #timer: NodeJS.Timeout;
+  readonly #renewalsPaused: (() => boolean) | undefined;
   /** By `performance.now()`: past this, this process no longer counts on the lease. */
   #validUntil: number;
   #released: Promise<boolean> | undefined;
 
-  constructor(holds: UploadHolds, taken: { id: string; holder: string; hold: UploadHold; startedAt: number; leaseMs: number }) {
+  constructor(holds: UploadHolds, taken: { id: string; holder: string; hold: UploadHold; startedAt: number; leaseMs: number; renewalsPaused?: (() => boolean) | undefined }) {
     this.#holds = holds;
+    this.#renewalsPaused = taken.renewalsPaused;
     this.#id = taken.id;
     this.#holder = taken.holder;
     this.#leaseMs = taken.leaseMs;
@@ -120,7 +136,7 @@ export class UploadLease {
   }
 
   async #renew(): Promise<void> {
-    if (this.#released || this.#lost.signal.aborted) return;
+    if (this.#released || this.#lost.signal.aborted || this.#renewalsPaused?.()) return;
     if (performance.now() > this.#validUntil) return this.#lose('the upload lease ran out before it could be renewed');
     const startedAt = performance.now();
     try {

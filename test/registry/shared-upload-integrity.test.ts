@@ -161,3 +161,74 @@ for (const backend of ['fs', 's3'] as const) {
     });
   });
 }
+
+// Two hold processes on one bucket, each instance talking to its own: with one hold process (as the fs
+// backend must run) its per-upload lock already keeps /upload-status from overlapping a /move.
+for (const backend of ['s3'] as const) {
+  describe(`a commit that outlives its lease (${backend}, Postgres, two holds)`, function () {
+    this.timeout(120_000);
+    let registry: TestRegistry;
+    const alice = new OciTestClient(USERS.alice);
+    /** Instance 0 has stopped: its leases are not renewed. */
+    let stopped = false;
+    /** Held at this hold step of /move until `resume` is called. */
+    let holdAt: { step: string; reached: () => void; resume: Promise<void> } | undefined;
+
+    before(async function () {
+      registry = await startTestRegistry({
+        backend,
+        metadata: 'postgres',
+        instances: 2,
+        holds: 2,
+        limits: { uploadLeaseSeconds: 1, uploadWaitSeconds: 5 },
+        hooksFor: (index) => (index === 0 ? { leaseRenewalsPaused: () => stopped } : {}),
+        holdOnStep: async (step) => {
+          const held = holdAt;
+          if (!held || held.step !== step) return;
+          holdAt = undefined;
+          held.reached();
+          await held.resume;
+        },
+      });
+    });
+    after(async function () {
+      await registry?.close();
+    });
+
+    it('is never undone by the request that took the upload over: the blob it published keeps its bytes', async function () {
+      const [first, second] = registry.urls as [string, string];
+      const blob = randomBlob(MiB + 5);
+      const location = await alice.start(first, 'alice/outlived');
+      expect((await alice.patch(first, 'alice/outlived', location, blob, 0)).status).to.equal(202);
+      let reached: () => void = () => {};
+      let resume: () => void = () => {};
+      const atStep = new Promise<void>((resolve) => (reached = resolve));
+      holdAt = { step: 'move:deletion-checked', reached, resume: new Promise<void>((resolve) => (resume = resolve)) };
+      // Instance 0 commits; the hold has marked the upload as publishing when instance 0 stops for longer than its lease.
+      const committing = alice.finish(first, 'alice/outlived', location, sha256(blob));
+      await atStep;
+      stopped = true;
+      await settle(1500);
+      // The same upload committed through instance 1 under a digest its bytes do not have: refused, and the upload removed.
+      const wrong = await alice.finish(second, 'alice/outlived', location, sha256(randomBlob(8)));
+      expect(wrong.status, wrong.text).to.equal(400);
+      stopped = false;
+      resume();
+      const put = await committing;
+      expect(put.status, put.text).to.be.oneOf([201, 503]);
+      for (const base of registry.urls) {
+        const head = await alice.call(base, 'alice/outlived', 'HEAD', `/v2/alice/outlived/blobs/${sha256(blob)}`);
+        if (put.status === 201) expect(head.status, 'a blob answered 201 is linked').to.equal(200);
+        if (head.status === 200) expect((await alice.fetchBlob(base, 'alice/outlived', sha256(blob))).equals(blob), `${base} serves the blob`).to.equal(true);
+      }
+      // Another tenant's push of the same bytes is deduplicated onto what the hold holds: it must be the bytes.
+      const bob = new OciTestClient(USERS.bob);
+      const pushed = await bob.call(second, 'bob/outlived', 'POST', `/v2/bob/outlived/blobs/uploads/?digest=${sha256(blob)}`, {
+        body: blob,
+        headers: { 'content-type': 'application/octet-stream', 'content-length': String(blob.length) },
+      });
+      expect(pushed.status, pushed.text).to.equal(201);
+      expect((await bob.fetchBlob(first, 'bob/outlived', sha256(blob))).equals(blob)).to.equal(true);
+    });
+  });
+}

@@ -55,6 +55,11 @@ export interface TestHold {
   keys: KeyPairPem;
   client: HoldClient;
   inspect: BackendInspector;
+  /**
+   * Another hold process on the same bucket and prefix (S3 only: one hold
+   * owns an fs root), as behind a load balancer; closed with this one.
+   */
+  sibling(options?: { onStep?: StepHook }): Promise<{ url: string }>;
   close(): Promise<void>;
 }
 
@@ -128,6 +133,7 @@ export async function startTestHold(backend: BackendKind, options: TestHoldOptio
   if (backend === 'fs') inspect = fsInspector(hold.backend as FsBackend, prefix);
   const signer = new ServiceTokenSigner({ issuer: ISSUER, privateKey: keys.privateKey });
   const client = new HoldClient({ url, audience: AUDIENCE, signer });
+  const siblings: Hold[] = [];
   return {
     hold,
     url,
@@ -137,8 +143,17 @@ export async function startTestHold(backend: BackendKind, options: TestHoldOptio
     keys,
     client,
     inspect,
+    async sibling(siblingOptions = {}) {
+      if (backend !== 's3') throw new TypeError('one hold process owns an fs root');
+      const siblingPort = await freePort();
+      const sibling = await Hold.create({ ...config, listen: { ...config.listen, port: siblingPort } }, { logger, now: options.now, onStep: siblingOptions.onStep });
+      await sibling.listen();
+      siblings.push(sibling);
+      return { url: `http://127.0.0.1:${siblingPort}` };
+    },
     async close() {
       await client.close();
+      await Promise.all(siblings.map((sibling) => sibling.close()));
       await hold.close();
       if (fsRoot) await rm(fsRoot, { recursive: true, force: true });
     },

@@ -10,6 +10,8 @@ import { hashPassword } from '../../src/registry/auth/users.ts';
 import { parseRegistryConfig } from '../../src/registry/config.ts';
 import { Registry } from '../../src/registry/registry.ts';
 import type { StepHook } from '../../src/hold/protocol-steps.ts';
+import type { WriterStepHook } from '../../src/driver/writer-steps.ts';
+import type { UploadRequestStepHook } from '../../src/registry/upload-lease.ts';
 import { AUDIENCE, DIDS, ISSUER, startTestHold, type BackendKind, type TestHold } from './hold-harness.ts';
 import { sharedPostgres } from './global-fixtures.ts';
 
@@ -50,6 +52,10 @@ export interface TestRegistryOptions {
   driverFor?: (index: number) => Record<string, unknown>;
   /** Awaited at each step of the hold's release and move (see `StepHook`). */
   holdOnStep?: StepHook;
+  /** Instance `index` talks to hold process `index % holds` (S3 only: more than one share the bucket and prefix). */
+  holds?: number;
+  /** Test hooks of instance `index`: steps of its writers and upload requests, and a switch that stops its lease renewals. */
+  hooksFor?: (index: number) => { writerStep?: WriterStepHook; uploadStep?: UploadRequestStepHook; leaseRenewalsPaused?: () => boolean };
 }
 
 export async function startTestRegistry(options: TestRegistryOptions): Promise<TestRegistry> {
@@ -87,19 +93,27 @@ export async function startTestRegistry(options: TestRegistryOptions): Promise<T
   });
   const logger = pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' });
   const start = async (index: number) => {
+    const hooks = options.hooksFor?.(index);
     const storage = createHoldDriver({
-      hold: { url: hold.url, audience: AUDIENCE },
+      hold: { url: holdUrls[index % holdUrls.length] as string, audience: AUDIENCE },
       issuer: ISSUER,
       privateKey: hold.keys.privateKey,
       partSize: 5 * 1024 * 1024,
       retry: { attempts: 4, baseDelayMs: 10, maxDelayMs: 100 },
       ...options.driver,
       ...options.driverFor?.(index),
+    }, hooks?.writerStep ? { onStep: hooks.writerStep } : {});
+    const registry = await Registry.create(configFor(ports[index] as number), {
+      logger,
+      storage,
+      ...(hooks?.uploadStep ? { onUploadStep: hooks.uploadStep } : {}),
+      ...(hooks?.leaseRenewalsPaused ? { leaseRenewalsPaused: hooks.leaseRenewalsPaused } : {}),
     });
-    const registry = await Registry.create(configFor(ports[index] as number), { logger, storage });
     await registry.listen();
     return registry;
   };
+  const holdUrls = [hold.url];
+  for (let index = 1; index < (options.holds ?? 1); index++) holdUrls.push((await hold.sibling(options.holdOnStep ? { onStep: options.holdOnStep } : {})).url);
   const others: Registry[] = [];
   for (let index = 1; index < instances; index++) others.push(await start(index));
   const handle: TestRegistry = {

@@ -6,7 +6,7 @@ import type { RegistryMetrics } from '../metrics.ts';
 import type { KeyedCounter } from '../../core/keyed-counter.ts';
 import type { KeyedMutex } from '../../core/keyed-mutex.ts';
 import type { RegistryConfig } from '../config.ts';
-import type { UploadLeases } from '../upload-lease.ts';
+import type { UploadLeases, UploadRequestStepHook } from '../upload-lease.ts';
 
 /** Anything that hands out a BlobStore per DID: the hold driver, or another storage plugin. */
 export interface StorageDriver {
@@ -25,6 +25,8 @@ export interface RegistryContext {
   uploadLocks: KeyedMutex;
   /** Which request writes an upload, across every instance. */
   uploadLeases: UploadLeases;
+  /** Awaited at each step of an upload request; a no-op but in tests. */
+  uploadStep: UploadRequestStepHook;
   limits: RegistryConfig['limits'];
   /** Uploads being opened (or streaming monolithically) in this process, per DID. */
   openingUploads: KeyedCounter;

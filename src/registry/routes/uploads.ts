@@ -155,6 +155,7 @@ function writingUpload<T>(ctx: RegistryContext, call: Call, work: (writer: BlobW
     const record = await ownedUpload(ctx, call);
     const lease = await ctx.uploadLeases.take(record.id);
     try {
+      await ctx.uploadStep('upload-taken', record.id);
       const fence = { epoch: lease.epoch, tookOver: lease.tookOver };
       const writer = await call.store.resume(call.reference, lease.state !== undefined ? { state: lease.state, fence } : { fence });
       return await work(writer, lease);
@@ -182,6 +183,7 @@ async function receiveChunk(ctx: RegistryContext, call: Call, writer: BlobWriter
   lease.signal.addEventListener('abort', cut);
   try {
     ctx.metrics.bytesIn.inc(await writer.readFrom(call.request.raw, length !== undefined ? { length } : {}));
+    await ctx.uploadStep('chunk-received', call.reference);
   } catch (err) {
     lease.assertHeld();
     // Ending the body's iteration destroys the stream, so `destroyed` alone
@@ -195,6 +197,7 @@ async function receiveChunk(ctx: RegistryContext, call: Call, writer: BlobWriter
     // Whatever arrived stays durable, even if the client went away mid-chunk.
     await writer.close();
   }
+  await ctx.uploadStep('chunk-durable', call.reference);
   lease.assertHeld();
 }
 
