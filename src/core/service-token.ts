@@ -13,14 +13,29 @@ export interface ServiceTokenSignerOptions {
   /** Seconds a token lives; at most 300. */
   ttlSeconds?: number;
   keyId?: string;
+  /** The signing service (`svc`), when the issuer runs more than one kind (see `SERVICE_NAME`). */
+  service?: string;
 }
 
 export const MAX_SERVICE_TOKEN_TTL_SECONDS = 300;
+
+/**
+ * A service name (the `svc` claim): which of an issuer's services signs.
+ * The hold keeps one claim on a blob per issuer and service, so a registry
+ * and a Verdaccio that sign as the same issuer never drop each other's.
+ */
+export const SERVICE_NAME = /^[a-z][a-z0-9-]{0,31}$/;
+
+/** Who holds a claim at a hold: the issuer, and its service when it names one. */
+export function claimantOf(issuer: string, service: string | undefined): string {
+  return service === undefined ? issuer : `${issuer}#${service}`;
+}
 
 export class ServiceTokenSigner {
   readonly #issuer: string;
   readonly #ttlSeconds: number;
   readonly #keyId: string | undefined;
+  readonly #service: string | undefined;
   readonly #key: Promise<{ key: CryptoKey | KeyObject; alg: string }>;
   readonly #now: () => number;
   /**
@@ -35,6 +50,8 @@ export class ServiceTokenSigner {
       throw new RangeError(`ttlSeconds must be an integer from 1 to ${MAX_SERVICE_TOKEN_TTL_SECONDS}, got ${ttl}`);
     }
     if (!options.issuer) throw new TypeError('issuer is required');
+    if (options.service !== undefined && !SERVICE_NAME.test(options.service)) throw new TypeError(`service must match ${SERVICE_NAME}, got ${JSON.stringify(options.service)}`);
+    this.#service = options.service;
     this.#issuer = options.issuer;
     this.#ttlSeconds = ttl;
     this.#keyId = options.keyId;
@@ -60,7 +77,7 @@ export class ServiceTokenSigner {
 
   async #mint(subject: string, audience: string, now: number): Promise<string> {
     const { key, alg } = await this.#key;
-    return new SignJWT({})
+    return new SignJWT(this.#service === undefined ? {} : { svc: this.#service })
       .setProtectedHeader(this.#keyId ? { alg, kid: this.#keyId } : { alg })
       .setIssuer(this.#issuer)
       .setSubject(subject)

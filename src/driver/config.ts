@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { z } from 'zod';
 import { PROVIDER_NAMES, PROVIDER_PROFILES, type ProviderName } from '../protocol/providers.ts';
 import { ConfigError, deepFreeze } from '../core/config.ts';
+import { SERVICE_NAME } from '../core/service-token.ts';
 import { DEFAULT_RETRY } from './retry.ts';
 import { MAX_CONFIGURED_PART_SIZE, MIN_CONFIGURED_PART_SIZE } from './part-size.ts';
 
@@ -12,6 +13,12 @@ export const driverConfigSchema = z
     hold: z.object({ url: z.url(), audience: z.string().min(1) }).strict(),
     /** The registry's identity: the `iss` of its service tokens. */
     issuer: z.string().min(1),
+    /**
+     * Which of the issuer's services this is (the tokens' `svc`): the hold
+     * keeps claims per issuer and service, so two services signing as one
+     * issuer keep their own. Unset for a registry; `npm` for Verdaccio.
+     */
+    service: z.string().regex(SERVICE_NAME, 'service is a lowercase name of up to 32 letters, digits and dashes').optional(),
     privateKey: z.string().min(1).optional(),
     privateKeyFile: z.string().min(1).optional(),
     /** The provider profile behind the hold: part-size preset and equal-part rule. */

@@ -49,7 +49,7 @@ export class HoldDriver {
     this.budget = new MemoryBudget(config.memoryBudget, config.memoryPerDid);
     this.#cache = new WriterCache(config.maxCachedWriters);
     this.#urls = config.maxCachedUrls > 0 ? new PresignedUrlCache({ maxEntries: config.maxCachedUrls }) : undefined;
-    const signer = new ServiceTokenSigner({ issuer: config.issuer, privateKey: config.privateKey });
+    const signer = new ServiceTokenSigner({ issuer: config.issuer, privateKey: config.privateKey, ...(config.service !== undefined ? { service: config.service } : {}) });
     this.#hold = new HoldClient({ url: config.hold.url, audience: config.hold.audience, signer, dispatcher: this.#dispatcher, retry: config.retry });
     this.#transport = new Transport({
       dispatcher: this.#dispatcher,

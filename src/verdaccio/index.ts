@@ -12,13 +12,44 @@ import type {
   onSearchPackage,
   onValidatePackage,
 } from '@verdaccio/types';
-import createHoldDriver, { type HoldDriver } from '../driver/index.ts';
+import createHoldDriver, { isDriverError, type HoldDriver } from '../driver/index.ts';
+import type { WriterStepHook } from '../driver/writer-steps.ts';
 import { KeyedMutex } from '../core/keyed-mutex.ts';
 import { SqlMetadataStore } from '../registry/metadata/store.ts';
 import { parsePluginConfig, type HoldfastStoreConfig, type VerdaccioPluginConfig } from './config.ts';
 import { HoldfastPackageStorage, type StorageBackends } from './package-storage.ts';
 
 export type { HoldfastStoreConfig } from './config.ts';
+
+/** The plugin's service name in its service tokens (the hold keeps its claims apart from a registry's). */
+export const NPM_SERVICE = 'npm';
+
+/** How many claims the one-time claiming below sends at once. */
+const CLAIMS_AT_ONCE = 8;
+const CLAIMS_SETTING = 'claims_service';
+
+/**
+ * Claims every recorded tarball's bytes under the plugin's own service,
+ * once per database: before claims were kept per service, the plugin's
+ * claims were its issuer's, and a registry signing as the same issuer could
+ * release them. Repeating it (several instances at once) is harmless.
+ */
+async function claimOwnTarballs({ packages, blobs }: StorageBackends): Promise<void> {
+  if ((await packages.getSetting(CLAIMS_SETTING)) === NPM_SERVICE) return;
+  const digests = await packages.tarballDigests();
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: Math.min(CLAIMS_AT_ONCE, digests.length) }, async () => {
+      while (next < digests.length) {
+        const digest = digests[next++] as string;
+        await blobs.claim(digest).catch((err: unknown) => {
+          if (!isDriverError(err, 'BLOB_UNKNOWN')) throw err;
+        });
+      }
+    }),
+  );
+  await packages.setSetting(CLAIMS_SETTING, NPM_SERVICE);
+}
 
 /**
  * Verdaccio 6 storage plugin (`IPluginStorage` of @verdaccio/types 10, the
@@ -39,8 +70,10 @@ export default class HoldfastStorage implements IPluginStorage<HoldfastStoreConf
   readonly settings: VerdaccioPluginConfig;
   readonly #ready: Promise<StorageBackends & { metadata: SqlMetadataStore; driver: HoldDriver }>;
   readonly #locks = new KeyedMutex();
+  readonly #claiming: Promise<void>;
 
-  constructor(config: HoldfastStoreConfig & Partial<Config>, options: PluginOptions<HoldfastStoreConfig>) {
+  /** `testHooks` is for tests only; Verdaccio passes two arguments. */
+  constructor(config: HoldfastStoreConfig & Partial<Config>, options: PluginOptions<HoldfastStoreConfig>, testHooks: { writerStep?: WriterStepHook } = {}) {
     const configDir = options.config.self_path ? path.dirname(options.config.self_path) : process.cwd();
     this.settings = parsePluginConfig(config, configDir);
     this.config = config as HoldfastStoreConfig & Config;
@@ -48,10 +81,14 @@ export default class HoldfastStorage implements IPluginStorage<HoldfastStoreConf
     const settings = this.settings;
     this.#ready = (async () => {
       const metadata = await SqlMetadataStore.open(settings.metadata);
-      const driver = createHoldDriver(settings.driver);
+      // Claims at the hold are kept per issuer and service: the plugin's are its own even if it signs as a registry does.
+      const driver = createHoldDriver({ service: NPM_SERVICE, ...settings.driver }, testHooks.writerStep ? { onStep: testHooks.writerStep } : {});
       return { metadata, packages: metadata.packages, blobs: driver.blobStore(settings.did), driver };
     })();
     this.#ready.catch((err: unknown) => this.logger.error({ err }, 'holdfast storage failed to start: @{err.message}'));
+    this.#claiming = this.#ready
+      .then((ready) => claimOwnTarballs(ready))
+      .catch((err: unknown) => this.logger.warn({ err }, 'holdfast storage could not claim its tarballs under its own service: @{err.message}'));
   }
 
   /** The stored secret, or '' when there is none yet (Verdaccio then makes one and calls setSecret). */
@@ -108,6 +145,7 @@ export default class HoldfastStorage implements IPluginStorage<HoldfastStoreConf
   /** Closes the database and the driver's connections (tests, shutdown). */
   async close(): Promise<void> {
     const { metadata, driver } = await this.#ready;
+    await this.#claiming;
     await driver.close();
     await metadata.close();
   }

@@ -12,10 +12,11 @@ import type {
   StorageUpdateCallback,
   StorageWriteCallback,
 } from '@verdaccio/types';
-import type { BlobStore, BlobWriter } from '../driver/types.ts';
-import type { PackageStore } from '../registry/metadata/packages.ts';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { isDriverError, type BlobStore, type BlobWriter } from '../driver/types.ts';
+import type { PackageStore, TarballRecord } from '../registry/metadata/packages.ts';
 import { KeyedMutex } from '../core/keyed-mutex.ts';
-import { alreadyExists, internal, notFound } from './errors.ts';
+import { alreadyExists, internal, notFound, unavailable } from './errors.ts';
 
 /** What a package's storage works with: the metadata's package tables and the hold's blobs. */
 export interface StorageBackends {
@@ -24,6 +25,10 @@ export interface StorageBackends {
 }
 
 const PACKAGE_FILE = 'package.json';
+
+/** How long a publish waits for an unpublish of the same bytes to release them, and how often it looks. */
+const DELETION_WAIT_MS = 10_000;
+const DELETION_POLL_MS = 50;
 
 /**
  * One npm package's storage: its document in the database, its tarballs in
@@ -91,9 +96,15 @@ export class HoldfastPackageStorage implements ILocalPackageManager {
         if (!(await packages.deleteDocument(this.#name))) throw notFound(`package ${this.#name}`);
         return;
       }
-      const { removed, stillReferenced } = await packages.removeTarball(this.#name, fileName);
+      const { removed, deletion } = await packages.removeTarball(this.#name, fileName);
       if (!removed) throw notFound(`tarball ${fileName}`);
-      if (stillReferenced === 0) await blobs.release(removed.digest);
+      if (deletion === undefined) return;
+      // Marked as deleting first: a publish of the same bytes meanwhile waits, then claims them again (see `#record`).
+      try {
+        await blobs.release(removed.digest);
+      } finally {
+        await packages.finishDeletion(removed.digest, deletion);
+      }
     }, callback);
   }
 
@@ -136,13 +147,41 @@ export class HoldfastPackageStorage implements ILocalPackageManager {
       if (aborted) return writer.cancel();
       const digest = `sha256:${hash.digest('hex')}`;
       await writer.commit({ digest, size });
-      if (!(await packages.addTarball({ package: this.#name, filename: fileName, digest, size }))) throw alreadyExists(`tarball ${fileName}`);
+      await this.#record({ package: this.#name, filename: fileName, digest, size }, { packages, blobs });
       stream.emit('success');
     })().catch(async (err: unknown) => {
       await writer?.cancel().catch(() => {});
       if (!aborted) fail(err instanceof Error && 'code' in err ? err : internal(`storing ${fileName} failed: ${(err as Error).message}`));
     });
     return stream;
+  }
+
+  /**
+   * Records a tarball whose bytes the commit just published or found. An
+   * unpublish of the same bytes may be releasing them at the hold right
+   * now, and it drops the claim this publish wrote (one claim per service
+   * and digest): wait for it to end, then claim the bytes again, which fails
+   * if they are gone. The same protocol as the registry's garbage
+   * collection (docs/GC.md).
+   */
+  async #record(record: TarballRecord, { packages, blobs }: StorageBackends): Promise<void> {
+    const deadline = performance.now() + DELETION_WAIT_MS;
+    let outcome = await packages.addTarball(record);
+    while (outcome === 'deleting' && performance.now() < deadline) {
+      await sleep(DELETION_POLL_MS);
+      outcome = await packages.addTarball(record);
+    }
+    if (outcome === 'reclaim') {
+      try {
+        await blobs.claim(record.digest);
+      } catch (err) {
+        if (isDriverError(err, 'BLOB_UNKNOWN')) throw unavailable(`the same bytes were unpublished while ${record.filename} was published; publish it again`);
+        throw err;
+      }
+      outcome = await packages.addTarball(record, { reclaimed: true });
+    }
+    if (outcome === 'deleting' || outcome === 'reclaim') throw unavailable(`the same bytes are being unpublished; publish ${record.filename} again`);
+    if (outcome === 'taken') throw alreadyExists(`tarball ${record.filename}`);
   }
 
   readTarball(fileName: string): IReadTarball {

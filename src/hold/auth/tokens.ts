@@ -1,5 +1,6 @@
 import { createLocalJWKSet, errors as joseErrors, importSPKI, jwtVerify, type CryptoKey, type JWK, type KeyObject } from 'jose';
 import { HoldError } from '../errors.ts';
+import { SERVICE_NAME, claimantOf } from '../../core/service-token.ts';
 
 export interface TrustedIssuer {
   /** The registry's identity, matched against the token's `iss`. */
@@ -24,6 +25,8 @@ export interface VerifiedCaller {
   /** The DID the registry acts for (`sub`). */
   did: string;
   issuer: string;
+  /** Whose claims the caller's claims are: the issuer, and its service (`svc`) when it names one. */
+  claimant: string;
 }
 
 export const DEFAULT_CLOCK_TOLERANCE_SECONDS = 5;
@@ -65,7 +68,11 @@ export class ServiceTokenVerifier {
       if (typeof payload.sub !== 'string' || !payload.sub.startsWith('did:')) {
         throw new HoldError('UNAUTHORIZED', 'token subject must be a DID');
       }
-      return { did: payload.sub, issuer: issuer as string };
+      const service = payload.svc;
+      if (service !== undefined && (typeof service !== 'string' || !SERVICE_NAME.test(service))) {
+        throw new HoldError('UNAUTHORIZED', 'the token svc claim is not a service name');
+      }
+      return { did: payload.sub, issuer: issuer as string, claimant: claimantOf(issuer as string, service) };
     } catch (err) {
       if (err instanceof HoldError) throw err;
       throw new HoldError('UNAUTHORIZED', describeJoseError(err), { cause: err });

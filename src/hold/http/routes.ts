@@ -8,7 +8,7 @@ import type { HoldService } from '../service.ts';
  */
 export interface HoldRoute<K extends HoldEndpointName = HoldEndpointName> {
   readonly endpoint: K;
-  /** `issuer` is the calling registry's identity, from its service token. */
+  /** `issuer` is whose claims the caller's are: its service token's issuer, and service when named (`claimantOf`). */
   readonly run: (service: HoldService, did: string, body: HoldRequest<K>, issuer: string) => Promise<unknown>;
 }
 

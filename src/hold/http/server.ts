@@ -66,7 +66,7 @@ export function buildHoldApp(options: HoldAppOptions): FastifyInstance {
       if ((parsed.data as { did: string }).did !== caller.did) {
         throw new HoldError('DENIED', 'the body did must equal the service token subject');
       }
-      return definition.run(options.service, caller.did, parsed.data as never, caller.issuer);
+      return definition.run(options.service, caller.did, parsed.data as never, caller.claimant);
     });
     app.route({
       method: ['GET', 'PUT', 'DELETE', 'PATCH'],

@@ -124,6 +124,14 @@ const MIGRATIONS: readonly { version: number; sql: (binary: string, dialect: Db[
     version: 8,
     sql: () => [`ALTER TABLE uploads ADD COLUMN epoch INTEGER NOT NULL DEFAULT 0`, `ALTER TABLE uploads ADD COLUMN holder TEXT`, `ALTER TABLE uploads ADD COLUMN lease_until BIGINT`],
   },
+  {
+    // The Verdaccio plugin's tarball bytes, as the registry's blobs: `live`,
+    // `deleting` while an unpublish releases them at the hold (by the
+    // deletion it names), `deleted` after; a publish of the same bytes then
+    // claims them again before it records a tarball.
+    version: 9,
+    sql: () => [`CREATE TABLE npm_blobs (digest TEXT PRIMARY KEY, state TEXT NOT NULL, deletion TEXT, deleting_since TEXT)`],
+  },
 ];
 
 export async function migrate(db: Db): Promise<number> {
