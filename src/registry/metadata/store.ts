@@ -55,9 +55,9 @@ export class SqlMetadataStore implements MetadataStore {
     await this.#db.run('DELETE FROM uploads WHERE id = ?', [id]);
   }
 
-  async linkBlob(repository: string, blob: BlobRecord, options: { fresh?: boolean; did?: string } = {}): Promise<void> {
+  async linkBlob(repository: string, blob: BlobRecord, options: { fresh?: boolean; did?: string } = {}): Promise<boolean> {
     const now = new Date().toISOString();
-    await this.#db.transaction(async (tx) => {
+    return this.#db.transaction(async (tx) => {
       await ensureRepository(tx, repository, now);
       await tx.run('INSERT INTO blobs (digest, size, created_at, did) VALUES (?, ?, ?, ?) ON CONFLICT (digest) DO NOTHING', [blob.digest, blob.size, now, options.did ?? null]);
       const row = await tx.get<{ state: string }>(`SELECT state FROM blobs WHERE digest = ?${forUpdate(tx)}`, [blob.digest]);
@@ -69,6 +69,7 @@ export class SqlMetadataStore implements MetadataStore {
         'INSERT INTO repository_blobs (repository, digest, created_at) VALUES (?, ?, ?) ON CONFLICT (repository, digest) DO UPDATE SET created_at = excluded.created_at',
         [repository, blob.digest, now],
       );
+      return row !== undefined && row.state !== 'live';
     });
   }
 

@@ -71,9 +71,11 @@ export interface MetadataStore {
    * the link's time, which rescues it from a pending garbage collection. Safe
    * to repeat. Throws `BlobUnavailableError` when garbage collection is
    * deleting or has released the blob, unless `fresh` says these bytes were
-   * just written (or were checked to be stored after the release).
+   * just written (or were checked to be stored after the release). Resolves
+   * true when it brought such a blob back: the release may have dropped the
+   * claim the caller's own publish wrote, so claim the bytes again.
    */
-  linkBlob(repository: string, blob: BlobRecord, options?: { fresh?: boolean; did?: string }): Promise<void>;
+  linkBlob(repository: string, blob: BlobRecord, options?: { fresh?: boolean; did?: string }): Promise<boolean>;
   /** The blob if it is linked into `repository`. */
   getBlob(repository: string, digest: string): Promise<BlobRecord | undefined>;
   /** Repositories a blob is linked into, for mounts without `from`. */

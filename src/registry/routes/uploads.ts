@@ -31,7 +31,8 @@ function acceptedUpload(call: Call, writer: BlobWriter, status: 202 | 204) {
 /** Links the blob; `fresh` says this request just wrote its bytes (see docs/GC.md). */
 async function created(ctx: RegistryContext, call: Call, digest: string, size: number, fresh: boolean) {
   try {
-    await ctx.metadata.linkBlob(call.name, { digest, size }, { fresh, did: call.identity.did });
+    // A collection that released the blob while this push published it may have dropped the claim the publish wrote.
+    if (await ctx.metadata.linkBlob(call.name, { digest, size }, { fresh, did: call.identity.did })) await call.store.claim(digest);
   } catch (err) {
     // Released by a finished collection, yet the bytes are still stored (kept
     // by another registry's claim, or re-claimed by our own move): no pass
