@@ -126,6 +126,27 @@ for (const kind of KINDS) {
       expect(await store.getUpload('a/one', 'u1')).to.equal(undefined);
     });
 
+    it('lets one holder at a time take an upload, hands the state on, and lets a lapsed lease be taken over', async function () {
+      const holds = store.uploadHolds;
+      await store.createUpload({ id: 'u2', repository: 'a/one', did: 'did:plc:a', createdAt: new Date(0), state: 'created' });
+      expect(await holds.take('nope', 'x', 60_000)).to.equal('unknown');
+      const first = await holds.take('u2', 'one', 60_000);
+      expect(first).to.deep.equal({ epoch: 1, tookOver: false, state: 'created' });
+      expect(await holds.take('u2', 'two', 60_000), 'held').to.equal('busy');
+      expect(await holds.renew('u2', 'two', 1, 60_000), 'only the holder renews').to.equal(false);
+      expect(await holds.renew('u2', 'one', 1, 60_000)).to.equal(true);
+      expect(await holds.release('u2', 'one', 1, 'after-one')).to.equal(true);
+      expect(await holds.release('u2', 'one', 1, 'again'), 'released once').to.equal(false);
+      expect(await holds.take('u2', 'two', 1)).to.deep.equal({ epoch: 2, tookOver: false, state: 'after-one' });
+      await new Promise((resolve) => setTimeout(resolve, 30));
+      // Its holder let the lease lapse: another takes the upload over, and the first can no longer renew or release it.
+      expect(await holds.take('u2', 'three', 60_000)).to.deep.equal({ epoch: 3, tookOver: true });
+      expect(await holds.renew('u2', 'two', 2, 60_000)).to.equal(false);
+      expect(await holds.release('u2', 'two', 2, 'stale')).to.equal(false);
+      const taken = await Promise.all(['a', 'b', 'c', 'd'].map(() => holds.release('u2', 'three', 3, undefined).then(() => holds.take('u2', 'racer', 60_000))));
+      expect(taken.filter((outcome) => outcome !== 'busy'), 'one of four racing takes wins').to.have.length(1);
+    });
+
     it('survives concurrent writers to one repository', async function () {
       await Promise.all(
         Array.from({ length: 40 }, (_, n) =>

@@ -30,6 +30,7 @@ export class UploadHolds {
    * when there is no such upload.
    */
   async take(id: string, holder: string, leaseMs: number): Promise<UploadHold | 'busy' | 'unknown'> {
+    if (this.#db.dialect === 'postgres') return this.#takeInOneStatement(id, holder, leaseMs);
     return this.#db.transaction(async (tx) => {
       const now = nowMs(tx);
       const row = await tx.get<{ epoch: number | string; holder: string | null; state: string | null; expired: number | string | boolean | null }>(
@@ -43,6 +44,20 @@ export class UploadHolds {
       await tx.run(`UPDATE uploads SET epoch = ?, holder = ?, lease_until = ${now} + ?, state = NULL WHERE id = ?`, [epoch, holder, leaseMs, id]);
       return { epoch, tookOver, ...(row.state !== null ? { state: row.state } : {}) };
     });
+  }
+
+  /** `take` in one round trip to Postgres, as every PATCH takes its upload: a locked read of the old row, and the update. */
+  async #takeInOneStatement(id: string, holder: string, leaseMs: number): Promise<UploadHold | 'busy' | 'unknown'> {
+    const now = nowMs(this.#db);
+    const taken = await this.#db.get<{ epoch: number | string; state: string | null; holder: string | null }>(
+      `WITH old AS (SELECT epoch, holder, state, lease_until FROM uploads WHERE id = ? FOR UPDATE)
+       UPDATE uploads u SET epoch = old.epoch + 1, holder = ?, lease_until = ${now} + ?, state = NULL
+       FROM old WHERE u.id = ? AND (old.holder IS NULL OR old.lease_until < ${now})
+       RETURNING u.epoch, old.state, old.holder`,
+      [id, holder, leaseMs, id],
+    );
+    if (taken) return { epoch: Number(taken.epoch), tookOver: taken.holder !== null, ...(taken.state !== null ? { state: taken.state } : {}) };
+    return (await this.#db.get('SELECT 1 AS found FROM uploads WHERE id = ?', [id])) ? 'busy' : 'unknown';
   }
 
   /** Extends the lease to `leaseMs` from now; false when `holder` no longer holds `epoch`. */
