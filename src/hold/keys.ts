@@ -13,7 +13,8 @@ export { parseUploadName, uploadNameFromUuid, type UploadName } from '../protoco
  *
  *   docker/registry/v2/blobs/                  distribution's layout, so
  *     sha256/<hex[0:2]>/<hex>/data             existing buckets stay readable
- *   holdfast/claims/<alg>/<hex>/<issuer id>    one per registry that references
+ *   holdfast/claims/<alg>/<hex>/<issuer id>    one per registry (issuer, and its
+ *                                              service when named) that references
  *                                              the blob; the last release deletes it
  *   holdfast/deleting/<alg>/<hex>              the lease of a deletion in progress
  *                                              (created only if absent); /move and
