@@ -26,9 +26,13 @@ export const MAX_SERVICE_TOKEN_TTL_SECONDS = 300;
  */
 export const SERVICE_NAME = /^[a-z][a-z0-9-]{0,31}$/;
 
-/** Who holds a claim at a hold: the issuer, and its service when it names one. */
+/**
+ * Who holds a claim at a hold: the issuer, and its service when it names one
+ * (after a NUL, which no issuer the hold trusts contains, so no issuer's
+ * name is another's claimant).
+ */
 export function claimantOf(issuer: string, service: string | undefined): string {
-  return service === undefined ? issuer : `${issuer}#${service}`;
+  return service === undefined ? issuer : `${issuer}\u0000${service}`;
 }
 
 export class ServiceTokenSigner {

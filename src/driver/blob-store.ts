@@ -142,5 +142,6 @@ function snapshotOf(view: HoldUploadView, settings: BlobStoreSettings): UploadSn
     algorithm: state.algorithm === 'sha512' ? 'sha512' : 'sha256',
     expiresAt: view.expires_at,
     ...(view.part_urls ? { partUrls: view.part_urls } : {}),
+    ...(view.taken_over ? { takenOver: true } : {}),
   };
 }

@@ -80,7 +80,7 @@ export class HoldBlobWriter implements BlobWriter {
     this.#completed = snapshot.completedSize !== undefined;
     this.#record = new UploadRecord(ctx, this.#upload, { staged: snapshot.staged, durableSize: snapshot.completedSize ?? snapshot.size, expiresAt: snapshot.expiresAt });
     this.#size = this.#record.durableSize;
-    this.#urls = new PartUrls(ctx, this.#upload, snapshot.partUrls);
+    this.#urls = new PartUrls(ctx, this.#upload, snapshot.partUrls, () => this.#epoch);
     const partBytes = snapshot.parts.reduce((sum, part) => sum + part.size, 0);
     this.#tail = new Tail(ctx, this.#completed || snapshot.size === partBytes);
     this.#parts = new PartPipeline(ctx, {
@@ -91,8 +91,8 @@ export class HoldBlobWriter implements BlobWriter {
       fail: (err) => this.#fail(err),
       uploadName: snapshot.uploadName,
     });
-    // A running hash is only trustworthy if it has seen every byte from offset 0.
-    this.#hash = !this.#completed && (options.hashFromStart || snapshot.size === 0) ? createHash(this.#algorithm) : undefined;
+    // A running hash is only trustworthy if it has seen every byte from offset 0, and no writer that lost the upload may still PUT parts.
+    this.#hash = !this.#completed && !snapshot.takenOver && (options.hashFromStart || snapshot.size === 0) ? createHash(this.#algorithm) : undefined;
     this.#epoch = options.epoch;
   }
 
@@ -261,6 +261,15 @@ export class HoldBlobWriter implements BlobWriter {
       if (!isHoldError(err, 'UPLOAD_UNKNOWN', 'UPLOAD_STATE_CONFLICT')) throw toDriverError(err);
     } finally {
       this.#finish('cancelled');
+    }
+  }
+
+  abandon(reason: Error): void {
+    if (this.#state !== 'open') return;
+    try {
+      this.#fail(reason);
+    } catch {
+      // `#fail` throws what it records; the caller knows why it abandons.
     }
   }
 

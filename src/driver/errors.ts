@@ -11,6 +11,8 @@ const DRIVER_CODE_FOR: Readonly<Partial<Record<HoldErrorCode, DriverErrorCode>>>
   RANGE_INVALID: 'RANGE_INVALID',
   UPLOAD_STATE_CONFLICT: 'BLOB_UPLOAD_INVALID',
   UPLOAD_NOT_COMPLETE: 'BLOB_UPLOAD_INVALID',
+  // The storage holds other parts than the ones recorded (a writer that lost the upload sent one late): start the upload again.
+  INVALID_PART: 'BLOB_UPLOAD_INVALID',
   DENIED: 'DENIED',
   UNAUTHORIZED: 'DENIED',
   BACKEND_UNAVAILABLE: 'UNAVAILABLE',

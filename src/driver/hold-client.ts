@@ -66,8 +66,8 @@ export class HoldClient {
     });
   }
 
-  partPresignedUrl(did: string, uploadName: string, uploadId: string, partNumber: number) {
-    return this.send('partPresignedUrl', did, { digest: uploadName, upload_id: uploadId, part_number: partNumber });
+  partPresignedUrl(did: string, uploadName: string, uploadId: string, partNumber: number, epoch?: number) {
+    return this.send('partPresignedUrl', did, { digest: uploadName, upload_id: uploadId, part_number: partNumber, ...epochField(epoch) });
   }
 
   completeMultipart(did: string, uploadName: string, uploadId: string, parts: readonly { part_number: number; etag: string; size?: number }[], epoch?: number) {
@@ -78,8 +78,8 @@ export class HoldClient {
     return this.send('abortMultipart', did, { digest: uploadName, upload_id: uploadId, ...epochField(epoch) });
   }
 
-  putPresignedUrl(did: string, digest: string, staged?: { uploadId: string; offset: number }) {
-    return this.send('putPresignedUrl', did, staged ? { digest, upload_id: staged.uploadId, offset: staged.offset } : { digest });
+  putPresignedUrl(did: string, digest: string, staged?: { uploadId: string; offset: number; epoch?: number }) {
+    return this.send('putPresignedUrl', did, staged ? { digest, upload_id: staged.uploadId, offset: staged.offset, ...epochField(staged.epoch) } : { digest });
   }
 
   getPresignedUrl(did: string, digest: string, options: { method?: 'GET' | 'HEAD'; uploadId?: string; offset?: number } = {}) {
@@ -189,8 +189,9 @@ export class HoldClient {
   }
 }
 
+/** A call without `writer_epoch` names 0, the epoch of an upload no request has taken yet. */
 function epochField(epoch: number | undefined): { writer_epoch?: number } {
-  return epoch === undefined ? {} : { writer_epoch: epoch };
+  return epoch === undefined || epoch === 0 ? {} : { writer_epoch: epoch };
 }
 
 function safeJson(text: string): unknown {

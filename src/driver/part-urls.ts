@@ -14,14 +14,17 @@ const URL_MARGIN_MS = 30_000;
 export class PartUrls {
   readonly #ctx: Pick<WriterContext, 'hold' | 'did'>;
   readonly #upload: UploadRef;
+  /** The writer epoch the writer writes as now. */
+  readonly #epoch: () => number | undefined;
   /** The next part's URL, asked for while its bytes still arrive. */
   #prefetched: { partNumber: number; url: Promise<string> } | undefined;
   /** Part URLs the hold handed out with its last answer, by part number. */
   #kept = new Map<number, HoldPartUrl>();
 
-  constructor(ctx: Pick<WriterContext, 'hold' | 'did'>, upload: UploadRef, urls: readonly HoldPartUrl[] | undefined) {
+  constructor(ctx: Pick<WriterContext, 'hold' | 'did'>, upload: UploadRef, urls: readonly HoldPartUrl[] | undefined, epoch: () => number | undefined) {
     this.#ctx = ctx;
     this.#upload = upload;
+    this.#epoch = epoch;
     this.keep(urls);
   }
 
@@ -60,7 +63,7 @@ export class PartUrls {
   /** A new URL from the hold. */
   fetch(partNumber: number): Promise<string> {
     const { hold, did } = this.#ctx;
-    return mappingHoldErrors(() => hold.partPresignedUrl(did, this.#upload.uploadName, this.#upload.uploadId, partNumber)).then((view) => view.url);
+    return mappingHoldErrors(() => hold.partPresignedUrl(did, this.#upload.uploadName, this.#upload.uploadId, partNumber, this.#epoch())).then((view) => view.url);
   }
 
   /**

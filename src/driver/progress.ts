@@ -81,7 +81,7 @@ export class UploadRecord {
       return;
     }
     const at = { staged: this.#staged, partBytes: parts.partBytes, size: writer.size, tail: source.tail };
-    const staged = await stageTail(this.#ctx, this.#upload, at, signal);
+    const staged = await stageTail(this.#ctx, this.#upload, { ...at, epoch: source.epoch }, signal);
     const newParts = parts.unrecorded();
     const clientState = sizing.adopted ? { client_state: { part_size: sizing.base, equal_parts: sizing.equalParts, algorithm: source.algorithm } } : {};
     const view = await sendProgress(
@@ -139,7 +139,7 @@ export class UploadRecord {
 async function stageTail(
   ctx: Pick<WriterContext, 'hold' | 'did' | 'transport' | 'step'>,
   upload: UploadRef,
-  at: { staged: readonly HoldStagedSegment[]; partBytes: number; size: number; tail: Buffer },
+  at: { staged: readonly HoldStagedSegment[]; partBytes: number; size: number; tail: Buffer; epoch: number | undefined },
   signal: AbortSignal,
 ): Promise<HoldStagedSegment[]> {
   const { hold, did, transport } = ctx;
@@ -152,7 +152,7 @@ async function stageTail(
     let segmentId: string | undefined;
     await transport.put(
       async () => {
-        const presigned = await mappingHoldErrors(() => hold.putPresignedUrl(did, upload.uploadName, { uploadId: upload.uploadId, offset }));
+        const presigned = await mappingHoldErrors(() => hold.putPresignedUrl(did, upload.uploadName, { uploadId: upload.uploadId, offset, epoch: at.epoch }));
         segmentId = presigned.segment_id;
         return presigned.url;
       },

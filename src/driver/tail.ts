@@ -95,7 +95,8 @@ export class Tail {
 
   /** Gives back the part buffer and the idle tail; with `remember`, keeps the tail's sha256 for `load` to check. */
   free(options: { remember: boolean } = { remember: false }): void {
-    if (options.remember) this.#remember(this.bytes());
+    // An empty tail here is one that already left memory (and was remembered then), or an empty one.
+    if (options.remember && this.bytes().length > 0) this.#remember(this.bytes());
     if (this.#buffer) {
       this.#ctx.budget.recycle(this.#buffer, this.#ctx.did);
       this.#buffer = undefined;
@@ -108,7 +109,7 @@ export class Tail {
   }
 
   #remember(tail: Uint8Array): void {
-    this.#left = tail.length > 0 ? { digest: createHash('sha256').update(tail).digest('hex'), length: tail.length } : undefined;
+    if (tail.length > 0) this.#left = { digest: createHash('sha256').update(tail).digest('hex'), length: tail.length };
   }
 
   /**

@@ -155,6 +155,13 @@ export interface BlobWriter {
   commit(descriptor: CommitDescriptor): Promise<Descriptor>;
   /** Aborts the upload and deletes its staged data. Safe to call twice. */
   cancel(): Promise<void>;
+  /**
+   * Stops writing, at once: parts in flight are aborted and nothing more is
+   * sent or recorded; the upload stays at the storage as it is, for whoever
+   * resumes it. For a caller that lost its hold on the upload. `close()`
+   * then waits for the aborted parts. Safe to call twice.
+   */
+  abandon(reason: Error): void;
 }
 
 export type DriverErrorCode =

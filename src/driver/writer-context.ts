@@ -53,6 +53,8 @@ export interface UploadSnapshot {
   partUrls?: readonly HoldPartUrl[];
   /** When the hold lets this state expire: it moves with every update of the upload's record. */
   expiresAt: string;
+  /** A writer once took the upload over from one whose lease ran out (see the contract's `taken_over`). */
+  takenOver?: boolean;
 }
 
 /**

@@ -54,7 +54,11 @@ const fsSchema = z
 
 const trustedIssuerSchema = z
   .object({
-    issuer: z.string().min(1),
+    // No control characters: a claimant names a service after a NUL (`claimantOf`).
+    issuer: z
+      .string()
+      .min(1)
+      .refine((issuer) => ![...issuer].some((char) => char.charCodeAt(0) < 0x20 || char.charCodeAt(0) === 0x7f), 'an issuer has no control characters'),
     publicKey: z.string().min(1).optional(),
     publicKeyFile: z.string().min(1).optional(),
   })

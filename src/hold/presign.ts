@@ -5,7 +5,7 @@ import { newSegmentId, parseBlobRef, uploadNameFromUuid } from './keys.ts';
 import { assertPartNumber } from './multipart-rules.ts';
 import { uploadNameOf, type StagedSegment, type UploadSession } from './sessions.ts';
 import { mappingStorageErrors } from './storage-errors.ts';
-import type { HoldContext } from './context.ts';
+import { assertCurrentWriter, type HoldContext } from './context.ts';
 import type { Uploads } from './uploads.ts';
 
 export interface PresignedUrlView {
@@ -26,10 +26,11 @@ export class Presigner {
     this.#uploads = uploads;
   }
 
-  async partUrl(did: string, input: { digest: string; upload_id: string; part_number: number }): Promise<PresignedUrlView> {
+  async partUrl(did: string, input: { digest: string; upload_id: string; part_number: number; writer_epoch?: number }): Promise<PresignedUrlView> {
     this.#ctx.authorize(did, 'write');
     assertPartNumber(input.part_number);
     const { upload, session } = await this.#ctx.openSession(did, input.digest, input.upload_id, 'multipart', { remembered: true });
+    assertCurrentWriter(session, input.writer_epoch);
     return mappingStorageErrors(async () => {
       const key = this.#ctx.dataKey(upload, session);
       return view(await this.#ctx.backend.presignUploadPart(key, session.upload_id, input.part_number, this.#ctx.presignTtl));
@@ -41,7 +42,7 @@ export class Presigner {
    * `/move` then completes and publishes once the caller has verified the bytes. For an
    * upload name with an `offset`: a PUT URL for that staged tail segment.
    */
-  async putUrl(did: string, input: { digest: string; upload_id?: string; offset?: number }): Promise<PresignedUrlView> {
+  async putUrl(did: string, input: { digest: string; upload_id?: string; offset?: number; writer_epoch?: number }): Promise<PresignedUrlView> {
     this.#ctx.authorize(did, 'write');
     const ref = requireBlobRef(input.digest);
     return mappingStorageErrors(async () => {
@@ -54,7 +55,8 @@ export class Presigner {
         return { ...view(presigned), upload_name: session.name };
       }
       if (input.offset === undefined) throw new HoldError('INVALID_REQUEST', 'offset is required to stage bytes of an upload');
-      const { upload } = await this.#ctx.openSession(did, input.digest, requireUploadId(input.upload_id), 'multipart', { remembered: true });
+      const { upload, session } = await this.#ctx.openSession(did, input.digest, requireUploadId(input.upload_id), 'multipart', { remembered: true });
+      assertCurrentWriter(session, input.writer_epoch);
       // A key no other URL writes: a second writer staging at the same offset cannot replace these bytes.
       const segment = { offset: input.offset, segment_id: newSegmentId() };
       return { ...view(await this.#ctx.backend.presignPut(this.#ctx.stagedKey(upload, { ...segment, size: 0 }), this.#ctx.presignTtl)), segment_id: segment.segment_id };

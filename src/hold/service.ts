@@ -45,7 +45,7 @@ export class HoldService {
     return this.#uploads.start(did, input);
   }
 
-  partPresignedUrl(did: string, input: { digest: string; upload_id: string; part_number: number }): Promise<PresignedUrlView> {
+  partPresignedUrl(did: string, input: { digest: string; upload_id: string; part_number: number; writer_epoch?: number }): Promise<PresignedUrlView> {
     return this.#presigner.partUrl(did, input);
   }
 
@@ -57,7 +57,7 @@ export class HoldService {
     return this.#uploads.abort(did, input);
   }
 
-  putPresignedUrl(did: string, input: { digest: string; upload_id?: string; offset?: number }): Promise<PresignedUrlView> {
+  putPresignedUrl(did: string, input: { digest: string; upload_id?: string; offset?: number; writer_epoch?: number }): Promise<PresignedUrlView> {
     return this.#presigner.putUrl(did, input);
   }
 

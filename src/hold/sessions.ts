@@ -58,6 +58,13 @@ export interface UploadSession {
    * lost the upload to another, and is refused.
    */
   readonly writer_epoch?: number;
+  /**
+   * Set when a writer took the upload over from one whose lease ran out
+   * (a `/upload-status` with a higher `writer_epoch`): the old one may still
+   * PUT parts through URLs it holds, so from then on no running hash proves
+   * the upload's content.
+   */
+  readonly taken_over?: true;
 }
 
 /** A part an upload was completed from, as its record keeps it. */

@@ -26,6 +26,7 @@ export interface UploadView {
   client_state?: Readonly<Record<string, unknown>>;
   part_urls?: PartUrlView[];
   writer_epoch?: number;
+  taken_over?: boolean;
 }
 
 export type PartUrlView = HoldPartUrl;
@@ -207,7 +208,7 @@ export class Uploads {
     const found = await this.#unrecordedProgress(upload, session);
     const taken = epoch !== undefined && epoch > (session.writer_epoch ?? 0);
     if (!found && !taken) return session;
-    const updated: UploadSession = { ...session, ...found, ...laterEpoch(session, epoch), updated_at: this.#ctx.now().toISOString() };
+    const updated: UploadSession = { ...session, ...found, ...laterEpoch(session, epoch), ...(taken ? { taken_over: true } : {}), updated_at: this.#ctx.now().toISOString() };
     if (!(await this.#ctx.sessions.putIfUnchanged(updated, etag))) return undefined;
     if (found?.staged) {
       const kept = new Set(found.staged.map(segmentId));
@@ -267,14 +268,13 @@ export class Uploads {
     const parts = [...session.parts, ...(input.parts ?? []).map((part) => ({ ...part, etag: normalizeEtag(part.etag) }))];
     checkRecordedParts(parts, session.parts.length);
     const partBytes = parts.reduce((sum, part) => sum + part.size, 0);
-    const staged = input.staged ?? (input.parts?.length ? [] : session.staged);
-    checkStagedSegments(staged, partBytes);
+    const stagedAsSent = input.staged ?? (input.parts?.length ? [] : session.staged);
+    checkStagedSegments(stagedAsSent, partBytes);
     checkClientState(input.client_state);
-    const known = new Set(session.staged.map(segmentId));
-    const added = staged.filter((candidate) => !known.has(segmentId(candidate)));
-    // Only keys the hold handed out: a staging URL writes nothing but its own segment, so nobody can replace one.
-    if (added.some((segment) => segment.segment_id === undefined)) throw new HoldError('INVALID_REQUEST', 'a new staged segment needs the segment_id its staging URL came with');
     return mappingStorageErrors(async () => {
+      const known = new Set(session.staged.map(segmentId));
+      const staged = await this.#named(upload, stagedAsSent, known);
+      const added = staged.filter((candidate) => !known.has(segmentId(candidate)));
       for (const segment of added) {
         const object = await this.#ctx.backend.stat(this.#ctx.stagedKey(upload, segment));
         if (object?.size !== segment.size) {
@@ -297,6 +297,30 @@ export class Uploads {
       await this.#ctx.backend.delete(dropped.map((segment) => this.#ctx.stagedKey(upload, segment)));
       return { ...this.#view(updated), ...(await this.#partUrls(updated, input.presign_parts)) };
     });
+  }
+
+  /**
+   * The staged segments with the names of their objects. A driver from
+   * before segment ids reports a new segment by offset only; its staging URL
+   * (from this hold) wrote a key of its own all the same, which is taken if
+   * it is the only one at that offset with that size. Anything else must
+   * name its `segment_id`: only keys the hold handed out count, so nobody
+   * can replace a recorded segment.
+   */
+  async #named(upload: UploadName, staged: readonly StagedSegment[], recorded: ReadonlySet<string>): Promise<StagedSegment[]> {
+    return Promise.all(
+      staged.map(async (segment) => {
+        if (segment.segment_id !== undefined || recorded.has(segmentId(segment))) return segment;
+        const prefix = `${this.#ctx.key({ kind: 'upload-staged', upload, offset: segment.offset })}.`;
+        const candidates: string[] = [];
+        for await (const object of this.#ctx.backend.list(prefix)) if (object.size === segment.size) candidates.push(object.key.slice(prefix.length));
+        const [only] = candidates;
+        if (candidates.length !== 1 || only === undefined || !/^[0-9a-f]{32}$/.test(only)) {
+          throw new HoldError('INVALID_REQUEST', 'a new staged segment needs the segment_id its staging URL came with');
+        }
+        return { ...segment, segment_id: only };
+      }),
+    );
   }
 
   /** A record for an upload about to start: no provider upload yet. */
@@ -333,6 +357,7 @@ export class Uploads {
       staged: session.staged,
       ...(session.client_state ? { client_state: session.client_state } : {}),
       ...(session.writer_epoch !== undefined ? { writer_epoch: session.writer_epoch } : {}),
+      ...(session.taken_over ? { taken_over: true } : {}),
     };
   }
 

@@ -66,6 +66,12 @@ const uploadView = z.looseObject({
   client_state: clientState.optional(),
   /** The highest writer epoch the hold has seen for this upload. */
   writer_epoch: size.optional(),
+  /**
+   * A writer took this upload over from one whose lease ran out: that one
+   * may still PUT parts through URLs it holds, so no running hash is trusted
+   * for this upload any more (its commit reads the object back).
+   */
+  taken_over: z.boolean().optional(),
   /** Present when asked for with `presign_parts`: PUT URLs for the parts after `parts`. */
   part_urls: z.array(partUrl).optional(),
 });
@@ -92,7 +98,7 @@ export const HOLD_ENDPOINTS = Object.freeze({
   }),
   partPresignedUrl: endpoint({
     path: '/part-presigned-url',
-    request: z.object({ did, digest: name, upload_id: uploadId, part_number: partNumber }).strict(),
+    request: z.object({ did, digest: name, upload_id: uploadId, part_number: partNumber, writer_epoch: writerEpoch }).strict(),
     response: presignedUrl,
   }),
   completeMultipart: endpoint({
@@ -117,7 +123,7 @@ export const HOLD_ENDPOINTS = Object.freeze({
   }),
   putPresignedUrl: endpoint({
     path: '/put-presigned-url',
-    request: z.object({ did, digest: name, upload_id: uploadId.optional(), offset: size.optional() }).strict(),
+    request: z.object({ did, digest: name, upload_id: uploadId.optional(), offset: size.optional(), writer_epoch: writerEpoch }).strict(),
     response: presignedUrl,
   }),
   getPresignedUrl: endpoint({ path: '/get-presigned-url', request: getPresignedUrlRequest, response: presignedUrl }),

@@ -90,6 +90,7 @@ export class Registry {
         uploadStep: options.onUploadStep ?? (async () => {}),
         limits: config.limits,
         openingUploads: new KeyedCounter(),
+        uploadWaiters: new KeyedCounter(),
       },
       {
         logger,

@@ -45,10 +45,11 @@ export class UploadLeases {
   /**
    * Waits until no other request holds the upload (or its holder's lease
    * ran out), then holds it. `BLOB_UPLOAD_UNKNOWN` when the upload is gone;
-   * `TOOMANYREQUESTS` when another request kept it for the whole wait.
+   * `TOOMANYREQUESTS` when another request kept it for the whole wait, which
+   * counts from `since` (when the request arrived, by `performance.now()`).
    */
-  async take(id: string): Promise<UploadLease> {
-    const deadline = performance.now() + this.#options.waitMs;
+  async take(id: string, since = performance.now()): Promise<UploadLease> {
+    const deadline = since + this.#options.waitMs;
     for (let delay = FIRST_RETRY_MS; ; delay = Math.min(delay * 2, MAX_RETRY_MS)) {
       const startedAt = performance.now();
       const taken = await this.#holds.take(id, this.#holder, this.#options.leaseMs);
@@ -89,6 +90,8 @@ export class UploadLease {
   /** By `performance.now()`: past this, this process no longer counts on the lease. */
   #validUntil: number;
   #released: Promise<boolean> | undefined;
+  /** A renewal is on its way to the database: the next tick does not send another. */
+  #renewing = false;
 
   constructor(holds: UploadHolds, taken: { id: string; holder: string; hold: UploadHold; startedAt: number; leaseMs: number; renewalsPaused?: (() => boolean) | undefined }) {
     this.#holds = holds;
@@ -115,8 +118,12 @@ export class UploadLease {
 
   /** Throws `UNAVAILABLE` once the lease is lost. */
   assertHeld(): void {
-    if (!this.lost) return;
-    if (!this.#lost.signal.aborted) this.#lose('the upload lease ran out before it could be renewed');
+    if (this.lost) this.throwLost('the upload lease ran out before it could be renewed');
+  }
+
+  /** Throws `UNAVAILABLE`: the lease is lost (for `reason`, unless it was lost already). */
+  throwLost(reason: string): never {
+    if (!this.#lost.signal.aborted) this.#lose(reason);
     throw this.#lost.signal.reason;
   }
 
@@ -124,26 +131,32 @@ export class UploadLease {
    * Gives the upload up, leaving `state` (the driver's, for the next
    * request) in its row. Resolves false when the lease was lost first:
    * another request may have written since, so nothing this request did may
-   * be acknowledged. Safe to call twice; the first call's state counts.
+   * be acknowledged. A lease this process stopped counting on is still given
+   * up (without a state) if the row says it is, so the next request need not
+   * wait it out. Safe to call twice; the first call's state counts.
    */
   release(state?: string): Promise<boolean> {
     this.#released ??= (async () => {
       clearInterval(this.#timer);
-      if (this.lost) return false;
-      return this.#holds.release(this.#id, this.#holder, this.epoch, state);
+      const lost = this.lost;
+      const released = await this.#holds.release(this.#id, this.#holder, this.epoch, lost ? undefined : state);
+      return released && !lost;
     })();
     return this.#released;
   }
 
   async #renew(): Promise<void> {
-    if (this.#released || this.#lost.signal.aborted || this.#renewalsPaused?.()) return;
+    if (this.#released || this.#renewing || this.#lost.signal.aborted || this.#renewalsPaused?.()) return;
     if (performance.now() > this.#validUntil) return this.#lose('the upload lease ran out before it could be renewed');
     const startedAt = performance.now();
+    this.#renewing = true;
     try {
       if (await this.#holds.renew(this.#id, this.#holder, this.epoch, this.#leaseMs)) this.#validUntil = this.#validFrom(startedAt);
       else this.#lose('another request took the upload over');
     } catch {
       // The next tick tries again while the lease may still be ours.
+    } finally {
+      this.#renewing = false;
     }
   }
 

@@ -101,7 +101,8 @@ export class HoldfastPackageStorage implements ILocalPackageManager {
       if (deletion === undefined) return;
       // Marked as deleting first: a publish of the same bytes meanwhile waits, then claims them again (see `#record`).
       try {
-        await blobs.release(removed.digest);
+        // A deletion that stalled past the abandon timeout has been taken over by a publish, whose claim a release would now drop.
+        if (await packages.deletionCurrent(removed.digest, deletion)) await blobs.release(removed.digest);
       } finally {
         await packages.finishDeletion(removed.digest, deletion);
       }

@@ -3,6 +3,8 @@ import { createHash } from 'node:crypto';
 import { BACKENDS, DIDS } from '../support/hold-harness.ts';
 import { MiB, randomBlob, sha256 } from '../support/bytes.ts';
 import { readAll, startDriverFixture, type DriverFixture } from '../support/driver-harness.ts';
+import { putToUrl } from '../support/bytes.ts';
+import { decodeWriterId } from '../../src/driver/writer-id.ts';
 import { isDriverError, type BlobWriter } from '../../src/driver/types.ts';
 
 const PART = 5 * MiB;
@@ -80,6 +82,45 @@ for (const backend of BACKENDS) {
       const committed = await taker.commit({ digest: sha256(forged) });
       expect(committed.digest).to.equal(sha256(forged));
       expect((await readAll(await second.open(sha256(forged)))).equals(forged)).to.equal(true);
+    });
+
+    it('a writer that takes over an upload with nothing recorded has no running hash: a part the old writer PUTs late through a URL it held is caught by the read-back', async function () {
+      const suffix = randomBlob(PART - COLLISION_A.length);
+      const genuine = Buffer.concat([COLLISION_A, suffix]);
+      const forged = Buffer.concat([COLLISION_B, suffix]);
+      const first = fixture.driver().blobStore(DIDS.owner);
+      const second = fixture.driver().blobStore(DIDS.owner);
+      const created = await first.create();
+      await first.resume(created.id, { fence: { epoch: 1, tookOver: false } });
+      // A holds a part URL (as its writer does, from the URLs the hold hands out ahead), then stalls before its PUT lands.
+      const { uploadName, uploadId } = decodeWriterId(created.id);
+      const held = await fixture.hold.client.partPresignedUrl(DIDS.owner, uploadName, uploadId, 1);
+      // B takes the upload over with nothing recorded (size 0) and writes its own part 1 and a tail.
+      const taker = await second.resume(created.id, { fence: { epoch: 2, tookOver: true } });
+      expect(taker.size).to.equal(0);
+      await taker.write(forged);
+      await taker.write(Buffer.from('tail'));
+      await taker.close();
+      // A wakes: its part 1 (the same MD5) lands over B's.
+      expect((await putToUrl(held.url, genuine)).status).to.equal(200);
+      const claimed = sha256(Buffer.concat([forged, Buffer.from('tail')]));
+      expect(await refusal(taker.commit({ digest: claimed })), 'the object is not the bytes B was sent').to.equal('DIGEST_INVALID');
+      expect(await refusal(second.stat(claimed))).to.equal('BLOB_UNKNOWN');
+      // A stale writer cannot get more URLs either.
+      const refused = await fixture.hold.client.partPresignedUrl(DIDS.owner, uploadName, uploadId, 2, 1).catch((err: unknown) => (err as { code?: string }).code);
+      expect(refused === 'UPLOAD_STATE_CONFLICT' || refused === 'UPLOAD_UNKNOWN', String(refused)).to.equal(true);
+    });
+
+    it('a tail that left memory stays checked after the writer cache let go of the writer', async function () {
+      const blob = randomBlob(3 * MiB);
+      const store = fixture.driver({ memoryBudget: 10 * MiB }).blobStore(DIDS.owner);
+      const writer = (await store.create()) as BlobWriter & { releaseIdleMemory(): void };
+      await writer.write(blob);
+      await writer.close();
+      writer.releaseIdleMemory();
+      const [stagedKey] = (await fixture.hold.inspect.keys('holdfast/uploads/')).filter((key) => key.includes('/staged/'));
+      await fixture.hold.hold.backend.putSmall(`${fixture.hold.prefix}${stagedKey as string}`, randomBlob(3 * MiB));
+      expect(await refusal(writer.commit({ digest: sha256(blob) }))).to.equal('DIGEST_INVALID');
     });
 
     it('a live writer is not reused after another process wrote the upload: the next request rebuilds it and its commit reads the bytes back', async function () {

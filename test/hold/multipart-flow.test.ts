@@ -217,6 +217,25 @@ for (const backend of BACKENDS) {
       expect(keys, 'staged segments and the session are removed by move').to.deep.equal([]);
     });
 
+    it('a registry from before segment ids reports a staged segment by offset alone: the one key its URL wrote is recorded; two are refused', async function () {
+      const started = await hold.client.startMultipart(DIDS.owner);
+      const tail = randomBlob(30);
+      const url = await hold.client.putPresignedUrl(DIDS.owner, started.upload_name, { uploadId: started.upload_id, offset: 0 });
+      await putToUrl(url.url, tail);
+      const view = await hold.client.uploadProgress(DIDS.owner, started.upload_name, started.upload_id, { base_size: 0, staged: [{ offset: 0, size: 30 }] });
+      expect(view.staged).to.deep.equal([{ offset: 0, size: 30, segment_id: url.segment_id }]);
+      // Two writers staged at the next offset: which one the record means cannot be told.
+      for (const bytes of [randomBlob(10), randomBlob(10)]) {
+        const next = await hold.client.putPresignedUrl(DIDS.owner, started.upload_name, { uploadId: started.upload_id, offset: 30 });
+        await putToUrl(next.url, bytes);
+      }
+      const ambiguous = await hold.client
+        .uploadProgress(DIDS.owner, started.upload_name, started.upload_id, { base_size: 30, staged: [{ offset: 0, size: 30 }, { offset: 30, size: 10 }] })
+        .catch((err: unknown) => err);
+      expect((ambiguous as HoldClientError).code).to.equal('INVALID_REQUEST');
+      await hold.client.abortMultipart(DIDS.owner, started.upload_name, started.upload_id);
+    });
+
     it('records parts and drops staged segments they replace', async function () {
       const started = await hold.client.startMultipart(DIDS.owner);
       const tail = randomBlob(1000);

@@ -1,6 +1,7 @@
 import { expect } from 'chai';
 import { createHash } from 'node:crypto';
 import { Readable } from 'node:stream';
+import pg from 'pg';
 import { request } from 'undici';
 import { MiB, randomBlob, sha256 } from '../support/bytes.ts';
 import { OciTestClient } from '../support/oci-client.ts';
@@ -147,6 +148,27 @@ for (const backend of ['fs', 's3'] as const) {
       for (const base of registry.urls) expect((await alice.fetchBlob(base, 'alice/moved', sha256(blob))).equals(blob)).to.equal(true);
     });
 
+    it('one request repeated many times at once: each instance takes in a few and answers the rest 429 at once', async function () {
+      const [first] = registry.urls as [string];
+      const location = await alice.start(first, 'alice/repeated');
+      const chunk = randomBlob(1000);
+      const running = await heldPatch(alice, first, 'alice/repeated', location, chunk, 0);
+      await settle(200);
+      const answered: number[] = [];
+      const repeats = Array.from({ length: 12 }, () =>
+        alice.patch(first, 'alice/repeated', location, chunk, 0).then((answer) => {
+          answered.push(answer.status);
+          return answer.status;
+        }),
+      );
+      await settle(1000);
+      // One runs and three wait their turn; the other nine are refused without waiting.
+      expect(answered.filter((status) => status === 429), JSON.stringify(answered)).to.have.length(9);
+      running.release();
+      expect((await running.response).status).to.equal(202);
+      expect((await Promise.all(repeats)).filter((status) => status !== 429), 'the three that waited find the upload moved on').to.deep.equal([416, 416, 416]);
+    });
+
     it('defect 1: a staged tail sent through the other instance is never acknowledged too, nor served under the first one\'s digest', async function () {
       await race('alice/app', randomBlob(3 * MiB), Buffer.alloc(3 * MiB, 0x41));
     });
@@ -232,3 +254,62 @@ for (const backend of ['s3'] as const) {
     });
   });
 }
+
+describe('a PATCH whose lease the database took away while it ran (s3, Postgres)', function () {
+  this.timeout(120_000);
+  let registry: TestRegistry;
+  const alice = new OciTestClient(USERS.alice);
+  let stopped = false;
+  let held: { reached: () => void; resume: Promise<void> } | undefined;
+
+  before(async function () {
+    registry = await startTestRegistry({
+      backend: 's3',
+      metadata: 'postgres',
+      instances: 2,
+      hooksFor: (index) =>
+        index === 0
+          ? {
+              leaseRenewalsPaused: () => stopped,
+              uploadStep: async (step) => {
+                const pause = held;
+                if (step !== 'chunk-durable' || !pause) return;
+                held = undefined;
+                pause.reached();
+                await pause.resume;
+              },
+            }
+          : {},
+    });
+  });
+  after(async function () {
+    await registry?.close();
+  });
+
+  it('is not acknowledged once another request took the upload, even if this process still counts on its lease', async function () {
+    const [first, second] = registry.urls as [string, string];
+    const location = await alice.start(first, 'alice/stolen');
+    let reached: () => void = () => {};
+    let resume: () => void = () => {};
+    const atStep = new Promise<void>((resolve) => (reached = resolve));
+    held = { reached, resume: new Promise<void>((resolve) => (resume = resolve)) };
+    stopped = true;
+    const patching = alice.patch(first, 'alice/stolen', location, randomBlob(1000), 0);
+    await atStep;
+    // The database's clock stepped ahead (a failover to a host whose clock runs fast): the lease has run out there.
+    const db = new pg.Client({ connectionString: registry.databaseUrl as string });
+    await db.connect();
+    try {
+      await db.query('UPDATE uploads SET lease_until = 0');
+    } finally {
+      await db.end();
+    }
+    const other = await alice.patch(second, 'alice/stolen', location, randomBlob(1000), 0);
+    resume();
+    stopped = false;
+    const answer = await patching;
+    const statuses = [answer.status, other.status];
+    expect(statuses.filter((status) => status === 202), `one range acknowledged once: ${answer.status} ${answer.text} / ${other.status} ${other.text}`).to.have.length.at.most(1);
+    expect(answer.status, answer.text).to.equal(503);
+  });
+});

@@ -26,6 +26,8 @@ export interface TestRegistry {
   registry: Registry;
   /** Every instance's base URL (`url` first): registries sharing the hold and the database. */
   urls: string[];
+  /** The Postgres database's URL, when the metadata is on Postgres. */
+  databaseUrl?: string;
   hold: TestHold;
   /** A bearer token for `user` with `scope`, from the registry's own token endpoint. */
   token(user: keyof typeof USERS | undefined, scope: string): Promise<string>;
@@ -119,6 +121,7 @@ export async function startTestRegistry(options: TestRegistryOptions): Promise<T
   const handle: TestRegistry = {
     url,
     urls,
+    ...(metadata.kind === 'postgres' ? { databaseUrl: metadata.url } : {}),
     registry: await start(0),
     hold,
     async token(user, scope) {

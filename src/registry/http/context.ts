@@ -30,6 +30,8 @@ export interface RegistryContext {
   limits: RegistryConfig['limits'];
   /** Uploads being opened (or streaming monolithically) in this process, per DID. */
   openingUploads: KeyedCounter;
+  /** Requests for each upload this process has taken in (running or waiting their turn). */
+  uploadWaiters: KeyedCounter;
 }
 
 /** One request, after routing and authorization. */

@@ -118,6 +118,11 @@ export class PackageStore {
     });
   }
 
+  /** Whether the deletion `removeTarball` started is still the bytes' deletion (no publish took it over as abandoned). */
+  async deletionCurrent(digest: string, deletion: string): Promise<boolean> {
+    return (await this.#db.get("SELECT 1 AS current FROM npm_blobs WHERE digest = ? AND state = 'deleting' AND deletion = ?", [digest, deletion])) !== undefined;
+  }
+
   /** The bytes' release that `removeTarball` started is over (or failed): they are `deleted`, unless a publish has revived them. */
   async finishDeletion(digest: string, deletion: string): Promise<void> {
     await this.#db.run("UPDATE npm_blobs SET state = 'deleted', deletion = NULL WHERE digest = ? AND deletion = ?", [digest, deletion]);

@@ -32,7 +32,7 @@ function acceptedUpload(call: Call, writer: BlobWriter, status: 202 | 204) {
 async function created(ctx: RegistryContext, call: Call, digest: string, size: number, fresh: boolean) {
   try {
     // A collection that released the blob while this push published it may have dropped the claim the publish wrote.
-    if (await ctx.metadata.linkBlob(call.name, { digest, size }, { fresh, did: call.identity.did })) await call.store.claim(digest);
+    if (await ctx.metadata.linkBlob(call.name, { digest, size }, { fresh, did: call.identity.did })) await claimRevived(ctx, call, digest);
   } catch (err) {
     // Released by a finished collection, yet the bytes are still stored (kept
     // by another registry's claim, or re-claimed by our own move): no pass
@@ -49,6 +49,17 @@ async function created(ctx: RegistryContext, call: Call, digest: string, size: n
     .header('docker-content-digest', digest)
     .header('content-length', '0')
     .send();
+}
+
+/** Claims the bytes of a blob this push brought back; if they are gone again, it is not linked here. */
+async function claimRevived(ctx: RegistryContext, call: Call, digest: string): Promise<void> {
+  try {
+    await call.store.claim(digest);
+  } catch (err) {
+    if (!isDriverError(err, 'BLOB_UNKNOWN')) throw err;
+    await ctx.metadata.unlinkBlob(call.name, digest);
+    throw new RegistryError('UNAVAILABLE', 'the blob was deleted while it was pushed; push it again', { cause: err });
+  }
 }
 
 function requireDigest(value: string | undefined): string {
@@ -152,9 +163,10 @@ async function ownedUpload(ctx: RegistryContext, call: Call) {
  * without giving its writer's state back leaves none to trust.
  */
 function writingUpload<T>(ctx: RegistryContext, call: Call, work: (writer: BlobWriter, lease: UploadLease) => Promise<T>): Promise<T> {
-  return ctx.uploadLocks.run(call.reference, async () => {
+  const arrived = performance.now();
+  return inTurn(ctx, call, async () => {
     const record = await ownedUpload(ctx, call);
-    const lease = await ctx.uploadLeases.take(record.id);
+    const lease = await ctx.uploadLeases.take(record.id, arrived);
     try {
       await ctx.uploadStep('upload-taken', record.id);
       const fence = { epoch: lease.epoch, tookOver: lease.tookOver };
@@ -180,7 +192,11 @@ async function receiveChunk(ctx: RegistryContext, call: Call, writer: BlobWriter
       headers: { range: uploadRange(writer.size), location: uploadLocation(call.name, writer.id), 'docker-upload-uuid': writer.id },
     });
   }
-  const cut = () => call.request.raw.destroy();
+  // The request stops reading and its writer stops sending: another request holds the upload now.
+  const cut = () => {
+    writer.abandon(lease.signal.reason as Error);
+    call.request.raw.destroy();
+  };
   lease.signal.addEventListener('abort', cut);
   try {
     ctx.metrics.bytesIn.inc(await writer.readFrom(call.request.raw, length !== undefined ? { length } : {}));
@@ -206,13 +222,34 @@ export const patchUpload: Handler = async (ctx, call) =>
   writingUpload(ctx, call, async (writer, lease) => {
     await receiveChunk(ctx, call, writer, lease);
     // Acknowledged only if no other request took the upload meanwhile.
-    if (!(await lease.release(writer.state))) lease.assertHeld();
+    if (!(await lease.release(writer.state))) lease.throwLost('another request took the upload over');
     return acceptedUpload(call, writer, 202);
   });
 
+/**
+ * Runs `work` once this process's earlier requests for the upload are done.
+ * A client sends one request per upload at a time; a few more wait their
+ * turn, and past `MAX_WAITING_PER_UPLOAD` a request is refused at once, so
+ * repeating one request thousands of times holds no more than that many.
+ */
+async function inTurn<T>(ctx: RegistryContext, call: Call, work: () => Promise<T>): Promise<T> {
+  const waiting = ctx.uploadWaiters.increment(call.reference);
+  try {
+    if (waiting >= MAX_WAITING_PER_UPLOAD) {
+      throw new RegistryError('TOOMANYREQUESTS', 'too many requests for this upload at once; send one at a time', { headers: { 'retry-after': '1' } });
+    }
+    return await ctx.uploadLocks.run(call.reference, work);
+  } finally {
+    ctx.uploadWaiters.decrement(call.reference);
+  }
+}
+
+/** Requests for one upload one process takes in at once (one running, the rest waiting). */
+const MAX_WAITING_PER_UPLOAD = 4;
+
 /** GET: the durable offset; it writes nothing, so it takes no lease. */
 export const uploadStatus: Handler = async (ctx, call) =>
-  ctx.uploadLocks.run(call.reference, async () => {
+  inTurn(ctx, call, async () => {
     const record = await ownedUpload(ctx, call);
     const writer = await call.store.resume(call.reference, record.state !== undefined ? { state: record.state } : {});
     return acceptedUpload(call, writer, 204);
