@@ -124,8 +124,10 @@ export class PartPipeline {
     this.#inFlight.set(partNumber, task);
   }
 
-  putPart(partNumber: number, body: Uint8Array): Promise<string> {
-    return this.#ctx.transport.put(this.#urls.sourceFor(partNumber), body, 'part', this.#signal);
+  async putPart(partNumber: number, body: Uint8Array): Promise<string> {
+    const source = this.#urls.sourceFor(partNumber);
+    await this.#ctx.step('part-sending', this.#uploadName);
+    return this.#ctx.transport.put(source, body, 'part', this.#signal);
   }
 
   /** Every part in flight, done; a failure is left in `failure`. */

@@ -1,10 +1,11 @@
 /**
  * The points of a write and a commit a test can pause at, in protocol
- * order: a writer resumed for a request, a part PUT answered, a tail
+ * order: a writer resumed for a request, a part PUT about to be sent (its
+ * URL at hand) and answered, a tail
  * staged, progress recorded, the last part sent, the upload assembled, the
  * object read back, the blob published.
  */
-export const WRITER_STEPS = Object.freeze(['resumed', 'part-sent', 'tail-staged', 'progress-recorded', 'parts-finished', 'completed', 'read-back', 'moved'] as const);
+export const WRITER_STEPS = Object.freeze(['resumed', 'part-sending', 'part-sent', 'tail-staged', 'progress-recorded', 'parts-finished', 'completed', 'read-back', 'moved'] as const);
 
 export type WriterStep = (typeof WRITER_STEPS)[number];
 
