@@ -54,8 +54,13 @@ export function runningS3(child: ChildProcess, dataDir: string, endpoint: string
   };
 }
 
+/** The MinIO binary, built with `go install` when missing (several minutes on a fresh machine). */
+export function minioBinary(): Promise<string> {
+  return findOrBuildGoTool({ name: 'minio', envVar: 'MINIO_BIN', module: MINIO_MODULE, version: MINIO_VERSION });
+}
+
 export async function startMinio(): Promise<RunningMinio> {
-  const binary = await findOrBuildGoTool({ name: 'minio', envVar: 'MINIO_BIN', module: MINIO_MODULE, version: MINIO_VERSION });
+  const binary = await minioBinary();
   const dataDir = await mkdtemp(path.join(os.tmpdir(), 'holdfast-minio-'));
   const port = await freePort();
   const consolePort = await freePort();

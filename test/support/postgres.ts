@@ -53,7 +53,8 @@ export async function startPostgres(): Promise<RunningPostgres> {
   };
 }
 
-async function findPostgresBin(): Promise<string> {
+/** The PostgreSQL server binaries, installed with apt when missing (minutes on a fresh machine). */
+export async function findPostgresBin(): Promise<string> {
   const fromEnv = process.env.PG_BIN;
   if (fromEnv && (await isExecutable(path.join(fromEnv, 'initdb')))) return fromEnv;
   const debian = await debianBin();

@@ -3,7 +3,7 @@ import { mkdtemp } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { CreateBucketCommand } from '@aws-sdk/client-s3';
-import { TEST_S3_KEYS, runningS3, startMinio, type RunningMinio } from './minio.ts';
+import { TEST_S3_KEYS, minioBinary, runningS3, startMinio, type RunningMinio } from './minio.ts';
 import { findOnPath, findOrBuildGoTool, freePort } from './tools.ts';
 
 /**
@@ -35,6 +35,13 @@ export function selectedS3Server(): S3ServerKind {
   const kind = process.env.HOLDFAST_S3_SERVER ?? 'minio';
   if (kind !== 'minio' && kind !== 'moto' && kind !== 'versitygw') throw new Error(`HOLDFAST_S3_SERVER must be minio, moto or versitygw, not ${kind}`);
   return kind;
+}
+
+/** Finds, builds or installs the S3 server's program without starting it. */
+export async function prepareS3Server(kind = selectedS3Server()): Promise<void> {
+  if (kind === 'minio') await minioBinary();
+  else if (kind === 'versitygw') await findOrBuildGoTool(VERSITYGW);
+  else if (!process.env.MOTO_SERVER_BIN && !(await findOnPath('moto_server'))) await installMoto();
 }
 
 export async function startS3Server(kind = selectedS3Server()): Promise<RunningS3> {

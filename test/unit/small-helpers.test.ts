@@ -3,6 +3,7 @@ import { parseDigest } from '../../src/core/digest.ts';
 import { parseByteRange } from '../../src/core/http-range.ts';
 import { missingNodeFlags, NODE_FLAGS } from '../../src/cli/node-flags.ts';
 import { allSettled } from '../../src/core/settled.ts';
+import { freePort } from '../../src/core/net.ts';
 import { assertCompletableParts, assertNonFinalPartSizes, normalizeEtag } from '../../src/hold/multipart-rules.ts';
 import { HoldError } from '../../src/hold/errors.ts';
 
@@ -84,5 +85,13 @@ describe('the Node flags of the long-running commands', function () {
     expect(missingNodeFlags([...NODE_FLAGS])).to.deep.equal([]);
     expect(missingNodeFlags(['--initial_old_space_size=256', '--max-semi-space-size=16'])).to.deep.equal([]);
     expect(missingNodeFlags(['--import', 'tsx', '--initial-old-space-size=128'])).to.deep.equal(NODE_FLAGS.filter((flag) => !flag.startsWith('--initial-old-space-size')));
+  });
+});
+
+describe('free ports', function () {
+  it('never hands out one port twice, though the kernel may offer it again once probed', async function () {
+    const ports: number[] = [];
+    for (let index = 0; index < 300; index++) ports.push(await freePort());
+    expect(new Set(ports).size).to.equal(ports.length);
   });
 });
