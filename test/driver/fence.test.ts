@@ -1,21 +1,12 @@
 import { expect } from 'chai';
-import { createHash } from 'node:crypto';
 import { BACKENDS, DIDS } from '../support/hold-harness.ts';
-import { MiB, randomBlob, sha256 } from '../support/bytes.ts';
+import { MD5_TWIN_BLOCK, MiB, md5, md5Twins, randomBlob, sha256 } from '../support/bytes.ts';
 import { readAll, startDriverFixture, type DriverFixture } from '../support/driver-harness.ts';
 import { putToUrl } from '../support/bytes.ts';
 import { decodeWriterId } from '../../src/driver/writer-id.ts';
 import { isDriverError, type BlobWriter } from '../../src/driver/types.ts';
 
 const PART = 5 * MiB;
-
-/** A published MD5 collision (Wang et al., 2004): two 128-byte blocks, six bytes apart, one MD5. */
-const COLLISION_A = Buffer.from(
-  'd131dd02c5e6eec4693d9a0698aff95c2fcab58712467eab4004583eb8fb7f8955ad340609f4b30283e488832571415a085125e8f7cdc99fd91dbdf280373c5b' +
-    'd8823e3156348f5bae6dacd436c919c6dd53e2b487da03fd02396306d248cda0e99f33420f577ee8ce54b67080a80d1ec69821bcb6a8839396f9652b6ff72a70',
-  'hex',
-);
-const COLLISION_B = Buffer.from(COLLISION_A.map((byte, index) => ([19, 45, 59, 83, 109, 123].includes(index) ? byte ^ 0x80 : byte)));
 
 /**
  * Beneath the registry's lease: what a writer whose hold on the upload ran
@@ -52,10 +43,8 @@ for (const backend of BACKENDS) {
     }
 
     it('a writer whose upload was taken over can neither record nor publish, even with a part whose MD5 matches the one that replaced it', async function () {
-      const suffix = randomBlob(PART - COLLISION_A.length);
-      const genuine = Buffer.concat([COLLISION_A, suffix]);
-      const forged = Buffer.concat([COLLISION_B, suffix]);
-      expect(createHash('md5').update(genuine).digest('hex')).to.equal(createHash('md5').update(forged).digest('hex'));
+      const [genuine, forged] = md5Twins(randomBlob(PART - MD5_TWIN_BLOCK));
+      expect(md5(genuine)).to.equal(md5(forged));
       fixture.requests.length = 0;
       const first = fixture.driver().blobStore(DIDS.owner);
       const second = fixture.driver().blobStore(DIDS.owner);
@@ -85,9 +74,7 @@ for (const backend of BACKENDS) {
     });
 
     it('a writer that takes over an upload with nothing recorded has no running hash: a part the old writer PUTs late through a URL it held is caught by the read-back', async function () {
-      const suffix = randomBlob(PART - COLLISION_A.length);
-      const genuine = Buffer.concat([COLLISION_A, suffix]);
-      const forged = Buffer.concat([COLLISION_B, suffix]);
+      const [genuine, forged] = md5Twins(randomBlob(PART - MD5_TWIN_BLOCK));
       const first = fixture.driver().blobStore(DIDS.owner);
       const second = fixture.driver().blobStore(DIDS.owner);
       const created = await first.create();

@@ -6,6 +6,7 @@ import { GarbageCollector } from '../../src/registry/gc/collector.ts';
 import { AUDIENCE, DIDS, ISSUER } from '../support/hold-harness.ts';
 import { sha256 } from '../support/bytes.ts';
 import { OciTestClient } from '../support/oci-client.ts';
+import { StepGate } from '../support/step-gate.ts';
 import { startTestRegistry, USERS, type TestRegistry } from '../support/registry-harness.ts';
 
 /**
@@ -18,19 +19,13 @@ import { startTestRegistry, USERS, type TestRegistry } from '../support/registry
 describe('a push that brings back a blob garbage collection just released (s3, SQLite)', function () {
   this.timeout(120_000);
   let registry: TestRegistry;
-  let paused: { digest: string; reached: () => void; resume: Promise<void> } | undefined;
+  const gate = new StepGate();
   const alice = new OciTestClient(USERS.alice);
 
   before(async function () {
     registry = await startTestRegistry({
       backend: 's3',
-      holdOnStep: async (step, digest) => {
-        const held = paused;
-        if (step !== 'move:claimed' || !held || held.digest !== digest) return;
-        paused = undefined;
-        held.reached();
-        await held.resume;
-      },
+      holdOnStep: gate.hook,
     });
   });
   after(async function () {
@@ -47,16 +42,13 @@ describe('a push that brings back a blob garbage collection just released (s3, S
       });
     expect((await push()).status).to.equal(201);
 
-    let reached: () => void = () => {};
-    let resume: () => void = () => {};
-    const atClaim = new Promise<void>((resolve) => (reached = resolve));
-    paused = { digest, reached, resume: new Promise<void>((resolve) => (resume = resolve)) };
+    const atClaim = gate.arm((step, subject) => step === 'move:claimed' && subject === digest);
     const again = push();
     await atClaim;
     // The blob is unreferenced: a pass releases it, dropping the claim the paused push just wrote, and the hold deletes the bytes.
     const report = await new GarbageCollector({ store: registry.registry.metadata.gc, storage: registry.registry.storage, did: DIDS.owner, graceSeconds: 0 }).run();
     expect(report.deletedBlobs).to.equal(1);
-    resume();
+    gate.resume();
     const pushed = await again;
     expect(pushed.status, pushed.text).to.equal(201);
 

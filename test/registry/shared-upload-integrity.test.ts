@@ -1,9 +1,9 @@
 import { expect } from 'chai';
-import { createHash } from 'node:crypto';
 import { Readable } from 'node:stream';
 import pg from 'pg';
 import { request } from 'undici';
-import { MiB, randomBlob, sha256 } from '../support/bytes.ts';
+import { MD5_TWIN_BLOCK, MiB, md5, md5Twins, randomBlob, sha256 } from '../support/bytes.ts';
+import { StepGate } from '../support/step-gate.ts';
 import { OciTestClient } from '../support/oci-client.ts';
 import { startTestRegistry, USERS, type TestRegistry } from '../support/registry-harness.ts';
 
@@ -13,18 +13,6 @@ import { startTestRegistry, USERS, type TestRegistry } from '../support/registry
  * instance, and no digest may ever be served with bytes that do not hash to
  * it, even once the hold deduplicates another tenant's push onto them.
  */
-
-/** A published MD5 collision (Wang et al., 2004): two 128-byte blocks, six bytes apart, one MD5. */
-const COLLISION_A = Buffer.from(
-  'd131dd02c5e6eec4693d9a0698aff95c2fcab58712467eab4004583eb8fb7f8955ad340609f4b30283e488832571415a085125e8f7cdc99fd91dbdf280373c5b' +
-    'd8823e3156348f5bae6dacd436c919c6dd53e2b487da03fd02396306d248cda0e99f33420f577ee8ce54b67080a80d1ec69821bcb6a8839396f9652b6ff72a70',
-  'hex',
-);
-const COLLISION_B = Buffer.from(COLLISION_A.map((byte, index) => ([19, 45, 59, 83, 109, 123].includes(index) ? byte ^ 0x80 : byte)));
-
-function md5(bytes: Uint8Array): string {
-  return createHash('md5').update(bytes).digest('hex');
-}
 
 /**
  * A PATCH that sends all of `chunk` but its last byte at once, and the last
@@ -174,9 +162,7 @@ for (const backend of ['fs', 's3'] as const) {
     });
 
     it('defect 2: a whole part with the same MD5 but other bytes, sent through the other instance, is never acknowledged too, nor served under the first one\'s digest', async function () {
-      const suffix = randomBlob(5 * MiB - COLLISION_A.length);
-      const genuine = Buffer.concat([COLLISION_A, suffix]);
-      const forged = Buffer.concat([COLLISION_B, suffix]);
+      const [genuine, forged] = md5Twins(randomBlob(5 * MiB - MD5_TWIN_BLOCK));
       expect(md5(genuine)).to.equal(md5(forged));
       expect(genuine.equals(forged)).to.equal(false);
       await race('alice/md5', genuine, forged);
@@ -193,8 +179,7 @@ for (const backend of ['s3'] as const) {
     const alice = new OciTestClient(USERS.alice);
     /** Instance 0 has stopped: its leases are not renewed. */
     let stopped = false;
-    /** Held at this hold step of /move until `resume` is called. */
-    let holdAt: { step: string; reached: () => void; resume: Promise<void> } | undefined;
+    const gate = new StepGate();
 
     before(async function () {
       registry = await startTestRegistry({
@@ -204,13 +189,7 @@ for (const backend of ['s3'] as const) {
         holds: 2,
         limits: { uploadLeaseSeconds: 1, uploadWaitSeconds: 5 },
         hooksFor: (index) => (index === 0 ? { leaseRenewalsPaused: () => stopped } : {}),
-        holdOnStep: async (step) => {
-          const held = holdAt;
-          if (!held || held.step !== step) return;
-          holdAt = undefined;
-          held.reached();
-          await held.resume;
-        },
+        holdOnStep: gate.hook,
       });
     });
     after(async function () {
@@ -222,10 +201,7 @@ for (const backend of ['s3'] as const) {
       const blob = randomBlob(MiB + 5);
       const location = await alice.start(first, 'alice/outlived');
       expect((await alice.patch(first, 'alice/outlived', location, blob, 0)).status).to.equal(202);
-      let reached: () => void = () => {};
-      let resume: () => void = () => {};
-      const atStep = new Promise<void>((resolve) => (reached = resolve));
-      holdAt = { step: 'move:deletion-checked', reached, resume: new Promise<void>((resolve) => (resume = resolve)) };
+      const atStep = gate.arm((step) => step === 'move:deletion-checked');
       // Instance 0 commits; the hold has marked the upload as publishing when instance 0 stops for longer than its lease.
       const committing = alice.finish(first, 'alice/outlived', location, sha256(blob));
       await atStep;
@@ -235,7 +211,7 @@ for (const backend of ['s3'] as const) {
       const wrong = await alice.finish(second, 'alice/outlived', location, sha256(randomBlob(8)));
       expect(wrong.status, wrong.text).to.equal(400);
       stopped = false;
-      resume();
+      gate.resume();
       const put = await committing;
       expect(put.status, put.text).to.be.oneOf([201, 503]);
       for (const base of registry.urls) {
@@ -260,7 +236,7 @@ describe('a PATCH whose lease the database took away while it ran (s3, Postgres)
   let registry: TestRegistry;
   const alice = new OciTestClient(USERS.alice);
   let stopped = false;
-  let held: { reached: () => void; resume: Promise<void> } | undefined;
+  const gate = new StepGate();
 
   before(async function () {
     registry = await startTestRegistry({
@@ -271,13 +247,7 @@ describe('a PATCH whose lease the database took away while it ran (s3, Postgres)
         index === 0
           ? {
               leaseRenewalsPaused: () => stopped,
-              uploadStep: async (step) => {
-                const pause = held;
-                if (step !== 'chunk-durable' || !pause) return;
-                held = undefined;
-                pause.reached();
-                await pause.resume;
-              },
+              uploadStep: gate.hook,
             }
           : {},
     });
@@ -289,10 +259,7 @@ describe('a PATCH whose lease the database took away while it ran (s3, Postgres)
   it('is not acknowledged once another request took the upload, even if this process still counts on its lease', async function () {
     const [first, second] = registry.urls as [string, string];
     const location = await alice.start(first, 'alice/stolen');
-    let reached: () => void = () => {};
-    let resume: () => void = () => {};
-    const atStep = new Promise<void>((resolve) => (reached = resolve));
-    held = { reached, resume: new Promise<void>((resolve) => (resume = resolve)) };
+    const atStep = gate.arm((step) => step === 'chunk-durable');
     stopped = true;
     const patching = alice.patch(first, 'alice/stolen', location, randomBlob(1000), 0);
     await atStep;
@@ -305,7 +272,7 @@ describe('a PATCH whose lease the database took away while it ran (s3, Postgres)
       await db.end();
     }
     const other = await alice.patch(second, 'alice/stolen', location, randomBlob(1000), 0);
-    resume();
+    gate.resume();
     stopped = false;
     const answer = await patching;
     const statuses = [answer.status, other.status];
