@@ -4,7 +4,7 @@ import { RegistryError } from './errors.ts';
 import type { UploadHold, UploadHolds } from './metadata/upload-holds.ts';
 
 export interface UploadLeaseOptions {
-  /** How long a take lasts unless renewed; renewed every third of it. */
+  /** How long a take lasts unless renewed; renewed every quarter of it. */
   leaseMs: number;
   /** How long `take` waits for another request writing the same upload. */
   waitMs: number;
@@ -67,10 +67,10 @@ export class UploadLeases {
 }
 
 /**
- * One request's hold on an upload. It renews itself every third of the
+ * One request's hold on an upload. It renews itself every quarter of the
  * lease; if a renewal finds the upload taken, or none succeeds before two
- * thirds of the lease have passed by this process's clock (the database's
- * may run ahead), `signal` aborts: the request must stop writing and must
+ * thirds of the lease have passed by this process's clock (two chances; the
+ * database's clock may run ahead), `signal` aborts: the request must stop writing and must
  * not acknowledge anything. The hold refuses its writes anyway once the
  * next holder has taken over (the driver's `UploadFence`).
  */
@@ -103,7 +103,7 @@ export class UploadLease {
     this.state = taken.hold.state;
     this.tookOver = taken.hold.tookOver;
     this.#validUntil = this.#validFrom(taken.startedAt);
-    this.#timer = setInterval(() => void this.#renew(), Math.max(1, Math.floor(taken.leaseMs / 3)));
+    this.#timer = setInterval(() => void this.#renew(), Math.max(1, Math.floor(taken.leaseMs / 4)));
     this.#timer.unref();
   }
 
