@@ -3,7 +3,7 @@ import type { Digest, DigestAlgorithm } from '../core/digest.ts';
 import { isHoldError, mappingHoldErrors, toDriverError } from './errors.ts';
 import type { HoldPart } from './hold-client.ts';
 import type { PartPipeline } from './part-pipeline.ts';
-import { DriverError } from './types.ts';
+import { DriverError, isDriverError } from './types.ts';
 import type { UploadRef, WriterContext } from './writer-context.ts';
 
 /** What a commit checks and sends, as the writer had it once every part was in. */
@@ -58,17 +58,29 @@ export async function verifyAndPublish(ctx: Pick<WriterContext, 'hold' | 'did' |
       commit.assembled();
     }
   }
-  if (!verified) {
-    const actual = await hashStoredObject(ctx, upload, digest.algorithm);
-    await ctx.step('read-back', upload.uploadName);
-    if (actual !== digest.value) {
-      await commit.reject();
-      throw new DriverError('DIGEST_INVALID', `the uploaded content hashes to ${actual}, not ${digest.value}`);
-    }
+  if (!verified) await readBack(ctx, upload, commit);
+  let existed: boolean;
+  try {
+    existed = await publish(ctx, upload, digest.value, size, completing, commit.epoch);
+  } catch (err) {
+    // Completed meanwhile from parts its record cannot name (this /move's own answer lost, then a status
+    // elsewhere recorded the completion): the hold takes no part list for content then; read the object back.
+    if (!completing || !isDriverError(err, 'BLOB_UPLOAD_INVALID')) throw err;
+    await readBack(ctx, upload, commit);
+    existed = await publish(ctx, upload, digest.value, size, undefined, commit.epoch);
   }
-  const existed = await publish(ctx, upload, digest.value, size, completing, commit.epoch);
   await ctx.step('moved', upload.uploadName);
   return existed;
+}
+
+/** Hashes the assembled object; on a mismatch removes the upload and throws `DIGEST_INVALID`. */
+async function readBack(ctx: Pick<WriterContext, 'hold' | 'did' | 'transport' | 'step'>, upload: UploadRef, commit: CommitInput): Promise<void> {
+  const actual = await hashStoredObject(ctx, upload, commit.digest.algorithm);
+  await ctx.step('read-back', upload.uploadName);
+  if (actual !== commit.digest.value) {
+    await commit.reject();
+    throw new DriverError('DIGEST_INVALID', `the uploaded content hashes to ${actual}, not ${commit.digest.value}`);
+  }
 }
 
 /** Reads the assembled object back once; resolves to its digest. For writers without a running hash. */

@@ -82,12 +82,13 @@ export class Publisher {
       throw new HoldError('DIGEST_INVALID', 'this upload was started for a different digest');
     }
     assertCurrentWriter(session, input.writer_epoch);
-    if (input.parts && session.state === 'completed' && session.completed_parts && !samePartList(session.completed_parts, input.parts)) {
-      // Its object is other parts than the caller hashed: publishing it would put other bytes under the digest.
-      throw new HoldError('UPLOAD_STATE_CONFLICT', 'the upload was completed from other parts');
+    if (input.parts && session.state === 'completed' && !(session.completed_parts && samePartList(session.completed_parts, input.parts))) {
+      // Its object is other parts than the caller hashed, or parts the record cannot name (its hold died before
+      // recording them; /upload-status found the object): publishing it on a running hash could put other bytes
+      // under the digest. The caller reads the object back and publishes it without parts.
+      throw new HoldError('UPLOAD_STATE_CONFLICT', 'the upload was completed from other parts, or from parts its record cannot name');
     }
-    // A record completed without naming its parts (its hold died before it could; /upload-status found the object) is completed again: the backend accepts that only for these very parts.
-    const parts = input.parts && (session.state !== 'completed' || !session.completed_parts) ? this.#completionParts(session, input.parts, input.size) : undefined;
+    const parts = input.parts && session.state !== 'completed' ? this.#completionParts(session, input.parts, input.size) : undefined;
     const byReference = this.#publishesByReference(session);
     const marked: UploadSession = {
       ...session,
@@ -98,7 +99,7 @@ export class Publisher {
       ...laterEpoch(session, input.writer_epoch),
       updated_at: this.#ctx.now().toISOString(),
     };
-    const marks = marked.state !== session.state || marked.publishing_digest !== session.publishing_digest || marked.completed_parts !== session.completed_parts;
+    const marks = marked.state !== session.state || marked.publishing_digest !== session.publishing_digest;
     return mappingStorageErrors(async () => {
       const source = this.#ctx.dataKey(upload, session);
       const destination = this.#ctx.key({ kind: 'blob', digest });

@@ -134,22 +134,16 @@ export class Uploads {
     const { upload, session, etag } = await this.#ctx.ownedSession(did, input.digest, input.upload_id);
     if (session.kind !== 'multipart') throw new HoldError('UPLOAD_UNKNOWN', 'this upload is not a multipart upload');
     assertCurrentWriter(session, input.writer_epoch);
-    const key = this.#ctx.dataKey(upload, session);
-    const parts = input.parts.map((part) => ({ partNumber: part.part_number, etag: normalizeEtag(part.etag) }));
     if (session.state === 'completed') {
-      if (session.completed_parts) {
-        if (!samePartList(session.completed_parts, input.parts)) throw new HoldError('UPLOAD_STATE_CONFLICT', 'the upload was completed from other parts');
-        return { upload_name: upload.value, size: session.completed_size ?? 0 };
-      }
-      // Completed by a call whose hold died before recording from which parts: the backend tells whether it was these.
-      await mappingStorageErrors(() => this.#ctx.complete(key, session.upload_id, parts));
-      await mappingStorageErrors(() => this.#ctx.sessions.put({ ...session, completed_parts: completedParts(input.parts), updated_at: this.#ctx.now().toISOString() }, etag));
+      if (session.completed_parts && !samePartList(session.completed_parts, input.parts)) throw new HoldError('UPLOAD_STATE_CONFLICT', 'the upload was completed from other parts');
+      // Completed from parts the record cannot name (its hold died before recording them): the object is what it is, and the caller reads it back.
       return { upload_name: upload.value, size: session.completed_size ?? 0 };
     }
     const recorded = new Map(session.parts.map((part) => [part.part_number, part.size]));
     assertNonFinalPartSizes(input.parts.map((part) => ({ part_number: part.part_number, size: part.size ?? recorded.get(part.part_number) })));
     return mappingStorageErrors(async () => {
-      await this.#ctx.complete(key, session.upload_id, parts);
+      const key = this.#ctx.dataKey(upload, session);
+      await this.#ctx.complete(key, session.upload_id, input.parts.map((part) => ({ partNumber: part.part_number, etag: normalizeEtag(part.etag) })));
       const object = await this.#ctx.backend.stat(key);
       const size = object?.size ?? 0;
       await this.#ctx.sessions.put(
