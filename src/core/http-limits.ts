@@ -84,11 +84,20 @@ function watchResponse(raw: IncomingMessage, socket: Socket | null, idleMs: numb
   // Answered before the whole body arrived (an error, a 429): node:http
   // reads and drops the rest on the same connection, so a client that
   // never sends it is cut after the idle timeout, not the keep-alive one.
+  // The watch ends with the body or the connection, whichever comes first:
+  // a keep-alive connection carries many such requests.
   const timer = setTimeout(() => {
+    stop();
     if (!raw.complete) socket.destroy();
   }, idleMs);
   timer.unref();
-  socket.once('close', () => clearTimeout(timer));
+  const stop = () => {
+    clearTimeout(timer);
+    raw.off('end', stop);
+    socket.off('close', stop);
+  };
+  raw.once('end', stop);
+  socket.once('close', stop);
 }
 
 /**

@@ -26,6 +26,7 @@ describe('server timeouts blame the client, never the server', function () {
   this.timeout(30_000);
   let app: FastifyInstance;
   let port: number;
+  const serverSockets = new Set<net.Socket>();
 
   before(async function () {
     const timeouts = serverTimeoutsSchema.parse({ idleTimeoutSeconds: 1, minBodyBytesPerSecond: 100, headersTimeoutSeconds: 2 });
@@ -52,6 +53,10 @@ describe('server timeouts blame the client, never the server', function () {
       for await (const chunk of request.raw) bytes += (chunk as Buffer).length;
       return { bytes };
     });
+    app.post('/refuse', async (request, reply) => {
+      serverSockets.add(request.raw.socket);
+      return reply.code(416).send({ refused: true });
+    });
     await app.listen({ port: 0, host: '127.0.0.1' });
     port = (app.server.address() as net.AddressInfo).port;
   });
@@ -73,6 +78,24 @@ describe('server timeouts blame the client, never the server', function () {
 
   it('never cuts a request while the server works on it after the body', async function () {
     expect(await send(port, '/read-then-work', 1, 0)).to.equal('HTTP/1.1 200 OK');
+  });
+
+  it('keeps no watch per request on a keep-alive connection whose requests are answered before their bodies', async function () {
+    const socket = net.connect(port, '127.0.0.1');
+    socket.on('error', () => {});
+    let answers = 0;
+    socket.on('data', (chunk: Buffer) => (answers += chunk.toString('latin1').split('HTTP/1.1 416').length - 1));
+    for (let index = 0; index < 30; index++) {
+      const seen = answers;
+      socket.write('POST /refuse HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/octet-stream\r\nContent-Length: 10\r\n\r\n');
+      while (answers === seen) await sleep(5);
+      socket.write('0123456789');
+    }
+    await sleep(50);
+    const [server] = serverSockets;
+    expect(serverSockets.size, 'one connection').to.equal(1);
+    expect(server?.listenerCount('close'), 'close listeners on the server side of the connection').to.be.below(8);
+    socket.destroy();
   });
 
   it('never cuts a client while the server is the one not reading', async function () {
