@@ -1,6 +1,7 @@
 import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 import globals from 'globals';
+import layers from './eslint/layers.js';
 
 export default tseslint.config(
   { ignores: ['dist/', 'packages/*/dist/', 'node_modules/', 'conformance/results/', 'bench/results/', 'data/'] },
@@ -13,4 +14,5 @@ export default tseslint.config(
       'no-console': 'off',
     },
   },
+  { files: ['src/**/*.ts'], plugins: { holdfast: layers }, rules: { 'holdfast/layers': 'error' } },
 );

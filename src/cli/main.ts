@@ -1,7 +1,8 @@
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { createLogger } from '../core/logger.ts';
-import { ConfigError, loadHoldConfig } from '../hold/config.ts';
+import { loadHoldConfig } from '../hold/config.ts';
+import { ConfigError } from '../core/config.ts';
 import { hashPassword } from '../registry/auth/users.ts';
 import { loadRegistryConfig } from '../registry/config.ts';
 import { ensureSigningKey } from './keys.ts';

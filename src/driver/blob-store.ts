@@ -3,7 +3,7 @@ import { parseDigest, type DigestAlgorithm } from '../core/digest.ts';
 import { HoldBlobWriter } from './blob-writer.ts';
 import { mappingHoldErrors } from './errors.ts';
 import { PresignedUrlCache } from './presigned-url-cache.ts';
-import type { HoldUploadView } from './hold-client.ts';
+import type { HoldUploadView } from '../protocol/hold-api.ts';
 import type { WriterCache } from './writer-cache.ts';
 import { DriverError, type BlobStore, type BlobWriter, type ByteRange, type CreateOptions, type Descriptor, type RedirectOptions, type UploadFence } from './types.ts';
 import { PRESIGN_AHEAD, type UploadSnapshot, type WriterContext } from './writer-context.ts';

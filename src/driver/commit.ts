@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { Digest, DigestAlgorithm } from '../core/digest.ts';
 import { isHoldError, mappingHoldErrors, toDriverError } from './errors.ts';
-import type { HoldPart } from './hold-client.ts';
+import type { HoldPart } from '../protocol/hold-api.ts';
 import type { PartPipeline } from './part-pipeline.ts';
 import { DriverError, isDriverError } from './types.ts';
 import type { UploadRef, WriterContext } from './writer-context.ts';

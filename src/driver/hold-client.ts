@@ -26,7 +26,6 @@ export interface HoldClientOptions {
   validateResponses?: boolean;
 }
 
-export type { HoldPart, HoldPartUrl, HoldPresignedUrl as PresignedUrl, HoldStagedSegment, HoldUploadView } from '../protocol/hold-api.ts';
 
 export class HoldClientError extends Error {
   /** A code from the contract; `UNKNOWN` for an answer without one, `INVALID_RESPONSE` for one that breaks the contract. */

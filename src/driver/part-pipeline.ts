@@ -1,5 +1,5 @@
 import { PassThrough } from 'node:stream';
-import type { HoldPart } from './hold-client.ts';
+import type { HoldPart } from '../protocol/hold-api.ts';
 import type { PartUrls } from './part-urls.ts';
 import type { Tail } from './tail.ts';
 import type { WriterContext } from './writer-context.ts';

@@ -1,5 +1,5 @@
 import { mappingHoldErrors } from './errors.ts';
-import type { HoldPartUrl } from './hold-client.ts';
+import type { HoldPartUrl } from '../protocol/hold-api.ts';
 import type { UrlSource } from './transport.ts';
 import type { UploadRef, WriterContext } from './writer-context.ts';
 

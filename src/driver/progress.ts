@@ -1,6 +1,6 @@
 import type { DigestAlgorithm } from '../core/digest.ts';
 import { isHoldError, mappingHoldErrors, toDriverError } from './errors.ts';
-import type { HoldPart, HoldStagedSegment, HoldUploadView } from './hold-client.ts';
+import type { HoldPart, HoldStagedSegment, HoldUploadView } from '../protocol/hold-api.ts';
 import type { PartPipeline } from './part-pipeline.ts';
 import type { PartSizing } from './part-size.ts';
 import type { PartUrls } from './part-urls.ts';

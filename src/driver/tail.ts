@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { mappingHoldErrors } from './errors.ts';
-import type { HoldStagedSegment } from './hold-client.ts';
+import type { HoldStagedSegment } from '../protocol/hold-api.ts';
 import type { UploadRef, WriterContext } from './writer-context.ts';
 
 /**

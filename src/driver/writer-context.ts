@@ -1,6 +1,7 @@
 import type { DigestAlgorithm } from '../core/digest.ts';
 import type { HoldBlobWriter } from './blob-writer.ts';
-import type { HoldClient, HoldPart, HoldPartUrl, HoldStagedSegment } from './hold-client.ts';
+import type { HoldClient } from './hold-client.ts';
+import type { HoldPart, HoldPartUrl, HoldStagedSegment } from '../protocol/hold-api.ts';
 import type { MemoryBudget } from './memory-budget.ts';
 import type { Transport } from './transport.ts';
 import type { WriterStepHook } from './writer-steps.ts';

@@ -4,11 +4,9 @@ import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { ConfigError, applyEnvOverrides, deepFreeze } from '../core/config.ts';
 import { serverTimeoutsSchema } from '../core/http-limits.ts';
-
-export { ConfigError, applyEnvOverrides, deepFreeze };
 import { MAX_SERVICE_TOKEN_TTL_SECONDS } from '../core/service-token.ts';
 import { PROVIDER_NAMES } from '../protocol/providers.ts';
-import { MAX_SINGLE_COPY_BYTES, MIN_PART_SIZE } from './backends/types.ts';
+import { MAX_SINGLE_COPY_BYTES, MIN_PART_SIZE } from '../protocol/limits.ts';
 
 const did = z.string().regex(/^did:[a-z0-9]+:[A-Za-z0-9._:%-]+$/, 'must be a DID such as did:plc:abc123');
 const MiB = 1024 * 1024;

@@ -1,5 +1,5 @@
 import { parseDigest } from '../core/digest.ts';
-import type { UploadName } from './keys.ts';
+import type { UploadName } from '../protocol/upload-names.ts';
 import type { UploadSession } from './sessions.ts';
 import type { HoldContext } from './context.ts';
 

@@ -1,6 +1,5 @@
-import { HOLD_ERRORS, isHoldErrorCode, type HoldErrorCode } from '../protocol/hold-api.ts';
+import { HOLD_ERRORS, type HoldErrorCode } from '../protocol/hold-api.ts';
 
-export { HOLD_ERRORS, isHoldErrorCode, type HoldErrorCode };
 
 /**
  * A route throws a `HoldError`; the HTTP layer turns it into

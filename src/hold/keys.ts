@@ -2,7 +2,6 @@ import { createHash, randomBytes } from 'node:crypto';
 import { parseDigest, type Digest } from '../core/digest.ts';
 import { parseUploadName, parseUploadUuid, type UploadName } from '../protocol/upload-names.ts';
 
-export { parseUploadName, uploadNameFromUuid, type UploadName } from '../protocol/upload-names.ts';
 
 /**
  * The only place a storage key is built. Every input is a typed spec whose

@@ -1,7 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import type { Digest } from '../core/digest.ts';
 import { HoldError } from './errors.ts';
-import { newSegmentId, parseBlobRef, uploadNameFromUuid } from './keys.ts';
+import { newSegmentId, parseBlobRef } from './keys.ts';
+import { uploadNameFromUuid } from '../protocol/upload-names.ts';
 import { assertPartNumber } from './multipart-rules.ts';
 import { uploadNameOf, type StagedSegment, type UploadSession } from './sessions.ts';
 import { mappingStorageErrors } from './storage-errors.ts';

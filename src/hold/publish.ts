@@ -1,6 +1,6 @@
 import type { Digest } from '../core/digest.ts';
 import { HoldError } from './errors.ts';
-import { parseUploadName, type UploadName } from './keys.ts';
+import { parseUploadName, type UploadName } from '../protocol/upload-names.ts';
 import { assertCompletableParts, assertNonFinalPartSizes, normalizeEtag } from './multipart-rules.ts';
 import { samePartList } from '../protocol/parts.ts';
 import { completedParts, isUsable, type UploadSession } from './sessions.ts';

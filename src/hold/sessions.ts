@@ -1,4 +1,5 @@
-import { storageKey, uploadFromSessionKey, uploadFromUploadKey, type UploadName } from './keys.ts';
+import { storageKey, uploadFromSessionKey, uploadFromUploadKey } from './keys.ts';
+import type { UploadName } from '../protocol/upload-names.ts';
 import { LRUCache } from 'lru-cache';
 import { StorageError, type StorageBackend } from './backends/types.ts';
 

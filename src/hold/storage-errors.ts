@@ -1,4 +1,5 @@
-import { HoldError, type HoldErrorCode } from './errors.ts';
+import { HoldError } from './errors.ts';
+import type { HoldErrorCode } from '../protocol/hold-api.ts';
 import { StorageError, type StorageErrorCode } from './backends/types.ts';
 
 const HOLD_CODE_FOR: Readonly<Record<StorageErrorCode, HoldErrorCode>> = Object.freeze({

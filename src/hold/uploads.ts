@@ -1,14 +1,15 @@
 import { randomUUID } from 'node:crypto';
 import type { Digest } from '../core/digest.ts';
 import { HoldError } from './errors.ts';
-import { uploadNameFromUuid, type UploadName } from './keys.ts';
+import { uploadNameFromUuid, type UploadName } from '../protocol/upload-names.ts';
 import { assertCompletableParts, assertNonFinalPartSizes, assertPartNumber, normalizeEtag } from './multipart-rules.ts';
 import { samePartList } from '../protocol/parts.ts';
 import { completedParts, uploadNameOf, type SessionPart, type StagedSegment, type UploadSession } from './sessions.ts';
 import { mappingStorageErrors } from './storage-errors.ts';
 import { discardUpload } from './discard.ts';
 import { assertCurrentWriter, laterEpoch, requireContentDigest, type HoldContext } from './context.ts';
-import { MAX_PART_NUMBER, MIN_PART_SIZE, StorageError } from './backends/types.ts';
+import { StorageError } from './backends/types.ts';
+import { MAX_PART_NUMBER, MIN_PART_SIZE } from '../protocol/limits.ts';
 import type { HoldPartUrl } from '../protocol/hold-api.ts';
 
 export interface UploadView {

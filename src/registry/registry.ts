@@ -13,7 +13,7 @@ import { buildRegistryApp } from './http/app.ts';
 import type { StorageDriver } from './http/context.ts';
 import { KeyedCounter } from '../core/keyed-counter.ts';
 import { KeyedMutex } from '../core/keyed-mutex.ts';
-import { SqlMetadataStore } from './metadata/store.ts';
+import { SqlMetadataStore } from '../metadata/oci/store.ts';
 import { RegistryMetrics } from './metrics.ts';
 import { GarbageCollector } from './gc/collector.ts';
 import { GcMetrics } from './gc/metrics.ts';

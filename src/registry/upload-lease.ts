@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { RegistryError } from './errors.ts';
-import type { UploadHold, UploadHolds } from './metadata/upload-holds.ts';
+import type { UploadHold, UploadHolds } from '../metadata/oci/upload-holds.ts';
 
 export interface UploadLeaseOptions {
   /** How long a take lasts unless renewed; renewed every quarter of it. */

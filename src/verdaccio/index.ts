@@ -15,7 +15,8 @@ import type {
 import createHoldDriver, { isDriverError, type HoldDriver } from '../driver/index.ts';
 import type { WriterStepHook } from '../driver/writer-steps.ts';
 import { KeyedMutex } from '../core/keyed-mutex.ts';
-import { SqlMetadataStore } from '../registry/metadata/store.ts';
+import { openDatabase, type Db } from '../metadata/db.ts';
+import { PackageStore } from '../metadata/npm/packages.ts';
 import { parsePluginConfig, type HoldfastStoreConfig, type VerdaccioPluginConfig } from './config.ts';
 import { HoldfastPackageStorage, type StorageBackends } from './package-storage.ts';
 
@@ -54,7 +55,7 @@ async function claimOwnTarballs({ packages, blobs }: StorageBackends): Promise<v
 /**
  * Verdaccio 6 storage plugin (`IPluginStorage` of @verdaccio/types 10, the
  * legacy contract Verdaccio 6 loads `store:` plugins with). Package documents,
- * the package list, the secret and tokens live in the registry's metadata
+ * the package list, the secret and tokens live in the shared metadata
  * database (SQLite or Postgres), so every Verdaccio sharing it sees the same
  * registry; tarballs go through the Holdfast driver: multipart through the
  * hold, digest-verified, durable.
@@ -68,7 +69,7 @@ export default class HoldfastStorage implements IPluginStorage<HoldfastStoreConf
   readonly logger: Logger;
   /** The `store.holdfast` block, validated, paths resolved against Verdaccio's config file. */
   readonly settings: VerdaccioPluginConfig;
-  readonly #ready: Promise<StorageBackends & { metadata: SqlMetadataStore; driver: HoldDriver }>;
+  readonly #ready: Promise<StorageBackends & { db: Db; driver: HoldDriver }>;
   readonly #locks = new KeyedMutex();
   readonly #claiming: Promise<void>;
 
@@ -80,10 +81,10 @@ export default class HoldfastStorage implements IPluginStorage<HoldfastStoreConf
     this.logger = options.logger;
     const settings = this.settings;
     this.#ready = (async () => {
-      const metadata = await SqlMetadataStore.open(settings.metadata);
+      const db = await openDatabase(settings.metadata);
       // Claims at the hold are kept per issuer and service: the plugin's are its own even if it signs as a registry does.
       const driver = createHoldDriver({ service: NPM_SERVICE, ...settings.driver }, testHooks.writerStep ? { onStep: testHooks.writerStep } : {});
-      return { metadata, packages: metadata.packages, blobs: driver.blobStore(settings.did), driver };
+      return { db, packages: new PackageStore(db), blobs: driver.blobStore(settings.did), driver };
     })();
     this.#ready.catch((err: unknown) => this.logger.error({ err }, 'holdfast storage failed to start: @{err.message}'));
     this.#claiming = this.#ready
@@ -144,9 +145,9 @@ export default class HoldfastStorage implements IPluginStorage<HoldfastStoreConf
 
   /** Closes the database and the driver's connections (tests, shutdown). */
   async close(): Promise<void> {
-    const { metadata, driver } = await this.#ready;
+    const { db, driver } = await this.#ready;
     await this.#claiming;
     await driver.close();
-    await metadata.close();
+    await db.close();
   }
 }

@@ -14,7 +14,7 @@ import type {
 } from '@verdaccio/types';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { isDriverError, type BlobStore, type BlobWriter } from '../driver/types.ts';
-import type { PackageStore, TarballRecord } from '../registry/metadata/packages.ts';
+import type { PackageStore, TarballRecord } from '../metadata/npm/packages.ts';
 import { KeyedMutex } from '../core/keyed-mutex.ts';
 import { alreadyExists, internal, notFound, unavailable } from './errors.ts';
 

@@ -1,7 +1,8 @@
 import { expect } from 'chai';
 import { readFile } from 'node:fs/promises';
 import { ListMultipartUploadsCommand, type LifecycleRule, type MultipartUpload } from '@aws-sdk/client-s3';
-import { normalizePrefix, storageKey, uploadNameFromUuid } from '../../src/hold/keys.ts';
+import { normalizePrefix, storageKey } from '../../src/hold/keys.ts';
+import { uploadNameFromUuid } from '../../src/protocol/upload-names.ts';
 import { sharedMinio } from '../support/global-fixtures.ts';
 import { DIDS, startTestHold, type TestHold } from '../support/hold-harness.ts';
 

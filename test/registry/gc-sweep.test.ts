@@ -5,8 +5,8 @@ import path from 'node:path';
 import type { BlobStore } from '../../src/driver/types.ts';
 import { GarbageCollector } from '../../src/registry/gc/collector.ts';
 import type { StorageDriver } from '../../src/registry/http/context.ts';
-import type { GcCandidate } from '../../src/registry/metadata/gc.ts';
-import { SqlMetadataStore } from '../../src/registry/metadata/store.ts';
+import type { GcCandidate } from '../../src/metadata/oci/gc.ts';
+import { SqlMetadataStore } from '../../src/metadata/oci/store.ts';
 import { sharedPostgres } from '../support/global-fixtures.ts';
 
 const digest = (n: number) => `sha256:${n.toString(16).padStart(64, '0')}`;

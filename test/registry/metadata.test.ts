@@ -2,8 +2,8 @@ import { expect } from 'chai';
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { SqlMetadataStore } from '../../src/registry/metadata/store.ts';
-import type { ManifestRecord } from '../../src/registry/metadata/types.ts';
+import { SqlMetadataStore } from '../../src/metadata/oci/store.ts';
+import type { ManifestRecord } from '../../src/metadata/oci/types.ts';
 import { sharedPostgres } from '../support/global-fixtures.ts';
 
 const digest = (n: number) => `sha256:${n.toString(16).padStart(64, '0')}`;

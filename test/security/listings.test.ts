@@ -1,6 +1,6 @@
 import { expect } from 'chai';
 import { request } from 'undici';
-import { PostgresDb, SqliteDb, type Db } from '../../src/registry/metadata/db.ts';
+import { PostgresDb, SqliteDb, type Db } from '../../src/metadata/db.ts';
 import { sha256 } from '../support/bytes.ts';
 import { startTestRegistry, type TestRegistry } from '../support/registry-harness.ts';
 

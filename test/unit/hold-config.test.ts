@@ -2,8 +2,9 @@ import { expect } from 'chai';
 import { mkdtemp, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { ConfigError, loadHoldConfig, parseHoldConfig } from '../../src/hold/config.ts';
-import { HOLD_ERRORS } from '../../src/hold/errors.ts';
+import { loadHoldConfig, parseHoldConfig } from '../../src/hold/config.ts';
+import { ConfigError } from '../../src/core/config.ts';
+import { HOLD_ERRORS } from '../../src/protocol/hold-api.ts';
 
 const VALID = {
   identity: 'did:web:hold.example',

@@ -1,6 +1,7 @@
 import { expect } from 'chai';
 import { parseDigest } from '../../src/core/digest.ts';
-import { normalizePrefix, parseBlobRef, parseUploadName, storageKey, uploadFromSessionKey, uploadNameFromUuid, type KeySpec } from '../../src/hold/keys.ts';
+import { normalizePrefix, parseBlobRef, storageKey, uploadFromSessionKey, type KeySpec } from '../../src/hold/keys.ts';
+import { parseUploadName, uploadNameFromUuid } from '../../src/protocol/upload-names.ts';
 
 const HEX = 'ab'.repeat(32);
 const DIGEST = parseDigest(`sha256:${HEX}`)!;

@@ -7,16 +7,8 @@ import type { Readable } from 'node:stream';
 import { KeyedMutex } from '../../core/keyed-mutex.ts';
 import { FsUrlSigner } from './fs-signer.ts';
 import { multipartEtag } from './multipart-etag.ts';
-import {
-  MIN_PART_SIZE,
-  StorageError,
-  type CompletedPartInput,
-  type ObjectInfo,
-  type PresignedRequest,
-  type SmallWriteCondition,
-  type StorageBackend,
-  type UploadedPart,
-} from './types.ts';
+import { StorageError, type CompletedPartInput, type ObjectInfo, type PresignedRequest, type SmallWriteCondition, type StorageBackend, type UploadedPart } from './types.ts';
+import { MIN_PART_SIZE } from '../../protocol/limits.ts';
 
 export interface FsBackendOptions {
   root: string;

@@ -18,17 +18,8 @@ import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
 import { PROVIDER_PROFILES, type ProviderName } from '../../protocol/providers.ts';
 import { mapS3Error } from './s3-errors.ts';
 import { multipartEtag } from './multipart-etag.ts';
-import {
-  MAX_SINGLE_COPY_BYTES,
-  StorageError,
-  type BackendCapabilities,
-  type CompletedPartInput,
-  type ObjectInfo,
-  type PresignedRequest,
-  type SmallWriteCondition,
-  type StorageBackend,
-  type UploadedPart,
-} from './types.ts';
+import { StorageError, type BackendCapabilities, type CompletedPartInput, type ObjectInfo, type PresignedRequest, type SmallWriteCondition, type StorageBackend, type UploadedPart } from './types.ts';
+import { MAX_SINGLE_COPY_BYTES } from '../../protocol/limits.ts';
 
 export interface S3BackendOptions {
   provider: ProviderName;

@@ -125,4 +125,3 @@ export class StorageError extends Error {
   }
 }
 
-export { MAX_PART_NUMBER, MAX_SINGLE_COPY_BYTES, MIN_PART_SIZE } from '../../protocol/limits.ts';

@@ -1,5 +1,6 @@
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
-import { HoldError, type HoldErrorCode } from '../errors.ts';
+import { HoldError } from '../errors.ts';
+import type { HoldErrorCode } from '../../protocol/hold-api.ts';
 import { toHoldError } from '../storage-errors.ts';
 
 /** Framework errors (bad JSON, wrong content type, body too large) by status. */

@@ -1,4 +1,4 @@
-import { HOLD_ENDPOINTS, type HoldEndpointName, type HoldRequest } from '../../protocol/hold-api.ts';
+import type { HoldEndpointName, HoldRequest } from '../../protocol/hold-api.ts';
 import type { HoldService } from '../service.ts';
 
 /**
@@ -33,4 +33,3 @@ export const HOLD_ROUTES: readonly HoldRoute[] = Object.freeze([
   route('uploadProgress', (s, did, b) => s.uploadProgress(did, b)),
 ]);
 
-export { HOLD_ENDPOINTS };

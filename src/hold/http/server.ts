@@ -11,7 +11,8 @@ import type { HoldMetrics } from '../metrics.ts';
 import type { HoldService } from '../service.ts';
 import { sendHoldError } from './errors.ts';
 import { registerFsRoutes } from './fs-routes.ts';
-import { HOLD_ENDPOINTS, HOLD_ROUTES } from './routes.ts';
+import { HOLD_ROUTES } from './routes.ts';
+import { HOLD_ENDPOINTS } from '../../protocol/hold-api.ts';
 
 export interface HoldAppOptions {
   service: HoldService;

@@ -1,6 +1,6 @@
 import type { Logger } from 'pino';
 import type { StorageDriver } from '../http/context.ts';
-import type { GcCandidate, GcStore } from '../metadata/gc.ts';
+import type { GcCandidate, GcStore } from '../../metadata/oci/gc.ts';
 import type { GcMetrics } from './metrics.ts';
 
 export interface GcOptions {

@@ -6,7 +6,7 @@ import { requestSerializers } from '../../core/logger.ts';
 import { DriverError } from '../../driver/types.ts';
 import { RegistryError, type OciErrorCode } from '../errors.ts';
 import { isRepositoryName } from '../names.ts';
-import { BlobUnavailableError, MissingBlobError, TagLimitError } from '../metadata/types.ts';
+import { BlobUnavailableError, MissingBlobError, TagLimitError } from '../../metadata/oci/types.ts';
 import { deleteBlob, getBlob, headBlob } from '../routes/blobs.ts';
 import { listCatalog, listReferrers, listTags } from '../routes/listings.ts';
 import { deleteManifest, getManifest, headManifest, putManifest } from '../routes/manifests.ts';

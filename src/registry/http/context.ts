@@ -1,7 +1,7 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { BlobStore } from '../../driver/types.ts';
 import type { Authorizer, Identity } from '../auth/types.ts';
-import type { MetadataStore } from '../metadata/types.ts';
+import type { MetadataStore } from '../../metadata/oci/types.ts';
 import type { RegistryMetrics } from '../metrics.ts';
 import type { KeyedCounter } from '../../core/keyed-counter.ts';
 import type { KeyedMutex } from '../../core/keyed-mutex.ts';

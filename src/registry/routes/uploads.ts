@@ -4,7 +4,7 @@ import { RegistryError } from '../errors.ts';
 import { drain, parseContentRange } from '../http/body.ts';
 import type { Call, Handler, RegistryContext } from '../http/context.ts';
 import { isRepositoryName, isUploadId } from '../names.ts';
-import { BlobUnavailableError } from '../metadata/types.ts';
+import { BlobUnavailableError } from '../../metadata/oci/types.ts';
 import type { UploadLease } from '../upload-lease.ts';
 
 /** `Range` as the spec reports an upload's progress: inclusive, `0-0` when empty. */

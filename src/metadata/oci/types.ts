@@ -29,7 +29,6 @@ export interface UploadRecord {
   state?: string;
 }
 
-export type { UploadHold } from './upload-holds.ts';
 
 export interface ManifestRecord {
   repository: string;

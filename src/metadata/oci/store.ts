@@ -1,6 +1,4 @@
-import { PostgresDb, SqliteDb, type Db } from './db.ts';
-import { migrate } from './migrations.ts';
-import { PackageStore } from './packages.ts';
+import { openDatabase, type DatabaseConfig, type Db } from '../db.ts';
 import { GcStore } from './gc.ts';
 import { UploadHolds } from './upload-holds.ts';
 import { BlobUnavailableError, MissingBlobError, TagLimitError, type BlobRecord, type ManifestRecord, type MetadataStore, type Page, type ReferrerDescriptor, type UploadRecord } from './types.ts';
@@ -8,23 +6,18 @@ import { BlobUnavailableError, MissingBlobError, TagLimitError, type BlobRecord,
 /** The metadata store over either SQL dialect. */
 export class SqlMetadataStore implements MetadataStore {
   readonly #db: Db;
-  /** npm package metadata (the Verdaccio plugin), in the same database. */
-  readonly packages: PackageStore;
   /** Garbage-collection queries, in the same database. */
   readonly gc: GcStore;
   readonly uploadHolds: UploadHolds;
 
-  private constructor(db: Db) {
+  constructor(db: Db) {
     this.#db = db;
-    this.packages = new PackageStore(db);
     this.gc = new GcStore(db);
     this.uploadHolds = new UploadHolds(db);
   }
 
-  static async open(config: { kind: 'sqlite'; path: string } | { kind: 'postgres'; url: string; maxConnections?: number }): Promise<SqlMetadataStore> {
-    const db = config.kind === 'sqlite' ? new SqliteDb(config.path) : new PostgresDb({ connectionString: config.url, max: config.maxConnections });
-    await migrate(db);
-    return new SqlMetadataStore(db);
+  static async open(config: DatabaseConfig): Promise<SqlMetadataStore> {
+    return new SqlMetadataStore(await openDatabase(config));
   }
 
   async createUpload(upload: UploadRecord): Promise<void> {

@@ -1,5 +1,6 @@
 import Database from 'better-sqlite3';
 import pg from 'pg';
+import { migrate } from './migrations.ts';
 
 export type SqlValue = string | number | bigint | Buffer | null;
 export type Row = Record<string, unknown>;
@@ -137,4 +138,19 @@ export class PostgresDb implements Db {
     const values = params.map((value) => (typeof value === 'bigint' ? value.toString() : value));
     return (this.#client ?? (this.#pool as pg.Pool)).query(numbered, values);
   }
+}
+
+/** Where the metadata lives: a SQLite file or a Postgres database. */
+export type DatabaseConfig = { kind: 'sqlite'; path: string } | { kind: 'postgres'; url: string; maxConnections?: number };
+
+/** Opens the metadata database and brings its schema up to date (the registry's and the npm plugin's tables are one schema). */
+export async function openDatabase(config: DatabaseConfig): Promise<Db> {
+  const db = config.kind === 'sqlite' ? new SqliteDb(config.path) : new PostgresDb({ connectionString: config.url, max: config.maxConnections });
+  try {
+    await migrate(db);
+  } catch (err) {
+    await db.close();
+    throw err;
+  }
+  return db;
 }

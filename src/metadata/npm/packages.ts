@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import type { Db } from './db.ts';
+import type { Db } from '../db.ts';
 
 /**
  * A deletion still `deleting` after this long is taken to be abandoned (its

@@ -1,4 +1,4 @@
-import type { Db } from './db.ts';
+import type { Db } from '../db.ts';
 
 /** A request's hold on an upload (see `UploadHolds#take`). */
 export interface UploadHold {
