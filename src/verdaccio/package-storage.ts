@@ -16,7 +16,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { isDriverError, type BlobStore, type BlobWriter } from '../driver/types.ts';
 import type { PackageStore, TarballRecord } from '../metadata/npm/packages.ts';
 import { KeyedMutex } from '../core/keyed-mutex.ts';
-import { alreadyExists, internal, notFound, unavailable } from './errors.ts';
+import { alreadyExists, notFound, toVerdaccioError, unavailable } from './errors.ts';
 
 /** What a package's storage works with: the metadata's package tables and the hold's blobs. */
 export interface StorageBackends {
@@ -106,7 +106,7 @@ export class HoldfastPackageStorage implements ILocalPackageManager {
       } finally {
         await packages.finishDeletion(removed.digest, deletion);
       }
-    }, callback);
+    }, callback, fileName === PACKAGE_FILE ? `package ${this.#name}` : `tarball ${fileName}`);
   }
 
   removePackage(callback: CallbackAction): void {
@@ -152,7 +152,7 @@ export class HoldfastPackageStorage implements ILocalPackageManager {
       stream.emit('success');
     })().catch(async (err: unknown) => {
       await writer?.cancel().catch(() => {});
-      if (!aborted) fail(err instanceof Error && 'code' in err ? err : internal(`storing ${fileName} failed: ${(err as Error).message}`));
+      if (!aborted) fail(toVerdaccioError(err, `tarball ${fileName}`));
     });
     return stream;
   }
@@ -196,9 +196,9 @@ export class HoldfastPackageStorage implements ILocalPackageManager {
       source = await blobs.open(record.digest);
       stream.emit('content-length', record.size);
       stream.emit('open');
-      source.on('error', (err: unknown) => stream.emit('error', err));
+      source.on('error', (err: unknown) => stream.emit('error', toVerdaccioError(err, `tarball ${fileName}`)));
       source.pipe(stream);
-    })().catch((err: unknown) => stream.emit('error', err));
+    })().catch((err: unknown) => stream.emit('error', toVerdaccioError(err, `tarball ${fileName}`)));
     return stream;
   }
 }
@@ -211,9 +211,10 @@ async function* hashing(source: AsyncIterable<unknown>, hash: ReturnType<typeof 
   }
 }
 
-function settle(work: () => Promise<unknown>, callback: CallbackAction): void {
+/** Runs `work` for Verdaccio's callback; errors about a tarball's bytes (`what`) become Verdaccio's. */
+function settle(work: () => Promise<unknown>, callback: CallbackAction, what?: string): void {
   work().then(
     () => callback(null),
-    (err: unknown) => callback(err),
+    (err: unknown) => callback(what === undefined ? err : toVerdaccioError(err, what)),
   );
 }

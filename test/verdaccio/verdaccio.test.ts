@@ -10,7 +10,9 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { request } from 'undici';
 import { freePort } from '../../src/core/net.ts';
-import HoldfastStorage, { type HoldfastStoreConfig } from '../../src/verdaccio/index.ts';
+import { ServiceTokenSigner } from '../../src/core/service-token.ts';
+import { HoldClient } from '../../src/driver/hold-client.ts';
+import HoldfastStorage, { NPM_SERVICE, type HoldfastStoreConfig } from '../../src/verdaccio/index.ts';
 import { AUDIENCE, DIDS, ISSUER, startTestHold, type TestHold } from '../support/hold-harness.ts';
 import { pluginOptions } from './plugin-options.ts';
 
@@ -159,6 +161,26 @@ describe('Verdaccio with the Holdfast storage plugin (real Verdaccio, real npm, 
     expect(await blobKeys(), 'the 1.1.0 tarball is gone from the bucket').to.have.length(1);
     const after = await npm(['view', pkgName, 'versions', '--json'], work);
     expect([JSON.parse(after.stdout)].flat()).to.deep.equal(['1.0.0']);
+  });
+
+  it("takes a tarball whose bytes are gone from the hold as a local miss (it looks to its uplinks, as for its own storage), not as the storage failing", async function () {
+    await npm(['publish'], await makePackage('3.0.0', randomBytes(4096)));
+    const url = `${registryUrl}${pkgName}/-/${pkgName}-3.0.0.tgz`;
+    const served = await request(url);
+    expect(served.statusCode).to.equal(200);
+    const digest = `sha256:${createHash('sha256').update(Buffer.from(await served.body.arrayBuffer())).digest('hex')}`;
+    // The plugin's only claim goes behind its back, as a bucket lifecycle rule or an operator might.
+    const plugin = new HoldClient({ url: hold.url, audience: AUDIENCE, signer: new ServiceTokenSigner({ issuer: ISSUER, service: NPM_SERVICE, privateKey: hold.keys.privateKey }) });
+    try {
+      expect((await plugin.release(DIDS.owner, digest)).deleted).to.equal(true);
+    } finally {
+      await plugin.close();
+    }
+    // Verdaccio 6.8 answers a local 404 by fetching the version's dist URL as an uplink: here itself, which it refuses as a loop (508).
+    const missing = await request(url);
+    const body = (await missing.body.json()) as { error: string };
+    expect(body.error, 'the storage failed').to.not.equal('internal server error');
+    expect(body.error).to.match(/uplink/);
   });
 
   it('leaves no multipart upload when a publishing client is killed', async function () {
