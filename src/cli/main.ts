@@ -3,6 +3,7 @@ import { parseArgs } from 'node:util';
 import { createLogger } from '../core/logger.ts';
 import { loadHoldConfig } from '../hold/config.ts';
 import { ConfigError } from '../core/config.ts';
+import { INSTANCE_NAME } from '../core/instance.ts';
 import { hashPassword } from '../registry/auth/users.ts';
 import { loadRegistryConfig } from '../registry/config.ts';
 import { ensureSigningKey } from './keys.ts';
@@ -35,7 +36,7 @@ async function main(argv: string[]): Promise<void> {
       const config = await loadHoldConfig(values.config);
       const hold = await (await loadHold()).create(config, { logger, baseDir: path.dirname(values.config), defaultMetrics: true });
       const address = await hold.listen();
-      logger.info({ address }, 'hold listening');
+      logger.info({ address, instance: INSTANCE_NAME }, 'hold listening');
       onSignal(() => hold.close());
       return;
     }
@@ -43,7 +44,7 @@ async function main(argv: string[]): Promise<void> {
       if (!values.config) throw new UsageError('registry needs --config FILE');
       const registry = await (await loadRegistry()).create(await loadRegistryConfig(values.config), { logger, defaultMetrics: true });
       const address = await registry.listen();
-      logger.info({ address }, 'registry listening');
+      logger.info({ address, instance: INSTANCE_NAME }, 'registry listening');
       onSignal(() => registry.close());
       return;
     }

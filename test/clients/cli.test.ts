@@ -202,9 +202,10 @@ for (const entry of ['src/cli/main.ts', 'bin/holdfast.js'] as const) {
           },
         }),
       );
-      const cli = spawnCli(entry, ['hold', '--config', path.join(work, 'hold.yaml')]);
+      const identity = { service: 'hold', instance: `cli-hold-${entry}` } as const;
+      const cli = spawnCli(entry, ['hold', '--config', path.join(work, 'hold.yaml')], { HOLDFAST_INSTANCE: identity.instance });
       try {
-        await waitForHttp(`http://127.0.0.1:${port}/healthz`, cli.child, { timeoutMs: 30_000, stderr: () => cli.output().stderr });
+        await waitForHttp(`http://127.0.0.1:${port}/healthz`, cli.child, { timeoutMs: 30_000, stderr: () => cli.output().stderr, identity });
         const { stderr } = await cli.stop();
         expect(warnings(stderr)).to.deep.equal([]);
         // The check sees what the process prints: on Node 20 the SDK's own warning is there.

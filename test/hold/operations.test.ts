@@ -1,4 +1,5 @@
 import { expect } from 'chai';
+import { INSTANCE_NAME } from '../../src/core/instance.ts';
 import { Writable } from 'node:stream';
 import pino from 'pino';
 import { request } from 'undici';
@@ -137,7 +138,7 @@ for (const backend of BACKENDS) {
       try {
         await hold.client.startMultipart(DIDS.owner);
         const health = await request(`${hold.url}/healthz`);
-        expect(await health.body.json()).to.deep.equal({ status: 'ok' });
+        expect(await health.body.json()).to.deep.equal({ status: 'ok', service: 'hold', instance: INSTANCE_NAME });
         const metrics = await (await request(`${hold.url}/metrics`)).body.text();
         expect(metrics).to.match(/holdfast_hold_requests_total\{endpoint="\/start-multipart",method="POST",status="200"\} 1/);
         if (backend === 's3') expect(metrics).to.match(/holdfast_hold_storage_call_seconds_count\{operation="CreateMultipartUpload",outcome="ok"\} 1/);

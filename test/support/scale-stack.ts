@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createWriteStream, type WriteStream } from 'node:fs';
 import { mkdtemp, writeFile } from 'node:fs/promises';
@@ -174,7 +175,12 @@ export async function startScaleStack(options: ScaleStackOptions): Promise<Scale
     return instance;
   };
   const spawnInstance = async (instance: Instance) => {
-    const child = spawn(process.execPath, [...cliNodeArgs(SOURCE_CLI), instance.tier, '--config', instance.config], { cwd: dir, env, stdio: ['ignore', 'pipe', 'pipe'] });
+    const identity = { service: instance.tier, instance: `${instance.tier}-${instance.index}-${randomUUID()}` } as const;
+    const child = spawn(process.execPath, [...cliNodeArgs(SOURCE_CLI), instance.tier, '--config', instance.config], {
+      cwd: dir,
+      env: { ...env, HOLDFAST_INSTANCE: identity.instance },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     const record = (chunk: Buffer) => {
       instance.log.write(chunk);
       // JSON log lines only: the AWS SDK's Node version warning is not news.
@@ -184,7 +190,7 @@ export async function startScaleStack(options: ScaleStackOptions): Promise<Scale
     child.stdout?.on('data', record);
     child.stderr?.on('data', record);
     instance.child = child;
-    await waitForHttp(`http://127.0.0.1:${instance.port}/healthz`, child, { timeoutMs: 30_000, intervalMs: 50, stderr: () => instance.tail });
+    await waitForHttp(`http://127.0.0.1:${instance.port}/healthz`, child, { timeoutMs: 30_000, intervalMs: 50, stderr: () => instance.tail, identity });
   };
   const kill = async (instance: Instance) => {
     const child = instance.child;

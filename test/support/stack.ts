@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp, writeFile } from 'node:fs/promises';
 import os from 'node:os';
@@ -127,9 +128,10 @@ export async function startStack(options: StackOptions): Promise<RunningStack> {
   const processes: ChildProcess[] = [];
   let hold: ChildProcess;
   const spawnHold = async () => {
-    hold = spawn(process.execPath, [...cliNodeArgs(cli), 'hold', '--config', path.join(dir, 'hold.yaml')], { env, stdio: ['ignore', 'inherit', 'inherit'] });
+    const identity = { service: 'hold', instance: `hold-${randomUUID()}` } as const;
+    hold = spawn(process.execPath, [...cliNodeArgs(cli), 'hold', '--config', path.join(dir, 'hold.yaml')], { env: { ...env, HOLDFAST_INSTANCE: identity.instance }, stdio: ['ignore', 'inherit', 'inherit'] });
     processes.push(hold);
-    await waitForHttp(`${holdUrl}/healthz`, hold, { timeoutMs: 30_000 });
+    await waitForHttp(`${holdUrl}/healthz`, hold, { timeoutMs: 30_000, identity });
   };
   await spawnHold();
 
@@ -172,10 +174,14 @@ export async function startStack(options: StackOptions): Promise<RunningStack> {
     registries.push(url);
   }
   const spawnRegistry = async (index: number) => {
-    const child = spawn(process.execPath, [...cliNodeArgs(cli), 'registry', '--config', path.join(dir, `registry-${index}.yaml`)], { env, stdio: ['ignore', 'inherit', 'inherit'] });
+    const identity = { service: 'registry', instance: `registry-${index}-${randomUUID()}` } as const;
+    const child = spawn(process.execPath, [...cliNodeArgs(cli), 'registry', '--config', path.join(dir, `registry-${index}.yaml`)], {
+      env: { ...env, HOLDFAST_INSTANCE: identity.instance },
+      stdio: ['ignore', 'inherit', 'inherit'],
+    });
     registryProcesses[index] = child;
     processes.push(child);
-    await waitForHttp(`${registries[index] as string}/healthz`, child, { timeoutMs: 30_000 });
+    await waitForHttp(`${registries[index] as string}/healthz`, child, { timeoutMs: 30_000, identity });
   };
   for (let index = 0; index < instances; index++) await spawnRegistry(index);
 

@@ -3,6 +3,7 @@ import { access, mkdir } from 'node:fs/promises';
 import { constants } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import type { HealthAnswer } from '../../src/core/instance.ts';
 
 /** Where built tools (MinIO, the conformance binary) are cached between runs. */
 export function cacheDir(): string {
@@ -73,15 +74,21 @@ function run(command: string, args: string[], env: NodeJS.ProcessEnv): Promise<v
   });
 }
 
+/** A health check reached another server than the one started (a port handed out twice). */
+export class WrongServerError extends Error {}
+
 /**
  * Polls `url` until a server started as `child` answers: with a 2xx, or with
- * anything at all when `anyStatus`. Fails early if the process exits, and
- * after `timeoutMs`; `stderr` (its recent output) goes into the error.
+ * anything at all when `anyStatus`. With `identity`, the answer must be that
+ * service and instance's health check, and any other server's fails at once.
+ * Fails early if the process exits, and after `timeoutMs`; `stderr` (its
+ * recent output) goes into the error.
  */
+
 export async function waitForHttp(
   url: string,
   child: ChildProcess,
-  options: { timeoutMs: number; intervalMs?: number; anyStatus?: boolean; stderr?: () => string },
+  options: { timeoutMs: number; intervalMs?: number; anyStatus?: boolean; stderr?: () => string; identity?: Omit<HealthAnswer, 'status'> },
 ): Promise<void> {
   const output = () => (options.stderr ? `:\n${options.stderr()}` : '');
   const deadline = Date.now() + options.timeoutMs;
@@ -89,9 +96,15 @@ export async function waitForHttp(
     if (child.exitCode !== null) throw new Error(`${url}: process exited with ${child.exitCode}${output()}`);
     try {
       const response = await fetch(url);
+      if (options.identity && response.ok) {
+        const answer = (await response.json()) as Partial<HealthAnswer>;
+        if (answer.service === options.identity.service && answer.instance === options.identity.instance) return;
+        throw new WrongServerError(`${url} is answered by ${answer.service ?? 'a server'} ${answer.instance ?? ''}, not by ${options.identity.service} ${options.identity.instance}: another server has this port${output()}`);
+      }
       await response.body?.cancel();
       if (options.anyStatus || response.ok) return;
-    } catch {
+    } catch (err) {
+      if (err instanceof WrongServerError) throw err;
       // not listening yet
     }
     await new Promise((resolve) => setTimeout(resolve, options.intervalMs ?? 100));

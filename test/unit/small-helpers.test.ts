@@ -1,4 +1,7 @@
 import { expect } from 'chai';
+import { spawn } from 'node:child_process';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { parseDigest } from '../../src/core/digest.ts';
 import { parseByteRange } from '../../src/core/http-range.ts';
 import { missingNodeFlags, NODE_FLAGS } from '../../src/cli/node-flags.ts';
@@ -6,6 +9,7 @@ import { allSettled } from '../../src/core/settled.ts';
 import { freePort } from '../../src/core/net.ts';
 import { assertCompletableParts, assertNonFinalPartSizes, normalizeEtag } from '../../src/hold/multipart-rules.ts';
 import { HoldError } from '../../src/hold/errors.ts';
+import { waitForHttp, WrongServerError } from '../support/tools.ts';
 
 describe('digest parsing', function () {
   it('accepts sha256 and sha512 of the right length only', function () {
@@ -93,5 +97,25 @@ describe('free ports', function () {
     const ports: number[] = [];
     for (let index = 0; index < 300; index++) ports.push(await freePort());
     expect(new Set(ports).size).to.equal(ports.length);
+  });
+});
+
+describe('health checks of the servers the harness starts', function () {
+  it("fail at once when a port is answered by another server's health check", async function () {
+    const other = http.createServer((_request, response) => response.setHeader('content-type', 'application/json').end(JSON.stringify({ status: 'ok', service: 'hold', instance: 'hold-a' })));
+    await new Promise<void>((resolve) => other.listen(0, '127.0.0.1', resolve));
+    const started = spawn(process.execPath, ['-e', 'setTimeout(() => {}, 30000)'], { stdio: 'ignore' });
+    try {
+      const { port } = other.address() as AddressInfo;
+      const startedAt = Date.now();
+      const err = await waitForHttp(`http://127.0.0.1:${port}/healthz`, started, { timeoutMs: 20_000, identity: { service: 'registry', instance: 'registry-0' } }).catch((e: unknown) => e);
+      expect(err).to.be.instanceOf(WrongServerError);
+      expect((err as Error).message).to.include('answered by hold hold-a, not by registry registry-0');
+      expect(Date.now() - startedAt).to.be.below(5_000);
+      await waitForHttp(`http://127.0.0.1:${port}/healthz`, started, { timeoutMs: 5_000, identity: { service: 'hold', instance: 'hold-a' } });
+    } finally {
+      started.kill();
+      other.close();
+    }
   });
 });

@@ -4,6 +4,7 @@ import type { Logger } from 'pino';
 import type { ZodType } from 'zod';
 import { DEFAULT_SERVER_TIMEOUTS, fastifyTimeouts, watchClients, type ServerTimeouts } from '../../core/http-limits.ts';
 import { requestSerializers } from '../../core/logger.ts';
+import { healthAnswer } from '../../core/instance.ts';
 import type { ServiceTokenVerifier } from '../auth/tokens.ts';
 import { HoldError } from '../errors.ts';
 import type { FsBackend } from '../backends/fs.ts';
@@ -51,7 +52,7 @@ export function buildHoldApp(options: HoldAppOptions): FastifyInstance {
     options.metrics.requests.inc({ endpoint, method: request.method, status: String(reply.statusCode) });
   });
 
-  app.get('/healthz', async () => ({ status: 'ok' }));
+  app.get('/healthz', async () => healthAnswer('hold'));
   app.get('/metrics', async (_request, reply) => {
     reply.type(options.metrics.registry.contentType);
     return options.metrics.registry.metrics();

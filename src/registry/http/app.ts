@@ -3,6 +3,7 @@ import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyRepl
 import type { Logger } from 'pino';
 import { fastifyTimeouts, watchClients, type ServerTimeouts } from '../../core/http-limits.ts';
 import { requestSerializers } from '../../core/logger.ts';
+import { healthAnswer } from '../../core/instance.ts';
 import { DriverError } from '../../driver/types.ts';
 import { RegistryError, type OciErrorCode } from '../errors.ts';
 import { isRepositoryName } from '../names.ts';
@@ -91,7 +92,7 @@ export function buildRegistryApp(ctx: RegistryContext, options: RegistryAppOptio
     ctx.metrics.requests.inc({ route, method: request.method, status: String(reply.statusCode) });
   });
 
-  app.get('/healthz', async () => ({ status: 'ok' }));
+  app.get('/healthz', async () => healthAnswer('registry'));
   app.get('/metrics', async (_request, reply) => reply.type(ctx.metrics.registry.contentType).send(await ctx.metrics.registry.metrics()));
   for (const plugin of options.plugins ?? []) plugin(app);
 
