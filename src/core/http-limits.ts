@@ -11,20 +11,19 @@ import { z } from 'zod';
  */
 export const serverTimeoutsSchema = z
   .object({
-    /**
-     * A request body that delivers fewer than `minBodyBytesPerSecond` on
-     * average over this long, while the server is waiting for it, is cut; so
-     * is a response the client stops reading for this long.
-     */
-    idleTimeoutSeconds: z.number().int().min(1).max(3600).default(60),
-    /** See `idleTimeoutSeconds`; 0 cuts only bodies that send nothing at all. */
-    minBodyBytesPerSecond: z.number().int().min(0).default(500),
-    /** The most a whole request (headers and body) may take; 0 (the default) leaves it to the rules above. */
-    requestTimeoutSeconds: z.number().int().min(0).default(0),
-    /** The most the request headers may take to arrive. */
-    headersTimeoutSeconds: z.number().int().min(1).max(300).default(20),
-    /** An idle keep-alive connection is closed after this; keep it above your load balancer's idle timeout. */
-    keepAliveSeconds: z.number().int().min(1).max(3600).default(72),
+    idleTimeoutSeconds: z
+      .number()
+      .int()
+      .min(1)
+      .max(3600)
+      .default(60)
+      .describe(
+        'A request body that delivers less than `minBodyBytesPerSecond` on average over this long, while the server waits for it, is cut; so is a response the client stops reading for this long.',
+      ),
+    minBodyBytesPerSecond: z.number().int().min(0).default(500).describe('See `idleTimeoutSeconds`; 0 cuts only bodies that send nothing at all.'),
+    requestTimeoutSeconds: z.number().int().min(0).default(0).describe('The most a whole request (headers and body) may take; 0 leaves it to the rules above.'),
+    headersTimeoutSeconds: z.number().int().min(1).max(300).default(20).describe('The most the request headers may take to arrive.'),
+    keepAliveSeconds: z.number().int().min(1).max(3600).default(72).describe("An idle keep-alive connection is closed after this; keep it above your load balancer's idle timeout."),
   })
   .strict();
 

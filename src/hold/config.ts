@@ -2,39 +2,38 @@ import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
+import { didSchema } from '../core/did.ts';
 import { ConfigError, applyEnvOverrides, deepFreeze } from '../core/config.ts';
 import { serverTimeoutsSchema } from '../core/http-limits.ts';
 import { MAX_SERVICE_TOKEN_TTL_SECONDS } from '../core/service-token.ts';
 import { PROVIDER_NAMES } from '../protocol/providers.ts';
 import { MAX_SINGLE_COPY_BYTES, MIN_PART_SIZE } from '../protocol/limits.ts';
 
-const did = z.string().regex(/^did:[a-z0-9]+:[A-Za-z0-9._:%-]+$/, 'must be a DID such as did:plc:abc123');
 const MiB = 1024 * 1024;
 
 const s3Schema = z
   .object({
-    provider: z.enum(PROVIDER_NAMES).default('aws'),
-    bucket: z.string().min(3).max(63),
-    region: z.string().min(1).default('us-east-1'),
-    endpoint: z.url().optional(),
-    publicEndpoint: z.url().optional(),
-    forcePathStyle: z.boolean().optional(),
-    accessKeyId: z.string().min(1).optional(),
-    secretAccessKey: z.string().min(1).optional(),
-    sessionToken: z.string().min(1).optional(),
-    prefix: z.string().default(''),
-    copyPartThreshold: z.number().int().min(MIN_PART_SIZE).max(MAX_SINGLE_COPY_BYTES).default(MAX_SINGLE_COPY_BYTES),
-    copyPartSize: z.number().int().min(MIN_PART_SIZE).max(MAX_SINGLE_COPY_BYTES).default(512 * MiB),
-    copyConcurrency: z.number().int().min(1).max(32).default(4),
-    /**
-     * How a commit publishes a blob at its digest: `reference` leaves the
-     * bytes where they were uploaded and writes a reference at the digest
-     * (constant time; needs conditional writes), `copy` copies them there
-     * (time grows with size; the bucket stays in distribution's layout).
-     */
-    publish: z.enum(['reference', 'copy']).default('reference'),
-    requestTimeoutMs: z.number().int().min(1000).default(30_000),
-    longRequestTimeoutMs: z.number().int().min(1000).default(15 * 60_000),
+    provider: z.enum(PROVIDER_NAMES).default('aws').describe("The S3 implementation behind the bucket: its rules for parts and conditional writes (docs/PRESIGNED_URLS.md)."),
+    bucket: z.string().min(3).max(63).describe('The bucket blobs and uploads live in.'),
+    region: z.string().min(1).default('us-east-1').describe("The bucket's region."),
+    endpoint: z.url().optional().describe('The S3 endpoint the hold calls; default: AWS for the region.'),
+    publicEndpoint: z.url().optional().describe('The endpoint presigned URLs name, when clients reach storage at another address than the hold does.'),
+    forcePathStyle: z.boolean().optional().describe("Path-style URLs (`endpoint/bucket/key`); default: on for every provider but AWS."),
+    accessKeyId: z.string().min(1).optional().describe('The access key; with `secretAccessKey`. Default: the AWS SDK\'s credential chain.'),
+    secretAccessKey: z.string().min(1).optional().describe('The secret key; keep it in the environment.'),
+    sessionToken: z.string().min(1).optional().describe('A session token for temporary credentials.'),
+    prefix: z.string().default('').describe('A key prefix, so that several holds can share one bucket.'),
+    copyPartThreshold: z.number().int().min(MIN_PART_SIZE).max(MAX_SINGLE_COPY_BYTES).default(MAX_SINGLE_COPY_BYTES).describe('Objects larger than this are copied part by part (`publish: copy`).'),
+    copyPartSize: z.number().int().min(MIN_PART_SIZE).max(MAX_SINGLE_COPY_BYTES).default(512 * MiB).describe('The part size of a copy part by part.'),
+    copyConcurrency: z.number().int().min(1).max(32).default(4).describe('Parts one copy sends at once.'),
+    publish: z
+      .enum(['reference', 'copy'])
+      .default('reference')
+      .describe(
+        "How a commit publishes a blob at its digest: `reference` leaves the bytes where they were uploaded and writes a reference at the digest (constant time; needs conditional writes); `copy` copies them there (time grows with size; the bucket keeps distribution's layout).",
+      ),
+    requestTimeoutMs: z.number().int().min(1000).default(30_000).describe('Timeout of one call to storage.'),
+    longRequestTimeoutMs: z.number().int().min(1000).default(15 * 60_000).describe('Timeout of a call that takes time by its nature: completing a multipart upload, a copy.'),
   })
   .strict()
   .refine((s3) => (s3.accessKeyId === undefined) === (s3.secretAccessKey === undefined), {
@@ -44,9 +43,9 @@ const s3Schema = z
 
 const fsSchema = z
   .object({
-    root: z.string().min(1).default('./data/hold'),
-    prefix: z.string().default(''),
-    signingSecret: z.string().min(16).optional(),
+    root: z.string().min(1).default('./data/hold').describe('The directory blobs and uploads live in.'),
+    prefix: z.string().default('').describe('A key prefix under `root`.'),
+    signingSecret: z.string().min(16).optional().describe('The HMAC key that signs upload and download URLs; default: random per process, so URLs die with it.'),
   })
   .strict();
 
@@ -56,9 +55,10 @@ const trustedIssuerSchema = z
     issuer: z
       .string()
       .min(1)
-      .refine((issuer) => ![...issuer].some((char) => char.charCodeAt(0) < 0x20 || char.charCodeAt(0) === 0x7f), 'an issuer has no control characters'),
-    publicKey: z.string().min(1).optional(),
-    publicKeyFile: z.string().min(1).optional(),
+      .refine((issuer) => ![...issuer].some((char) => char.charCodeAt(0) < 0x20 || char.charCodeAt(0) === 0x7f), 'an issuer has no control characters')
+      .describe("A registry's identity: the `iss` of its service tokens."),
+    publicKey: z.string().min(1).optional().describe("The PEM public key of the issuer's signing key. Set this or `publicKeyFile`."),
+    publicKeyFile: z.string().min(1).optional().describe('A file holding `publicKey`.'),
   })
   .strict()
   .refine((issuer) => (issuer.publicKey === undefined) !== (issuer.publicKeyFile === undefined), {
@@ -67,32 +67,47 @@ const trustedIssuerSchema = z
 
 export const holdConfigSchema = z
   .object({
-    listen: z.object({ host: z.string().default('127.0.0.1'), port: z.number().int().min(0).max(65535).default(8080) }).strict().default({ host: '127.0.0.1', port: 8080 }),
-    /** The hold's identity: service tokens must name it in `aud`. */
-    identity: z.string().min(1),
-    /** Base URL clients use to reach this hold; the fs backend signs URLs under it. */
-    publicUrl: z.url().optional(),
-    owner: did,
-    crew: z.array(z.object({ did, access: z.enum(['read', 'write']) }).strict()).default([]),
-    publicRead: z.boolean().default(false),
-    trustedIssuers: z.array(trustedIssuerSchema).min(1),
-    tokenMaxLifetimeSeconds: z.number().int().min(1).max(MAX_SERVICE_TOKEN_TTL_SECONDS).default(MAX_SERVICE_TOKEN_TTL_SECONDS),
-    /** How far a registry's clock may differ from the hold's when tokens are checked. */
-    tokenClockSkewSeconds: z.number().int().min(0).max(60).default(5),
-    presignTtlSeconds: z.number().int().min(1).max(900).default(900),
-    uploadTtlSeconds: z.number().int().min(1).default(86_400),
-    janitorIntervalSeconds: z.number().int().min(0).default(3600),
-    /**
-     * How long a blob deletion holds its digest's lease. Pushes of that digest
-     * wait for it; one whose hold process died blocks them this long at most.
-     */
-    deletionLeaseSeconds: z.number().int().min(30).max(3600).default(300),
-    /** Bounds on what one request may hold (docs/SECURITY.md). */
-    limits: z.object({ http: serverTimeoutsSchema.prefault({}) }).strict().prefault({}),
-    storage: z.discriminatedUnion('backend', [
-      z.object({ backend: z.literal('fs'), fs: fsSchema.default({ root: './data/hold', prefix: '' }) }).strict(),
-      z.object({ backend: z.literal('s3'), s3: s3Schema }).strict(),
-    ]),
+    listen: z
+      .object({
+        host: z.string().default('127.0.0.1').describe('The address to listen on; 0.0.0.0 for every interface.'),
+        port: z.number().int().min(0).max(65535).default(8080).describe('The port to listen on; 0 picks a free one.'),
+      })
+      .strict()
+      .default({ host: '127.0.0.1', port: 8080 }),
+    identity: z.string().min(1).describe("The hold's identity: service tokens must name it in `aud` (a registry's `hold.audience`)."),
+    publicUrl: z.url().optional().describe('The URL clients reach this hold at; the fs backend signs its URLs under it. Default: the listen address.'),
+    owner: didSchema.describe('The DID that owns this hold: it may read and write.'),
+    crew: z
+      .array(z.object({ did: didSchema.describe('A crew member.'), access: z.enum(['read', 'write']).describe('What the member may do.') }).strict())
+      .default([])
+      .describe('Other DIDs that may read, or read and write.'),
+    publicRead: z.boolean().default(false).describe('Whether any DID may read (pull) blobs.'),
+    trustedIssuers: z.array(trustedIssuerSchema).min(1).describe('The registries (and Verdaccio plugins) whose service tokens this hold accepts.'),
+    tokenMaxLifetimeSeconds: z
+      .number()
+      .int()
+      .min(1)
+      .max(MAX_SERVICE_TOKEN_TTL_SECONDS)
+      .default(MAX_SERVICE_TOKEN_TTL_SECONDS)
+      .describe('The longest lifetime (`exp` − `iat`) a service token may claim.'),
+    tokenClockSkewSeconds: z.number().int().min(0).max(60).default(5).describe("How far a registry's clock may differ from the hold's when tokens are checked."),
+    presignTtlSeconds: z.number().int().min(1).max(900).default(900).describe('How long a presigned URL is valid.'),
+    uploadTtlSeconds: z.number().int().min(1).default(86_400).describe('An upload idle this long is aborted by the janitor.'),
+    janitorIntervalSeconds: z.number().int().min(0).default(3600).describe('Seconds between janitor passes (idle uploads, deletions whose hold process died, objects written after their upload ended); 0 turns it off.'),
+    deletionLeaseSeconds: z
+      .number()
+      .int()
+      .min(30)
+      .max(3600)
+      .default(300)
+      .describe("How long a blob deletion holds its digest's lease. Pushes of that digest wait for it; one whose hold process died blocks them this long at most."),
+    limits: z.object({ http: serverTimeoutsSchema.prefault({}) }).strict().prefault({}).describe('Bounds on what one request may hold (docs/SECURITY.md).'),
+    storage: z
+      .discriminatedUnion('backend', [
+        z.object({ backend: z.literal('fs'), fs: fsSchema.default({ root: './data/hold', prefix: '' }) }).strict(),
+        z.object({ backend: z.literal('s3'), s3: s3Schema }).strict(),
+      ])
+      .describe('`fs`: a local directory (the embedded default); `s3`: an S3 bucket.'),
   })
   .strict();
 

@@ -2,114 +2,113 @@ import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
+import { didSchema } from '../core/did.ts';
 import { ConfigError, applyEnvOverrides, deepFreeze } from '../core/config.ts';
 import { serverTimeoutsSchema } from '../core/http-limits.ts';
 
-const did = z.string().regex(/^did:[a-z0-9]+:[A-Za-z0-9._:%-]+$/, 'must be a DID such as did:plc:abc123');
 
 export const registryConfigSchema = z
   .object({
-    listen: z.object({ host: z.string().default('127.0.0.1'), port: z.number().int().min(0).max(65535).default(5000) }).strict().default({ host: '127.0.0.1', port: 5000 }),
-    /** The URL clients use; the token realm is built from it. */
-    publicUrl: z.url().optional(),
-    storage: z
+    listen: z
       .object({
-        /** `hold` (built in) or a module specifier whose default export is `(options, context) → driver`. */
-        module: z.string().min(1).default('hold'),
-        options: z.record(z.string(), z.unknown()).default({}),
-      })
-      .strict(),
-    blobs: z.object({ delivery: z.enum(['redirect', 'proxy']).default('redirect') }).strict().default({ delivery: 'redirect' }),
-    /** Online garbage collection; off unless `did` (a DID with write access at the hold) is set. */
-    gc: z
-      .object({
-        did: did.optional(),
-        graceSeconds: z.number().int().min(0).default(86_400),
-        /** Seconds between passes inside the registry; 0 runs passes only from `holdfast gc`. */
-        intervalSeconds: z.number().int().min(0).default(3600),
-        /**
-         * A blob deletion (GC's release at the hold) still unfinished after
-         * this long is taken to be abandoned, and another pass takes it over.
-         * Keep it well above the longest a release can take.
-         */
-        deletingTimeoutSeconds: z.number().int().min(60).default(600),
+        host: z.string().default('127.0.0.1').describe('The address to listen on; 0.0.0.0 for every interface.'),
+        port: z.number().int().min(0).max(65535).default(5000).describe('The port to listen on; 0 picks a free one.'),
       })
       .strict()
-      .prefault({}),
-    metadata: z.discriminatedUnion('kind', [
-      z.object({ kind: z.literal('sqlite'), path: z.string().min(1).default('./data/registry.db') }).strict(),
-      z.object({ kind: z.literal('postgres'), url: z.string().min(1), maxConnections: z.number().int().min(1).max(200).default(10) }).strict(),
-    ]),
-    auth: z.discriminatedUnion('mode', [
-      z
-        .object({
-          /** No authentication; only allowed on a loopback address. */
-          mode: z.literal('none'),
-          did,
-        })
-        .strict(),
-      z
-        .object({
-          mode: z.literal('token'),
-          /** The `service` in challenges and the `aud` of registry tokens. */
-          service: z.string().min(1).default('holdfast'),
-          issuer: z.string().min(1).default('holdfast-registry'),
-          signingKey: z.string().min(1).optional(),
-          signingKeyFile: z.string().min(1).optional(),
-          usersFile: z.string().min(1),
-          tokenTtlSeconds: z.number().int().min(30).max(3600).default(300),
-          anonymousPull: z.boolean().default(true),
-          /** The DID presented to the hold for anonymous pulls. */
-          anonymousDid: did,
-          login: z
-            .object({
-              /** Failed logins per client address within `windowSeconds`, then 429 until the window moves on. */
-              failuresPerAddress: z.number().int().min(1).default(10),
-              /** Failed logins per user name within `windowSeconds`; a user's cached correct password still works. */
-              failuresPerUser: z.number().int().min(1).default(10),
-              windowSeconds: z.number().int().min(1).default(300),
-              /** Password checks one client address may have running or queued at once. */
-              concurrentPerAddress: z.number().int().min(1).default(8),
-              /** Password checks queued for the hashing threads at once; past this, 429. */
-              maxQueued: z.number().int().min(1).default(64),
-              /** Threads that run bcrypt, off the event loop. */
-              threads: z.number().int().min(1).max(16).default(1),
-            })
-            .strict()
-            .prefault({}),
-        })
-        .strict(),
-    ]),
-    /**
-     * Take the client address from `X-Forwarded-For` when the connection comes
-     * from these proxies (addresses or CIDRs). Off by default, and never
-     * "any": a client could then name any address.
-     */
-    trustProxy: z.union([z.literal(false), z.array(z.string().min(1)).min(1)]).default(false),
-    /** Bounds on what one request or one account may hold (docs/SECURITY.md). */
+      .default({ host: '127.0.0.1', port: 5000 }),
+    publicUrl: z.url().optional().describe('The URL clients reach the registry at; the token realm (`/auth/token`) is built from it. Default: the listen address.'),
+    storage: z
+      .object({
+        module: z.string().min(1).default('hold').describe('`hold` (the built-in driver), or a module specifier whose default export is `(options, { logger }) → driver`.'),
+        options: z.record(z.string(), z.unknown()).default({}).describe("The driver's options; for `hold`, the storage driver table below."),
+      })
+      .strict(),
+    blobs: z
+      .object({
+        delivery: z.enum(['redirect', 'proxy']).default('redirect').describe('`redirect`: a blob GET answers 307 to a presigned storage URL; `proxy`: the registry streams the bytes itself.'),
+      })
+      .strict()
+      .default({ delivery: 'redirect' }),
+    gc: z
+      .object({
+        did: didSchema.optional().describe('The DID garbage collection acts as at the hold (it needs write access there). Collection is off while unset.'),
+        graceSeconds: z.number().int().min(0).default(86_400).describe('A blob unreferenced for this long is deleted; younger ones may belong to a push under way.'),
+        intervalSeconds: z.number().int().min(0).default(3600).describe('Seconds between passes inside the registry; 0 runs passes only from `holdfast gc`.'),
+        deletingTimeoutSeconds: z
+          .number()
+          .int()
+          .min(60)
+          .default(600)
+          .describe('A blob deletion still unfinished after this long is taken to be abandoned, and another pass takes it over. Keep it well above the longest a release can take (docs/GC.md).'),
+      })
+      .strict()
+      .prefault({})
+      .describe('Online garbage collection (docs/GC.md).'),
+    metadata: z
+      .discriminatedUnion('kind', [
+        z.object({ kind: z.literal('sqlite'), path: z.string().min(1).default('./data/registry.db').describe('The database file (WAL mode).') }).strict(),
+        z
+          .object({
+            kind: z.literal('postgres'),
+            url: z.string().min(1).describe('A `postgres://` connection URL; keep its password in the environment.'),
+            maxConnections: z.number().int().min(1).max(200).default(10).describe("Connections this instance's pool opens at most."),
+          })
+          .strict(),
+      ])
+      .describe('Where tags, manifests, blob links and uploads are recorded: `sqlite` for one instance, `postgres` for several.'),
+    auth: z
+      .discriminatedUnion('mode', [
+        z.object({ mode: z.literal('none'), did: didSchema.describe('The DID every request acts as.') }).strict(),
+        z
+          .object({
+            mode: z.literal('token'),
+            service: z.string().min(1).default('holdfast').describe('The `service` of challenges and the `aud` of registry tokens.'),
+            issuer: z.string().min(1).default('holdfast-registry').describe('The `iss` of registry tokens.'),
+            signingKey: z.string().min(1).optional().describe('The PEM (PKCS#8, Ed25519 or P-256) that signs client tokens. Set this or `signingKeyFile`.'),
+            signingKeyFile: z.string().min(1).optional().describe('A file holding `signingKey`.'),
+            usersFile: z.string().min(1).describe('The users file (its table is below).'),
+            tokenTtlSeconds: z.number().int().min(30).max(3600).default(300).describe('How long a client token lives.'),
+            anonymousPull: z.boolean().default(true).describe('Whether a client without credentials may pull.'),
+            anonymousDid: didSchema.describe('The DID presented to the hold for anonymous pulls.'),
+            login: z
+              .object({
+                failuresPerAddress: z.number().int().min(1).default(10).describe('Failed logins per client address within `windowSeconds`; then 429 until the window moves on.'),
+                failuresPerUser: z.number().int().min(1).default(10).describe("Failed logins per user name within `windowSeconds`; the user's cached correct password still works."),
+                windowSeconds: z.number().int().min(1).default(300).describe('The window the two counts above run over.'),
+                concurrentPerAddress: z.number().int().min(1).default(8).describe('Password checks one client address may have running or queued at once.'),
+                maxQueued: z.number().int().min(1).default(64).describe('Password checks queued for the hashing threads at once; past this, 429.'),
+                threads: z.number().int().min(1).max(16).default(1).describe('Threads that run bcrypt, off the event loop.'),
+              })
+              .strict()
+              .prefault({}),
+          })
+          .strict(),
+      ])
+      .describe('`token`: Docker token auth against the users file; `none`: no authentication, only on a loopback address.'),
+    trustProxy: z
+      .union([z.literal(false), z.array(z.string().min(1)).min(1)])
+      .default(false)
+      .describe('Take the client address from `X-Forwarded-For` when the connection comes from these proxies (addresses or CIDRs). Never "any": a client could then name any address.'),
     limits: z
       .object({
         http: serverTimeoutsSchema.prefault({}),
-        /** Upload sessions one DID may have open (created within `uploadWindowSeconds`); past this, 429. */
-        maxOpenUploadsPerDid: z.number().int().min(1).default(100),
-        /** Sessions older than this no longer count (the hold expires them after its `uploadTtlSeconds`). */
-        uploadWindowSeconds: z.number().int().min(60).default(86_400),
-        /** Tags one repository may have; a manifest PUT that would add one more is refused. */
-        maxTagsPerRepository: z.number().int().min(1).default(100_000),
-        /** Tag and catalog pages: the size without `?n=`, and the most `?n=` may ask for. */
-        defaultPageSize: z.number().int().min(1).default(1000),
-        maxPageSize: z.number().int().min(1).default(10_000),
-        /**
-         * One request at a time writes an upload, across every instance: it
-         * holds the upload this long, renewed while it works. A registry that
-         * dies mid-request keeps the upload from other requests this long.
-         */
-        uploadLeaseSeconds: z.number().int().min(1).max(600).default(15),
-        /** How long a request waits for another request writing the same upload; then 429. */
-        uploadWaitSeconds: z.number().int().min(0).max(600).default(30),
+        maxOpenUploadsPerDid: z.number().int().min(1).default(100).describe('Upload sessions one DID may have open (created within `uploadWindowSeconds`); past this, 429.'),
+        uploadWindowSeconds: z.number().int().min(60).default(86_400).describe("Sessions older than this no longer count (the hold expires them after its `uploadTtlSeconds`)."),
+        maxTagsPerRepository: z.number().int().min(1).default(100_000).describe('Tags one repository may have; a manifest PUT that would add one more is refused.'),
+        defaultPageSize: z.number().int().min(1).default(1000).describe('Tag and catalog pages without `?n=`.'),
+        maxPageSize: z.number().int().min(1).default(10_000).describe('The most `?n=` may ask for.'),
+        uploadLeaseSeconds: z
+          .number()
+          .int()
+          .min(1)
+          .max(600)
+          .default(15)
+          .describe('One request at a time writes an upload, across every instance: it holds the upload this long, renewed while it works. A registry that dies mid-request keeps the upload from others this long.'),
+        uploadWaitSeconds: z.number().int().min(0).max(600).default(30).describe('How long a request waits for another request writing the same upload; then 429.'),
       })
       .strict()
-      .prefault({}),
+      .prefault({})
+      .describe('Bounds on what one request or one account may hold (docs/SECURITY.md).'),
   })
   .strict();
 

@@ -1,5 +1,6 @@
 import path from 'node:path';
 import { z } from 'zod';
+import { didSchema } from '../core/did.ts';
 import { ConfigError, deepFreeze } from '../core/config.ts';
 
 /**
@@ -11,24 +12,32 @@ import { ConfigError, deepFreeze } from '../core/config.ts';
  *       metadata: { kind: sqlite, path: ./storage/holdfast.db }
  *       driver: { hold: { url, audience }, issuer, privateKeyFile, provider, … }
  */
-const schema = z
+export const pluginConfigSchema = z
   .object({
-    did: z.string().regex(/^did:[a-z0-9]+:[A-Za-z0-9._:%-]+$/, 'must be a DID'),
-    metadata: z.discriminatedUnion('kind', [
-      z.object({ kind: z.literal('sqlite'), path: z.string().min(1) }).strict(),
-      z.object({ kind: z.literal('postgres'), url: z.string().min(1), maxConnections: z.number().int().min(1).optional() }).strict(),
-    ]),
-    driver: z.record(z.string(), z.unknown()),
+    did: didSchema.describe('The DID Verdaccio acts as at the hold: its owner or a crew member with write access.'),
+    metadata: z
+      .discriminatedUnion('kind', [
+        z.object({ kind: z.literal('sqlite'), path: z.string().min(1).describe('The database file.') }).strict(),
+        z
+          .object({
+            kind: z.literal('postgres'),
+            url: z.string().min(1).describe('A `postgres://` connection URL.'),
+            maxConnections: z.number().int().min(1).optional().describe("Connections the plugin's pool opens at most; default: 10."),
+          })
+          .strict(),
+      ])
+      .describe('Where package documents, the package list, the secret and tokens live; one database may serve several Verdaccio instances.'),
+    driver: z.record(z.string(), z.unknown()).describe('The storage driver table above; the plugin sets `service: npm` unless it is given.'),
   })
   .strict();
 
 /** The `store.holdfast` block as written in Verdaccio's config.yaml. */
-export type HoldfastStoreConfig = z.input<typeof schema>;
-export type VerdaccioPluginConfig = Readonly<z.output<typeof schema>>;
+export type HoldfastStoreConfig = z.input<typeof pluginConfigSchema>;
+export type VerdaccioPluginConfig = Readonly<z.output<typeof pluginConfigSchema>>;
 
 /** Validates without mutating; relative paths are relative to Verdaccio's config file. */
 export function parsePluginConfig(input: unknown, configDir: string): VerdaccioPluginConfig {
-  const result = schema.safeParse(stripVerdaccioKeys(input));
+  const result = pluginConfigSchema.safeParse(stripVerdaccioKeys(input));
   if (!result.success) {
     throw ConfigError.fromZod('store.holdfast', result.error.issues);
   }

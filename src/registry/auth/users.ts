@@ -4,6 +4,7 @@ import bcrypt from 'bcryptjs';
 import { LRUCache } from 'lru-cache';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
+import { didSchema } from '../../core/did.ts';
 import { ConfigError } from '../../core/config.ts';
 import { LoginThrottle, type LoginLimits } from './login-throttle.ts';
 import { PasswordPool } from './password-pool.ts';
@@ -19,18 +20,21 @@ export interface User {
   handle: string;
 }
 
-const usersFileSchema = z
+export const usersFileSchema = z
   .object({
     users: z.array(
       z
         .object({
-          username: z.string().min(1).max(MAX_USERNAME_LENGTH),
-          passwordHash: z.string().regex(/^\$2[aby]\$\d{2}\$.{53}$/, 'must be a bcrypt hash'),
-          did: z.string().regex(/^did:[a-z0-9]+:[A-Za-z0-9._:%-]+$/),
-          handle: z.string().regex(/^[a-z0-9]+(?:[._-][a-z0-9]+)*$/, 'must be a lower-case repository name component'),
+          username: z.string().min(1).max(MAX_USERNAME_LENGTH).describe('The name to log in with.'),
+          passwordHash: z.string().regex(/^\$2[aby]\$\d{2}\$.{53}$/, 'must be a bcrypt hash').describe('A bcrypt hash of the password (`holdfast hash-password`).'),
+          did: didSchema.describe('The DID the user acts as at the hold.'),
+          handle: z
+            .string()
+            .regex(/^[a-z0-9]+(?:[._-][a-z0-9]+)*$/, 'must be a lower-case repository name component')
+            .describe('Repositories under `<handle>/` are the user\'s to push to.'),
         })
         .strict(),
-    ),
+    ).describe('One entry per user.'),
   })
   .strict();
 
