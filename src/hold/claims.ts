@@ -1,6 +1,7 @@
 import { HoldError } from './errors.ts';
 import { mappingStorageErrors } from './storage-errors.ts';
 import { requireContentDigest, type HoldContext } from './context.ts';
+import type { HoldInput, HoldResponse } from '../protocol/hold-api.ts';
 
 /** Registries' claims on published blobs, and the blobs' existence (see `BlobLifecycle`). */
 export class Claims {
@@ -11,7 +12,7 @@ export class Claims {
   }
 
   /** Records that the calling registry references an existing blob (e.g. one it adopted from a bucket). */
-  async claim(did: string, input: { digest: string }, issuer = ''): Promise<{ digest: string; size: number }> {
+  async claim(did: string, input: HoldInput<'claim'>, issuer = ''): Promise<HoldResponse<'claim'>> {
     this.#ctx.authorize(did, 'write');
     const digest = requireContentDigest(input.digest);
     const key = this.#ctx.key({ kind: 'blob', digest });
@@ -34,7 +35,7 @@ export class Claims {
    * when no registry's claim remains, so a hold shared by several registries
    * keeps a blob any of them still uses.
    */
-  async release(did: string, input: { digest: string }, issuer = ''): Promise<{ deleted: boolean; remaining_claims: number }> {
+  async release(did: string, input: HoldInput<'release'>, issuer = ''): Promise<HoldResponse<'release'>> {
     this.#ctx.authorize(did, 'write');
     const digest = requireContentDigest(input.digest);
     return mappingStorageErrors(async () => {
@@ -47,7 +48,7 @@ export class Claims {
     });
   }
 
-  async stat(did: string, input: { digest: string }): Promise<{ digest: string; size: number }> {
+  async stat(did: string, input: HoldInput<'stat'>): Promise<HoldResponse<'stat'>> {
     this.#ctx.authorize(did, 'read');
     const digest = requireContentDigest(input.digest);
     const object = await mappingStorageErrors(() => this.#ctx.backend.stat(this.#ctx.key({ kind: 'blob', digest })));
@@ -60,7 +61,7 @@ export class Claims {
    * it: on a hold several registries share, a registry may only give up its
    * own claim, never remove bytes another registry still claims.
    */
-  async delete(did: string, input: { digest: string }, issuer = ''): Promise<{ deleted: boolean }> {
+  async delete(did: string, input: HoldInput<'delete'>, issuer = ''): Promise<HoldResponse<'delete'>> {
     return { deleted: (await this.release(did, input, issuer)).deleted };
   }
 }

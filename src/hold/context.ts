@@ -4,7 +4,8 @@ import type { Access, AccessPolicy } from './auth/policy.ts';
 import { HoldError } from './errors.ts';
 import { storageKey } from './keys.ts';
 import { parseUploadName, type UploadName } from '../protocol/upload-names.ts';
-import { UploadSessionStore, isUsable, type StagedSegment, type UploadSession } from './sessions.ts';
+import { UploadSessionStore, isUsable, type UploadSession } from './sessions.ts';
+import type { HoldStagedSegment } from '../protocol/hold-api.ts';
 import { mappingStorageErrors } from './storage-errors.ts';
 import { BlobLifecycle } from './blob-lifecycle.ts';
 import type { ProtocolStep, StepHook } from './protocol-steps.ts';
@@ -66,7 +67,7 @@ export class HoldContext {
   }
 
   /** Where a staged segment's bytes are: its own key (`segment_id`), or the offset's key in records from before segment ids. */
-  stagedKey(upload: UploadName, segment: StagedSegment): string {
+  stagedKey(upload: UploadName, segment: HoldStagedSegment): string {
     return this.key({ kind: 'upload-staged', upload, offset: segment.offset, ...(segment.segment_id !== undefined ? { segment: segment.segment_id } : {}) });
   }
 

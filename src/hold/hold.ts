@@ -89,10 +89,10 @@ export class Hold {
   }
 
   async runJanitor(): Promise<{ purged: number; skipped: number }> {
-    const abandoned = await this.service.finishAbandonedDeletions();
+    const abandoned = await this.service.janitor.finishAbandonedDeletions();
     if (abandoned > 0) this.#logger.warn({ abandoned }, 'janitor finished deletions whose hold process died');
-    const result = await this.service.purgeIdleUploads();
-    const orphans = await this.service.collectOrphans();
+    const result = await this.service.janitor.purgeIdleUploads();
+    const orphans = await this.service.janitor.collectOrphans();
     if (orphans > 0) this.#logger.info({ orphans }, 'janitor deleted objects written after their upload ended');
     this.metrics.uploadsPurged.inc(result.purged);
     if (result.purged > 0) this.#logger.info({ purged: result.purged }, 'janitor aborted idle uploads');

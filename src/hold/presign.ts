@@ -4,18 +4,11 @@ import { HoldError } from './errors.ts';
 import { newSegmentId, parseBlobRef } from './keys.ts';
 import { uploadNameFromUuid } from '../protocol/upload-names.ts';
 import { assertPartNumber } from './multipart-rules.ts';
-import { uploadNameOf, type StagedSegment, type UploadSession } from './sessions.ts';
+import { uploadNameOf, type UploadSession } from './sessions.ts';
 import { mappingStorageErrors } from './storage-errors.ts';
 import { assertCurrentWriter, type HoldContext } from './context.ts';
 import type { Uploads } from './uploads.ts';
-
-export interface PresignedUrlView {
-  url: string;
-  expires_at: string;
-  method: 'PUT' | 'GET' | 'HEAD';
-  upload_name?: string;
-  segment_id?: string;
-}
+import type { HoldInput, HoldPresignedUrl, HoldStagedSegment } from '../protocol/hold-api.ts';
 
 /** The URLs callers move bytes through: parts and staged segments of an upload, single uploads, and blobs. */
 export class Presigner {
@@ -27,7 +20,7 @@ export class Presigner {
     this.#uploads = uploads;
   }
 
-  async partUrl(did: string, input: { digest: string; upload_id: string; part_number: number; writer_epoch?: number }): Promise<PresignedUrlView> {
+  async partUrl(did: string, input: HoldInput<'partPresignedUrl'>): Promise<HoldPresignedUrl> {
     this.#ctx.authorize(did, 'write');
     assertPartNumber(input.part_number);
     const { upload, session } = await this.#ctx.openSession(did, input.digest, input.upload_id, 'multipart', { remembered: true });
@@ -43,7 +36,7 @@ export class Presigner {
    * `/move` then completes and publishes once the caller has verified the bytes. For an
    * upload name with an `offset`: a PUT URL for that staged tail segment.
    */
-  async putUrl(did: string, input: { digest: string; upload_id?: string; offset?: number; writer_epoch?: number }): Promise<PresignedUrlView> {
+  async putUrl(did: string, input: HoldInput<'putPresignedUrl'>): Promise<HoldPresignedUrl> {
     this.#ctx.authorize(did, 'write');
     const ref = requireBlobRef(input.digest);
     return mappingStorageErrors(async () => {
@@ -68,7 +61,7 @@ export class Presigner {
    * A GET (or HEAD) URL for a blob, or for the caller's own upload: its staged
    * segment at `offset`, or its assembled temp data when `offset` is absent.
    */
-  async getUrl(did: string, input: { digest: string; method?: 'GET' | 'HEAD'; upload_id?: string; offset?: number }): Promise<PresignedUrlView> {
+  async getUrl(did: string, input: HoldInput<'getPresignedUrl'>): Promise<HoldPresignedUrl> {
     const ref = requireBlobRef(input.digest);
     const method = input.method ?? 'GET';
     if (ref.kind === 'digest') {
@@ -95,7 +88,7 @@ export class Presigner {
   }
 }
 
-function view(presigned: { url: string; expiresAt: Date; method: 'PUT' | 'GET' | 'HEAD' }): PresignedUrlView {
+function view(presigned: { url: string; expiresAt: Date; method: 'PUT' | 'GET' | 'HEAD' }): HoldPresignedUrl {
   return { url: presigned.url, expires_at: presigned.expiresAt.toISOString(), method: presigned.method };
 }
 
@@ -106,7 +99,7 @@ function requireBlobRef(input: string) {
 }
 
 /** The staged segment the record names at `offset`: only recorded bytes are read back. */
-function recordedSegment(session: UploadSession, offset: number): StagedSegment {
+function recordedSegment(session: UploadSession, offset: number): HoldStagedSegment {
   const segment = session.staged.find((candidate) => candidate.offset === offset);
   if (!segment) throw new HoldError('RANGE_INVALID', `the upload has no staged segment at offset ${offset}`);
   return segment;

@@ -9,18 +9,7 @@ import { forgetUpload } from './discard.ts';
 import { assertCurrentWriter, laterEpoch, requireContentDigest, type HoldContext } from './context.ts';
 import { allSettled } from '../core/settled.ts';
 import type { CompletedPartInput, ObjectInfo } from './backends/types.ts';
-import type { HoldPart } from '../protocol/hold-api.ts';
-
-/** A part a publish completes the upload with (`/move` with `parts`). */
-export type CompletingPart = HoldPart;
-
-export interface MoveInput {
-  from: string;
-  to: string;
-  size?: number;
-  parts?: readonly CompletingPart[];
-  writer_epoch?: number;
-}
+import type { HoldInput, HoldPart, HoldResponse } from '../protocol/hold-api.ts';
 
 /** `/move`: an upload published at its content address. */
 export class Publisher {
@@ -38,7 +27,7 @@ export class Publisher {
    * concurrent `/release` by the same registry either sees it or has already
    * deleted the bytes (and the publish restores them).
    */
-  async move(did: string, input: MoveInput, issuer = ''): Promise<{ digest: string; size: number; existed: boolean }> {
+  async move(did: string, input: HoldInput<'move'>, issuer = ''): Promise<HoldResponse<'move'>> {
     this.#ctx.authorize(did, 'write');
     const upload = parseUploadName(input.from);
     if (!upload) throw new HoldError('DIGEST_INVALID', 'from must be an upload name this hold issued');
@@ -67,7 +56,7 @@ export class Publisher {
     did: string,
     upload: UploadName,
     digest: Digest,
-    input: { size?: number; parts?: readonly CompletingPart[]; writer_epoch?: number },
+    input: { size?: number; parts?: readonly HoldPart[]; writer_epoch?: number },
     issuer: string,
     remembered: boolean,
   ): Promise<{ digest: string; size: number; existed: boolean }> {
@@ -152,7 +141,7 @@ export class Publisher {
   }
 
   /** The parts a publish completes the upload from: sizes as recorded, and adding up to `size` when given. */
-  #completionParts(session: UploadSession, parts: readonly CompletingPart[], size: number | undefined): CompletedPartInput[] {
+  #completionParts(session: UploadSession, parts: readonly HoldPart[], size: number | undefined): CompletedPartInput[] {
     const recorded = new Map(session.parts.map((part) => [part.part_number, part.size]));
     for (const part of parts) {
       const known = recorded.get(part.part_number);

@@ -2,6 +2,7 @@ import { storageKey, uploadFromSessionKey, uploadFromUploadKey } from './keys.ts
 import type { UploadName } from '../protocol/upload-names.ts';
 import { LRUCache } from 'lru-cache';
 import { StorageError, type StorageBackend } from './backends/types.ts';
+import type { HoldPart, HoldStagedSegment } from '../protocol/hold-api.ts';
 
 /**
  * The hold's durable record of one upload: who owns it, the provider's
@@ -31,9 +32,9 @@ export interface UploadSession {
   readonly created_at: string;
   readonly updated_at: string;
   /** Uploaded parts, in order, each acknowledged by its ETag. */
-  readonly parts: readonly SessionPart[];
+  readonly parts: readonly HoldPart[];
   /** Durable bytes after the last part, each segment shorter than a part. */
-  readonly staged: readonly StagedSegment[];
+  readonly staged: readonly HoldStagedSegment[];
   /** Bytes in parts plus staged segments: everything durable. */
   readonly size: number;
   readonly completed_size?: number;
@@ -82,19 +83,6 @@ export function completedParts(parts: readonly CompletedPart[]): CompletedPart[]
 /** False for a record whose upload is not there to use: still starting, or being discarded. */
 export function isUsable(session: UploadSession): boolean {
   return session.state !== 'starting' && session.purging_at === undefined;
-}
-
-export interface SessionPart {
-  readonly part_number: number;
-  readonly etag: string;
-  readonly size: number;
-}
-
-export interface StagedSegment {
-  readonly offset: number;
-  readonly size: number;
-  /** The object's own name; absent in records from before segment ids. */
-  readonly segment_id?: string;
 }
 
 export interface SessionRead {

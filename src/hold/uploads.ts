@@ -4,58 +4,13 @@ import { HoldError } from './errors.ts';
 import { uploadNameFromUuid, type UploadName } from '../protocol/upload-names.ts';
 import { assertCompletableParts, assertNonFinalPartSizes, assertPartNumber, normalizeEtag } from './multipart-rules.ts';
 import { samePartList } from '../protocol/parts.ts';
-import { completedParts, uploadNameOf, type SessionPart, type StagedSegment, type UploadSession } from './sessions.ts';
+import { completedParts, uploadNameOf, type UploadSession } from './sessions.ts';
 import { mappingStorageErrors } from './storage-errors.ts';
 import { discardUpload } from './discard.ts';
 import { assertCurrentWriter, laterEpoch, requireContentDigest, type HoldContext } from './context.ts';
 import { StorageError } from './backends/types.ts';
 import { MAX_PART_NUMBER, MIN_PART_SIZE } from '../protocol/limits.ts';
-import type { HoldPartUrl } from '../protocol/hold-api.ts';
-
-export interface UploadView {
-  upload_name: string;
-  upload_id: string;
-  state: UploadSession['state'];
-  created_at: string;
-  updated_at: string;
-  expires_at: string;
-  size: number;
-  /** Set once the multipart upload is complete: the assembled object's size. */
-  completed_size?: number;
-  parts: readonly SessionPart[];
-  staged: readonly StagedSegment[];
-  client_state?: Readonly<Record<string, unknown>>;
-  part_urls?: PartUrlView[];
-  writer_epoch?: number;
-  taken_over?: boolean;
-}
-
-export type PartUrlView = HoldPartUrl;
-
-export interface CompleteMultipartInput {
-  digest: string;
-  upload_id: string;
-  parts: readonly { part_number: number; etag: string; size?: number }[];
-  writer_epoch?: number;
-}
-
-export interface UploadProgressInput {
-  digest: string;
-  upload_id: string;
-  base_size: number;
-  parts?: readonly SessionPart[];
-  staged?: readonly StagedSegment[];
-  client_state?: Record<string, unknown>;
-  presign_parts?: number;
-  writer_epoch?: number;
-}
-
-export interface UploadStatusInput {
-  digest: string;
-  upload_id: string;
-  presign_parts?: number;
-  writer_epoch?: number;
-}
+import type { HoldInput, HoldPart, HoldPartUrl, HoldResponse, HoldStagedSegment, HoldUploadView } from '../protocol/hold-api.ts';
 
 /** How many times `/upload-status` reads the record again when it changed while being brought up to date. */
 const STATUS_ATTEMPTS = 3;
@@ -70,10 +25,7 @@ export class Uploads {
     this.#ctx = ctx;
   }
 
-  async start(
-    did: string,
-    input: { digest?: string; client_state?: Record<string, unknown>; presign_parts?: number },
-  ): Promise<{ upload_id: string; upload_name: string; expires_at: string; part_urls?: PartUrlView[] }> {
+  async start(did: string, input: HoldInput<'startMultipart'>): Promise<HoldResponse<'startMultipart'>> {
     this.#ctx.authorize(did, 'write');
     const expected = input.digest === undefined ? undefined : requireContentDigest(input.digest);
     checkClientState(input.client_state);
@@ -88,7 +40,7 @@ export class Uploads {
    * local, so handing them out with an answer the caller needs anyway saves
    * it a `/part-presigned-url` round trip per part.
    */
-  async #partUrls(session: UploadSession, count = 0): Promise<{ part_urls?: PartUrlView[] }> {
+  async #partUrls(session: UploadSession, count = 0): Promise<{ part_urls?: HoldPartUrl[] }> {
     if (count === 0 || session.state !== 'open' || session.kind !== 'multipart') return {};
     const key = this.#ctx.dataKey(uploadNameOf(session), session);
     const first = session.parts.length + 1;
@@ -119,7 +71,7 @@ export class Uploads {
     }
   }
 
-  async complete(did: string, input: CompleteMultipartInput): Promise<{ upload_name: string; size: number }> {
+  async complete(did: string, input: HoldInput<'completeMultipart'>): Promise<HoldResponse<'completeMultipart'>> {
     this.#ctx.authorize(did, 'write');
     assertCompletableParts(input.parts);
     return this.#ctx.updating(input.digest, () => this.#complete(did, input));
@@ -131,7 +83,7 @@ export class Uploads {
    * records before writing a byte) the mark fails and nothing is published
    * from this completion.
    */
-  async #complete(did: string, input: CompleteMultipartInput): Promise<{ upload_name: string; size: number }> {
+  async #complete(did: string, input: HoldInput<'completeMultipart'>): Promise<HoldResponse<'completeMultipart'>> {
     const { upload, session, etag } = await this.#ctx.ownedSession(did, input.digest, input.upload_id);
     if (session.kind !== 'multipart') throw new HoldError('UPLOAD_UNKNOWN', 'this upload is not a multipart upload');
     assertCurrentWriter(session, input.writer_epoch);
@@ -168,7 +120,7 @@ export class Uploads {
    * hold process), and only the janitor, once the upload has been idle for
    * its lifetime, can tell whether the object became the blob's bytes.
    */
-  async abort(did: string, input: { digest: string; upload_id: string; writer_epoch?: number }): Promise<{ aborted: true }> {
+  async abort(did: string, input: HoldInput<'abortMultipart'>): Promise<HoldResponse<'abortMultipart'>> {
     this.#ctx.authorize(did, 'write');
     const { upload, session } = await this.#ctx.ownedSession(did, input.digest, input.upload_id);
     assertCurrentWriter(session, input.writer_epoch);
@@ -184,7 +136,7 @@ export class Uploads {
    * (a registry taking the upload over) is recorded, all in one conditional
    * write. A record that changed meanwhile is read again.
    */
-  async status(did: string, input: UploadStatusInput): Promise<UploadView> {
+  async status(did: string, input: HoldInput<'uploadStatus'>): Promise<HoldResponse<'uploadStatus'>> {
     this.#ctx.authorize(did, 'write');
     return this.#ctx.updating(input.digest, async () => {
       for (let attempt = 1; ; attempt++) {
@@ -249,12 +201,12 @@ export class Uploads {
    * segments that now hold the tail. `base_size` is the size the caller last
    * saw; a mismatch means another writer moved on, and nothing changes.
    */
-  async progress(did: string, input: UploadProgressInput): Promise<UploadView> {
+  async progress(did: string, input: HoldInput<'uploadProgress'>): Promise<HoldResponse<'uploadProgress'>> {
     this.#ctx.authorize(did, 'write');
     return this.#ctx.updating(input.digest, () => this.#ctx.startingOverIfStale((remembered) => this.#recordProgress(did, input, remembered)));
   }
 
-  async #recordProgress(did: string, input: UploadProgressInput, remembered: boolean): Promise<UploadView> {
+  async #recordProgress(did: string, input: HoldInput<'uploadProgress'>, remembered: boolean): Promise<HoldResponse<'uploadProgress'>> {
     const { upload, session, etag } = await this.#ctx.openSession(did, input.digest, input.upload_id, 'multipart', { remembered });
     assertCurrentWriter(session, input.writer_epoch);
     if (input.base_size !== session.size) {
@@ -302,7 +254,7 @@ export class Uploads {
    * name its `segment_id`: only keys the hold handed out count, so nobody
    * can replace a recorded segment.
    */
-  async #named(upload: UploadName, staged: readonly StagedSegment[], recorded: ReadonlySet<string>): Promise<StagedSegment[]> {
+  async #named(upload: UploadName, staged: readonly HoldStagedSegment[], recorded: ReadonlySet<string>): Promise<HoldStagedSegment[]> {
     return Promise.all(
       staged.map(async (segment) => {
         if (segment.segment_id !== undefined || recorded.has(segmentId(segment))) return segment;
@@ -338,7 +290,9 @@ export class Uploads {
     };
   }
 
-  #view(session: UploadSession): UploadView {
+  #view(session: UploadSession): HoldUploadView {
+    // Never reached: a record still starting is not usable, and no call hands one out.
+    if (session.state === 'starting') throw new HoldError('UPLOAD_UNKNOWN');
     return {
       upload_name: session.name,
       upload_id: session.upload_id,
@@ -348,8 +302,8 @@ export class Uploads {
       expires_at: this.#expiresAt(session),
       size: session.size,
       ...(session.completed_size !== undefined ? { completed_size: session.completed_size } : {}),
-      parts: session.parts,
-      staged: session.staged,
+      parts: [...session.parts],
+      staged: [...session.staged],
       ...(session.client_state ? { client_state: session.client_state } : {}),
       ...(session.writer_epoch !== undefined ? { writer_epoch: session.writer_epoch } : {}),
       ...(session.taken_over ? { taken_over: true } : {}),
@@ -368,12 +322,12 @@ function checkClientState(state: Record<string, unknown> | undefined): void {
 }
 
 /** A staged segment's identity: its object, and where it sits. */
-function segmentId(segment: StagedSegment): string {
+function segmentId(segment: HoldStagedSegment): string {
   return `${segment.offset}:${segment.size}:${segment.segment_id ?? ''}`;
 }
 
 /** Recorded parts are all non-final, so each must reach the S3 minimum. */
-function checkRecordedParts(parts: readonly SessionPart[], alreadyRecorded: number): void {
+function checkRecordedParts(parts: readonly HoldPart[], alreadyRecorded: number): void {
   parts.forEach((part, index) => {
     if (part.part_number !== index + 1) {
       throw new HoldError('INVALID_PART', `parts must be recorded in order: expected part ${index + 1}, got ${part.part_number}`);
@@ -387,7 +341,7 @@ function checkRecordedParts(parts: readonly SessionPart[], alreadyRecorded: numb
   });
 }
 
-function checkStagedSegments(staged: readonly StagedSegment[], start: number): void {
+function checkStagedSegments(staged: readonly HoldStagedSegment[], start: number): void {
   let offset = start;
   for (const segment of staged) {
     if (segment.offset !== offset || segment.size < 1) {

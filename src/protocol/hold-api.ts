@@ -172,6 +172,17 @@ export type HoldRequest<K extends HoldEndpointName> = z.output<(typeof HOLD_ENDP
 /** A request body as a client writes it: everything but `did`, which the client adds. */
 export type HoldCall<K extends HoldEndpointName> = Omit<z.input<(typeof HOLD_ENDPOINTS)[K]['request']>, 'did'>;
 export type HoldResponse<K extends HoldEndpointName> = z.output<(typeof HOLD_ENDPOINTS)[K]['response']>;
+/** A request as the hold's handlers take it: validated, without the `did` the route checked against the caller's token. */
+export type HoldInput<K extends HoldEndpointName> = Omit<HoldRequest<K>, 'did'>;
+
+/**
+ * Validates a request body against endpoint `K`'s schema. TypeScript cannot
+ * follow a generic index into `HOLD_ENDPOINTS`, so the one assertion that the
+ * schema of `K` parses to `HoldRequest<K>` is here.
+ */
+export function parseHoldRequest<K extends HoldEndpointName>(endpoint: K, body: unknown): z.ZodSafeParseResult<HoldRequest<K>> {
+  return (HOLD_ENDPOINTS[endpoint].request as z.ZodType).safeParse(body) as z.ZodSafeParseResult<HoldRequest<K>>;
+}
 
 export type HoldPresignedUrl = z.output<typeof presignedUrl>;
 export type HoldUploadView = z.output<typeof uploadView>;

@@ -15,9 +15,18 @@ function section(text: string, heading: string): string[] {
   return lines.slice(start + 1, end === -1 ? undefined : end);
 }
 
+/**
+ * The top-level fields a table cell names: each code span that is a field
+ * (`upload_id`, `writer_epoch?`, `parts[{part_number, etag}]`), not a value
+ * (`GET`, `state: completed`, `uploads/temp-<uuid>`).
+ */
+function fieldsNamed(cell: string): string[] {
+  return [...cell.matchAll(/`([^`]+)`/g)].map((match) => /^([a-z_]+)\??(?:\[\{.*\}\])?$/.exec(match[1] as string)?.[1]).filter((field): field is string => field !== undefined);
+}
+
 describe('the hold protocol contract', function () {
   it('has a route for every endpoint and an endpoint for every route', function () {
-    expect(HOLD_ROUTES.map((route) => route.endpoint).sort()).to.deep.equal(Object.keys(HOLD_ENDPOINTS).sort());
+    expect(Object.keys(HOLD_ROUTES).sort()).to.deep.equal(Object.keys(HOLD_ENDPOINTS).sort());
   });
 
   it('docs/PRESIGNED_URLS.md lists exactly the endpoints of the contract', async function () {
@@ -34,6 +43,28 @@ describe('the hold protocol contract', function () {
       for (const code of codes.matchAll(/`([A-Z_]+)`/g)) documented[code[1] as string] = Number(/\d{3}/.exec(status)?.[0]);
     }
     expect(documented).to.deep.equal(Object.fromEntries(Object.entries(HOLD_ERRORS).map(([code, entry]) => [code, entry.status])));
+  });
+
+  it("docs/PRESIGNED_URLS.md names exactly each endpoint's request and answer fields", async function () {
+    const rows = section(await readFile(DOC, 'utf8'), '## Endpoints').filter((line) => line.startsWith('| `/'));
+    const byPath = new Map(rows.map((row) => row.split('|').map((cell) => cell.trim())).map(([, path = '', body = '', answer = '']) => [path.replaceAll('`', ''), { body, answer }]));
+    const mismatches: string[] = [];
+    for (const endpoint of Object.values(HOLD_ENDPOINTS)) {
+      let row = byPath.get(endpoint.path);
+      // "as `/get-presigned-url`": the same fields as that row.
+      const same = (cell: string | undefined) => /^as `(\/[a-z-]+)`$/.exec(cell ?? '')?.[1];
+      const body = same(row?.body) ? byPath.get(same(row?.body) as string)?.body : row?.body;
+      const answer = same(row?.answer) ? byPath.get(same(row?.answer) as string)?.answer : row?.answer;
+      row = { body: body ?? '', answer: answer ?? '' };
+      const check = (what: string, cell: string, schema: unknown) => {
+        const expected = Object.keys((schema as { shape: Record<string, unknown> }).shape).sort();
+        const named = [...new Set(fieldsNamed(cell))].sort();
+        if (JSON.stringify(named) !== JSON.stringify(expected)) mismatches.push(`${endpoint.path} ${what}: the doc names ${named.join(', ')}; the contract has ${expected.join(', ')}`);
+      };
+      check('body', row.body, endpoint.request);
+      check('answer', row.answer, endpoint.response);
+    }
+    expect(mismatches).to.deep.equal([]);
   });
 
   it('refuses an unknown request field and accepts the seed field names', function () {

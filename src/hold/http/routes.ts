@@ -1,35 +1,29 @@
-import type { HoldEndpointName, HoldRequest } from '../../protocol/hold-api.ts';
+import type { HoldEndpointName, HoldRequest, HoldResponse } from '../../protocol/hold-api.ts';
 import type { HoldService } from '../service.ts';
 
 /**
- * The service call behind each endpoint of the contract in
- * src/protocol/hold-api.ts (paths, bodies, answers; see
- * docs/PRESIGNED_URLS.md).
+ * The flow behind an endpoint of the contract in src/protocol/hold-api.ts
+ * (docs/PRESIGNED_URLS.md): it takes the endpoint's validated request and
+ * answers the endpoint's answer, both types derived from its schemas, so the
+ * compiler checks every answer. `claimant` is whose claims the caller's are:
+ * its token's issuer, and service when named (`claimantOf`).
  */
-export interface HoldRoute<K extends HoldEndpointName = HoldEndpointName> {
-  readonly endpoint: K;
-  /** `issuer` is whose claims the caller's are: its service token's issuer, and service when named (`claimantOf`). */
-  readonly run: (service: HoldService, did: string, body: HoldRequest<K>, issuer: string) => Promise<unknown>;
-}
+export type HoldHandler<K extends HoldEndpointName> = (service: HoldService, did: string, request: HoldRequest<K>, claimant: string) => Promise<HoldResponse<K>>;
 
-function route<K extends HoldEndpointName>(endpoint: K, run: HoldRoute<K>['run']): HoldRoute {
-  return { endpoint, run } as unknown as HoldRoute;
-}
-
-export const HOLD_ROUTES: readonly HoldRoute[] = Object.freeze([
-  route('startMultipart', (s, did, b) => s.startMultipart(did, b)),
-  route('partPresignedUrl', (s, did, b) => s.partPresignedUrl(did, b)),
-  route('completeMultipart', (s, did, b) => s.completeMultipart(did, b)),
-  route('abortMultipart', (s, did, b) => s.abortMultipart(did, b)),
-  route('putPresignedUrl', (s, did, b) => s.putPresignedUrl(did, b)),
-  route('getPresignedUrl', (s, did, b) => s.getPresignedUrl(did, b)),
-  route('headPresignedUrl', (s, did, b) => s.getPresignedUrl(did, { ...b, method: 'HEAD' })),
-  route('move', (s, did, b, issuer) => s.move(did, b, issuer)),
-  route('claim', (s, did, b, issuer) => s.claim(did, b, issuer)),
-  route('release', (s, did, b, issuer) => s.release(did, b, issuer)),
-  route('stat', (s, did, b) => s.stat(did, b)),
-  route('delete', (s, did, b, issuer) => s.delete(did, b, issuer)),
-  route('uploadStatus', (s, did, b) => s.uploadStatus(did, b)),
-  route('uploadProgress', (s, did, b) => s.uploadProgress(did, b)),
-]);
-
+/** One handler per endpoint: an endpoint without one, or one answering another shape, does not compile. */
+export const HOLD_ROUTES: { readonly [K in HoldEndpointName]: HoldHandler<K> } = Object.freeze({
+  startMultipart: (s, did, request) => s.uploads.start(did, request),
+  partPresignedUrl: (s, did, request) => s.presigner.partUrl(did, request),
+  completeMultipart: (s, did, request) => s.uploads.complete(did, request),
+  abortMultipart: (s, did, request) => s.uploads.abort(did, request),
+  putPresignedUrl: (s, did, request) => s.presigner.putUrl(did, request),
+  getPresignedUrl: (s, did, request) => s.presigner.getUrl(did, request),
+  headPresignedUrl: (s, did, request) => s.presigner.getUrl(did, { ...request, method: 'HEAD' }),
+  move: (s, did, request, claimant) => s.publisher.move(did, request, claimant),
+  claim: (s, did, request, claimant) => s.claims.claim(did, request, claimant),
+  release: (s, did, request, claimant) => s.claims.release(did, request, claimant),
+  stat: (s, did, request) => s.claims.stat(did, request),
+  delete: (s, did, request, claimant) => s.claims.delete(did, request, claimant),
+  uploadStatus: (s, did, request) => s.uploads.status(did, request),
+  uploadProgress: (s, did, request) => s.uploads.progress(did, request),
+});

@@ -1,7 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
-import type { ZodType } from 'zod';
 import { DEFAULT_SERVER_TIMEOUTS, fastifyTimeouts, watchClients, type ServerTimeouts } from '../../core/http-limits.ts';
 import { requestSerializers } from '../../core/logger.ts';
 import { healthAnswer } from '../../core/instance.ts';
@@ -12,8 +11,8 @@ import type { HoldMetrics } from '../metrics.ts';
 import type { HoldService } from '../service.ts';
 import { sendHoldError } from './errors.ts';
 import { registerFsRoutes } from './fs-routes.ts';
-import { HOLD_ROUTES } from './routes.ts';
-import { HOLD_ENDPOINTS } from '../../protocol/hold-api.ts';
+import { HOLD_ROUTES, type HoldHandler } from './routes.ts';
+import { HOLD_ENDPOINTS, parseHoldRequest, type HoldEndpointName } from '../../protocol/hold-api.ts';
 
 export interface HoldAppOptions {
   service: HoldService;
@@ -58,17 +57,18 @@ export function buildHoldApp(options: HoldAppOptions): FastifyInstance {
     return options.metrics.registry.metrics();
   });
 
-  for (const definition of HOLD_ROUTES) {
-    const { path, request: schema, acceptsQuery } = HOLD_ENDPOINTS[definition.endpoint] as { path: string; request: ZodType; acceptsQuery?: boolean };
+  const register = <K extends HoldEndpointName>(endpoint: K) => {
+    const { path, acceptsQuery } = HOLD_ENDPOINTS[endpoint] as { path: string; acceptsQuery?: boolean };
+    const handler: HoldHandler<K> = HOLD_ROUTES[endpoint];
     app.post(path, async (request) => {
       const caller = await options.verifier.verify(request.headers.authorization);
       const raw = acceptsQuery ? { ...queryFields(request.query), ...bodyObject(request.body) } : request.body;
-      const parsed = schema.safeParse(raw);
+      const parsed = parseHoldRequest(endpoint, raw);
       if (!parsed.success) throw new HoldError('INVALID_REQUEST', describeIssues(parsed.error.issues));
-      if ((parsed.data as { did: string }).did !== caller.did) {
+      if (parsed.data.did !== caller.did) {
         throw new HoldError('DENIED', 'the body did must equal the service token subject');
       }
-      return definition.run(options.service, caller.did, parsed.data as never, caller.claimant);
+      return handler(options.service, caller.did, parsed.data, caller.claimant);
     });
     app.route({
       method: ['GET', 'PUT', 'DELETE', 'PATCH'],
@@ -77,7 +77,8 @@ export function buildHoldApp(options: HoldAppOptions): FastifyInstance {
         throw new HoldError('METHOD_NOT_ALLOWED', `${path} accepts POST only`);
       },
     });
-  }
+  };
+  for (const endpoint of Object.keys(HOLD_ROUTES) as HoldEndpointName[]) register(endpoint);
 
   if (options.fsBackend) registerFsRoutes(app, options.fsBackend);
   return app;
