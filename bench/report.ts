@@ -120,7 +120,7 @@ export function renderReport(report: BenchReport): string {
         `| ${goal.label} | ${goal.kind === 'ratio' ? ratio(goal.value) : `${figure(goal.value)} ${goal.kind}`} | ${goal.bound === 'max' ? '≤' : '≥'} ${goal.kind === 'ratio' ? ratio(goal.limit) : `${goal.limit} ${goal.kind}`} | ${goal.met ? 'yes' : '**no**'} |`,
     ),
     '',
-    '![Holdfast ratios](benchmarks.png)',
+    '![Holdfast ratios](benchmarks.svg)',
     '',
     GENERATED_END,
   ];

@@ -1,6 +1,6 @@
 /**
  * `npm run bench` runs every benchmark and writes bench/results/latest.json,
- * the generated part of docs/BENCHMARKS.md and docs/benchmarks.png.
+ * the generated part of docs/BENCHMARKS.md and docs/benchmarks.svg.
  * `npm run bench -- --quick` runs small sizes, one round, and writes only
  * bench/results/quick.json. `npm run bench -- --report-only` redraws the doc
  * table and chart from latest.json. Benchmarks report figures; they never
@@ -39,7 +39,7 @@ async function publish(report: BenchReport): Promise<void> {
   const docPath = path.join(root, 'docs', 'BENCHMARKS.md');
   const document = await readFile(docPath, 'utf8').catch(() => '# Benchmarks\n');
   await writeFile(docPath, spliceReport(document, renderReport(report)));
-  await writeFile(path.join(root, 'docs', 'benchmarks.png'), drawRatioChart(report.goals, 'Holdfast vs direct S3 and CNCF distribution'));
+  await writeFile(path.join(root, 'docs', 'benchmarks.svg'), drawRatioChart(report.goals, 'Holdfast vs direct S3 and CNCF distribution'));
 }
 
 if (process.argv.includes('--report-only')) {
