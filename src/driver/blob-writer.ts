@@ -289,8 +289,7 @@ export class HoldBlobWriter implements BlobWriter {
     if (!this.#detached || this.#busy > 0 || this.#parts.inFlight > 0) return;
     if (this.#size !== this.#record.durableSize && !this.#assembled) return;
     this.#parts.abandonStreaming();
-    this.#tail.free({ remember: this.#hash !== undefined });
-    this.#tail.loaded = this.#completed || this.#size === this.#parts.partBytes;
+    this.#tail.letGo({ remember: this.#hash !== undefined, nothingToLoad: this.#completed || this.#size === this.#parts.partBytes });
   }
 
   /** Gives back the part buffer and the idle tail; a failed or finished writer needs neither. */
@@ -319,7 +318,7 @@ export class HoldBlobWriter implements BlobWriter {
 
   #fail(err: unknown): never {
     this.#state = 'failed';
-    this.#parts.failure = err;
+    this.#parts.halt(err);
     // Parts still in flight stop; `close()` waits until they have, so the status a client asks next is final.
     this.#abort.abort(err);
     this.#freeMemory();
@@ -382,7 +381,7 @@ export class HoldBlobWriter implements BlobWriter {
 
   /** After a request: keep a small copy of the tail if the budget allows, free the part buffer. */
   #compactTail(): void {
-    if (!this.#tail.compact({ remember: this.#hash !== undefined })) this.#tail.loaded = this.#size === this.#parts.partBytes;
+    this.#tail.compact({ remember: this.#hash !== undefined });
   }
 
   #finish(state: WriterState): void {

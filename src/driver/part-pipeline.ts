@@ -19,15 +19,15 @@ export class PartPipeline {
   /** Fails the writer: called with `failure` when a part may not be cut. */
   readonly #fail: (err: unknown) => never;
   /** Parts the hold has recorded. */
-  readonly recorded: HoldPart[];
+  readonly #recorded: HoldPart[];
   /** Parts sent but not yet recorded, by part number. */
-  readonly uploaded = new Map<number, HoldPart>();
+  readonly #uploaded = new Map<number, HoldPart>();
   readonly #inFlight = new Map<number, Promise<void>>();
-  nextPart: number;
+  #nextPart: number;
   /** Bytes cut into parts: recorded, uploaded or in flight. */
-  partBytes: number;
+  #partBytes: number;
   /** The first part PUT that failed, or what failed the writer: no part is cut after it. */
-  failure: unknown;
+  #failure: unknown;
   /** The part being sent while its bytes arrive. */
   #streaming: { partNumber: number; body: PassThrough; etag: Promise<string> } | undefined;
   #finalPart: HoldPart | undefined;
@@ -42,13 +42,38 @@ export class PartPipeline {
     this.#signal = parts.signal;
     this.#uploadName = parts.uploadName;
     this.#fail = parts.fail;
-    this.recorded = [...parts.recorded];
-    this.nextPart = parts.recorded.length + 1;
-    this.partBytes = parts.recorded.reduce((sum, part) => sum + part.size, 0);
+    this.#recorded = [...parts.recorded];
+    this.#nextPart = parts.recorded.length + 1;
+    this.#partBytes = parts.recorded.reduce((sum, part) => sum + part.size, 0);
   }
 
   get inFlight(): number {
     return this.#inFlight.size;
+  }
+
+  /** Parts the hold has recorded, in order. */
+  get recorded(): readonly HoldPart[] {
+    return this.#recorded;
+  }
+
+  /** The number the next part cut gets. */
+  get nextPart(): number {
+    return this.#nextPart;
+  }
+
+  /** Bytes cut into parts: recorded, uploaded or in flight. */
+  get partBytes(): number {
+    return this.#partBytes;
+  }
+
+  /** What stopped the pipeline: a part PUT that failed, or the writer's own failure (`halt`). */
+  get failure(): unknown {
+    return this.#failure;
+  }
+
+  /** The writer failed: no part is cut after this. */
+  halt(reason: unknown): void {
+    this.#failure = reason;
   }
 
   /**
@@ -62,7 +87,7 @@ export class PartPipeline {
     const fill = this.#tail.fill;
     if (this.#streaming) return;
     if (remaining < buffer.length - fill || this.#inFlight.size >= this.#ctx.maxPartsInFlight) return;
-    const partNumber = this.nextPart;
+    const partNumber = this.#nextPart;
     const url = this.#urls.take(partNumber);
     if (!url) return;
     const body = new PassThrough();
@@ -86,14 +111,14 @@ export class PartPipeline {
 
   /** Asks for the URL of the part being filled early (see `PartUrls.prefetch`). */
   prefetchPartUrl(): void {
-    this.#urls.prefetch(this.nextPart, this.#streaming?.partNumber);
+    this.#urls.prefetch(this.#nextPart, this.#streaming?.partNumber);
   }
 
   /** Sends the part buffer's first `length` bytes as the next part. */
   async cut(length = this.#tail.fill): Promise<void> {
     const whole = length === (this.#tail.buffer as Buffer).length;
     // A streamed PUT gets its end at once, before any wait: S3 is reading it.
-    const streaming = whole && this.#streaming?.partNumber === this.nextPart ? this.#streaming : undefined;
+    const streaming = whole && this.#streaming?.partNumber === this.#nextPart ? this.#streaming : undefined;
     if (streaming) {
       this.#streaming = undefined;
       streaming.body.end();
@@ -101,21 +126,21 @@ export class PartPipeline {
       this.abandonStreaming();
     }
     while (this.#inFlight.size >= this.#ctx.maxPartsInFlight) await Promise.race(this.#inFlight.values());
-    if (this.failure) {
+    if (this.#failure) {
       if (streaming) this.#tail.releaseWhenSent(streaming.etag);
-      this.#fail(this.failure);
+      this.#fail(this.#failure);
     }
     const buffer = this.#tail.take();
     const body = whole ? buffer : buffer.subarray(0, length);
-    const partNumber = this.nextPart++;
-    this.partBytes += body.length;
+    const partNumber = this.#nextPart++;
+    this.#partBytes += body.length;
     const task = (streaming ? streaming.etag.catch(() => this.putPart(partNumber, body)) : this.putPart(partNumber, body))
       .then(async (etag) => {
         await this.#ctx.step('part-sent', this.#uploadName);
-        this.uploaded.set(partNumber, { part_number: partNumber, etag, size: body.length });
+        this.#uploaded.set(partNumber, { part_number: partNumber, etag, size: body.length });
       })
       .catch((err: unknown) => {
-        this.failure ??= err;
+        this.#failure ??= err;
       })
       .finally(() => {
         this.#ctx.budget.recycle(buffer, this.#ctx.did);
@@ -142,25 +167,25 @@ export class PartPipeline {
 
   /** The parts sent since the hold last recorded any, in order. */
   unrecorded(): HoldPart[] {
-    return [...this.uploaded.values()].sort((a, b) => a.part_number - b.part_number);
+    return [...this.#uploaded.values()].sort((a, b) => a.part_number - b.part_number);
   }
 
   /** The hold recorded `parts` (this upload's `unrecorded()`). */
   markRecorded(parts: readonly HoldPart[]): void {
-    this.recorded.push(...parts);
-    this.uploaded.clear();
+    this.#recorded.push(...parts);
+    this.#uploaded.clear();
   }
 
   /** The last part (`tail`, possibly empty), then every part in order. */
   async finish(tail: Buffer): Promise<HoldPart[]> {
-    const anyPart = this.recorded.length + this.uploaded.size > 0;
+    const anyPart = this.#recorded.length + this.#uploaded.size > 0;
     if (!this.#finalPart && (tail.length > 0 || !anyPart)) {
-      const partNumber = this.nextPart++;
+      const partNumber = this.#nextPart++;
       const etag = await this.putPart(partNumber, tail);
       await this.#ctx.step('part-sent', this.#uploadName);
       this.#finalPart = { part_number: partNumber, etag, size: tail.length };
     }
-    const parts = [...this.recorded, ...this.uploaded.values()];
+    const parts = [...this.#recorded, ...this.#uploaded.values()];
     if (this.#finalPart) parts.push(this.#finalPart);
     return parts.sort((a, b) => a.part_number - b.part_number);
   }
@@ -171,19 +196,19 @@ export class PartPipeline {
    */
   async sendFinal(tail: Buffer): Promise<void> {
     // A tail as long as a whole part would look like one to /upload-status (where part sizes double).
-    if (this.#finalPart || tail.length === 0 || [...this.recorded, ...this.uploaded.values()].some((part) => part.size === tail.length)) return;
-    const partNumber = this.nextPart++;
+    if (this.#finalPart || tail.length === 0 || [...this.#recorded, ...this.#uploaded.values()].some((part) => part.size === tail.length)) return;
+    const partNumber = this.#nextPart++;
     try {
       this.#finalPart = { part_number: partNumber, etag: await this.putPart(partNumber, tail), size: tail.length };
     } catch {
-      if (this.nextPart === partNumber + 1) this.nextPart = partNumber;
+      if (this.#nextPart === partNumber + 1) this.#nextPart = partNumber;
     }
   }
 
   /** New bytes (or a failed commit): the final part is no longer final. */
   reopen(): void {
     if (!this.#finalPart) return;
-    this.nextPart = this.#finalPart.part_number;
+    this.#nextPart = this.#finalPart.part_number;
     this.#finalPart = undefined;
   }
 }

@@ -17,13 +17,18 @@ export class Tail {
   /** An idle tail kept between requests, when the budget had room for it. */
   #compact: Buffer | undefined;
   /** The tail is in memory (or empty); otherwise it is only in the staged segments. */
-  loaded: boolean;
+  #loaded: boolean;
   /** The sha256 and length of the tail that last left memory, when asked to remember it. */
   #left: { digest: string; length: number } | undefined;
 
   constructor(ctx: Pick<WriterContext, 'did' | 'hold' | 'transport' | 'budget' | 'bufferWaitMs'>, loaded: boolean) {
     this.#ctx = ctx;
-    this.loaded = loaded;
+    this.#loaded = loaded;
+  }
+
+  /** The tail is in memory (or empty); otherwise `load` must fetch it from the staged segments first. */
+  get loaded(): boolean {
+    return this.#loaded;
   }
 
   /** The part buffer being filled, if there is one. */
@@ -78,10 +83,11 @@ export class Tail {
 
   /**
    * After a request: keep a small copy of the tail if the budget allows, free
-   * the part buffer. False when the tail's bytes left memory.
+   * the part buffer. A tail that does not fit leaves memory (with `remember`,
+   * its sha256 stays for `load` to check).
    */
-  compact(options: { remember: boolean }): boolean {
-    if (!this.#buffer) return true;
+  compact(options: { remember: boolean }): void {
+    if (!this.#buffer) return;
     const buffer = this.#buffer;
     const tail = buffer.subarray(0, this.#fill);
     this.#buffer = undefined;
@@ -89,8 +95,8 @@ export class Tail {
     const kept = tail.length > 0 && this.#ctx.budget.tryAcquire(tail.length, this.#ctx.did);
     if (kept) this.#compact = Buffer.from(tail);
     else if (options.remember) this.#remember(tail);
+    this.#loaded = kept || tail.length === 0;
     this.#ctx.budget.recycle(buffer, this.#ctx.did);
-    return kept;
   }
 
   /** Gives back the part buffer and the idle tail; with `remember`, keeps the tail's sha256 for `load` to check. */
@@ -106,6 +112,16 @@ export class Tail {
       this.#ctx.budget.releaseIdle(this.#compact.length, this.#ctx.did);
       this.#compact = undefined;
     }
+  }
+
+  /**
+   * The writer goes idle and its memory goes back to the budget: the tail
+   * must be fetched again before the next write, unless `nothingToLoad` (no
+   * bytes after the parts, or an upload that takes no more).
+   */
+  letGo(options: { remember: boolean; nothingToLoad: boolean }): void {
+    this.free(options);
+    this.#loaded = options.nothingToLoad;
   }
 
   #remember(tail: Uint8Array): void {
@@ -141,7 +157,7 @@ export class Tail {
       throw err;
     }
     this.#fill = at.size - at.partBytes;
-    this.loaded = true;
+    this.#loaded = true;
     const left = this.#left;
     this.#left = undefined;
     if (!left) return true;
