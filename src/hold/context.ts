@@ -4,10 +4,10 @@ import type { Access, AccessPolicy } from './auth/policy.ts';
 import { HoldError } from './errors.ts';
 import { storageKey } from './keys.ts';
 import { parseUploadName, type UploadName } from '../protocol/upload-names.ts';
-import { UploadSessionStore, isUsable, type UploadSession } from './sessions.ts';
+import { UploadRecordStore, isUsable, type UploadRecord } from './uploads/records.ts';
 import type { HoldStagedSegment } from '../protocol/hold-api.ts';
 import { mappingStorageErrors } from './storage-errors.ts';
-import { BlobLifecycle } from './blob-lifecycle.ts';
+import { BlobLifecycle } from './publishing/blob-lifecycle.ts';
 import type { ProtocolStep, StepHook } from './protocol-steps.ts';
 import { StorageError, type CompletedPartInput, type StorageBackend } from './backends/types.ts';
 
@@ -35,7 +35,7 @@ export const DEFAULT_DELETION_LEASE_SECONDS = 300;
 export class HoldContext {
   readonly backend: StorageBackend;
   readonly prefix: string;
-  readonly sessions: UploadSessionStore;
+  readonly records: UploadRecordStore;
   readonly blobs: BlobLifecycle;
   readonly presignTtl: number;
   readonly uploadTtlMs: number;
@@ -48,7 +48,7 @@ export class HoldContext {
     this.backend = options.backend;
     this.#policy = options.policy;
     this.prefix = options.prefix;
-    this.sessions = new UploadSessionStore(options.backend, options.prefix);
+    this.records = new UploadRecordStore(options.backend, options.prefix);
     this.presignTtl = options.presignTtlSeconds;
     this.uploadTtlMs = options.uploadTtlSeconds * 1000;
     this.now = options.now ?? (() => new Date());
@@ -71,9 +71,9 @@ export class HoldContext {
     return this.key({ kind: 'upload-staged', upload, offset: segment.offset, ...(segment.segment_id !== undefined ? { segment: segment.segment_id } : {}) });
   }
 
-  /** Where an upload's bytes are: beside its session (version 1) or under objects/ (version 2). */
-  dataKey(upload: UploadName, session: UploadSession): string {
-    return this.key(session.version === 1 ? { kind: 'upload-data', upload } : { kind: 'upload-object', upload });
+  /** Where an upload's bytes are: beside its record (version 1) or under objects/ (version 2). */
+  dataKey(upload: UploadName, record: UploadRecord): string {
+    return this.key(record.version === 1 ? { kind: 'upload-data', upload } : { kind: 'upload-object', upload });
   }
 
   /**
@@ -98,28 +98,28 @@ export class HoldContext {
   }
 
   /**
-   * The caller's session for an upload name; not found and not-yours look the
+   * The caller's record for an upload name; not found and not-yours look the
    * same. `remembered` accepts this process's last copy (see
-   * `UploadSessionStore#read`): for URLs, which do not depend on the upload's
+   * `UploadRecordStore#read`): for URLs, which do not depend on the upload's
    * progress, and for writes that `startingOverIfStale`.
    */
-  async ownedSession(
+  async ownedRecord(
     did: string,
     name: string,
     uploadId: string,
     options: { remembered?: boolean } = {},
-  ): Promise<{ upload: UploadName; session: UploadSession; etag: string }> {
+  ): Promise<{ upload: UploadName; record: UploadRecord; etag: string }> {
     const upload = parseUploadName(name);
     if (!upload) throw new HoldError('DIGEST_INVALID', 'digest must be an upload name this hold issued');
-    const read = await mappingStorageErrors(() => this.sessions.read(upload, options));
-    if (!read || read.session.did !== did || !isUsable(read.session) || read.session.upload_id !== uploadId) throw new HoldError('UPLOAD_UNKNOWN');
-    return { upload, session: read.session, etag: read.etag };
+    const read = await mappingStorageErrors(() => this.records.read(upload, options));
+    if (!read || read.record.did !== did || !isUsable(read.record) || read.record.upload_id !== uploadId) throw new HoldError('UPLOAD_UNKNOWN');
+    return { upload, record: read.record, etag: read.etag };
   }
 
-  async openSession(did: string, name: string, uploadId: string, kind: UploadSession['kind'], options: { remembered?: boolean } = {}) {
-    const owned = await this.ownedSession(did, name, uploadId, options);
-    if (owned.session.kind !== kind) throw new HoldError('UPLOAD_UNKNOWN', `this upload is not a ${kind} upload`);
-    if (owned.session.state !== 'open') throw new HoldError('UPLOAD_STATE_CONFLICT', 'the upload is already complete');
+  async openRecord(did: string, name: string, uploadId: string, kind: UploadRecord['kind'], options: { remembered?: boolean } = {}) {
+    const owned = await this.ownedRecord(did, name, uploadId, options);
+    if (owned.record.kind !== kind) throw new HoldError('UPLOAD_UNKNOWN', `this upload is not a ${kind} upload`);
+    if (owned.record.state !== 'open') throw new HoldError('UPLOAD_STATE_CONFLICT', 'the upload is already complete');
     return owned;
   }
 
@@ -160,16 +160,16 @@ export class HoldContext {
  * takeover with `/upload-status` before writing a byte, so a writer whose
  * hold ran out can never record, complete or publish over its successor.
  */
-export function assertCurrentWriter(session: UploadSession, epoch: number | undefined): void {
-  const recorded = session.writer_epoch ?? 0;
+export function assertCurrentWriter(record: UploadRecord, epoch: number | undefined): void {
+  const recorded = record.writer_epoch ?? 0;
   if ((epoch ?? 0) < recorded) {
     throw new HoldError('UPLOAD_STATE_CONFLICT', `another writer took this upload over (epoch ${recorded}); this call names epoch ${epoch ?? 0}`);
   }
 }
 
 /** The record's `writer_epoch` after a write that named `epoch`. */
-export function laterEpoch(session: UploadSession, epoch: number | undefined): { writer_epoch?: number } {
-  const latest = Math.max(session.writer_epoch ?? 0, epoch ?? 0);
+export function laterEpoch(record: UploadRecord, epoch: number | undefined): { writer_epoch?: number } {
+  const latest = Math.max(record.writer_epoch ?? 0, epoch ?? 0);
   return latest > 0 ? { writer_epoch: latest } : {};
 }
 

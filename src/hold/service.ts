@@ -1,9 +1,9 @@
 import { HoldContext, type HoldServiceOptions } from './context.ts';
-import { Uploads } from './uploads.ts';
-import { Presigner } from './presign.ts';
-import { Publisher } from './publish.ts';
-import { Claims } from './claims.ts';
-import { Janitor } from './janitor.ts';
+import { Uploads } from './uploads/uploads.ts';
+import { Presigner } from './uploads/presign.ts';
+import { Publisher } from './publishing/publish.ts';
+import { Claims } from './publishing/claims.ts';
+import { Janitor } from './cleanup/janitor.ts';
 import type { StorageBackend } from './backends/types.ts';
 
 export { DEFAULT_DELETION_LEASE_SECONDS, type HoldServiceOptions } from './context.ts';

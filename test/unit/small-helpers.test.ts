@@ -7,7 +7,7 @@ import { parseByteRange } from '../../src/core/http-range.ts';
 import { missingNodeFlags, NODE_FLAGS } from '../../src/cli/node-flags.ts';
 import { allSettled } from '../../src/core/settled.ts';
 import { freePort } from '../../src/core/net.ts';
-import { assertCompletableParts, assertNonFinalPartSizes, normalizeEtag } from '../../src/hold/multipart-rules.ts';
+import { assertCompletableParts, assertNonFinalPartSizes, normalizeEtag } from '../../src/hold/uploads/multipart-rules.ts';
 import { HoldError } from '../../src/hold/errors.ts';
 import { waitForHttp, WrongServerError } from '../support/tools.ts';
 

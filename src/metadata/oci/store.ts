@@ -1,7 +1,7 @@
 import { openDatabase, type DatabaseConfig, type Db } from '../db.ts';
 import { GcStore } from './gc.ts';
 import { UploadHolds } from './upload-holds.ts';
-import { BlobUnavailableError, MissingBlobError, TagLimitError, type BlobRecord, type ManifestRecord, type MetadataStore, type Page, type ReferrerDescriptor, type UploadRecord } from './types.ts';
+import { BlobUnavailableError, MissingBlobError, TagLimitError, type BlobRecord, type ManifestRecord, type MetadataStore, type Page, type ReferrerDescriptor, type UploadRow } from './types.ts';
 
 /** The metadata store over either SQL dialect. */
 export class SqlMetadataStore implements MetadataStore {
@@ -20,7 +20,7 @@ export class SqlMetadataStore implements MetadataStore {
     return new SqlMetadataStore(await openDatabase(config));
   }
 
-  async createUpload(upload: UploadRecord): Promise<void> {
+  async createUpload(upload: UploadRow): Promise<void> {
     await this.#db.run('INSERT INTO uploads (id, repository, did, created_at, state) VALUES (?, ?, ?, ?, ?)', [
       upload.id,
       upload.repository,
@@ -35,7 +35,7 @@ export class SqlMetadataStore implements MetadataStore {
     return Number(row?.count ?? 0);
   }
 
-  async getUpload(repository: string, id: string): Promise<UploadRecord | undefined> {
+  async getUpload(repository: string, id: string): Promise<UploadRow | undefined> {
     const row = await this.#db.get<{ id: string; repository: string; did: string; created_at: string; state: string | null }>(
       'SELECT id, repository, did, created_at, state FROM uploads WHERE id = ? AND repository = ?',
       [id, repository],

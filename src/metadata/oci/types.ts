@@ -19,7 +19,7 @@ export interface BlobRecord {
   generation?: number;
 }
 
-export interface UploadRecord {
+export interface UploadRow {
   /** The driver's writer id; also the id in the upload URL. */
   id: string;
   repository: string;
@@ -57,10 +57,10 @@ export interface Page {
 }
 
 export interface MetadataStore {
-  createUpload(upload: UploadRecord): Promise<void>;
+  createUpload(upload: UploadRow): Promise<void>;
   /** Upload sessions `did` created after `since` and has not finished or cancelled. */
   countUploads(did: string, since: Date): Promise<number>;
-  getUpload(repository: string, id: string): Promise<UploadRecord | undefined>;
+  getUpload(repository: string, id: string): Promise<UploadRow | undefined>;
   /** Which request writes an upload, across instances (see `UploadHolds`). */
   readonly uploadHolds: UploadHolds;
   deleteUpload(id: string): Promise<void>;

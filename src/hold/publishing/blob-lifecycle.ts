@@ -1,9 +1,9 @@
-import type { Digest } from '../core/digest.ts';
-import { HoldError } from './errors.ts';
-import { digestFromDeletingKey, issuerId, storageKey, uploadFromObjectKey } from './keys.ts';
+import type { Digest } from '../../core/digest.ts';
+import { HoldError } from '../errors.ts';
+import { digestFromDeletingKey, issuerId, storageKey, uploadFromObjectKey } from '../keys.ts';
 import { DeletionLeases } from './deletion-lease.ts';
-import type { StorageBackend } from './backends/types.ts';
-import type { ReleaseStep } from './protocol-steps.ts';
+import type { StorageBackend } from '../backends/types.ts';
+import type { ReleaseStep } from '../protocol-steps.ts';
 
 /** Called at each step of a deletion, so a test can pause it there. */
 export type StepNotifier = (step: ReleaseStep, digest: Digest) => Promise<void>;

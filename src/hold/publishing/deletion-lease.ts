@@ -1,6 +1,6 @@
-import type { Digest } from '../core/digest.ts';
-import { storageKey } from './keys.ts';
-import { StorageError, type StorageBackend } from './backends/types.ts';
+import type { Digest } from '../../core/digest.ts';
+import { storageKey } from '../keys.ts';
+import { StorageError, type StorageBackend } from '../backends/types.ts';
 
 /**
  * The lease a deletion of a blob holds: an object at

@@ -1,16 +1,16 @@
 import { randomUUID } from 'node:crypto';
-import type { Digest } from '../core/digest.ts';
-import { HoldError } from './errors.ts';
-import { uploadNameFromUuid, type UploadName } from '../protocol/upload-names.ts';
+import type { Digest } from '../../core/digest.ts';
+import { HoldError } from '../errors.ts';
+import { uploadNameFromUuid, type UploadName } from '../../protocol/upload-names.ts';
 import { assertCompletableParts, assertNonFinalPartSizes, assertPartNumber, normalizeEtag } from './multipart-rules.ts';
-import { samePartList } from '../protocol/parts.ts';
-import { completedParts, uploadNameOf, type UploadSession } from './sessions.ts';
-import { mappingStorageErrors } from './storage-errors.ts';
-import { discardUpload } from './discard.ts';
-import { assertCurrentWriter, laterEpoch, requireContentDigest, type HoldContext } from './context.ts';
-import { StorageError } from './backends/types.ts';
-import { MAX_PART_NUMBER, MIN_PART_SIZE } from '../protocol/limits.ts';
-import type { HoldInput, HoldPart, HoldPartUrl, HoldResponse, HoldStagedSegment, HoldUploadView } from '../protocol/hold-api.ts';
+import { samePartList } from '../../protocol/parts.ts';
+import { completedParts, uploadNameOf, type UploadRecord } from './records.ts';
+import { mappingStorageErrors } from '../storage-errors.ts';
+import { discardUpload } from '../cleanup/discard.ts';
+import { assertCurrentWriter, laterEpoch, requireContentDigest, type HoldContext } from '../context.ts';
+import { StorageError } from '../backends/types.ts';
+import { MAX_PART_NUMBER, MIN_PART_SIZE } from '../../protocol/limits.ts';
+import type { HoldInput, HoldPart, HoldPartUrl, HoldResponse, HoldStagedSegment, HoldUploadView } from '../../protocol/hold-api.ts';
 
 /** How many times `/upload-status` reads the record again when it changed while being brought up to date. */
 const STATUS_ATTEMPTS = 3;
@@ -30,8 +30,8 @@ export class Uploads {
     const expected = input.digest === undefined ? undefined : requireContentDigest(input.digest);
     checkClientState(input.client_state);
     return mappingStorageErrors(async () => {
-      const session = await this.begin(this.newSession(uploadNameFromUuid(randomUUID()), did, 'multipart', expected, input.client_state));
-      return { upload_id: session.upload_id, upload_name: session.name, expires_at: this.#expiresAt(session), ...(await this.#partUrls(session, input.presign_parts)) };
+      const record = await this.begin(this.newSession(uploadNameFromUuid(randomUUID()), did, 'multipart', expected, input.client_state));
+      return { upload_id: record.upload_id, upload_name: record.name, expires_at: this.#expiresAt(record), ...(await this.#partUrls(record, input.presign_parts)) };
     });
   }
 
@@ -40,12 +40,12 @@ export class Uploads {
    * local, so handing them out with an answer the caller needs anyway saves
    * it a `/part-presigned-url` round trip per part.
    */
-  async #partUrls(session: UploadSession, count = 0): Promise<{ part_urls?: HoldPartUrl[] }> {
-    if (count === 0 || session.state !== 'open' || session.kind !== 'multipart') return {};
-    const key = this.#ctx.dataKey(uploadNameOf(session), session);
-    const first = session.parts.length + 1;
+  async #partUrls(record: UploadRecord, count = 0): Promise<{ part_urls?: HoldPartUrl[] }> {
+    if (count === 0 || record.state !== 'open' || record.kind !== 'multipart') return {};
+    const key = this.#ctx.dataKey(uploadNameOf(record), record);
+    const first = record.parts.length + 1;
     const numbers = Array.from({ length: Math.min(count, MAX_PART_NUMBER - first + 1) }, (_, index) => first + index);
-    const urls = await Promise.all(numbers.map((partNumber) => this.#ctx.backend.presignUploadPart(key, session.upload_id, partNumber, this.#ctx.presignTtl)));
+    const urls = await Promise.all(numbers.map((partNumber) => this.#ctx.backend.presignUploadPart(key, record.upload_id, partNumber, this.#ctx.presignTtl)));
     return { part_urls: urls.map((url, index) => ({ part_number: numbers[index] as number, url: url.url, expires_at: url.expiresAt.toISOString() })) };
   }
 
@@ -55,18 +55,18 @@ export class Uploads {
    * record, never an upload nothing names (see `discardUpload`). Two sequential
    * writes either way; the first costs one more small PUT.
    */
-  async begin(starting: UploadSession): Promise<UploadSession> {
+  async begin(starting: UploadRecord): Promise<UploadRecord> {
     const upload = uploadNameOf(starting);
-    await this.#ctx.sessions.put(starting);
-    let session = starting;
+    await this.#ctx.records.put(starting);
+    let record = starting;
     try {
       const uploadId = await this.#ctx.backend.createMultipartUpload(this.#ctx.key({ kind: 'upload-object', upload }));
-      session = { ...starting, upload_id: uploadId, state: 'open' };
+      record = { ...starting, upload_id: uploadId, state: 'open' };
       await this.#ctx.step('start:upload-created', upload.value);
-      await this.#ctx.sessions.put(session);
-      return session;
+      await this.#ctx.records.put(record);
+      return record;
     } catch (err) {
-      await discardUpload(this.#ctx, upload, session).catch(() => {});
+      await discardUpload(this.#ctx, upload, record).catch(() => {});
       throw err;
     }
   }
@@ -84,28 +84,28 @@ export class Uploads {
    * from this completion.
    */
   async #complete(did: string, input: HoldInput<'completeMultipart'>): Promise<HoldResponse<'completeMultipart'>> {
-    const { upload, session, etag } = await this.#ctx.ownedSession(did, input.digest, input.upload_id);
-    if (session.kind !== 'multipart') throw new HoldError('UPLOAD_UNKNOWN', 'this upload is not a multipart upload');
-    assertCurrentWriter(session, input.writer_epoch);
-    if (session.state === 'completed') {
-      if (session.completed_parts && !samePartList(session.completed_parts, input.parts)) throw new HoldError('UPLOAD_STATE_CONFLICT', 'the upload was completed from other parts');
+    const { upload, record, etag } = await this.#ctx.ownedRecord(did, input.digest, input.upload_id);
+    if (record.kind !== 'multipart') throw new HoldError('UPLOAD_UNKNOWN', 'this upload is not a multipart upload');
+    assertCurrentWriter(record, input.writer_epoch);
+    if (record.state === 'completed') {
+      if (record.completed_parts && !samePartList(record.completed_parts, input.parts)) throw new HoldError('UPLOAD_STATE_CONFLICT', 'the upload was completed from other parts');
       // Completed from parts the record cannot name (its hold died before recording them): the object is what it is, and the caller reads it back.
-      return { upload_name: upload.value, size: session.completed_size ?? 0 };
+      return { upload_name: upload.value, size: record.completed_size ?? 0 };
     }
-    const recorded = new Map(session.parts.map((part) => [part.part_number, part.size]));
+    const recorded = new Map(record.parts.map((part) => [part.part_number, part.size]));
     assertNonFinalPartSizes(input.parts.map((part) => ({ part_number: part.part_number, size: part.size ?? recorded.get(part.part_number) })));
     return mappingStorageErrors(async () => {
-      const key = this.#ctx.dataKey(upload, session);
-      await this.#ctx.complete(key, session.upload_id, input.parts.map((part) => ({ partNumber: part.part_number, etag: normalizeEtag(part.etag) })));
+      const key = this.#ctx.dataKey(upload, record);
+      await this.#ctx.complete(key, record.upload_id, input.parts.map((part) => ({ partNumber: part.part_number, etag: normalizeEtag(part.etag) })));
       const object = await this.#ctx.backend.stat(key);
       const size = object?.size ?? 0;
-      await this.#ctx.sessions.put(
+      await this.#ctx.records.put(
         {
-          ...session,
+          ...record,
           state: 'completed',
           completed_size: size,
           completed_parts: completedParts(input.parts),
-          ...laterEpoch(session, input.writer_epoch),
+          ...laterEpoch(record, input.writer_epoch),
           updated_at: this.#ctx.now().toISOString(),
         },
         etag,
@@ -122,10 +122,10 @@ export class Uploads {
    */
   async abort(did: string, input: HoldInput<'abortMultipart'>): Promise<HoldResponse<'abortMultipart'>> {
     this.#ctx.authorize(did, 'write');
-    const { upload, session } = await this.#ctx.ownedSession(did, input.digest, input.upload_id);
-    assertCurrentWriter(session, input.writer_epoch);
-    if (session.publishing_digest !== undefined) throw new HoldError('UPLOAD_STATE_CONFLICT', 'the upload is being published; it cannot be aborted');
-    await mappingStorageErrors(() => discardUpload(this.#ctx, upload, session));
+    const { upload, record } = await this.#ctx.ownedRecord(did, input.digest, input.upload_id);
+    assertCurrentWriter(record, input.writer_epoch);
+    if (record.publishing_digest !== undefined) throw new HoldError('UPLOAD_STATE_CONFLICT', 'the upload is being published; it cannot be aborted');
+    await mappingStorageErrors(() => discardUpload(this.#ctx, upload, record));
     return { aborted: true };
   }
 
@@ -140,10 +140,10 @@ export class Uploads {
     this.#ctx.authorize(did, 'write');
     return this.#ctx.updating(input.digest, async () => {
       for (let attempt = 1; ; attempt++) {
-        const { upload, session, etag } = await this.#ctx.ownedSession(did, input.digest, input.upload_id);
+        const { upload, record, etag } = await this.#ctx.ownedRecord(did, input.digest, input.upload_id);
         // Without an epoch this is a look at the upload, which any caller for its DID may take.
-        if (input.writer_epoch !== undefined) assertCurrentWriter(session, input.writer_epoch);
-        const current = await mappingStorageErrors(() => this.#broughtUpToDate(upload, session, etag, input.writer_epoch));
+        if (input.writer_epoch !== undefined) assertCurrentWriter(record, input.writer_epoch);
+        const current = await mappingStorageErrors(() => this.#broughtUpToDate(upload, record, etag, input.writer_epoch));
         if (current) return { ...this.#view(current), ...(await mappingStorageErrors(() => this.#partUrls(current, input.presign_parts))) };
         if (attempt >= STATUS_ATTEMPTS) throw new HoldError('UPLOAD_STATE_CONFLICT', 'the upload kept changing while its status was read; retry');
       }
@@ -151,15 +151,15 @@ export class Uploads {
   }
 
   /** The record after `status`'s updates, written if any; undefined when it changed since it was read. */
-  async #broughtUpToDate(upload: UploadName, session: UploadSession, etag: string, epoch: number | undefined): Promise<UploadSession | undefined> {
-    const found = await this.#unrecordedProgress(upload, session);
-    const taken = epoch !== undefined && epoch > (session.writer_epoch ?? 0);
-    if (!found && !taken) return session;
-    const updated: UploadSession = { ...session, ...found, ...laterEpoch(session, epoch), ...(taken ? { taken_over: true } : {}), updated_at: this.#ctx.now().toISOString() };
-    if (!(await this.#ctx.sessions.putIfUnchanged(updated, etag))) return undefined;
+  async #broughtUpToDate(upload: UploadName, record: UploadRecord, etag: string, epoch: number | undefined): Promise<UploadRecord | undefined> {
+    const found = await this.#unrecordedProgress(upload, record);
+    const taken = epoch !== undefined && epoch > (record.writer_epoch ?? 0);
+    if (!found && !taken) return record;
+    const updated: UploadRecord = { ...record, ...found, ...laterEpoch(record, epoch), ...(taken ? { taken_over: true } : {}), updated_at: this.#ctx.now().toISOString() };
+    if (!(await this.#ctx.records.putIfUnchanged(updated, etag))) return undefined;
     if (found?.staged) {
       const kept = new Set(found.staged.map(segmentId));
-      await this.#ctx.backend.delete(session.staged.filter((segment) => !kept.has(segmentId(segment))).map((segment) => this.#ctx.stagedKey(upload, segment)));
+      await this.#ctx.backend.delete(record.staged.filter((segment) => !kept.has(segmentId(segment))).map((segment) => this.#ctx.stagedKey(upload, segment)));
     }
     return updated;
   }
@@ -175,13 +175,13 @@ export class Uploads {
    * so the upload is completed (from parts the record cannot name; whoever
    * publishes it verifies its bytes).
    */
-  async #unrecordedProgress(upload: UploadName, session: UploadSession): Promise<Partial<UploadSession> | undefined> {
-    if (session.kind !== 'multipart' || session.state !== 'open') return undefined;
-    const key = this.#ctx.dataKey(upload, session);
-    const last = session.parts.at(-1);
+  async #unrecordedProgress(upload: UploadName, record: UploadRecord): Promise<Partial<UploadRecord> | undefined> {
+    if (record.kind !== 'multipart' || record.state !== 'open') return undefined;
+    const key = this.#ctx.dataKey(upload, record);
+    const last = record.parts.at(-1);
     let listed;
     try {
-      listed = await this.#ctx.backend.uploadedPartsFrom(key, session.upload_id, (last?.part_number ?? 0) + 1, last ? MAX_PART_NUMBER : 1);
+      listed = await this.#ctx.backend.uploadedPartsFrom(key, record.upload_id, (last?.part_number ?? 0) + 1, last ? MAX_PART_NUMBER : 1);
     } catch (err) {
       if (!(err instanceof StorageError) || err.code !== 'UPLOAD_UNKNOWN') throw err;
       const object = await this.#ctx.backend.stat(key);
@@ -192,7 +192,7 @@ export class Uploads {
     const unequal = listed.findIndex((part) => part.size !== last.size);
     const found = unequal < 0 ? listed : listed.slice(0, unequal);
     if (found.length === 0) return undefined;
-    const parts = [...session.parts, ...found.map((part) => ({ part_number: part.partNumber, etag: normalizeEtag(part.etag), size: part.size }))];
+    const parts = [...record.parts, ...found.map((part) => ({ part_number: part.partNumber, etag: normalizeEtag(part.etag), size: part.size }))];
     return { parts, staged: [], size: parts.reduce((sum, part) => sum + part.size, 0) };
   }
 
@@ -207,19 +207,19 @@ export class Uploads {
   }
 
   async #recordProgress(did: string, input: HoldInput<'uploadProgress'>, remembered: boolean): Promise<HoldResponse<'uploadProgress'>> {
-    const { upload, session, etag } = await this.#ctx.openSession(did, input.digest, input.upload_id, 'multipart', { remembered });
-    assertCurrentWriter(session, input.writer_epoch);
-    if (input.base_size !== session.size) {
-      throw new HoldError('UPLOAD_STATE_CONFLICT', `the upload holds ${session.size} bytes, not ${input.base_size}`);
+    const { upload, record, etag } = await this.#ctx.openRecord(did, input.digest, input.upload_id, 'multipart', { remembered });
+    assertCurrentWriter(record, input.writer_epoch);
+    if (input.base_size !== record.size) {
+      throw new HoldError('UPLOAD_STATE_CONFLICT', `the upload holds ${record.size} bytes, not ${input.base_size}`);
     }
-    const parts = [...session.parts, ...(input.parts ?? []).map((part) => ({ ...part, etag: normalizeEtag(part.etag) }))];
-    checkRecordedParts(parts, session.parts.length);
+    const parts = [...record.parts, ...(input.parts ?? []).map((part) => ({ ...part, etag: normalizeEtag(part.etag) }))];
+    checkRecordedParts(parts, record.parts.length);
     const partBytes = parts.reduce((sum, part) => sum + part.size, 0);
-    const stagedAsSent = input.staged ?? (input.parts?.length ? [] : session.staged);
+    const stagedAsSent = input.staged ?? (input.parts?.length ? [] : record.staged);
     checkStagedSegments(stagedAsSent, partBytes);
     checkClientState(input.client_state);
     return mappingStorageErrors(async () => {
-      const known = new Set(session.staged.map(segmentId));
+      const known = new Set(record.staged.map(segmentId));
       const staged = await this.#named(upload, stagedAsSent, known);
       const added = staged.filter((candidate) => !known.has(segmentId(candidate)));
       for (const segment of added) {
@@ -229,18 +229,18 @@ export class Uploads {
         }
       }
       const size = staged.reduce((sum, segment) => sum + segment.size, partBytes);
-      const updated: UploadSession = {
-        ...session,
+      const updated: UploadRecord = {
+        ...record,
         parts,
         staged,
         size,
-        client_state: input.client_state ?? session.client_state,
-        ...laterEpoch(session, input.writer_epoch),
+        client_state: input.client_state ?? record.client_state,
+        ...laterEpoch(record, input.writer_epoch),
         updated_at: this.#ctx.now().toISOString(),
       };
-      await this.#ctx.sessions.put(updated, etag);
+      await this.#ctx.records.put(updated, etag);
       const kept = new Set(staged.map(segmentId));
-      const dropped = session.staged.filter((segment) => !kept.has(segmentId(segment)));
+      const dropped = record.staged.filter((segment) => !kept.has(segmentId(segment)));
       await this.#ctx.backend.delete(dropped.map((segment) => this.#ctx.stagedKey(upload, segment)));
       return { ...this.#view(updated), ...(await this.#partUrls(updated, input.presign_parts)) };
     });
@@ -271,7 +271,7 @@ export class Uploads {
   }
 
   /** A record for an upload about to start: no provider upload yet. */
-  newSession(upload: UploadName, did: string, kind: UploadSession['kind'], expected?: Digest, clientState?: Record<string, unknown>): UploadSession {
+  newSession(upload: UploadName, did: string, kind: UploadRecord['kind'], expected?: Digest, clientState?: Record<string, unknown>): UploadRecord {
     const now = this.#ctx.now().toISOString();
     return {
       version: 2,
@@ -290,28 +290,28 @@ export class Uploads {
     };
   }
 
-  #view(session: UploadSession): HoldUploadView {
+  #view(record: UploadRecord): HoldUploadView {
     // Never reached: a record still starting is not usable, and no call hands one out.
-    if (session.state === 'starting') throw new HoldError('UPLOAD_UNKNOWN');
+    if (record.state === 'starting') throw new HoldError('UPLOAD_UNKNOWN');
     return {
-      upload_name: session.name,
-      upload_id: session.upload_id,
-      state: session.state,
-      created_at: session.created_at,
-      updated_at: session.updated_at,
-      expires_at: this.#expiresAt(session),
-      size: session.size,
-      ...(session.completed_size !== undefined ? { completed_size: session.completed_size } : {}),
-      parts: [...session.parts],
-      staged: [...session.staged],
-      ...(session.client_state ? { client_state: session.client_state } : {}),
-      ...(session.writer_epoch !== undefined ? { writer_epoch: session.writer_epoch } : {}),
-      ...(session.taken_over ? { taken_over: true } : {}),
+      upload_name: record.name,
+      upload_id: record.upload_id,
+      state: record.state,
+      created_at: record.created_at,
+      updated_at: record.updated_at,
+      expires_at: this.#expiresAt(record),
+      size: record.size,
+      ...(record.completed_size !== undefined ? { completed_size: record.completed_size } : {}),
+      parts: [...record.parts],
+      staged: [...record.staged],
+      ...(record.client_state ? { client_state: record.client_state } : {}),
+      ...(record.writer_epoch !== undefined ? { writer_epoch: record.writer_epoch } : {}),
+      ...(record.taken_over ? { taken_over: true } : {}),
     };
   }
 
-  #expiresAt(session: UploadSession): string {
-    return new Date(Date.parse(session.updated_at) + this.#ctx.uploadTtlMs).toISOString();
+  #expiresAt(record: UploadRecord): string {
+    return new Date(Date.parse(record.updated_at) + this.#ctx.uploadTtlMs).toISOString();
   }
 }
 

@@ -1,14 +1,14 @@
 import { randomUUID } from 'node:crypto';
-import type { Digest } from '../core/digest.ts';
-import { HoldError } from './errors.ts';
-import { newSegmentId, parseBlobRef } from './keys.ts';
-import { uploadNameFromUuid } from '../protocol/upload-names.ts';
+import type { Digest } from '../../core/digest.ts';
+import { HoldError } from '../errors.ts';
+import { newSegmentId, parseBlobRef } from '../keys.ts';
+import { uploadNameFromUuid } from '../../protocol/upload-names.ts';
 import { assertPartNumber } from './multipart-rules.ts';
-import { uploadNameOf, type UploadSession } from './sessions.ts';
-import { mappingStorageErrors } from './storage-errors.ts';
-import { assertCurrentWriter, type HoldContext } from './context.ts';
+import { uploadNameOf, type UploadRecord } from './records.ts';
+import { mappingStorageErrors } from '../storage-errors.ts';
+import { assertCurrentWriter, type HoldContext } from '../context.ts';
 import type { Uploads } from './uploads.ts';
-import type { HoldInput, HoldPresignedUrl, HoldStagedSegment } from '../protocol/hold-api.ts';
+import type { HoldInput, HoldPresignedUrl, HoldStagedSegment } from '../../protocol/hold-api.ts';
 
 /** The URLs callers move bytes through: parts and staged segments of an upload, single uploads, and blobs. */
 export class Presigner {
@@ -23,11 +23,11 @@ export class Presigner {
   async partUrl(did: string, input: HoldInput<'partPresignedUrl'>): Promise<HoldPresignedUrl> {
     this.#ctx.authorize(did, 'write');
     assertPartNumber(input.part_number);
-    const { upload, session } = await this.#ctx.openSession(did, input.digest, input.upload_id, 'multipart', { remembered: true });
-    assertCurrentWriter(session, input.writer_epoch);
+    const { upload, record } = await this.#ctx.openRecord(did, input.digest, input.upload_id, 'multipart', { remembered: true });
+    assertCurrentWriter(record, input.writer_epoch);
     return mappingStorageErrors(async () => {
-      const key = this.#ctx.dataKey(upload, session);
-      return view(await this.#ctx.backend.presignUploadPart(key, session.upload_id, input.part_number, this.#ctx.presignTtl));
+      const key = this.#ctx.dataKey(upload, record);
+      return view(await this.#ctx.backend.presignUploadPart(key, record.upload_id, input.part_number, this.#ctx.presignTtl));
     });
   }
 
@@ -44,13 +44,13 @@ export class Presigner {
         // A one-part multipart upload, which /move completes: once complete, the
         // part URL writes nothing, so no URL this hold issued can change bytes
         // after they were published (a presigned PutObject URL could, for 15 minutes).
-        const session = await this.#uploads.begin(this.#uploads.newSession(uploadNameFromUuid(randomUUID()), did, 'single', ref.digest));
-        const presigned = await this.#ctx.backend.presignUploadPart(this.#ctx.dataKey(uploadNameOf(session), session), session.upload_id, 1, this.#ctx.presignTtl);
-        return { ...view(presigned), upload_name: session.name };
+        const record = await this.#uploads.begin(this.#uploads.newSession(uploadNameFromUuid(randomUUID()), did, 'single', ref.digest));
+        const presigned = await this.#ctx.backend.presignUploadPart(this.#ctx.dataKey(uploadNameOf(record), record), record.upload_id, 1, this.#ctx.presignTtl);
+        return { ...view(presigned), upload_name: record.name };
       }
       if (input.offset === undefined) throw new HoldError('INVALID_REQUEST', 'offset is required to stage bytes of an upload');
-      const { upload, session } = await this.#ctx.openSession(did, input.digest, requireUploadId(input.upload_id), 'multipart', { remembered: true });
-      assertCurrentWriter(session, input.writer_epoch);
+      const { upload, record } = await this.#ctx.openRecord(did, input.digest, requireUploadId(input.upload_id), 'multipart', { remembered: true });
+      assertCurrentWriter(record, input.writer_epoch);
       // A key no other URL writes: a second writer staging at the same offset cannot replace these bytes.
       const segment = { offset: input.offset, segment_id: newSegmentId() };
       return { ...view(await this.#ctx.backend.presignPut(this.#ctx.stagedKey(upload, { ...segment, size: 0 }), this.#ctx.presignTtl)), segment_id: segment.segment_id };
@@ -69,8 +69,8 @@ export class Presigner {
       return mappingStorageErrors(async () => view(await this.#ctx.backend.presignGet(await this.#blobBytesKey(ref.digest), this.#ctx.presignTtl, method)));
     }
     this.#ctx.authorize(did, 'write');
-    const { upload, session } = await this.#ctx.ownedSession(did, input.digest, requireUploadId(input.upload_id));
-    const key = input.offset === undefined ? this.#ctx.dataKey(upload, session) : this.#ctx.stagedKey(upload, recordedSegment(session, input.offset));
+    const { upload, record } = await this.#ctx.ownedRecord(did, input.digest, requireUploadId(input.upload_id));
+    const key = input.offset === undefined ? this.#ctx.dataKey(upload, record) : this.#ctx.stagedKey(upload, recordedSegment(record, input.offset));
     return mappingStorageErrors(async () => view(await this.#ctx.backend.presignGet(key, this.#ctx.presignTtl, method)));
   }
 
@@ -99,8 +99,8 @@ function requireBlobRef(input: string) {
 }
 
 /** The staged segment the record names at `offset`: only recorded bytes are read back. */
-function recordedSegment(session: UploadSession, offset: number): HoldStagedSegment {
-  const segment = session.staged.find((candidate) => candidate.offset === offset);
+function recordedSegment(record: UploadRecord, offset: number): HoldStagedSegment {
+  const segment = record.staged.find((candidate) => candidate.offset === offset);
   if (!segment) throw new HoldError('RANGE_INVALID', `the upload has no staged segment at offset ${offset}`);
   return segment;
 }

@@ -1,7 +1,7 @@
-import { HoldError } from './errors.ts';
-import { mappingStorageErrors } from './storage-errors.ts';
-import { requireContentDigest, type HoldContext } from './context.ts';
-import type { HoldInput, HoldResponse } from '../protocol/hold-api.ts';
+import { HoldError } from '../errors.ts';
+import { mappingStorageErrors } from '../storage-errors.ts';
+import { requireContentDigest, type HoldContext } from '../context.ts';
+import type { HoldInput, HoldResponse } from '../../protocol/hold-api.ts';
 
 /** Registries' claims on published blobs, and the blobs' existence (see `BlobLifecycle`). */
 export class Claims {

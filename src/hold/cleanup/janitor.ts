@@ -1,7 +1,7 @@
-import { orphanKeys } from './sessions.ts';
-import { mappingStorageErrors } from './storage-errors.ts';
+import { orphanKeys } from '../uploads/records.ts';
+import { mappingStorageErrors } from '../storage-errors.ts';
 import { discardUpload } from './discard.ts';
-import type { HoldContext } from './context.ts';
+import type { HoldContext } from '../context.ts';
 
 /** What the janitor's passes clean up: idle uploads, orphaned writes, abandoned deletions. */
 export class Janitor {
@@ -23,18 +23,18 @@ export class Janitor {
     let purged = 0;
     let skipped = 0;
     await mappingStorageErrors(async () => {
-      for await (const upload of this.#ctx.sessions.uploads()) {
+      for await (const upload of this.#ctx.records.uploads()) {
         try {
-          const read = await this.#ctx.sessions.read(upload);
+          const read = await this.#ctx.records.read(upload);
           if (!read) continue;
-          let session = read.session;
-          if (session.purging_at === undefined) {
-            if (Date.parse(session.updated_at) > cutoff) continue;
+          let record = read.record;
+          if (record.purging_at === undefined) {
+            if (Date.parse(record.updated_at) > cutoff) continue;
             await this.#ctx.step('purge:session-read', upload.value);
-            session = { ...session, purging_at: this.#ctx.now().toISOString() };
-            if (!(await this.#ctx.sessions.putIfUnchanged(session, read.etag))) continue;
+            record = { ...record, purging_at: this.#ctx.now().toISOString() };
+            if (!(await this.#ctx.records.putIfUnchanged(record, read.etag))) continue;
           }
-          await discardUpload(this.#ctx, upload, session);
+          await discardUpload(this.#ctx, upload, record);
           purged++;
         } catch {
           skipped++;
@@ -48,7 +48,7 @@ export class Janitor {
   async collectOrphans(): Promise<number> {
     return mappingStorageErrors(async () => {
       const keys: string[] = [];
-      for await (const key of orphanKeys(this.#ctx.sessions, this.#ctx.backend, this.#ctx.prefix)) keys.push(key);
+      for await (const key of orphanKeys(this.#ctx.records, this.#ctx.backend, this.#ctx.prefix)) keys.push(key);
       await this.#ctx.backend.delete(keys);
       return keys.length;
     });

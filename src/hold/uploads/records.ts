@@ -1,8 +1,8 @@
-import { storageKey, uploadFromSessionKey, uploadFromUploadKey } from './keys.ts';
-import type { UploadName } from '../protocol/upload-names.ts';
+import { storageKey, uploadFromSessionKey, uploadFromUploadKey } from '../keys.ts';
+import type { UploadName } from '../../protocol/upload-names.ts';
 import { LRUCache } from 'lru-cache';
-import { StorageError, type StorageBackend } from './backends/types.ts';
-import type { HoldPart, HoldStagedSegment } from '../protocol/hold-api.ts';
+import { StorageError, type StorageBackend } from '../backends/types.ts';
+import type { HoldPart, HoldStagedSegment } from '../../protocol/hold-api.ts';
 
 /**
  * The hold's durable record of one upload: who owns it, the provider's
@@ -10,7 +10,7 @@ import type { HoldPart, HoldStagedSegment } from '../protocol/hold-api.ts';
  * its own memory. It lives next to the upload's data in the bucket, so the
  * hold keeps no local state and any hold process can serve any request.
  */
-export interface UploadSession {
+export interface UploadRecord {
   /** 1: the bytes are at `uploads/<uuid>/data`; 2: at `objects/<uuid>`, where a commit can leave them. */
   readonly version: 1 | 2;
   readonly name: string;
@@ -81,12 +81,12 @@ export function completedParts(parts: readonly CompletedPart[]): CompletedPart[]
 }
 
 /** False for a record whose upload is not there to use: still starting, or being discarded. */
-export function isUsable(session: UploadSession): boolean {
-  return session.state !== 'starting' && session.purging_at === undefined;
+export function isUsable(record: UploadRecord): boolean {
+  return record.state !== 'starting' && record.purging_at === undefined;
 }
 
-export interface SessionRead {
-  readonly session: UploadSession;
+export interface RecordRead {
+  readonly record: UploadRecord;
   /** What the next write is made conditional on. */
   readonly etag: string;
 }
@@ -97,11 +97,11 @@ const REMEMBERED_SESSIONS = 10_000;
 const REMEMBERED_BYTES = 64 * 1024 * 1024;
 
 interface Remembered {
-  read: SessionRead;
+  read: RecordRead;
   bytes: number;
 }
 
-export class UploadSessionStore {
+export class UploadRecordStore {
   readonly #backend: StorageBackend;
   readonly #prefix: string;
   /** Only where writes are conditional: there a stale copy cannot win a write. */
@@ -115,18 +115,18 @@ export class UploadSessionStore {
       : undefined;
   }
 
-  async get(upload: UploadName): Promise<UploadSession | undefined> {
-    return (await this.read(upload))?.session;
+  async get(upload: UploadName): Promise<UploadRecord | undefined> {
+    return (await this.read(upload))?.record;
   }
 
   /**
-   * The session and the ETag to make the next write conditional on. With
+   * The record and the ETag to make the next write conditional on. With
    * `remembered`, the copy this process last wrote or read, if any, saves
    * the read: it may be stale, so only for what does not depend on progress
    * or for a conditional write that starts over when refused (see
    * `HoldContext#startingOverIfStale`).
    */
-  async read(upload: UploadName, options: { remembered?: boolean } = {}): Promise<SessionRead | undefined> {
+  async read(upload: UploadName, options: { remembered?: boolean } = {}): Promise<RecordRead | undefined> {
     const remembered = options.remembered ? this.#remembered?.get(upload.uuid)?.read : undefined;
     if (remembered) return remembered;
     const object = await this.#backend.getSmall(storageKey({ kind: 'upload-session', upload }, this.#prefix));
@@ -134,21 +134,21 @@ export class UploadSessionStore {
       this.#remembered?.delete(upload.uuid);
       return undefined;
     }
-    const read = { session: JSON.parse(Buffer.from(object.body).toString('utf8')) as UploadSession, etag: object.etag };
+    const read = { record: JSON.parse(Buffer.from(object.body).toString('utf8')) as UploadRecord, etag: object.etag };
     this.#remembered?.set(upload.uuid, { read, bytes: object.body.length });
     return read;
   }
 
   /**
-   * Writes the session. With `ifMatch`, only over the version that was read:
+   * Writes the record. With `ifMatch`, only over the version that was read:
    * a concurrent update makes this throw `PRECONDITION_FAILED`.
    */
-  async put(session: UploadSession, ifMatch?: string): Promise<void> {
-    const upload = uploadNameOf(session);
+  async put(record: UploadRecord, ifMatch?: string): Promise<void> {
+    const upload = uploadNameOf(record);
     this.#remembered?.delete(upload.uuid);
-    const body = Buffer.from(JSON.stringify(session));
+    const body = Buffer.from(JSON.stringify(record));
     const etag = await this.#backend.putSmall(storageKey({ kind: 'upload-session', upload }, this.#prefix), body, ifMatch ? { ifMatch } : {});
-    if (etag) this.#remembered?.set(upload.uuid, { read: { session, etag }, bytes: body.length });
+    if (etag) this.#remembered?.set(upload.uuid, { read: { record, etag }, bytes: body.length });
   }
 
   /** Drops the remembered copy of an upload whose record is being deleted. */
@@ -157,9 +157,9 @@ export class UploadSessionStore {
   }
 
   /** `put` over the version read as `etag`; false when the record has changed or gone since. */
-  async putIfUnchanged(session: UploadSession, etag: string): Promise<boolean> {
+  async putIfUnchanged(record: UploadRecord, etag: string): Promise<boolean> {
     try {
-      await this.put(session, etag);
+      await this.put(record, etag);
       return true;
     } catch (err) {
       if (err instanceof StorageError && (err.code === 'PRECONDITION_FAILED' || err.code === 'NOT_FOUND')) return false;
@@ -167,7 +167,7 @@ export class UploadSessionStore {
     }
   }
 
-  /** Every object that belongs to the upload, the session record last. */
+  /** Every object that belongs to the upload, the record record last. */
   async keysOf(upload: UploadName): Promise<string[]> {
     const sessionKey = storageKey({ kind: 'upload-session', upload }, this.#prefix);
     const directory = sessionKey.slice(0, -'session.json'.length);
@@ -179,7 +179,7 @@ export class UploadSessionStore {
     return keys;
   }
 
-  /** Every upload that has a session record, for the janitor. */
+  /** Every upload that has a record record, for the janitor. */
   async *uploads(): AsyncIterable<UploadName> {
     for await (const object of this.#backend.list(storageKey({ kind: 'uploads-root' }, this.#prefix))) {
       const upload = uploadFromSessionKey(object.key, this.#prefix);
@@ -195,7 +195,7 @@ export class UploadSessionStore {
  * a listing that raced a new upload never condemns it; upload ids are never
  * reused.
  */
-export async function* orphanKeys(store: UploadSessionStore, backend: StorageBackend, prefix: string): AsyncIterable<string> {
+export async function* orphanKeys(store: UploadRecordStore, backend: StorageBackend, prefix: string): AsyncIterable<string> {
   const live = new Map<string, boolean>();
   for await (const object of backend.list(storageKey({ kind: 'uploads-root' }, prefix))) {
     const upload = uploadFromUploadKey(object.key, prefix);
@@ -209,7 +209,7 @@ export async function* orphanKeys(store: UploadSessionStore, backend: StorageBac
   }
 }
 
-export function uploadNameOf(session: UploadSession): UploadName {
-  const uuid = session.name.slice('uploads/temp-'.length);
-  return { uuid, value: session.name };
+export function uploadNameOf(record: UploadRecord): UploadName {
+  const uuid = record.name.slice('uploads/temp-'.length);
+  return { uuid, value: record.name };
 }

@@ -1,6 +1,6 @@
-import { HoldError } from './errors.ts';
-import { bareEtag } from '../protocol/parts.ts';
-import { MAX_PART_NUMBER, MIN_PART_SIZE } from '../protocol/limits.ts';
+import { HoldError } from '../errors.ts';
+import { bareEtag } from '../../protocol/parts.ts';
+import { MAX_PART_NUMBER, MIN_PART_SIZE } from '../../protocol/limits.ts';
 
 /** The ETag as S3 wants it in CompleteMultipartUpload: one pair of quotes. */
 export function normalizeEtag(etag: string): string {

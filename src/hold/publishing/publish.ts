@@ -1,15 +1,15 @@
-import type { Digest } from '../core/digest.ts';
-import { HoldError } from './errors.ts';
-import { parseUploadName, type UploadName } from '../protocol/upload-names.ts';
-import { assertCompletableParts, assertNonFinalPartSizes, normalizeEtag } from './multipart-rules.ts';
-import { samePartList } from '../protocol/parts.ts';
-import { completedParts, isUsable, type UploadSession } from './sessions.ts';
-import { mappingStorageErrors } from './storage-errors.ts';
-import { forgetUpload } from './discard.ts';
-import { assertCurrentWriter, laterEpoch, requireContentDigest, type HoldContext } from './context.ts';
-import { allSettled } from '../core/settled.ts';
-import type { CompletedPartInput, ObjectInfo } from './backends/types.ts';
-import type { HoldInput, HoldPart, HoldResponse } from '../protocol/hold-api.ts';
+import type { Digest } from '../../core/digest.ts';
+import { HoldError } from '../errors.ts';
+import { parseUploadName, type UploadName } from '../../protocol/upload-names.ts';
+import { assertCompletableParts, assertNonFinalPartSizes, normalizeEtag } from '../uploads/multipart-rules.ts';
+import { samePartList } from '../../protocol/parts.ts';
+import { completedParts, isUsable, type UploadRecord } from '../uploads/records.ts';
+import { mappingStorageErrors } from '../storage-errors.ts';
+import { forgetUpload } from '../cleanup/discard.ts';
+import { assertCurrentWriter, laterEpoch, requireContentDigest, type HoldContext } from '../context.ts';
+import { allSettled } from '../../core/settled.ts';
+import type { CompletedPartInput, ObjectInfo } from '../backends/types.ts';
+import type { HoldInput, HoldPart, HoldResponse } from '../../protocol/hold-api.ts';
 
 /** `/move`: an upload published at its content address. */
 export class Publisher {
@@ -60,54 +60,54 @@ export class Publisher {
     issuer: string,
     remembered: boolean,
   ): Promise<{ digest: string; size: number; existed: boolean }> {
-    const read = await mappingStorageErrors(() => this.#ctx.sessions.read(upload, { remembered }));
-    if (!read || read.session.did !== did || !isUsable(read.session)) throw new HoldError('UPLOAD_UNKNOWN');
-    const { session, etag } = read;
-    if (input.parts && session.kind !== 'multipart') throw new HoldError('UPLOAD_UNKNOWN', 'this upload is not a multipart upload');
-    if (session.kind === 'multipart' && session.state !== 'completed' && !input.parts) {
+    const read = await mappingStorageErrors(() => this.#ctx.records.read(upload, { remembered }));
+    if (!read || read.record.did !== did || !isUsable(read.record)) throw new HoldError('UPLOAD_UNKNOWN');
+    const { record, etag } = read;
+    if (input.parts && record.kind !== 'multipart') throw new HoldError('UPLOAD_UNKNOWN', 'this upload is not a multipart upload');
+    if (record.kind === 'multipart' && record.state !== 'completed' && !input.parts) {
       throw new HoldError('UPLOAD_NOT_COMPLETE', 'complete the multipart upload before moving it, or send its parts');
     }
-    if (session.expected_digest && session.expected_digest !== digest.value) {
+    if (record.expected_digest && record.expected_digest !== digest.value) {
       throw new HoldError('DIGEST_INVALID', 'this upload was started for a different digest');
     }
-    assertCurrentWriter(session, input.writer_epoch);
-    if (input.parts && session.state === 'completed' && !(session.completed_parts && samePartList(session.completed_parts, input.parts))) {
+    assertCurrentWriter(record, input.writer_epoch);
+    if (input.parts && record.state === 'completed' && !(record.completed_parts && samePartList(record.completed_parts, input.parts))) {
       // Its object is other parts than the caller hashed, or parts the record cannot name (its hold died before
       // recording them; /upload-status found the object): publishing it on a running hash could put other bytes
       // under the digest. The caller reads the object back and publishes it without parts.
       throw new HoldError('UPLOAD_STATE_CONFLICT', 'the upload was completed from other parts, or from parts its record cannot name');
     }
-    const parts = input.parts && session.state !== 'completed' ? this.#completionParts(session, input.parts, input.size) : undefined;
-    const byReference = this.#publishesByReference(session);
-    const marked: UploadSession = {
-      ...session,
+    const parts = input.parts && record.state !== 'completed' ? this.#completionParts(record, input.parts, input.size) : undefined;
+    const byReference = this.#publishesByReference(record);
+    const marked: UploadRecord = {
+      ...record,
       ...(parts && input.parts
         ? { state: 'completed', completed_size: input.parts.reduce((sum, part) => sum + part.size, 0), completed_parts: completedParts(input.parts) }
         : {}),
       ...(byReference ? { publishing_digest: digest.value } : {}),
-      ...laterEpoch(session, input.writer_epoch),
+      ...laterEpoch(record, input.writer_epoch),
       updated_at: this.#ctx.now().toISOString(),
     };
-    const marks = marked.state !== session.state || marked.publishing_digest !== session.publishing_digest;
+    const marks = marked.state !== record.state || marked.publishing_digest !== record.publishing_digest;
     return mappingStorageErrors(async () => {
-      const source = this.#ctx.dataKey(upload, session);
+      const source = this.#ctx.dataKey(upload, record);
       const destination = this.#ctx.key({ kind: 'blob', digest });
       // Without parts to complete, the data is checked before anything changes.
-      const found = parts ? undefined : await this.#uploadedObject(source, session, input.size);
+      const found = parts ? undefined : await this.#uploadedObject(source, record, input.size);
       // A repeated completion is accepted by the backend only for these very parts (S3: the object's multipart ETag).
-      await allSettled([parts && this.#ctx.complete(source, session.upload_id, parts), this.#ctx.blobs.putClaim(digest, issuer)]);
+      await allSettled([parts && this.#ctx.complete(source, record.upload_id, parts), this.#ctx.blobs.putClaim(digest, issuer)]);
       await this.#ctx.step('move:claimed', digest);
       const [temp] = await allSettled([
-        found ?? this.#uploadedObject(source, session, input.size),
+        found ?? this.#uploadedObject(source, record, input.size),
         this.#ctx.blobs.awaitNoDeletion(digest),
-        marks ? this.#ctx.sessions.put(marked, etag) : undefined,
+        marks ? this.#ctx.records.put(marked, etag) : undefined,
       ]);
       await this.#ctx.step('move:deletion-checked', digest);
       let existing: ObjectInfo | undefined;
       if (byReference) {
         await this.#ctx.step('move:destination-checked', digest);
         if (await this.#ctx.backend.putReference(destination, source, temp.size)) {
-          await this.#forgetPublished(upload, session, { keepObject: true });
+          await this.#forgetPublished(upload, record, { keepObject: true });
           return { digest: digest.value, size: temp.size, existed: false };
         }
         existing = await this.#ctx.backend.stat(destination);
@@ -119,30 +119,30 @@ export class Publisher {
       }
       if (existing?.target === source) {
         // A retry of a publish that wrote its reference: the object is the blob's bytes now.
-        await this.#forgetPublished(upload, session, { keepObject: true });
+        await this.#forgetPublished(upload, record, { keepObject: true });
         return { digest: digest.value, size: existing.size, existed: false };
       }
-      if (isLegacySingle(session)) {
+      if (isLegacySingle(record)) {
         // Its PUT URL may still be live: the janitor removes the record, and whatever a late PUT wrote, after the TTL.
-        await this.#ctx.sessions.put({ ...session, state: 'completed', updated_at: this.#ctx.now().toISOString() }, etag);
+        await this.#ctx.records.put({ ...record, state: 'completed', updated_at: this.#ctx.now().toISOString() }, etag);
       } else {
-        await this.#forgetPublished(upload, session, { keepObject: false });
+        await this.#forgetPublished(upload, record, { keepObject: false });
       }
       return { digest: digest.value, size: existing?.size ?? temp.size, existed: existing !== undefined };
     });
   }
 
   /** The upload's data, of `size` bytes when given; a single upload's one part is completed here. */
-  async #uploadedObject(source: string, session: UploadSession, size: number | undefined): Promise<ObjectInfo> {
-    const object = (await this.#ctx.backend.stat(source)) ?? (await this.#completeSinglePart(source, session, size));
+  async #uploadedObject(source: string, record: UploadRecord, size: number | undefined): Promise<ObjectInfo> {
+    const object = (await this.#ctx.backend.stat(source)) ?? (await this.#completeSinglePart(source, record, size));
     if (!object) throw new HoldError('UPLOAD_NOT_COMPLETE', 'the upload has no data yet');
     if (size !== undefined && size !== object.size) throw new HoldError('SIZE_INVALID', `the upload holds ${object.size} bytes, not ${size}`);
     return object;
   }
 
   /** The parts a publish completes the upload from: sizes as recorded, and adding up to `size` when given. */
-  #completionParts(session: UploadSession, parts: readonly HoldPart[], size: number | undefined): CompletedPartInput[] {
-    const recorded = new Map(session.parts.map((part) => [part.part_number, part.size]));
+  #completionParts(record: UploadRecord, parts: readonly HoldPart[], size: number | undefined): CompletedPartInput[] {
+    const recorded = new Map(record.parts.map((part) => [part.part_number, part.size]));
     for (const part of parts) {
       const known = recorded.get(part.part_number);
       if (known !== undefined && known !== part.size) throw new HoldError('INVALID_PART', `part ${part.part_number} was recorded with ${known} bytes, not ${part.size}`);
@@ -157,33 +157,33 @@ export class Publisher {
    * `forgetUpload` for a publish, without listing: the record names every
    * staged segment; a late PUT's leftover is an orphan the janitor collects.
    */
-  async #forgetPublished(upload: UploadName, session: UploadSession, options: { keepObject: boolean }): Promise<void> {
-    if (session.version === 1) return forgetUpload(this.#ctx, upload, session, options);
-    this.#ctx.sessions.forget(upload);
-    const staged = session.staged.map((segment) => this.#ctx.stagedKey(upload, segment));
+  async #forgetPublished(upload: UploadName, record: UploadRecord, options: { keepObject: boolean }): Promise<void> {
+    if (record.version === 1) return forgetUpload(this.#ctx, upload, record, options);
+    this.#ctx.records.forget(upload);
+    const staged = record.staged.map((segment) => this.#ctx.stagedKey(upload, segment));
     const object = options.keepObject ? [] : [this.#ctx.key({ kind: 'upload-object', upload })];
     await this.#ctx.backend.delete([this.#ctx.key({ kind: 'upload-session', upload }), ...staged, ...object]);
   }
 
-  #publishesByReference(session: UploadSession): boolean {
-    return this.#ctx.backend.capabilities.references && session.version === 2 && !isLegacySingle(session);
+  #publishesByReference(record: UploadRecord): boolean {
+    return this.#ctx.backend.capabilities.references && record.version === 2 && !isLegacySingle(record);
   }
 
   /**
    * Completes a single upload's one part, when it has been uploaded; nothing
    * changes when `size` does not match it.
    */
-  async #completeSinglePart(key: string, session: UploadSession, size: number | undefined): Promise<ObjectInfo | undefined> {
-    if (session.kind !== 'single' || isLegacySingle(session)) return undefined;
-    const part = await this.#ctx.backend.uploadedPart(key, session.upload_id, 1);
+  async #completeSinglePart(key: string, record: UploadRecord, size: number | undefined): Promise<ObjectInfo | undefined> {
+    if (record.kind !== 'single' || isLegacySingle(record)) return undefined;
+    const part = await this.#ctx.backend.uploadedPart(key, record.upload_id, 1);
     if (!part) return undefined;
     if (size !== undefined && size !== part.size) throw new HoldError('SIZE_INVALID', `the upload holds ${part.size} bytes, not ${size}`);
-    await this.#ctx.backend.completeMultipartUpload(key, session.upload_id, [{ partNumber: 1, etag: normalizeEtag(part.etag) }]);
+    await this.#ctx.backend.completeMultipartUpload(key, record.upload_id, [{ partNumber: 1, etag: normalizeEtag(part.etag) }]);
     return this.#ctx.backend.stat(key);
   }
 }
 
 /** A single upload from before single uploads were multipart: its bytes came through a PutObject URL. */
-function isLegacySingle(session: UploadSession): boolean {
-  return session.kind === 'single' && session.upload_id === '';
+function isLegacySingle(record: UploadRecord): boolean {
+  return record.kind === 'single' && record.upload_id === '';
 }
