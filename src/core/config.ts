@@ -1,4 +1,5 @@
 /** Config helpers every Holdfast component shares: errors that name the key, env overrides, frozen results. */
+import { z } from 'zod';
 
 export class ConfigError extends Error {
   readonly code = 'HOLDFAST_CONFIG_INVALID';
@@ -43,4 +44,15 @@ export function deepFreeze<T>(value: T): T {
     for (const child of Object.values(value)) deepFreeze(child);
   }
   return value;
+}
+
+/** A server's `listen` block: the address and port, with the server's own default port. */
+export function listenSchema(defaultPort: number) {
+  return z
+    .object({
+      host: z.string().default('127.0.0.1').describe('The address to listen on; 0.0.0.0 for every interface.'),
+      port: z.number().int().min(0).max(65535).default(defaultPort).describe('The port to listen on; 0 picks a free one.'),
+    })
+    .strict()
+    .default({ host: '127.0.0.1', port: defaultPort });
 }

@@ -3,7 +3,7 @@ import path from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { didSchema } from '../core/did.ts';
-import { ConfigError, applyEnvOverrides, deepFreeze } from '../core/config.ts';
+import { ConfigError, applyEnvOverrides, deepFreeze, listenSchema } from '../core/config.ts';
 import { serverTimeoutsSchema } from '../core/http-limits.ts';
 import { MAX_SERVICE_TOKEN_TTL_SECONDS } from '../core/service-token.ts';
 import { PROVIDER_NAMES } from '../protocol/providers.ts';
@@ -67,13 +67,7 @@ const trustedIssuerSchema = z
 
 export const holdConfigSchema = z
   .object({
-    listen: z
-      .object({
-        host: z.string().default('127.0.0.1').describe('The address to listen on; 0.0.0.0 for every interface.'),
-        port: z.number().int().min(0).max(65535).default(8080).describe('The port to listen on; 0 picks a free one.'),
-      })
-      .strict()
-      .default({ host: '127.0.0.1', port: 8080 }),
+    listen: listenSchema(8080),
     identity: z.string().min(1).describe("The hold's identity: service tokens must name it in `aud` (a registry's `hold.audience`)."),
     publicUrl: z.url().optional().describe('The URL clients reach this hold at; the fs backend signs its URLs under it. Default: the listen address.'),
     owner: didSchema.describe('The DID that owns this hold: it may read and write.'),

@@ -3,19 +3,13 @@ import path from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { didSchema } from '../core/did.ts';
-import { ConfigError, applyEnvOverrides, deepFreeze } from '../core/config.ts';
+import { ConfigError, applyEnvOverrides, deepFreeze, listenSchema } from '../core/config.ts';
 import { serverTimeoutsSchema } from '../core/http-limits.ts';
 
 
 export const registryConfigSchema = z
   .object({
-    listen: z
-      .object({
-        host: z.string().default('127.0.0.1').describe('The address to listen on; 0.0.0.0 for every interface.'),
-        port: z.number().int().min(0).max(65535).default(5000).describe('The port to listen on; 0 picks a free one.'),
-      })
-      .strict()
-      .default({ host: '127.0.0.1', port: 5000 }),
+    listen: listenSchema(5000),
     publicUrl: z.url().optional().describe('The URL clients reach the registry at; the token realm (`/auth/token`) is built from it. Default: the listen address.'),
     storage: z
       .object({

@@ -8,10 +8,10 @@ import { HoldClient } from '../../src/driver/hold-client.ts';
 import { DriverError, type DriverErrorCode } from '../../src/driver/types.ts';
 import { alreadyExists, toVerdaccioError, type VerdaccioError } from '../../src/verdaccio/errors.ts';
 import HoldfastStorage, { NPM_SERVICE } from '../../src/verdaccio/index.ts';
-import type { HoldfastPackageStorage } from '../../src/verdaccio/package-storage.ts';
 import { sha256 } from '../support/bytes.ts';
 import { AUDIENCE, DIDS, ISSUER, startTestHold, type TestHold } from '../support/hold-harness.ts';
 import { pluginOptions } from './plugin-options.ts';
+import { publishTarball, readTarball } from './tarballs.ts';
 
 /** What an npm client gets for each driver error: Verdaccio tests `code` (ENOENT, EEXISTS) and answers `status`. */
 const EXPECTED: Record<DriverErrorCode, { code: string; status: number }> = {
@@ -77,47 +77,24 @@ describe('Verdaccio plugin: errors from a real hold (hold on fs)', function () {
     return made;
   }
 
-  function publish(storage: HoldfastPackageStorage, fileName: string, bytes: Buffer): Promise<void> {
-    const stream = storage.writeTarball(fileName);
-    const stored = new Promise<void>((resolve, reject) => {
-      stream.once('success', resolve);
-      stream.once('error', reject);
-    });
-    stream.once('open', () => {
-      stream.end(bytes);
-      stream.done();
-    });
-    return stored;
-  }
-
-  function read(storage: HoldfastPackageStorage, fileName: string): Promise<Buffer> {
-    const stream = storage.readTarball(fileName);
-    const chunks: Buffer[] = [];
-    return new Promise<Buffer>((resolve, reject) => {
-      stream.on('data', (chunk: Buffer) => chunks.push(chunk));
-      stream.once('end', () => resolve(Buffer.concat(chunks)));
-      stream.once('error', reject);
-    });
-  }
-
   it('a recorded tarball whose bytes are gone from the hold reads as 404 ENOENT (it was a raw DriverError)', async function () {
     const storage = plugin(DIDS.owner).getPackageStorage('vanished');
     const bytes = randomBytes(2048);
-    await publish(storage, 'vanished-1.0.0.tgz', bytes);
+    await publishTarball(storage, 'vanished-1.0.0.tgz', bytes);
     const behindItsBack = new HoldClient({ url: hold.url, audience: AUDIENCE, signer: new ServiceTokenSigner({ issuer: ISSUER, service: NPM_SERVICE, privateKey: hold.keys.privateKey }) });
     try {
       expect((await behindItsBack.release(DIDS.owner, sha256(bytes))).deleted).to.equal(true);
     } finally {
       await behindItsBack.close();
     }
-    const err = (await read(storage, 'vanished-1.0.0.tgz').catch((e: unknown) => e)) as VerdaccioError;
+    const err = (await readTarball(storage, 'vanished-1.0.0.tgz').catch((e: unknown) => e)) as VerdaccioError;
     expect({ code: err.code, status: err.status }).to.deep.equal({ code: 'ENOENT', status: 404 });
     expect(err.message).to.include('vanished-1.0.0.tgz');
   });
 
   it('a plugin whose DID the hold does not serve gets 500 EINTERNAL on publish, not a raw DENIED', async function () {
     const storage = plugin(DIDS.stranger).getPackageStorage('refused');
-    const err = (await publish(storage, 'refused-1.0.0.tgz', randomBytes(64)).catch((e: unknown) => e)) as VerdaccioError;
+    const err = (await publishTarball(storage, 'refused-1.0.0.tgz', randomBytes(64)).catch((e: unknown) => e)) as VerdaccioError;
     expect({ code: err.code, status: err.status }).to.deep.equal({ code: 'EINTERNAL', status: 500 });
     expect(err.message).to.include("refused this server's credentials");
   });

@@ -8,10 +8,10 @@ import { HoldClient } from '../../src/driver/hold-client.ts';
 import createHoldDriver, { isDriverError, type HoldDriver } from '../../src/driver/index.ts';
 import type { WriterStepHook } from '../../src/driver/writer-steps.ts';
 import HoldfastStorage from '../../src/verdaccio/index.ts';
-import type { HoldfastPackageStorage } from '../../src/verdaccio/package-storage.ts';
 import { AUDIENCE, DIDS, ISSUER, startTestHold, type TestHold } from '../support/hold-harness.ts';
 import { putToUrl, sha256 } from '../support/bytes.ts';
 import { pluginOptions } from './plugin-options.ts';
+import { publishTarball, readTarball, unpublishTarball } from './tarballs.ts';
 
 const SECOND_ISSUER = 'did:web:registry-two.test';
 
@@ -68,34 +68,6 @@ describe('Verdaccio plugin on a hold shared with another registry (hold + MinIO)
     }
   });
 });
-
-/** Publishes `bytes` as `fileName` of the package; resolves once recorded, rejects with the plugin's error. */
-function publishTarball(storage: HoldfastPackageStorage, fileName: string, bytes: Buffer): Promise<void> {
-  const stream = storage.writeTarball(fileName);
-  const stored = new Promise<void>((resolve, reject) => {
-    stream.once('success', resolve);
-    stream.once('error', reject);
-  });
-  stream.once('open', () => {
-    stream.end(bytes);
-    stream.done();
-  });
-  return stored;
-}
-
-function unpublishTarball(storage: HoldfastPackageStorage, fileName: string): Promise<void> {
-  return new Promise<void>((resolve, reject) => storage.deletePackage(fileName, (err) => (err ? reject(err as Error) : resolve())));
-}
-
-async function readTarball(storage: HoldfastPackageStorage, fileName: string): Promise<Buffer> {
-  const stream = storage.readTarball(fileName);
-  const chunks: Buffer[] = [];
-  return new Promise<Buffer>((resolve, reject) => {
-    stream.on('data', (chunk: Buffer) => chunks.push(chunk));
-    stream.once('end', () => resolve(Buffer.concat(chunks)));
-    stream.once('error', reject);
-  });
-}
 
 /**
  * Issue 20: the README used to configure the plugin and the registry with one
