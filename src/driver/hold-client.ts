@@ -140,7 +140,7 @@ export class HoldClient {
   /** One endpoint of the contract: its path, its timeout, and (when asked) its answer checked. */
   async send<K extends HoldEndpointName>(name: K, did: string, body: HoldCall<K>): Promise<HoldResponse<K>> {
     const endpoint = HOLD_ENDPOINTS[name];
-    const answer = await this.call<unknown>(endpoint.path, did, body as Record<string, unknown>, 'long' in endpoint && endpoint.long === true);
+    const answer = await this.call<unknown>(endpoint.path, did, body as Record<string, unknown>, endpoint.long === true);
     if (!this.#options.validateResponses) return answer as HoldResponse<K>;
     const checked = endpoint.response.safeParse(answer);
     if (!checked.success) throw new HoldClientError(200, 'INVALID_RESPONSE', `${endpoint.path} answered outside the contract: ${checked.error.message}`);

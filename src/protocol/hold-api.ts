@@ -78,7 +78,7 @@ const uploadView = z.looseObject({
 
 const blobDescriptor = z.looseObject({ digest: z.string(), size });
 
-function endpoint<Req extends z.ZodType, Res extends z.ZodType>(definition: {
+export interface HoldEndpoint<Req extends z.ZodType, Res extends z.ZodType> {
   path: `/${string}`;
   request: Req;
   response: Res;
@@ -86,7 +86,9 @@ function endpoint<Req extends z.ZodType, Res extends z.ZodType>(definition: {
   acceptsQuery?: boolean;
   /** Work that may take minutes (assembling parts, copying): clients wait longer. */
   long?: boolean;
-}) {
+}
+
+function endpoint<Req extends z.ZodType, Res extends z.ZodType>(definition: HoldEndpoint<Req, Res>): HoldEndpoint<Req, Res> {
   return definition;
 }
 

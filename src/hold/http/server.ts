@@ -58,7 +58,7 @@ export function buildHoldApp(options: HoldAppOptions): FastifyInstance {
   });
 
   const register = <K extends HoldEndpointName>(endpoint: K) => {
-    const { path, acceptsQuery } = HOLD_ENDPOINTS[endpoint] as { path: string; acceptsQuery?: boolean };
+    const { path, acceptsQuery } = HOLD_ENDPOINTS[endpoint];
     const handler: HoldHandler<K> = HOLD_ROUTES[endpoint];
     app.post(path, async (request) => {
       const caller = await options.verifier.verify(request.headers.authorization);
