@@ -34,7 +34,7 @@ export const driverConfigSchema = z
       .describe("Bytes per multipart part; default: the provider's preset."),
     maxPartsInFlight: z.number().int().min(1).max(32).default(4).describe('Parts one upload sends to storage at once.'),
     memoryBudget: z.number().int().min(5 * MiB).default(512 * MiB).describe('Bytes of upload buffers all uploads of this process may hold.'),
-    partTimeoutMs: z.number().int().min(1000).default(120_000).describe('Timeout of one part PUT to storage.'),
+    partTimeoutMs: z.number().int().min(1000).default(120_000).describe('Timeout of one transfer through a presigned URL: a part or staged segment PUT, a read back.'),
     memoryPerDid: z.number().int().min(1).optional().describe("The most of the memory budget one DID's uploads may hold; default: a quarter of it, at least two parts."),
     bufferWaitMs: z.number().int().min(1).default(10_000).describe('How long a write waits for buffer memory before the request fails with 429 (the client retries).'),
     maxCachedWriters: z.number().int().min(1).default(1000).describe('Upload writers kept in memory between requests; one that is let go is rebuilt from the hold.'),
@@ -42,7 +42,7 @@ export const driverConfigSchema = z
     maxCachedUrls: z.number().int().min(0).default(10_000).describe('Presigned pull URLs kept for reuse (each for half its lifetime); 0 turns the cache off.'),
     retry: z
       .object({
-        attempts: z.number().int().min(1).max(20).default(DEFAULT_RETRY.attempts).describe('Tries of a hold call that failed to connect or got 502, 503 or 504.'),
+        attempts: z.number().int().min(1).max(20).default(DEFAULT_RETRY.attempts).describe('Tries of a hold call or a storage transfer that failed to connect or got an answer worth retrying (the hold: 502, 503, 504; storage: those, 429 and 500).'),
         baseDelayMs: z.number().int().min(0).default(DEFAULT_RETRY.baseDelayMs).describe('The backoff: a try waits a random time up to this × 2^try, at most `maxDelayMs`.'),
         maxDelayMs: z.number().int().min(0).default(DEFAULT_RETRY.maxDelayMs).describe('The longest delay between tries.'),
       })
