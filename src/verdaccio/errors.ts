@@ -17,7 +17,6 @@ function verdaccioError(code: string, status: number, message: string, cause?: u
 
 export const alreadyExists = (what: string) => verdaccioError('EEXISTS', 409, `${what} already exists`);
 export const notFound = (what: string) => verdaccioError('ENOENT', 404, `${what} not found`);
-export const internal = (message: string) => verdaccioError('EINTERNAL', 500, message);
 export const unavailable = (message: string) => verdaccioError('EUNAVAILABLE', 503, message);
 
 /**
