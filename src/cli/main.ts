@@ -18,10 +18,13 @@ const USAGE = `usage:
   holdfast registry --config registry.yaml  run a registry
   holdfast hold --config hold.yaml          run a hold service
   holdfast gc --config registry.yaml [--dry-run]   one garbage-collection pass now (JSON report)
+  holdfast retention --config registry.yaml [--dry-run]   one retention pass now: each tag and manifest removed, and why (JSON)
   holdfast keygen --out DIR                 create a registry service-token key pair
   holdfast hash-password                    read a password on stdin, print its bcrypt hash`;
 
 const logger = createLogger({ base: { service: 'holdfast' } });
+/** For the commands that print a report: stdout stays pure JSON. */
+const reportLogger = () => createLogger({ base: { service: 'holdfast' } }, { toStderr: true });
 
 async function main(argv: string[]): Promise<void> {
   const [command, ...rest] = argv;
@@ -59,10 +62,21 @@ async function main(argv: string[]): Promise<void> {
     }
     case 'gc': {
       if (!values.config) throw new UsageError('gc needs --config FILE (the registry config)');
-      const registry = await (await loadRegistry()).create(await loadRegistryConfig(values.config), { logger });
+      const registry = await (await loadRegistry()).create(await loadRegistryConfig(values.config), { logger: reportLogger() });
       try {
         if (!registry.gc) throw new UsageError('set gc.did in the registry config: the DID that may delete at the hold');
         console.log(JSON.stringify(await registry.gc.run({ dryRun: values['dry-run'] === true }), null, 2));
+      } finally {
+        await registry.close();
+      }
+      return;
+    }
+    case 'retention': {
+      if (!values.config) throw new UsageError('retention needs --config FILE (the registry config)');
+      const registry = await (await loadRegistry()).create(await loadRegistryConfig(values.config), { logger: reportLogger() });
+      try {
+        if (!registry.retention.configured) throw new UsageError('the registry config has no policies.retention rules (docs/POLICIES.md)');
+        console.log(JSON.stringify(await registry.retention.run({ dryRun: values['dry-run'] === true, items: true }), null, 2));
       } finally {
         await registry.close();
       }

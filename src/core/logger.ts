@@ -17,12 +17,10 @@ export const REDACTED_PATHS = [
   '*.url',
 ];
 
-export function createLogger(options: LoggerOptions = {}): Logger {
-  return pino({
-    level: process.env.LOG_LEVEL ?? 'info',
-    redact: { paths: REDACTED_PATHS, censor: '[redacted]' },
-    ...options,
-  });
+/** `toStderr` for commands whose stdout is their answer (a JSON report). */
+export function createLogger(options: LoggerOptions = {}, { toStderr = false } = {}): Logger {
+  const settings = { level: process.env.LOG_LEVEL ?? 'info', redact: { paths: REDACTED_PATHS, censor: '[redacted]' }, ...options };
+  return toStderr ? pino(settings, pino.destination(2)) : pino(settings);
 }
 
 /** Strips the query string, which may hold a signature. */

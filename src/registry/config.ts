@@ -5,6 +5,33 @@ import { z } from 'zod';
 import { didSchema } from '../core/did.ts';
 import { ConfigError, applyEnvOverrides, deepFreeze, listenSchema } from '../core/config.ts';
 import { serverTimeoutsSchema } from '../core/http-limits.ts';
+import { PATTERN_CHARACTERS } from './policies/glob.ts';
+
+const patternSchema = z
+  .string()
+  .min(1)
+  .max(255)
+  .regex(PATTERN_CHARACTERS, 'a pattern holds the characters of names and tags and the wildcards * ** ?');
+
+const immutableRuleSchema = z
+  .object({
+    repositories: patternSchema.describe('Repositories the rule covers: `*` matches within one path segment, `**` across segments.'),
+    tags: z.array(patternSchema).min(1).describe('Tags that, once pushed, never move and cannot be deleted (e.g. `v*`).'),
+  })
+  .strict();
+
+const retentionRuleSchema = z
+  .object({
+    repositories: patternSchema.describe('Repositories the rule covers; the first rule that matches a repository is the one applied to it.'),
+    keepTags: z.array(patternSchema).default([]).describe('Tags always kept (e.g. `latest`, `v*`).'),
+    keepLast: z.number().int().min(0).optional().describe('Keep the N most recently pushed tags of the repository.'),
+    olderThanDays: z.number().int().min(1).optional().describe('Delete only tags pushed more than this many days ago; without it, every tag the rule does not keep is deleted.'),
+    untaggedAfterHours: z.number().int().min(1).optional().describe('Delete untagged manifests (and the referrers and index children that go with them) pushed more than this many hours ago.'),
+  })
+  .strict()
+  .refine((rule) => rule.keepTags.length > 0 || rule.keepLast !== undefined || rule.olderThanDays !== undefined || rule.untaggedAfterHours !== undefined, {
+    message: 'a retention rule needs keepTags, keepLast, olderThanDays or untaggedAfterHours',
+  });
 
 
 export const registryConfigSchema = z
@@ -38,6 +65,14 @@ export const registryConfigSchema = z
       .strict()
       .prefault({})
       .describe('Online garbage collection (docs/GC.md).'),
+    policies: z
+      .object({
+        immutableTags: z.array(immutableRuleSchema).default([]).describe('Tags that never move once pushed: a PUT to another digest or a DELETE of the tag or its manifest is refused with 403 DENIED (docs/POLICIES.md).'),
+        retention: z.array(retentionRuleSchema).default([]).describe('Which tags and untagged manifests to delete, per repository pattern; run before each GC pass and by `holdfast retention` (docs/POLICIES.md).'),
+      })
+      .strict()
+      .prefault({})
+      .describe('Immutable tags and retention (docs/POLICIES.md).'),
     metadata: z
       .discriminatedUnion('kind', [
         z.object({ kind: z.literal('sqlite'), path: z.string().min(1).default('./data/registry.db').describe('The database file (WAL mode).') }).strict(),

@@ -17,6 +17,8 @@ import { SqlMetadataStore } from '../metadata/oci/store.ts';
 import { RegistryMetrics } from './metrics.ts';
 import { GarbageCollector } from './gc/collector.ts';
 import { GcMetrics } from './gc/metrics.ts';
+import { ImmutableTags } from './policies/immutable.ts';
+import { Retention } from './policies/retention.ts';
 import { loadStorageDriver } from './storage.ts';
 import { UploadLeases, type UploadRequestStepHook } from './upload-lease.ts';
 
@@ -43,6 +45,8 @@ export class Registry {
   readonly config: RegistryConfig;
   /** Set when `gc.did` is configured. */
   readonly gc: GarbageCollector | undefined;
+  /** `policies.retention`; runs before each scheduled GC pass. */
+  readonly retention: Retention;
   readonly #logger: Logger;
   readonly #authorizer: Authorizer;
   #gcTimer: NodeJS.Timeout | undefined;
@@ -54,6 +58,7 @@ export class Registry {
     storage: StorageDriver;
     config: RegistryConfig;
     gc?: GarbageCollector;
+    retention: Retention;
     logger: Logger;
     authorizer: Authorizer;
   }) {
@@ -62,6 +67,7 @@ export class Registry {
     this.storage = parts.storage;
     this.config = parts.config;
     this.gc = parts.gc;
+    this.retention = parts.retention;
     this.#logger = parts.logger;
     this.#authorizer = parts.authorizer;
   }
@@ -74,6 +80,7 @@ export class Registry {
     const publicUrl = config.publicUrl ?? `http://${config.listen.host}:${config.listen.port}`;
     const authorizer = await createAuthorizer(config, publicUrl);
     const metrics = new RegistryMetrics({ defaultMetrics: options.defaultMetrics });
+    const immutableTags = new ImmutableTags(config.policies.immutableTags);
     const app = buildRegistryApp(
       {
         metadata,
@@ -89,6 +96,7 @@ export class Registry {
         }),
         uploadStep: options.onUploadStep ?? (async () => {}),
         limits: config.limits,
+        immutableTags,
         openingUploads: new KeyedCounter(),
         uploadWaiters: new KeyedCounter(),
       },
@@ -107,19 +115,33 @@ export class Registry {
     const gc = config.gc.did
       ? new GarbageCollector({ store: metadata.gc, storage, did: config.gc.did, graceSeconds: config.gc.graceSeconds, deletingTimeoutSeconds: config.gc.deletingTimeoutSeconds, metrics: new GcMetrics(metrics.registry), logger })
       : undefined;
-    return new Registry({ app, metadata, storage, config, gc, logger, authorizer });
+    const retention = new Retention({
+      rules: config.policies.retention,
+      store: metadata.retention,
+      listRepositories: (page) => metadata.listRepositories(page),
+      immutableTags,
+      metrics: metrics.registry,
+      logger,
+    });
+    return new Registry({ app, metadata, storage, config, gc, retention, logger, authorizer });
   }
 
-  /** Starts listening and, when configured, the periodic garbage collection. */
+  /** Starts listening and, when configured, the periodic retention and garbage collection. */
   async listen(port = this.config.listen.port, host = this.config.listen.host): Promise<string> {
     const address = await this.app.listen({ port, host });
-    if (this.gc && this.config.gc.intervalSeconds > 0) {
+    if ((this.gc || this.retention.configured) && this.config.gc.intervalSeconds > 0) {
       this.#gcTimer = setInterval(() => {
-        this.gc?.run().catch((err: unknown) => this.#logger.warn({ err }, 'gc pass failed'));
+        void this.#maintain();
       }, this.config.gc.intervalSeconds * 1000);
       this.#gcTimer.unref();
     }
     return address;
+  }
+
+  /** Retention first, so the GC pass right after it finds what retention unreferenced. */
+  async #maintain(): Promise<void> {
+    if (this.retention.configured) await this.retention.run().catch((err: unknown) => this.#logger.warn({ err }, 'retention pass failed'));
+    await this.gc?.run().catch((err: unknown) => this.#logger.warn({ err }, 'gc pass failed'));
   }
 
   close(): Promise<void> {

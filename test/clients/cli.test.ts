@@ -16,6 +16,8 @@ import { buildImage } from '../support/oci-layout.ts';
 import { NODE_FLAGS } from '../../src/cli/node-flags.ts';
 import { cliNodeArgs } from '../support/stack.ts';
 import { waitForHttp } from '../support/tools.ts';
+import { SqlMetadataStore } from '../../src/metadata/oci/store.ts';
+import { sha256 } from '../support/bytes.ts';
 
 const MiB = 1024 * 1024;
 
@@ -213,6 +215,46 @@ for (const entry of ['src/cli/main.ts', 'bin/holdfast.js'] as const) {
       } finally {
         await cli.stop();
         await rm(work, { recursive: true, force: true });
+      }
+    });
+
+    it('`retention --dry-run` lists each tag a pass would remove and why; `retention` removes them', async function () {
+      const dir = await mkdtemp(path.join(os.tmpdir(), 'holdfast-retention-cli-'));
+      try {
+        await writeFile(path.join(dir, 'key.pem'), (await generateSigningKey()).privateKey);
+        const config = path.join(dir, 'registry.yaml');
+        await writeFile(
+          config,
+          toYaml({
+            listen: { host: '127.0.0.1', port: 5999 },
+            storage: { module: 'hold', options: { hold: { url: 'http://127.0.0.1:9', audience: 'did:web:hold.test' }, issuer: 'did:web:registry.test', privateKeyFile: 'key.pem' } },
+            metadata: { kind: 'sqlite', path: 'registry.db' },
+            auth: { mode: 'none', did: 'did:plc:alice0000000000000000' },
+            policies: { retention: [{ repositories: 'alice/**', keepLast: 1 }] },
+          }),
+        );
+        const store = await SqlMetadataStore.open({ kind: 'sqlite', path: path.join(dir, 'registry.db') });
+        const layer = `sha256:${'1'.repeat(64)}`;
+        await store.linkBlob('alice/ci', { digest: layer, size: 1 });
+        for (const tag of ['c', 'b', 'a']) {
+          const content = Buffer.from(JSON.stringify({ schemaVersion: 2, tag }));
+          await store.putManifest({ repository: 'alice/ci', digest: sha256(content), mediaType: 'application/vnd.oci.image.manifest.v1+json', content, blobs: [layer], manifests: [] }, tag);
+          await new Promise((resolve) => setTimeout(resolve, 5));
+        }
+        await store.close();
+        const run = async (...args: string[]) =>
+          JSON.parse(await runTool(process.execPath, [...(built ? [path.join(ROOT, entry)] : cliNodeArgs(path.join(ROOT, entry))), 'retention', '--config', config, ...args])) as {
+            items: { tag?: string; action: string; reason: string; pattern: string }[];
+          };
+        const dry = await run('--dry-run');
+        expect(dry.items.map((item) => [item.tag, item.action, item.pattern, item.reason])).to.deep.equal([
+          ['b', 'would-delete', 'alice/**', 'not among the 1 most recently pushed tags'],
+          ['c', 'would-delete', 'alice/**', 'not among the 1 most recently pushed tags'],
+        ]);
+        expect((await run()).items.map((item) => `${item.tag} ${item.action}`)).to.deep.equal(['b deleted', 'c deleted']);
+        expect((await run()).items).to.deep.equal([]);
+      } finally {
+        await rm(dir, { recursive: true, force: true });
       }
     });
   });

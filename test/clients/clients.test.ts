@@ -38,7 +38,7 @@ describe('real clients against registry + hold + MinIO', function () {
 
   before(async function () {
     const minio = await sharedMinio();
-    stack = await startStack({ minio, prefix });
+    stack = await startStack({ minio, prefix, policies: { immutableTags: [{ repositories: 'alice/released', tags: ['v*'] }] } });
     host = new URL(stack.registries[0] as string).host;
     work = await mkdtemp(path.join(os.tmpdir(), 'holdfast-clients-'));
     image = await buildImage(path.join(work, 'image'), [200 * MiB, 3 * MiB + 17, 1234, 0]);
@@ -100,5 +100,29 @@ describe('real clients against registry + hold + MinIO', function () {
     await expectSameBlobs(image, pulled);
     const index = JSON.parse(await readFile(path.join(pulled, 'index.json'), 'utf8')) as { manifests: { digest: string }[] };
     expect(index.manifests.map((entry) => entry.digest)).to.include(image.manifestDigest);
+  });
+
+  it('crane cannot move or delete an immutable tag, and re-tagging the same digest succeeds', async function () {
+    const crane = await craneBinary();
+    const env = { ...process.env, DOCKER_CONFIG: authDir };
+    const repo = `${host}/alice/released`;
+    await runTool(crane, ['push', '--insecure', image.dir, `${repo}:v1`], env);
+    // A second image: the same layers under a config with one more label.
+    await runTool(crane, ['mutate', '--insecure', '--label', 'rebuilt=yes', `${repo}:v1`, '--tag', `${repo}:next`], env);
+    const [v1, next] = [await runTool(crane, ['digest', '--insecure', `${repo}:v1`], env), await runTool(crane, ['digest', '--insecure', `${repo}:next`], env)];
+    expect(next).to.not.equal(v1);
+
+    const moved = (await runTool(crane, ['tag', '--insecure', `${repo}:next`, 'v1'], env).catch((err: unknown) => err)) as Error;
+    expect(moved).to.be.instanceOf(Error);
+    expect(moved.message).to.contain('DENIED: tag v1 in alice/released is immutable and points at');
+    const deleted = (await runTool(crane, ['delete', '--insecure', `${repo}@${v1.trim()}`], env).catch((err: unknown) => err)) as Error;
+    expect(deleted.message).to.contain(`DENIED: manifest ${v1.trim()} in alice/released is held by the immutable tag v1`);
+    expect(await runTool(crane, ['digest', '--insecure', `${repo}:v1`], env)).to.equal(v1);
+
+    await runTool(crane, ['tag', '--insecure', `${repo}@${v1.trim()}`, 'v1'], env);
+    await runTool(crane, ['tag', '--insecure', `${repo}:next`, 'v2'], env);
+    await runTool(crane, ['tag', '--insecure', `${repo}:v1`, 'next'], env);
+    expect(await runTool(crane, ['digest', '--insecure', `${repo}:next`], env), 'tags outside the rule still move').to.equal(v1);
+    console.log(`      crane: ${moved.message.split('\n').find((line) => line.includes('DENIED'))?.trim()}`);
   });
 });

@@ -36,7 +36,7 @@ describe('Docker Engine against registry + hold + MinIO', function () {
 
   before(async function () {
     const minio = await sharedMinio();
-    stack = await startStack({ minio, prefix });
+    stack = await startStack({ minio, prefix, policies: { immutableTags: [{ repositories: 'alice/released', tags: ['v*'] }] } });
     host = new URL(stack.registries[0] as string).host;
     engine = await startDockerEngine();
     work = await mkdtemp(path.join(os.tmpdir(), 'holdfast-docker-images-'));
@@ -99,6 +99,20 @@ describe('Docker Engine against registry + hold + MinIO', function () {
       `      docker ${engine.clientVersion} → daemon ${engine.serverVersion}: pushed v1 layers of ${m1.layers.map((layer) => layer.size).join(', ')} bytes (gzip of tars of ` +
         `${v1.layers.map((layer) => layer.size).join(', ')}), and v2, in ${pushMs} ms`,
     );
+  });
+
+  it('docker push cannot move an immutable tag, and pushing the same image to it again succeeds', async function () {
+    const released = `${host}/alice/released:v1`;
+    await engine.docker(['tag', v1.reference, released]);
+    await engine.docker(['push', released]);
+    await engine.docker(['tag', v2.reference, released]);
+    const failure = (await engine.docker(['push', released]).catch((err: unknown) => err)) as { stderr?: string };
+    expect(failure).to.be.instanceOf(Error);
+    expect(failure.stderr).to.contain('denied: tag v1 in alice/released is immutable and points at');
+    await engine.docker(['tag', v1.reference, released]);
+    expect((await engine.docker(['push', released])).stdout).to.match(/v1: digest: sha256:[0-9a-f]{64}/);
+    await engine.docker(['rmi', released]);
+    console.log(`      ${failure.stderr?.trim()}`);
   });
 
   it('after docker rmi, pulls both tags back with the same image ids and byte-exact diff_ids', async function () {

@@ -98,4 +98,21 @@ describe('registry authorization matrix', function () {
     ]);
     expect(claims.exp - claims.iat).to.be.at.most(300);
   });
+
+  it('a mount needs write access at the hold, as an upload does: read-only crew cannot build a repository from stored blobs', async function () {
+    const token = await registry.token('carol', 'repository:carol/app:pull,push repository:alice/app:pull');
+    const headers = { authorization: `Bearer ${token}` };
+    const upload = await request(`${registry.url}/v2/carol/app/blobs/uploads/`, { method: 'POST', headers });
+    expect(upload.statusCode, 'an upload is refused at the hold').to.equal(403);
+    await upload.body.dump();
+    for (const query of [`mount=${blob}&from=alice/app`, `mount=${blob}`]) {
+      const mount = await request(`${registry.url}/v2/carol/app/blobs/uploads/?${query}`, { method: 'POST', headers });
+      const text = await mount.body.text();
+      expect([mount.statusCode, (JSON.parse(text) as { errors: { code: string }[] }).errors[0]?.code], `${query}: ${text}`).to.deep.equal([403, 'DENIED']);
+    }
+    expect(await registry.registry.metadata.getBlob('carol/app', blob), 'nothing linked').to.equal(undefined);
+    const head = await request(`${registry.url}/v2/carol/app/blobs/${blob}`, { method: 'HEAD', headers });
+    await head.body.dump();
+    expect(head.statusCode).to.equal(404);
+  });
 });

@@ -19,6 +19,8 @@ import { sharedPostgres } from './global-fixtures.ts';
 export const USERS = Object.freeze({
   alice: { username: 'alice', password: 'alice-password', did: DIDS.owner, handle: 'alice' },
   bob: { username: 'bob', password: 'bob-password', did: DIDS.crewWrite, handle: 'bob' },
+  /** Read-only crew at the hold: may pull, and push to carol/ at the registry, but the hold refuses her writes. */
+  carol: { username: 'carol', password: 'carol-password', did: DIDS.crewRead, handle: 'carol' },
 });
 
 export interface TestRegistry {
@@ -46,6 +48,8 @@ export interface TestRegistryOptions {
   limits?: Record<string, unknown>;
   /** `auth.login` of the registry config. */
   login?: Record<string, unknown>;
+  /** `policies` of the registry config. */
+  policies?: Record<string, unknown>;
   /** bcrypt cost of the users' hashes (4 unless a test measures the cost). */
   passwordRounds?: number;
   /** Registry instances sharing the hold and the database (Postgres for more than one); 1 by default. */
@@ -92,6 +96,7 @@ export async function startTestRegistry(options: TestRegistryOptions): Promise<T
       ...(options.login ? { login: options.login } : {}),
     },
     ...(options.limits ? { limits: options.limits } : {}),
+    ...(options.policies ? { policies: options.policies } : {}),
   });
   const logger = pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' });
   const start = async (index: number) => {

@@ -235,10 +235,8 @@ export async function startScaleStack(options: ScaleStackOptions): Promise<Scale
       child.stderr?.on('data', (chunk: Buffer) => (stderr = (stderr + chunk.toString()).slice(-4000)));
       const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
       if (code !== 0) throw new Error(`holdfast gc exited ${code}: ${stderr}`);
-      // The report is the pretty-printed object after any log lines: from the line that is exactly `{`.
-      const report = /^\{$/m.exec(stdout);
-      if (!report) throw new Error(`holdfast gc printed no report: ${stdout.slice(0, 500)}`);
-      return JSON.parse(stdout.slice(report.index)) as { deletedBlobs: number; deletedManifests: number };
+      // Its logs go to stderr: stdout is the report alone.
+      return JSON.parse(stdout) as { deletedBlobs: number; deletedManifests: number };
     },
     logTail(tier, index) {
       return find(tier, index).tail;

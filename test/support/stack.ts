@@ -48,6 +48,8 @@ export interface StackOptions {
   auth?: 'token' | 'none';
   /** Storage driver options over the defaults (e.g. `memoryPerDid`). */
   driver?: Record<string, unknown>;
+  /** The registry config's `policies`. */
+  policies?: Record<string, unknown>;
   /** Hold settings for fault tests: where clients reach S3, and a short upload TTL. */
   hold?: {
     publicEndpoint?: string;
@@ -159,6 +161,7 @@ export async function startStack(options: StackOptions): Promise<RunningStack> {
         },
         blobs: { delivery: 'redirect' },
         metadata,
+        ...(options.policies ? { policies: options.policies } : {}),
         auth:
           options.auth === 'none'
             ? { mode: 'none', did: STACK_USER.did }

@@ -1,7 +1,8 @@
-import { openDatabase, type DatabaseConfig, type Db } from '../db.ts';
+import { forUpdate, openDatabase, type DatabaseConfig, type Db } from '../db.ts';
 import { GcStore } from './gc.ts';
+import { RetentionStore } from './retention.ts';
 import { UploadHolds } from './upload-holds.ts';
-import { BlobUnavailableError, MissingBlobError, TagLimitError, type BlobRecord, type ManifestRecord, type MetadataStore, type Page, type ReferrerDescriptor, type UploadRow } from './types.ts';
+import { BlobUnavailableError, ImmutableTagError, MissingBlobError, TagLimitError, type BlobRecord, type ManifestRecord, type MetadataStore, type Page, type ReferrerDescriptor, type TagPredicate, type UploadRow } from './types.ts';
 
 /** The metadata store over either SQL dialect. */
 export class SqlMetadataStore implements MetadataStore {
@@ -9,11 +10,14 @@ export class SqlMetadataStore implements MetadataStore {
   /** Garbage-collection queries, in the same database. */
   readonly gc: GcStore;
   readonly uploadHolds: UploadHolds;
+  /** Retention's reads and conditional deletes. */
+  readonly retention: RetentionStore;
 
   constructor(db: Db) {
     this.#db = db;
     this.gc = new GcStore(db);
     this.uploadHolds = new UploadHolds(db);
+    this.retention = new RetentionStore(db);
   }
 
   static async open(config: DatabaseConfig): Promise<SqlMetadataStore> {
@@ -86,7 +90,7 @@ export class SqlMetadataStore implements MetadataStore {
     return (await this.#db.run('DELETE FROM repository_blobs WHERE repository = ? AND digest = ?', [repository, digest])) > 0;
   }
 
-  async putManifest(manifest: ManifestRecord, tag?: string, options: { maxTags?: number } = {}): Promise<void> {
+  async putManifest(manifest: ManifestRecord, tag?: string, options: { maxTags?: number; immutable?: TagPredicate } = {}): Promise<void> {
     const now = new Date().toISOString();
     await this.#db.transaction(async (tx) => {
       await ensureRepository(tx, manifest.repository, now);
@@ -96,6 +100,11 @@ export class SqlMetadataStore implements MetadataStore {
           [manifest.repository, digest],
         );
         if (row?.state !== 'live') throw new MissingBlobError(digest);
+      }
+      // Under a share lock, so retention cannot delete a child between the caller's check and this commit.
+      for (const child of manifest.manifests) {
+        const row = await tx.get(`SELECT 1 AS one FROM manifests WHERE repository = ? AND digest = ?${tx.dialect === 'postgres' ? ' FOR SHARE' : ''}`, [manifest.repository, child]);
+        if (!row) throw new MissingBlobError(child, 'manifest');
       }
       await tx.run(
         `INSERT INTO manifests (repository, digest, media_type, content, size, subject, artifact_type, annotations, created_at)
@@ -126,11 +135,18 @@ export class SqlMetadataStore implements MetadataStore {
           const row = await tx.get<{ count: number | string }>('SELECT COUNT(*) AS count FROM tags WHERE repository = ?', [manifest.repository]);
           if (Number(row?.count ?? 0) >= options.maxTags) throw new TagLimitError(options.maxTags);
         }
-        await tx.run(
-          `INSERT INTO tags (repository, tag, digest, updated_at) VALUES (?, ?, ?, ?)
-           ON CONFLICT (repository, tag) DO UPDATE SET digest = excluded.digest, updated_at = excluded.updated_at`,
-          [manifest.repository, tag, manifest.digest, now],
-        );
+        if (options.immutable?.(tag)) {
+          // Insert-if-absent then read back: of two first pushes racing, the second waits for the first and is refused.
+          await tx.run('INSERT INTO tags (repository, tag, digest, updated_at) VALUES (?, ?, ?, ?) ON CONFLICT (repository, tag) DO NOTHING', [manifest.repository, tag, manifest.digest, now]);
+          const held = await tx.get<{ digest: string }>('SELECT digest FROM tags WHERE repository = ? AND tag = ?', [manifest.repository, tag]);
+          if (held && held.digest !== manifest.digest) throw new ImmutableTagError(manifest.repository, tag, held.digest, 'move');
+        } else {
+          await tx.run(
+            `INSERT INTO tags (repository, tag, digest, updated_at) VALUES (?, ?, ?, ?)
+             ON CONFLICT (repository, tag) DO UPDATE SET digest = excluded.digest, updated_at = excluded.updated_at`,
+            [manifest.repository, tag, manifest.digest, now],
+          );
+        }
       }
     });
   }
@@ -166,8 +182,13 @@ export class SqlMetadataStore implements MetadataStore {
     return (await this.#db.get<{ digest: string }>('SELECT digest FROM tags WHERE repository = ? AND tag = ?', [repository, tag]))?.digest;
   }
 
-  async deleteManifest(repository: string, digest: string): Promise<boolean> {
+  async deleteManifest(repository: string, digest: string, options: { immutable?: TagPredicate } = {}): Promise<boolean> {
     return this.#db.transaction(async (tx) => {
+      if (options.immutable) {
+        if (!(await tx.get(`SELECT 1 AS one FROM manifests WHERE repository = ? AND digest = ?${forUpdate(tx)}`, [repository, digest]))) return false;
+        const holder = await immutableHolder(tx, repository, digest, options.immutable);
+        if (holder) throw new ImmutableTagError(repository, holder, digest, 'delete manifest');
+      }
       const removed = await tx.run('DELETE FROM manifests WHERE repository = ? AND digest = ?', [repository, digest]);
       if (removed === 0) return false;
       await tx.run('DELETE FROM manifest_references WHERE repository = ? AND digest = ?', [repository, digest]);
@@ -176,7 +197,12 @@ export class SqlMetadataStore implements MetadataStore {
     });
   }
 
-  async deleteTag(repository: string, tag: string): Promise<boolean> {
+  async deleteTag(repository: string, tag: string, options: { immutable?: TagPredicate } = {}): Promise<boolean> {
+    if (options.immutable?.(tag)) {
+      const held = await this.resolveTag(repository, tag);
+      if (held) throw new ImmutableTagError(repository, tag, held, 'delete tag');
+      return false;
+    }
     return (await this.#db.run('DELETE FROM tags WHERE repository = ? AND tag = ?', [repository, tag])) > 0;
   }
 
@@ -216,14 +242,35 @@ export class SqlMetadataStore implements MetadataStore {
   }
 }
 
-/** Row locks where the dialect has them; SQLite transactions already run one at a time. */
-export function forUpdate(db: Db): string {
-  return db.dialect === 'postgres' ? ' FOR UPDATE' : '';
-}
-
 function forShare(db: Db): string {
   return db.dialect === 'postgres' ? ' FOR SHARE OF b' : '';
 }
+
+/**
+ * An immutable tag that holds `digest`: one pointing at it, or at an index
+ * that lists it (at any depth). Indexes rarely nest, so the walk is short;
+ * it stops after `MAX_HOLDER_WALK` manifests all the same.
+ */
+async function immutableHolder(tx: Db, repository: string, digest: string, immutable: TagPredicate): Promise<string | undefined> {
+  const seen = new Set([digest]);
+  const queue = [digest];
+  while (queue.length > 0 && seen.size <= MAX_HOLDER_WALK) {
+    const current = queue.shift() as string;
+    const tags = await tx.all<{ tag: string }>('SELECT tag FROM tags WHERE repository = ? AND digest = ?', [repository, current]);
+    const held = tags.find((row) => immutable(row.tag));
+    if (held) return held.tag;
+    const parents = await tx.all<{ digest: string }>("SELECT digest FROM manifest_references WHERE repository = ? AND child = ? AND kind = 'manifest'", [repository, current]);
+    for (const parent of parents) {
+      if (!seen.has(parent.digest)) {
+        seen.add(parent.digest);
+        queue.push(parent.digest);
+      }
+    }
+  }
+  return undefined;
+}
+
+const MAX_HOLDER_WALK = 1000;
 
 async function ensureRepository(tx: Db, repository: string, now: string): Promise<void> {
   await tx.run('INSERT INTO repositories (name, created_at) VALUES (?, ?) ON CONFLICT (name) DO NOTHING', [repository, now]);

@@ -51,6 +51,9 @@ export interface ReferrerDescriptor {
   annotations?: Record<string, string>;
 }
 
+/** Whether a tag of the repository in question is immutable. */
+export type TagPredicate = (tag: string) => boolean;
+
 export interface Page {
   n?: number;
   last?: string;
@@ -86,14 +89,20 @@ export interface MetadataStore {
    * transaction that also re-checks every referenced blob is still linked
    * here and live (`MissingBlobError` otherwise), so garbage collection can
    * never leave a manifest pointing at a deleted blob. A new tag beyond
-   * `maxTags` in the repository is refused with `TagLimitError`.
+   * `maxTags` in the repository is refused with `TagLimitError`, and moving
+   * a tag `immutable` says is immutable with `ImmutableTagError` (re-pushing
+   * the digest it already points at succeeds and changes nothing).
    */
-  putManifest(manifest: ManifestRecord, tag?: string, options?: { maxTags?: number }): Promise<void>;
+  putManifest(manifest: ManifestRecord, tag?: string, options?: { maxTags?: number; immutable?: TagPredicate }): Promise<void>;
   getManifest(repository: string, digest: string): Promise<ManifestRecord | undefined>;
   resolveTag(repository: string, tag: string): Promise<string | undefined>;
-  /** Deletes a manifest and every tag pointing at it. */
-  deleteManifest(repository: string, digest: string): Promise<boolean>;
-  deleteTag(repository: string, tag: string): Promise<boolean>;
+  /**
+   * Deletes a manifest and every tag pointing at it; `ImmutableTagError` if
+   * an immutable tag points at it or at an index that lists it.
+   */
+  deleteManifest(repository: string, digest: string, options?: { immutable?: TagPredicate }): Promise<boolean>;
+  /** Deletes a tag; `ImmutableTagError` if it exists and is immutable. */
+  deleteTag(repository: string, tag: string, options?: { immutable?: TagPredicate }): Promise<boolean>;
   listTags(repository: string, page?: Page): Promise<string[]>;
   listReferrers(repository: string, subject: string, artifactType?: string): Promise<ReferrerDescriptor[]>;
   repositoryExists(repository: string): Promise<boolean>;
@@ -119,12 +128,12 @@ export class BlobUnavailableError extends Error {
   }
 }
 
-/** A manifest references a blob that is not (or no longer) in the repository. */
+/** A manifest references a blob or manifest that is not (or no longer) in the repository. */
 export class MissingBlobError extends Error {
   readonly digest: string;
 
-  constructor(digest: string) {
-    super(`blob ${digest} is not in the repository`);
+  constructor(digest: string, kind: 'blob' | 'manifest' = 'blob') {
+    super(`${kind} ${digest} is not in the repository`);
     this.name = 'MissingBlobError';
     this.digest = digest;
   }
@@ -138,5 +147,26 @@ export class TagLimitError extends Error {
     super(`the repository already has ${limit} tags, the most this registry allows; delete some first`);
     this.name = 'TagLimitError';
     this.limit = limit;
+  }
+}
+
+/** An immutable tag would move, or it or the manifest it holds would be deleted. */
+export class ImmutableTagError extends Error {
+  readonly repository: string;
+  readonly tag: string;
+  readonly digest: string;
+
+  constructor(repository: string, tag: string, digest: string, attempted: 'move' | 'delete tag' | 'delete manifest') {
+    const what =
+      attempted === 'move'
+        ? `tag ${tag} in ${repository} is immutable and points at ${digest}; push under a new tag instead`
+        : attempted === 'delete tag'
+          ? `tag ${tag} in ${repository} is immutable and cannot be deleted`
+          : `manifest ${digest} in ${repository} is held by the immutable tag ${tag} and cannot be deleted`;
+    super(what);
+    this.name = 'ImmutableTagError';
+    this.repository = repository;
+    this.tag = tag;
+    this.digest = digest;
   }
 }

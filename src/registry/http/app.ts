@@ -7,7 +7,7 @@ import { healthAnswer } from '../../core/instance.ts';
 import { DriverError } from '../../driver/types.ts';
 import { RegistryError, type OciErrorCode } from '../errors.ts';
 import { isRepositoryName } from '../names.ts';
-import { BlobUnavailableError, MissingBlobError, TagLimitError } from '../../metadata/oci/types.ts';
+import { BlobUnavailableError, ImmutableTagError, MissingBlobError, TagLimitError } from '../../metadata/oci/types.ts';
 import { deleteBlob, getBlob, headBlob } from '../routes/blobs.ts';
 import { listCatalog, listReferrers, listTags } from '../routes/listings.ts';
 import { deleteManifest, getManifest, headManifest, putManifest } from '../routes/manifests.ts';
@@ -156,6 +156,7 @@ function asRegistryError(error: unknown): RegistryError {
   if (error instanceof RegistryError) return error;
   if (error instanceof BlobUnavailableError) return new RegistryError('UNAVAILABLE', error.message, { headers: { 'retry-after': '1' }, cause: error });
   if (error instanceof MissingBlobError) return new RegistryError('MANIFEST_BLOB_UNKNOWN', error.message, { detail: { digest: error.digest }, cause: error });
+  if (error instanceof ImmutableTagError) return new RegistryError('DENIED', error.message, { detail: { tag: error.tag, digest: error.digest }, cause: error });
   if (error instanceof TagLimitError) return new RegistryError('DENIED', error.message, { detail: { limit: error.limit }, cause: error });
   if (error instanceof DriverError) {
     const headers = error.code === 'BUSY' ? { 'retry-after': BUSY_RETRY_AFTER_SECONDS } : undefined;

@@ -7,6 +7,7 @@ import type { KeyedCounter } from '../../core/keyed-counter.ts';
 import type { KeyedMutex } from '../../core/keyed-mutex.ts';
 import type { RegistryConfig } from '../config.ts';
 import type { UploadLeases, UploadRequestStepHook } from '../upload-lease.ts';
+import type { ImmutableTags } from '../policies/immutable.ts';
 
 /** Anything that hands out a BlobStore per DID: the hold driver, or another storage plugin. */
 export interface StorageDriver {
@@ -28,6 +29,8 @@ export interface RegistryContext {
   /** Awaited at each step of an upload request; a no-op but in tests. */
   uploadStep: UploadRequestStepHook;
   limits: RegistryConfig['limits'];
+  /** `policies.immutableTags`. */
+  immutableTags: ImmutableTags;
   /** Uploads being opened (or streaming monolithically) in this process, per DID. */
   openingUploads: KeyedCounter;
   /** Requests for each upload this process has taken in (running or waiting their turn). */

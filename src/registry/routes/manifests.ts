@@ -67,7 +67,7 @@ export const putManifest: Handler = async (ctx, call) => {
       manifests: parsed.manifests,
     },
     byDigest ? undefined : reference,
-    { maxTags: ctx.limits.maxTagsPerRepository },
+    { maxTags: ctx.limits.maxTagsPerRepository, immutable: ctx.immutableTags.in(call.name) },
   );
   call.reply.code(201).header('location', `/v2/${call.name}/manifests/${digest}`).header('docker-content-digest', digest).header('content-length', '0');
   if (parsed.subject) call.reply.header('oci-subject', parsed.subject);
@@ -77,10 +77,12 @@ export const putManifest: Handler = async (ctx, call) => {
 /** DELETE by digest removes the manifest and its tags; by tag, only the tag. */
 export const deleteManifest: Handler = async (ctx, call) => {
   const reference = call.reference;
+  const immutable = ctx.immutableTags.in(call.name);
+  const options = immutable ? { immutable } : {};
   if (parseDigest(reference)) {
-    if (!(await ctx.metadata.deleteManifest(call.name, reference))) throw new RegistryError('MANIFEST_UNKNOWN');
+    if (!(await ctx.metadata.deleteManifest(call.name, reference, options))) throw new RegistryError('MANIFEST_UNKNOWN');
   } else {
-    if (!isTag(reference) || !(await ctx.metadata.deleteTag(call.name, reference))) throw new RegistryError('MANIFEST_UNKNOWN');
+    if (!isTag(reference) || !(await ctx.metadata.deleteTag(call.name, reference, options))) throw new RegistryError('MANIFEST_UNKNOWN');
   }
   return call.reply.code(202).header('content-length', '0').send();
 };

@@ -72,7 +72,7 @@ export const startUpload: Handler = async (ctx, call) => {
   const { mount, from, digest } = call.query;
   if (mount !== undefined) {
     const mounted = await tryMount(ctx, call, requireDigest(mount), from);
-    if (mounted) {
+    if (mounted && (await claimForMount(call, mounted.digest))) {
       await drain(call.request.raw);
       try {
         return await created(ctx, call, mounted.digest, mounted.size, false);
@@ -142,6 +142,21 @@ async function tryMount(ctx: RegistryContext, call: Call, digest: string, from: 
     if (blob) return blob;
   }
   return undefined;
+}
+
+/**
+ * A mount writes no bytes, but it makes this registry keep them: the hold
+ * checks the caller's write access as it does for an upload (a refusal is
+ * the caller's 403). Bytes gone from the hold mean no mount: upload instead.
+ */
+async function claimForMount(call: Call, digest: string): Promise<boolean> {
+  try {
+    await call.store.claim(digest);
+    return true;
+  } catch (err) {
+    if (isDriverError(err, 'BLOB_UNKNOWN')) return false;
+    throw err;
+  }
 }
 
 /** The upload's row, if the caller owns it. */
