@@ -140,12 +140,12 @@ export class PostgresDb implements Db {
   }
 }
 
-/** Where the metadata lives: a SQLite file or a Postgres database. */
 /** Row locks where the dialect has them; SQLite transactions already run one at a time. */
 export function forUpdate(db: Db): string {
   return db.dialect === 'postgres' ? ' FOR UPDATE' : '';
 }
 
+/** Where the metadata lives: a SQLite file or a Postgres database. */
 export type DatabaseConfig = { kind: 'sqlite'; path: string } | { kind: 'postgres'; url: string; maxConnections?: number };
 
 /** Opens the metadata database and brings its schema up to date (the registry's and the npm plugin's tables are one schema). */

@@ -2,6 +2,7 @@ import { expect } from 'chai';
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import { openDatabase } from '../../src/metadata/db.ts';
 import { SqlMetadataStore } from '../../src/metadata/oci/store.ts';
 import type { ManifestRecord } from '../../src/metadata/oci/types.ts';
 import { sharedPostgres } from '../support/global-fixtures.ts';
@@ -26,6 +27,7 @@ for (const kind of KINDS) {
   describe(`metadata store (${kind})`, function () {
     let store: SqlMetadataStore;
     let dir: string | undefined;
+    let url: string | undefined;
 
     /** Manifests may only reference blobs linked in their repository. */
     async function putManifest(record: ManifestRecord, tag?: string) {
@@ -38,7 +40,8 @@ for (const kind of KINDS) {
         dir = await mkdtemp(path.join(os.tmpdir(), 'holdfast-meta-'));
         store = await SqlMetadataStore.open({ kind, path: path.join(dir, 'registry.db') });
       } else {
-        store = await SqlMetadataStore.open({ kind, url: await (await sharedPostgres()).createDatabase() });
+        url = await (await sharedPostgres()).createDatabase();
+        store = await SqlMetadataStore.open({ kind, url });
       }
     });
     afterEach(async function () {
@@ -156,5 +159,49 @@ for (const kind of KINDS) {
       expect(await store.listTags('c/c')).to.have.length(20);
       expect(await store.blobRepositories(digest(0))).to.deep.equal(['c/c']);
     });
+
+    /**
+     * An index PUT that has share-locked its child and written its reference,
+     * not yet committed, while retention or a GC sweep deletes that child:
+     * the delete waits for the lock, and must then see the reference.
+     * (SQLite runs one transaction at a time, so only Postgres can interleave.)
+     */
+    async function whileAnIndexIsBeingStored(child: string, remove: () => Promise<unknown>): Promise<unknown> {
+      const db = await openDatabase({ kind: 'postgres', url: url as string });
+      let commit!: () => void;
+      const committing = new Promise<void>((resolve) => (commit = resolve));
+      let locked!: () => void;
+      const hasLock = new Promise<void>((resolve) => (locked = resolve));
+      const storing = db.transaction(async (tx) => {
+        await tx.get('SELECT 1 AS one FROM manifests WHERE repository = ? AND digest = ? FOR SHARE', ['r/idx', child]);
+        await tx.run("INSERT INTO manifest_references (repository, digest, child, kind) VALUES (?, ?, ?, 'manifest')", ['r/idx', digest(99), child]);
+        locked();
+        await committing;
+      });
+      await hasLock;
+      const removing = remove();
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      commit();
+      await storing;
+      await db.close();
+      return removing;
+    }
+
+    if (kind === 'postgres') {
+      it('retention does not delete a manifest an index being stored lists', async function () {
+        await putManifest(manifest('r/idx', 1));
+        const row = (await store.retention.snapshot('r/idx')).manifests[0];
+        expect(await whileAnIndexIsBeingStored(digest(1), () => store.retention.deleteManifest('r/idx', row as NonNullable<typeof row>))).to.equal(false);
+        expect(await store.getManifest('r/idx', digest(1))).to.not.equal(undefined);
+      });
+
+      it('a GC sweep does not delete a manifest an index being stored lists', async function () {
+        await putManifest(manifest('r/idx', 1));
+        await store.gc.unreferencedManifests(new Date(Date.now() + 1000), true);
+        const [candidate] = await store.gc.candidates('manifest');
+        expect(await whileAnIndexIsBeingStored(digest(1), () => store.gc.sweepManifest(candidate as NonNullable<typeof candidate>, new Date(Date.now() + 60_000)))).to.equal('rescued');
+        expect(await store.getManifest('r/idx', digest(1))).to.not.equal(undefined);
+      });
+    }
   });
 }

@@ -1,4 +1,4 @@
-import type { Db } from '../db.ts';
+import { forUpdate, type Db } from '../db.ts';
 
 export interface GcCandidate {
   kind: 'blob' | 'manifest';
@@ -82,10 +82,7 @@ export class GcStore {
   /** Deletes an untagged, unreferenced manifest marked before `cutoff`. */
   async sweepManifest(candidate: GcCandidate, cutoff: Date): Promise<SweepOutcome> {
     return this.#db.transaction(async (tx) => {
-      const row = await tx.get<{ created_at: string }>(
-        `SELECT m.created_at FROM manifests m WHERE m.repository = ? AND m.digest = ? AND ${UNREFERENCED_MANIFEST}${tx.dialect === 'postgres' ? ' FOR UPDATE' : ''}`,
-        [candidate.repository, candidate.digest],
-      );
+      const row = await lockIfUnreferenced(tx, candidate.repository, candidate.digest);
       if (!row || Date.parse(row.created_at) > candidate.markedAt.getTime()) {
         await dropCandidate(tx, candidate);
         return 'rescued';
@@ -160,7 +157,21 @@ export class GcStore {
   }
 }
 
-export const UNREFERENCED_MANIFEST = `NOT EXISTS (SELECT 1 FROM tags t WHERE t.repository = m.repository AND t.digest = m.digest)
+/**
+ * Locks a manifest's row, then checks in a statement of its own that nothing
+ * references it. On Postgres a statement that waited for a lock still reads
+ * with the snapshot it began with, so checking in the locking statement would
+ * miss a reference committed during the wait: an index stored over this
+ * manifest, whose transaction share-locked it (`putManifest`).
+ */
+export async function lockIfUnreferenced(tx: Db, repository: string, digest: string): Promise<{ created_at: string } | undefined> {
+  const row = await tx.get<{ created_at: string }>(`SELECT created_at FROM manifests WHERE repository = ? AND digest = ?${forUpdate(tx)}`, [repository, digest]);
+  if (!row) return undefined;
+  const unreferenced = await tx.get(`SELECT 1 AS one FROM manifests m WHERE m.repository = ? AND m.digest = ? AND ${UNREFERENCED_MANIFEST}`, [repository, digest]);
+  return unreferenced ? row : undefined;
+}
+
+const UNREFERENCED_MANIFEST = `NOT EXISTS (SELECT 1 FROM tags t WHERE t.repository = m.repository AND t.digest = m.digest)
   AND NOT EXISTS (SELECT 1 FROM manifest_references r WHERE r.repository = m.repository AND r.child = m.digest AND r.kind = 'manifest')
   AND (m.subject IS NULL OR NOT EXISTS (SELECT 1 FROM manifests s WHERE s.repository = m.repository AND s.digest = m.subject))`;
 

@@ -1,5 +1,5 @@
-import { forUpdate, type Db } from '../db.ts';
-import { UNREFERENCED_MANIFEST } from './gc.ts';
+import type { Db } from '../db.ts';
+import { lockIfUnreferenced } from './gc.ts';
 
 export interface TagRow {
   tag: string;
@@ -61,10 +61,7 @@ export class RetentionStore {
    */
   async deleteManifest(repository: string, manifest: ManifestRow): Promise<boolean> {
     return this.#db.transaction(async (tx) => {
-      const row = await tx.get<{ created_at: string }>(`SELECT m.created_at FROM manifests m WHERE m.repository = ? AND m.digest = ? AND ${UNREFERENCED_MANIFEST}${forUpdate(tx)}`, [
-        repository,
-        manifest.digest,
-      ]);
+      const row = await lockIfUnreferenced(tx, repository, manifest.digest);
       if (row?.created_at !== manifest.createdAt) return false;
       await tx.run('DELETE FROM manifests WHERE repository = ? AND digest = ?', [repository, manifest.digest]);
       await tx.run('DELETE FROM manifest_references WHERE repository = ? AND digest = ?', [repository, manifest.digest]);
