@@ -132,6 +132,13 @@ const MIGRATIONS: readonly { version: number; sql: (binary: string, dialect: Db[
     version: 9,
     sql: () => [`CREATE TABLE npm_blobs (digest TEXT PRIMARY KEY, state TEXT NOT NULL, deletion TEXT, deleting_since TEXT)`],
   },
+  {
+    // Whether an index lists a manifest, asked per manifest by GC and
+    // retention: SQLite answered it from the primary key's repository prefix,
+    // reading every reference of the repository each time.
+    version: 10,
+    sql: () => [`CREATE INDEX manifest_references_listed ON manifest_references (repository, child, kind)`],
+  },
 ];
 
 export async function migrate(db: Db): Promise<number> {

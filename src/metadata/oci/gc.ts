@@ -82,7 +82,7 @@ export class GcStore {
   /** Deletes an untagged, unreferenced manifest marked before `cutoff`. */
   async sweepManifest(candidate: GcCandidate, cutoff: Date): Promise<SweepOutcome> {
     return this.#db.transaction(async (tx) => {
-      const row = await lockIfUnreferenced(tx, candidate.repository, candidate.digest);
+      const [row] = await lockIfUnreferenced(tx, candidate.repository, [candidate.digest]);
       if (!row || Date.parse(row.created_at) > candidate.markedAt.getTime()) {
         await dropCandidate(tx, candidate);
         return 'rescued';
@@ -164,11 +164,15 @@ export class GcStore {
  * miss a reference committed during the wait: an index stored over this
  * manifest, whose transaction share-locked it (`putManifest`).
  */
-export async function lockIfUnreferenced(tx: Db, repository: string, digest: string): Promise<{ created_at: string } | undefined> {
-  const row = await tx.get<{ created_at: string }>(`SELECT created_at FROM manifests WHERE repository = ? AND digest = ?${forUpdate(tx)}`, [repository, digest]);
-  if (!row) return undefined;
-  const unreferenced = await tx.get(`SELECT 1 AS one FROM manifests m WHERE m.repository = ? AND m.digest = ? AND ${UNREFERENCED_MANIFEST}`, [repository, digest]);
-  return unreferenced ? row : undefined;
+export async function lockIfUnreferenced(tx: Db, repository: string, digests: readonly string[]): Promise<{ digest: string; created_at: string }[]> {
+  const list = digests.map(() => '?').join(', ');
+  // In digest order: every locker of several manifest rows takes them in that order, so none waits on another in a cycle.
+  const locked = await tx.all<{ digest: string }>(`SELECT digest FROM manifests WHERE repository = ? AND digest IN (${list}) ORDER BY digest${forUpdate(tx)}`, [repository, ...digests]);
+  if (locked.length === 0) return [];
+  return tx.all<{ digest: string; created_at: string }>(`SELECT m.digest, m.created_at FROM manifests m WHERE m.repository = ? AND m.digest IN (${list}) AND ${UNREFERENCED_MANIFEST}`, [
+    repository,
+    ...digests,
+  ]);
 }
 
 const UNREFERENCED_MANIFEST = `NOT EXISTS (SELECT 1 FROM tags t WHERE t.repository = m.repository AND t.digest = m.digest)

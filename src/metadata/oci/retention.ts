@@ -50,23 +50,47 @@ export class RetentionStore {
     };
   }
 
-  /** Deletes the tag if it still points where it did, pushed when it was. */
-  async deleteTag(repository: string, tag: TagRow): Promise<boolean> {
-    return (await this.#db.run('DELETE FROM tags WHERE repository = ? AND tag = ? AND digest = ? AND updated_at = ?', [repository, tag.tag, tag.digest, tag.updatedAt])) > 0;
+  /** Deletes each tag that still points where it did, pushed when it was; resolves to the names deleted. */
+  async deleteTags(repository: string, tags: readonly TagRow[]): Promise<Set<string>> {
+    const deleted = new Set<string>();
+    for (let start = 0; start < tags.length; start += BATCH) {
+      const batch = tags.slice(start, start + BATCH);
+      const rows = await this.#db.all<{ tag: string }>(
+        // `tag IN` lets SQLite find the rows by the primary key; the row values then check each as read.
+        `DELETE FROM tags WHERE repository = ? AND tag IN (${batch.map(() => '?').join(', ')}) AND (tag, digest, updated_at) IN (VALUES ${batch.map(() => '(?, ?, ?)').join(', ')}) RETURNING tag`,
+        [repository, ...batch.map((tag) => tag.tag), ...batch.flatMap((tag) => [tag.tag, tag.digest, tag.updatedAt])],
+      );
+      for (const row of rows) deleted.add(row.tag);
+    }
+    return deleted;
   }
 
   /**
-   * Deletes the manifest if it was not pushed again since `createdAt` and
-   * nothing references it: no tag, no index, no subject that still exists.
+   * Deletes each manifest that was not pushed again since `createdAt` and
+   * that nothing references: no tag, no index, no subject that still exists.
+   * None of `manifests` may hold another of them (the caller deletes an
+   * index before what it lists). Resolves to the digests deleted.
    */
-  async deleteManifest(repository: string, manifest: ManifestRow): Promise<boolean> {
-    return this.#db.transaction(async (tx) => {
-      const row = await lockIfUnreferenced(tx, repository, manifest.digest);
-      if (row?.created_at !== manifest.createdAt) return false;
-      await tx.run('DELETE FROM manifests WHERE repository = ? AND digest = ?', [repository, manifest.digest]);
-      await tx.run('DELETE FROM manifest_references WHERE repository = ? AND digest = ?', [repository, manifest.digest]);
-      await tx.run("DELETE FROM gc_candidates WHERE kind = 'manifest' AND repository = ? AND digest = ?", [repository, manifest.digest]);
-      return true;
-    });
+  async deleteManifests(repository: string, manifests: readonly ManifestRow[]): Promise<Set<string>> {
+    const deleted = new Set<string>();
+    const sorted = [...manifests].sort((a, b) => (a.digest < b.digest ? -1 : 1));
+    for (let start = 0; start < sorted.length; start += BATCH) {
+      const batch = sorted.slice(start, start + BATCH);
+      const planned = new Map(batch.map((manifest) => [manifest.digest, manifest.createdAt]));
+      await this.#db.transaction(async (tx) => {
+        const unreferenced = await lockIfUnreferenced(tx, repository, [...planned.keys()]);
+        const doomed = unreferenced.filter((row) => planned.get(row.digest) === row.created_at).map((row) => row.digest);
+        if (doomed.length === 0) return;
+        const list = doomed.map(() => '?').join(', ');
+        await tx.run(`DELETE FROM manifests WHERE repository = ? AND digest IN (${list})`, [repository, ...doomed]);
+        await tx.run(`DELETE FROM manifest_references WHERE repository = ? AND digest IN (${list})`, [repository, ...doomed]);
+        await tx.run(`DELETE FROM gc_candidates WHERE kind = 'manifest' AND repository = ? AND digest IN (${list})`, [repository, ...doomed]);
+        for (const digest of doomed) deleted.add(digest);
+      });
+    }
+    return deleted;
   }
 }
+
+/** Rows per statement: a few hundred keeps each transaction short and its parameter list small. */
+const BATCH = 200;

@@ -101,8 +101,8 @@ export class SqlMetadataStore implements MetadataStore {
         );
         if (row?.state !== 'live') throw new MissingBlobError(digest);
       }
-      // Under a share lock, so retention cannot delete a child between the caller's check and this commit.
-      for (const child of manifest.manifests) {
+      // Under a share lock, so retention cannot delete a child between the caller's check and this commit (in digest order, see `lockIfUnreferenced`).
+      for (const child of [...manifest.manifests].sort()) {
         const row = await tx.get(`SELECT 1 AS one FROM manifests WHERE repository = ? AND digest = ?${tx.dialect === 'postgres' ? ' FOR SHARE' : ''}`, [manifest.repository, child]);
         if (!row) throw new MissingBlobError(child, 'manifest');
       }

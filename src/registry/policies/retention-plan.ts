@@ -7,8 +7,12 @@ export type RetentionRule = RegistryConfig['policies']['retention'][number];
 
 export interface RetentionPlan {
   tags: { row: TagRow; reason: string }[];
-  /** In an order that deletes every index before what it lists and every subject before its referrers. */
-  manifests: { row: ManifestRow; reason: string }[];
+  /**
+   * In layers: what no other removed manifest holds (layer 0), then what only
+   * those held, and so on, so each index goes before what it lists and each
+   * subject before its referrers. Ordered by layer, then digest.
+   */
+  manifests: { row: ManifestRow; reason: string; layer: number }[];
 }
 
 const HOUR_MS = 3_600_000;
@@ -84,20 +88,23 @@ function planManifests(hours: number, snapshot: RepositorySnapshot, removedTags:
     if (lostTags.has(manifest.digest)) return `its tags are removed by this rule and it was pushed more than ${hours} h ago`;
     return `untagged, pushed more than ${hours} h ago`;
   };
-  // Kahn's order over the doomed: a manifest once every doomed holder of it is gone.
+  // Kahn's order over the doomed, a layer at a time: a manifest once every doomed holder of it is gone.
   const waiting = new Map([...doomed].map((digest) => [digest, (holders.get(digest) ?? []).filter((holder) => doomed.has(holder)).length]));
-  const ready = [...doomed].filter((digest) => waiting.get(digest) === 0).sort(compare);
+  let layer = [...doomed].filter((digest) => waiting.get(digest) === 0);
   const ordered: RetentionPlan['manifests'] = [];
-  while (ready.length > 0) {
-    const digest = ready.shift() as string;
-    const manifest = present.get(digest) as ManifestRow;
-    ordered.push({ row: manifest, reason: reasonFor(manifest) });
-    for (const next of keeps.get(digest) ?? []) {
-      if (!doomed.has(next)) continue;
-      const left = (waiting.get(next) as number) - 1;
-      waiting.set(next, left);
-      if (left === 0) ready.push(next);
+  for (let depth = 0; layer.length > 0; depth++) {
+    const next: string[] = [];
+    for (const digest of layer.sort(compare)) {
+      const manifest = present.get(digest) as ManifestRow;
+      ordered.push({ row: manifest, reason: reasonFor(manifest), layer: depth });
+      for (const held of keeps.get(digest) ?? []) {
+        if (!doomed.has(held)) continue;
+        const left = (waiting.get(held) as number) - 1;
+        waiting.set(held, left);
+        if (left === 0) next.push(held);
+      }
     }
+    layer = next;
   }
   return ordered;
 }

@@ -118,15 +118,24 @@ export class Retention {
       if (item.action === 'skipped') report.skipped++;
       report.items?.push({ ...item, repository: name, rule: match.index, pattern: match.rule.repositories });
     };
+    const deletedTags = dryRun ? new Set<string>() : await store.deleteTags(name, plan.tags.map((item) => item.row));
     for (const { row, reason } of plan.tags) {
-      const action = dryRun ? 'would-delete' : (await store.deleteTag(name, row)) ? 'deleted' : 'skipped';
+      const action = dryRun ? 'would-delete' : deletedTags.has(row.tag) ? 'deleted' : 'skipped';
       if (action === 'deleted') report.deletedTags++;
       record({ kind: 'tag', tag: row.tag, digest: row.digest, reason, action });
     }
-    for (const { row, reason } of plan.manifests) {
-      const action = dryRun ? 'would-delete' : (await store.deleteManifest(name, row)) ? 'deleted' : 'skipped';
-      if (action === 'deleted') report.deletedManifests++;
-      record({ kind: 'manifest', digest: row.digest, reason, action });
+    for (let start = 0; start < plan.manifests.length; ) {
+      const layer = plan.manifests[start]?.layer;
+      let end = start;
+      while (end < plan.manifests.length && plan.manifests[end]?.layer === layer) end++;
+      const items = plan.manifests.slice(start, end);
+      const deleted = dryRun ? new Set<string>() : await store.deleteManifests(name, items.map((item) => item.row));
+      for (const { row, reason } of items) {
+        const action = dryRun ? 'would-delete' : deleted.has(row.digest) ? 'deleted' : 'skipped';
+        if (action === 'deleted') report.deletedManifests++;
+        record({ kind: 'manifest', digest: row.digest, reason, action });
+      }
+      start = end;
     }
   }
 }
