@@ -19,6 +19,7 @@ const USAGE = `usage:
   holdfast hold --config hold.yaml          run a hold service
   holdfast gc --config registry.yaml [--dry-run]   one garbage-collection pass now (JSON report)
   holdfast retention --config registry.yaml [--dry-run]   one retention pass now: each tag and manifest removed, and why (JSON)
+  holdfast quota --config hold.yaml [--check [--fix]]   each DID's stored bytes and limit; --check recounts from the charges (JSON)
   holdfast keygen --out DIR                 create a registry service-token key pair
   holdfast hash-password                    read a password on stdin, print its bcrypt hash`;
 
@@ -30,7 +31,15 @@ async function main(argv: string[]): Promise<void> {
   const [command, ...rest] = argv;
   const { values } = parseArgs({
     args: rest,
-    options: { config: { type: 'string' }, data: { type: 'string' }, port: { type: 'string' }, out: { type: 'string' }, 'dry-run': { type: 'boolean' } },
+    options: {
+      config: { type: 'string' },
+      data: { type: 'string' },
+      port: { type: 'string' },
+      out: { type: 'string' },
+      'dry-run': { type: 'boolean' },
+      check: { type: 'boolean' },
+      fix: { type: 'boolean' },
+    },
     allowPositionals: false,
   });
   switch (command) {
@@ -79,6 +88,19 @@ async function main(argv: string[]): Promise<void> {
         console.log(JSON.stringify(await registry.retention.run({ dryRun: values['dry-run'] === true, items: true }), null, 2));
       } finally {
         await registry.close();
+      }
+      return;
+    }
+    case 'quota': {
+      if (!values.config) throw new UsageError('quota needs --config FILE (the hold config)');
+      const hold = await (await loadHold()).create(await loadHoldConfig(values.config), { logger: reportLogger(), baseDir: path.dirname(values.config) });
+      try {
+        const quotas = hold.service.quotas;
+        if (!quotas) throw new UsageError('the hold config has no quotas section (docs/POLICIES.md)');
+        const report = values.check ? await quotas.check({ fix: values.fix === true }) : await quotas.list();
+        console.log(JSON.stringify(report, null, 2));
+      } finally {
+        await hold.close();
       }
       return;
     }

@@ -8,6 +8,7 @@ import { serverTimeoutsSchema } from '../core/http-limits.ts';
 import { MAX_SERVICE_TOKEN_TTL_SECONDS } from '../core/service-token.ts';
 import { PROVIDER_NAMES } from '../protocol/providers.ts';
 import { MAX_SINGLE_COPY_BYTES, MIN_PART_SIZE } from '../protocol/limits.ts';
+import { parseByteSize } from '../core/byte-size.ts';
 
 const MiB = 1024 * 1024;
 
@@ -65,6 +66,25 @@ const trustedIssuerSchema = z
     message: 'set exactly one of publicKey or publicKeyFile',
   });
 
+const byteSizeSchema = z
+  .union([z.number().int().min(0), z.string()])
+  .transform((value, context) => {
+    const bytes = parseByteSize(value);
+    if (bytes === undefined) {
+      context.addIssue({ code: 'custom', message: 'a size is a number of bytes or a number with a unit: B, kB, MB, GB, TB, KiB, MiB, GiB, TiB' });
+      return z.NEVER;
+    }
+    return bytes;
+  });
+
+const quotasSchema = z
+  .object({
+    tiers: z.record(z.string().regex(/^[a-z0-9][a-z0-9_-]{0,62}$/, 'a tier name is lowercase letters, digits, - and _'), byteSizeSchema).describe('Named limits: unique blob bytes one DID may store here (`5GB`, `500MiB`, or bytes).'),
+    defaultTier: z.string().optional().describe('The tier of every DID that may write here and has none of its own; without it, they are unlimited. The owner is always unlimited.'),
+  })
+  .strict()
+  .refine((quotas) => quotas.defaultTier === undefined || Object.hasOwn(quotas.tiers, quotas.defaultTier), { message: 'defaultTier must name one of tiers', path: ['defaultTier'] });
+
 export const holdConfigSchema = z
   .object({
     listen: listenSchema(8080),
@@ -72,10 +92,19 @@ export const holdConfigSchema = z
     publicUrl: z.url().optional().describe('The URL clients reach this hold at; the fs backend signs its URLs under it. Default: the listen address.'),
     owner: didSchema.describe('The DID that owns this hold: it may read and write.'),
     crew: z
-      .array(z.object({ did: didSchema.describe('A crew member.'), access: z.enum(['read', 'write']).describe('What the member may do.') }).strict())
+      .array(
+        z
+          .object({
+            did: didSchema.describe('A crew member.'),
+            access: z.enum(['read', 'write']).describe('What the member may do.'),
+            tier: z.string().optional().describe('Its quota tier (one of `quotas.tiers`); default: `quotas.defaultTier`.'),
+          })
+          .strict(),
+      )
       .default([])
       .describe('Other DIDs that may read, or read and write.'),
     publicRead: z.boolean().default(false).describe('Whether any DID may read (pull) blobs.'),
+    quotas: quotasSchema.optional().describe('Storage limits per DID, across every registry using this hold (docs/POLICIES.md). Without it, nobody is limited.'),
     trustedIssuers: z.array(trustedIssuerSchema).min(1).describe('The registries (and Verdaccio plugins) whose service tokens this hold accepts.'),
     tokenMaxLifetimeSeconds: z
       .number()
@@ -132,7 +161,10 @@ export function parseHoldConfig(input: unknown, source = 'config'): HoldConfig {
   if (!result.success) {
     throw ConfigError.fromZod(source, result.error.issues);
   }
-  return deepFreeze(result.data);
+  const config = result.data;
+  const unknownTiers = config.crew.filter((member) => member.tier !== undefined && !(config.quotas && Object.hasOwn(config.quotas.tiers, member.tier)));
+  if (unknownTiers.length > 0) throw new ConfigError(source, unknownTiers.map((member) => `crew: ${member.did} names tier ${member.tier}, which quotas.tiers does not define`));
+  return deepFreeze(config);
 }
 
 export async function loadHoldConfig(file: string, env: NodeJS.ProcessEnv = process.env): Promise<HoldConfig> {

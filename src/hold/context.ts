@@ -9,6 +9,7 @@ import type { HoldStagedSegment } from '../protocol/hold-api.ts';
 import { mappingStorageErrors } from './storage-errors.ts';
 import { BlobLifecycle } from './publishing/blob-lifecycle.ts';
 import type { ProtocolStep, StepHook } from './protocol-steps.ts';
+import { Quotas, type QuotaSettings } from './quotas/quotas.ts';
 import { StorageError, type CompletedPartInput, type StorageBackend } from './backends/types.ts';
 
 export interface HoldServiceOptions {
@@ -23,6 +24,8 @@ export interface HoldServiceOptions {
   deletionLeaseSeconds?: number;
   /** Test-only: awaited at each step of release and move, so a test can pause either there. */
   onStep?: StepHook;
+  /** Storage limits per DID; without them nothing is counted. */
+  quotas?: QuotaSettings;
 }
 
 export const DEFAULT_DELETION_LEASE_SECONDS = 300;
@@ -37,6 +40,7 @@ export class HoldContext {
   readonly prefix: string;
   readonly records: UploadRecordStore;
   readonly blobs: BlobLifecycle;
+  readonly quotas: Quotas | undefined;
   readonly presignTtl: number;
   readonly uploadTtlMs: number;
   readonly now: () => Date;
@@ -53,7 +57,10 @@ export class HoldContext {
     this.uploadTtlMs = options.uploadTtlSeconds * 1000;
     this.now = options.now ?? (() => new Date());
     this.#onStep = options.onStep;
+    const quotas = options.quotas ? new Quotas({ backend: options.backend, prefix: options.prefix, settings: options.quotas }) : undefined;
+    this.quotas = quotas;
     this.blobs = new BlobLifecycle({
+      ...(quotas ? { onDeleted: (digest: Digest) => quotas.releaseAll(digest) } : {}),
       backend: options.backend,
       prefix: options.prefix,
       leaseMs: (options.deletionLeaseSeconds ?? DEFAULT_DELETION_LEASE_SECONDS) * 1000,

@@ -11,6 +11,7 @@ import { buildHoldApp } from './http/server.ts';
 import { normalizePrefix } from './keys.ts';
 import { HoldMetrics } from './metrics.ts';
 import { HoldService } from './service.ts';
+import type { QuotaSettings } from './quotas/quotas.ts';
 import type { StepHook } from './protocol-steps.ts';
 
 export interface HoldOptions {
@@ -64,6 +65,7 @@ export class Hold {
       deletionLeaseSeconds: config.deletionLeaseSeconds,
       now: options.now,
       onStep: options.onStep,
+      ...(config.quotas ? { quotas: quotaSettings(config) } : {}),
     });
     const verifier = new ServiceTokenVerifier({
       audience: config.identity,
@@ -125,4 +127,16 @@ function createBackend(config: HoldConfig, publicUrl: string, metrics: HoldMetri
     return new FsBackend({ root: storage.fs.root, publicUrl, signingSecret: storage.fs.signingSecret });
   }
   return new S3Backend({ ...storage.s3, observe: metrics.observeStorage });
+}
+
+/** `quotas` and each crew member's `tier` of the config, for the service. */
+export function quotaSettings(config: HoldConfig): QuotaSettings {
+  const quotas = config.quotas as NonNullable<HoldConfig['quotas']>;
+  return {
+    hold: config.identity,
+    owner: config.owner,
+    tiers: quotas.tiers,
+    ...(quotas.defaultTier !== undefined ? { defaultTier: quotas.defaultTier } : {}),
+    crewTiers: new Map(config.crew.filter((member) => member.tier !== undefined).map((member) => [member.did, member.tier as string])),
+  };
 }

@@ -30,6 +30,11 @@ import { parseUploadName, parseUploadUuid, type UploadName } from '../protocol/u
  *                                              no writer can replace another's
  *                                              (without `.<segment id>`: records
  *                                              from before segment ids)
+ *   holdfast/quota/charges/<alg>/<hex>/<did id>  a DID is charged for a blob
+ *                                              (created only if absent); all go
+ *                                              when the blob's bytes are deleted
+ *   holdfast/quota/usage/<did id>              the DID's charged bytes, updated
+ *                                              by compare-and-swap on its ETag
  *   holdfast/objects/<uuid>                    the upload's bytes (version 2):
  *                                              the multipart target, and after
  *                                              commit the blob's bytes when the
@@ -45,7 +50,12 @@ export type KeySpec =
   | { kind: 'blob-claims'; digest: Digest }
   | { kind: 'blob-claim'; digest: Digest; issuerId: string }
   | { kind: 'blob-deleting'; digest: Digest }
-  | { kind: 'deletions-root' };
+  | { kind: 'deletions-root' }
+  | { kind: 'quota-charges'; digest: Digest }
+  | { kind: 'quota-charge'; digest: Digest; didId: string }
+  | { kind: 'quota-charges-root' }
+  | { kind: 'quota-usage'; didId: string }
+  | { kind: 'quota-usage-root' };
 
 const OFFSET_WIDTH = 20;
 const SEGMENT_ID = /^[0-9a-f]{32}$/;
@@ -69,6 +79,16 @@ export function parseBlobRef(input: unknown): BlobRef | undefined {
 /** A registry's identity as a fixed-length, path-safe id for claim keys. */
 export function issuerId(issuer: string): string {
   return createHash('sha256').update(issuer).digest('hex').slice(0, 32);
+}
+
+/** A DID as a fixed-length, path-safe id for quota keys. */
+export function didId(did: string): string {
+  return createHash('sha256').update(`did\0${did}`).digest('hex').slice(0, 32);
+}
+
+function checkedId(id: string): string {
+  if (!/^[a-f0-9]{32}$/.test(id)) throw new TypeError('an id in a key must be 32 hex characters');
+  return id;
 }
 
 export function normalizePrefix(prefix: string | undefined): string {
@@ -97,6 +117,16 @@ export function storageKey(spec: KeySpec, prefix = ''): string {
       return `${prefix}holdfast/deleting/${spec.digest.algorithm}/${spec.digest.hex}`;
     case 'deletions-root':
       return `${prefix}holdfast/deleting/`;
+    case 'quota-charges':
+      return `${prefix}holdfast/quota/charges/${spec.digest.algorithm}/${spec.digest.hex}/`;
+    case 'quota-charge':
+      return `${prefix}holdfast/quota/charges/${spec.digest.algorithm}/${spec.digest.hex}/${checkedId(spec.didId)}`;
+    case 'quota-charges-root':
+      return `${prefix}holdfast/quota/charges/`;
+    case 'quota-usage':
+      return `${prefix}holdfast/quota/usage/${checkedId(spec.didId)}`;
+    case 'quota-usage-root':
+      return `${prefix}holdfast/quota/usage/`;
     case 'upload-data':
       return `${prefix}holdfast/uploads/${spec.upload.uuid}/data`;
     case 'upload-object':

@@ -5,6 +5,7 @@ import { Publisher } from './publishing/publish.ts';
 import { Claims } from './publishing/claims.ts';
 import { Janitor } from './cleanup/janitor.ts';
 import type { StorageBackend } from './backends/types.ts';
+import type { Quotas } from './quotas/quotas.ts';
 
 export { DEFAULT_DELETION_LEASE_SECONDS, type HoldServiceOptions } from './context.ts';
 
@@ -34,5 +35,10 @@ export class HoldService {
 
   get backend(): StorageBackend {
     return this.#ctx.backend;
+  }
+
+  /** Storage limits per DID, when configured. */
+  get quotas(): Quotas | undefined {
+    return this.#ctx.quotas;
   }
 }

@@ -50,6 +50,8 @@ export interface TestRegistryOptions {
   login?: Record<string, unknown>;
   /** `policies` of the registry config. */
   policies?: Record<string, unknown>;
+  /** Hold settings over the harness's (e.g. `quotas`, `crew` with tiers). */
+  hold?: Record<string, unknown>;
   /** bcrypt cost of the users' hashes (4 unless a test measures the cost). */
   passwordRounds?: number;
   /** Registry instances sharing the hold and the database (Postgres for more than one); 1 by default. */
@@ -65,7 +67,7 @@ export interface TestRegistryOptions {
 }
 
 export async function startTestRegistry(options: TestRegistryOptions): Promise<TestRegistry> {
-  const hold = await startTestHold(options.backend, { config: { publicRead: true }, ...(options.holdOnStep ? { onStep: options.holdOnStep } : {}) });
+  const hold = await startTestHold(options.backend, { config: { publicRead: true, ...options.hold }, ...(options.holdOnStep ? { onStep: options.holdOnStep } : {}) });
   const dir = await mkdtemp(path.join(os.tmpdir(), 'holdfast-registry-'));
   await writeFile(
     path.join(dir, 'users.yaml'),

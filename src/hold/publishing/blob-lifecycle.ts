@@ -14,6 +14,8 @@ export interface BlobLifecycleOptions {
   leaseMs: number;
   now: () => Date;
   step: StepNotifier;
+  /** After a blob's bytes were deleted (quotas drop their charges). */
+  onDeleted?: (digest: Digest) => Promise<void>;
 }
 
 /** How long `/move` and `/claim` wait for a deletion in progress before answering 503. */
@@ -33,8 +35,10 @@ export class BlobLifecycle {
   readonly #prefix: string;
   readonly #leases: DeletionLeases;
   readonly #step: StepNotifier;
+  readonly #onDeleted: (digest: Digest) => Promise<void>;
 
   constructor(options: BlobLifecycleOptions) {
+    this.#onDeleted = options.onDeleted ?? (async () => {});
     this.#backend = options.backend;
     this.#prefix = options.prefix;
     this.#leases = new DeletionLeases(options);
@@ -108,6 +112,7 @@ export class BlobLifecycle {
       await this.#backend.delete([key]);
       await this.#step('reference-deleted', digest);
       if (object.target) await this.#backend.delete([this.checkedTarget(object.target)]);
+      await this.#onDeleted(digest);
       return { deleted: true, remaining_claims: 0 };
     } finally {
       await lease.end();
@@ -133,6 +138,7 @@ export class BlobLifecycle {
           if (blob) {
             await this.#backend.delete([key]);
             if (blob.target) await this.#backend.delete([this.checkedTarget(blob.target)]);
+            await this.#onDeleted(digest);
           }
         }
         finished++;

@@ -17,7 +17,10 @@ export class Claims {
     const digest = requireContentDigest(input.digest);
     const key = this.#ctx.key({ kind: 'blob', digest });
     return mappingStorageErrors(async () => {
-      if (!(await this.#ctx.backend.stat(key))) throw new HoldError('BLOB_UNKNOWN');
+      const stored = await this.#ctx.backend.stat(key);
+      if (!stored) throw new HoldError('BLOB_UNKNOWN');
+      // A mount keeps the bytes for this DID as an upload would: it is charged the same.
+      await this.#ctx.quotas?.charge(did, digest, stored.size);
       await this.#ctx.blobs.putClaim(digest, issuer);
       await this.#ctx.blobs.awaitNoDeletion(digest);
       // Looked at again once no deletion runs: the first look may predate one that has finished since.

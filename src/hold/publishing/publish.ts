@@ -94,6 +94,8 @@ export class Publisher {
       const destination = this.#ctx.key({ kind: 'blob', digest });
       // Without parts to complete, the data is checked before anything changes.
       const found = parts ? undefined : await this.#uploadedObject(source, record, input.size);
+      // The exact check: a refusal publishes nothing (the upload stays, to be cancelled or expire).
+      await this.#ctx.quotas?.charge(did, digest, found?.size ?? (input.parts ?? []).reduce((sum, part) => sum + part.size, 0));
       // A repeated completion is accepted by the backend only for these very parts (S3: the object's multipart ETag).
       await allSettled([parts && this.#ctx.complete(source, record.upload_id, parts), this.#ctx.blobs.putClaim(digest, issuer)]);
       await this.#ctx.step('move:claimed', digest);

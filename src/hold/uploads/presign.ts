@@ -26,6 +26,8 @@ export class Presigner {
     const { upload, record } = await this.#ctx.openRecord(did, input.digest, input.upload_id, 'multipart', { remembered: true });
     assertCurrentWriter(record, input.writer_epoch);
     return mappingStorageErrors(async () => {
+      // Recorded bytes only: a writer asks for URLs ahead of the bytes it sends, and may yet stop inside the limit.
+      await this.#ctx.quotas?.assertRoom(did, record.size);
       const key = this.#ctx.dataKey(upload, record);
       return view(await this.#ctx.backend.presignUploadPart(key, record.upload_id, input.part_number, this.#ctx.presignTtl));
     });
@@ -41,6 +43,7 @@ export class Presigner {
     const ref = requireBlobRef(input.digest);
     return mappingStorageErrors(async () => {
       if (ref.kind === 'digest') {
+        await this.#ctx.quotas?.assertRoom(did, 0);
         // A one-part multipart upload, which /move completes: once complete, the
         // part URL writes nothing, so no URL this hold issued can change bytes
         // after they were published (a presigned PutObject URL could, for 15 minutes).
@@ -51,6 +54,7 @@ export class Presigner {
       if (input.offset === undefined) throw new HoldError('INVALID_REQUEST', 'offset is required to stage bytes of an upload');
       const { upload, record } = await this.#ctx.openRecord(did, input.digest, requireUploadId(input.upload_id), 'multipart', { remembered: true });
       assertCurrentWriter(record, input.writer_epoch);
+      await this.#ctx.quotas?.assertRoom(did, record.size);
       // A key no other URL writes: a second writer staging at the same offset cannot replace these bytes.
       const segment = { offset: input.offset, segment_id: newSegmentId() };
       return { ...view(await this.#ctx.backend.presignPut(this.#ctx.stagedKey(upload, { ...segment, size: 0 }), this.#ctx.presignTtl)), segment_id: segment.segment_id };

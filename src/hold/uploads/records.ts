@@ -1,3 +1,4 @@
+import { MIN_PART_SIZE } from '../../protocol/limits.ts';
 import { storageKey, uploadFromSessionKey, uploadFromUploadKey } from '../keys.ts';
 import type { UploadName } from '../../protocol/upload-names.ts';
 import { LRUCache } from 'lru-cache';
@@ -212,4 +213,11 @@ export async function* orphanKeys(store: UploadRecordStore, backend: StorageBack
 export function uploadNameOf(record: UploadRecord): UploadName {
   const uuid = record.name.slice('uploads/temp-'.length);
   return { uuid, value: record.name };
+}
+
+/** The upload's part size, as its writer declared it, or as its parts show, or at least S3's minimum. */
+export function partSizeOf(record: UploadRecord): number {
+  const declared = record.client_state?.part_size;
+  if (typeof declared === 'number' && Number.isSafeInteger(declared) && declared >= MIN_PART_SIZE) return declared;
+  return Math.max(MIN_PART_SIZE, ...record.parts.map((part) => part.size));
 }

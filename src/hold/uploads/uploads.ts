@@ -4,7 +4,7 @@ import { HoldError } from '../errors.ts';
 import { uploadNameFromUuid, type UploadName } from '../../protocol/upload-names.ts';
 import { assertCompletableParts, assertNonFinalPartSizes, assertPartNumber, normalizeEtag } from './multipart-rules.ts';
 import { samePartList } from '../../protocol/parts.ts';
-import { completedParts, uploadNameOf, type UploadRecord } from './records.ts';
+import { completedParts, partSizeOf, uploadNameOf, type UploadRecord } from './records.ts';
 import { mappingStorageErrors } from '../storage-errors.ts';
 import { discardUpload } from '../cleanup/discard.ts';
 import { assertCurrentWriter, laterEpoch, requireContentDigest, type HoldContext } from '../context.ts';
@@ -30,6 +30,8 @@ export class Uploads {
     const expected = input.digest === undefined ? undefined : requireContentDigest(input.digest);
     checkClientState(input.client_state);
     return mappingStorageErrors(async () => {
+      // Already at the limit: refused before a byte moves.
+      await this.#ctx.quotas?.assertRoom(did, 0);
       const record = await this.begin(this.newSession(uploadNameFromUuid(randomUUID()), did, 'multipart', expected, input.client_state));
       return { upload_id: record.upload_id, upload_name: record.name, expires_at: this.#expiresAt(record), ...(await this.#partUrls(record, input.presign_parts)) };
     });
@@ -42,9 +44,11 @@ export class Uploads {
    */
   async #partUrls(record: UploadRecord, count = 0): Promise<{ part_urls?: HoldPartUrl[] }> {
     if (count === 0 || record.state !== 'open' || record.kind !== 'multipart') return {};
+    // Bytes already written that would pass the limit: no URL for more, and near it only URLs for what fits.
+    const allowed = this.#ctx.quotas ? await this.#ctx.quotas.partsWithin(record.did, record.size, partSizeOf(record), count) : count;
     const key = this.#ctx.dataKey(uploadNameOf(record), record);
     const first = record.parts.length + 1;
-    const numbers = Array.from({ length: Math.min(count, MAX_PART_NUMBER - first + 1) }, (_, index) => first + index);
+    const numbers = Array.from({ length: Math.min(allowed, MAX_PART_NUMBER - first + 1) }, (_, index) => first + index);
     const urls = await Promise.all(numbers.map((partNumber) => this.#ctx.backend.presignUploadPart(key, record.upload_id, partNumber, this.#ctx.presignTtl)));
     return { part_urls: urls.map((url, index) => ({ part_number: numbers[index] as number, url: url.url, expires_at: url.expiresAt.toISOString() })) };
   }

@@ -1,0 +1,210 @@
+import { formatBytes } from '../../core/byte-size.ts';
+import { parseDigest, type Digest } from '../../core/digest.ts';
+import { KeyedMutex } from '../../core/keyed-mutex.ts';
+import { HoldError } from '../errors.ts';
+import { didId, storageKey } from '../keys.ts';
+import { StorageError, type StorageBackend } from '../backends/types.ts';
+
+export interface QuotaSettings {
+  /** The hold's identity, as a person reads it in a refusal. */
+  hold: string;
+  owner: string;
+  tiers: Readonly<Record<string, number>>;
+  defaultTier?: string;
+  /** Crew members with a tier of their own. */
+  crewTiers: ReadonlyMap<string, string>;
+}
+
+export interface QuotaLimit {
+  tier: string;
+  bytes: number;
+}
+
+export interface QuotaUsage {
+  did: string;
+  bytes: number;
+  limit?: QuotaLimit;
+}
+
+/** How long a soft check (an upload's start, its next part) trusts a usage it read. */
+const USAGE_CACHE_MS = 5_000;
+/** Compare-and-swap attempts on one DID's usage before answering 503. */
+const MAX_SWAPS = 50;
+
+/**
+ * Storage limits per DID (docs/POLICIES.md). A DID is charged once for each
+ * blob it publishes or claims (a mount): a charge marker per DID and digest,
+ * created only if absent, and the DID's total, updated by compare-and-swap,
+ * both in the bucket, so every hold process and every registry sharing the
+ * hold sees one count. The total is raised before the marker is written and
+ * lowered again if another charge of the same blob won, so a crash between
+ * the two over-counts (the DID pays for a blob once more) rather than lets
+ * bytes in free; `holdfast quota --check` finds and fixes such drift. All of a
+ * blob's charges go when its bytes are deleted.
+ */
+export class Quotas {
+  readonly #backend: StorageBackend;
+  readonly #prefix: string;
+  readonly #settings: QuotaSettings;
+  readonly #locks = new KeyedMutex();
+  readonly #cached = new Map<string, { bytes: number; at: number }>();
+
+  constructor(options: { backend: StorageBackend; prefix: string; settings: QuotaSettings }) {
+    this.#backend = options.backend;
+    this.#prefix = options.prefix;
+    this.#settings = options.settings;
+  }
+
+  /** The DID's limit; undefined when it has none (the owner, or no tier applies). */
+  limitOf(did: string): QuotaLimit | undefined {
+    if (did === this.#settings.owner) return undefined;
+    const tier = this.#settings.crewTiers.get(did) ?? this.#settings.defaultTier;
+    const bytes = tier === undefined ? undefined : this.#settings.tiers[tier];
+    return tier === undefined || bytes === undefined ? undefined : { tier, bytes };
+  }
+
+  async usage(did: string): Promise<number> {
+    return (await this.#readUsage(did)).bytes;
+  }
+
+  /**
+   * Refuses when the DID's usage plus `adding` passes its limit, or when it is
+   * already at it (`adding` 0: a new upload). Trusts a usage read in the last
+   * few seconds: the exact check is the charge at publish.
+   */
+  async assertRoom(did: string, adding: number): Promise<void> {
+    const limit = this.limitOf(did);
+    if (!limit) return;
+    const cached = this.#cached.get(did);
+    const used = cached && performance.now() - cached.at < USAGE_CACHE_MS ? cached.bytes : await this.usage(did);
+    if (adding === 0 ? used >= limit.bytes : used + adding > limit.bytes) throw this.#exceeded(did, used, limit, adding);
+  }
+
+  /**
+   * How many of `wanted` part URLs an upload that has `written` bytes may
+   * have: all of them without a limit; near it, only as many parts of
+   * `partSize` as fit, so the upload comes back for more (and is refused)
+   * within a part of passing it, not a whole batch later.
+   */
+  async partsWithin(did: string, written: number, partSize: number, wanted: number): Promise<number> {
+    const limit = this.limitOf(did);
+    if (!limit || wanted === 0) return wanted;
+    await this.assertRoom(did, written);
+    const cached = this.#cached.get(did);
+    const room = limit.bytes - (cached?.bytes ?? 0) - written;
+    return Math.min(wanted, Math.max(1, Math.ceil(room / partSize)));
+  }
+
+  /** Charges the DID for the blob unless it already was; refuses if that would pass its limit. */
+  async charge(did: string, digest: Digest, size: number): Promise<void> {
+    const key = this.#key({ kind: 'quota-charge', digest, didId: didId(did) });
+    if (await this.#backend.stat(key)) return;
+    await this.#locks.run(did, async () => {
+      await this.#adjust(did, size, this.limitOf(did));
+      try {
+        await this.#backend.putSmall(key, Buffer.from(JSON.stringify({ did, size })), { ifNoneMatch: '*' });
+      } catch (err) {
+        if (!(err instanceof StorageError && err.code === 'PRECONDITION_FAILED')) throw err;
+        // Another charge of this blob for this DID won the marker: give our share back.
+        await this.#adjust(did, -size, undefined);
+      }
+    });
+  }
+
+  /** After a blob's bytes were deleted: every DID charged for it is charged no more. */
+  async releaseAll(digest: Digest): Promise<void> {
+    for await (const object of this.#backend.list(this.#key({ kind: 'quota-charges', digest }))) {
+      const charge = await this.#readCharge(object.key);
+      if (charge) await this.#locks.run(charge.did, () => this.#adjust(charge.did, -charge.size, undefined));
+      await this.#backend.delete([object.key]);
+    }
+  }
+
+  /** Every DID with recorded usage, and its limit. */
+  async list(): Promise<QuotaUsage[]> {
+    const rows: QuotaUsage[] = [];
+    for await (const object of this.#backend.list(this.#key({ kind: 'quota-usage-root' }))) {
+      const stored = await this.#backend.getSmall(object.key);
+      if (!stored) continue;
+      const { did, bytes } = JSON.parse(Buffer.from(stored.body).toString()) as { did: string; bytes: number };
+      const limit = this.limitOf(did);
+      rows.push({ did, bytes, ...(limit ? { limit } : {}) });
+    }
+    return rows.sort((a, b) => (a.did < b.did ? -1 : 1));
+  }
+
+  /**
+   * Recounts every DID's usage from its charges, dropping charges for blobs
+   * no longer stored, and compares with the recorded totals; `fix` writes
+   * the recount. Run it while nothing pushes: a push between the recount and
+   * the write would be lost from the total.
+   */
+  async check(options: { fix: boolean }): Promise<{ did: string; recorded: number; counted: number; staleCharges: number }[]> {
+    const counted = new Map<string, { bytes: number; stale: number }>();
+    for await (const object of this.#backend.list(this.#key({ kind: 'quota-charges-root' }))) {
+      const charge = await this.#readCharge(object.key);
+      if (!charge) continue;
+      const entry = counted.get(charge.did) ?? { bytes: 0, stale: 0 };
+      counted.set(charge.did, entry);
+      const digest = this.#digestOfCharge(object.key);
+      if (digest && (await this.#backend.stat(this.#key({ kind: 'blob', digest })))) {
+        entry.bytes += charge.size;
+        continue;
+      }
+      entry.stale++;
+      if (options.fix) await this.#backend.delete([object.key]);
+    }
+    for (const row of await this.list()) if (!counted.has(row.did)) counted.set(row.did, { bytes: 0, stale: 0 });
+    const report = [];
+    for (const [did, entry] of [...counted].sort(([a], [b]) => (a < b ? -1 : 1))) {
+      const recorded = await this.usage(did);
+      report.push({ did, recorded, counted: entry.bytes, staleCharges: entry.stale });
+      if (options.fix && recorded !== entry.bytes) await this.#locks.run(did, () => this.#adjust(did, entry.bytes - recorded, undefined));
+    }
+    return report;
+  }
+
+  async #readUsage(did: string): Promise<{ bytes: number; etag?: string }> {
+    const stored = await this.#backend.getSmall(this.#key({ kind: 'quota-usage', didId: didId(did) }));
+    const bytes = stored ? (JSON.parse(Buffer.from(stored.body).toString()) as { bytes: number }).bytes : 0;
+    this.#cached.set(did, { bytes, at: performance.now() });
+    return stored ? { bytes, etag: stored.etag } : { bytes };
+  }
+
+  /** Adds `delta` to the DID's total by compare-and-swap, refusing an increase past `limit`. */
+  async #adjust(did: string, delta: number, limit: QuotaLimit | undefined): Promise<void> {
+    const key = this.#key({ kind: 'quota-usage', didId: didId(did) });
+    for (let attempt = 0; attempt < MAX_SWAPS; attempt++) {
+      const current = await this.#readUsage(did);
+      const next = Math.max(0, current.bytes + delta);
+      if (limit && delta > 0 && next > limit.bytes) throw this.#exceeded(did, current.bytes, limit, delta);
+      try {
+        await this.#backend.putSmall(key, Buffer.from(JSON.stringify({ did, bytes: next })), current.etag ? { ifMatch: current.etag } : { ifNoneMatch: '*' });
+        this.#cached.set(did, { bytes: next, at: performance.now() });
+        return;
+      } catch (err) {
+        if (!(err instanceof StorageError && err.code === 'PRECONDITION_FAILED')) throw err;
+      }
+    }
+    throw new HoldError('BACKEND_UNAVAILABLE', 'quota usage changed too often to update; retry');
+  }
+
+  async #readCharge(key: string): Promise<{ did: string; size: number } | undefined> {
+    const stored = await this.#backend.getSmall(key);
+    return stored ? (JSON.parse(Buffer.from(stored.body).toString()) as { did: string; size: number }) : undefined;
+  }
+
+  #digestOfCharge(key: string): Digest | undefined {
+    const [algorithm, hex] = key.slice(this.#key({ kind: 'quota-charges-root' }).length).split('/');
+    return parseDigest(`${algorithm}:${hex}`);
+  }
+
+  #exceeded(did: string, used: number, limit: QuotaLimit, adding: number): HoldError {
+    const adds = adding > 0 ? `; this push adds ${formatBytes(adding)}` : '';
+    return new HoldError('DENIED', `quota exceeded for ${did} on ${this.#settings.hold}: ${formatBytes(used)} used of ${formatBytes(limit.bytes)} (tier ${limit.tier})${adds}`);
+  }
+
+  #key(spec: Parameters<typeof storageKey>[0]): string {
+    return storageKey(spec, this.#prefix);
+  }
+}

@@ -1,0 +1,100 @@
+import { expect } from 'chai';
+import { randomBytes } from 'node:crypto';
+import { request } from 'undici';
+import type { Quotas } from '../../src/hold/quotas/quotas.ts';
+import { sha256 } from '../support/bytes.ts';
+import { AUDIENCE, DIDS } from '../support/hold-harness.ts';
+import { OciTestClient } from '../support/oci-client.ts';
+import { startTestRegistry, USERS, type TestRegistry } from '../support/registry-harness.ts';
+
+const MiB = 1024 * 1024;
+const LIMIT = 12 * MiB;
+
+for (const [backend, metadata] of [
+  ['fs', 'sqlite'],
+  ['s3', 'postgres'],
+] as const) {
+  describe(`quotas through the registry (${backend}, ${metadata})`, function () {
+    this.timeout(300_000);
+    let registry: TestRegistry;
+    let quotas: Quotas;
+    const bob = new OciTestClient(USERS.bob);
+    const repo = 'bob/app';
+
+    before(async function () {
+      registry = await startTestRegistry({
+        backend,
+        metadata,
+        hold: {
+          crew: [
+            { did: DIDS.crewWrite, access: 'write', tier: 'ci' },
+            { did: DIDS.crewRead, access: 'read' },
+          ],
+          quotas: { tiers: { ci: LIMIT } },
+        },
+      });
+      quotas = registry.hold.hold.service.quotas as Quotas;
+    });
+    after(async function () {
+      await registry?.close();
+    });
+
+    const denied = (response: { status: number; text: string }) => {
+      expect(response.status, response.text).to.equal(403);
+      const error = (JSON.parse(response.text) as { errors: { code: string; message: string }[] }).errors[0];
+      expect(error?.code).to.equal('DENIED');
+      return error?.message as string;
+    };
+
+    it('a push inside the limit lands and is counted once, however many repositories hold it', async function () {
+      const layer = randomBytes(4 * MiB);
+      for (const name of [repo, 'bob/other']) {
+        const pushed = await bob.call(registry.url, name, 'POST', `/v2/${name}/blobs/uploads/?digest=${sha256(layer)}`, { body: layer, headers: { 'content-type': 'application/octet-stream' } });
+        expect(pushed.status, pushed.text).to.equal(201);
+      }
+      expect(await quotas.usage(DIDS.crewWrite)).to.equal(4 * MiB);
+    });
+
+    it('a monolithic push that would pass the limit is refused with 403 DENIED and the numbers, and nothing is stored', async function () {
+      const layer = randomBytes(9 * MiB);
+      const message = denied(await bob.call(registry.url, repo, 'POST', `/v2/${repo}/blobs/uploads/?digest=${sha256(layer)}`, { body: layer, headers: { 'content-type': 'application/octet-stream' } }));
+      expect(message).to.equal(`quota exceeded for ${DIDS.crewWrite} on ${AUDIENCE}: 4.2 MB used of 12.6 MB (tier ci); this push adds 9.4 MB`);
+      expect(await registry.hold.client.stat(DIDS.owner, sha256(layer)).then(() => true, () => false)).to.equal(false);
+      expect((await bob.call(registry.url, repo, 'HEAD', `/v2/${repo}/blobs/${sha256(layer)}`)).status).to.equal(404);
+    });
+
+    it('a chunked upload is stopped once its recorded bytes pass the limit, and never published', async function () {
+      const location = await bob.start(registry.url, repo);
+      const chunk = 5 * MiB;
+      const statuses: number[] = [];
+      let message = '';
+      for (let offset = 0; offset < 40 * MiB && !message; offset += chunk) {
+        const response = await bob.patch(registry.url, repo, location, randomBytes(chunk), offset);
+        statuses.push(response.status);
+        if (response.status !== 202) message = denied(response);
+      }
+      expect(message, `statuses: ${statuses.join(', ')}`).to.match(/^quota exceeded for did:plc:crewwrite0+ on did:web:hold\.test: 4\.2 MB used of 12\.6 MB \(tier ci\); this push adds \d+(\.\d)? MB$/);
+      expect(statuses.length * chunk, 'refused only once the bytes sent pass the room left (8 MiB)').to.be.greaterThan(8 * MiB);
+      expect(statuses.length, 'and before the 40 MiB were sent').to.be.lessThan(8);
+      expect(await quotas.usage(DIDS.crewWrite)).to.equal(4 * MiB);
+      await bob.call(registry.url, repo, 'DELETE', location);
+    });
+
+    it('at the limit, the upload POST is refused and no bytes move after it', async function () {
+      const fill = randomBytes(LIMIT - 4 * MiB);
+      expect((await bob.call(registry.url, repo, 'POST', `/v2/${repo}/blobs/uploads/?digest=${sha256(fill)}`, { body: fill, headers: { 'content-type': 'application/octet-stream' } })).status).to.equal(201);
+      const before = (await registry.hold.inspect?.keys?.('holdfast/uploads/').catch(() => [])) ?? [];
+      const post = await bob.call(registry.url, repo, 'POST', `/v2/${repo}/blobs/uploads/`);
+      expect(denied(post)).to.equal(`quota exceeded for ${DIDS.crewWrite} on ${AUDIENCE}: 12.6 MB used of 12.6 MB (tier ci)`);
+      const after = (await registry.hold.inspect?.keys?.('holdfast/uploads/').catch(() => [])) ?? [];
+      expect(after.length, 'no upload was started at the hold').to.equal(before.length);
+      // A mount of bytes the DID is not yet charged for is refused too.
+      const alice = await registry.token('alice', 'repository:alice/lib:pull,push');
+      const foreign = randomBytes(1000);
+      const put = await request(`${registry.url}/v2/alice/lib/blobs/uploads/?digest=${sha256(foreign)}`, { method: 'POST', body: foreign, headers: { authorization: `Bearer ${alice}` } });
+      await put.body.dump();
+      expect(put.statusCode).to.equal(201);
+      denied(await bob.call(registry.url, repo, 'POST', `/v2/${repo}/blobs/uploads/?mount=${sha256(foreign)}&from=alice/lib`));
+    });
+  });
+}
