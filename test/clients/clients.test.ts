@@ -6,7 +6,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { sharedMinio } from '../support/global-fixtures.ts';
 import { buildImage, type BuiltImage } from '../support/oci-layout.ts';
-import { STACK_USER, startStack, type RunningStack } from '../support/stack.ts';
+import { QUOTA_USER, STACK_USER, startStack, type RunningStack } from '../support/stack.ts';
 import { craneBinary, orasBinary, runTool, skopeoBinary } from '../support/clients.ts';
 import { ListObjectsV2Command } from '@aws-sdk/client-s3';
 
@@ -38,7 +38,13 @@ describe('real clients against registry + hold + MinIO', function () {
 
   before(async function () {
     const minio = await sharedMinio();
-    stack = await startStack({ minio, prefix, policies: { immutableTags: [{ repositories: 'alice/released', tags: ['v*'] }] } });
+    stack = await startStack({
+      minio,
+      prefix,
+      policies: { immutableTags: [{ repositories: 'alice/released', tags: ['v*'] }] },
+      users: [QUOTA_USER],
+      hold: { quotas: { tiers: { small: '2MB' } } },
+    });
     host = new URL(stack.registries[0] as string).host;
     work = await mkdtemp(path.join(os.tmpdir(), 'holdfast-clients-'));
     image = await buildImage(path.join(work, 'image'), [200 * MiB, 3 * MiB + 17, 1234, 0]);
@@ -124,5 +130,17 @@ describe('real clients against registry + hold + MinIO', function () {
     await runTool(crane, ['tag', '--insecure', `${repo}:v1`, 'next'], env);
     expect(await runTool(crane, ['digest', '--insecure', `${repo}:next`], env), 'tags outside the rule still move').to.equal(v1);
     console.log(`      crane: ${moved.message.split('\n').find((line) => line.includes('DENIED'))?.trim()}`);
+  });
+
+  it('crane sees the quota message when a push would pass the limit', async function () {
+    const crane = await craneBinary();
+    const auth = path.join(work, 'quota-auth');
+    await runTool('mkdir', ['-p', auth]);
+    await writeFile(path.join(auth, 'config.json'), JSON.stringify({ auths: { [host]: { auth: Buffer.from(`${QUOTA_USER.username}:${QUOTA_USER.password}`).toString('base64') } } }), { mode: 0o600 });
+    const failure = (await runTool(crane, ['push', '--insecure', image.dir, `${host}/dora/app:v1`], { ...process.env, DOCKER_CONFIG: auth }).catch((err: unknown) => err)) as Error;
+    expect(failure).to.be.instanceOf(Error);
+    const line = failure.message.split('\n').find((text) => text.includes('quota exceeded')) ?? failure.message;
+    expect(line).to.match(new RegExp(`DENIED: quota exceeded for ${QUOTA_USER.did} on did:web:hold\\.test: [\\d.]+ (B|kB|MB) used of 2 MB \\(tier small\\); this push adds [\\d.]+ MB`));
+    console.log(`      crane: ${line.trim()}`);
   });
 });

@@ -8,7 +8,7 @@ import { ListObjectsV2Command } from '@aws-sdk/client-s3';
 import { sharedMinio } from '../support/global-fixtures.ts';
 import { startDockerEngine, writeDockerArchive, type DockerEngine, type DockerImage } from '../support/docker.ts';
 import { stopChild } from '../support/minio.ts';
-import { cliNodeArgs, STACK_USER, startStack, type RunningStack } from '../support/stack.ts';
+import { cliNodeArgs, QUOTA_USER, STACK_USER, startStack, type RunningStack } from '../support/stack.ts';
 import { freePort, waitForHttp } from '../support/tools.ts';
 
 const MiB = 1024 * 1024;
@@ -36,7 +36,13 @@ describe('Docker Engine against registry + hold + MinIO', function () {
 
   before(async function () {
     const minio = await sharedMinio();
-    stack = await startStack({ minio, prefix, policies: { immutableTags: [{ repositories: 'alice/released', tags: ['v*'] }] } });
+    stack = await startStack({
+      minio,
+      prefix,
+      policies: { immutableTags: [{ repositories: 'alice/released', tags: ['v*'] }] },
+      users: [QUOTA_USER],
+      hold: { quotas: { tiers: { small: '2MB' } } },
+    });
     host = new URL(stack.registries[0] as string).host;
     engine = await startDockerEngine();
     work = await mkdtemp(path.join(os.tmpdir(), 'holdfast-docker-images-'));
@@ -156,5 +162,18 @@ describe('Docker Engine against registry + hold + MinIO', function () {
     } finally {
       await stopChild(child);
     }
+  });
+
+  it('docker push by a user past the quota shows the message, and the hold keeps none of its layers', async function () {
+    await engine.docker(['login', '--username', QUOTA_USER.username, '--password-stdin', host], { input: `${QUOTA_USER.password}\n` });
+    const reference = `${host}/dora/app:v1`;
+    await engine.docker(['tag', v1.reference, reference]);
+    const failure = (await engine.docker(['push', reference]).catch((err: unknown) => err)) as { stderr?: string };
+    expect(failure).to.be.instanceOf(Error);
+    const message = new RegExp(`denied: quota exceeded for ${QUOTA_USER.did} on did:web:hold\\.test: [\\d.]+ (B|kB|MB) used of 2 MB \\(tier small\\); this push adds ([\\d.]+) MB`).exec(failure.stderr ?? '');
+    expect(message, failure.stderr).to.not.equal(null);
+    expect(Number(message?.[2]), 'stopped within a few parts of the limit, not after the 200 MiB layer').to.be.lessThan(100);
+    await engine.docker(['rmi', reference]);
+    console.log(`      ${failure.stderr?.trim().split('\n').pop()}`);
   });
 });

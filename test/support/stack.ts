@@ -30,6 +30,8 @@ export function cliNodeArgs(cli: string): string[] {
 
 export const STACK_USER = Object.freeze({ username: 'alice', password: 'alice-conformance-password', did: 'did:plc:alice0000000000000000', handle: 'alice' });
 export const ANONYMOUS_DID = 'did:web:anonymous.registry.test';
+/** A second user, write crew at the hold in the quota tier `small` when a stack sets one. */
+export const QUOTA_USER = Object.freeze({ username: 'dora', password: 'dora-quota-password', did: 'did:plc:dora00000000000000000000', handle: 'dora', tier: 'small' });
 
 export interface StackOptions {
   minio: RunningMinio;
@@ -59,7 +61,11 @@ export interface StackOptions {
     uploadTtlSeconds?: number;
     janitorIntervalSeconds?: number;
     presignTtlSeconds?: number;
+    /** The hold's `quotas`, and a tier for each extra user (all write crew). */
+    quotas?: { tiers: Record<string, number | string>; defaultTier?: string };
   };
+  /** Registry users beside STACK_USER, each write crew at the hold (with `tier` when quotas are on). */
+  users?: { username: string; password: string; did: string; handle: string; tier?: string }[];
 }
 
 export interface RunningStack {
@@ -93,7 +99,8 @@ export async function startStack(options: StackOptions): Promise<RunningStack> {
       listen: { host: '127.0.0.1', port: holdPort },
       identity: 'did:web:hold.test',
       owner: STACK_USER.did,
-      crew: [{ did: ANONYMOUS_DID, access: 'read' }],
+      crew: [{ did: ANONYMOUS_DID, access: 'read' }, ...(options.users ?? []).map((user) => ({ did: user.did, access: 'write', ...(user.tier ? { tier: user.tier } : {}) }))],
+      ...(options.hold?.quotas ? { quotas: options.hold.quotas } : {}),
       trustedIssuers: [{ issuer: 'did:web:registry.test', publicKeyFile: 'registry-signing.pub' }],
       ...(options.hold?.uploadTtlSeconds !== undefined ? { uploadTtlSeconds: options.hold.uploadTtlSeconds } : {}),
       ...(options.hold?.presignTtlSeconds !== undefined ? { presignTtlSeconds: options.hold.presignTtlSeconds } : {}),
@@ -118,7 +125,9 @@ export async function startStack(options: StackOptions): Promise<RunningStack> {
   await writeFile(
     path.join(dir, 'users.yaml'),
     toYaml({
-      users: [{ username: STACK_USER.username, passwordHash: await hashPassword(STACK_USER.password, 4), did: STACK_USER.did, handle: STACK_USER.handle }],
+      users: await Promise.all(
+        [STACK_USER, ...(options.users ?? [])].map(async (user) => ({ username: user.username, passwordHash: await hashPassword(user.password, 4), did: user.did, handle: user.handle })),
+      ),
     }),
   );
   const env = {

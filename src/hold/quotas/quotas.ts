@@ -80,6 +80,17 @@ export class Quotas {
     if (adding === 0 ? used >= limit.bytes : used + adding > limit.bytes) throw this.#exceeded(did, used, limit, adding);
   }
 
+  /** Whether `adding` bytes fit the DID's limit now (a usage read in the last few seconds counts). */
+  async fits(did: string, adding: number): Promise<boolean> {
+    try {
+      await this.assertRoom(did, adding);
+      return true;
+    } catch (err) {
+      if (err instanceof HoldError && err.code === 'DENIED') return false;
+      throw err;
+    }
+  }
+
   /**
    * How many of `wanted` part URLs an upload that has `written` bytes may
    * have: all of them without a limit; near it, only as many parts of

@@ -4,7 +4,8 @@ import { HoldError } from '../errors.ts';
 import { newSegmentId, parseBlobRef } from '../keys.ts';
 import { uploadNameFromUuid } from '../../protocol/upload-names.ts';
 import { assertPartNumber } from './multipart-rules.ts';
-import { uploadNameOf, type UploadRecord } from './records.ts';
+import { partSizeOf, uploadNameOf, type UploadRecord } from './records.ts';
+import { MAX_PART_NUMBER } from '../../protocol/limits.ts';
 import { mappingStorageErrors } from '../storage-errors.ts';
 import { assertCurrentWriter, type HoldContext } from '../context.ts';
 import type { Uploads } from './uploads.ts';
@@ -26,11 +27,25 @@ export class Presigner {
     const { upload, record } = await this.#ctx.openRecord(did, input.digest, input.upload_id, 'multipart', { remembered: true });
     assertCurrentWriter(record, input.writer_epoch);
     return mappingStorageErrors(async () => {
-      // Recorded bytes only: a writer asks for URLs ahead of the bytes it sends, and may yet stop inside the limit.
-      await this.#ctx.quotas?.assertRoom(did, record.size);
       const key = this.#ctx.dataKey(upload, record);
+      await this.#assertPartFits(did, key, record, input.part_number);
       return view(await this.#ctx.backend.presignUploadPart(key, record.upload_id, input.part_number, this.#ctx.presignTtl));
     });
+  }
+
+  /**
+   * Refuses a part URL once the bytes the upload has written would pass the
+   * DID's quota. The parts before this one, at the upload's part size, are an
+   * upper bound; only when that bound does not fit are the parts actually in
+   * storage counted (one listing), since a writer asks for URLs ahead of the
+   * bytes it sends and may yet stop inside the limit.
+   */
+  async #assertPartFits(did: string, key: string, record: UploadRecord, partNumber: number): Promise<void> {
+    const quotas = this.#ctx.quotas;
+    if (!quotas || (await quotas.fits(did, Math.max(record.size, (partNumber - 1) * partSizeOf(record))))) return;
+    const parts = await this.#ctx.backend.uploadedPartsFrom(key, record.upload_id, 1, MAX_PART_NUMBER);
+    const staged = record.staged.reduce((sum, segment) => sum + segment.size, 0);
+    await quotas.assertRoom(did, Math.max(record.size, parts.reduce((sum, part) => sum + part.size, staged)));
   }
 
   /**
