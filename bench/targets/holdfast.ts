@@ -25,7 +25,9 @@ export async function startHoldfast(minio: RunningMinio, options: { prefix: stri
   await built;
   const cli = `${ROOT}dist/cli/main.js`;
   // One user pushes everything here, as on a single-tenant registry: its share of the memory budget is the whole budget.
-  const stack: RunningStack = await startStack({ minio, prefix: options.prefix, auth: 'none', logLevel: 'error', cli, driver: { memoryPerDid: 512 * 1024 * 1024 } });
+  // HOLDFAST_BENCH_QUOTA=1: that user is crew with a quota (1 TB) rather than the hold's owner, so every push pays the checks.
+  const quota = process.env.HOLDFAST_BENCH_QUOTA === '1' ? { hold: { quotas: { tiers: { bench: '1TB' } }, stackUserTier: 'bench' } } : {};
+  const stack: RunningStack = await startStack({ minio, prefix: options.prefix, auth: 'none', logLevel: 'error', cli, driver: { memoryPerDid: 512 * 1024 * 1024 }, ...quota });
   const [hold, registry] = stack.processes;
   return {
     name: 'holdfast',

@@ -63,6 +63,8 @@ export interface StackOptions {
     presignTtlSeconds?: number;
     /** The hold's `quotas`, and a tier for each extra user (all write crew). */
     quotas?: { tiers: Record<string, number | string>; defaultTier?: string };
+    /** Makes STACK_USER write crew in this tier, and someone else the hold's owner (who is never limited). */
+    stackUserTier?: string;
   };
   /** Registry users beside STACK_USER, each write crew at the hold (with `tier` when quotas are on). */
   users?: { username: string; password: string; did: string; handle: string; tier?: string }[];
@@ -98,8 +100,12 @@ export async function startStack(options: StackOptions): Promise<RunningStack> {
     toYaml({
       listen: { host: '127.0.0.1', port: holdPort },
       identity: 'did:web:hold.test',
-      owner: STACK_USER.did,
-      crew: [{ did: ANONYMOUS_DID, access: 'read' }, ...(options.users ?? []).map((user) => ({ did: user.did, access: 'write', ...(user.tier ? { tier: user.tier } : {}) }))],
+      owner: options.hold?.stackUserTier ? 'did:plc:holdowner000000000000000' : STACK_USER.did,
+      crew: [
+        { did: ANONYMOUS_DID, access: 'read' },
+        ...(options.hold?.stackUserTier ? [{ did: STACK_USER.did, access: 'write', tier: options.hold.stackUserTier }] : []),
+        ...(options.users ?? []).map((user) => ({ did: user.did, access: 'write', ...(user.tier ? { tier: user.tier } : {}) })),
+      ],
       ...(options.hold?.quotas ? { quotas: options.hold.quotas } : {}),
       trustedIssuers: [{ issuer: 'did:web:registry.test', publicKeyFile: 'registry-signing.pub' }],
       ...(options.hold?.uploadTtlSeconds !== undefined ? { uploadTtlSeconds: options.hold.uploadTtlSeconds } : {}),
