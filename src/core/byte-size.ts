@@ -1,3 +1,5 @@
+import { z } from 'zod';
+
 /**
  * Sizes as people write them in config: a number of bytes, or a number with
  * a unit, decimal (`kB`, `MB`, `GB`, `TB`) or binary (`KiB`, `MiB`, `GiB`,
@@ -37,3 +39,13 @@ export function formatBytes(bytes: number): string {
   }
   return unit === 0 ? `${bytes} B` : `${value >= 100 ? Math.round(value) : Number(value.toFixed(1))} ${units[unit]}`;
 }
+
+/** A config size: bytes, or a number with a unit (see `parseByteSize`). */
+export const byteSizeSchema = z.union([z.number().int().min(0), z.string()]).transform((value, context) => {
+  const bytes = parseByteSize(value);
+  if (bytes === undefined) {
+    context.addIssue({ code: 'custom', message: 'a size is a number of bytes or a number with a unit: B, kB, MB, GB, TB, KiB, MiB, GiB, TiB' });
+    return z.NEVER;
+  }
+  return bytes;
+});

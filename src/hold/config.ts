@@ -8,7 +8,7 @@ import { serverTimeoutsSchema } from '../core/http-limits.ts';
 import { MAX_SERVICE_TOKEN_TTL_SECONDS } from '../core/service-token.ts';
 import { PROVIDER_NAMES } from '../protocol/providers.ts';
 import { MAX_SINGLE_COPY_BYTES, MIN_PART_SIZE } from '../protocol/limits.ts';
-import { parseByteSize } from '../core/byte-size.ts';
+import { byteSizeSchema } from '../core/byte-size.ts';
 
 const MiB = 1024 * 1024;
 
@@ -64,17 +64,6 @@ const trustedIssuerSchema = z
   .strict()
   .refine((issuer) => (issuer.publicKey === undefined) !== (issuer.publicKeyFile === undefined), {
     message: 'set exactly one of publicKey or publicKeyFile',
-  });
-
-const byteSizeSchema = z
-  .union([z.number().int().min(0), z.string()])
-  .transform((value, context) => {
-    const bytes = parseByteSize(value);
-    if (bytes === undefined) {
-      context.addIssue({ code: 'custom', message: 'a size is a number of bytes or a number with a unit: B, kB, MB, GB, TB, KiB, MiB, GiB, TiB' });
-      return z.NEVER;
-    }
-    return bytes;
   });
 
 const quotasSchema = z

@@ -9,7 +9,7 @@ import type { HoldStagedSegment } from '../protocol/hold-api.ts';
 import { mappingStorageErrors } from './storage-errors.ts';
 import { BlobLifecycle } from './publishing/blob-lifecycle.ts';
 import type { ProtocolStep, StepHook } from './protocol-steps.ts';
-import { Quotas, type QuotaSettings } from './quotas/quotas.ts';
+import { Quotas, type QuotaPhase, type QuotaSettings } from './quotas/quotas.ts';
 import { StorageError, type CompletedPartInput, type StorageBackend } from './backends/types.ts';
 
 export interface HoldServiceOptions {
@@ -26,6 +26,8 @@ export interface HoldServiceOptions {
   onStep?: StepHook;
   /** Storage limits per DID; without them nothing is counted. */
   quotas?: QuotaSettings;
+  /** Counts each quota refusal (metrics). */
+  onQuotaRefusal?: (phase: QuotaPhase) => void;
 }
 
 export const DEFAULT_DELETION_LEASE_SECONDS = 300;
@@ -57,7 +59,9 @@ export class HoldContext {
     this.uploadTtlMs = options.uploadTtlSeconds * 1000;
     this.now = options.now ?? (() => new Date());
     this.#onStep = options.onStep;
-    const quotas = options.quotas ? new Quotas({ backend: options.backend, prefix: options.prefix, settings: options.quotas }) : undefined;
+    const quotas = options.quotas
+      ? new Quotas({ backend: options.backend, prefix: options.prefix, settings: options.quotas, ...(options.onQuotaRefusal ? { onRefusal: options.onQuotaRefusal } : {}) })
+      : undefined;
     this.quotas = quotas;
     this.blobs = new BlobLifecycle({
       ...(quotas ? { onDeleted: (digest: Digest) => quotas.releaseAll(digest) } : {}),

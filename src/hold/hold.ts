@@ -11,7 +11,7 @@ import { buildHoldApp } from './http/server.ts';
 import { normalizePrefix } from './keys.ts';
 import { HoldMetrics } from './metrics.ts';
 import { HoldService } from './service.ts';
-import type { QuotaSettings } from './quotas/quotas.ts';
+import type { QuotaPhase, QuotaSettings } from './quotas/quotas.ts';
 import type { StepHook } from './protocol-steps.ts';
 
 export interface HoldOptions {
@@ -65,7 +65,7 @@ export class Hold {
       deletionLeaseSeconds: config.deletionLeaseSeconds,
       now: options.now,
       onStep: options.onStep,
-      ...(config.quotas ? { quotas: quotaSettings(config) } : {}),
+      ...(config.quotas ? { quotas: quotaSettings(config), onQuotaRefusal: (phase: QuotaPhase) => metrics.quotaRefusals.inc({ phase }) } : {}),
     });
     const verifier = new ServiceTokenVerifier({
       audience: config.identity,

@@ -16,6 +16,12 @@ export class HoldMetrics {
     buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 120],
     registers: [this.registry],
   });
+  readonly quotaRefusals = new Counter({
+    name: 'holdfast_hold_quota_refusals_total',
+    help: 'Pushes refused for a quota, by where: start (already at the limit), upload (a part URL past it), charge (publish or mount past it)',
+    labelNames: ['phase'] as const,
+    registers: [this.registry],
+  });
   readonly uploadsPurged = new Counter({
     name: 'holdfast_hold_uploads_purged_total',
     help: 'Idle uploads aborted by the janitor',

@@ -6,6 +6,7 @@ import { didSchema } from '../core/did.ts';
 import { ConfigError, applyEnvOverrides, deepFreeze, listenSchema } from '../core/config.ts';
 import { serverTimeoutsSchema } from '../core/http-limits.ts';
 import { PATTERN_CHARACTERS } from './policies/glob.ts';
+import { byteSizeSchema } from '../core/byte-size.ts';
 
 const patternSchema = z
   .string()
@@ -68,6 +69,17 @@ export const registryConfigSchema = z
     policies: z
       .object({
         immutableTags: z.array(immutableRuleSchema).default([]).describe('Tags that never move once pushed: a PUT to another digest or a DELETE of the tag or its manifest is refused with 403 DENIED (docs/POLICIES.md).'),
+        namespaceQuotas: z
+          .array(
+            z
+              .object({
+                namespaces: patternSchema.describe('Namespaces (the first segment of a repository name, e.g. a user\'s handle) the limit covers; the first rule that matches applies.'),
+                limit: byteSizeSchema.describe('Unique blob bytes linked into the namespace\'s repositories (`10GB`, `500MiB`, or bytes).'),
+              })
+              .strict(),
+          )
+          .default([])
+          .describe("Limits per namespace in this registry, beside the hold's per-DID quotas: refused with 403 DENIED at an upload's start when at the limit, and at the commit or mount that would pass it (docs/POLICIES.md)."),
         retention: z.array(retentionRuleSchema).default([]).describe('Which tags and untagged manifests to delete, per repository pattern; run before each GC pass and by `holdfast retention` (docs/POLICIES.md).'),
       })
       .strict()

@@ -19,6 +19,7 @@ import { GarbageCollector } from './gc/collector.ts';
 import { GcMetrics } from './gc/metrics.ts';
 import { ImmutableTags } from './policies/immutable.ts';
 import { Retention } from './policies/retention.ts';
+import { NamespaceQuotas } from './policies/namespace-quotas.ts';
 import { loadStorageDriver } from './storage.ts';
 import { UploadLeases, type UploadRequestStepHook } from './upload-lease.ts';
 
@@ -97,6 +98,7 @@ export class Registry {
         uploadStep: options.onUploadStep ?? (async () => {}),
         limits: config.limits,
         immutableTags,
+        namespaceQuotas: new NamespaceQuotas(config.policies.namespaceQuotas, metadata),
         openingUploads: new KeyedCounter(),
         uploadWaiters: new KeyedCounter(),
       },

@@ -75,6 +75,10 @@ for (const backend of BACKENDS) {
       const multipart = await refusal(hold.client.startMultipart(DIDS.crewWrite));
       expect([multipart?.code, multipart?.message]).to.deep.equal(['DENIED', `quota exceeded for ${DIDS.crewWrite} on ${AUDIENCE}: 3 kB used of 3 kB (tier small)`]);
       expect((await refusal(hold.client.putPresignedUrl(DIDS.crewWrite, sha256(randomBytes(10)))))?.code).to.equal('DENIED');
+      const metrics = await hold.hold.metrics.registry.metrics();
+      expect(metrics).to.match(/holdfast_hold_quota_refusals_total\{phase="start"\} 2\b/);
+      expect(metrics, 'the publish and the mount refused before').to.match(/holdfast_hold_quota_refusals_total\{phase="charge"\} 2\b/);
+      expect(metrics, 'no DID in the public metrics').to.not.contain(DIDS.crewWrite);
     });
 
     it('usage drops when the bytes are deleted, and only then', async function () {

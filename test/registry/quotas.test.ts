@@ -98,3 +98,42 @@ for (const [backend, metadata] of [
     });
   });
 }
+
+describe('namespace quotas in the registry (fs, sqlite)', function () {
+  this.timeout(120_000);
+  let registry: TestRegistry;
+  const alice = new OciTestClient(USERS.alice);
+
+  before(async function () {
+    registry = await startTestRegistry({ backend: 'fs', metadata: 'sqlite', policies: { namespaceQuotas: [{ namespaces: 'alice', limit: '10MB' }] } });
+  });
+  after(async function () {
+    await registry?.close();
+  });
+
+  const push = (repo: string, blob: Buffer) =>
+    alice.call(registry.url, repo, 'POST', `/v2/${repo}/blobs/uploads/?digest=${sha256(blob)}`, { body: blob, headers: { 'content-type': 'application/octet-stream' } });
+  const message = (response: { status: number; text: string }) => {
+    expect(response.status, response.text).to.equal(403);
+    return (JSON.parse(response.text) as { errors: { code: string; message: string }[] }).errors[0];
+  };
+
+  it('counts a blob once across the namespace, refuses the link that would pass, and leaves the refused bytes to GC', async function () {
+    const six = randomBytes(6_000_000);
+    expect((await push('alice/a', six)).status).to.equal(201);
+    expect((await push('alice/b', six)).status, 'already in the namespace: adds nothing').to.equal(201);
+    const five = randomBytes(5_000_000);
+    expect(message(await push('alice/a', five))).to.deep.equal({ code: 'DENIED', message: 'quota exceeded for namespace alice on this registry: 6 MB used of 10 MB; this push adds 5 MB' });
+    expect(await registry.registry.metadata.getBlob('alice/a', sha256(five))).to.equal(undefined);
+    expect((await registry.registry.metadata.gc.previewUnmarked(new Date())).map((candidate) => candidate.digest), 'the refused bytes are a GC candidate').to.include(sha256(five));
+  });
+
+  it('at the limit, an upload start and a mount are refused; other namespaces are not limited', async function () {
+    expect((await push('alice/a', randomBytes(4_000_000))).status).to.equal(201);
+    expect(message(await alice.call(registry.url, 'alice/c', 'POST', '/v2/alice/c/blobs/uploads/'))?.message).to.equal('quota exceeded for namespace alice on this registry: 10 MB used of 10 MB');
+    const bob = new OciTestClient(USERS.bob);
+    const theirs = randomBytes(1000);
+    expect((await bob.call(registry.url, 'bob/x', 'POST', `/v2/bob/x/blobs/uploads/?digest=${sha256(theirs)}`, { body: theirs, headers: { 'content-type': 'application/octet-stream' } })).status).to.equal(201);
+    expect(message(await alice.call(registry.url, 'alice/c', 'POST', `/v2/alice/c/blobs/uploads/?mount=${sha256(theirs)}&from=bob/x`))?.code).to.equal('DENIED');
+  });
+});

@@ -94,8 +94,11 @@ export class Publisher {
       const destination = this.#ctx.key({ kind: 'blob', digest });
       // Without parts to complete, the data is checked before anything changes.
       const found = parts ? undefined : await this.#uploadedObject(source, record, input.size);
-      // The exact check: a refusal publishes nothing (the upload stays, to be cancelled or expire).
-      await this.#ctx.quotas?.charge(did, digest, found?.size ?? (input.parts ?? []).reduce((sum, part) => sum + part.size, 0));
+      // The exact quota check, beside the first two rounds and awaited before anything is published: a refusal
+      // publishes nothing (the upload stays, to be cancelled or expire). Caught here too, so that a round failing
+      // first leaves no unhandled rejection; the await below still throws it.
+      const charging = this.#ctx.quotas?.charge(did, digest, found?.size ?? (input.parts ?? []).reduce((sum, part) => sum + part.size, 0));
+      charging?.catch(() => {});
       // A repeated completion is accepted by the backend only for these very parts (S3: the object's multipart ETag).
       await allSettled([parts && this.#ctx.complete(source, record.upload_id, parts), this.#ctx.blobs.putClaim(digest, issuer)]);
       await this.#ctx.step('move:claimed', digest);
@@ -105,6 +108,7 @@ export class Publisher {
         marks ? this.#ctx.records.put(marked, etag) : undefined,
       ]);
       await this.#ctx.step('move:deletion-checked', digest);
+      await charging;
       let existing: ObjectInfo | undefined;
       if (byReference) {
         await this.#ctx.step('move:destination-checked', digest);

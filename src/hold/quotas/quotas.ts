@@ -20,6 +20,9 @@ export interface QuotaLimit {
   bytes: number;
 }
 
+/** Where a push was refused: its start, a part URL, or the charge at publish or mount. */
+export type QuotaPhase = 'start' | 'upload' | 'charge';
+
 export interface QuotaUsage {
   did: string;
   bytes: number;
@@ -48,11 +51,13 @@ export class Quotas {
   readonly #settings: QuotaSettings;
   readonly #locks = new KeyedMutex();
   readonly #cached = new Map<string, { bytes: number; at: number }>();
+  readonly #onRefusal: (phase: QuotaPhase) => void;
 
-  constructor(options: { backend: StorageBackend; prefix: string; settings: QuotaSettings }) {
+  constructor(options: { backend: StorageBackend; prefix: string; settings: QuotaSettings; onRefusal?: (phase: QuotaPhase) => void }) {
     this.#backend = options.backend;
     this.#prefix = options.prefix;
     this.#settings = options.settings;
+    this.#onRefusal = options.onRefusal ?? (() => {});
   }
 
   /** The DID's limit; undefined when it has none (the owner, or no tier applies). */
@@ -75,20 +80,14 @@ export class Quotas {
   async assertRoom(did: string, adding: number): Promise<void> {
     const limit = this.limitOf(did);
     if (!limit) return;
-    const cached = this.#cached.get(did);
-    const used = cached && performance.now() - cached.at < USAGE_CACHE_MS ? cached.bytes : await this.usage(did);
-    if (adding === 0 ? used >= limit.bytes : used + adding > limit.bytes) throw this.#exceeded(did, used, limit, adding);
+    const used = await this.#used(did);
+    if (adding === 0 ? used >= limit.bytes : used + adding > limit.bytes) throw this.#exceeded(did, used, limit, adding, adding === 0 ? 'start' : 'upload');
   }
 
   /** Whether `adding` bytes fit the DID's limit now (a usage read in the last few seconds counts). */
   async fits(did: string, adding: number): Promise<boolean> {
-    try {
-      await this.assertRoom(did, adding);
-      return true;
-    } catch (err) {
-      if (err instanceof HoldError && err.code === 'DENIED') return false;
-      throw err;
-    }
+    const limit = this.limitOf(did);
+    return !limit || (await this.#used(did)) + adding <= limit.bytes;
   }
 
   /**
@@ -175,6 +174,12 @@ export class Quotas {
     return report;
   }
 
+  /** The DID's usage, as read in the last few seconds if it was. */
+  async #used(did: string): Promise<number> {
+    const cached = this.#cached.get(did);
+    return cached && performance.now() - cached.at < USAGE_CACHE_MS ? cached.bytes : this.usage(did);
+  }
+
   async #readUsage(did: string): Promise<{ bytes: number; etag?: string }> {
     const stored = await this.#backend.getSmall(this.#key({ kind: 'quota-usage', didId: didId(did) }));
     const bytes = stored ? (JSON.parse(Buffer.from(stored.body).toString()) as { bytes: number }).bytes : 0;
@@ -188,7 +193,7 @@ export class Quotas {
     for (let attempt = 0; attempt < MAX_SWAPS; attempt++) {
       const current = await this.#readUsage(did);
       const next = Math.max(0, current.bytes + delta);
-      if (limit && delta > 0 && next > limit.bytes) throw this.#exceeded(did, current.bytes, limit, delta);
+      if (limit && delta > 0 && next > limit.bytes) throw this.#exceeded(did, current.bytes, limit, delta, 'charge');
       try {
         await this.#backend.putSmall(key, Buffer.from(JSON.stringify({ did, bytes: next })), current.etag ? { ifMatch: current.etag } : { ifNoneMatch: '*' });
         this.#cached.set(did, { bytes: next, at: performance.now() });
@@ -210,7 +215,8 @@ export class Quotas {
     return parseDigest(`${algorithm}:${hex}`);
   }
 
-  #exceeded(did: string, used: number, limit: QuotaLimit, adding: number): HoldError {
+  #exceeded(did: string, used: number, limit: QuotaLimit, adding: number, phase: QuotaPhase): HoldError {
+    this.#onRefusal(phase);
     const adds = adding > 0 ? `; this push adds ${formatBytes(adding)}` : '';
     return new HoldError('DENIED', `quota exceeded for ${did} on ${this.#settings.hold}: ${formatBytes(used)} used of ${formatBytes(limit.bytes)} (tier ${limit.tier})${adds}`);
   }

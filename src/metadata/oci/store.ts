@@ -70,6 +70,23 @@ export class SqlMetadataStore implements MetadataStore {
     });
   }
 
+  async namespaceBytes(namespace: string): Promise<number> {
+    const row = await this.#db.get<{ bytes: number | string | null }>(
+      `SELECT SUM(b.size) AS bytes FROM blobs b WHERE b.state = 'live' AND b.digest IN (SELECT rb.digest FROM repository_blobs rb WHERE ${inNamespace(this.#db, 'rb.repository')})`,
+      namespaceRange(namespace),
+    );
+    return Number(row?.bytes ?? 0);
+  }
+
+  async linkedInNamespace(namespace: string, digest: string): Promise<boolean> {
+    const row = await this.#db.get(`SELECT 1 AS one FROM repository_blobs rb WHERE rb.digest = ? AND ${inNamespace(this.#db, 'rb.repository')}`, [digest, ...namespaceRange(namespace)]);
+    return row !== undefined;
+  }
+
+  async recordBlob(blob: BlobRecord, did: string): Promise<void> {
+    await this.#db.run('INSERT INTO blobs (digest, size, created_at, did) VALUES (?, ?, ?, ?) ON CONFLICT (digest) DO NOTHING', [blob.digest, blob.size, new Date().toISOString(), did]);
+  }
+
   async getBlob(repository: string, digest: string): Promise<BlobRecord | undefined> {
     const row = await this.#db.get<{ digest: string; size: number | string; generation: number | string }>(
       "SELECT b.digest, b.size, b.generation FROM repository_blobs rb JOIN blobs b ON b.digest = rb.digest WHERE rb.repository = ? AND rb.digest = ? AND b.state = 'live'",
@@ -271,6 +288,16 @@ async function immutableHolder(tx: Db, repository: string, digest: string, immut
 }
 
 const MAX_HOLDER_WALK = 1000;
+
+/** Repositories under `namespace/`, bytewise: from `namespace/` up to `namespace0` ('0' follows '/'). */
+function inNamespace(db: Db, column: string): string {
+  const ordered = db.dialect === 'postgres' ? `${column} COLLATE "C"` : column;
+  return `${ordered} >= ? AND ${ordered} < ?`;
+}
+
+function namespaceRange(namespace: string): [string, string] {
+  return [`${namespace}/`, `${namespace}0`];
+}
 
 async function ensureRepository(tx: Db, repository: string, now: string): Promise<void> {
   await tx.run('INSERT INTO repositories (name, created_at) VALUES (?, ?) ON CONFLICT (name) DO NOTHING', [repository, now]);

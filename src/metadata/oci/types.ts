@@ -78,6 +78,14 @@ export interface MetadataStore {
    * claim the caller's own publish wrote, so claim the bytes again.
    */
   linkBlob(repository: string, blob: BlobRecord, options?: { fresh?: boolean; did?: string }): Promise<boolean>;
+  /** Bytes of the live blobs linked into any repository under `namespace/`, each counted once. */
+  namespaceBytes(namespace: string): Promise<number>;
+  linkedInNamespace(namespace: string, digest: string): Promise<boolean>;
+  /**
+   * Records a blob the hold stored for this registry but that no repository
+   * may link (a namespace quota refused it), so garbage collection releases it.
+   */
+  recordBlob(blob: BlobRecord, did: string): Promise<void>;
   /** The blob if it is linked into `repository`. */
   getBlob(repository: string, digest: string): Promise<BlobRecord | undefined>;
   /** Repositories a blob is linked into, for mounts without `from`. */

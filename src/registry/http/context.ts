@@ -8,6 +8,7 @@ import type { KeyedMutex } from '../../core/keyed-mutex.ts';
 import type { RegistryConfig } from '../config.ts';
 import type { UploadLeases, UploadRequestStepHook } from '../upload-lease.ts';
 import type { ImmutableTags } from '../policies/immutable.ts';
+import type { NamespaceQuotas } from '../policies/namespace-quotas.ts';
 
 /** Anything that hands out a BlobStore per DID: the hold driver, or another storage plugin. */
 export interface StorageDriver {
@@ -31,6 +32,8 @@ export interface RegistryContext {
   limits: RegistryConfig['limits'];
   /** `policies.immutableTags`. */
   immutableTags: ImmutableTags;
+  /** `policies.namespaceQuotas`. */
+  namespaceQuotas: NamespaceQuotas;
   /** Uploads being opened (or streaming monolithically) in this process, per DID. */
   openingUploads: KeyedCounter;
   /** Requests for each upload this process has taken in (running or waiting their turn). */

@@ -31,6 +31,13 @@ function acceptedUpload(call: Call, writer: BlobWriter, status: 202 | 204) {
 /** Links the blob; `fresh` says this request just wrote its bytes (see docs/GC.md). */
 async function created(ctx: RegistryContext, call: Call, digest: string, size: number, fresh: boolean) {
   try {
+    await ctx.namespaceQuotas.assertFits(call.name, digest, size);
+  } catch (err) {
+    // The hold stored (or claimed) the bytes for this registry: a row lets garbage collection release them.
+    await ctx.metadata.recordBlob({ digest, size }, call.identity.did);
+    throw err;
+  }
+  try {
     // A collection that released the blob while this push published it may have dropped the claim the publish wrote.
     if (await ctx.metadata.linkBlob(call.name, { digest, size }, { fresh, did: call.identity.did })) await claimRevived(ctx, call, digest);
   } catch (err) {
@@ -70,8 +77,11 @@ function requireDigest(value: string | undefined): string {
 /** POST: a monolithic upload (`?digest=`), a mount (`?mount=&from=`), or a new session. */
 export const startUpload: Handler = async (ctx, call) => {
   const { mount, from, digest } = call.query;
+  await ctx.namespaceQuotas.assertRoom(call.name);
   if (mount !== undefined) {
     const mounted = await tryMount(ctx, call, requireDigest(mount), from);
+    // Checked before the hold charges the caller for the mount.
+    if (mounted) await ctx.namespaceQuotas.assertFits(call.name, mounted.digest, mounted.size);
     if (mounted && (await claimForMount(call, mounted.digest))) {
       await drain(call.request.raw);
       try {

@@ -1,0 +1,48 @@
+import { formatBytes } from '../../core/byte-size.ts';
+import type { MetadataStore } from '../../metadata/oci/types.ts';
+import type { RegistryConfig } from '../config.ts';
+import { RegistryError } from '../errors.ts';
+import { compileGlob, type Matcher } from './glob.ts';
+
+/**
+ * `policies.namespaceQuotas`: unique blob bytes linked into a namespace's
+ * repositories, counted from the metadata database when a limit applies.
+ * Checked before a link, so two instances linking at once may each pass it
+ * by one blob; the hold's per-DID quota is the exact one.
+ */
+export class NamespaceQuotas {
+  readonly #rules: { covers: Matcher; limit: number; pattern: string }[];
+  readonly #store: Pick<MetadataStore, 'namespaceBytes' | 'linkedInNamespace'>;
+
+  constructor(rules: RegistryConfig['policies']['namespaceQuotas'], store: Pick<MetadataStore, 'namespaceBytes' | 'linkedInNamespace'>) {
+    this.#rules = rules.map((rule) => ({ covers: compileGlob(rule.namespaces), limit: rule.limit, pattern: rule.namespaces }));
+    this.#store = store;
+  }
+
+  /** At an upload's start: refused when the namespace is already at its limit. */
+  async assertRoom(repository: string): Promise<void> {
+    const limit = this.#limitOf(repository);
+    if (!limit) return;
+    const used = await this.#store.namespaceBytes(limit.namespace);
+    if (used >= limit.bytes) throw exceeded(limit, used, 0);
+  }
+
+  /** Before a blob is linked: refused when it is new to the namespace and would pass its limit. */
+  async assertFits(repository: string, digest: string, size: number): Promise<void> {
+    const limit = this.#limitOf(repository);
+    if (!limit || (await this.#store.linkedInNamespace(limit.namespace, digest))) return;
+    const used = await this.#store.namespaceBytes(limit.namespace);
+    if (used + size > limit.bytes) throw exceeded(limit, used, size);
+  }
+
+  #limitOf(repository: string): { namespace: string; bytes: number } | undefined {
+    const namespace = repository.split('/', 1)[0] as string;
+    const rule = this.#rules.find((candidate) => candidate.covers(namespace));
+    return rule ? { namespace, bytes: rule.limit } : undefined;
+  }
+}
+
+function exceeded(limit: { namespace: string; bytes: number }, used: number, adding: number): RegistryError {
+  const adds = adding > 0 ? `; this push adds ${formatBytes(adding)}` : '';
+  return new RegistryError('DENIED', `quota exceeded for namespace ${limit.namespace} on this registry: ${formatBytes(used)} used of ${formatBytes(limit.bytes)}${adds}`);
+}
