@@ -139,6 +139,13 @@ const MIGRATIONS: readonly { version: number; sql: (binary: string, dialect: Db[
     version: 10,
     sql: () => [`CREATE INDEX manifest_references_listed ON manifest_references (repository, child, kind)`],
   },
+  {
+    // A namespace's blob links, read by range for namespace quotas: on
+    // PostgreSQL the range is bytewise, which the primary key's collation
+    // cannot serve.
+    version: 11,
+    sql: (_binary, dialect) => (dialect === 'postgres' ? [`CREATE INDEX repository_blobs_range ON repository_blobs (repository COLLATE "C", digest)`] : []),
+  },
 ];
 
 export async function migrate(db: Db): Promise<number> {

@@ -102,6 +102,9 @@ for (const [backend, metadata] of [
         const byDigest = await http(repo, 'DELETE', `/v2/${repo}/manifests/${digest}`);
         expect(byDigest.status).to.equal(403);
         expect(byDigest.text).to.contain(`manifest ${digest} in ${repo} is held by the immutable tag v1.0`);
+        const layer = (JSON.parse((await http(repo, 'GET', `/v2/${repo}/manifests/v1.0`)).text) as { layers: { digest: string }[] }).layers[0]?.digest as string;
+        const blob = await http(repo, 'DELETE', `/v2/${repo}/blobs/${layer}`);
+        expect(blob.status, 'nor a blob its manifest lists').to.equal(403);
         expect((await http(repo, 'GET', `/v2/${repo}/manifests/v1.0`)).status).to.equal(200);
       });
 

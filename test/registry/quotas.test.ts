@@ -99,13 +99,16 @@ for (const [backend, metadata] of [
   });
 }
 
-describe('namespace quotas in the registry (fs, sqlite)', function () {
+for (const [backend, metadata] of [
+  ['fs', 'sqlite'],
+  ['s3', 'postgres'],
+] as const) describe(`namespace quotas in the registry (${backend}, ${metadata})`, function () {
   this.timeout(120_000);
   let registry: TestRegistry;
   const alice = new OciTestClient(USERS.alice);
 
   before(async function () {
-    registry = await startTestRegistry({ backend: 'fs', metadata: 'sqlite', policies: { namespaceQuotas: [{ namespaces: 'alice', limit: '10MB' }] } });
+    registry = await startTestRegistry({ backend, metadata, policies: { namespaceQuotas: [{ namespaces: 'alice', limit: '10MB' }] } });
   });
   after(async function () {
     await registry?.close();
@@ -129,7 +132,8 @@ describe('namespace quotas in the registry (fs, sqlite)', function () {
   });
 
   it('at the limit, an upload start and a mount are refused; other namespaces are not limited', async function () {
-    expect((await push('alice/a', randomBytes(4_000_000))).status).to.equal(201);
+    expect((await push('alice', randomBytes(4_000_000))).status, 'the repository named as the namespace counts too').to.equal(201);
+    expect(message(await push('alice', randomBytes(10)))?.code).to.equal('DENIED');
     expect(message(await alice.call(registry.url, 'alice/c', 'POST', '/v2/alice/c/blobs/uploads/'))?.message).to.equal('quota exceeded for namespace alice on this registry: 10 MB used of 10 MB');
     const bob = new OciTestClient(USERS.bob);
     const theirs = randomBytes(1000);
@@ -137,3 +141,40 @@ describe('namespace quotas in the registry (fs, sqlite)', function () {
     expect(message(await alice.call(registry.url, 'alice/c', 'POST', `/v2/alice/c/blobs/uploads/?mount=${sha256(theirs)}&from=bob/x`))?.code).to.equal('DENIED');
   });
 });
+
+describe('quotas with two registries and two hold processes (s3, postgres)', function () {
+  this.timeout(120_000);
+  let registry: TestRegistry;
+  const bob = new OciTestClient(USERS.bob);
+
+  before(async function () {
+    registry = await startTestRegistry({
+      backend: 's3',
+      metadata: 'postgres',
+      instances: 2,
+      holds: 2,
+      hold: {
+        crew: [
+          { did: DIDS.crewWrite, access: 'write', tier: 'ci' },
+          { did: DIDS.crewRead, access: 'read' },
+        ],
+        quotas: { tiers: { ci: 3_000_000 } },
+      },
+    });
+  });
+  after(async function () {
+    await registry?.close();
+  });
+
+  it('two pushes for one user at once, one through each, with room for one: exactly one lands', async function () {
+    const blobs = [randomBytes(2_000_000), randomBytes(2_000_000)];
+    const responses = await Promise.all(
+      blobs.map((blob, index) =>
+        bob.call(registry.urls[index] as string, 'bob/app', 'POST', `/v2/bob/app/blobs/uploads/?digest=${sha256(blob)}`, { body: blob, headers: { 'content-type': 'application/octet-stream' } }),
+      ),
+    );
+    expect(responses.map((response) => response.status).sort()).to.deep.equal([201, 403]);
+    expect(await (registry.hold.hold.service.quotas as Quotas).usage(DIDS.crewWrite)).to.equal(2_000_000);
+  });
+});
+

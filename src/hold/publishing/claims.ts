@@ -17,10 +17,7 @@ export class Claims {
     const digest = requireContentDigest(input.digest);
     const key = this.#ctx.key({ kind: 'blob', digest });
     return mappingStorageErrors(async () => {
-      const stored = await this.#ctx.backend.stat(key);
-      if (!stored) throw new HoldError('BLOB_UNKNOWN');
-      // A mount keeps the bytes for this DID as an upload would: it is charged the same.
-      await this.#ctx.quotas?.charge(did, digest, stored.size);
+      if (!(await this.#ctx.backend.stat(key))) throw new HoldError('BLOB_UNKNOWN');
       await this.#ctx.blobs.putClaim(digest, issuer);
       await this.#ctx.blobs.awaitNoDeletion(digest);
       // Looked at again once no deletion runs: the first look may predate one that has finished since.
@@ -29,6 +26,9 @@ export class Claims {
         await this.#ctx.blobs.dropClaim(digest, issuer);
         throw new HoldError('BLOB_UNKNOWN');
       }
+      // A mount keeps the bytes for this DID as an upload would: it is charged the same, once no deletion runs
+      // (a refusal leaves the registry's claim, which its own GC gives back).
+      await this.#ctx.quotas?.charge(did, digest, object.size);
       return { digest: digest.value, size: object.size };
     });
   }

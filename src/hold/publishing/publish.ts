@@ -94,48 +94,68 @@ export class Publisher {
       const destination = this.#ctx.key({ kind: 'blob', digest });
       // Without parts to complete, the data is checked before anything changes.
       const found = parts ? undefined : await this.#uploadedObject(source, record, input.size);
-      // The exact quota check, beside the first two rounds and awaited before anything is published: a refusal
-      // publishes nothing (the upload stays, to be cancelled or expire). Caught here too, so that a round failing
-      // first leaves no unhandled rejection; the await below still throws it.
-      const charging = this.#ctx.quotas?.charge(did, digest, found?.size ?? (input.parts ?? []).reduce((sum, part) => sum + part.size, 0));
-      charging?.catch(() => {});
       // A repeated completion is accepted by the backend only for these very parts (S3: the object's multipart ETag).
       await allSettled([parts && this.#ctx.complete(source, record.upload_id, parts), this.#ctx.blobs.putClaim(digest, issuer)]);
       await this.#ctx.step('move:claimed', digest);
+      // The quota charge's reads run beside this round; the charge itself waits for it (below).
+      const prepared = this.#ctx.quotas?.prepare(did, digest);
       const [temp] = await allSettled([
         found ?? this.#uploadedObject(source, record, input.size),
         this.#ctx.blobs.awaitNoDeletion(digest),
         marks ? this.#ctx.records.put(marked, etag) : undefined,
       ]);
       await this.#ctx.step('move:deletion-checked', digest);
-      await charging;
-      let existing: ObjectInfo | undefined;
-      if (byReference) {
-        await this.#ctx.step('move:destination-checked', digest);
-        if (await this.#ctx.backend.putReference(destination, source, temp.size)) {
-          await this.#forgetPublished(upload, record, { keepObject: true });
-          return { digest: digest.value, size: temp.size, existed: false };
-        }
-        existing = await this.#ctx.backend.stat(destination);
-        if (!existing) throw new HoldError('UPLOAD_STATE_CONFLICT', 'the blob changed while it was published; retry');
-      } else {
-        existing = await this.#ctx.backend.stat(destination);
-        await this.#ctx.step('move:destination-checked', digest);
-        if (!existing) await this.#ctx.backend.copy(source, destination, temp.size);
+      // The exact quota check, on the object's real size, once no deletion of the digest runs (one that ran
+      // has dropped its charges by now, and a charge seen before it is looked at again): a refusal publishes
+      // nothing, and a publish that fails after charging with nothing stored gives the charge back.
+      const charged = prepared ? await this.#ctx.quotas?.charge(did, digest, temp.size, prepared) : false;
+      try {
+        return await this.#place(upload, record, etag, digest, source, destination, temp, byReference);
+      } catch (err) {
+        // Given back only when nothing was stored at the digest (a failure after the reference was written keeps it).
+        if (charged && !(await this.#ctx.backend.stat(destination).catch(() => true))) await this.#ctx.quotas?.refund(did, digest, temp.size).catch(() => {});
+        throw err;
       }
-      if (existing?.target === source) {
-        // A retry of a publish that wrote its reference: the object is the blob's bytes now.
-        await this.#forgetPublished(upload, record, { keepObject: true });
-        return { digest: digest.value, size: existing.size, existed: false };
-      }
-      if (isLegacySingle(record)) {
-        // Its PUT URL may still be live: the janitor removes the record, and whatever a late PUT wrote, after the TTL.
-        await this.#ctx.records.put({ ...record, state: 'completed', updated_at: this.#ctx.now().toISOString() }, etag);
-      } else {
-        await this.#forgetPublished(upload, record, { keepObject: false });
-      }
-      return { digest: digest.value, size: existing?.size ?? temp.size, existed: existing !== undefined };
     });
+  }
+
+  /** Rounds 3 and 4: the reference (or copy) at the digest, then the upload forgotten. */
+  async #place(
+    upload: UploadName,
+    record: UploadRecord,
+    etag: string,
+    digest: Digest,
+    source: string,
+    destination: string,
+    temp: ObjectInfo,
+    byReference: boolean,
+  ): Promise<{ digest: string; size: number; existed: boolean }> {
+    let existing: ObjectInfo | undefined;
+    if (byReference) {
+      await this.#ctx.step('move:destination-checked', digest);
+      if (await this.#ctx.backend.putReference(destination, source, temp.size)) {
+        await this.#forgetPublished(upload, record, { keepObject: true });
+        return { digest: digest.value, size: temp.size, existed: false };
+      }
+      existing = await this.#ctx.backend.stat(destination);
+      if (!existing) throw new HoldError('UPLOAD_STATE_CONFLICT', 'the blob changed while it was published; retry');
+    } else {
+      existing = await this.#ctx.backend.stat(destination);
+      await this.#ctx.step('move:destination-checked', digest);
+      if (!existing) await this.#ctx.backend.copy(source, destination, temp.size);
+    }
+    if (existing?.target === source) {
+      // A retry of a publish that wrote its reference: the object is the blob's bytes now.
+      await this.#forgetPublished(upload, record, { keepObject: true });
+      return { digest: digest.value, size: existing.size, existed: false };
+    }
+    if (isLegacySingle(record)) {
+      // Its PUT URL may still be live: the janitor removes the record, and whatever a late PUT wrote, after the TTL.
+      await this.#ctx.records.put({ ...record, state: 'completed', updated_at: this.#ctx.now().toISOString() }, etag);
+    } else {
+      await this.#forgetPublished(upload, record, { keepObject: false });
+    }
+    return { digest: digest.value, size: existing?.size ?? temp.size, existed: existing !== undefined };
   }
 
   /** The upload's data, of `size` bytes when given; a single upload's one part is completed here. */

@@ -20,6 +20,14 @@ export interface QuotaLimit {
   bytes: number;
 }
 
+/** The reads of a charge, started early (`Quotas.prepare`). */
+export interface PreparedCharge {
+  did: string;
+  limit: QuotaLimit;
+  key: string;
+  reads: Promise<[unknown, { bytes: number; etag?: string }]>;
+}
+
 /** Where a push was refused: its start, a part URL, or the charge at publish or mount. */
 export type QuotaPhase = 'start' | 'upload' | 'charge';
 
@@ -52,6 +60,7 @@ export class Quotas {
   readonly #locks = new KeyedMutex();
   readonly #cached = new Map<string, { bytes: number; at: number }>();
   readonly #onRefusal: (phase: QuotaPhase) => void;
+  readonly #inFlight = new Map<string, Promise<boolean>>();
 
   constructor(options: { backend: StorageBackend; prefix: string; settings: QuotaSettings; onRefusal?: (phase: QuotaPhase) => void }) {
     this.#backend = options.backend;
@@ -105,19 +114,65 @@ export class Quotas {
     return Math.min(wanted, Math.max(1, Math.ceil(room / partSize)));
   }
 
-  /** Charges the DID for the blob unless it already was; refuses if that would pass its limit. */
-  async charge(did: string, digest: Digest, size: number): Promise<void> {
+  /**
+   * Starts the reads a charge needs (is the blob charged already; the DID's
+   * total), so they run beside other work; pass the result to `charge`.
+   * Undefined for a DID without a limit: the owner and DIDs without a tier
+   * are not counted, and their pushes make no quota call.
+   */
+  prepare(did: string, digest: Digest): PreparedCharge | undefined {
+    const limit = this.limitOf(did);
+    if (!limit) return undefined;
     const key = this.#key({ kind: 'quota-charge', digest, didId: didId(did) });
-    if (await this.#backend.stat(key)) return;
+    const reads = Promise.all([this.#backend.stat(key), this.#readUsage(did)]);
+    reads.catch(() => {});
+    return { did, limit, key, reads };
+  }
+
+  /**
+   * Charges the DID for the blob unless it already was; refuses if that
+   * would pass its limit. Resolves true when this call charged it. A blob
+   * found charged during `prepare` is looked at once more: a deletion that
+   * finished since has dropped the charge.
+   */
+  async charge(did: string, digest: Digest, size: number, prepared = this.prepare(did, digest)): Promise<boolean> {
+    if (!prepared) return false;
+    const [marker, usage] = await prepared.reads;
+    if (marker && (await this.#backend.stat(prepared.key))) return false;
+    // One charge of a blob per DID at a time in this process; a second waits for the first's answer.
+    const flight = `${did}\n${digest.value}`;
+    const running = this.#inFlight.get(flight);
+    if (running) return running.then(() => false);
+    const charging = this.#locks.run(did, () => this.#charge(prepared, size, usage)).finally(() => this.#inFlight.delete(flight));
+    this.#inFlight.set(flight, charging);
+    return charging;
+  }
+
+  async #charge(prepared: PreparedCharge, size: number, usage: { bytes: number; etag?: string }): Promise<boolean> {
+    const { did, limit, key } = prepared;
+    try {
+      await this.#adjust(did, size, limit, usage);
+    } catch (err) {
+      // Refused, unless another hold process charged this very blob meanwhile: then it is paid for.
+      if (err instanceof HoldError && err.code === 'DENIED' && (await this.#backend.stat(key))) return false;
+      throw err;
+    }
+    try {
+      await this.#backend.putSmall(key, Buffer.from(JSON.stringify({ did, size })), { ifNoneMatch: '*' });
+      return true;
+    } catch (err) {
+      if (!(err instanceof StorageError && err.code === 'PRECONDITION_FAILED')) throw err;
+      // Another charge of this blob for this DID won the marker: give our share back.
+      await this.#adjust(did, -size, undefined);
+      return false;
+    }
+  }
+
+  /** Gives back a charge this process made for a publish that then failed. */
+  async refund(did: string, digest: Digest, size: number): Promise<void> {
     await this.#locks.run(did, async () => {
-      await this.#adjust(did, size, this.limitOf(did));
-      try {
-        await this.#backend.putSmall(key, Buffer.from(JSON.stringify({ did, size })), { ifNoneMatch: '*' });
-      } catch (err) {
-        if (!(err instanceof StorageError && err.code === 'PRECONDITION_FAILED')) throw err;
-        // Another charge of this blob for this DID won the marker: give our share back.
-        await this.#adjust(did, -size, undefined);
-      }
+      await this.#backend.delete([this.#key({ kind: 'quota-charge', digest, didId: didId(did) })]);
+      await this.#adjust(did, -size, undefined);
     });
   }
 
@@ -187,11 +242,11 @@ export class Quotas {
     return stored ? { bytes, etag: stored.etag } : { bytes };
   }
 
-  /** Adds `delta` to the DID's total by compare-and-swap, refusing an increase past `limit`. */
-  async #adjust(did: string, delta: number, limit: QuotaLimit | undefined): Promise<void> {
+  /** Adds `delta` to the DID's total by compare-and-swap, refusing an increase past `limit`; `read` saves the first read. */
+  async #adjust(did: string, delta: number, limit: QuotaLimit | undefined, read?: { bytes: number; etag?: string }): Promise<void> {
     const key = this.#key({ kind: 'quota-usage', didId: didId(did) });
     for (let attempt = 0; attempt < MAX_SWAPS; attempt++) {
-      const current = await this.#readUsage(did);
+      const current = attempt === 0 && read ? read : await this.#readUsage(did);
       const next = Math.max(0, current.bytes + delta);
       if (limit && delta > 0 && next > limit.bytes) throw this.#exceeded(did, current.bytes, limit, delta, 'charge');
       try {

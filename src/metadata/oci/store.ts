@@ -83,8 +83,13 @@ export class SqlMetadataStore implements MetadataStore {
     return row !== undefined;
   }
 
-  async recordBlob(blob: BlobRecord, did: string): Promise<void> {
-    await this.#db.run('INSERT INTO blobs (digest, size, created_at, did) VALUES (?, ?, ?, ?) ON CONFLICT (digest) DO NOTHING', [blob.digest, blob.size, new Date().toISOString(), did]);
+  async recordBlob(blob: BlobRecord, did: string, fresh: boolean): Promise<void> {
+    // Fresh bytes over a released blob's tombstone: live again (a new generation), so a pass finds and releases them.
+    await this.#db.run(
+      `INSERT INTO blobs (digest, size, created_at, did) VALUES (?, ?, ?, ?)
+       ON CONFLICT (digest) DO UPDATE SET state = 'live', size = excluded.size, deleting_since = NULL, generation = blobs.generation + 1 WHERE blobs.state = 'deleted' AND ? = 1`,
+      [blob.digest, blob.size, new Date().toISOString(), did, fresh ? 1 : 0],
+    );
   }
 
   async getBlob(repository: string, digest: string): Promise<BlobRecord | undefined> {
@@ -103,8 +108,17 @@ export class SqlMetadataStore implements MetadataStore {
     return rows.map((row) => row.repository);
   }
 
-  async unlinkBlob(repository: string, digest: string): Promise<boolean> {
-    return (await this.#db.run('DELETE FROM repository_blobs WHERE repository = ? AND digest = ?', [repository, digest])) > 0;
+  async unlinkBlob(repository: string, digest: string, options: { immutable?: TagPredicate } = {}): Promise<boolean> {
+    return this.#db.transaction(async (tx) => {
+      if (options.immutable) {
+        const users = await tx.all<{ digest: string }>("SELECT digest FROM manifest_references WHERE repository = ? AND child = ? AND kind = 'blob'", [repository, digest]);
+        for (const user of users) {
+          const holder = await immutableHolder(tx, repository, user.digest, options.immutable);
+          if (holder) throw new ImmutableTagError(repository, holder, user.digest, 'delete manifest');
+        }
+      }
+      return (await tx.run('DELETE FROM repository_blobs WHERE repository = ? AND digest = ?', [repository, digest])) > 0;
+    });
   }
 
   async putManifest(manifest: ManifestRecord, tag?: string, options: { maxTags?: number; immutable?: TagPredicate } = {}): Promise<void> {
@@ -266,12 +280,14 @@ function forShare(db: Db): string {
 /**
  * An immutable tag that holds `digest`: one pointing at it, or at an index
  * that lists it (at any depth). Indexes rarely nest, so the walk is short;
- * it stops after `MAX_HOLDER_WALK` manifests all the same.
+ * past `MAX_HOLDER_WALK` manifests it stops and counts the manifest as held.
  */
 async function immutableHolder(tx: Db, repository: string, digest: string, immutable: TagPredicate): Promise<string | undefined> {
   const seen = new Set([digest]);
   const queue = [digest];
-  while (queue.length > 0 && seen.size <= MAX_HOLDER_WALK) {
+  while (queue.length > 0) {
+    // Past the bound, refuse rather than guess: say the first tag of the walk's start holds it.
+    if (seen.size > MAX_HOLDER_WALK) return `(one of more than ${MAX_HOLDER_WALK} indexes listing it)`;
     const current = queue.shift() as string;
     const tags = await tx.all<{ tag: string }>('SELECT tag FROM tags WHERE repository = ? AND digest = ?', [repository, current]);
     const held = tags.find((row) => immutable(row.tag));
@@ -289,14 +305,14 @@ async function immutableHolder(tx: Db, repository: string, digest: string, immut
 
 const MAX_HOLDER_WALK = 1000;
 
-/** Repositories under `namespace/`, bytewise: from `namespace/` up to `namespace0` ('0' follows '/'). */
+/** The repository named `namespace` and those under `namespace/`, bytewise: up to `namespace0` ('0' follows '/'). */
 function inNamespace(db: Db, column: string): string {
   const ordered = db.dialect === 'postgres' ? `${column} COLLATE "C"` : column;
-  return `${ordered} >= ? AND ${ordered} < ?`;
+  return `(${column} = ? OR (${ordered} >= ? AND ${ordered} < ?))`;
 }
 
-function namespaceRange(namespace: string): [string, string] {
-  return [`${namespace}/`, `${namespace}0`];
+function namespaceRange(namespace: string): [string, string, string] {
+  return [namespace, `${namespace}/`, `${namespace}0`];
 }
 
 async function ensureRepository(tx: Db, repository: string, now: string): Promise<void> {

@@ -85,12 +85,13 @@ export interface MetadataStore {
    * Records a blob the hold stored for this registry but that no repository
    * may link (a namespace quota refused it), so garbage collection releases it.
    */
-  recordBlob(blob: BlobRecord, did: string): Promise<void>;
+  recordBlob(blob: BlobRecord, did: string, fresh: boolean): Promise<void>;
   /** The blob if it is linked into `repository`. */
   getBlob(repository: string, digest: string): Promise<BlobRecord | undefined>;
   /** Repositories a blob is linked into, for mounts without `from`. */
   blobRepositories(digest: string): Promise<string[]>;
-  unlinkBlob(repository: string, digest: string): Promise<boolean>;
+  /** Unlinks a blob; `ImmutableTagError` if a manifest an immutable tag holds lists it. */
+  unlinkBlob(repository: string, digest: string, options?: { immutable?: TagPredicate }): Promise<boolean>;
 
   /**
    * Stores a manifest, its references and (optionally) a tag, in one

@@ -62,8 +62,12 @@ function planManifests(hours: number, snapshot: RepositorySnapshot, removedTags:
   const holders = new Map<string, string[]>();
   const link = (from: string, to: string) => {
     if (!present.has(from) || !present.has(to)) return;
-    keeps.set(from, [...(keeps.get(from) ?? []), to]);
-    holders.set(to, [...(holders.get(to) ?? []), from]);
+    const kept = keeps.get(from);
+    if (kept) kept.push(to);
+    else keeps.set(from, [to]);
+    const held = holders.get(to);
+    if (held) held.push(from);
+    else holders.set(to, [from]);
   };
   for (const { parent, child } of snapshot.children) link(parent, child);
   for (const manifest of snapshot.manifests) if (manifest.subject) link(manifest.subject, manifest.digest);

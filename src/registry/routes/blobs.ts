@@ -51,6 +51,7 @@ export const getBlob: Handler = async (ctx, call) => {
 /** Unlinks the blob from this repository; the bytes go when garbage collection finds them unreferenced. */
 export const deleteBlob: Handler = async (ctx, call) => {
   await linkedBlob(ctx, call);
-  await ctx.metadata.unlinkBlob(call.name, call.reference);
+  const immutable = ctx.immutableTags.in(call.name);
+  await ctx.metadata.unlinkBlob(call.name, call.reference, immutable ? { immutable } : {});
   return call.reply.code(202).header('content-length', '0').send();
 };

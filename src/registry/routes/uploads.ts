@@ -34,7 +34,7 @@ async function created(ctx: RegistryContext, call: Call, digest: string, size: n
     await ctx.namespaceQuotas.assertFits(call.name, digest, size);
   } catch (err) {
     // The hold stored (or claimed) the bytes for this registry: a row lets garbage collection release them.
-    await ctx.metadata.recordBlob({ digest, size }, call.identity.did);
+    await ctx.metadata.recordBlob({ digest, size }, call.identity.did, fresh).catch((recordErr: unknown) => call.request.log.warn({ err: recordErr, digest }, 'could not record a refused blob for GC'));
     throw err;
   }
   try {
@@ -46,7 +46,11 @@ async function created(ctx: RegistryContext, call: Call, digest: string, size: n
     // touches a released blob, and our claim keeps other registries' releases
     // off it, so the stored bytes are safe to link again.
     if (!(err instanceof BlobUnavailableError) || err.state !== 'deleted') throw err;
-    const stored = await call.store.claim(digest).catch(() => undefined);
+    // Only "no such bytes" means they are gone; a refusal (a quota) is the client's answer.
+    const stored = await call.store.claim(digest).catch((claimErr: unknown) => {
+      if (isDriverError(claimErr, 'BLOB_UNKNOWN')) return undefined;
+      throw claimErr;
+    });
     if (!stored) throw err;
     await ctx.metadata.linkBlob(call.name, { digest, size }, { fresh: true, did: call.identity.did });
   }
@@ -77,7 +81,6 @@ function requireDigest(value: string | undefined): string {
 /** POST: a monolithic upload (`?digest=`), a mount (`?mount=&from=`), or a new session. */
 export const startUpload: Handler = async (ctx, call) => {
   const { mount, from, digest } = call.query;
-  await ctx.namespaceQuotas.assertRoom(call.name);
   if (mount !== undefined) {
     const mounted = await tryMount(ctx, call, requireDigest(mount), from);
     // Checked before the hold charges the caller for the mount.
@@ -92,6 +95,8 @@ export const startUpload: Handler = async (ctx, call) => {
       }
     }
   }
+  // A mount that happened is free of this; an upload is refused at the namespace's limit before a byte moves.
+  await ctx.namespaceQuotas.assertRoom(call.name);
   if (digest !== undefined) {
     const expected = requireDigest(digest);
     // A monolithic upload is open for as long as its body streams.
