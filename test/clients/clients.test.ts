@@ -6,7 +6,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { sharedMinio } from '../support/global-fixtures.ts';
 import { buildImage, type BuiltImage } from '../support/oci-layout.ts';
-import { QUOTA_USER, STACK_USER, startStack, type RunningStack } from '../support/stack.ts';
+import { CLIENT_POLICIES, QUOTA_USER, STACK_USER, startStack, type RunningStack } from '../support/stack.ts';
 import { craneBinary, orasBinary, runTool, skopeoBinary } from '../support/clients.ts';
 import { ListObjectsV2Command } from '@aws-sdk/client-s3';
 
@@ -38,13 +38,7 @@ describe('real clients against registry + hold + MinIO', function () {
 
   before(async function () {
     const minio = await sharedMinio();
-    stack = await startStack({
-      minio,
-      prefix,
-      policies: { immutableTags: [{ repositories: 'alice/released', tags: ['v*'] }] },
-      users: [QUOTA_USER],
-      hold: { quotas: { tiers: { small: '2MB' } } },
-    });
+    stack = await startStack({ minio, prefix, ...CLIENT_POLICIES });
     host = new URL(stack.registries[0] as string).host;
     work = await mkdtemp(path.join(os.tmpdir(), 'holdfast-clients-'));
     image = await buildImage(path.join(work, 'image'), [200 * MiB, 3 * MiB + 17, 1234, 0]);

@@ -8,7 +8,7 @@ import { ListObjectsV2Command } from '@aws-sdk/client-s3';
 import { sharedMinio } from '../support/global-fixtures.ts';
 import { startDockerEngine, writeDockerArchive, type DockerEngine, type DockerImage } from '../support/docker.ts';
 import { stopChild } from '../support/minio.ts';
-import { cliNodeArgs, QUOTA_USER, STACK_USER, startStack, type RunningStack } from '../support/stack.ts';
+import { CLIENT_POLICIES, cliNodeArgs, QUOTA_USER, STACK_USER, startStack, type RunningStack } from '../support/stack.ts';
 import { freePort, waitForHttp } from '../support/tools.ts';
 
 const MiB = 1024 * 1024;
@@ -36,13 +36,7 @@ describe('Docker Engine against registry + hold + MinIO', function () {
 
   before(async function () {
     const minio = await sharedMinio();
-    stack = await startStack({
-      minio,
-      prefix,
-      policies: { immutableTags: [{ repositories: 'alice/released', tags: ['v*'] }] },
-      users: [QUOTA_USER],
-      hold: { quotas: { tiers: { small: '2MB' } } },
-    });
+    stack = await startStack({ minio, prefix, ...CLIENT_POLICIES });
     host = new URL(stack.registries[0] as string).host;
     engine = await startDockerEngine();
     work = await mkdtemp(path.join(os.tmpdir(), 'holdfast-docker-images-'));

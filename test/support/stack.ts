@@ -33,6 +33,13 @@ export const ANONYMOUS_DID = 'did:web:anonymous.registry.test';
 /** A second user, write crew at the hold in the quota tier `small` when a stack sets one. */
 export const QUOTA_USER = Object.freeze({ username: 'dora', password: 'dora-quota-password', did: 'did:plc:dora00000000000000000000', handle: 'dora', tier: 'small' });
 
+/** The policies the real-client tests meet: `v*` tags of alice/released are immutable, and QUOTA_USER may store 2 MB. */
+export const CLIENT_POLICIES = Object.freeze({
+  policies: { immutableTags: [{ repositories: 'alice/released', tags: ['v*'] }] },
+  users: [QUOTA_USER],
+  hold: { quotas: { tiers: { small: '2MB' } } },
+});
+
 export interface StackOptions {
   minio: RunningMinio;
   /** Key prefix in the bucket, so several stacks can share one MinIO. */
