@@ -286,7 +286,7 @@ async function immutableHolder(tx: Db, repository: string, digest: string, immut
   const seen = new Set([digest]);
   const queue = [digest];
   while (queue.length > 0) {
-    // Past the bound, refuse rather than guess: say the first tag of the walk's start holds it.
+    // Past the bound, refuse rather than guess.
     if (seen.size > MAX_HOLDER_WALK) return `(one of more than ${MAX_HOLDER_WALK} indexes listing it)`;
     const current = queue.shift() as string;
     const tags = await tx.all<{ tag: string }>('SELECT tag FROM tags WHERE repository = ? AND digest = ?', [repository, current]);
