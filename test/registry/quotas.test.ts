@@ -8,6 +8,15 @@ import { OciTestClient } from '../support/oci-client.ts';
 import { startTestRegistry, USERS, type TestRegistry } from '../support/registry-harness.ts';
 
 const MiB = 1024 * 1024;
+
+/** The error of a 403 answer, which must be `DENIED`. */
+function deniedError(response: { status: number; text: string }): { code: string; message: string } {
+  expect(response.status, response.text).to.equal(403);
+  const error = (JSON.parse(response.text) as { errors: { code: string; message: string }[] }).errors[0];
+  expect(error?.code).to.equal('DENIED');
+  return error as { code: string; message: string };
+}
+const denied = (response: { status: number; text: string }) => deniedError(response).message;
 const LIMIT = 12 * MiB;
 
 for (const [backend, metadata] of [
@@ -38,13 +47,6 @@ for (const [backend, metadata] of [
     after(async function () {
       await registry?.close();
     });
-
-    const denied = (response: { status: number; text: string }) => {
-      expect(response.status, response.text).to.equal(403);
-      const error = (JSON.parse(response.text) as { errors: { code: string; message: string }[] }).errors[0];
-      expect(error?.code).to.equal('DENIED');
-      return error?.message as string;
-    };
 
     it('a push inside the limit lands and is counted once, however many repositories hold it', async function () {
       const layer = randomBytes(4 * MiB);
@@ -116,29 +118,25 @@ for (const [backend, metadata] of [
 
   const push = (repo: string, blob: Buffer) =>
     alice.call(registry.url, repo, 'POST', `/v2/${repo}/blobs/uploads/?digest=${sha256(blob)}`, { body: blob, headers: { 'content-type': 'application/octet-stream' } });
-  const message = (response: { status: number; text: string }) => {
-    expect(response.status, response.text).to.equal(403);
-    return (JSON.parse(response.text) as { errors: { code: string; message: string }[] }).errors[0];
-  };
 
   it('counts a blob once across the namespace, refuses the link that would pass, and leaves the refused bytes to GC', async function () {
     const six = randomBytes(6_000_000);
     expect((await push('alice/a', six)).status).to.equal(201);
     expect((await push('alice/b', six)).status, 'already in the namespace: adds nothing').to.equal(201);
     const five = randomBytes(5_000_000);
-    expect(message(await push('alice/a', five))).to.deep.equal({ code: 'DENIED', message: 'quota exceeded for namespace alice on this registry: 6 MB used of 10 MB; this push adds 5 MB' });
+    expect(deniedError(await push('alice/a', five))).to.deep.equal({ code: 'DENIED', message: 'quota exceeded for namespace alice on this registry: 6 MB used of 10 MB; this push adds 5 MB' });
     expect(await registry.registry.metadata.getBlob('alice/a', sha256(five))).to.equal(undefined);
     expect((await registry.registry.metadata.gc.previewUnmarked(new Date())).map((candidate) => candidate.digest), 'the refused bytes are a GC candidate').to.include(sha256(five));
   });
 
   it('at the limit, an upload start and a mount are refused; other namespaces are not limited', async function () {
     expect((await push('alice', randomBytes(4_000_000))).status, 'the repository named as the namespace counts too').to.equal(201);
-    expect(message(await push('alice', randomBytes(10)))?.code).to.equal('DENIED');
-    expect(message(await alice.call(registry.url, 'alice/c', 'POST', '/v2/alice/c/blobs/uploads/'))?.message).to.equal('quota exceeded for namespace alice on this registry: 10 MB used of 10 MB');
+    expect(deniedError(await push('alice', randomBytes(10)))?.code).to.equal('DENIED');
+    expect(deniedError(await alice.call(registry.url, 'alice/c', 'POST', '/v2/alice/c/blobs/uploads/'))?.message).to.equal('quota exceeded for namespace alice on this registry: 10 MB used of 10 MB');
     const bob = new OciTestClient(USERS.bob);
     const theirs = randomBytes(1000);
     expect((await bob.call(registry.url, 'bob/x', 'POST', `/v2/bob/x/blobs/uploads/?digest=${sha256(theirs)}`, { body: theirs, headers: { 'content-type': 'application/octet-stream' } })).status).to.equal(201);
-    expect(message(await alice.call(registry.url, 'alice/c', 'POST', `/v2/alice/c/blobs/uploads/?mount=${sha256(theirs)}&from=bob/x`))?.code).to.equal('DENIED');
+    expect(deniedError(await alice.call(registry.url, 'alice/c', 'POST', `/v2/alice/c/blobs/uploads/?mount=${sha256(theirs)}&from=bob/x`))?.code).to.equal('DENIED');
   });
 });
 

@@ -87,16 +87,14 @@ export class Quotas {
    * few seconds: the exact check is the charge at publish.
    */
   async assertRoom(did: string, adding: number): Promise<void> {
-    const limit = this.limitOf(did);
-    if (!limit) return;
-    const used = await this.#used(did);
-    if (adding === 0 ? used >= limit.bytes : used + adding > limit.bytes) throw this.#exceeded(did, used, limit, adding, adding === 0 ? 'start' : 'upload');
+    const standing = await this.#standing(did);
+    if (standing) this.#refuseUnlessRoom(did, standing, adding);
   }
 
   /** Whether `adding` bytes fit the DID's limit now (a usage read in the last few seconds counts). */
   async fits(did: string, adding: number): Promise<boolean> {
-    const limit = this.limitOf(did);
-    return !limit || (await this.#used(did)) + adding <= limit.bytes;
+    const standing = await this.#standing(did);
+    return !standing || standing.used + adding <= standing.limit.bytes;
   }
 
   /**
@@ -106,11 +104,11 @@ export class Quotas {
    * within a part of passing it, not a whole batch later.
    */
   async partsWithin(did: string, written: number, partSize: number, wanted: number): Promise<number> {
-    const limit = this.limitOf(did);
-    if (!limit || wanted === 0) return wanted;
-    await this.assertRoom(did, written);
-    const cached = this.#cached.get(did);
-    const room = limit.bytes - (cached?.bytes ?? 0) - written;
+    if (wanted === 0) return wanted;
+    const standing = await this.#standing(did);
+    if (!standing) return wanted;
+    this.#refuseUnlessRoom(did, standing, written);
+    const room = standing.limit.bytes - standing.used - written;
     return Math.min(wanted, Math.max(1, Math.ceil(room / partSize)));
   }
 
@@ -227,6 +225,17 @@ export class Quotas {
       if (options.fix && recorded !== entry.bytes) await this.#locks.run(did, () => this.#adjust(did, entry.bytes - recorded, undefined));
     }
     return report;
+  }
+
+  /** The DID's limit and usage; undefined without a limit (then nothing is read). */
+  async #standing(did: string): Promise<{ limit: QuotaLimit; used: number } | undefined> {
+    const limit = this.limitOf(did);
+    return limit ? { limit, used: await this.#used(did) } : undefined;
+  }
+
+  /** `adding` 0 is a new upload: refused at the limit itself; more is refused past it. */
+  #refuseUnlessRoom(did: string, { limit, used }: { limit: QuotaLimit; used: number }, adding: number): void {
+    if (adding === 0 ? used >= limit.bytes : used + adding > limit.bytes) throw this.#exceeded(did, used, limit, adding, adding === 0 ? 'start' : 'upload');
   }
 
   /** The DID's usage, as read in the last few seconds if it was. */

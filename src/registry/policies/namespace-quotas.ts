@@ -7,15 +7,16 @@ import { compileGlob, type Matcher } from './glob.ts';
 /**
  * `policies.namespaceQuotas`: unique blob bytes linked into a namespace's
  * repositories, counted from the metadata database when a limit applies.
- * Checked before a link, so two instances linking at once may each pass it
- * by one blob; the hold's per-DID quota is the exact one.
+ * Checked before a link, not inside it: commits into one namespace that run
+ * at once are each checked against the same count, so together they may pass
+ * it by what they commit then. The hold's per-DID quota is the exact one.
  */
 export class NamespaceQuotas {
-  readonly #rules: { covers: Matcher; limit: number; pattern: string }[];
+  readonly #rules: { covers: Matcher; limit: number }[];
   readonly #store: Pick<MetadataStore, 'namespaceBytes' | 'linkedInNamespace'>;
 
   constructor(rules: RegistryConfig['policies']['namespaceQuotas'], store: Pick<MetadataStore, 'namespaceBytes' | 'linkedInNamespace'>) {
-    this.#rules = rules.map((rule) => ({ covers: compileGlob(rule.namespaces), limit: rule.limit, pattern: rule.namespaces }));
+    this.#rules = rules.map((rule) => ({ covers: compileGlob(rule.namespaces), limit: rule.limit }));
     this.#store = store;
   }
 
