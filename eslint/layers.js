@@ -18,8 +18,12 @@ export const LAYERS = {
   driver: { may: ['core', 'protocol'], why: 'the driver is a client of the hold: it speaks src/protocol and never imports its server' },
   hold: { may: ['core', 'protocol'], why: 'the hold is a server: it never imports a client of it' },
   registry: {
-    may: ['core', 'protocol', 'driver', 'metadata', 'metadata/oci'],
+    may: ['core', 'protocol', 'driver', 'metadata', 'metadata/oci', 'registry/ui'],
     why: 'the registry reaches a hold only through the driver, and does not ship the npm plugin',
+  },
+  'registry/ui': {
+    may: ['core', 'metadata', 'metadata/oci', 'registry'],
+    why: "the web pages read the metadata and ask the API's own authorizer; they reach storage only through the registry's context, never the driver or the hold's protocol",
   },
   verdaccio: {
     may: ['core', 'protocol', 'driver', 'metadata', 'metadata/npm'],

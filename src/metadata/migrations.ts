@@ -146,6 +146,20 @@ const MIGRATIONS: readonly { version: number; sql: (binary: string, dialect: Db[
     version: 11,
     sql: (_binary, dialect) => (dialect === 'postgres' ? [`CREATE INDEX repository_blobs_range ON repository_blobs (repository COLLATE "C", digest)`] : []),
   },
+  {
+    // The web pages (src/registry/ui): a repository's tags newest first, tags
+    // by name across repositories (search), and the last GC pass, which any
+    // instance shows whichever instance ran it.
+    version: 12,
+    sql: (_binary, dialect) => {
+      const c = dialect === 'postgres' ? ' COLLATE "C"' : '';
+      return [
+        `CREATE INDEX tags_pushed ON tags (repository, updated_at, tag${c})`,
+        `CREATE INDEX tags_name ON tags (tag${c}, repository${c})`,
+        `CREATE TABLE registry_state (key TEXT PRIMARY KEY, value TEXT NOT NULL, updated_at TEXT NOT NULL)`,
+      ];
+    },
+  },
 ];
 
 export async function migrate(db: Db): Promise<number> {

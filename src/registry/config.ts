@@ -85,6 +85,14 @@ export const registryConfigSchema = z
       .strict()
       .prefault({})
       .describe('Immutable tags and retention (docs/POLICIES.md).'),
+    ui: z
+      .object({
+        enabled: z.boolean().default(true).describe('Serve the web pages under `/ui/` (docs/UI.md).'),
+        sessionHours: z.number().min(0.1).max(24 * 7).default(8).describe('How long a web login lasts; the user is checked again on every page.'),
+      })
+      .strict()
+      .prefault({})
+      .describe('The web front end: browse repositories, tags and manifests, see storage, delete as the owner.'),
     metadata: z
       .discriminatedUnion('kind', [
         z.object({ kind: z.literal('sqlite'), path: z.string().min(1).default('./data/registry.db').describe('The database file (WAL mode).') }).strict(),

@@ -1,3 +1,4 @@
+import { createHash, randomBytes } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
@@ -10,7 +11,11 @@ import type { Authorizer } from './auth/types.ts';
 import { UserDirectory } from './auth/users.ts';
 import type { RegistryConfig } from './config.ts';
 import { buildRegistryApp } from './http/app.ts';
-import type { StorageDriver } from './http/context.ts';
+import type { RegistryContext, StorageDriver } from './http/context.ts';
+import type { UiContext } from './ui/context.ts';
+import { ImageConfigs } from './ui/image-config.ts';
+import { registerUi } from './ui/routes.ts';
+import { SessionKeys } from './ui/session.ts';
 import { KeyedCounter } from '../core/keyed-counter.ts';
 import { KeyedMutex } from '../core/keyed-mutex.ts';
 import { SqlMetadataStore } from '../metadata/oci/store.ts';
@@ -79,38 +84,40 @@ export class Registry {
     const metadata = await SqlMetadataStore.open(config.metadata);
     const storage = options.storage ?? (await loadStorageDriver(config.storage.module, config.storage.options, { logger }));
     const publicUrl = config.publicUrl ?? `http://${config.listen.host}:${config.listen.port}`;
-    const authorizer = await createAuthorizer(config, publicUrl);
+    const signingKey = config.auth.mode === 'token' ? (config.auth.signingKey ?? (await readFile(config.auth.signingKeyFile as string, 'utf8'))) : undefined;
+    const authorizer = await createAuthorizer(config, publicUrl, signingKey);
     const metrics = new RegistryMetrics({ defaultMetrics: options.defaultMetrics });
     const immutableTags = new ImmutableTags(config.policies.immutableTags);
-    const app = buildRegistryApp(
-      {
-        metadata,
-        storage,
-        authorizer,
-        blobDelivery: config.blobs.delivery,
-        metrics,
-        uploadLocks: new KeyedMutex(),
-        uploadLeases: new UploadLeases(metadata.uploadHolds, {
-          leaseMs: config.limits.uploadLeaseSeconds * 1000,
-          waitMs: config.limits.uploadWaitSeconds * 1000,
-          renewalsPaused: options.leaseRenewalsPaused,
-        }),
-        uploadStep: options.onUploadStep ?? (async () => {}),
-        limits: config.limits,
-        immutableTags,
-        namespaceQuotas: new NamespaceQuotas(config.policies.namespaceQuotas, metadata),
-        openingUploads: new KeyedCounter(),
-        uploadWaiters: new KeyedCounter(),
-      },
-      {
-        logger,
-        timeouts: config.limits.http,
-        trustProxy: config.trustProxy,
-        // With no authentication, only this machine may talk to us (docs/SECURITY.md).
-        loopbackOnly: config.auth.mode === 'none',
-        plugins: authorizer instanceof TokenAuthorizer ? [(instance) => authorizer.register(instance)] : [],
-      },
-    );
+    const ctx: RegistryContext = {
+      metadata,
+      storage,
+      authorizer,
+      blobDelivery: config.blobs.delivery,
+      metrics,
+      uploadLocks: new KeyedMutex(),
+      uploadLeases: new UploadLeases(metadata.uploadHolds, {
+        leaseMs: config.limits.uploadLeaseSeconds * 1000,
+        waitMs: config.limits.uploadWaitSeconds * 1000,
+        renewalsPaused: options.leaseRenewalsPaused,
+      }),
+      uploadStep: options.onUploadStep ?? (async () => {}),
+      limits: config.limits,
+      immutableTags,
+      namespaceQuotas: new NamespaceQuotas(config.policies.namespaceQuotas, metadata),
+      openingUploads: new KeyedCounter(),
+      uploadWaiters: new KeyedCounter(),
+    };
+    const plugins: ((app: FastifyInstance) => void)[] = [];
+    if (authorizer instanceof TokenAuthorizer) plugins.push((instance) => authorizer.register(instance));
+    if (config.ui.enabled) plugins.push((instance) => registerUi(instance, uiContext(config, ctx, metadata, publicUrl, signingKey)));
+    const app = buildRegistryApp(ctx, {
+      logger,
+      timeouts: config.limits.http,
+      trustProxy: config.trustProxy,
+      // With no authentication, only this machine may talk to us (docs/SECURITY.md).
+      loopbackOnly: config.auth.mode === 'none',
+      plugins,
+    });
     if (config.auth.mode === 'none') {
       logger.warn({ did: config.auth.did }, 'authentication is off: anyone who can reach this loopback address may push and pull');
     }
@@ -158,14 +165,31 @@ export class Registry {
   }
 }
 
-async function createAuthorizer(config: RegistryConfig, publicUrl: string): Promise<Authorizer> {
+/** The pages' view of the registry; sessions are keyed from the token signing key, so every instance accepts them. */
+function uiContext(config: RegistryConfig, registry: RegistryContext, metadata: SqlMetadataStore, publicUrl: string, signingKey: string | undefined): UiContext {
+  const key = signingKey === undefined ? randomBytes(32) : createHash('sha256').update('holdfast web sessions\0').update(signingKey).digest();
+  const hold = (config.storage.options as { hold?: { url?: unknown; audience?: unknown } }).hold;
+  return {
+    registry,
+    browse: metadata.browse,
+    gc: metadata.gc,
+    sessions: new SessionKeys({ key, ttlSeconds: Math.round(config.ui.sessionHours * 3600), secure: publicUrl.startsWith('https:') }),
+    configs: new ImageConfigs(registry.storage),
+    pullHost: new URL(publicUrl).host,
+    loginEnabled: config.auth.mode === 'token',
+    holds: config.storage.module === 'hold' && typeof hold?.url === 'string' ? [{ url: hold.url, ...(typeof hold.audience === 'string' ? { did: hold.audience } : {}) }] : [],
+    gcSettings: { enabled: config.gc.did !== undefined, graceSeconds: config.gc.graceSeconds, intervalSeconds: config.gc.intervalSeconds },
+  };
+}
+
+async function createAuthorizer(config: RegistryConfig, publicUrl: string, signingKey: string | undefined): Promise<Authorizer> {
   const auth = config.auth;
   if (auth.mode === 'none') return new OpenAuthorizer(auth.did);
   return new TokenAuthorizer({
     publicUrl,
     service: auth.service,
     issuer: auth.issuer,
-    signingKey: auth.signingKey ?? (await readFile(auth.signingKeyFile as string, 'utf8')),
+    signingKey: signingKey as string,
     ttlSeconds: auth.tokenTtlSeconds,
     users: await UserDirectory.load(auth.usersFile, auth.login),
     anonymousPull: auth.anonymousPull,

@@ -72,6 +72,17 @@ describe('attack: cross-site and DNS-rebinding requests to `npm start` (authenti
     expect((await call('GET', '/v2/me/app/tags/list', { host: `localhost:${host.split(':')[1]}`, 'sec-fetch-site': 'same-origin' })).status).to.equal(200);
   });
 
+  it('covers the web pages too: a rebound or cross-site page request and a cross-site delete form are refused', async function () {
+    const page = await call('GET', '/ui/r/me/app', {});
+    expect(page.status).to.equal(200);
+    expect(page.text).to.contain('me/app');
+    expect((await call('GET', '/ui/r/me/app', { host: 'evil.example' })).status).to.equal(403);
+    expect((await call('GET', '/ui/', { 'sec-fetch-site': 'cross-site' })).status).to.equal(403);
+    const form = await call('POST', '/ui/r/me/app/-/delete', { origin: 'http://evil.example', 'content-type': 'application/x-www-form-urlencoded' }, Buffer.from('tag=v1'));
+    expect(form.status, form.text).to.equal(403);
+    expect((await call('GET', '/v2/me/app/manifests/v1', { accept: MANIFEST_TYPE })).status).to.equal(200);
+  });
+
   describe('OCI clients still work', function () {
     let image: BuiltImage;
 

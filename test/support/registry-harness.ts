@@ -48,6 +48,10 @@ export interface TestRegistryOptions {
   limits?: Record<string, unknown>;
   /** `auth.login` of the registry config. */
   login?: Record<string, unknown>;
+  /** `auth.anonymousPull` (default true). */
+  anonymousPull?: boolean;
+  /** `gc` of the registry config (the collector runs only when asked). */
+  gc?: Record<string, unknown>;
   /** `policies` of the registry config. */
   policies?: Record<string, unknown>;
   /** Hold settings over the harness's (e.g. `quotas`, `crew` with tiers). */
@@ -86,7 +90,7 @@ export async function startTestRegistry(options: TestRegistryOptions): Promise<T
   const configFor = (port: number) => parseRegistryConfig({
     listen: { host: '127.0.0.1', port },
     publicUrl: url,
-    storage: { module: 'hold' },
+    storage: { module: 'hold', options: { hold: { url: hold.url, audience: AUDIENCE } } },
     blobs: { delivery: options.delivery ?? (options.backend === 'fs' ? 'proxy' : 'redirect') },
     metadata,
     auth: {
@@ -95,8 +99,10 @@ export async function startTestRegistry(options: TestRegistryOptions): Promise<T
       signingKey: hold.keys.privateKey,
       usersFile: path.join(dir, 'users.yaml'),
       anonymousDid: DIDS.stranger,
+      ...(options.anonymousPull !== undefined ? { anonymousPull: options.anonymousPull } : {}),
       ...(options.login ? { login: options.login } : {}),
     },
+    ...(options.gc ? { gc: options.gc } : {}),
     ...(options.limits ? { limits: options.limits } : {}),
     ...(options.policies ? { policies: options.policies } : {}),
   });

@@ -34,6 +34,13 @@ describe('lint: the layer rules of src/', function () {
     expect(await layerMessages('registry/planted.ts', "import { PackageStore } from '../metadata/npm/packages.ts';\nexport const planted = PackageStore;\n")).to.have.length(1);
   });
 
+  it('keeps the web pages off the driver and the hold protocol', async function () {
+    const messages = await layerMessages('registry/ui/planted.ts', "import { createHoldDriver } from '../../driver/index.ts';\nexport const planted = createHoldDriver;\n");
+    expect(messages).to.have.length(1);
+    expect(messages[0]).to.include('src/registry/ui may not import src/driver');
+    expect(await layerMessages('registry/ui/planted.ts', "import { deleteReference } from '../routes/manifests.ts';\nexport const planted = deleteReference;\n")).to.deep.equal([]);
+  });
+
   it('lets each part import what is below it', async function () {
     expect(await layerMessages('registry/planted.ts', "import { createHoldDriver } from '../driver/index.ts';\nimport { openDatabase } from '../metadata/db.ts';\nexport const planted = [createHoldDriver, openDatabase];\n")).to.deep.equal([]);
     expect(await layerMessages('verdaccio/planted.ts', "import { PackageStore } from '../metadata/npm/packages.ts';\nexport const planted = PackageStore;\n")).to.deep.equal([]);

@@ -155,7 +155,32 @@ export class GcStore {
     );
     return rows.map((row) => ({ did: row.did ?? '', bytes: Number(row.bytes) }));
   }
+
+  /** Keeps the summary of a finished pass, for the web pages of every instance. */
+  async recordPass(summary: GcPassSummary): Promise<void> {
+    await this.#db.run(
+      'INSERT INTO registry_state (key, value, updated_at) VALUES (?, ?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at',
+      [LAST_PASS_KEY, JSON.stringify(summary), new Date().toISOString()],
+    );
+  }
+
+  async lastPass(): Promise<GcPassSummary | undefined> {
+    const row = await this.#db.get<{ value: string }>('SELECT value FROM registry_state WHERE key = ?', [LAST_PASS_KEY]);
+    return row ? (JSON.parse(row.value) as GcPassSummary) : undefined;
+  }
 }
+
+/** What a finished GC pass did, without its items. */
+export interface GcPassSummary {
+  startedAt: string;
+  seconds: number;
+  deletedManifests: number;
+  deletedBlobs: number;
+  deletedBytes: number;
+  waiting: number;
+}
+
+const LAST_PASS_KEY = 'gc.lastPass';
 
 /**
  * Locks a manifest's row, then checks in a statement of its own that nothing

@@ -1,4 +1,5 @@
 import { forUpdate, openDatabase, type DatabaseConfig, type Db } from '../db.ts';
+import { BrowseStore } from './browse.ts';
 import { GcStore } from './gc.ts';
 import { RetentionStore } from './retention.ts';
 import { UploadHolds } from './upload-holds.ts';
@@ -12,12 +13,15 @@ export class SqlMetadataStore implements MetadataStore {
   readonly uploadHolds: UploadHolds;
   /** Retention's reads and conditional deletes. */
   readonly retention: RetentionStore;
+  /** The web pages' reads. */
+  readonly browse: BrowseStore;
 
   constructor(db: Db) {
     this.#db = db;
     this.gc = new GcStore(db);
     this.uploadHolds = new UploadHolds(db);
     this.retention = new RetentionStore(db);
+    this.browse = new BrowseStore(db);
   }
 
   static async open(config: DatabaseConfig): Promise<SqlMetadataStore> {

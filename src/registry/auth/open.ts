@@ -19,6 +19,18 @@ export class OpenAuthorizer implements Authorizer {
     return true;
   }
 
+  mayPush(): boolean {
+    return true;
+  }
+
+  viewer(): Identity & { signedIn: boolean } {
+    return { ...this.#identity, signedIn: false };
+  }
+
+  ownerOf(): undefined {
+    return undefined;
+  }
+
   async base(): Promise<Identity> {
     return this.#identity;
   }

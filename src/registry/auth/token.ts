@@ -81,6 +81,26 @@ export class TokenAuthorizer implements Authorizer {
     return this.#allowedActions(user, 'repository', repository).includes('pull');
   }
 
+  mayPush(identity: Identity, repository: string): boolean {
+    const user = identity.username ? this.#options.users.byUsername(identity.username) : undefined;
+    return this.#allowedActions(user, 'repository', repository).includes('push');
+  }
+
+  viewer(username?: string): Identity & { signedIn: boolean } {
+    const user = username ? this.#options.users.byUsername(username) : undefined;
+    return user ? { did: user.did, username: user.username, handle: user.handle, signedIn: true } : { did: this.#options.anonymousDid, signedIn: false };
+  }
+
+  ownerOf(repository: string): { handle: string; did: string } | undefined {
+    const user = this.#options.users.byHandle(repository.split('/')[0] as string);
+    return user ? { handle: user.handle, did: user.did } : undefined;
+  }
+
+  async login(username: string, password: string, address: string): Promise<Identity | undefined> {
+    const user = await this.#options.users.verify(username, password, address);
+    return user ? { did: user.did, username: user.username } : undefined;
+  }
+
   /** `GET /auth/token?service=&scope=…` with optional Basic credentials. */
   register(app: FastifyInstance): void {
     app.get('/auth/token', async (request, reply) => {

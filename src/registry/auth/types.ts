@@ -4,6 +4,8 @@ import type { FastifyRequest } from 'fastify';
 export interface Identity {
   did: string;
   username?: string;
+  /** The signed-in user's namespace (repositories under `<handle>/`). */
+  handle?: string;
 }
 
 export type Action = 'pull' | 'push' | 'catalog';
@@ -21,6 +23,21 @@ export interface Authorizer {
    * token scoped to the target alone.
    */
   mayPull(identity: Identity, repository: string): boolean;
+  /** Whether `identity` may push to and delete from `repository` by policy: what a push token would carry. */
+  mayPush(identity: Identity, repository: string): boolean;
+  /**
+   * Who a web page acts as: the user `username` names if they still exist,
+   * otherwise (or without a name) the identity of a caller with no credentials.
+   */
+  viewer(username?: string): Identity & { signedIn: boolean };
+  /** The user a repository's namespace belongs to, for the pages' grouping. */
+  ownerOf(repository: string): { handle: string; did: string } | undefined;
+  /**
+   * Checks a password through the login throttle: the user, or undefined
+   * when it is wrong. Throws `LoginThrottledError` when the throttle refuses
+   * to check it. Undefined when logins do not exist (authentication off).
+   */
+  login?(username: string, password: string, address: string): Promise<Identity | undefined>;
   /** Identity for `GET /v2/`, which only proves credentials work. */
   base(request: FastifyRequest): Promise<Identity>;
   /** Stops what the authorizer runs in the background (password threads). */

@@ -65,6 +65,7 @@ export const DEFAULT_LOGIN_OPTIONS: LoginOptions = Object.freeze({
  */
 export class UserDirectory {
   readonly #users: Map<string, User & { passwordHash: string }>;
+  readonly #handles = new Map<string, User>();
   readonly #verified = new LRUCache<string, User>({ max: 1000, ttl: 60_000, updateAgeOnGet: true });
   readonly #checking = new Map<string, Promise<User | undefined>>();
   readonly #dummyHash: string;
@@ -73,6 +74,7 @@ export class UserDirectory {
 
   private constructor(users: (User & { passwordHash: string })[], options: LoginOptions) {
     this.#users = new Map(users.map((user) => [user.username, user]));
+    for (const user of users) if (!this.#handles.has(user.handle)) this.#handles.set(user.handle, { username: user.username, did: user.did, handle: user.handle });
     this.#dummyHash = bcrypt.hashSync(randomBytes(16).toString('hex'), costOf(users));
     this.#pool = new PasswordPool(options.threads);
     this.#pool.warm();
@@ -128,6 +130,12 @@ export class UserDirectory {
   byUsername(username: string): User | undefined {
     const user = this.#users.get(username);
     return user ? { username: user.username, did: user.did, handle: user.handle } : undefined;
+  }
+
+  /** The user whose namespace `handle` is (the first one, while handles may repeat). */
+  byHandle(handle: string): User | undefined {
+    const user = this.#handles.get(handle);
+    return user ? { ...user } : undefined;
   }
 
   close(): Promise<void> {

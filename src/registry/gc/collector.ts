@@ -119,6 +119,8 @@ export class GarbageCollector {
     }
     report.seconds = (clock().getTime() - started.getTime()) / 1000;
     this.#options.metrics?.observe(report, await store.bytesByDid(), (await store.candidates()).length);
+    const { startedAt, seconds, deletedManifests, deletedBlobs, deletedBytes, waiting } = report;
+    await store.recordPass({ startedAt, seconds, deletedManifests, deletedBlobs, deletedBytes, waiting });
     this.#options.logger?.info(
       { deletedManifests: report.deletedManifests, deletedBlobs: report.deletedBlobs, deletedBytes: report.deletedBytes, rescued: report.rescued, seconds: report.seconds },
       'gc pass finished',

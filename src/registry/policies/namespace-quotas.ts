@@ -22,7 +22,7 @@ export class NamespaceQuotas {
 
   /** At an upload's start: refused when the namespace is already at its limit. */
   async assertRoom(repository: string): Promise<void> {
-    const limit = this.#limitOf(repository);
+    const limit = this.limitOf(repository);
     if (!limit) return;
     const used = await this.#store.namespaceBytes(limit.namespace);
     if (used >= limit.bytes) throw exceeded(limit, used, 0);
@@ -30,13 +30,14 @@ export class NamespaceQuotas {
 
   /** Before a blob is linked: refused when it is new to the namespace and would pass its limit. */
   async assertFits(repository: string, digest: string, size: number): Promise<void> {
-    const limit = this.#limitOf(repository);
+    const limit = this.limitOf(repository);
     if (!limit || (await this.#store.linkedInNamespace(limit.namespace, digest))) return;
     const used = await this.#store.namespaceBytes(limit.namespace);
     if (used + size > limit.bytes) throw exceeded(limit, used, size);
   }
 
-  #limitOf(repository: string): { namespace: string; bytes: number } | undefined {
+  /** The limit on a repository's namespace, if a rule covers it. */
+  limitOf(repository: string): { namespace: string; bytes: number } | undefined {
     const namespace = repository.split('/', 1)[0] as string;
     const rule = this.#rules.find((candidate) => candidate.covers(namespace));
     return rule ? { namespace, bytes: rule.limit } : undefined;

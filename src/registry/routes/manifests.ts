@@ -76,13 +76,21 @@ export const putManifest: Handler = async (ctx, call) => {
 
 /** DELETE by digest removes the manifest and its tags; by tag, only the tag. */
 export const deleteManifest: Handler = async (ctx, call) => {
-  const reference = call.reference;
-  const immutable = ctx.immutableTags.in(call.name);
-  const options = immutable ? { immutable } : {};
-  if (parseDigest(reference)) {
-    if (!(await ctx.metadata.deleteManifest(call.name, reference, options))) throw new RegistryError('MANIFEST_UNKNOWN');
-  } else {
-    if (!isTag(reference) || !(await ctx.metadata.deleteTag(call.name, reference, options))) throw new RegistryError('MANIFEST_UNKNOWN');
-  }
+  await deleteReference(ctx, call.name, call.reference);
   return call.reply.code(202).header('content-length', '0').send();
 };
+
+/**
+ * Deletes a manifest (by digest) or a tag, under the repository's immutable
+ * tags; MANIFEST_UNKNOWN when there is none. The API and the web pages both
+ * delete through here; the caller has checked push rights.
+ */
+export async function deleteReference(ctx: RegistryContext, repository: string, reference: string): Promise<void> {
+  const immutable = ctx.immutableTags.in(repository);
+  const options = immutable ? { immutable } : {};
+  if (parseDigest(reference)) {
+    if (!(await ctx.metadata.deleteManifest(repository, reference, options))) throw new RegistryError('MANIFEST_UNKNOWN');
+  } else {
+    if (!isTag(reference) || !(await ctx.metadata.deleteTag(repository, reference, options))) throw new RegistryError('MANIFEST_UNKNOWN');
+  }
+}

@@ -1,0 +1,279 @@
+import type { Db } from '../db.ts';
+
+/**
+ * Read-only queries for the web pages. Each reads one page of rows through an
+ * index (keyset paging, never OFFSET), so a page costs the same with ten tags
+ * or a million. Nothing here walks manifests: sizes are sums over the
+ * reference rows of the manifests on the page.
+ */
+export interface TagRow {
+  tag: string;
+  digest: string;
+  pushedAt: string;
+  mediaType: string;
+  artifactType?: string;
+}
+
+export interface TagSearchHit {
+  repository: string;
+  tag: string;
+  digest: string;
+  pushedAt: string;
+}
+
+export type TagOrder = 'name' | 'pushed';
+
+export interface RepositoryUsage {
+  repository: string;
+  blobs: number;
+  bytes: number;
+}
+
+/** One platform of an image index, with what its manifest's blobs add up to. */
+export interface PlatformEntry {
+  digest: string;
+  mediaType: string;
+  os?: string;
+  architecture?: string;
+  variant?: string;
+  /** Undefined when the child is an artifact, not an image (attestation manifests in buildx indexes). */
+  bytes?: number;
+}
+
+export interface ManifestSummary {
+  digest: string;
+  mediaType: string;
+  /** The blobs the manifest (or, for an index, its children) lists, each counted once. */
+  bytes: number;
+  platforms?: PlatformEntry[];
+}
+
+/** Keyset cursors are opaque to callers; this one is `pushedAt` and tag for `pushed`, the tag for `name`. */
+export interface TagCursor {
+  tag: string;
+  pushedAt?: string;
+}
+
+export class BrowseStore {
+  readonly #db: Db;
+
+  constructor(db: Db) {
+    this.#db = db;
+  }
+
+  /** Repositories whose name contains `query` (all without one), bytewise after `after`. */
+  async repositories(options: { query?: string; after?: string; limit: number }): Promise<string[]> {
+    const name = this.#bytewise('name');
+    const where: string[] = [];
+    const params: (string | number)[] = [];
+    if (options.query) {
+      where.push(`name LIKE ? ESCAPE '\\'`);
+      params.push(`%${escapeLike(options.query)}%`);
+    }
+    if (options.after !== undefined) {
+      where.push(`${name} > ?`);
+      params.push(options.after);
+    }
+    params.push(options.limit);
+    const rows = await this.#db.all<{ name: string }>(
+      `SELECT name FROM repositories${where.length ? ` WHERE ${where.join(' AND ')}` : ''} ORDER BY ${name} LIMIT ?`,
+      params,
+    );
+    return rows.map((row) => row.name);
+  }
+
+  /** Tags in any repository whose name starts with `prefix`, by tag then repository. */
+  async searchTags(options: { prefix: string; after?: { tag: string; repository: string }; limit: number }): Promise<TagSearchHit[]> {
+    const tag = this.#bytewise('tag');
+    const repository = this.#bytewise('repository');
+    const params: (string | number)[] = [options.prefix, `${options.prefix}\uffff`];
+    let keyset = '';
+    if (options.after) {
+      keyset = ` AND (${tag} > ? OR (${tag} = ? AND ${repository} > ?))`;
+      params.push(options.after.tag, options.after.tag, options.after.repository);
+    }
+    params.push(options.limit);
+    const rows = await this.#db.all<{ repository: string; tag: string; digest: string; updated_at: string }>(
+      `SELECT repository, tag, digest, updated_at FROM tags WHERE ${tag} >= ? AND ${tag} < ?${keyset} ORDER BY ${tag}, ${repository} LIMIT ?`,
+      params,
+    );
+    return rows.map((row) => ({ repository: row.repository, tag: row.tag, digest: row.digest, pushedAt: row.updated_at }));
+  }
+
+  /** The newest tag push in each repository given. */
+  async lastPushed(repositories: readonly string[]): Promise<Map<string, string>> {
+    const result = new Map<string, string>();
+    for (const repository of repositories) {
+      const row = await this.#db.get<{ updated_at: string }>('SELECT updated_at FROM tags WHERE repository = ? ORDER BY updated_at DESC LIMIT 1', [repository]);
+      if (row) result.set(repository, row.updated_at);
+    }
+    return result;
+  }
+
+  async tagCount(repository: string): Promise<number> {
+    const row = await this.#db.get<{ count: number | string }>('SELECT COUNT(*) AS count FROM tags WHERE repository = ?', [repository]);
+    return Number(row?.count ?? 0);
+  }
+
+  /** One page of a repository's tags: by name ascending, or newest push first. */
+  async tags(repository: string, options: { order: TagOrder; prefix?: string; after?: TagCursor; limit: number }): Promise<TagRow[]> {
+    const tag = this.#bytewise('t.tag');
+    const where = ['t.repository = ?'];
+    const params: (string | number)[] = [repository];
+    if (options.prefix) {
+      where.push(`${tag} >= ? AND ${tag} < ?`);
+      params.push(options.prefix, `${options.prefix}\uffff`);
+    }
+    let order: string;
+    if (options.order === 'pushed') {
+      if (options.after?.pushedAt !== undefined) {
+        where.push(`(t.updated_at < ? OR (t.updated_at = ? AND ${tag} < ?))`);
+        params.push(options.after.pushedAt, options.after.pushedAt, options.after.tag);
+      }
+      order = `t.updated_at DESC, ${tag} DESC`;
+    } else {
+      if (options.after) {
+        where.push(`${tag} > ?`);
+        params.push(options.after.tag);
+      }
+      order = tag;
+    }
+    params.push(options.limit);
+    const rows = await this.#db.all<{ tag: string; digest: string; updated_at: string; media_type: string; artifact_type: string | null }>(
+      `SELECT t.tag, t.digest, t.updated_at, m.media_type, m.artifact_type FROM tags t
+       JOIN manifests m ON m.repository = t.repository AND m.digest = t.digest
+       WHERE ${where.join(' AND ')} ORDER BY ${order} LIMIT ?`,
+      params,
+    );
+    return rows.map((row) => ({
+      tag: row.tag,
+      digest: row.digest,
+      pushedAt: row.updated_at,
+      mediaType: row.media_type,
+      ...(row.artifact_type ? { artifactType: row.artifact_type } : {}),
+    }));
+  }
+
+  /** Tags pointing at `digest` (at most `limit`). */
+  async tagsOf(repository: string, digest: string, limit: number): Promise<string[]> {
+    const rows = await this.#db.all<{ tag: string }>(`SELECT tag FROM tags WHERE repository = ? AND digest = ? ORDER BY ${this.#bytewise('tag')} LIMIT ?`, [repository, digest, limit]);
+    return rows.map((row) => row.tag);
+  }
+
+  /**
+   * Sizes of the manifests given (and, for an index, of each platform): what
+   * their blob references add up to. An index's total counts a layer shared
+   * by two platforms once.
+   */
+  async summaries(repository: string, digests: readonly string[]): Promise<Map<string, ManifestSummary>> {
+    const result = new Map<string, ManifestSummary>();
+    for (const digest of new Set(digests)) {
+      const row = await this.#db.get<{ media_type: string; content: Buffer | Uint8Array }>('SELECT media_type, content FROM manifests WHERE repository = ? AND digest = ?', [repository, digest]);
+      if (!row) continue;
+      const children = await this.#children(repository, digest);
+      if (children.length === 0) {
+        result.set(digest, { digest, mediaType: row.media_type, bytes: await this.#blobBytes(repository, [digest]) });
+        continue;
+      }
+      const platforms = platformsOf(Buffer.from(row.content));
+      for (const platform of platforms) {
+        if (children.includes(platform.digest)) platform.bytes = await this.#blobBytes(repository, [platform.digest]);
+      }
+      result.set(digest, { digest, mediaType: row.media_type, bytes: await this.#blobBytes(repository, children), platforms });
+    }
+    return result;
+  }
+
+  /**
+   * Live blobs linked into the namespace's repositories (the one named
+   * `namespace` and those under `namespace/`), each counted once; every
+   * repository's without a namespace.
+   */
+  async uniqueBytes(namespace: string | undefined): Promise<{ blobs: number; bytes: number }> {
+    const { clause, params } = this.#namespace(namespace);
+    const row = await this.#db.get<{ blobs: number | string; bytes: number | string | null }>(
+      `SELECT COUNT(*) AS blobs, SUM(b.size) AS bytes FROM blobs b WHERE b.state = 'live' AND b.digest IN (SELECT rb.digest FROM repository_blobs rb WHERE ${clause})`,
+      params,
+    );
+    return { blobs: Number(row?.blobs ?? 0), bytes: Number(row?.bytes ?? 0) };
+  }
+
+  /** Bytes of live blobs linked into each repository of a namespace (all without one), bytewise after `after`. */
+  async repositoryUsage(namespace: string | undefined, options: { after?: string; limit: number }): Promise<RepositoryUsage[]> {
+    const repository = this.#bytewise('rb.repository');
+    const { clause, params } = this.#namespace(namespace);
+    let after = '';
+    if (options.after !== undefined) {
+      after = ` AND ${repository} > ?`;
+      params.push(options.after);
+    }
+    params.push(options.limit);
+    const rows = await this.#db.all<{ repository: string; blobs: number | string; bytes: number | string | null }>(
+      `SELECT rb.repository, COUNT(*) AS blobs, SUM(b.size) AS bytes FROM repository_blobs rb JOIN blobs b ON b.digest = rb.digest
+       WHERE ${clause}${after} AND b.state = 'live'
+       GROUP BY rb.repository ORDER BY ${repository} LIMIT ?`,
+      params,
+    );
+    return rows.map((row) => ({ repository: row.repository, blobs: Number(row.blobs), bytes: Number(row.bytes ?? 0) }));
+  }
+
+  #namespace(namespace: string | undefined): { clause: string; params: (string | number)[] } {
+    if (namespace === undefined) return { clause: 'true', params: [] };
+    const repository = this.#bytewise('rb.repository');
+    return { clause: `(rb.repository = ? OR (${repository} >= ? AND ${repository} < ?))`, params: [namespace, `${namespace}/`, `${namespace}0`] };
+  }
+
+  async #children(repository: string, digest: string): Promise<string[]> {
+    const rows = await this.#db.all<{ child: string }>("SELECT child FROM manifest_references WHERE repository = ? AND digest = ? AND kind = 'manifest'", [repository, digest]);
+    return rows.map((row) => row.child);
+  }
+
+  /** Live or not, each blob the manifests list counted once. */
+  async #blobBytes(repository: string, manifests: readonly string[]): Promise<number> {
+    if (manifests.length === 0) return 0;
+    const marks = manifests.map(() => '?').join(', ');
+    const row = await this.#db.get<{ bytes: number | string | null }>(
+      `SELECT SUM(b.size) AS bytes FROM blobs b WHERE b.digest IN (SELECT mr.child FROM manifest_references mr WHERE mr.repository = ? AND mr.digest IN (${marks}) AND mr.kind = 'blob')`,
+      [repository, ...manifests],
+    );
+    return Number(row?.bytes ?? 0);
+  }
+
+  #bytewise(column: string): string {
+    return this.#db.dialect === 'postgres' ? `${column} COLLATE "C"` : column;
+  }
+}
+
+function escapeLike(text: string): string {
+  return text.replace(/[\\%_]/g, (char) => `\\${char}`);
+}
+
+/** The `manifests` of an index with their platforms; nothing for anything else. */
+function platformsOf(content: Buffer): PlatformEntry[] {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(content.toString('utf8'));
+  } catch {
+    return [];
+  }
+  const manifests = (parsed as { manifests?: unknown }).manifests;
+  if (!Array.isArray(manifests)) return [];
+  const entries: PlatformEntry[] = [];
+  for (const entry of manifests as unknown[]) {
+    if (!entry || typeof entry !== 'object') continue;
+    const { digest, mediaType, platform } = entry as { digest?: unknown; mediaType?: unknown; platform?: Record<string, unknown> };
+    if (typeof digest !== 'string') continue;
+    entries.push({
+      digest,
+      mediaType: typeof mediaType === 'string' ? mediaType : '',
+      ...stringField('os', platform?.os),
+      ...stringField('architecture', platform?.architecture),
+      ...stringField('variant', platform?.variant),
+    });
+  }
+  return entries;
+}
+
+function stringField<K extends string>(key: K, value: unknown): Partial<Record<K, string>> {
+  return typeof value === 'string' ? ({ [key]: value } as Record<K, string>) : {};
+}

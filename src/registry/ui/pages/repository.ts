@@ -1,0 +1,62 @@
+import type { ManifestSummary, TagOrder } from '../../../metadata/oci/browse.ts';
+import { isTag } from '../../names.ts';
+import type { UiContext, UiRequest } from '../context.ts';
+import { html, href, type Html } from '../html.ts';
+import { bytes, copyable, page, pager, shortDigest, when } from '../layout.ts';
+import { PAGE_SIZE } from './home.ts';
+
+/** A repository's tags, a page at a time, by name or newest push first. */
+export async function repositoryPage(ui: UiContext, call: UiRequest, name: string, query: Record<string, string | undefined>): Promise<Html> {
+  const order: TagOrder = query.sort === 'pushed' ? 'pushed' : 'name';
+  const prefix = query.q && isTag(query.q) ? query.q : undefined;
+  const after = query.after && isTag(query.after) ? { tag: query.after, ...(order === 'pushed' && query.at ? { pushedAt: query.at } : {}) } : undefined;
+  const rows = await ui.browse.tags(name, { order, prefix, after, limit: PAGE_SIZE + 1 });
+  const more = rows.length > PAGE_SIZE;
+  const shown = rows.slice(0, PAGE_SIZE);
+  const [summaries, tagCount] = await Promise.all([ui.browse.summaries(name, shown.map((row) => row.digest)), ui.browse.tagCount(name)]);
+  const mayDelete = ui.registry.authorizer.mayPush(call.identity, name) && (call.viewer.signedIn || !call.viewer.loginEnabled);
+  const example = shown.find((row) => row.tag === 'latest') ?? shown[0];
+  const reference = `${ui.pullHost}/${name}`;
+  const last = shown.at(-1);
+  const next = more && last ? href(['r', name], { sort: order === 'pushed' ? 'pushed' : undefined, q: prefix, after: last.tag, at: order === 'pushed' ? last.pushedAt : undefined }) : undefined;
+  const first = after ? href(['r', name], { sort: order === 'pushed' ? 'pushed' : undefined, q: prefix }) : undefined;
+  const sortLink = (value: TagOrder, label: string) =>
+    value === order ? html`<strong>${label}</strong>` : html`<a href="${href(['r', name], { sort: value === 'pushed' ? 'pushed' : undefined, q: prefix })}">${label}</a>`;
+
+  const body = html`<h1>${name}</h1>
+<p class="muted">${tagCount.toLocaleString('en-US')} ${tagCount === 1 ? 'tag' : 'tags'}</p>
+${example ? html`<div class="panel"><h2>Pull</h2>
+${copyable('docker', `docker pull ${reference}:${example.tag}`)}
+${copyable('podman', `podman pull ${reference}:${example.tag}`)}
+${copyable('crane', `crane pull ${reference}:${example.tag} image.tar`)}
+${copyable('by digest', `${reference}@${example.digest}`)}</div>` : ''}
+<form method="get" action="${href(['r', name])}"><label for="q">Tags starting with</label> <input type="search" id="q" name="q" value="${prefix ?? ''}" maxlength="128">${order === 'pushed' ? html`<input type="hidden" name="sort" value="pushed">` : ''} <button type="submit">Filter</button>
+<label class="visually-hidden" for="filter">Filter this page</label><input type="search" id="filter" data-filter="tags" placeholder="Filter this page" hidden></form>
+<p>Sort: ${sortLink('name', 'by name')} · ${sortLink('pushed', 'newest first')}</p>
+${shown.length === 0 ? html`<p>No tags${prefix ? html` start with <code>${prefix}</code>` : ''}.</p>` : html`<table id="tags"><thead><tr><th scope="col">Tag</th><th scope="col">Digest</th><th scope="col">Type</th><th scope="col" class="num">Size</th><th scope="col">Platforms</th><th scope="col">Pushed</th>${mayDelete ? html`<th scope="col"><span class="visually-hidden">Actions</span></th>` : ''}</tr></thead><tbody>
+${shown.map((row) => {
+  const summary = summaries.get(row.digest);
+  return html`<tr><td><a href="${href(['r', name, '-', 'manifests', row.digest])}">${row.tag}</a></td><td><code title="${row.digest}">${shortDigest(row.digest)}</code></td><td><span class="mono">${typeLabel(row.mediaType, row.artifactType)}</span></td><td class="num">${summary ? bytes(summary.bytes) : ''}</td><td>${platforms(name, summary)}</td><td>${when(row.pushedAt)}</td>${mayDelete ? html`<td><a href="${href(['r', name, '-', 'delete'], { tag: row.tag })}">Delete</a></td>` : ''}</tr>`;
+})}
+</tbody></table>`}
+${pager(next, first)}`;
+  return page(call.viewer, name, body, { path: href(['r', name]) });
+}
+
+export function typeLabel(mediaType: string, artifactType?: string): string {
+  if (artifactType) return artifactType;
+  if (mediaType.endsWith('image.index.v1+json') || mediaType.endsWith('manifest.list.v2+json')) return 'index';
+  if (mediaType.endsWith('image.manifest.v1+json') || mediaType.endsWith('manifest.v2+json')) return 'image';
+  return mediaType;
+}
+
+function platforms(repository: string, summary: ManifestSummary | undefined): Html {
+  if (!summary?.platforms) return html``;
+  return html`${summary.platforms
+    .filter((platform) => platform.os !== 'unknown')
+    .map((platform) => html`<a class="badge" href="${href(['r', repository, '-', 'manifests', platform.digest])}">${platformName(platform)}${platform.bytes !== undefined ? html` · ${bytes(platform.bytes)}` : ''}</a>`)}`;
+}
+
+export function platformName(platform: { os?: string; architecture?: string; variant?: string }): string {
+  return [platform.os ?? '?', platform.architecture ?? '?', platform.variant].filter(Boolean).join('/');
+}
