@@ -20,12 +20,14 @@ export async function debianTool(options: { name: string; pkg: string; envVar: s
 }
 
 export const skopeoBinary = () => debianTool({ name: 'skopeo', pkg: 'skopeo', envVar: 'SKOPEO_BIN' });
+/** Debian's Chromium, driven by playwright-core (which downloads no browser of its own). */
+export const chromiumBinary = () => debianTool({ name: 'chromium', pkg: 'chromium', envVar: 'CHROMIUM_BIN' });
 export const craneBinary = () => findOrBuildGoTool(CRANE);
 export const orasBinary = () => findOrBuildGoTool(ORAS);
 
-export async function runTool(binary: string, args: string[], env: NodeJS.ProcessEnv = process.env): Promise<string> {
+export async function runTool(binary: string, args: string[], env: NodeJS.ProcessEnv = process.env, cwd?: string): Promise<string> {
   try {
-    const { stdout } = await run(binary, args, { env, maxBuffer: 64 * 1024 * 1024, timeout: 300_000 });
+    const { stdout } = await run(binary, args, { env, cwd, maxBuffer: 64 * 1024 * 1024, timeout: 300_000 });
     return stdout;
   } catch (err) {
     const failure = err as { stderr?: string; stdout?: string; message: string };

@@ -3,7 +3,7 @@ import { findPostgresBin, startPostgres, type RunningPostgres } from './postgres
 // Every hold answer in the tests, in this process and the servers it starts, is checked against the contract.
 process.env.HOLDFAST_VALIDATE_HOLD_RESPONSES ??= '1';
 import { prepareS3Server, selectedS3Server, startS3Server, type RunningS3 } from './s3-servers.ts';
-import { craneBinary, orasBinary, skopeoBinary } from './clients.ts';
+import { chromiumBinary, craneBinary, orasBinary, skopeoBinary } from './clients.ts';
 import { dockerBinaries } from './docker.ts';
 
 /**
@@ -43,6 +43,7 @@ export const mochaHooks = {
         ['PostgreSQL', findPostgresBin],
         ['skopeo', skopeoBinary],
         ['Docker Engine (docker.io)', dockerBinaries],
+        ['Chromium', chromiumBinary],
       ]),
       prepareInOrder([
         [`S3 server (${selectedS3Server()})`, prepareS3Server],

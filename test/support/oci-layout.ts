@@ -42,7 +42,8 @@ function tarOf(name: string, data: Buffer): Buffer {
  * Writes an OCI image layout with uncompressed tar layers of random content,
  * one per entry of `layerSizes`.
  */
-export async function buildImage(dir: string, layerSizes: number[], tag = 'latest'): Promise<BuiltImage> {
+/** `config` goes over the image config's defaults (linux/amd64, no labels). */
+export async function buildImage(dir: string, layerSizes: number[], tag = 'latest', config: Record<string, unknown> = {}): Promise<BuiltImage> {
   const blobsDir = path.join(dir, 'blobs', 'sha256');
   await mkdir(blobsDir, { recursive: true });
   const blobs: { digest: string; size: number }[] = [];
@@ -60,8 +61,8 @@ export async function buildImage(dir: string, layerSizes: number[], tag = 'lates
     layers.push({ mediaType: 'application/vnd.oci.image.layer.v1.tar', ...stored });
     diffIds.push(stored.digest);
   }
-  const config = Buffer.from(JSON.stringify({ architecture: 'amd64', os: 'linux', rootfs: { type: 'layers', diff_ids: diffIds }, config: {} }));
-  const storedConfig = await put(config);
+  const configBytes = Buffer.from(JSON.stringify({ architecture: 'amd64', os: 'linux', config: {}, ...config, rootfs: { type: 'layers', diff_ids: diffIds } }));
+  const storedConfig = await put(configBytes);
   blobs.push(storedConfig);
   const manifest = Buffer.from(
     JSON.stringify({ schemaVersion: 2, mediaType: 'application/vnd.oci.image.manifest.v1+json', config: { mediaType: 'application/vnd.oci.image.config.v1+json', ...storedConfig }, layers }),

@@ -3,7 +3,7 @@ import type { UiContext, UiRequest } from '../context.ts';
 import { html, href, type Html } from '../html.ts';
 import type { ConfigOutcome, ImageConfigView } from '../image-config.ts';
 import { bytes, clipped, copyable, page, shortDigest, when } from '../layout.ts';
-import { platformName, typeLabel } from './repository.ts';
+import { isImageConfig, platformName, typeLabel } from './repository.ts';
 
 /** Most index entries, layers, referrers and tags one page lists. */
 const MAX_LISTED = 500;
@@ -39,7 +39,7 @@ export async function manifestPage(ui: UiContext, call: UiRequest, manifest: Man
 <h1><code>${manifest.digest}</code></h1>
 <dl class="kv">
 <dt>Type</dt><dd class="mono">${manifest.mediaType}</dd>
-${manifest.artifactType ? html`<dt>Artifact type</dt><dd class="mono">${clipped(manifest.artifactType)}</dd>` : ''}
+${manifest.artifactType && !isImageConfig(manifest.artifactType) ? html`<dt>Artifact type</dt><dd class="mono">${clipped(manifest.artifactType)}</dd>` : ''}
 <dt>Manifest size</dt><dd>${bytes(manifest.content.length)}</dd>
 ${summary ? html`<dt>Compressed size</dt><dd>${bytes(summary.bytes)}${entries.length > 0 ? html` <span class="muted">(all platforms, shared layers once)</span>` : ''}</dd>` : ''}
 <dt>Tags</dt><dd>${tags.length === 0 ? html`<span class="muted">none</span>` : tags.map((tag) => html`<span class="badge">${tag}</span>`)}</dd>
@@ -63,7 +63,8 @@ function platformsTable(name: string, entries: Descriptor[], sizes: { digest: st
   return html`<h2>Platforms</h2><table><thead><tr><th scope="col">Platform</th><th scope="col">Manifest</th><th scope="col" class="num">Size</th></tr></thead><tbody>
 ${entries.slice(0, MAX_LISTED).map((entry) => {
   const size = sizes?.find((item) => item.digest === entry.digest)?.bytes;
-  return html`<tr><td>${entry.platform ? platformName(entry.platform) : html`<span class="muted">${typeLabel(entry.mediaType, entry.artifactType)}</span>`}</td><td><a href="${href(['r', name, '-', 'manifests', entry.digest])}"><code>${shortDigest(entry.digest)}</code></a></td><td class="num">${size !== undefined ? bytes(size) : ''}</td></tr>`;
+  const link = href(['r', name, '-', 'manifests', entry.digest]);
+  return html`<tr><td><a href="${link}">${entry.platform ? platformName(entry.platform) : typeLabel(entry.mediaType, entry.artifactType)}</a></td><td><a href="${href(['r', name, '-', 'manifests', entry.digest])}"><code>${shortDigest(entry.digest)}</code></a></td><td class="num">${size !== undefined ? bytes(size) : ''}</td></tr>`;
 })}
 </tbody></table>`;
 }

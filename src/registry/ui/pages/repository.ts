@@ -36,15 +36,22 @@ ${copyable('by digest', `${reference}@${example.digest}`)}</div>` : ''}
 ${shown.length === 0 ? html`<p>No tags${prefix ? html` start with <code>${prefix}</code>` : ''}.</p>` : html`<table id="tags"><thead><tr><th scope="col">Tag</th><th scope="col">Digest</th><th scope="col">Type</th><th scope="col" class="num">Size</th><th scope="col">Platforms</th><th scope="col">Pushed</th>${mayDelete ? html`<th scope="col"><span class="visually-hidden">Actions</span></th>` : ''}</tr></thead><tbody>
 ${shown.map((row) => {
   const summary = summaries.get(row.digest);
-  return html`<tr><td><a href="${href(['r', name, '-', 'manifests', row.digest])}">${row.tag}</a></td><td><code title="${row.digest}">${shortDigest(row.digest)}</code></td><td><span class="mono">${typeLabel(row.mediaType, row.artifactType)}</span></td><td class="num">${summary ? bytes(summary.bytes) : ''}</td><td>${platforms(name, summary)}</td><td>${when(row.pushedAt)}</td>${mayDelete ? html`<td><a href="${href(['r', name, '-', 'delete'], { tag: row.tag })}">Delete</a></td>` : ''}</tr>`;
+  return html`<tr><td><a href="${href(['r', name, '-', 'manifests', row.digest])}">${row.tag}</a></td><td><code title="${row.digest}">${shortDigest(row.digest)}</code></td><td><span class="mono">${typeLabel(row.mediaType, row.artifactType)}</span></td><td class="num">${summary ? bytes(summary.bytes) : ''}</td><td>${platforms(name, summary)}</td><td>${when(row.pushedAt)}</td>${mayDelete ? html`<td><a href="${href(['r', name, '-', 'delete'], { tag: row.tag })}">Delete<span class="visually-hidden"> tag ${row.tag}</span></a></td>` : ''}</tr>`;
 })}
 </tbody></table>`}
 ${pager(next, first)}`;
   return page(call.viewer, name, body, { path: href(['r', name]) });
 }
 
+/** Image configs: what the referrers API reports as an image's artifact type when it sets none. */
+const IMAGE_CONFIGS = new Set(['application/vnd.oci.image.config.v1+json', 'application/vnd.docker.container.image.v1+json']);
+
+export function isImageConfig(mediaType: string | undefined): boolean {
+  return mediaType !== undefined && IMAGE_CONFIGS.has(mediaType);
+}
+
 export function typeLabel(mediaType: string, artifactType?: string): string {
-  if (artifactType) return artifactType;
+  if (artifactType && !IMAGE_CONFIGS.has(artifactType)) return artifactType;
   if (mediaType.endsWith('image.index.v1+json') || mediaType.endsWith('manifest.list.v2+json')) return 'index';
   if (mediaType.endsWith('image.manifest.v1+json') || mediaType.endsWith('manifest.v2+json')) return 'image';
   return mediaType;
