@@ -11,4 +11,9 @@ if (!parsed.success) {
   console.error(`${file} is incomplete:\n${parsed.error.issues.map((issue) => `  ${issue.path.join('.')}: ${issue.message}`).join('\n')}`);
   process.exit(1);
 }
+// Optional only so that reports made before the web pages still parse; a new report has them.
+if (!parsed.data.pages) {
+  console.error(`${file} is incomplete:\n  pages: missing`);
+  process.exit(1);
+}
 console.log(`${file}: every field present (${parsed.data.goals.filter((goal) => goal.met).length} of ${parsed.data.goals.length} targets met; not a CI criterion)`);

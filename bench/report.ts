@@ -122,9 +122,33 @@ export function renderReport(report: BenchReport): string {
     '',
     '![Holdfast ratios](benchmarks.svg)',
     '',
+    ...pagesTable(report.pages),
     GENERATED_END,
   ];
   return lines.join('\n');
+}
+
+/** The web pages' render times on SQLite and Postgres, side by side, with each page's weight. */
+function pagesTable(pages: BenchReport['pages']): string[] {
+  if (!pages) return [];
+  const [sqlite, postgres] = pages.runs;
+  if (!sqlite || !postgres) return [];
+  const ms = (value: number | undefined) => (value === undefined ? '' : value.toFixed(1));
+  return [
+    `### Web pages`,
+    '',
+    `Server-side render time of each page under \`/ui/\` on a registry of ${sqlite.repositories.toLocaleString('en-US')} repositories, one of them with ` +
+      `${sqlite.tags.toLocaleString('en-US')} tags: ${pages.requestsPerPage} requests per page, one at a time, timed from request to last byte over loopback. ` +
+      `Every page also loads a ${pages.assetBytes.css}-byte stylesheet and a ${pages.assetBytes.js}-byte script, once per browser (cached as immutable).`,
+    '',
+    '| page | SQLite p50 ms | SQLite p95 ms | Postgres p50 ms | Postgres p95 ms | HTML bytes |',
+    '| --- | ---: | ---: | ---: | ---: | ---: |',
+    ...sqlite.pages.map((page, index) => {
+      const other = postgres.pages[index];
+      return `| ${page.page} | ${ms(page.p50Ms)} | ${ms(page.p95Ms)} | ${ms(other?.p50Ms)} | ${ms(other?.p95Ms)} | ${page.htmlBytes} |`;
+    }),
+    '',
+  ];
 }
 
 /** Replaces the generated part of the document, keeping the hand-written text around it. */

@@ -16,6 +16,7 @@ import { runComparison, type ComparisonResult } from './compare.ts';
 import { runDriverMemory, type DriverMemoryResult } from './driver-memory.ts';
 import { evaluateGoals, type Goal } from './goals.ts';
 import { runLoad, type LoadResult } from './load.ts';
+import { runPages, type PagesResult } from './pages.ts';
 import { renderReport, spliceReport } from './report.ts';
 import { runResumeRehash, type ResumeRehashResult } from './resume-rehash.ts';
 import { benchReportSchema } from './schema.ts';
@@ -29,6 +30,8 @@ export interface BenchReport {
   driverMemory: DriverMemoryResult;
   resumeRehash: ResumeRehashResult;
   load: LoadResult;
+  /** Web page render times on a grown registry (absent from reports made before the pages). */
+  pages?: PagesResult;
 }
 
 const quick = process.argv.includes('--quick');
@@ -59,6 +62,8 @@ try {
   const resumeRehash = await runResumeRehash({ quick });
   log('load');
   const load = await runLoad({ quick });
+  log('web pages');
+  const pages = await runPages({ quick, log });
   const report: BenchReport = {
     generatedAt: new Date().toISOString(),
     quick,
@@ -74,6 +79,7 @@ try {
     driverMemory,
     resumeRehash,
     load,
+    pages,
   };
   benchReportSchema.parse(report);
   const resultsDir = path.join(root, 'bench', 'results');

@@ -123,5 +123,26 @@ export const benchReportSchema = z
       'pullRequestsPerSecond',
       'registryPeakRssMiB',
     ]),
+    // Absent from reports made before the web pages.
+    pages: z
+      .object({
+        requestsPerPage: count,
+        assetBytes: numbers(['css', 'js']),
+        runs: z
+          .array(
+            z
+              .object({
+                metadata: z.enum(['sqlite', 'postgres']),
+                repositories: count,
+                tags: count,
+                fillSeconds: figure,
+                pages: z.array(z.object({ page: z.string().min(1), url: z.string().min(1), p50Ms: figure, p95Ms: figure, htmlBytes: count }).strict()).min(1),
+              })
+              .strict(),
+          )
+          .length(2),
+      })
+      .strict()
+      .optional(),
   })
   .strict();

@@ -6,6 +6,7 @@ import path from 'node:path';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
 import { request } from 'undici';
 import { chromiumBinary, craneBinary, orasBinary, runTool } from '../support/clients.ts';
+import { DIDS } from '../support/hold-harness.ts';
 import { buildImage } from '../support/oci-layout.ts';
 import { USERS, startTestRegistry, type TestRegistry } from '../support/registry-harness.ts';
 
@@ -39,7 +40,7 @@ describe('web pages in a real browser (Chromium, playwright-core)', function () 
   const violations: string[] = [];
 
   before(async function () {
-    registry = await startTestRegistry({ backend: 'fs', gc: { did: 'did:plc:alice0000000000000000', intervalSeconds: 0, graceSeconds: 3600 } });
+    registry = await startTestRegistry({ backend: 'fs', gc: { did: DIDS.owner, intervalSeconds: 0, graceSeconds: 3600 } });
     host = new URL(registry.url).host;
     work = await mkdtemp(path.join(os.tmpdir(), 'holdfast-ui-browser-'));
     const authDir = path.join(work, 'auth');
@@ -172,8 +173,10 @@ describe('web pages in a real browser (Chromium, playwright-core)', function () 
     await page.getByLabel('Password').fill(USERS.alice.password);
     await page.getByRole('button', { name: 'Log in' }).click();
     await page.waitForURL(/\/ui\/storage$/);
+    await registry.registry.gc?.run();
+    await page.reload();
     await check(page, 'storage');
-    expect(await page.locator('main').textContent()).to.contain('alice/web').and.contain('add up to more than the total');
+    expect(await page.locator('main').textContent()).to.contain('alice/web').and.contain('add up to more than the total').and.contain('Last pass');
     const cookies = await context.cookies();
     const session = cookies.find((cookie) => cookie.name === 'hf_session');
     expect(session?.httpOnly).to.equal(true);

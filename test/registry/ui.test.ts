@@ -277,6 +277,19 @@ for (const [backend, metadata] of [
       expect(await apiStatus('alice/app', 'latest')).to.equal(200);
     });
 
+    it('the owner deletes a manifest by digest: its tags go with it, after a confirmation that names them', async function () {
+      const body = JSON.parse((await manifestBody('alice/app', image.manifest)).toString()) as Record<string, unknown>;
+      const doomed = await pushManifest('alice/app', 'doomed', { ...body, annotations: { purpose: 'to be deleted' } });
+      const owner = await login(USERS.alice);
+      const confirm = await page(`/ui/r/alice/app/-/delete?digest=${doomed}`, { cookie: owner });
+      expect(confirm.text).to.contain('<code>doomed</code>').and.contain('Pulls by digest will fail');
+      const done = await post('/ui/r/alice/app/-/delete', { digest: doomed, csrf: csrfToken(confirm.text) }, { cookie: owner });
+      expect(done.status, done.text).to.equal(303);
+      expect(await apiStatus('alice/app', doomed)).to.equal(404);
+      expect(await apiStatus('alice/app', 'doomed')).to.equal(404);
+      expect((await post('/ui/r/alice/app/-/delete', { digest: doomed, csrf: csrfToken(confirm.text) }, { cookie: owner })).status, 'already gone').to.equal(404);
+    });
+
     it('pages tags by name and newest first at 50 a page', async function () {
       const body = await manifestBody('alice/app', image.manifest);
       await mountImage('alice/app', 'alice/paged', JSON.parse(body.toString()) as { config: { digest: string }; layers: { digest: string }[] });
@@ -306,6 +319,37 @@ for (const [backend, metadata] of [
     });
   });
 }
+
+describe('web login under the login throttle', function () {
+  this.timeout(300_000);
+  let registry: TestRegistry;
+
+  before(async function () {
+    registry = await startTestRegistry({ backend: 'fs', login: { failuresPerUser: 3 } });
+  });
+  after(async function () {
+    await registry?.close();
+  });
+
+  it('refuses further logins for a user with 429 after the failures the throttle allows, the right password included', async function () {
+    const form = await request(`${registry.url}/ui/login`);
+    const text = await form.body.text();
+    const cookie = cookiesOf(form.headers);
+    const attempt = async (password: string) => {
+      const response = await request(`${registry.url}/ui/login`, {
+        method: 'POST',
+        headers: { 'content-type': FORM, cookie },
+        body: new URLSearchParams({ csrf: csrfToken(text), username: 'bob', password, next: '/ui/' }).toString(),
+      });
+      return { status: response.statusCode, retryAfter: response.headers['retry-after'], text: await response.body.text() };
+    };
+    for (let i = 0; i < 3; i++) expect((await attempt('wrong')).status).to.equal(401);
+    const refused = await attempt(USERS.bob.password);
+    expect(refused.status).to.equal(429);
+    expect(Number(refused.retryAfter)).to.be.greaterThan(0);
+    expect(refused.text).to.contain('Too many attempts');
+  });
+});
 
 describe('web pages with anonymous pull off', function () {
   this.timeout(300_000);

@@ -30,6 +30,8 @@ export interface TestRegistry {
   urls: string[];
   /** The Postgres database's URL, when the metadata is on Postgres. */
   databaseUrl?: string;
+  /** The SQLite file, when the metadata is on SQLite. */
+  databasePath?: string;
   hold: TestHold;
   /** A bearer token for `user` with `scope`, from the registry's own token endpoint. */
   token(user: keyof typeof USERS | undefined, scope: string): Promise<string>;
@@ -134,7 +136,7 @@ export async function startTestRegistry(options: TestRegistryOptions): Promise<T
   const handle: TestRegistry = {
     url,
     urls,
-    ...(metadata.kind === 'postgres' ? { databaseUrl: metadata.url } : {}),
+    ...(metadata.kind === 'postgres' ? { databaseUrl: metadata.url } : { databasePath: metadata.path }),
     registry: await start(0),
     hold,
     async token(user, scope) {

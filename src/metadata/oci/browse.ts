@@ -100,13 +100,15 @@ export class BrowseStore {
     return rows.map((row) => ({ repository: row.repository, tag: row.tag, digest: row.digest, pushedAt: row.updated_at }));
   }
 
-  /** The newest tag push in each repository given. */
+  /** The newest tag push in each repository given (one statement; each repository's is an index lookup). */
   async lastPushed(repositories: readonly string[]): Promise<Map<string, string>> {
     const result = new Map<string, string>();
-    for (const repository of repositories) {
-      const row = await this.#db.get<{ updated_at: string }>('SELECT updated_at FROM tags WHERE repository = ? ORDER BY updated_at DESC LIMIT 1', [repository]);
-      if (row) result.set(repository, row.updated_at);
-    }
+    if (repositories.length === 0) return result;
+    const rows = await this.#db.all<{ name: string; pushed: string | null }>(
+      `SELECT r.name, (SELECT MAX(t.updated_at) FROM tags t WHERE t.repository = r.name) AS pushed FROM repositories r WHERE r.name IN (${marks(repositories)})`,
+      repositories,
+    );
+    for (const row of rows) if (row.pushed) result.set(row.name, row.pushed);
     return result;
   }
 
@@ -163,23 +165,49 @@ export class BrowseStore {
   /**
    * Sizes of the manifests given (and, for an index, of each platform): what
    * their blob references add up to. An index's total counts a layer shared
-   * by two platforms once.
+   * by two platforms once. Three statements for the whole page.
    */
   async summaries(repository: string, digests: readonly string[]): Promise<Map<string, ManifestSummary>> {
     const result = new Map<string, ManifestSummary>();
-    for (const digest of new Set(digests)) {
-      const row = await this.#db.get<{ media_type: string; content: Buffer | Uint8Array }>('SELECT media_type, content FROM manifests WHERE repository = ? AND digest = ?', [repository, digest]);
-      if (!row) continue;
-      const children = await this.#children(repository, digest);
-      if (children.length === 0) {
-        result.set(digest, { digest, mediaType: row.media_type, bytes: await this.#blobBytes(repository, [digest]) });
+    const wanted = [...new Set(digests)];
+    if (wanted.length === 0) return result;
+    const manifests = await this.#db.all<{ digest: string; media_type: string; content: Buffer | Uint8Array | null }>(
+      `SELECT digest, media_type, CASE WHEN media_type IN (?, ?) THEN content END AS content FROM manifests WHERE repository = ? AND digest IN (${marks(wanted)})`,
+      [...INDEX_MEDIA_TYPES, repository, ...wanted],
+    );
+    const children = new Map<string, string[]>();
+    for (const row of await this.#db.all<{ digest: string; child: string }>(
+      `SELECT digest, child FROM manifest_references WHERE repository = ? AND kind = 'manifest' AND digest IN (${marks(wanted)})`,
+      [repository, ...wanted],
+    )) {
+      children.set(row.digest, [...(children.get(row.digest) ?? []), row.child]);
+    }
+    const owners = [...new Set([...wanted, ...[...children.values()].flat()])];
+    const blobs = new Map<string, Map<string, number>>();
+    for (const row of await this.#db.all<{ digest: string; child: string; size: number | string }>(
+      `SELECT mr.digest, mr.child, b.size FROM manifest_references mr JOIN blobs b ON b.digest = mr.child WHERE mr.repository = ? AND mr.kind = 'blob' AND mr.digest IN (${marks(owners)})`,
+      [repository, ...owners],
+    )) {
+      const sizes = blobs.get(row.digest) ?? new Map<string, number>();
+      sizes.set(row.child, Number(row.size));
+      blobs.set(row.digest, sizes);
+    }
+    const total = (of: readonly string[]) => {
+      const unique = new Map<string, number>();
+      for (const digest of of) for (const [child, size] of blobs.get(digest) ?? []) unique.set(child, size);
+      let sum = 0;
+      for (const size of unique.values()) sum += size;
+      return sum;
+    };
+    for (const row of manifests) {
+      const listed = children.get(row.digest);
+      if (!listed || row.content === null) {
+        result.set(row.digest, { digest: row.digest, mediaType: row.media_type, bytes: total([row.digest]) });
         continue;
       }
       const platforms = platformsOf(Buffer.from(row.content));
-      for (const platform of platforms) {
-        if (children.includes(platform.digest)) platform.bytes = await this.#blobBytes(repository, [platform.digest]);
-      }
-      result.set(digest, { digest, mediaType: row.media_type, bytes: await this.#blobBytes(repository, children), platforms });
+      for (const platform of platforms) if (listed.includes(platform.digest)) platform.bytes = total([platform.digest]);
+      result.set(row.digest, { digest: row.digest, mediaType: row.media_type, bytes: total(listed), platforms });
     }
     return result;
   }
@@ -223,25 +251,15 @@ export class BrowseStore {
     return { clause: `(rb.repository = ? OR (${repository} >= ? AND ${repository} < ?))`, params: [namespace, `${namespace}/`, `${namespace}0`] };
   }
 
-  async #children(repository: string, digest: string): Promise<string[]> {
-    const rows = await this.#db.all<{ child: string }>("SELECT child FROM manifest_references WHERE repository = ? AND digest = ? AND kind = 'manifest'", [repository, digest]);
-    return rows.map((row) => row.child);
-  }
-
-  /** Live or not, each blob the manifests list counted once. */
-  async #blobBytes(repository: string, manifests: readonly string[]): Promise<number> {
-    if (manifests.length === 0) return 0;
-    const marks = manifests.map(() => '?').join(', ');
-    const row = await this.#db.get<{ bytes: number | string | null }>(
-      `SELECT SUM(b.size) AS bytes FROM blobs b WHERE b.digest IN (SELECT mr.child FROM manifest_references mr WHERE mr.repository = ? AND mr.digest IN (${marks}) AND mr.kind = 'blob')`,
-      [repository, ...manifests],
-    );
-    return Number(row?.bytes ?? 0);
-  }
-
   #bytewise(column: string): string {
     return this.#db.dialect === 'postgres' ? `${column} COLLATE "C"` : column;
   }
+}
+
+const INDEX_MEDIA_TYPES = ['application/vnd.oci.image.index.v1+json', 'application/vnd.docker.distribution.manifest.list.v2+json'] as const;
+
+function marks(values: readonly unknown[]): string {
+  return values.map(() => '?').join(', ');
 }
 
 function escapeLike(text: string): string {

@@ -32,8 +32,12 @@ const CONFIG_MEDIA_TYPES = new Set(['application/vnd.oci.image.config.v1+json', 
  * bounded by count and by size.
  */
 export class ImageConfigs {
+  /** Reads from storage at once, across every viewer: with `MAX_CONFIG_BYTES`, what page views can hold in memory. */
+  static readonly MAX_READS = 4;
   readonly #storage: StorageDriver;
   readonly #cache = new LRUCache<string, ImageConfigView>({ max: 256, maxSize: 32 * 1024 * 1024, sizeCalculation: (view) => Math.max(1, JSON.stringify(view).length) });
+  /** Reads under way, by digest: viewers of one config share one read. */
+  readonly #reading = new Map<string, Promise<ConfigOutcome>>();
 
   constructor(storage: StorageDriver) {
     this.#storage = storage;
@@ -44,11 +48,20 @@ export class ImageConfigs {
     if (descriptor.size > MAX_CONFIG_BYTES) return { unavailable: `the config is ${descriptor.size} bytes, more than the ${MAX_CONFIG_BYTES} this page reads` };
     const cached = this.#cache.get(descriptor.digest);
     if (cached) return { config: cached };
-    const [algorithm, hex] = descriptor.digest.split(':');
-    if (algorithm !== 'sha256' && algorithm !== 'sha512') return { unavailable: `unsupported digest ${descriptor.digest}` };
+    const running = this.#reading.get(descriptor.digest);
+    if (running) return running;
+    if (this.#reading.size >= ImageConfigs.MAX_READS) return { unavailable: 'the registry is reading other configs right now; reload the page in a moment' };
+    const reading = this.#load(did, descriptor.digest).finally(() => this.#reading.delete(descriptor.digest));
+    this.#reading.set(descriptor.digest, reading);
+    return reading;
+  }
+
+  async #load(did: string, digest: string): Promise<ConfigOutcome> {
+    const [algorithm, hex] = digest.split(':');
+    if (algorithm !== 'sha256' && algorithm !== 'sha512') return { unavailable: `unsupported digest ${digest}` };
     let body: Buffer;
     try {
-      body = await this.#fetch(did, descriptor.digest);
+      body = await this.#fetch(did, digest);
     } catch (err) {
       return { unavailable: `the config could not be read from storage (${(err as Error).message})` };
     }
@@ -60,7 +73,7 @@ export class ImageConfigs {
       return { unavailable: 'the config is not JSON' };
     }
     const view = toView(parsed);
-    this.#cache.set(descriptor.digest, view);
+    this.#cache.set(digest, view);
     return { config: view };
   }
 

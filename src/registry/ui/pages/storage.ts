@@ -34,7 +34,7 @@ ${pager(next, after ? href(['storage']) : undefined)}
 ${ui.holds.length === 0 ? html`<p class="muted">This registry stores blobs through a storage plugin, not a hold.</p>` : html`<ul>${ui.holds.map((hold) => html`<li><code>${hold.url}</code>${hold.did ? html` <span class="muted mono">${hold.did}</span>` : ''}</li>`)}</ul>`}
 <h2>Garbage collection</h2>
 ${gc.enabled
-  ? html`<p>Unreferenced blobs are deleted after ${hours(gc.graceSeconds)}; ${gc.intervalSeconds > 0 ? html`a pass runs every ${hours(gc.intervalSeconds)}.` : 'passes run only from `holdfast gc`.'}</p>`
+  ? html`<p>Unreferenced blobs are deleted after ${hours(gc.graceSeconds)}; ${gc.intervalSeconds > 0 ? html`a pass runs every ${hours(gc.intervalSeconds)}.` : html`passes run only from <code>holdfast gc</code>.`}</p>`
   : html`<p>Garbage collection is off on this registry: bytes nothing references stay in storage until an operator runs it.</p>`}
 ${lastPass
   ? html`<p>Last pass: ${when(lastPass.startedAt)}, ${lastPass.seconds.toFixed(1)} s; freed ${bytes(lastPass.deletedBytes)} in ${lastPass.deletedBlobs} blobs and deleted ${lastPass.deletedManifests} manifests; ${lastPass.waiting} candidates wait out the grace period.</p>`
