@@ -76,7 +76,7 @@ export async function runPages(options: { quick: boolean; log?: (line: string) =
       const cookie = await login(registry);
       const middleTag = `t${String(Math.floor(tags / 2)).padStart(6, '0')}`;
       const middlePushed = new Date(Date.parse('2026-01-01T00:00:00Z') + Math.floor(tags / 2) * 1000).toISOString();
-      const middleRepository = `user${String(Math.floor(repositories / 200)).padStart(4, '0')}/app${String(50).padStart(3, '0')}`;
+      const middleRepository = `user${String(Math.floor(repositories / 400)).padStart(4, '0')}/app050`;
       const targets: [string, string, string?][] = [
         ['home, first page', '/ui/'],
         ['home, a middle page', `/ui/?after=${encodeURIComponent(middleRepository)}`],

@@ -177,9 +177,21 @@ function uiContext(config: RegistryConfig, registry: RegistryContext, metadata: 
     configs: new ImageConfigs(registry.storage),
     pullHost: new URL(publicUrl).host,
     loginEnabled: config.auth.mode === 'token',
-    holds: config.storage.module === 'hold' && typeof hold?.url === 'string' ? [{ url: hold.url, ...(typeof hold.audience === 'string' ? { did: hold.audience } : {}) }] : [],
+    holds: config.storage.module === 'hold' && typeof hold?.url === 'string' ? [{ url: withoutCredentials(hold.url), ...(typeof hold.audience === 'string' ? { did: hold.audience } : {}) }] : [],
     gcSettings: { enabled: config.gc.did !== undefined, graceSeconds: config.gc.graceSeconds, intervalSeconds: config.gc.intervalSeconds },
   };
+}
+
+/** A URL to show: without a user name or password in it. */
+function withoutCredentials(url: string): string {
+  try {
+    const parsed = new URL(url);
+    parsed.username = '';
+    parsed.password = '';
+    return parsed.toString().replace(/\/$/, '');
+  } catch {
+    return '(not a URL)';
+  }
 }
 
 async function createAuthorizer(config: RegistryConfig, publicUrl: string, signingKey: string | undefined): Promise<Authorizer> {

@@ -1,6 +1,7 @@
 import { expect } from 'chai';
 import { randomBytes } from 'node:crypto';
 import { request } from 'undici';
+import { openDatabase } from '../../src/metadata/db.ts';
 import { sha256 } from '../support/bytes.ts';
 import { DIDS } from '../support/hold-harness.ts';
 import { OciTestClient } from '../support/oci-client.ts';
@@ -310,6 +311,32 @@ for (const [backend, metadata] of [
       }
     }
 
+    it('an index of more manifests than a row summarises shows their count, not a badge each', async function () {
+      const body = JSON.parse((await manifestBody('alice/app', image.manifest)).toString()) as Record<string, unknown>;
+      await mountImage('alice/app', 'alice/wide', body as { config: { digest: string }; layers: { digest: string }[] });
+      const entries = [];
+      for (let i = 0; i < 70; i++) {
+        const bytes = Buffer.from(JSON.stringify({ ...body, annotations: { n: String(i) } }));
+        entries.push({ mediaType: OCI_MANIFEST, digest: await pushManifest('alice/wide', undefined, bytes), size: bytes.length, platform: { os: 'linux', architecture: `arch${i}` } });
+      }
+      await pushManifest('alice/wide', 'wide', { schemaVersion: 2, mediaType: OCI_INDEX, manifests: entries }, OCI_INDEX);
+      const repository = await page('/ui/r/alice/wide');
+      expect(repository.status).to.equal(200);
+      expect(repository.text).to.contain('70 manifests').and.not.contain('linux/arch0');
+      const indexPage = await page(`/ui/r/alice/wide/-/manifests/${sha256(Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: OCI_INDEX, manifests: entries })))}`);
+      expect(indexPage.status).to.equal(200);
+      expect(indexPage.text).to.contain('linux/arch69');
+    });
+
+    it('a control character in the address is a 400, never a database error', async function () {
+      for (const path of ['/ui/?q=%00', '/ui/?after=%00', '/ui/r/alice/app?sort=pushed&after=v1&at=%00', '/ui/r/alice/app?q=%01']) {
+        const response = await page(path);
+        expect(response.status, path).to.equal(400);
+      }
+      const cookie = await login(USERS.alice);
+      expect((await page('/ui/storage?after=%00', { cookie })).status).to.equal(400);
+    });
+
     it('unknown and invalid repositories and digests get a 404 page, never a 500', async function () {
       for (const path of ['/ui/r/nobody/here', '/ui/r/UPPER/case', '/ui/r/alice/app/-/manifests/sha256:zz', `/ui/r/alice/app/-/manifests/${sha256(Buffer.from('none'))}`, '/ui/r/alice/app/-/nothing', '/ui/nope']) {
         const response = await page(path);
@@ -387,6 +414,19 @@ describe('web pages with anonymous pull off', function () {
     const storage = await request(`${registry.url}/ui/storage`);
     await storage.body.dump();
     expect(storage.statusCode).to.equal(303);
+  });
+
+  it('pages through more repositories than one request reads without putting an unseen name in a link', async function () {
+    const db = await openDatabase({ kind: 'sqlite', path: registry.databasePath as string });
+    try {
+      const names = Array.from({ length: 1100 }, (_, i) => `alice/hidden-${String(i).padStart(4, '0')}`);
+      await db.run(`INSERT INTO repositories (name, created_at) VALUES ${names.map(() => '(?, ?)').join(', ')}`, names.flatMap((name) => [name, new Date().toISOString()]));
+    } finally {
+      await db.close();
+    }
+    const response = await request(`${registry.url}/ui/`);
+    const text = await response.body.text();
+    expect(text).to.not.contain('hidden-').and.not.contain('after=');
   });
 });
 

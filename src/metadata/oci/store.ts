@@ -250,7 +250,8 @@ export class SqlMetadataStore implements MetadataStore {
   async listReferrers(repository: string, subject: string, artifactType?: string): Promise<ReferrerDescriptor[]> {
     const filter = artifactType ? ' AND artifact_type = ?' : '';
     const rows = await this.#db.all<{ digest: string; media_type: string; size: number | string; artifact_type: string | null; annotations: string | null }>(
-      `SELECT digest, media_type, size, artifact_type, annotations FROM manifests WHERE repository = ? AND subject = ?${filter} ORDER BY digest`,
+      // `+digest` on SQLite: without statistics its planner walks the primary key for the order, reading the whole repository (browse.ts, #sortOnly).
+      `SELECT digest, media_type, size, artifact_type, annotations FROM manifests WHERE repository = ? AND subject = ?${filter} ORDER BY ${this.#db.dialect === 'postgres' ? 'digest' : '+digest'}`,
       artifactType ? [repository, subject, artifactType] : [repository, subject],
     );
     return rows.map((row) => ({

@@ -9,20 +9,19 @@
  * are safe with `& < > " '` escaped. A value never starts an attribute name,
  * a tag or a URL scheme: hrefs are built with `href()` from our own paths.
  */
+const MINT = Symbol('html');
+
 export class Html {
   readonly #text: string;
 
-  /** Only `html` and the helpers below construct one. */
-  private constructor(text: string) {
+  /** Only `html` below makes one: the key is not exported. */
+  constructor(text: string, key: symbol) {
+    if (key !== MINT) throw new TypeError('Html is made only by the html template');
     this.#text = text;
   }
 
   toString(): string {
     return this.#text;
-  }
-
-  static of(text: string): Html {
-    return new Html(text);
   }
 }
 
@@ -44,7 +43,7 @@ function render(value: Renderable): string {
 export function html(strings: TemplateStringsArray, ...values: Renderable[]): Html {
   let out = strings[0] as string;
   for (let i = 0; i < values.length; i++) out += render(values[i] as Renderable) + (strings[i + 1] as string);
-  return Html.of(out);
+  return new Html(out, MINT);
 }
 
 /**

@@ -36,6 +36,8 @@ export class ImageConfigs {
   static readonly MAX_READS = 4;
   readonly #storage: StorageDriver;
   readonly #cache = new LRUCache<string, ImageConfigView>({ max: 256, maxSize: 32 * 1024 * 1024, sizeCalculation: (view) => Math.max(1, JSON.stringify(view).length) });
+  /** Configs that could not be shown, so a pushed 4 MiB of garbage is read once, not on every view. */
+  readonly #failed = new LRUCache<string, string>({ max: 4096 });
   /** Reads under way, by digest: viewers of one config share one read. */
   readonly #reading = new Map<string, Promise<ConfigOutcome>>();
 
@@ -48,6 +50,8 @@ export class ImageConfigs {
     if (descriptor.size > MAX_CONFIG_BYTES) return { unavailable: `the config is ${descriptor.size} bytes, more than the ${MAX_CONFIG_BYTES} this page reads` };
     const cached = this.#cache.get(descriptor.digest);
     if (cached) return { config: cached };
+    const failed = this.#failed.get(descriptor.digest);
+    if (failed) return { unavailable: failed };
     const running = this.#reading.get(descriptor.digest);
     if (running) return running;
     if (this.#reading.size >= ImageConfigs.MAX_READS) return { unavailable: 'the registry is reading other configs right now; reload the page in a moment' };
@@ -62,14 +66,16 @@ export class ImageConfigs {
     let body: Buffer;
     try {
       body = await this.#fetch(did, digest);
-    } catch (err) {
-      return { unavailable: `the config could not be read from storage (${(err as Error).message})` };
+    } catch {
+      // Storage's own words may name its hosts; a reload tries again.
+      return { unavailable: 'the config could not be read from storage just now' };
     }
     if (createHash(algorithm).update(body).digest('hex') !== hex) return { unavailable: 'the stored config does not hash to its digest' };
     let parsed: unknown;
     try {
       parsed = JSON.parse(body.toString('utf8'));
     } catch {
+      this.#failed.set(digest, 'the config is not JSON');
       return { unavailable: 'the config is not JSON' };
     }
     const view = toView(parsed);
@@ -93,6 +99,9 @@ export class ImageConfigs {
   }
 }
 
+/** Entries kept of each list (history, env, labels, ports): what a page shows, and a bound on what the cache holds. */
+const MAX_ENTRIES = 500;
+
 function toView(parsed: unknown): ImageConfigView {
   const root = record(parsed);
   const config = record(root.config);
@@ -110,12 +119,14 @@ function toView(parsed: unknown): ImageConfigView {
   if (cmd) view.cmd = cmd;
   const env = strings(config.Env);
   if (env) view.env = env;
-  const labels = Object.entries(record(config.Labels)).filter((entry): entry is [string, string] => typeof entry[1] === 'string');
+  const labels = Object.entries(record(config.Labels))
+    .filter((entry): entry is [string, string] => typeof entry[1] === 'string')
+    .slice(0, MAX_ENTRIES);
   if (labels.length > 0) view.labels = labels.sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
-  const ports = Object.keys(record(config.ExposedPorts));
+  const ports = Object.keys(record(config.ExposedPorts)).slice(0, MAX_ENTRIES);
   if (ports.length > 0) view.exposedPorts = ports;
   if (Array.isArray(root.history)) {
-    view.history = root.history.map((entry) => {
+    view.history = root.history.slice(0, MAX_ENTRIES).map((entry) => {
       const line = record(entry);
       return {
         ...(typeof line.created === 'string' ? { created: line.created } : {}),
@@ -133,7 +144,7 @@ function record(value: unknown): Record<string, unknown> {
 }
 
 function strings(value: unknown): string[] | undefined {
-  return Array.isArray(value) ? value.filter((item): item is string => typeof item === 'string') : undefined;
+  return Array.isArray(value) ? value.slice(0, MAX_ENTRIES).filter((item): item is string => typeof item === 'string') : undefined;
 }
 
 function assignString<K extends 'os' | 'architecture' | 'variant' | 'created' | 'author' | 'user' | 'workingDir'>(view: ImageConfigView, key: K, value: unknown): void {

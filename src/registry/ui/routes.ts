@@ -1,5 +1,6 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { parseDigest } from '../../core/digest.ts';
+import { KeyedCounter } from '../../core/keyed-counter.ts';
 import { ImmutableTagError } from '../../metadata/oci/types.ts';
 import { LoginThrottledError } from '../auth/login-throttle.ts';
 import { RegistryError } from '../errors.ts';
@@ -18,6 +19,10 @@ import { storagePage } from './pages/storage.ts';
 
 /** Longest form body the pages accept (a login or a delete). */
 const MAX_FORM_BYTES = 8 * 1024;
+/** Pages drawn at once by this process, and for one client address. */
+const MAX_PAGES_IN_FLIGHT = 32;
+const MAX_PAGES_PER_ADDRESS = 8;
+const ALL = '*';
 
 const PAGE_HEADERS = Object.freeze({
   'content-security-policy':
@@ -38,7 +43,23 @@ const STATIC = new Map(Object.values(ASSETS).map((asset) => [asset.name, asset])
  * API's authorizer's answer (`mayPull`, `mayPush`), asked per repository.
  */
 export function registerUi(app: FastifyInstance, ui: UiContext): void {
+  const inFlight = new KeyedCounter();
   void app.register(async (scope) => {
+    // Pages share the database with /v2/: only so many render at once, from one address and in all.
+    scope.addHook('onRequest', async (request, reply) => {
+      if (inFlight.count(ALL) >= MAX_PAGES_IN_FLIGHT || inFlight.count(request.ip) >= MAX_PAGES_PER_ADDRESS) {
+        reply.header('retry-after', '1');
+        throw new RegistryError('TOOMANYREQUESTS', 'Too many pages are being drawn right now; try again in a moment.');
+      }
+      inFlight.increment(ALL);
+      inFlight.increment(request.ip);
+      (request as FastifyRequest & { counted?: boolean }).counted = true;
+    });
+    scope.addHook('onResponse', async (request) => {
+      if (!(request as FastifyRequest & { counted?: boolean }).counted) return;
+      inFlight.decrement(ALL);
+      inFlight.decrement(request.ip);
+    });
     scope.addHook('onSend', async (_request, reply) => {
       reply.headers(PAGE_HEADERS);
       if (!reply.hasHeader('cache-control')) reply.header('cache-control', 'no-store');
@@ -219,11 +240,14 @@ export function safeNext(value: string | undefined): string {
   }
 }
 
+/** The query string's first value of each key; a control character in one is a bad address, not a database error. */
 function query(request: FastifyRequest): Record<string, string | undefined> {
   const result: Record<string, string | undefined> = {};
   for (const [key, value] of Object.entries((request.query ?? {}) as Record<string, unknown>)) {
     const first = Array.isArray(value) ? value[0] : value;
-    if (typeof first === 'string' && first.length <= 1024) result[key] = first;
+    if (typeof first !== 'string' || first.length > 1024) continue;
+    if (/\p{Cc}/u.test(first)) throw new RegistryError('NAME_INVALID', 'The address holds a control character.');
+    result[key] = first;
   }
   return result;
 }

@@ -1,4 +1,5 @@
-import { isTag } from '../../names.ts';
+import { RegistryError } from '../../errors.ts';
+import { isRepositoryName, isTag } from '../../names.ts';
 import type { UiContext, UiRequest } from '../context.ts';
 import { html, href, type Html } from '../html.ts';
 import { page, pager, when } from '../layout.ts';
@@ -14,22 +15,23 @@ export async function homePage(ui: UiContext, call: UiRequest, query: Record<str
   const q = (query.q ?? '').trim().slice(0, MAX_QUERY);
   const after = query.after;
   const visible: string[] = [];
-  let cursor = after;
+  let scanned = after;
   let more = false;
+  if (after !== undefined && !isRepositoryName(after)) throw new RegistryError('NAME_INVALID', 'That is not a page of this list.');
+  // The next page starts after the last repository shown, never after one the viewer may not see (its name would be in the link).
   fill: for (let batch = 0; batch < MAX_BATCHES; batch++) {
-    const names = await ui.browse.repositories({ query: q || undefined, after: cursor, limit: BATCH });
+    const names = await ui.browse.repositories({ query: q || undefined, after: scanned, limit: BATCH });
     for (const name of names) {
       if (visible.length === PAGE_SIZE) {
         more = true;
         break fill;
       }
-      cursor = name;
+      scanned = name;
       if (ui.registry.authorizer.mayPull(call.identity, name)) visible.push(name);
     }
     if (names.length < BATCH) break;
-    // Stopped before the end: what is left goes on the next page.
-    if (batch === MAX_BATCHES - 1) more = true;
   }
+  const cursor = visible.at(-1);
   const pushed = await ui.browse.lastPushed(visible);
   const groups = new Map<string, string[]>();
   for (const name of visible) {

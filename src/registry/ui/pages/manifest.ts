@@ -23,7 +23,7 @@ export async function manifestPage(ui: UiContext, call: UiRequest, manifest: Man
   const parsed = parse(manifest.content);
   const [tags, referrers, summaries] = await Promise.all([
     ui.browse.tagsOf(name, manifest.digest, MAX_LISTED),
-    ui.registry.metadata.listReferrers(name, manifest.digest),
+    ui.browse.referrers(name, manifest.digest, MAX_LISTED + 1),
     ui.browse.summaries(name, [manifest.digest]),
   ]);
   const summary = summaries.get(manifest.digest);
@@ -38,10 +38,10 @@ export async function manifestPage(ui: UiContext, call: UiRequest, manifest: Man
   const body = html`<p><a href="${href(['r', name])}">${name}</a></p>
 <h1><code>${manifest.digest}</code></h1>
 <dl class="kv">
-<dt>Type</dt><dd class="mono">${manifest.mediaType}</dd>
+<dt>Type</dt><dd class="mono">${clipped(manifest.mediaType)}</dd>
 ${manifest.artifactType && !isImageConfig(manifest.artifactType) ? html`<dt>Artifact type</dt><dd class="mono">${clipped(manifest.artifactType)}</dd>` : ''}
 <dt>Manifest size</dt><dd>${bytes(manifest.content.length)}</dd>
-${summary ? html`<dt>Compressed size</dt><dd>${bytes(summary.bytes)}${entries.length > 0 ? html` <span class="muted">(all platforms, shared layers once)</span>` : ''}</dd>` : ''}
+${summary?.bytes !== undefined ? html`<dt>Compressed size</dt><dd>${bytes(summary.bytes)}${entries.length > 0 ? html` <span class="muted">(all platforms, shared layers once)</span>` : ''}</dd>` : ''}
 <dt>Tags</dt><dd>${tags.length === 0 ? html`<span class="muted">none</span>` : tags.map((tag) => html`<span class="badge">${tag}</span>`)}</dd>
 ${subject ? html`<dt>Subject</dt><dd><a href="${href(['r', name, '-', 'manifests', subject.digest])}"><code>${subject.digest}</code></a></dd>` : ''}
 </dl>
@@ -88,7 +88,7 @@ ${config.author ? html`<dt>Author</dt><dd>${clipped(config.author)}</dd>` : ''}
 <dt>Command</dt><dd>${list(config.cmd)}</dd>
 ${config.workingDir ? html`<dt>Working directory</dt><dd><code>${clipped(config.workingDir)}</code></dd>` : ''}
 ${config.user ? html`<dt>User</dt><dd><code>${clipped(config.user)}</code></dd>` : ''}
-${config.exposedPorts ? html`<dt>Ports</dt><dd>${config.exposedPorts.slice(0, MAX_LISTED).map((port) => html`<span class="badge">${port}</span>`)}</dd>` : ''}
+${config.exposedPorts ? html`<dt>Ports</dt><dd>${config.exposedPorts.slice(0, MAX_LISTED).map((port) => html`<span class="badge">${clipped(port)}</span>`)}</dd>` : ''}
 </dl>
 ${config.env && config.env.length > 0 ? html`<h3>Environment</h3><ul class="mono">${config.env.slice(0, MAX_LISTED).map((line) => html`<li>${clipped(line)}</li>`)}</ul>` : ''}
 ${annotationsSection('Labels', config.labels ? Object.fromEntries(config.labels) : undefined)}
@@ -103,11 +103,11 @@ function annotationsSection(title: string, values: Record<string, string> | unde
   return html`<h3>${title}</h3><dl class="kv">${entries.slice(0, MAX_LISTED).map(([key, value]) => html`<dt>${clipped(key)}</dt><dd>${clipped(String(value))}</dd>`)}</dl>`;
 }
 
-function referrersSection(name: string, referrers: { digest: string; mediaType: string; artifactType?: string; size: number; annotations?: Record<string, string> }[]): Html {
+function referrersSection(name: string, referrers: { digest: string; mediaType: string; artifactType?: string; size: number }[]): Html {
   if (referrers.length === 0) return html`<h2>Referrers</h2><p class="muted">No signatures, SBOMs or attestations refer to this manifest.</p>`;
-  return html`<h2>Referrers</h2><table><thead><tr><th scope="col">Artifact type</th><th scope="col">Manifest</th><th scope="col" class="num">Size</th><th scope="col">Created</th></tr></thead><tbody>
-${referrers.slice(0, MAX_LISTED).map((referrer) => html`<tr><td class="mono">${clipped(referrer.artifactType ?? referrer.mediaType)}</td><td><a href="${href(['r', name, '-', 'manifests', referrer.digest])}"><code>${shortDigest(referrer.digest)}</code></a></td><td class="num">${bytes(referrer.size)}</td><td>${referrer.annotations?.['org.opencontainers.image.created'] ? when(referrer.annotations['org.opencontainers.image.created']) : ''}</td></tr>`)}
-</tbody></table>`;
+  return html`<h2>Referrers</h2><table><thead><tr><th scope="col">Artifact type</th><th scope="col">Manifest</th><th scope="col" class="num">Size</th></tr></thead><tbody>
+${referrers.slice(0, MAX_LISTED).map((referrer) => html`<tr><td class="mono">${typeLabel(referrer.mediaType, referrer.artifactType)}</td><td><a href="${href(['r', name, '-', 'manifests', referrer.digest])}"><code>${shortDigest(referrer.digest)}</code></a></td><td class="num">${bytes(referrer.size)}</td></tr>`)}
+</tbody></table>${referrers.length > MAX_LISTED ? html`<p class="muted">More referrers than the ${MAX_LISTED} shown; the API lists them all.</p>` : ''}`;
 }
 
 function parse(content: Buffer): { manifests?: unknown; layers?: unknown; config?: unknown; subject?: unknown } {

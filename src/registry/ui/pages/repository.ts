@@ -9,7 +9,8 @@ import { PAGE_SIZE } from './home.ts';
 export async function repositoryPage(ui: UiContext, call: UiRequest, name: string, query: Record<string, string | undefined>): Promise<Html> {
   const order: TagOrder = query.sort === 'pushed' ? 'pushed' : 'name';
   const prefix = query.q && isTag(query.q) ? query.q : undefined;
-  const after = query.after && isTag(query.after) ? { tag: query.after, ...(order === 'pushed' && query.at ? { pushedAt: query.at } : {}) } : undefined;
+  const at = query.at !== undefined && !Number.isNaN(Date.parse(query.at)) ? new Date(query.at).toISOString() : undefined;
+  const after = query.after && isTag(query.after) ? { tag: query.after, ...(order === 'pushed' && at ? { pushedAt: at } : {}) } : undefined;
   const rows = await ui.browse.tags(name, { order, prefix, after, limit: PAGE_SIZE + 1 });
   const more = rows.length > PAGE_SIZE;
   const shown = rows.slice(0, PAGE_SIZE);
@@ -36,7 +37,7 @@ ${copyable('by digest', `${reference}@${example.digest}`)}</div>` : ''}
 ${shown.length === 0 ? html`<p>No tags${prefix ? html` start with <code>${prefix}</code>` : ''}.</p>` : html`<table id="tags"><thead><tr><th scope="col">Tag</th><th scope="col">Digest</th><th scope="col">Type</th><th scope="col" class="num">Size</th><th scope="col">Platforms</th><th scope="col">Pushed</th>${mayDelete ? html`<th scope="col"><span class="visually-hidden">Actions</span></th>` : ''}</tr></thead><tbody>
 ${shown.map((row) => {
   const summary = summaries.get(row.digest);
-  return html`<tr><td><a href="${href(['r', name, '-', 'manifests', row.digest])}">${row.tag}</a></td><td><code title="${row.digest}">${shortDigest(row.digest)}</code></td><td><span class="mono">${typeLabel(row.mediaType, row.artifactType)}</span></td><td class="num">${summary ? bytes(summary.bytes) : ''}</td><td>${platforms(name, summary)}</td><td>${when(row.pushedAt)}</td>${mayDelete ? html`<td><a href="${href(['r', name, '-', 'delete'], { tag: row.tag })}">Delete<span class="visually-hidden"> tag ${row.tag}</span></a></td>` : ''}</tr>`;
+  return html`<tr><td><a href="${href(['r', name, '-', 'manifests', row.digest])}">${row.tag}</a></td><td><code title="${row.digest}">${shortDigest(row.digest)}</code></td><td><span class="mono">${typeLabel(row.mediaType, row.artifactType)}</span></td><td class="num">${summary?.bytes !== undefined ? bytes(summary.bytes) : ''}</td><td>${platforms(name, row.digest, summary)}</td><td>${when(row.pushedAt)}</td>${mayDelete ? html`<td><a href="${href(['r', name, '-', 'delete'], { tag: row.tag })}">Delete<span class="visually-hidden"> tag ${row.tag}</span></a></td>` : ''}</tr>`;
 })}
 </tbody></table>`}
 ${pager(next, first)}`;
@@ -51,19 +52,32 @@ export function isImageConfig(mediaType: string | undefined): boolean {
 }
 
 export function typeLabel(mediaType: string, artifactType?: string): string {
-  if (artifactType && !IMAGE_CONFIGS.has(artifactType)) return artifactType;
+  if (artifactType && !IMAGE_CONFIGS.has(artifactType)) return short(artifactType);
   if (mediaType.endsWith('image.index.v1+json') || mediaType.endsWith('manifest.list.v2+json')) return 'index';
   if (mediaType.endsWith('image.manifest.v1+json') || mediaType.endsWith('manifest.v2+json')) return 'image';
-  return mediaType;
+  return short(mediaType);
 }
 
-function platforms(repository: string, summary: ManifestSummary | undefined): Html {
-  if (!summary?.platforms) return html``;
-  return html`${summary.platforms
-    .filter((platform) => platform.os !== 'unknown')
-    .map((platform) => html`<a class="badge" href="${href(['r', repository, '-', 'manifests', platform.digest])}">${platformName(platform)}${platform.bytes !== undefined ? html` · ${bytes(platform.bytes)}` : ''}</a>`)}`;
+/** Badges shown per row; the manifest page lists the rest. */
+const BADGES = 12;
+
+function platforms(repository: string, digest: string, summary: ManifestSummary | undefined): Html {
+  if (!summary || summary.children === 0) return html``;
+  const link = href(['r', repository, '-', 'manifests', digest]);
+  if (!summary.platforms) return html`<a href="${link}">${summary.children.toLocaleString('en-US')} manifests</a>`;
+  const shown = summary.platforms.filter((platform) => platform.os !== 'unknown');
+  return html`${shown
+    .slice(0, BADGES)
+    .map((platform) => html`<a class="badge" href="${href(['r', repository, '-', 'manifests', platform.digest])}">${platformName(platform)}${platform.bytes !== undefined ? html` · ${bytes(platform.bytes)}` : ''}</a>`)}${shown.length > BADGES ? html`<a href="${link}">${shown.length - BADGES} more</a>` : ''}`;
+}
+
+/** Pushed names drawn in a cell: a media type or a platform field is never this long in earnest. */
+const MAX_NAME_CHARS = 128;
+
+function short(text: string): string {
+  return text.length <= MAX_NAME_CHARS ? text : `${text.slice(0, MAX_NAME_CHARS)}…`;
 }
 
 export function platformName(platform: { os?: string; architecture?: string; variant?: string }): string {
-  return [platform.os ?? '?', platform.architecture ?? '?', platform.variant].filter(Boolean).join('/');
+  return short([platform.os ?? '?', platform.architecture ?? '?', platform.variant].filter(Boolean).join('/'));
 }

@@ -1,4 +1,6 @@
 import { formatBytes } from '../../../core/byte-size.ts';
+import { RegistryError } from '../../errors.ts';
+import { isRepositoryName } from '../../names.ts';
 import type { UiContext, UiRequest } from '../context.ts';
 import { html, href, type Html } from '../html.ts';
 import { bytes, page, pager, when } from '../layout.ts';
@@ -17,8 +19,11 @@ export async function storagePage(ui: UiContext, call: UiRequest, query: Record<
     ui.browse.repositoryUsage(namespace, { after, limit: PAGE_SIZE + 1 }),
     ui.gc.lastPass(),
   ]);
-  const shown = usage.slice(0, PAGE_SIZE).filter((row) => ui.registry.authorizer.mayPull(call.identity, row.repository));
-  const next = usage.length > PAGE_SIZE ? href(['storage'], { after: shown.at(-1)?.repository }) : undefined;
+  if (after !== undefined && !isRepositoryName(after)) throw new RegistryError('NAME_INVALID', 'That is not a page of this list.');
+  const read = usage.slice(0, PAGE_SIZE);
+  const shown = read.filter((row) => ui.registry.authorizer.mayPull(call.identity, row.repository));
+  // The cursor is the last row read: the viewer's own namespace, so its names are theirs to see.
+  const next = usage.length > PAGE_SIZE ? href(['storage'], { after: read.at(-1)?.repository }) : undefined;
   const quota = namespace ? ui.registry.namespaceQuotas.limitOf(namespace) : undefined;
   const gc = ui.gcSettings;
 
