@@ -54,6 +54,8 @@ export interface TestRegistryOptions {
   anonymousPull?: boolean;
   /** `gc` of the registry config (the collector runs only when asked). */
   gc?: Record<string, unknown>;
+  /** `ui` of the registry config. */
+  ui?: Record<string, unknown>;
   /** `policies` of the registry config. */
   policies?: Record<string, unknown>;
   /** Hold settings over the harness's (e.g. `quotas`, `crew` with tiers). */
@@ -105,6 +107,7 @@ export async function startTestRegistry(options: TestRegistryOptions): Promise<T
       ...(options.login ? { login: options.login } : {}),
     },
     ...(options.gc ? { gc: options.gc } : {}),
+    ...(options.ui ? { ui: options.ui } : {}),
     ...(options.limits ? { limits: options.limits } : {}),
     ...(options.policies ? { policies: options.policies } : {}),
   });
