@@ -302,6 +302,9 @@ for (const [backend, metadata] of [
       expect(second.text).to.contain('>t050<').and.contain('>t059<').and.not.contain('>t049<');
       const newest = await page('/ui/r/alice/paged?sort=pushed');
       expect(newest.text.indexOf('>t059<')).to.be.greaterThan(0).and.below(newest.text.indexOf('>t010<'));
+      expect(newest.text).to.not.contain('>t009<');
+      const older = await page((/href="([^"]+)" rel="next"/.exec(newest.text)?.[1] ?? '').replace(/&amp;/g, '&'));
+      expect(older.text).to.contain('>t009<').and.contain('>t000<').and.not.contain('>t010<');
     });
 
     async function mountImage(from: string, to: string, manifest: { config: { digest: string }; layers: { digest: string }[] }): Promise<void> {

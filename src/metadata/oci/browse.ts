@@ -137,8 +137,9 @@ export class BrowseStore {
     let order: string;
     if (options.order === 'pushed') {
       if (options.after?.pushedAt !== undefined) {
-        where.push(`(t.updated_at < ? OR (t.updated_at = ? AND ${tag} < ?))`);
-        params.push(options.after.pushedAt, options.after.pushedAt, options.after.tag);
+        // A row comparison, which both databases read as one range of the (repository, updated_at, tag) index.
+        where.push(`(t.updated_at, ${tag}) < (?, ?)`);
+        params.push(options.after.pushedAt, options.after.tag);
       }
       order = `t.updated_at DESC, ${tag} DESC`;
     } else {
