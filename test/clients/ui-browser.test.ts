@@ -197,6 +197,26 @@ describe('web pages in a real browser (Chromium, playwright-core)', function () 
     expect(await page.getByRole('link', { name: 'Log in' }).count()).to.equal(1);
   });
 
+  it('works without JavaScript: no copy buttons or instant filter, and the server-side filter and links still work', async function () {
+    const plain = await browser.newContext({ javaScriptEnabled: false });
+    try {
+      const page = await plain.newPage();
+      await page.goto(`${registry.url}/ui/r/alice/web`);
+      expect(await page.locator('button[data-copy]').first().isVisible()).to.equal(false);
+      expect(await page.locator('#filter').isVisible()).to.equal(false);
+      expect(await page.locator('main').textContent()).to.contain(`docker pull ${host}/alice/web:`);
+      await page.getByLabel('Tags starting with').fill('v');
+      await page.getByRole('button', { name: 'Filter' }).click();
+      await page.waitForURL(/q=v/);
+      expect(await page.locator('#tags tbody tr').count()).to.equal(1);
+      await page.getByRole('link', { name: 'v1', exact: true }).click();
+      await page.waitForURL(/\/manifests\//);
+      expect(await page.locator('h2:has-text("Platforms") + table tbody tr').count()).to.equal(2);
+    } finally {
+      await plain.close();
+    }
+  });
+
   it('no page broke its Content-Security-Policy', function () {
     expect(violations).to.deep.equal([]);
   });
