@@ -1,4 +1,5 @@
 import type { Db } from '../db.ts';
+import { inNamespace, namespaceRange } from './namespace.ts';
 
 /**
  * Read-only queries for the web pages. Each reads one page of rows through an
@@ -287,8 +288,7 @@ export class BrowseStore {
 
   #namespace(namespace: string | undefined): { clause: string; params: (string | number)[] } {
     if (namespace === undefined) return { clause: 'true', params: [] };
-    const repository = this.#bytewise('rb.repository');
-    return { clause: `(rb.repository = ? OR (${repository} >= ? AND ${repository} < ?))`, params: [namespace, `${namespace}/`, `${namespace}0`] };
+    return { clause: inNamespace(this.#db, 'rb.repository'), params: namespaceRange(namespace) };
   }
 
   /**

@@ -1,6 +1,7 @@
 import { forUpdate, openDatabase, type DatabaseConfig, type Db } from '../db.ts';
 import { BrowseStore } from './browse.ts';
 import { GcStore } from './gc.ts';
+import { inNamespace, namespaceRange } from './namespace.ts';
 import { RetentionStore } from './retention.ts';
 import { UploadHolds } from './upload-holds.ts';
 import { BlobUnavailableError, ImmutableTagError, MissingBlobError, TagLimitError, type BlobRecord, type ManifestRecord, type MetadataStore, type Page, type ReferrerDescriptor, type TagPredicate, type UploadRow } from './types.ts';
@@ -75,11 +76,7 @@ export class SqlMetadataStore implements MetadataStore {
   }
 
   async namespaceBytes(namespace: string): Promise<number> {
-    const row = await this.#db.get<{ bytes: number | string | null }>(
-      `SELECT SUM(b.size) AS bytes FROM blobs b WHERE b.state = 'live' AND b.digest IN (SELECT rb.digest FROM repository_blobs rb WHERE ${inNamespace(this.#db, 'rb.repository')})`,
-      namespaceRange(namespace),
-    );
-    return Number(row?.bytes ?? 0);
+    return (await this.browse.uniqueBytes(namespace)).bytes;
   }
 
   async linkedInNamespace(namespace: string, digest: string): Promise<boolean> {
@@ -309,16 +306,6 @@ async function immutableHolder(tx: Db, repository: string, digest: string, immut
 }
 
 const MAX_HOLDER_WALK = 1000;
-
-/** The repository named `namespace` and those under `namespace/`, bytewise: up to `namespace0` ('0' follows '/'). */
-function inNamespace(db: Db, column: string): string {
-  const ordered = db.dialect === 'postgres' ? `${column} COLLATE "C"` : column;
-  return `(${column} = ? OR (${ordered} >= ? AND ${ordered} < ?))`;
-}
-
-function namespaceRange(namespace: string): [string, string, string] {
-  return [namespace, `${namespace}/`, `${namespace}0`];
-}
 
 async function ensureRepository(tx: Db, repository: string, now: string): Promise<void> {
   await tx.run('INSERT INTO repositories (name, created_at) VALUES (?, ?) ON CONFLICT (name) DO NOTHING', [repository, now]);
