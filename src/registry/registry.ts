@@ -176,7 +176,7 @@ function uiContext(config: RegistryConfig, registry: RegistryContext, metadata: 
     sessions: new SessionKeys({ key, ttlSeconds: Math.round(config.ui.sessionHours * 3600), secure: publicUrl.startsWith('https:') }),
     configs: new ImageConfigs(registry.storage),
     pullHost: new URL(publicUrl).host,
-    loginEnabled: config.auth.mode === 'token',
+    loginEnabled: registry.authorizer.login !== undefined,
     holds: config.storage.module === 'hold' && typeof hold?.url === 'string' ? [{ url: withoutCredentials(hold.url), ...(typeof hold.audience === 'string' ? { did: hold.audience } : {}) }] : [],
     gcSettings: { enabled: config.gc.did !== undefined, graceSeconds: config.gc.graceSeconds, intervalSeconds: config.gc.intervalSeconds },
   };

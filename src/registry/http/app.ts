@@ -134,7 +134,8 @@ async function dispatch(ctx: RegistryContext, request: FastifyRequest, reply: Fa
   });
 }
 
-function stringQuery(query: unknown): Record<string, string | undefined> {
+/** Each query key's first value, as a string (the pages read queries the same way). */
+export function stringQuery(query: unknown): Record<string, string | undefined> {
   const result: Record<string, string | undefined> = {};
   for (const [key, value] of Object.entries((query ?? {}) as Record<string, unknown>)) {
     result[key] = Array.isArray(value) ? String(value[0]) : typeof value === 'string' ? value : undefined;
@@ -152,7 +153,8 @@ export function sendRegistryError(error: unknown, request: FastifyRequest, reply
   return reply.code(ociError.status).type('application/json').send(ociError.toJSON());
 }
 
-function asRegistryError(error: unknown): RegistryError {
+/** A domain, driver or framework error as the OCI error the API answers with; the web pages map errors the same way. */
+export function asRegistryError(error: unknown): RegistryError {
   if (error instanceof RegistryError) return error;
   if (error instanceof BlobUnavailableError) return new RegistryError('UNAVAILABLE', error.message, { headers: { 'retry-after': '1' }, cause: error });
   if (error instanceof MissingBlobError) return new RegistryError('MANIFEST_BLOB_UNKNOWN', error.message, { detail: { digest: error.digest }, cause: error });

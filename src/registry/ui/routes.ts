@@ -1,9 +1,9 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { parseDigest } from '../../core/digest.ts';
 import { KeyedCounter } from '../../core/keyed-counter.ts';
-import { ImmutableTagError } from '../../metadata/oci/types.ts';
 import { LoginThrottledError } from '../auth/login-throttle.ts';
 import { RegistryError } from '../errors.ts';
+import { asRegistryError, stringQuery } from '../http/app.ts';
 import { readBody } from '../http/body.ts';
 import { isRepositoryName, isTag } from '../names.ts';
 import { deleteReference } from '../routes/manifests.ts';
@@ -46,10 +46,9 @@ export function registerUi(app: FastifyInstance, ui: UiContext): void {
   const inFlight = new KeyedCounter();
   void app.register(async (scope) => {
     // Pages share the database with /v2/: only so many render at once, from one address and in all.
-    scope.addHook('onRequest', async (request, reply) => {
+    scope.addHook('onRequest', async (request) => {
       if (inFlight.count(ALL) >= MAX_PAGES_IN_FLIGHT || inFlight.count(request.ip) >= MAX_PAGES_PER_ADDRESS) {
-        reply.header('retry-after', '1');
-        throw new RegistryError('TOOMANYREQUESTS', 'Too many pages are being drawn right now; try again in a moment.');
+        throw new RegistryError('TOOMANYREQUESTS', 'Too many pages are being drawn right now; try again in a moment.', { headers: { 'retry-after': '1' } });
       }
       inFlight.increment(ALL);
       inFlight.increment(request.ip);
@@ -65,12 +64,10 @@ export function registerUi(app: FastifyInstance, ui: UiContext): void {
       if (!reply.hasHeader('cache-control')) reply.header('cache-control', 'no-store');
     });
     scope.setErrorHandler(async (error, request, reply) => {
-      const status = statusOf(error);
+      const { status, message, headers } = pageError(error);
       if (status >= 500) request.log.error({ err: error }, 'page failed');
       const viewer = await viewerFor(ui, request, reply).catch(() => fallbackViewer(ui));
-      const message = status >= 500 ? 'Something went wrong on our side; the error is logged.' : (error as Error).message;
-      if (error instanceof LoginThrottledError) reply.header('retry-after', String(error.retryAfterSeconds));
-      if (error instanceof RegistryError) for (const [name, value] of Object.entries(error.headers)) if (name !== 'www-authenticate') reply.header(name, value);
+      reply.headers(headers);
       return send(reply.code(status), messagePage(viewer.viewer, titleOf(status), message));
     });
     scope.setNotFoundHandler(async (request, reply) => {
@@ -148,7 +145,6 @@ export function registerUi(app: FastifyInstance, ui: UiContext): void {
       try {
         await deleteReference(ui.registry, name, 'tag' in target ? target.tag : target.digest);
       } catch (err) {
-        if (err instanceof ImmutableTagError) throw new RegistryError('DENIED', err.message, { cause: err });
         if (err instanceof RegistryError && err.code === 'MANIFEST_UNKNOWN') throw new RegistryError('MANIFEST_UNKNOWN', 'It is already gone.', { cause: err });
         throw err;
       }
@@ -243,11 +239,10 @@ export function safeNext(value: string | undefined): string {
 /** The query string's first value of each key; a control character in one is a bad address, not a database error. */
 function query(request: FastifyRequest): Record<string, string | undefined> {
   const result: Record<string, string | undefined> = {};
-  for (const [key, value] of Object.entries((request.query ?? {}) as Record<string, unknown>)) {
-    const first = Array.isArray(value) ? value[0] : value;
-    if (typeof first !== 'string' || first.length > 1024) continue;
-    if (/\p{Cc}/u.test(first)) throw new RegistryError('NAME_INVALID', 'The address holds a control character.');
-    result[key] = first;
+  for (const [key, value] of Object.entries(stringQuery(request.query))) {
+    if (value === undefined || value.length > 1024) continue;
+    if (/\p{Cc}/u.test(value)) throw new RegistryError('NAME_INVALID', 'The address holds a control character.');
+    result[key] = value;
   }
   return result;
 }
@@ -256,11 +251,19 @@ function send(reply: FastifyReply, body: Html): FastifyReply {
   return reply.type('text/html; charset=utf-8').send(body.toString());
 }
 
-function statusOf(error: unknown): number {
-  if (error instanceof RegistryError) return error.status === 401 ? 403 : error.status;
-  if (error instanceof LoginThrottledError) return 429;
-  const status = (error as { statusCode?: number }).statusCode;
-  return status !== undefined && status >= 400 && status < 500 ? status : 500;
+/**
+ * What a page says for an error: the API's mapping (`asRegistryError`), except
+ * that a throttled login is 429, a framework's 4xx keeps its status, a 401
+ * (no token challenge here) is 403, and a server error names nothing.
+ */
+function pageError(error: unknown): { status: number; message: string; headers: Record<string, string> } {
+  if (error instanceof LoginThrottledError) return { status: 429, message: error.message, headers: { 'retry-after': String(error.retryAfterSeconds) } };
+  const framework = (error as { statusCode?: number }).statusCode;
+  if (!(error instanceof RegistryError) && framework !== undefined && framework >= 400 && framework < 500) return { status: framework, message: (error as Error).message, headers: {} };
+  const oci = asRegistryError(error);
+  const { 'www-authenticate': _challenge, ...headers } = oci.headers;
+  if (oci.status >= 500) return { status: oci.status, message: 'Something went wrong on our side; the error is logged.', headers };
+  return { status: oci.status === 401 ? 403 : oci.status, message: oci.message, headers };
 }
 
 function titleOf(status: number): string {
