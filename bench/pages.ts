@@ -21,6 +21,7 @@ import { request } from 'undici';
 import { openDatabase, type Db } from '../src/metadata/db.ts';
 import { OciTestClient } from '../test/support/oci-client.ts';
 import { USERS, startTestRegistry, type TestRegistry } from '../test/support/registry-harness.ts';
+import { webLogin } from '../test/support/web-login.ts';
 
 export interface PageFigure {
   page: string;
@@ -73,7 +74,7 @@ export async function runPages(options: { quick: boolean; log?: (line: string) =
         await db.close();
       }
       const fillSeconds = (performance.now() - started) / 1000;
-      const cookie = await login(registry);
+      const cookie = await webLogin(registry.url, USERS.alice);
       const middleTag = `t${String(Math.floor(tags / 2)).padStart(6, '0')}`;
       const middlePushed = new Date(Date.parse('2026-01-01T00:00:00Z') + Math.floor(tags / 2) * 1000).toISOString();
       const middleRepository = `user${String(Math.floor(repositories / 400)).padStart(4, '0')}/app050`;
@@ -108,13 +109,7 @@ export async function runPages(options: { quick: boolean; log?: (line: string) =
 
 async function pushImage(registry: TestRegistry): Promise<{ manifest: string; config: { digest: string; size: number }; layer: { digest: string; size: number } }> {
   const client = new OciTestClient(USERS.alice);
-  const blob = async (bytes: Buffer) => {
-    const location = await client.start(registry.url, BIG);
-    const digest = `sha256:${createHash('sha256').update(bytes).digest('hex')}`;
-    const put = await client.call(registry.url, BIG, 'PUT', `${location}${location.includes('?') ? '&' : '?'}digest=${digest}`, { body: bytes });
-    if (put.status !== 201) throw new Error(`blob PUT: ${put.status} ${put.text}`);
-    return { digest, size: bytes.length };
-  };
+  const blob = async (bytes: Buffer) => ({ digest: await client.pushBlob(registry.url, BIG, bytes), size: bytes.length });
   const config = await blob(Buffer.from(JSON.stringify({ architecture: 'amd64', os: 'linux', config: { Cmd: ['/app'], Labels: { team: 'bench' } }, rootfs: { type: 'layers', diff_ids: [] }, history: [{ created_by: 'COPY app /app' }] })));
   const layer = await blob(Buffer.alloc(100_000, 7));
   const body = Buffer.from(JSON.stringify(manifestOf(config, layer, -1)));
@@ -204,21 +199,6 @@ async function fill(db: Db, image: Awaited<ReturnType<typeof pushImage>>, reposi
     });
   }
   return digest(indexBody);
-}
-
-async function login(registry: TestRegistry): Promise<string> {
-  const form = await request(`${registry.url}/ui/login`);
-  const html = await form.body.text();
-  const cookies = [form.headers['set-cookie'] ?? []].flat().map((line) => String(line).split(';')[0]);
-  const csrf = /name="csrf" value="([^"]+)"/.exec(html)?.[1] ?? '';
-  const response = await request(`${registry.url}/ui/login`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/x-www-form-urlencoded', cookie: cookies.join('; ') },
-    body: new URLSearchParams({ csrf, username: USERS.alice.username, password: USERS.alice.password, next: '/ui/' }).toString(),
-  });
-  await response.body.dump();
-  if (response.statusCode !== 303) throw new Error(`login: ${response.statusCode}`);
-  return [response.headers['set-cookie'] ?? []].flat().map((line) => String(line).split(';')[0]).join('; ');
 }
 
 async function time(base: string, url: string, cookie: string | undefined, requests: number): Promise<{ p50Ms: number; p95Ms: number; htmlBytes: number }> {

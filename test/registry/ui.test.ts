@@ -6,6 +6,7 @@ import { sha256 } from '../support/bytes.ts';
 import { DIDS } from '../support/hold-harness.ts';
 import { OciTestClient } from '../support/oci-client.ts';
 import { USERS, startTestRegistry, type TestRegistry } from '../support/registry-harness.ts';
+import { cookiesOf, csrfToken, webLogin } from '../support/web-login.ts';
 
 const OCI_MANIFEST = 'application/vnd.oci.image.manifest.v1+json';
 const OCI_INDEX = 'application/vnd.oci.image.index.v1+json';
@@ -35,16 +36,7 @@ for (const [backend, metadata] of [
     let index: { digest: string; platforms: string[] };
     let referrer: string;
 
-    async function pushBlob(repo: string, bytes: Buffer): Promise<string> {
-      const location = await alice.start(registry.url, repo);
-      const digest = sha256(bytes);
-      const put = await alice.call(registry.url, repo, 'PUT', `${location}${location.includes('?') ? '&' : '?'}digest=${digest}`, {
-        body: bytes,
-        headers: { 'content-type': 'application/octet-stream' },
-      });
-      expect(put.status, put.text).to.equal(201);
-      return digest;
-    }
+    const pushBlob = (repo: string, bytes: Buffer) => alice.pushBlob(registry.url, repo, bytes);
 
     /** By tag, or by its digest without `reference`; `body` as bytes is pushed as it is. */
     async function pushManifest(repo: string, reference: string | undefined, body: object | Buffer, mediaType = OCI_MANIFEST): Promise<string> {
@@ -85,14 +77,7 @@ for (const [backend, metadata] of [
       return { status: response.statusCode, headers: response.headers, text };
     }
 
-    /** Logs in through the form, as a browser would: the login page's CSRF cookie and token, then the session cookie. */
-    async function login(user: { username: string; password: string }): Promise<string> {
-      const form = await page('/ui/login');
-      const csrfCookie = cookiesOf(form.headers);
-      const response = await post('/ui/login', { csrf: csrfToken(form.text), username: user.username, password: user.password, next: '/ui/' }, { cookie: csrfCookie });
-      expect(response.status, response.text).to.equal(303);
-      return cookiesOf(response.headers);
-    }
+    const login = (user: { username: string; password: string }) => webLogin(registry.url, user);
 
     async function apiStatus(repo: string, reference: string): Promise<number> {
       return (await alice.call(registry.url, repo, 'GET', `/v2/${repo}/manifests/${reference}`, { headers: { accept: `${OCI_MANIFEST}, ${OCI_INDEX}` } })).status;
@@ -389,8 +374,7 @@ describe('web pages with anonymous pull off', function () {
     registry = await startTestRegistry({ backend: 'fs', anonymousPull: false });
     const alice = new OciTestClient(USERS.alice);
     const config = Buffer.from('{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}');
-    const location = await alice.start(registry.url, 'alice/secret-name');
-    expect((await alice.call(registry.url, 'alice/secret-name', 'PUT', `${location}${location.includes('?') ? '&' : '?'}digest=${sha256(config)}`, { body: config })).status).to.equal(201);
+    await alice.pushBlob(registry.url, 'alice/secret-name', config);
     const manifest = Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: OCI_MANIFEST, config: { mediaType: OCI_CONFIG, digest: sha256(config), size: config.length }, layers: [] }));
     expect((await alice.call(registry.url, 'alice/secret-name', 'PUT', '/v2/alice/secret-name/manifests/secret-tag', { body: manifest, headers: { 'content-type': OCI_MANIFEST } })).status).to.equal(201);
   });
@@ -432,13 +416,3 @@ describe('web pages with anonymous pull off', function () {
     expect(text).to.not.contain('hidden-').and.not.contain('after=');
   });
 });
-
-function cookiesOf(headers: Record<string, string | string[] | undefined>): string {
-  return ([headers['set-cookie'] ?? []].flat() as string[]).map((line) => line.split(';')[0] as string).filter((pair) => !pair.endsWith('=')).join('; ');
-}
-
-function csrfToken(text: string): string {
-  const token = /name="csrf" value="([^"]+)"/.exec(text)?.[1];
-  if (!token) throw new Error('no CSRF token on the page');
-  return token;
-}

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { request } from 'undici';
 
@@ -61,6 +62,18 @@ export class OciTestClient {
     // "0-0" means an empty upload here (the tests never leave exactly one byte).
     const range = String(response.headers.range ?? '');
     return range === '0-0' ? 0 : Number(/^0-(\d+)$/.exec(range)?.[1] ?? -1) + 1;
+  }
+
+  /** A whole blob in one PUT after the POST; resolves its digest, or throws with the answer. */
+  async pushBlob(base: string, repo: string, bytes: Buffer): Promise<string> {
+    const location = await this.start(base, repo);
+    const digest = `sha256:${createHash('sha256').update(bytes).digest('hex')}`;
+    const put = await this.call(base, repo, 'PUT', `${location}${location.includes('?') ? '&' : '?'}digest=${digest}`, {
+      body: bytes,
+      headers: { 'content-type': 'application/octet-stream' },
+    });
+    if (put.status !== 201) throw new Error(`blob PUT: ${put.status} ${put.text}`);
+    return digest;
   }
 
   async finish(base: string, repo: string, location: string, digest: string) {
