@@ -4,6 +4,7 @@ import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { didSchema } from '../core/did.ts';
 import { ConfigError, applyEnvOverrides, deepFreeze, listenSchema } from '../core/config.ts';
+import { holdMetricsSchema } from '../core/metrics-endpoint.ts';
 import { serverTimeoutsSchema } from '../core/http-limits.ts';
 import { MAX_SERVICE_TOKEN_TTL_SECONDS } from '../core/service-token.ts';
 import { PROVIDER_NAMES } from '../protocol/providers.ts';
@@ -114,6 +115,7 @@ export const holdConfigSchema = z
       .default(300)
       .describe("How long a blob deletion holds its digest's lease. Pushes of that digest wait for it; one whose hold process died blocks them this long at most."),
     limits: z.object({ http: serverTimeoutsSchema.prefault({}) }).strict().prefault({}).describe('Bounds on what one request may hold (docs/SECURITY.md).'),
+    metrics: holdMetricsSchema,
     storage: z
       .discriminatedUnion('backend', [
         z.object({ backend: z.literal('fs'), fs: fsSchema.default({ root: './data/hold', prefix: '' }) }).strict(),
@@ -135,6 +137,7 @@ export const HOLD_ENV_OVERRIDES: Readonly<Record<string, { path: readonly string
   HOLDFAST_HOLD_PORT: { path: ['listen', 'port'], type: 'number' },
   HOLDFAST_HOLD_PUBLIC_URL: { path: ['publicUrl'], type: 'string' },
   HOLDFAST_HOLD_PUBLIC_READ: { path: ['publicRead'], type: 'boolean' },
+  HOLDFAST_HOLD_METRICS_TOKEN: { path: ['metrics', 'bearerToken'], type: 'string' },
   HOLDFAST_S3_ENDPOINT: { path: ['storage', 's3', 'endpoint'], type: 'string' },
   HOLDFAST_S3_PUBLIC_ENDPOINT: { path: ['storage', 's3', 'publicEndpoint'], type: 'string' },
   HOLDFAST_S3_BUCKET: { path: ['storage', 's3', 'bucket'], type: 'string' },

@@ -8,6 +8,7 @@ import { S3Backend } from './backends/s3.ts';
 import type { StorageBackend } from './backends/types.ts';
 import { trustedIssuerKeys, type HoldConfig } from './config.ts';
 import { buildHoldApp } from './http/server.ts';
+import { listenForMetrics, loadMetricsSecret, mainPortAccess } from '../core/metrics-endpoint.ts';
 import { normalizePrefix } from './keys.ts';
 import { HoldMetrics } from './metrics.ts';
 import { HoldService } from './service.ts';
@@ -39,14 +40,17 @@ export class Hold {
   readonly #logger: Logger;
   #janitor: NodeJS.Timeout | undefined;
   #closing: Promise<void> | undefined;
+  readonly #metricsSecret: Buffer | undefined;
+  #metricsServer: { address: string; close(): Promise<void> } | undefined;
 
-  private constructor(parts: { app: FastifyInstance; service: HoldService; backend: StorageBackend; metrics: HoldMetrics; config: HoldConfig; logger: Logger }) {
+  private constructor(parts: { app: FastifyInstance; service: HoldService; backend: StorageBackend; metrics: HoldMetrics; config: HoldConfig; logger: Logger; metricsSecret?: Buffer }) {
     this.app = parts.app;
     this.service = parts.service;
     this.backend = parts.backend;
     this.metrics = parts.metrics;
     this.config = parts.config;
     this.#logger = parts.logger;
+    this.#metricsSecret = parts.metricsSecret;
   }
 
   static async create(config: HoldConfig, options: HoldOptions = {}): Promise<Hold> {
@@ -79,13 +83,30 @@ export class Hold {
         'this provider has no conditional writes: upload records and blob deletions are serialized within this hold process only; run one hold process per bucket (docs/PRESIGNED_URLS.md, "Guarantees by provider")',
       );
     }
-    const app = buildHoldApp({ service, verifier, metrics, logger, fsBackend: backend instanceof FsBackend ? backend : undefined, timeouts: config.limits.http });
-    return new Hold({ app, service, backend, metrics, config, logger });
+    const metricsSecret = await loadMetricsSecret(config.metrics, options.baseDir);
+    const app = buildHoldApp({
+      service,
+      verifier,
+      metrics,
+      logger,
+      fsBackend: backend instanceof FsBackend ? backend : undefined,
+      timeouts: config.limits.http,
+      metricsAccess: { access: mainPortAccess(config.metrics, metricsSecret, false), secret: metricsSecret },
+    });
+    return new Hold({ app, service, backend, metrics, config, logger, metricsSecret });
+  }
+
+  /** The `metrics.listen` server's address once listening. */
+  get metricsAddress(): string | undefined {
+    return this.#metricsServer?.address;
   }
 
   /** Starts listening; resolves to the bound address. */
   async listen(port = this.config.listen.port, host = this.config.listen.host): Promise<string> {
     const address = await this.app.listen({ port, host });
+    if (this.config.metrics.listen && !this.#metricsServer) {
+      this.#metricsServer = await listenForMetrics(this.config.metrics.listen, this.#metricsSecret, async () => ({ contentType: this.metrics.registry.contentType, body: await this.metrics.registry.metrics() }));
+    }
     this.#startJanitor();
     return address;
   }
@@ -106,6 +127,7 @@ export class Hold {
     this.#closing ??= (async () => {
       if (this.#janitor) clearInterval(this.#janitor);
       await this.app.close();
+      await this.#metricsServer?.close();
       await this.backend.close();
     })();
     return this.#closing;

@@ -4,6 +4,7 @@ import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { didSchema } from '../core/did.ts';
 import { ConfigError, applyEnvOverrides, deepFreeze, listenSchema } from '../core/config.ts';
+import { registryMetricsSchema } from '../core/metrics-endpoint.ts';
 import { serverTimeoutsSchema } from '../core/http-limits.ts';
 import { PATTERN_CHARACTERS } from './policies/glob.ts';
 import { byteSizeSchema } from '../core/byte-size.ts';
@@ -158,6 +159,7 @@ export const registryConfigSchema = z
       .strict()
       .prefault({})
       .describe('Bounds on what one request or one account may hold (docs/SECURITY.md).'),
+    metrics: registryMetricsSchema,
   })
   .strict();
 
@@ -168,6 +170,7 @@ export const REGISTRY_ENV_OVERRIDES = Object.freeze({
   HOLDFAST_REGISTRY_PORT: { path: ['listen', 'port'], type: 'number' as const },
   HOLDFAST_REGISTRY_PUBLIC_URL: { path: ['publicUrl'], type: 'string' as const },
   HOLDFAST_DATABASE_URL: { path: ['metadata', 'url'], type: 'string' as const },
+  HOLDFAST_REGISTRY_METRICS_TOKEN: { path: ['metrics', 'bearerToken'], type: 'string' as const },
 });
 
 export function parseRegistryConfig(input: unknown, source = 'config'): RegistryConfig {
@@ -207,6 +210,7 @@ function resolvePaths(raw: unknown, baseDir: string): unknown {
   fix(copy.metadata, 'path');
   fix(copy.auth, 'usersFile');
   fix(copy.auth, 'signingKeyFile');
+  fix(copy.metrics, 'bearerTokenFile');
   const storage = copy.storage as { module?: unknown; options?: Record<string, unknown> } | undefined;
   if (storage && typeof storage.module === 'string' && storage.module.startsWith('.')) storage.module = path.resolve(baseDir, storage.module);
   fix(storage?.options, 'privateKeyFile');

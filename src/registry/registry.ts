@@ -5,6 +5,7 @@ import path from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import { createLogger } from '../core/logger.ts';
+import { listenForMetrics, loadMetricsSecret, mainPortAccess } from '../core/metrics-endpoint.ts';
 import { OpenAuthorizer } from './auth/open.ts';
 import { TokenAuthorizer } from './auth/token.ts';
 import type { Authorizer } from './auth/types.ts';
@@ -57,6 +58,9 @@ export class Registry {
   readonly #authorizer: Authorizer;
   #gcTimer: NodeJS.Timeout | undefined;
   #closing: Promise<void> | undefined;
+  readonly #metrics: RegistryMetrics;
+  readonly #metricsSecret: Buffer | undefined;
+  #metricsServer: { address: string; close(): Promise<void> } | undefined;
 
   private constructor(parts: {
     app: FastifyInstance;
@@ -67,6 +71,8 @@ export class Registry {
     retention: Retention;
     logger: Logger;
     authorizer: Authorizer;
+    metrics: RegistryMetrics;
+    metricsSecret?: Buffer;
   }) {
     this.app = parts.app;
     this.metadata = parts.metadata;
@@ -76,6 +82,8 @@ export class Registry {
     this.retention = parts.retention;
     this.#logger = parts.logger;
     this.#authorizer = parts.authorizer;
+    this.#metrics = parts.metrics;
+    this.#metricsSecret = parts.metricsSecret;
   }
 
   static async create(config: RegistryConfig, options: RegistryOptions = {}): Promise<Registry> {
@@ -87,6 +95,7 @@ export class Registry {
     const signingKey = config.auth.mode === 'token' ? (config.auth.signingKey ?? (await readFile(config.auth.signingKeyFile as string, 'utf8'))) : undefined;
     const authorizer = await createAuthorizer(config, publicUrl, signingKey);
     const metrics = new RegistryMetrics({ defaultMetrics: options.defaultMetrics });
+    const metricsSecret = await loadMetricsSecret(config.metrics);
     const immutableTags = new ImmutableTags(config.policies.immutableTags);
     const ctx: RegistryContext = {
       metadata,
@@ -116,13 +125,15 @@ export class Registry {
       trustProxy: config.trustProxy,
       // With no authentication, only this machine may talk to us (docs/SECURITY.md).
       loopbackOnly: config.auth.mode === 'none',
+      // Unauthenticated and loopback-only, anyone who can read /metrics can push anyway.
+      metricsAccess: { access: mainPortAccess(config.metrics, metricsSecret, config.auth.mode === 'none'), secret: metricsSecret },
       plugins,
     });
     if (config.auth.mode === 'none') {
       logger.warn({ did: config.auth.did }, 'authentication is off: anyone who can reach this loopback address may push and pull');
     }
     const gc = config.gc.did
-      ? new GarbageCollector({ store: metadata.gc, storage, did: config.gc.did, graceSeconds: config.gc.graceSeconds, deletingTimeoutSeconds: config.gc.deletingTimeoutSeconds, metrics: new GcMetrics(metrics.registry), logger })
+      ? new GarbageCollector({ store: metadata.gc, storage, did: config.gc.did, graceSeconds: config.gc.graceSeconds, deletingTimeoutSeconds: config.gc.deletingTimeoutSeconds, metrics: new GcMetrics(metrics.registry, { perUserLabels: config.metrics.perUserLabels }), logger })
       : undefined;
     const retention = new Retention({
       rules: config.policies.retention,
@@ -132,12 +143,20 @@ export class Registry {
       metrics: metrics.registry,
       logger,
     });
-    return new Registry({ app, metadata, storage, config, gc, retention, logger, authorizer });
+    return new Registry({ app, metadata, storage, config, gc, retention, logger, authorizer, metrics, metricsSecret });
+  }
+
+  /** The `metrics.listen` server's address once listening. */
+  get metricsAddress(): string | undefined {
+    return this.#metricsServer?.address;
   }
 
   /** Starts listening and, when configured, the periodic retention and garbage collection. */
   async listen(port = this.config.listen.port, host = this.config.listen.host): Promise<string> {
     const address = await this.app.listen({ port, host });
+    if (this.config.metrics.listen && !this.#metricsServer) {
+      this.#metricsServer = await listenForMetrics(this.config.metrics.listen, this.#metricsSecret, async () => ({ contentType: this.#metrics.registry.contentType, body: await this.#metrics.registry.metrics() }));
+    }
     if ((this.gc || this.retention.configured) && this.config.gc.intervalSeconds > 0) {
       this.#gcTimer = setInterval(() => {
         void this.#maintain();
@@ -157,6 +176,7 @@ export class Registry {
     this.#closing ??= (async () => {
       if (this.#gcTimer) clearInterval(this.#gcTimer);
       await this.app.close();
+      await this.#metricsServer?.close();
       await this.#authorizer.close?.();
       await this.storage.close();
       await this.metadata.close();

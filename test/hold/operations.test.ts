@@ -5,6 +5,7 @@ import pino from 'pino';
 import { request } from 'undici';
 import { PutObjectCommand } from '@aws-sdk/client-s3';
 import { BACKENDS, DIDS, publishBlob, startTestHold, type TestHold } from '../support/hold-harness.ts';
+import { METRICS_HEADERS } from '../support/hold-metrics.ts';
 import { MiB, getFromUrl, putToUrl, randomBlob, sha256 } from '../support/bytes.ts';
 import { HoldClientError } from '../../src/driver/hold-client.ts';
 import { sharedMinio } from '../support/global-fixtures.ts';
@@ -133,13 +134,49 @@ for (const backend of BACKENDS) {
       }
     });
 
+    it('serves /metrics only to a scraper with the secret: anonymous callers get 401, and with neither a secret nor metrics.listen, 404', async function () {
+      const hold = await startTestHold(backend);
+      const closed = await startTestHold(backend, { config: { metrics: {} } });
+      try {
+        const anonymous = await request(`${hold.url}/metrics`);
+        expect(anonymous.statusCode).to.equal(401);
+        expect(await anonymous.body.text()).not.to.include('holdfast_');
+        const wrong = await request(`${hold.url}/metrics`, { headers: { authorization: 'Bearer test-metrics-secret-0123456780' } });
+        expect(wrong.statusCode).to.equal(401);
+        await wrong.body.dump();
+        const none = await request(`${closed.url}/metrics`);
+        expect(none.statusCode).to.equal(404);
+        expect(await none.body.text()).not.to.include('holdfast_');
+      } finally {
+        await closed.close();
+        await hold.close();
+      }
+    });
+
+    it('serves /metrics on metrics.listen alone when it is set, and not on the main port', async function () {
+      const hold = await startTestHold(backend, { config: { metrics: { listen: { host: '127.0.0.1', port: 0 } } } });
+      try {
+        const main = await request(`${hold.url}/metrics`, { headers: METRICS_HEADERS });
+        expect(main.statusCode).to.equal(404);
+        await main.body.dump();
+        const scraped = await request(`${hold.hold.metricsAddress as string}/metrics`);
+        expect(scraped.statusCode).to.equal(200);
+        expect(await scraped.body.text()).to.include('holdfast_hold_requests_total');
+        const other = await request(`${hold.hold.metricsAddress as string}/v2/`);
+        expect(other.statusCode).to.equal(404);
+        await other.body.dump();
+      } finally {
+        await hold.close();
+      }
+    });
+
     it('serves /healthz and Prometheus /metrics with request and storage counters', async function () {
       const hold = await startTestHold(backend);
       try {
         await hold.client.startMultipart(DIDS.owner);
         const health = await request(`${hold.url}/healthz`);
         expect(await health.body.json()).to.deep.equal({ status: 'ok', service: 'hold', instance: INSTANCE_NAME });
-        const metrics = await (await request(`${hold.url}/metrics`)).body.text();
+        const metrics = await (await request(`${hold.url}/metrics`, { headers: METRICS_HEADERS })).body.text();
         expect(metrics).to.match(/holdfast_hold_requests_total\{endpoint="\/start-multipart",method="POST",status="200"\} 1/);
         if (backend === 's3') expect(metrics).to.match(/holdfast_hold_storage_call_seconds_count\{operation="CreateMultipartUpload",outcome="ok"\} 1/);
       } finally {
@@ -172,7 +209,7 @@ describe('hold move strategies (s3)', function () {
       await hold.client.move(DIDS.owner, put.upload_name as string, digest);
       const get = await hold.client.getPresignedUrl(DIDS.owner, digest);
       expect(sha256((await getFromUrl(get.url)).body)).to.equal(digest);
-      const metrics = await (await request(`${hold.url}/metrics`)).body.text();
+      const metrics = await (await request(`${hold.url}/metrics`, { headers: METRICS_HEADERS })).body.text();
       expect(metrics).to.match(/holdfast_hold_storage_call_seconds_count\{operation="UploadPartCopy",outcome="ok"\} 3/);
       expect(await hold.inspect.pendingMultipartUploads()).to.equal(0);
     } finally {
@@ -210,7 +247,7 @@ describe('hold move strategies (s3)', function () {
       const digest = sha256(blob);
       const upload = await completedUpload(hold, blob);
       expect(await hold.client.move(DIDS.owner, upload.upload_name, digest, { size: blob.length })).to.deep.include({ existed: false, size: blob.length });
-      const metrics = await (await request(`${hold.url}/metrics`)).body.text();
+      const metrics = await (await request(`${hold.url}/metrics`, { headers: METRICS_HEADERS })).body.text();
       expect(metrics).not.to.match(/operation="(CopyObject|UploadPartCopy)"/);
       expect((await hold.client.stat(DIDS.owner, digest)).size).to.equal(blob.length);
       expect((await getFromUrl((await hold.client.getPresignedUrl(DIDS.owner, digest)).url)).body.equals(blob)).to.equal(true);

@@ -13,6 +13,7 @@ import { Hold } from '../../src/hold/hold.ts';
 import type { StepHook } from '../../src/hold/protocol-steps.ts';
 import { sharedMinio } from './global-fixtures.ts';
 import { putToUrl, sha256 } from './bytes.ts';
+import { TEST_METRICS_TOKEN } from './hold-metrics.ts';
 import { freePort } from './tools.ts';
 
 export type BackendKind = 'fs' | 's3';
@@ -123,6 +124,7 @@ export async function startTestHold(backend: BackendKind, options: TestHoldOptio
     ],
     trustedIssuers: [ISSUER, ...(options.extraIssuers ?? [])].map((issuer) => ({ issuer, publicKey: keys.publicKey })),
     janitorIntervalSeconds: 0,
+    metrics: { bearerToken: TEST_METRICS_TOKEN },
     storage,
     ...options.config,
   });

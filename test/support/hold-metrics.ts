@@ -1,5 +1,11 @@
 import { request } from 'undici';
 
+/** The `metrics.bearerToken` every hold the tests and benches start is given. */
+export const TEST_METRICS_TOKEN = 'test-metrics-secret-0123456789';
+
+/** Headers that read a test hold's /metrics. */
+export const METRICS_HEADERS = Object.freeze({ authorization: `Bearer ${TEST_METRICS_TOKEN}` });
+
 /** What a hold has done, from its Prometheus /metrics (its own /metrics and /healthz left out). */
 export interface HoldCalls {
   /** API requests answered, by endpoint path. */
@@ -9,7 +15,7 @@ export interface HoldCalls {
 }
 
 export async function holdCalls(holdUrl: string): Promise<HoldCalls> {
-  const text = await (await request(`${holdUrl}/metrics`)).body.text();
+  const text = await (await request(`${holdUrl}/metrics`, { headers: METRICS_HEADERS })).body.text();
   return {
     requests: sumByLabel(text, 'holdfast_hold_requests_total', 'endpoint', (endpoint) => endpoint !== '/metrics' && endpoint !== '/healthz'),
     storage: sumByLabel(text, 'holdfast_hold_storage_call_seconds_count', 'operation'),

@@ -56,6 +56,8 @@ export interface TestRegistryOptions {
   gc?: Record<string, unknown>;
   /** `ui` of the registry config. */
   ui?: Record<string, unknown>;
+  /** `metrics` of the registry config. */
+  metrics?: Record<string, unknown>;
   /** `policies` of the registry config. */
   policies?: Record<string, unknown>;
   /** Hold settings over the harness's (e.g. `quotas`, `crew` with tiers). */
@@ -110,6 +112,7 @@ export async function startTestRegistry(options: TestRegistryOptions): Promise<T
     ...(options.ui ? { ui: options.ui } : {}),
     ...(options.limits ? { limits: options.limits } : {}),
     ...(options.policies ? { policies: options.policies } : {}),
+    ...(options.metrics ? { metrics: options.metrics } : {}),
   });
   const logger = pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' });
   const start = async (index: number) => {

@@ -12,6 +12,7 @@ import { hashPassword } from '../../src/registry/auth/users.ts';
 import { generateSigningKey } from './hold-harness.ts';
 import { stopChild } from './minio.ts';
 import { waitForHttp } from './tools.ts';
+import { TEST_METRICS_TOKEN } from './hold-metrics.ts';
 import type { RunningMinio } from './minio.ts';
 
 /** The TypeScript sources, run through tsx, so tests never run a stale dist/. */
@@ -115,6 +116,7 @@ export async function startStack(options: StackOptions): Promise<RunningStack> {
       ],
       ...(options.hold?.quotas ? { quotas: options.hold.quotas } : {}),
       trustedIssuers: [{ issuer: 'did:web:registry.test', publicKeyFile: 'registry-signing.pub' }],
+      metrics: { bearerToken: TEST_METRICS_TOKEN },
       ...(options.hold?.uploadTtlSeconds !== undefined ? { uploadTtlSeconds: options.hold.uploadTtlSeconds } : {}),
       ...(options.hold?.presignTtlSeconds !== undefined ? { presignTtlSeconds: options.hold.presignTtlSeconds } : {}),
       ...(options.hold?.janitorIntervalSeconds !== undefined ? { janitorIntervalSeconds: options.hold.janitorIntervalSeconds } : {}),

@@ -8,6 +8,7 @@ import type { ServiceTokenVerifier } from '../auth/tokens.ts';
 import { HoldError } from '../errors.ts';
 import type { FsBackend } from '../backends/fs.ts';
 import type { HoldMetrics } from '../metrics.ts';
+import { metricsRoute, type MetricsAccess } from '../../core/metrics-endpoint.ts';
 import type { HoldService } from '../service.ts';
 import { sendHoldError } from './errors.ts';
 import { registerFsRoutes } from './fs-routes.ts';
@@ -22,6 +23,8 @@ export interface HoldAppOptions {
   /** Set when the backend is the filesystem: the hold serves its signed URLs. */
   fsBackend?: FsBackend;
   timeouts?: ServerTimeouts;
+  /** Who may read `/metrics` on this port; the hold authenticates every caller, so never `open`. */
+  metricsAccess: { access: MetricsAccess; secret?: Buffer };
 }
 
 const JSON_BODY_LIMIT = 4 * 1024 * 1024;
@@ -52,10 +55,7 @@ export function buildHoldApp(options: HoldAppOptions): FastifyInstance {
   });
 
   app.get('/healthz', async () => healthAnswer('hold'));
-  app.get('/metrics', async (_request, reply) => {
-    reply.type(options.metrics.registry.contentType);
-    return options.metrics.registry.metrics();
-  });
+  metricsRoute(app, options.metricsAccess.access, options.metricsAccess.secret, async () => ({ contentType: options.metrics.registry.contentType, body: await options.metrics.registry.metrics() }));
 
   const register = <K extends HoldEndpointName>(endpoint: K) => {
     const { path, acceptsQuery } = HOLD_ENDPOINTS[endpoint];

@@ -175,7 +175,10 @@ export class TokenAuthorizer implements Authorizer {
     try {
       const { payload } = await jwtVerify(token, this.#publicKey, { issuer: this.#options.issuer, audience: this.#options.service, algorithms: [this.#alg] });
       const access = (Array.isArray(payload.access) ? payload.access : []) as AccessEntry[];
-      const user = typeof payload.sub === 'string' && payload.sub ? this.#options.users.byUsername(payload.sub) : undefined;
+      const subject = typeof payload.sub === 'string' ? payload.sub : '';
+      const user = subject ? this.#options.users.byUsername(subject) : undefined;
+      // A user removed or disabled since the token was issued: the token dies with them, never falling back to the anonymous DID.
+      if (subject && !user) return undefined;
       const identity = user ? { did: user.did, username: user.username } : { did: this.#options.anonymousDid };
       return {
         identity,

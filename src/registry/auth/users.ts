@@ -36,7 +36,18 @@ export const usersFileSchema = z
         .strict(),
     ).describe('One entry per user.'),
   })
-  .strict();
+  .strict()
+  .superRefine((file, context) => {
+    // Two users with one handle would both own its namespace.
+    for (const key of ['username', 'handle'] as const) {
+      const seen = new Map<string, number>();
+      file.users.forEach((user, index) => {
+        const first = seen.get(user[key]);
+        if (first === undefined) seen.set(user[key], index);
+        else context.addIssue({ code: 'custom', path: ['users', index, key], message: `${user[key]} is already the ${key} of users.${first}; each user needs their own` });
+      });
+    }
+  });
 
 export interface LoginOptions extends LoginLimits {
   /** Threads that run bcrypt. */
@@ -74,7 +85,7 @@ export class UserDirectory {
 
   private constructor(users: (User & { passwordHash: string })[], options: LoginOptions) {
     this.#users = new Map(users.map((user) => [user.username, user]));
-    for (const user of users) if (!this.#handles.has(user.handle)) this.#handles.set(user.handle, { username: user.username, did: user.did, handle: user.handle });
+    for (const user of users) this.#handles.set(user.handle, { username: user.username, did: user.did, handle: user.handle });
     this.#dummyHash = bcrypt.hashSync(randomBytes(16).toString('hex'), costOf(users));
     this.#pool = new PasswordPool(options.threads);
     this.#pool.warm();
@@ -132,7 +143,7 @@ export class UserDirectory {
     return user ? { username: user.username, did: user.did, handle: user.handle } : undefined;
   }
 
-  /** The user whose namespace `handle` is (the first one, while handles may repeat). */
+  /** The user whose namespace `handle` is. */
   byHandle(handle: string): User | undefined {
     const user = this.#handles.get(handle);
     return user ? { ...user } : undefined;

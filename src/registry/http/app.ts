@@ -3,6 +3,7 @@ import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyRepl
 import type { Logger } from 'pino';
 import { fastifyTimeouts, watchClients, type ServerTimeouts } from '../../core/http-limits.ts';
 import { requestSerializers } from '../../core/logger.ts';
+import { metricsRoute, type MetricsAccess } from '../../core/metrics-endpoint.ts';
 import { healthAnswer } from '../../core/instance.ts';
 import { DriverError } from '../../driver/types.ts';
 import { RegistryError, type OciErrorCode } from '../errors.ts';
@@ -52,6 +53,8 @@ export interface RegistryAppOptions {
   trustProxy?: false | string[];
   /** Serve only loopback `Host`s and refuse cross-site requests (authentication off). */
   loopbackOnly?: boolean;
+  /** Who may read `/metrics` on this port. */
+  metricsAccess: { access: MetricsAccess; secret?: Buffer };
   /** Extra routes (the token endpoint) registered by the auth module. */
   plugins?: ((app: FastifyInstance) => void)[];
 }
@@ -93,7 +96,7 @@ export function buildRegistryApp(ctx: RegistryContext, options: RegistryAppOptio
   });
 
   app.get('/healthz', async () => healthAnswer('registry'));
-  app.get('/metrics', async (_request, reply) => reply.type(ctx.metrics.registry.contentType).send(await ctx.metrics.registry.metrics()));
+  metricsRoute(app, options.metricsAccess.access, options.metricsAccess.secret, async () => ({ contentType: ctx.metrics.registry.contentType, body: await ctx.metrics.registry.metrics() }));
   for (const plugin of options.plugins ?? []) plugin(app);
 
   app.route({
