@@ -1,5 +1,6 @@
 import path from 'node:path';
-import { parseArgs } from 'node:util';
+import { readFileSync } from 'node:fs';
+import { Command } from 'commander';
 import { createLogger } from '../core/logger.ts';
 import { loadHoldConfig } from '../hold/config.ts';
 import { ConfigError } from '../core/config.ts';
@@ -7,117 +8,155 @@ import { INSTANCE_NAME } from '../core/instance.ts';
 import { hashPassword } from '../registry/auth/users.ts';
 import { loadRegistryConfig } from '../registry/config.ts';
 import { ensureSigningKey } from './keys.ts';
+import { UsageError } from './usage-error.ts';
 
 // Each command loads only what it runs: a registry process never holds the
 // AWS SDK (only the hold talks to S3), which keeps its resident set smaller.
 const loadHold = async () => (await import('../hold/hold.ts')).Hold;
 const loadRegistry = async () => (await import('../registry/registry.ts')).Registry;
 
-const USAGE = `usage:
-  holdfast start [--data DIR] [--port N]    registry + hold on 127.0.0.1:5000 (filesystem, SQLite, no auth)
-  holdfast registry --config registry.yaml  run a registry
-  holdfast hold --config hold.yaml          run a hold service
-  holdfast gc --config registry.yaml [--dry-run]   one garbage-collection pass now (JSON report)
-  holdfast retention --config registry.yaml [--dry-run]   one retention pass now: each tag and manifest removed, and why (JSON)
-  holdfast quota --config hold.yaml [--check [--fix]]   each DID's stored bytes and limit; --check recounts from the charges (JSON)
-  holdfast keygen --out DIR                 create a registry service-token key pair
-  holdfast hash-password                    read a password on stdin, print its bcrypt hash`;
-
 const logger = createLogger({ base: { service: 'holdfast' } });
 /** For the commands that print a report: stdout stays pure JSON. */
 const reportLogger = () => createLogger({ base: { service: 'holdfast' } }, { toStderr: true });
 
-async function main(argv: string[]): Promise<void> {
-  const [command, ...rest] = argv;
-  const { values } = parseArgs({
-    args: rest,
-    options: {
-      config: { type: 'string' },
-      data: { type: 'string' },
-      port: { type: 'string' },
-      out: { type: 'string' },
-      'dry-run': { type: 'boolean' },
-      check: { type: 'boolean' },
-      fix: { type: 'boolean' },
-    },
-    allowPositionals: false,
-  });
-  switch (command) {
-    case 'hold': {
-      if (!values.config) throw new UsageError('hold needs --config FILE');
-      const config = await loadHoldConfig(values.config);
-      const hold = await (await loadHold()).create(config, { logger, baseDir: path.dirname(values.config), defaultMetrics: true });
-      const address = await hold.listen();
-      logger.info({ address, instance: INSTANCE_NAME }, 'hold listening');
-      onSignal(() => hold.close());
-      return;
-    }
-    case 'registry': {
-      if (!values.config) throw new UsageError('registry needs --config FILE');
-      const registry = await (await loadRegistry()).create(await loadRegistryConfig(values.config), { logger, defaultMetrics: true });
-      const address = await registry.listen();
-      logger.info({ address, instance: INSTANCE_NAME }, 'registry listening');
-      onSignal(() => registry.close());
-      return;
-    }
-    case 'start': {
-      const dataDir = path.resolve(values.data ?? 'data');
-      const port = Number(values.port ?? process.env.PORT ?? 5000);
+function program(): Command {
+  const cli = new Command('holdfast')
+    .description('An OCI registry whose blobs live in S3 buckets owned by hold services.')
+    .version(packageVersion(), '-V, --version')
+    .showHelpAfterError('(add --help for usage)');
+
+  cli
+    .command('start')
+    .description('registry + hold on 127.0.0.1:5000 in one process (filesystem, SQLite, no authentication)')
+    .option('--data <dir>', 'where blobs, the database and keys live', 'data')
+    .option('--port <n>', 'the registry port (default: $PORT, else 5000)')
+    .action(async (options: { data: string; port?: string }) => {
+      const dataDir = path.resolve(options.data);
+      const port = portNumber(options.port ?? process.env.PORT ?? '5000');
       const { startEmbedded } = await import('./embedded.ts');
       const embedded = await startEmbedded({ dataDir, port, logger });
       logger.info({ address: `http://127.0.0.1:${port}`, data: dataDir }, 'holdfast registry listening (embedded hold, filesystem backend, SQLite)');
       onSignal(() => embedded.close());
-      return;
-    }
-    case 'gc': {
-      if (!values.config) throw new UsageError('gc needs --config FILE (the registry config)');
-      const registry = await (await loadRegistry()).create(await loadRegistryConfig(values.config), { logger: reportLogger() });
+    });
+
+  cli
+    .command('registry')
+    .description('run a registry')
+    .requiredOption('--config <file>', 'the registry config (docs/CONFIG.md)')
+    .action(async (options: { config: string }) => {
+      const registry = await (await loadRegistry()).create(await readConfig(options.config, loadRegistryConfig), { logger, defaultMetrics: true });
+      const address = await registry.listen();
+      logger.info({ address, instance: INSTANCE_NAME }, 'registry listening');
+      onSignal(() => registry.close());
+    });
+
+  cli
+    .command('hold')
+    .description('run a hold service')
+    .requiredOption('--config <file>', 'the hold config (docs/CONFIG.md)')
+    .action(async (options: { config: string }) => {
+      const config = await readConfig(options.config, loadHoldConfig);
+      const hold = await (await loadHold()).create(config, { logger, baseDir: path.dirname(options.config), defaultMetrics: true });
+      const address = await hold.listen();
+      logger.info({ address, instance: INSTANCE_NAME }, 'hold listening');
+      onSignal(() => hold.close());
+    });
+
+  cli
+    .command('gc')
+    .description('one garbage-collection pass now (JSON report)')
+    .requiredOption('--config <file>', 'the registry config')
+    .option('--dry-run', 'report what the pass would delete, and delete nothing')
+    .action(async (options: { config: string; dryRun?: boolean }) => {
+      const registry = await (await loadRegistry()).create(await readConfig(options.config, loadRegistryConfig), { logger: reportLogger() });
       try {
         if (!registry.gc) throw new UsageError('set gc.did in the registry config: the DID that may delete at the hold');
-        console.log(JSON.stringify(await registry.gc.run({ dryRun: values['dry-run'] === true }), null, 2));
+        printJson(await registry.gc.run({ dryRun: options.dryRun === true }));
       } finally {
         await registry.close();
       }
-      return;
-    }
-    case 'retention': {
-      if (!values.config) throw new UsageError('retention needs --config FILE (the registry config)');
-      const registry = await (await loadRegistry()).create(await loadRegistryConfig(values.config), { logger: reportLogger() });
+    });
+
+  cli
+    .command('retention')
+    .description('one retention pass now: each tag and manifest removed, and why (JSON)')
+    .requiredOption('--config <file>', 'the registry config')
+    .option('--dry-run', 'report what the pass would remove, and remove nothing')
+    .action(async (options: { config: string; dryRun?: boolean }) => {
+      const registry = await (await loadRegistry()).create(await readConfig(options.config, loadRegistryConfig), { logger: reportLogger() });
       try {
         if (!registry.retention.configured) throw new UsageError('the registry config has no policies.retention rules (docs/POLICIES.md)');
-        console.log(JSON.stringify(await registry.retention.run({ dryRun: values['dry-run'] === true, items: true }), null, 2));
+        printJson(await registry.retention.run({ dryRun: options.dryRun === true, items: true }));
       } finally {
         await registry.close();
       }
-      return;
-    }
-    case 'quota': {
-      if (!values.config) throw new UsageError('quota needs --config FILE (the hold config)');
-      const hold = await (await loadHold()).create(await loadHoldConfig(values.config), { logger: reportLogger(), baseDir: path.dirname(values.config) });
+    });
+
+  cli
+    .command('quota')
+    .description("each DID's stored bytes and limit (JSON)")
+    .requiredOption('--config <file>', 'the hold config')
+    .option('--check', 'recount every total from the charges')
+    .option('--fix', 'with --check: write the recounted totals')
+    .action(async (options: { config: string; check?: boolean; fix?: boolean }) => {
+      if (options.fix && !options.check) throw new UsageError('--fix goes with --check');
+      const hold = await (await loadHold()).create(await readConfig(options.config, loadHoldConfig), { logger: reportLogger(), baseDir: path.dirname(options.config) });
       try {
         const quotas = hold.service.quotas;
         if (!quotas) throw new UsageError('the hold config has no quotas section (docs/POLICIES.md)');
-        const report = values.check ? await quotas.check({ fix: values.fix === true }) : await quotas.list();
-        console.log(JSON.stringify(report, null, 2));
+        printJson(options.check ? await quotas.check({ fix: options.fix === true }) : await quotas.list());
       } finally {
         await hold.close();
       }
-      return;
-    }
-    case 'hash-password': {
+    });
+
+  cli
+    .command('keygen')
+    .description('create a registry service-token key pair')
+    .requiredOption('--out <dir>', 'where to write registry-signing.key and registry-signing.pub')
+    .action(async (options: { out: string }) => {
+      await ensureSigningKey(options.out);
+      console.log(`key pair in ${options.out}: registry-signing.key (private), registry-signing.pub`);
+    });
+
+  cli
+    .command('hash-password')
+    .description('read a password on stdin, print its bcrypt hash (for users.yaml)')
+    .action(async () => {
       const password = (await readStdin()).replace(/\r?\n$/, '');
       if (!password) throw new UsageError('hash-password reads the password on stdin');
       console.log(await hashPassword(password));
-      return;
-    }
-    case 'keygen': {
-      if (!values.out) throw new UsageError('keygen needs --out DIR');
-      await ensureSigningKey(values.out);
-      console.log(`key pair in ${values.out}: registry-signing.key (private), registry-signing.pub`);
-      return;
-    }
-    default:
-      throw new UsageError(command ? `unknown command ${command}` : 'no command given');
+    });
+
+  for (const command of cli.commands) command.showHelpAfterError('(add --help for usage)');
+  return cli;
+}
+
+function packageVersion(): string {
+  return (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
+}
+
+function portNumber(text: string): number {
+  const port = Number(text);
+  if (!/^\d+$/.test(text) || port > 65535) throw new UsageError(`not a port number: ${text}`);
+  return port;
+}
+
+function printJson(value: unknown): void {
+  console.log(JSON.stringify(value, null, 2));
+}
+
+/** A config file that is missing, unreadable or not YAML is the operator's mistake, said in one line. */
+async function readConfig<T>(file: string, load: (file: string) => Promise<T>): Promise<T> {
+  try {
+    return await load(file);
+  } catch (err) {
+    // `load` reads nothing but the file.
+    const { code } = err as NodeJS.ErrnoException;
+    if (code === 'ENOENT') throw new UsageError(`config file not found: ${file}`);
+    if (code === 'EACCES' || code === 'EISDIR') throw new UsageError(`config file not readable: ${file}`);
+    if (err instanceof Error && err.name === 'YAMLParseError') throw new UsageError(`${file} is not valid YAML: ${err.message.split('\n')[0]}`);
+    throw err;
   }
 }
 
@@ -155,17 +194,19 @@ async function readStdin(): Promise<string> {
   return text;
 }
 
-class UsageError extends Error {}
-
-main(process.argv.slice(2)).catch((err: unknown) => {
-  if (err instanceof UsageError) {
-    console.error(`${err.message}\n${USAGE}`);
-    process.exit(2);
-  }
-  if (err instanceof ConfigError) {
-    console.error(err.message);
-    process.exit(2);
-  }
-  logger.fatal({ err }, 'holdfast failed to start');
-  process.exit(1);
-});
+program()
+  .parseAsync(process.argv)
+  .catch((err: unknown) => {
+    if (err instanceof UsageError || err instanceof ConfigError) {
+      console.error(`holdfast: ${err.message}`);
+      process.exit(2);
+    }
+    // A file the config names (users, keys) that is not there.
+    const { code, path: missing } = err as NodeJS.ErrnoException;
+    if ((code === 'ENOENT' || code === 'EACCES') && missing) {
+      console.error(`holdfast: ${code === 'ENOENT' ? 'file not found' : 'file not readable'}: ${missing}`);
+      process.exit(2);
+    }
+    logger.fatal({ err }, 'holdfast failed');
+    process.exit(1);
+  });

@@ -1,6 +1,6 @@
 import pino from 'pino';
 import { expect } from 'chai';
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
@@ -255,6 +255,32 @@ for (const entry of ['src/cli/main.ts', 'bin/holdfast.js'] as const) {
         expect((await run()).items).to.deep.equal([]);
       } finally {
         await rm(dir, { recursive: true, force: true });
+      }
+    });
+
+    it('follows CLI conventions: --help on every command, --version, and an operator\'s mistake in one line with exit code 2 and no stack trace', async function () {
+      const run = (...args: string[]) => {
+        const result = spawnSync(process.execPath, [...(built ? [path.join(ROOT, entry)] : cliNodeArgs(path.join(ROOT, entry))), ...args], { encoding: 'utf8', cwd: os.tmpdir(), timeout: 60_000 });
+        return { status: result.status, stdout: result.stdout, stderr: result.stderr.split('\n').filter((line) => line && !/NodeVersionSupportWarning|node >=22|a\.co\/|upgrade to node|trace-warnings|versions published|^$/.test(line)).join('\n') };
+      };
+      const help = run('--help');
+      expect(help.status).to.equal(0);
+      const commands = ['start', 'registry', 'hold', 'gc', 'retention', 'quota', 'keygen', 'hash-password'];
+      for (const command of commands) expect(help.stdout).to.match(new RegExp(`^  ${command}\\b`, 'm'));
+      for (const command of commands) {
+        const own = run(command, '--help');
+        expect(own.status, command).to.equal(0);
+        expect(own.stdout, command).to.include(`Usage: holdfast ${command}`);
+      }
+      const version = run('--version');
+      expect(version.stdout.trim()).to.equal((JSON.parse(await readFile(path.join(ROOT, 'package.json'), 'utf8')) as { version: string }).version);
+      const missing = run('registry', '--config', './registry.yaml');
+      expect([missing.status, missing.stderr]).to.deep.equal([2, 'holdfast: config file not found: ./registry.yaml']);
+      for (const args of [['frob'], ['gc'], ['start', '--port', 'x'], ['registry', '--config']]) {
+        const wrong = run(...args);
+        expect(wrong.status, args.join(' ')).to.be.oneOf([1, 2]);
+        expect(wrong.stderr, args.join(' ')).not.to.match(/^\s+at |"level"/m);
+        expect(wrong.stderr.split('\n')[0], args.join(' ')).to.match(/^(error|holdfast): /);
       }
     });
   });
