@@ -9,6 +9,8 @@ import { hashPassword } from '../registry/auth/users.ts';
 import { loadRegistryConfig } from '../registry/config.ts';
 import { ensureSigningKey } from './keys.ts';
 import { UsageError } from './usage-error.ts';
+import { printJson, readConfig, readStdin } from './io.ts';
+import { registerAccountCommands } from './accounts.ts';
 
 // Each command loads only what it runs: a registry process never holds the
 // AWS SDK (only the hold talks to S3), which keeps its resident set smaller.
@@ -128,7 +130,7 @@ function program(): Command {
       console.log(await hashPassword(password));
     });
 
-  for (const command of cli.commands) command.showHelpAfterError('(add --help for usage)');
+  registerAccountCommands(cli);
   return cli;
 }
 
@@ -140,24 +142,6 @@ function portNumber(text: string): number {
   const port = Number(text);
   if (!/^\d+$/.test(text) || port > 65535) throw new UsageError(`not a port number: ${text}`);
   return port;
-}
-
-function printJson(value: unknown): void {
-  console.log(JSON.stringify(value, null, 2));
-}
-
-/** A config file that is missing, unreadable or not YAML is the operator's mistake, said in one line. */
-async function readConfig<T>(file: string, load: (file: string) => Promise<T>): Promise<T> {
-  try {
-    return await load(file);
-  } catch (err) {
-    // `load` reads nothing but the file.
-    const { code } = err as NodeJS.ErrnoException;
-    if (code === 'ENOENT') throw new UsageError(`config file not found: ${file}`);
-    if (code === 'EACCES' || code === 'EISDIR') throw new UsageError(`config file not readable: ${file}`);
-    if (err instanceof Error && err.name === 'YAMLParseError') throw new UsageError(`${file} is not valid YAML: ${err.message.split('\n')[0]}`);
-    throw err;
-  }
 }
 
 /**
@@ -186,12 +170,6 @@ function onSignal(close: () => Promise<void>): void {
     process.on('disconnect', () => stop('parent exited'));
     process.channel?.unref();
   }
-}
-
-async function readStdin(): Promise<string> {
-  let text = '';
-  for await (const chunk of process.stdin) text += (chunk as Buffer).toString();
-  return text;
 }
 
 program()

@@ -116,7 +116,11 @@ export const registryConfigSchema = z
             issuer: z.string().min(1).default('holdfast-registry').describe('The `iss` of registry tokens.'),
             signingKey: z.string().min(1).optional().describe('The PEM (PKCS#8, Ed25519 or P-256) that signs client tokens. Set this or `signingKeyFile`.'),
             signingKeyFile: z.string().min(1).optional().describe('A file holding `signingKey`.'),
-            usersFile: z.string().min(1).describe('The users file (its table is below).'),
+            usersFile: z
+              .string()
+              .min(1)
+              .optional()
+              .describe('A users file (its table is below), brought into the metadata database at each start: its users are added, updated, and removed when they leave it. Users added with `holdfast user` live in the database alone.'),
             tokenTtlSeconds: z.number().int().min(30).max(3600).default(300).describe('How long a client token lives.'),
             anonymousPull: z.boolean().default(true).describe('Whether a client without credentials may pull.'),
             anonymousDid: didSchema.describe('The DID presented to the hold for anonymous pulls.'),

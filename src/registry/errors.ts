@@ -21,6 +21,8 @@ export const OCI_ERRORS = Object.freeze({
   // Not spec codes, but the statuses the spec requires for these cases.
   RANGE_INVALID: { status: 416, message: 'requested range not satisfiable' },
   MANIFEST_TOO_LARGE: { status: 413, message: 'manifest exceeds the 4 MiB limit' },
+  REQUEST_INVALID: { status: 400, message: 'request invalid' },
+  REQUEST_TOO_LARGE: { status: 413, message: 'request body too large' },
   UNAVAILABLE: { status: 503, message: 'storage is unavailable; retry later' },
   INTERNAL: { status: 500, message: 'internal error' },
 } as const);

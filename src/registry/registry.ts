@@ -8,6 +8,7 @@ import { createLogger } from '../core/logger.ts';
 import { listenForMetrics, loadMetricsSecret, mainPortAccess } from '../core/metrics-endpoint.ts';
 import { OpenAuthorizer } from './auth/open.ts';
 import { TokenAuthorizer } from './auth/token.ts';
+import { registerTokenApi } from './auth/token-api.ts';
 import type { Authorizer } from './auth/types.ts';
 import { UserDirectory } from './auth/users.ts';
 import type { RegistryConfig } from './config.ts';
@@ -20,6 +21,8 @@ import { SessionKeys } from './ui/session.ts';
 import { KeyedCounter } from '../core/keyed-counter.ts';
 import { KeyedMutex } from '../core/keyed-mutex.ts';
 import { SqlMetadataStore } from '../metadata/oci/store.ts';
+import { AccountStore } from '../metadata/accounts/store.ts';
+import { openDatabase } from '../metadata/db.ts';
 import { RegistryMetrics } from './metrics.ts';
 import { GarbageCollector } from './gc/collector.ts';
 import { GcMetrics } from './gc/metrics.ts';
@@ -48,6 +51,8 @@ export interface RegistryOptions {
 export class Registry {
   readonly app: FastifyInstance;
   readonly metadata: SqlMetadataStore;
+  /** Users and access tokens, in the same database. */
+  readonly accounts: AccountStore;
   readonly storage: StorageDriver;
   readonly config: RegistryConfig;
   /** Set when `gc.did` is configured. */
@@ -65,6 +70,7 @@ export class Registry {
   private constructor(parts: {
     app: FastifyInstance;
     metadata: SqlMetadataStore;
+    accounts: AccountStore;
     storage: StorageDriver;
     config: RegistryConfig;
     gc?: GarbageCollector;
@@ -76,6 +82,7 @@ export class Registry {
   }) {
     this.app = parts.app;
     this.metadata = parts.metadata;
+    this.accounts = parts.accounts;
     this.storage = parts.storage;
     this.config = parts.config;
     this.gc = parts.gc;
@@ -89,11 +96,13 @@ export class Registry {
   static async create(config: RegistryConfig, options: RegistryOptions = {}): Promise<Registry> {
     const logger = options.logger ?? createLogger();
     if (config.metadata.kind === 'sqlite') await mkdir(path.dirname(path.resolve(config.metadata.path)), { recursive: true });
-    const metadata = await SqlMetadataStore.open(config.metadata);
+    const db = await openDatabase(config.metadata);
+    const metadata = new SqlMetadataStore(db);
+    const accounts = new AccountStore(db);
     const storage = options.storage ?? (await loadStorageDriver(config.storage.module, config.storage.options, { logger }));
     const publicUrl = config.publicUrl ?? `http://${config.listen.host}:${config.listen.port}`;
     const signingKey = config.auth.mode === 'token' ? (config.auth.signingKey ?? (await readFile(config.auth.signingKeyFile as string, 'utf8'))) : undefined;
-    const authorizer = await createAuthorizer(config, publicUrl, signingKey);
+    const authorizer = await createAuthorizer(config, publicUrl, signingKey, accounts);
     const metrics = new RegistryMetrics({ defaultMetrics: options.defaultMetrics });
     const metricsSecret = await loadMetricsSecret(config.metrics);
     const immutableTags = new ImmutableTags(config.policies.immutableTags);
@@ -117,7 +126,10 @@ export class Registry {
       uploadWaiters: new KeyedCounter(),
     };
     const plugins: ((app: FastifyInstance) => void)[] = [];
-    if (authorizer instanceof TokenAuthorizer) plugins.push((instance) => authorizer.register(instance));
+    if (authorizer instanceof TokenAuthorizer) {
+      plugins.push((instance) => authorizer.register(instance));
+      plugins.push((instance) => registerTokenApi(instance, { accounts, signedIn: (request) => authorizer.signedIn(request) }));
+    }
     if (config.ui.enabled) plugins.push((instance) => registerUi(instance, uiContext(config, ctx, metadata, publicUrl, signingKey)));
     const app = buildRegistryApp(ctx, {
       logger,
@@ -143,7 +155,7 @@ export class Registry {
       metrics: metrics.registry,
       logger,
     });
-    return new Registry({ app, metadata, storage, config, gc, retention, logger, authorizer, metrics, metricsSecret });
+    return new Registry({ app, metadata, accounts, storage, config, gc, retention, logger, authorizer, metrics, metricsSecret });
   }
 
   /** The `metrics.listen` server's address once listening. */
@@ -214,7 +226,7 @@ function withoutCredentials(url: string): string {
   }
 }
 
-async function createAuthorizer(config: RegistryConfig, publicUrl: string, signingKey: string | undefined): Promise<Authorizer> {
+async function createAuthorizer(config: RegistryConfig, publicUrl: string, signingKey: string | undefined, accounts: AccountStore): Promise<Authorizer> {
   const auth = config.auth;
   if (auth.mode === 'none') return new OpenAuthorizer(auth.did);
   return new TokenAuthorizer({
@@ -223,7 +235,7 @@ async function createAuthorizer(config: RegistryConfig, publicUrl: string, signi
     issuer: auth.issuer,
     signingKey: signingKey as string,
     ttlSeconds: auth.tokenTtlSeconds,
-    users: await UserDirectory.load(auth.usersFile, auth.login),
+    users: await UserDirectory.open(accounts, { login: auth.login, ...(auth.usersFile ? { seedFile: auth.usersFile } : {}) }),
     anonymousPull: auth.anonymousPull,
     anonymousDid: auth.anonymousDid,
   });

@@ -17,6 +17,7 @@ import { NODE_FLAGS } from '../../src/cli/node-flags.ts';
 import { cliNodeArgs } from '../support/stack.ts';
 import { waitForHttp } from '../support/tools.ts';
 import { SqlMetadataStore } from '../../src/metadata/oci/store.ts';
+import { hashPassword } from '../../src/registry/auth/users.ts';
 import { sha256 } from '../support/bytes.ts';
 
 const MiB = 1024 * 1024;
@@ -258,17 +259,20 @@ for (const entry of ['src/cli/main.ts', 'bin/holdfast.js'] as const) {
       }
     });
 
+    /** A short command to its end: exit status, stdout, and stderr without Node 20's end-of-life notice. */
+    const runCli = (args: string[], input?: string) => {
+      const result = spawnSync(process.execPath, [...(built ? [path.join(ROOT, entry)] : cliNodeArgs(path.join(ROOT, entry))), ...args], { encoding: 'utf8', cwd: os.tmpdir(), timeout: 60_000, ...(input === undefined ? {} : { input }) });
+      return { status: result.status, stdout: result.stdout, stderr: result.stderr.split('\n').filter((line) => line && !/NodeVersionSupportWarning|node >=22|a\.co\/|upgrade to node|trace-warnings|versions published|will require node|To continue receiving|More information can be found|^$/.test(line)).join('\n') };
+    };
+
     it('follows CLI conventions: --help on every command, --version, and an operator\'s mistake in one line with exit code 2 and no stack trace', async function () {
-      const run = (...args: string[]) => {
-        const result = spawnSync(process.execPath, [...(built ? [path.join(ROOT, entry)] : cliNodeArgs(path.join(ROOT, entry))), ...args], { encoding: 'utf8', cwd: os.tmpdir(), timeout: 60_000 });
-        return { status: result.status, stdout: result.stdout, stderr: result.stderr.split('\n').filter((line) => line && !/NodeVersionSupportWarning|node >=22|a\.co\/|upgrade to node|trace-warnings|versions published|^$/.test(line)).join('\n') };
-      };
+      const run = (...args: string[]) => runCli(args);
       const help = run('--help');
       expect(help.status).to.equal(0);
-      const commands = ['start', 'registry', 'hold', 'gc', 'retention', 'quota', 'keygen', 'hash-password'];
+      const commands = ['start', 'registry', 'hold', 'gc', 'retention', 'quota', 'keygen', 'hash-password', 'user', 'token'];
       for (const command of commands) expect(help.stdout).to.match(new RegExp(`^  ${command}\\b`, 'm'));
-      for (const command of commands) {
-        const own = run(command, '--help');
+      for (const command of [...commands, 'user add', 'user passwd', 'user disable', 'user list', 'token create', 'token list', 'token revoke']) {
+        const own = run(...command.split(' '), '--help');
         expect(own.status, command).to.equal(0);
         expect(own.stdout, command).to.include(`Usage: holdfast ${command}`);
       }
@@ -281,6 +285,59 @@ for (const entry of ['src/cli/main.ts', 'bin/holdfast.js'] as const) {
         expect(wrong.status, args.join(' ')).to.be.oneOf([1, 2]);
         expect(wrong.stderr, args.join(' ')).not.to.match(/^\s+at |"level"/m);
         expect(wrong.stderr.split('\n')[0], args.join(' ')).to.match(/^(error|holdfast): /);
+      }
+    });
+
+    it('`user` and `token` manage accounts in the database: handles stay unique, file users stay the file\'s, a secret is shown once and stored as a hash', async function () {
+      const dir = await mkdtemp(path.join(os.tmpdir(), 'holdfast-accounts-'));
+      try {
+        const keys = await generateSigningKey();
+        await writeFile(path.join(dir, 'key.pem'), keys.privateKey);
+        await writeFile(path.join(dir, 'users.yaml'), toYaml({ users: [{ username: 'alice', handle: 'alice', did: 'did:plc:alice0000000000000000', passwordHash: await hashPassword('alice-password', 4) }] }));
+        const config = path.join(dir, 'registry.yaml');
+        await writeFile(
+          config,
+          toYaml({
+            storage: { module: 'hold', options: { hold: { url: 'http://127.0.0.1:9', audience: 'did:web:hold.test' }, issuer: 'did:web:registry.test', privateKeyFile: 'key.pem' } },
+            metadata: { kind: 'sqlite', path: 'registry.db' },
+            auth: { mode: 'token', signingKeyFile: 'key.pem', usersFile: 'users.yaml', anonymousDid: 'did:web:anonymous.test' },
+          }),
+        );
+        const cli = (args: string[], input?: string) => runCli([...args, '--config', config], input);
+        const users = () => JSON.parse(cli(['user', 'list']).stdout) as { username: string; handle: string; source: string; disabled: boolean; passwordHash?: string }[];
+        expect(users().map((user) => [user.username, user.source, user.disabled, user.passwordHash])).to.deep.equal([['alice', 'file', false, undefined]]);
+
+        expect(cli(['user', 'add', 'mallory', '--handle', 'alice', '--did', 'did:plc:mallory00000000000000'], 'mallory-password\n')).to.deep.include({ status: 2, stderr: 'holdfast: alice is already the handle of another user (alice)' });
+        expect(cli(['user', 'add', 'bob', '--handle', 'Bob/x', '--did', 'did:plc:bob00000000000000000000'], 'bob-password\n').status).to.equal(2);
+        expect(cli(['user', 'add', 'bob', '--handle', 'bob', '--did', 'did:plc:bob00000000000000000000'], 'short\n').stderr).to.match(/at least 8 characters/);
+        expect(cli(['user', 'add', 'bob', '--handle', 'bob', '--did', 'did:plc:bob00000000000000000000'], 'bob-password\n')).to.deep.include({ status: 0 });
+        expect(cli(['user', 'passwd', 'alice'], 'new-alice-password\n')).to.deep.include({ status: 2 });
+        expect(cli(['user', 'passwd', 'alice'], 'new-alice-password\n').stderr).to.match(/comes from the users file/);
+        expect(cli(['user', 'passwd', 'bob'], 'new-bob-password\n').status).to.equal(0);
+
+        const created = cli(['token', 'create', '--user', 'bob', '--name', 'ci', '--repository', 'bob/*', '--actions', 'pull,push', '--expires-days', '7']);
+        expect(created.status, created.stderr).to.equal(0);
+        const token = JSON.parse(created.stdout) as { id: string; secret: string; repositories: string[]; actions: string[]; state: string; expiresAt: string };
+        expect(token).to.deep.include({ repositories: ['bob/*'], actions: ['pull', 'push'], state: 'live' });
+        expect(Date.parse(token.expiresAt) - Date.now()).to.be.within(6.9 * 86_400_000, 7 * 86_400_000);
+        const listed = cli(['token', 'list', '--user', 'bob']).stdout;
+        expect(listed).to.include(token.id);
+        expect(listed).not.to.include(token.secret.slice(17));
+        expect(listed).not.to.include('secretHash');
+        const database = await readFile(path.join(dir, 'registry.db'));
+        expect(database.includes(Buffer.from(token.secret.slice(17))), 'the secret is nowhere in the database').to.equal(false);
+        expect(cli(['token', 'create', '--user', 'bob', '--name', 'x', '--repository', '../etc', '--actions', 'pull']).stderr).to.match(/^holdfast: not a repository pattern/);
+        expect(cli(['token', 'create', '--user', 'bob', '--name', 'x', '--repository', 'bob/*', '--actions', 'pull,admin']).stderr).to.match(/^holdfast: a token's actions are some of pull, push, delete/);
+        expect(cli(['token', 'create', '--user', 'bob', '--name', 'x', '--repository', 'bob/*', '--expires-days', '9999']).stderr).to.match(/^holdfast: a token expires within/);
+        expect(cli(['token', 'revoke', token.id]).status).to.equal(0);
+        expect(cli(['token', 'revoke', token.id])).to.deep.include({ status: 2, stderr: `holdfast: no live token ${token.id}` });
+        expect((JSON.parse(cli(['token', 'list', '--user', 'bob']).stdout) as { state: string }[]).map((row) => row.state)).to.deep.equal(['revoked']);
+
+        expect(cli(['user', 'disable', 'bob']).status).to.equal(0);
+        expect(users().map((user) => [user.username, user.disabled])).to.deep.equal([['alice', false], ['bob', true]]);
+        expect(cli(['user', 'disable', 'nobody'])).to.deep.include({ status: 2, stderr: 'holdfast: no user nobody' });
+      } finally {
+        await rm(dir, { recursive: true, force: true });
       }
     });
   });

@@ -90,6 +90,21 @@ describe('real clients against registry + hold + MinIO', function () {
     expect(await runTool(crane, ['digest', '--insecure', reference], env)).to.equal(`${image.manifestDigest}\n`);
   });
 
+  it('crane pulls with a read-only access token (holdfast token create) and is refused a push with DENIED', async function () {
+    const crane = await craneBinary();
+    const created = JSON.parse(await stack.holdfast(['token', 'create', '--user', STACK_USER.username, '--name', 'crane read-only', '--repository', 'alice/crane', '--actions', 'pull'])) as { secret: string };
+    const readOnly = path.join(work, 'read-only-auth');
+    await runTool('mkdir', ['-p', readOnly]);
+    await writeFile(path.join(readOnly, 'config.json'), JSON.stringify({ auths: { [host]: { auth: Buffer.from(`${STACK_USER.username}:${created.secret}`).toString('base64') } } }), { mode: 0o600 });
+    const env = { ...process.env, DOCKER_CONFIG: readOnly };
+    const pulled = path.join(work, 'crane-read-only-pulled');
+    await runTool(crane, ['pull', '--insecure', '--format', 'oci', `${host}/alice/crane:v1`, pulled], env);
+    await expectSameBlobs(image, pulled);
+    const refused = (await runTool(crane, ['push', '--insecure', image.dir, `${host}/alice/crane:v2`], env).catch((err: unknown) => err)) as Error;
+    expect(refused).to.be.instanceOf(Error);
+    expect(refused.message).to.match(/DENIED: alice with access token \w+ may not push to alice\/crane/);
+  });
+
   it('oras copies the image in and out byte-identically', async function () {
     const oras = await orasBinary();
     const config = path.join(authDir, 'config.json');

@@ -170,4 +170,25 @@ describe('Docker Engine against registry + hold + MinIO', function () {
     await engine.docker(['rmi', reference]);
     console.log(`      ${failure.stderr?.trim().split('\n').pop()}`);
   });
+  it('docker login with an access token scoped to alice/ci (holdfast token create) pushes there, and is refused on alice/other with DENIED', async function () {
+    const created = JSON.parse(await stack.holdfast(['token', 'create', '--user', STACK_USER.username, '--name', 'docker ci', '--repository', 'alice/ci', '--actions', 'pull,push'])) as { secret: string; id: string };
+    expect(created.secret).to.match(/^hfat_/);
+    const login = await engine.docker(['login', '--username', STACK_USER.username, '--password-stdin', host], { input: `${created.secret}\n` });
+    expect(login.stdout).to.include('Login Succeeded');
+    const allowed = `${host}/alice/ci:v2`;
+    await engine.docker(['tag', v2.reference, allowed]);
+    await engine.docker(['push', allowed]);
+    const pushed = await fetch(`${stack.registries[0]}/v2/alice/ci/manifests/v2`, {
+      method: 'HEAD',
+      headers: { authorization: `Basic ${Buffer.from(`${STACK_USER.username}:${STACK_USER.password}`).toString('base64')}`, accept: 'application/vnd.docker.distribution.manifest.v2+json' },
+    });
+    expect(pushed.status).to.equal(200);
+    const elsewhere = `${host}/alice/other:v2`;
+    await engine.docker(['tag', v2.reference, elsewhere]);
+    const failure = (await engine.docker(['push', elsewhere]).catch((err: unknown) => err)) as { stderr?: string };
+    expect(failure).to.be.instanceOf(Error);
+    expect(failure.stderr).to.match(new RegExp(`denied: alice with access token ${created.id} may not (pull from|push to) alice/other`));
+    console.log(`      ${failure.stderr?.trim().split('\n').pop()}`);
+    await engine.docker(['rmi', allowed, elsewhere]);
+  });
 });

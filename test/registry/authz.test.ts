@@ -94,7 +94,7 @@ describe('registry authorization matrix', function () {
     const claims = JSON.parse(Buffer.from(token.split('.')[1] as string, 'base64url').toString()) as { access: unknown; exp: number; iat: number };
     expect(claims.access).to.deep.equal([
       { type: 'repository', name: 'alice/app', actions: ['pull'] },
-      { type: 'repository', name: 'bob/app', actions: ['pull', 'push'] },
+      { type: 'repository', name: 'bob/app', actions: ['pull', 'push', 'delete'] },
     ]);
     expect(claims.exp - claims.iat).to.be.at.most(300);
   });

@@ -12,6 +12,7 @@ import { hashPassword } from '../../src/registry/auth/users.ts';
 import { generateSigningKey } from './hold-harness.ts';
 import { stopChild } from './minio.ts';
 import { waitForHttp } from './tools.ts';
+import { runTool } from './clients.ts';
 import { TEST_METRICS_TOKEN } from './hold-metrics.ts';
 import type { RunningMinio } from './minio.ts';
 
@@ -85,6 +86,8 @@ export interface RunningStack {
   dir: string;
   processes: ChildProcess[];
   restartRegistry(index: number): Promise<void>;
+  /** `holdfast <args> --config registry-0.yaml`, as an operator runs it beside the stack; resolves to its stdout. */
+  holdfast(args: string[]): Promise<string>;
   killRegistry(index: number): Promise<void>;
   /** SIGKILLs the hold and starts it again on the same port. */
   restartHold(): Promise<void>;
@@ -225,6 +228,7 @@ export async function startStack(options: StackOptions): Promise<RunningStack> {
     dir,
     processes,
     killRegistry,
+    holdfast: (args) => runTool(process.execPath, [...cliNodeArgs(cli), ...args, '--config', path.join(dir, 'registry-0.yaml')], env, dir),
     async restartHold() {
       const exited = new Promise((resolve) => hold.once('exit', resolve));
       hold.kill('SIGKILL');

@@ -5,7 +5,7 @@ import path from 'node:path';
 import Fastify from 'fastify';
 import { stringify as toYaml } from 'yaml';
 import { TokenAuthorizer } from '../../src/registry/auth/token.ts';
-import { hashPassword, UserDirectory } from '../../src/registry/auth/users.ts';
+import { hashPassword, readUsersFile, UserDirectory } from '../../src/registry/auth/users.ts';
 import { ConfigError } from '../../src/core/config.ts';
 import { RegistryError } from '../../src/registry/errors.ts';
 import { generateSigningKey } from '../support/hold-harness.ts';
@@ -23,7 +23,7 @@ describe('user directory and tokens', function () {
     ]) {
       const file = path.join(dir, 'users.yaml');
       await writeFile(file, toYaml({ users: users.map((user) => ({ ...user, passwordHash })) }));
-      const error = await UserDirectory.load(file).then(() => undefined, (err: unknown) => err);
+      const error = await readUsersFile(file).then(() => undefined, (err: unknown) => err);
       expect(error).to.be.instanceOf(ConfigError);
       expect((error as ConfigError).issues.join('\n')).to.match(/users\.1\.(handle|username): alice is already the (handle|username) of users\.0/);
     }

@@ -6,7 +6,8 @@ import { isRepositoryName } from '../names.ts';
 import { KeyedCounter } from '../../core/keyed-counter.ts';
 import { LoginThrottledError } from './login-throttle.ts';
 import type { Action, Authorizer, Identity } from './types.ts';
-import type { User, UserDirectory } from './users.ts';
+import type { TokenAction } from '../../metadata/accounts/store.ts';
+import type { Principal, UserDirectory } from './users.ts';
 
 export interface TokenAuthorizerOptions {
   /** Base URL of the token endpoint's host; the realm is `<publicUrl>/auth/token`. */
@@ -68,8 +69,10 @@ export class TokenAuthorizer implements Authorizer {
       throw this.#challenge(scopeFor(action, repository));
     }
     if (!caller.allows(action, repository)) {
-      if (caller.user && action === 'push' && repository && !this.#allowedActions(caller.user, 'repository', repository).includes('push')) {
-        throw new RegistryError('DENIED', `${caller.user.username} may not push to ${repository}`);
+      // Signed in, and not allowed whatever token they fetch: DENIED. Allowed, but this token does not say so: a challenge for a better one.
+      if (caller.user && action !== 'catalog' && repository && !this.#allowedActions(caller.user, 'repository', repository).includes(action)) {
+        const through = caller.user.token ? ` with access token ${caller.user.token.id}` : '';
+        throw new RegistryError('DENIED', `${caller.user.username}${through} may not ${VERBS[action]} ${repository}`);
       }
       throw this.#challenge(scopeFor(action, repository), 'insufficient_scope');
     }
@@ -77,13 +80,16 @@ export class TokenAuthorizer implements Authorizer {
   }
 
   mayPull(identity: Identity, repository: string): boolean {
-    const user = identity.username ? this.#options.users.byUsername(identity.username) : undefined;
-    return this.#allowedActions(user, 'repository', repository).includes('pull');
+    return this.#allowedActions(this.#principalOf(identity), 'repository', repository).includes('pull');
   }
 
   mayPush(identity: Identity, repository: string): boolean {
+    return this.#allowedActions(this.#principalOf(identity), 'repository', repository).includes('push');
+  }
+
+  #principalOf(identity: Identity): Principal | undefined {
     const user = identity.username ? this.#options.users.byUsername(identity.username) : undefined;
-    return this.#allowedActions(user, 'repository', repository).includes('push');
+    return user && identity.token ? { ...user, token: identity.token } : user;
   }
 
   viewer(username?: string): Identity & { signedIn: boolean } {
@@ -98,14 +104,23 @@ export class TokenAuthorizer implements Authorizer {
 
   async login(username: string, password: string, address: string): Promise<Identity | undefined> {
     const user = await this.#options.users.verify(username, password, address);
-    return user ? { did: user.did, username: user.username } : undefined;
+    // A web session acts as the whole user, so an access token, which is narrower, never opens one.
+    return user && !user.token ? { did: user.did, username: user.username } : undefined;
+  }
+
+  /** The user whose Basic credentials `request` carries (through the login throttle); UNAUTHORIZED without them. */
+  async signedIn(request: FastifyRequest): Promise<Principal> {
+    const basic = parseBasic(request.headers.authorization);
+    const user = basic ? await this.#verify(request, basic) : undefined;
+    if (!user) throw new RegistryError('UNAUTHORIZED', basic ? 'invalid username or password' : 'send your user name and password (Basic)', { headers: { 'www-authenticate': 'Basic realm="holdfast", charset="UTF-8"' } });
+    return user;
   }
 
   /** `GET /auth/token?service=&scope=…` with optional Basic credentials. */
   register(app: FastifyInstance): void {
     app.get('/auth/token', async (request, reply) => {
       const basic = parseBasic(request.headers.authorization);
-      let user: User | undefined;
+      let user: Principal | undefined;
       if (basic) {
         user = await this.#verify(request, basic);
         if (!user) throw new RegistryError('UNAUTHORIZED', 'invalid username or password');
@@ -116,11 +131,14 @@ export class TokenAuthorizer implements Authorizer {
       for (const scope of scopes) {
         const parsed = parseScope(scope);
         if (!parsed) continue;
-        const granted = parsed.actions.filter((requested) => this.#allowedActions(user, parsed.type, parsed.name).includes(requested));
+        const allowed = this.#allowedActions(user, parsed.type, parsed.name);
+        const granted = parsed.actions.filter((requested) => allowed.includes(requested));
+        // Clients ask for pull,push and then delete; whether they may is the caller's right (a token may lack it), not the client's wording.
+        if (granted.includes('push') && allowed.includes('delete') && !granted.includes('delete')) granted.push('delete');
         if (granted.length > 0) access.push({ type: parsed.type, name: parsed.name, actions: granted });
       }
       const issuedAt = Math.floor(Date.now() / 1000);
-      const token = await new SignJWT({ access, ...(user ? { did: user.did } : {}) })
+      const token = await new SignJWT({ access, ...(user ? { did: user.did } : {}), ...(user?.token ? { tid: user.token.id } : {}) })
         .setProtectedHeader({ alg: this.#alg })
         .setIssuer(this.#options.issuer)
         .setAudience(this.#options.service)
@@ -136,7 +154,7 @@ export class TokenAuthorizer implements Authorizer {
     return this.#options.users.close();
   }
 
-  async #verify(request: FastifyRequest, basic: { username: string; password: string }): Promise<User | undefined> {
+  async #verify(request: FastifyRequest, basic: { username: string; password: string }): Promise<Principal | undefined> {
     try {
       return await this.#options.users.verify(basic.username, basic.password, request.ip);
     } catch (err) {
@@ -147,16 +165,20 @@ export class TokenAuthorizer implements Authorizer {
     }
   }
 
-  #allowedActions(user: User | undefined, type: string, name: string): string[] {
+  /** What `user` may do on `name` now: what policy allows the user, narrowed to their access token's scope when they signed in with one. */
+  #allowedActions(user: Principal | undefined, type: string, name: string): string[] {
     if (type === 'registry' && name === 'catalog') return user || this.#options.anonymousPull ? ['*'] : [];
     if (type !== 'repository' || !isRepositoryName(name)) return [];
     const actions: string[] = [];
     if (user || this.#options.anonymousPull) actions.push('pull');
     if (user && name.split('/')[0] === user.handle) actions.push('push', 'delete', '*');
-    return actions;
+    const token = user?.token;
+    if (!token) return actions;
+    if (!token.repositories(name)) return [];
+    return actions.filter((action) => action !== '*' && token.actions.has(action as TokenAction));
   }
 
-  async #caller(request: FastifyRequest): Promise<{ identity: Identity; user?: User; allows: (action: Action, repository?: string) => boolean } | undefined> {
+  async #caller(request: FastifyRequest): Promise<{ identity: Identity; user?: Principal; allows: (action: Action, repository?: string) => boolean } | undefined> {
     const header = request.headers.authorization;
     if (!header) return undefined;
     const basic = parseBasic(header);
@@ -164,7 +186,7 @@ export class TokenAuthorizer implements Authorizer {
       const user = await this.#verify(request, basic);
       if (!user) return undefined;
       return {
-        identity: { did: user.did, username: user.username },
+        identity: identityOf(user),
         user,
         allows: (action, repository) =>
           action === 'catalog' ? true : this.#allowedActions(user, 'repository', repository ?? '').includes(action),
@@ -176,19 +198,21 @@ export class TokenAuthorizer implements Authorizer {
       const { payload } = await jwtVerify(token, this.#publicKey, { issuer: this.#options.issuer, audience: this.#options.service, algorithms: [this.#alg] });
       const access = (Array.isArray(payload.access) ? payload.access : []) as AccessEntry[];
       const subject = typeof payload.sub === 'string' ? payload.sub : '';
-      const user = subject ? this.#options.users.byUsername(subject) : undefined;
-      // A user removed or disabled since the token was issued: the token dies with them, never falling back to the anonymous DID.
+      const tokenId = typeof payload.tid === 'string' ? payload.tid : undefined;
+      const user = !subject ? undefined : tokenId ? await this.#options.users.tokenPrincipal(subject, tokenId) : this.#options.users.byUsername(subject);
+      // A user removed or disabled, or an access token revoked, since this was issued: it dies with them, never falling back to the anonymous DID.
       if (subject && !user) return undefined;
-      const identity = user ? { did: user.did, username: user.username } : { did: this.#options.anonymousDid };
+      const identity = user ? identityOf(user) : { did: this.#options.anonymousDid };
       return {
         identity,
         user,
+        // What the token says, and still what its holder may do now.
         allows: (action, repository) =>
           access.some((entry) =>
             action === 'catalog'
               ? entry.type === 'registry' && entry.name === 'catalog'
               : entry.type === 'repository' && entry.name === repository && (entry.actions.includes(action) || entry.actions.includes('*')),
-          ),
+          ) && (action === 'catalog' || this.#allowedActions(user, 'repository', repository ?? '').includes(action)),
       };
     } catch {
       return undefined;
@@ -224,10 +248,16 @@ class Tarpit {
   }
 }
 
+const VERBS: Readonly<Record<Exclude<Action, 'catalog'>, string>> = Object.freeze({ pull: 'pull from', push: 'push to', delete: 'delete from' });
+
+function identityOf(user: Principal): Identity {
+  return { did: user.did, username: user.username, ...(user.token ? { token: user.token } : {}) };
+}
+
 function scopeFor(action: Action, repository?: string): string | undefined {
   if (action === 'catalog') return 'registry:catalog:*';
   if (!repository) return undefined;
-  return `repository:${repository}:${action === 'push' ? 'pull,push' : 'pull'}`;
+  return `repository:${repository}:${action === 'push' ? 'pull,push' : action === 'delete' ? 'delete' : 'pull'}`;
 }
 
 function parseScope(scope: string): { type: string; name: string; actions: string[] } | undefined {

@@ -1,4 +1,5 @@
 import type { FastifyRequest } from 'fastify';
+import type { Principal } from './users.ts';
 
 /** Who a request acts as: the DID the registry presents to the hold. */
 export interface Identity {
@@ -6,9 +7,11 @@ export interface Identity {
   username?: string;
   /** The signed-in user's namespace (repositories under `<handle>/`). */
   handle?: string;
+  /** Set when the caller signed in with an access token: nothing it does reaches past the token's scope. */
+  token?: Principal['token'];
 }
 
-export type Action = 'pull' | 'push' | 'catalog';
+export type Action = 'pull' | 'push' | 'delete' | 'catalog';
 
 export interface Authorizer {
   /**

@@ -8,6 +8,9 @@ import { didSchema } from '../../core/did.ts';
 import { ConfigError } from '../../core/config.ts';
 import { LoginThrottle, type LoginLimits } from './login-throttle.ts';
 import { PasswordPool } from './password-pool.ts';
+import { AccountConflictError, type AccountStore, type TokenAction, type TokenRow, type UserRow } from '../../metadata/accounts/store.ts';
+import { anyOf, type Matcher } from '../policies/glob.ts';
+import { parseAccessToken, secretMatches } from './access-tokens.ts';
 
 const MAX_USERNAME_LENGTH = 128;
 /** bcrypt reads 72 bytes at most; a longer "password" only costs us the copy. */
@@ -20,21 +23,27 @@ export interface User {
   handle: string;
 }
 
+export const userSchema = z
+  .object({
+    username: z
+      .string()
+      .min(1)
+      .max(MAX_USERNAME_LENGTH)
+      .refine((name) => ![...name].some((c) => c <= ' ' || c === ':' || c === '\u007f'), 'has no spaces, colons or control characters (Basic auth splits at the first colon)')
+      .describe('The name to log in with.'),
+    passwordHash: z.string().regex(/^\$2[aby]\$\d{2}\$.{53}$/, 'must be a bcrypt hash').describe('A bcrypt hash of the password (`holdfast hash-password`).'),
+    did: didSchema.describe('The DID the user acts as at the hold.'),
+    handle: z
+      .string()
+      .max(MAX_USERNAME_LENGTH)
+      .regex(/^[a-z0-9]+(?:[._-][a-z0-9]+)*$/, 'must be a lower-case repository name component')
+      .describe("Repositories under `<handle>/` are the user's to push to."),
+  })
+  .strict();
+
 export const usersFileSchema = z
   .object({
-    users: z.array(
-      z
-        .object({
-          username: z.string().min(1).max(MAX_USERNAME_LENGTH).describe('The name to log in with.'),
-          passwordHash: z.string().regex(/^\$2[aby]\$\d{2}\$.{53}$/, 'must be a bcrypt hash').describe('A bcrypt hash of the password (`holdfast hash-password`).'),
-          did: didSchema.describe('The DID the user acts as at the hold.'),
-          handle: z
-            .string()
-            .regex(/^[a-z0-9]+(?:[._-][a-z0-9]+)*$/, 'must be a lower-case repository name component')
-            .describe('Repositories under `<handle>/` are the user\'s to push to.'),
-        })
-        .strict(),
-    ).describe('One entry per user.'),
+    users: z.array(userSchema).describe('One entry per user.'),
   })
   .strict()
   .superRefine((file, context) => {
@@ -63,8 +72,28 @@ export const DEFAULT_LOGIN_OPTIONS: LoginOptions = Object.freeze({
   threads: 1,
 });
 
+/** A user, and the token they signed in with, if they used one: what the token allows is all they may do. */
+export interface Principal extends User {
+  token?: { id: string; repositories: Matcher; actions: ReadonlySet<TokenAction>; expiresAt: number };
+}
+
+export interface DirectoryOptions {
+  login?: LoginOptions;
+  /** users.yaml: brought into the database at start; its users are managed there. */
+  seedFile?: string;
+  /** How often to look for changes other processes made (`holdfast user`, other instances). */
+  refreshMs?: number;
+}
+
+const DEFAULT_REFRESH_MS = 1000;
+/** How often one token's last use is written, at most. */
+const TOKEN_TOUCH_MS = 60_000;
+
 /**
- * Users from a credentials file (bcrypt hashes).
+ * The registry's users, from the metadata database (`holdfast user`, and
+ * users.yaml as a seed), as a snapshot every instance refreshes when the
+ * accounts' version row changes: a change reaches every instance within
+ * `refreshMs`, and with it every cache here is dropped.
  *
  * A password check runs bcrypt on a worker thread, behind a throttle of
  * failed logins per client address and per user name and a bound on checks
@@ -73,48 +102,100 @@ export const DEFAULT_LOGIN_OPTIONS: LoginOptions = Object.freeze({
  * checks are cached briefly by a hash of the credentials, so Basic auth on
  * every request does not pay bcrypt's cost each time, and a user whose name
  * is being attacked still gets in with a password that already worked.
+ * Access tokens skip bcrypt: their secrets are random, so a SHA-256 lookup
+ * by id is as safe and far cheaper.
  */
 export class UserDirectory {
-  readonly #users: Map<string, User & { passwordHash: string }>;
-  readonly #handles = new Map<string, User>();
-  readonly #verified = new LRUCache<string, User>({ max: 1000, ttl: 60_000, updateAgeOnGet: true });
-  readonly #checking = new Map<string, Promise<User | undefined>>();
-  readonly #dummyHash: string;
+  readonly #store: AccountStore | undefined;
+  #users = new Map<string, UserRow>();
+  #handles = new Map<string, User>();
+  /** Tokens revoked lately: registry tokens minted from them die at once, not when they expire. */
+  #revoked = new Set<string>();
+  #version = '';
+  readonly #verified = new LRUCache<string, Principal>({ max: 1000, ttl: 60_000, updateAgeOnGet: true });
+  readonly #checking = new Map<string, Promise<Principal | undefined>>();
+  readonly #touched = new LRUCache<string, number>({ max: 10_000 });
+  readonly #tokenRows = new LRUCache<string, TokenRow>({ max: 10_000 });
+  #dummyHash = '';
   readonly #pool: PasswordPool;
   readonly #throttle: LoginThrottle;
+  #timer: NodeJS.Timeout | undefined;
+  #refreshing: Promise<void> | undefined;
 
-  private constructor(users: (User & { passwordHash: string })[], options: LoginOptions) {
-    this.#users = new Map(users.map((user) => [user.username, user]));
-    for (const user of users) this.#handles.set(user.handle, { username: user.username, did: user.did, handle: user.handle });
-    this.#dummyHash = bcrypt.hashSync(randomBytes(16).toString('hex'), costOf(users));
+  private constructor(store: AccountStore | undefined, options: LoginOptions) {
+    this.#store = store;
     this.#pool = new PasswordPool(options.threads);
     this.#pool.warm();
     this.#throttle = new LoginThrottle(options);
   }
 
-  static async load(file: string, options: LoginOptions = DEFAULT_LOGIN_OPTIONS): Promise<UserDirectory> {
-    const parsed = usersFileSchema.safeParse(parseYaml(await readFile(file, 'utf8')));
-    if (!parsed.success) {
-      throw ConfigError.fromZod(file, parsed.error.issues);
+  /** The users in `store`, after bringing the seed file's users into it. */
+  static async open(store: AccountStore, options: DirectoryOptions = {}): Promise<UserDirectory> {
+    if (options.seedFile !== undefined) {
+      const seed = await readUsersFile(options.seedFile);
+      try {
+        await store.syncFileUsers(seed);
+      } catch (err) {
+        if (err instanceof AccountConflictError) throw new ConfigError(options.seedFile, [err.message]);
+        throw err;
+      }
     }
-    return new UserDirectory(parsed.data.users, options);
+    const directory = new UserDirectory(store, options.login ?? DEFAULT_LOGIN_OPTIONS);
+    await directory.refresh();
+    directory.#timer = setInterval(() => void directory.refresh().catch(() => {}), options.refreshMs ?? DEFAULT_REFRESH_MS);
+    directory.#timer.unref();
+    return directory;
   }
 
+  /** Users fixed in memory (tests, tools): no database, so no tokens. */
   static fromList(users: (User & { passwordHash: string })[], options: LoginOptions = DEFAULT_LOGIN_OPTIONS): UserDirectory {
-    return new UserDirectory(users, options);
+    const directory = new UserDirectory(undefined, options);
+    const now = new Date().toISOString();
+    directory.#install(users.map((user) => ({ ...user, disabled: false, source: 'file' as const, createdAt: now, updatedAt: now })), []);
+    return directory;
+  }
+
+  /** Rereads the accounts if they changed since the last look (every `refreshMs` on its own). */
+  refresh(): Promise<void> {
+    this.#refreshing ??= this.#reload().finally(() => {
+      this.#refreshing = undefined;
+    });
+    return this.#refreshing;
+  }
+
+  async #reload(): Promise<void> {
+    const store = this.#store;
+    if (!store) return;
+    const version = await store.version();
+    if (version === this.#version && this.#dummyHash) return;
+    const [users, revoked] = await Promise.all([store.users(), store.revokedSince(new Date(Date.now() - REVOKED_MEMORY_MS))]);
+    this.#install(users, revoked);
+    this.#version = version;
+  }
+
+  #install(users: readonly UserRow[], revoked: readonly string[]): void {
+    const enabled = users.filter((user) => !user.disabled);
+    this.#users = new Map(enabled.map((user) => [user.username, user]));
+    this.#handles = new Map(enabled.map((user) => [user.handle, { username: user.username, did: user.did, handle: user.handle }]));
+    this.#revoked = new Set(revoked);
+    this.#verified.clear();
+    this.#tokenRows.clear();
+    const cost = costOf(enabled);
+    if (!this.#dummyHash || Number(this.#dummyHash.slice(4, 6)) !== cost) this.#dummyHash = bcrypt.hashSync(randomBytes(16).toString('hex'), cost);
   }
 
   /**
-   * The user, or undefined when the name or password is wrong. Throws
-   * `LoginThrottledError` when `address` or `username` failed too often
-   * lately, or too many checks are in progress.
+   * The user, or undefined when the name or password is wrong. The password
+   * may be one of the user's access tokens. Throws `LoginThrottledError`
+   * when `address` or `username` failed too often lately, or too many
+   * checks are in progress.
    */
-  async verify(username: string, password: string, address: string): Promise<User | undefined> {
+  async verify(username: string, password: string, address: string): Promise<Principal | undefined> {
     // No user has a longer name (the file's schema): answer as for a wrong password, without the work.
     if (username.length > MAX_USERNAME_LENGTH || password.length > MAX_PASSWORD_LENGTH) return undefined;
     const key = createHash('sha256').update(`${username}\0${password}`).digest('hex');
     const cached = this.#verified.get(key);
-    if (cached) return cached;
+    if (cached && !(cached.token && cached.token.expiresAt <= Date.now())) return cached;
     // The same credentials sent on several connections at once share one check.
     const running = this.#checking.get(key);
     if (running) return running;
@@ -123,19 +204,70 @@ export class UserDirectory {
     return check;
   }
 
-  async #check(key: string, username: string, password: string, address: string): Promise<User | undefined> {
-    const done = this.#throttle.begin(address, username, this.#pool.pending);
-    const user = this.#users.get(username);
-    let ok = false;
+  async #check(key: string, username: string, password: string, address: string): Promise<Principal | undefined> {
+    const version = this.#version;
+    const token = parseAccessToken(password);
+    const done = this.#throttle.begin(address, username, token ? 0 : this.#pool.pending);
+    let principal: Principal | undefined;
     try {
-      ok = await this.#pool.compare(password, user?.passwordHash ?? this.#dummyHash);
+      principal = token ? await this.#checkToken(username, token) : await this.#checkPassword(username, password);
     } finally {
-      done(!(ok && user));
+      done(principal === undefined);
     }
-    if (!ok || !user) return undefined;
-    const result = { username: user.username, did: user.did, handle: user.handle };
-    this.#verified.set(key, result);
-    return result;
+    // A check that began before the accounts changed proves nothing about them now.
+    if (principal && version === this.#version) this.#verified.set(key, principal);
+    return principal;
+  }
+
+  async #checkPassword(username: string, password: string): Promise<Principal | undefined> {
+    const user = this.#users.get(username);
+    const ok = await this.#pool.compare(password, user?.passwordHash ?? this.#dummyHash);
+    return ok && user ? { username: user.username, did: user.did, handle: user.handle } : undefined;
+  }
+
+  async #checkToken(username: string, presented: { id: string; secretHash: Buffer }): Promise<Principal | undefined> {
+    const row = await this.#tokenRow(presented.id);
+    if (!row || !secretMatches(presented.secretHash, row.secretHash)) return undefined;
+    const principal = this.#tokenHolder(username, row);
+    if (principal) this.#touch(row.id);
+    return principal;
+  }
+
+  /** Token rows never change but for revocation, which bumps the version and so empties this cache. */
+  async #tokenRow(id: string): Promise<TokenRow | undefined> {
+    let row = this.#tokenRows.get(id);
+    if (!row && this.#store) {
+      row = await this.#store.token(id);
+      if (row) this.#tokenRows.set(id, row);
+    }
+    return row;
+  }
+
+  /** Who a token acts as, while it is live and its owner is `username` and enabled. */
+  #tokenHolder(username: string, row: TokenRow): Principal | undefined {
+    const user = this.#users.get(row.owner);
+    const expiresAt = Date.parse(row.expiresAt);
+    if (!user || row.owner !== username || row.revokedAt || this.#revoked.has(row.id) || expiresAt <= Date.now()) return undefined;
+    return { username: user.username, did: user.did, handle: user.handle, token: { id: row.id, repositories: anyOf(row.repositories), actions: new Set(row.actions), expiresAt } };
+  }
+
+  /** Records a token's use, at most once a minute per token and process. */
+  #touch(id: string): void {
+    const now = Date.now();
+    if (now - (this.#touched.get(id) ?? 0) < TOKEN_TOUCH_MS) return;
+    this.#touched.set(id, now);
+    this.#store?.touchToken(id, new Date(now)).catch(() => this.#touched.delete(id));
+  }
+
+  /**
+   * Who a registry token minted from access token `tokenId` acts as now:
+   * undefined once the token is revoked or expired, or its user is gone or
+   * disabled.
+   */
+  async tokenPrincipal(username: string, tokenId: string): Promise<Principal | undefined> {
+    if (this.#revoked.has(tokenId)) return undefined;
+    const row = await this.#tokenRow(tokenId);
+    return row ? this.#tokenHolder(username, row) : undefined;
   }
 
   byUsername(username: string): User | undefined {
@@ -150,8 +282,18 @@ export class UserDirectory {
   }
 
   close(): Promise<void> {
+    if (this.#timer) clearInterval(this.#timer);
     return this.#pool.close();
   }
+}
+
+/** Revoked token ids kept in memory: longer than any registry token lives (`tokenTtlSeconds` is at most an hour). */
+const REVOKED_MEMORY_MS = 2 * 3600_000;
+
+export async function readUsersFile(file: string): Promise<(User & { passwordHash: string })[]> {
+  const parsed = usersFileSchema.safeParse(parseYaml(await readFile(file, 'utf8')) ?? { users: [] });
+  if (!parsed.success) throw ConfigError.fromZod(file, parsed.error.issues);
+  return parsed.data.users;
 }
 
 /**

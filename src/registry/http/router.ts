@@ -40,9 +40,11 @@ export function matchRoute(path: string): RouteMatch | undefined {
 }
 
 /** Which permission each method needs on each route. */
-export function requiredAction(route: RouteName, method: string): 'pull' | 'push' | 'catalog' | 'none' {
+export function requiredAction(route: RouteName, method: string): 'pull' | 'push' | 'delete' | 'catalog' | 'none' {
   if (route === 'base') return 'none';
   if (route === 'catalog') return 'catalog';
   if (method === 'GET' || method === 'HEAD') return route === 'upload' ? 'push' : 'pull';
+  // Cancelling one's own upload is part of pushing; deleting a manifest, tag or blob is not.
+  if (method === 'DELETE' && route !== 'upload') return 'delete';
   return 'push';
 }

@@ -1,0 +1,278 @@
+import { randomUUID } from 'node:crypto';
+import type { Db } from '../db.ts';
+
+/** Where a user comes from: `holdfast user add`, or the users file (which owns them: each start brings them in line with it). */
+export type UserSource = 'cli' | 'file';
+
+export interface UserRow {
+  username: string;
+  did: string;
+  handle: string;
+  passwordHash: string;
+  disabled: boolean;
+  source: UserSource;
+  createdAt: string;
+  updatedAt: string;
+}
+
+export type TokenAction = 'pull' | 'push' | 'delete';
+
+export interface TokenRow {
+  id: string;
+  owner: string;
+  name: string;
+  /** SHA-256 (hex) of the secret part; the secret itself is never stored. */
+  secretHash: string;
+  /** Repository patterns (policies' glob syntax) the token may act on. */
+  repositories: string[];
+  actions: TokenAction[];
+  createdAt: string;
+  expiresAt: string;
+  revokedAt?: string;
+  lastUsedAt?: string;
+}
+
+/** A user name or handle that another user already has. */
+export class AccountConflictError extends Error {
+  readonly field: 'username' | 'handle';
+
+  constructor(field: 'username' | 'handle', value: string, detail = '') {
+    super(`${value} is already ${field === 'handle' ? 'the handle of another user' : 'a user name'}${detail}`);
+    this.name = 'AccountConflictError';
+    this.field = field;
+  }
+}
+
+const VERSION_KEY = 'accounts_version';
+
+/**
+ * Users and their access tokens, in the metadata database every registry
+ * instance shares. Each change bumps one version row in the same
+ * transaction, so an instance that polls it sees every change.
+ */
+export class AccountStore {
+  readonly #db: Db;
+
+  constructor(db: Db) {
+    this.#db = db;
+  }
+
+  /** Changes whenever a user or token does; an instance rereads the accounts when it has. */
+  async version(): Promise<string> {
+    return (await this.#db.get<{ value: string }>('SELECT value FROM registry_state WHERE key = ?', [VERSION_KEY]))?.value ?? '';
+  }
+
+  async users(): Promise<UserRow[]> {
+    const rows = await this.#db.all<RawUser>('SELECT * FROM users ORDER BY username');
+    return rows.map(userOf);
+  }
+
+  async user(username: string): Promise<UserRow | undefined> {
+    const row = await this.#db.get<RawUser>('SELECT * FROM users WHERE username = ?', [username]);
+    return row ? userOf(row) : undefined;
+  }
+
+  async addUser(user: { username: string; did: string; handle: string; passwordHash: string }): Promise<void> {
+    await this.#db.transaction(async (tx) => {
+      // Checked first for a clear answer; the unique keys still decide between two adds at once.
+      await refuseTaken(tx, user.username, user.handle);
+      const now = new Date().toISOString();
+      await tx.run('INSERT INTO users (username, did, handle, password_hash, disabled, source, created_at, updated_at) VALUES (?, ?, ?, ?, 0, ?, ?, ?)', [
+        user.username,
+        user.did,
+        user.handle,
+        user.passwordHash,
+        'cli',
+        now,
+        now,
+      ]);
+      await bump(tx);
+    });
+  }
+
+  /** Sets a user's password hash or disabled flag; false when there is no such user. */
+  async updateUser(username: string, change: { passwordHash?: string; disabled?: boolean }): Promise<boolean> {
+    return this.#db.transaction(async (tx) => {
+      const user = await tx.get<RawUser>('SELECT * FROM users WHERE username = ?', [username]);
+      if (!user) return false;
+      await tx.run('UPDATE users SET password_hash = ?, disabled = ?, updated_at = ? WHERE username = ?', [
+        change.passwordHash ?? user.password_hash,
+        change.disabled === undefined ? Number(user.disabled) : change.disabled ? 1 : 0,
+        new Date().toISOString(),
+        username,
+      ]);
+      await bump(tx);
+      return true;
+    });
+  }
+
+  /**
+   * Brings the users the file owns in line with `users`: adds and updates
+   * them, and removes those no longer in it (their tokens go with them). A
+   * file user whose name or handle a `holdfast user` user has is refused.
+   */
+  async syncFileUsers(users: readonly { username: string; did: string; handle: string; passwordHash: string }[]): Promise<{ added: number; updated: number; removed: number }> {
+    return this.#db.transaction(async (tx) => {
+      const existing = new Map((await tx.all<RawUser>('SELECT * FROM users')).map((row) => [row.username, row]));
+      const handles = new Map([...existing.values()].map((row) => [row.handle, row.username]));
+      const now = new Date().toISOString();
+      const result = { added: 0, updated: 0, removed: 0 };
+      const named = new Set(users.map((user) => user.username));
+      for (const row of existing.values()) {
+        if (row.source !== 'file' || named.has(row.username)) continue;
+        await tx.run('DELETE FROM users WHERE username = ?', [row.username]);
+        handles.delete(row.handle);
+        result.removed++;
+      }
+      for (const user of users) {
+        const row = existing.get(user.username);
+        if (row && row.source !== 'file') throw new AccountConflictError('username', user.username, ' (added with holdfast user); take it out of the users file');
+        const holder = handles.get(user.handle);
+        if (holder !== undefined && holder !== user.username) throw new AccountConflictError('handle', user.handle, ` (${holder}); each user needs their own`);
+        if (!row) {
+          await tx.run('INSERT INTO users (username, did, handle, password_hash, disabled, source, created_at, updated_at) VALUES (?, ?, ?, ?, 0, ?, ?, ?)', [
+            user.username,
+            user.did,
+            user.handle,
+            user.passwordHash,
+            'file',
+            now,
+            now,
+          ]);
+          result.added++;
+        } else if (row.did !== user.did || row.handle !== user.handle || row.password_hash !== user.passwordHash) {
+          await tx.run('UPDATE users SET did = ?, handle = ?, password_hash = ?, updated_at = ? WHERE username = ?', [user.did, user.handle, user.passwordHash, now, user.username]);
+          result.updated++;
+        } else continue;
+        if (row) handles.delete(row.handle);
+        handles.set(user.handle, user.username);
+      }
+      if (result.added + result.updated + result.removed > 0) await bump(tx);
+      return result;
+    });
+  }
+
+  async createToken(token: Omit<TokenRow, 'revokedAt' | 'lastUsedAt'>): Promise<void> {
+    await this.#db.transaction(async (tx) => {
+      await tx.run('INSERT INTO access_tokens (id, owner, name, secret_hash, repositories, actions, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)', [
+        token.id,
+        token.owner,
+        token.name,
+        token.secretHash,
+        JSON.stringify(token.repositories),
+        JSON.stringify(token.actions),
+        token.createdAt,
+        token.expiresAt,
+      ]);
+      await bump(tx);
+    });
+  }
+
+  async token(id: string): Promise<TokenRow | undefined> {
+    const row = await this.#db.get<RawToken>('SELECT * FROM access_tokens WHERE id = ?', [id]);
+    return row ? tokenOf(row) : undefined;
+  }
+
+  /** A user's tokens (revoked and expired ones too), newest first, at most `limit`. */
+  async tokens(owner: string, limit = 1000): Promise<TokenRow[]> {
+    const rows = await this.#db.all<RawToken>('SELECT * FROM access_tokens WHERE owner = ? ORDER BY created_at DESC, id LIMIT ?', [owner, limit]);
+    return rows.map(tokenOf);
+  }
+
+  /** How many live (unrevoked, unexpired) tokens a user has. */
+  async liveTokenCount(owner: string, now = new Date()): Promise<number> {
+    const row = await this.#db.get<{ count: number | string }>('SELECT COUNT(*) AS count FROM access_tokens WHERE owner = ? AND revoked_at IS NULL AND expires_at > ?', [owner, now.toISOString()]);
+    return Number(row?.count ?? 0);
+  }
+
+  /** Revokes a token (of `owner`, when given); false when there is no such live token. */
+  async revokeToken(id: string, owner?: string): Promise<boolean> {
+    return this.#db.transaction(async (tx) => {
+      const changed = await tx.run(`UPDATE access_tokens SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL${owner === undefined ? '' : ' AND owner = ?'}`, [
+        new Date().toISOString(),
+        id,
+        ...(owner === undefined ? [] : [owner]),
+      ]);
+      if (changed > 0) await bump(tx);
+      return changed > 0;
+    });
+  }
+
+  /** Ids of tokens revoked since `since`. */
+  async revokedSince(since: Date): Promise<string[]> {
+    return (await this.#db.all<{ id: string }>('SELECT id FROM access_tokens WHERE revoked_at > ?', [since.toISOString()])).map((row) => row.id);
+  }
+
+  /** Records a use; not a change other instances need to see, so no version bump. */
+  async touchToken(id: string, at: Date): Promise<void> {
+    await this.#db.run('UPDATE access_tokens SET last_used_at = ? WHERE id = ?', [at.toISOString(), id]);
+  }
+}
+
+interface RawUser {
+  username: string;
+  did: string;
+  handle: string;
+  password_hash: string;
+  disabled: number | string;
+  source: string;
+  created_at: string;
+  updated_at: string;
+  [key: string]: unknown;
+}
+
+interface RawToken {
+  id: string;
+  owner: string;
+  name: string;
+  secret_hash: string;
+  repositories: string;
+  actions: string;
+  created_at: string;
+  expires_at: string;
+  revoked_at: string | null;
+  last_used_at: string | null;
+  [key: string]: unknown;
+}
+
+function userOf(row: RawUser): UserRow {
+  return {
+    username: row.username,
+    did: row.did,
+    handle: row.handle,
+    passwordHash: row.password_hash,
+    disabled: Number(row.disabled) !== 0,
+    source: row.source === 'file' ? 'file' : 'cli',
+    createdAt: row.created_at,
+    updatedAt: row.updated_at,
+  };
+}
+
+function tokenOf(row: RawToken): TokenRow {
+  return {
+    id: row.id,
+    owner: row.owner,
+    name: row.name,
+    secretHash: row.secret_hash,
+    repositories: JSON.parse(row.repositories) as string[],
+    actions: JSON.parse(row.actions) as TokenAction[],
+    createdAt: row.created_at,
+    expiresAt: row.expires_at,
+    ...(row.revoked_at ? { revokedAt: row.revoked_at } : {}),
+    ...(row.last_used_at ? { lastUsedAt: row.last_used_at } : {}),
+  };
+}
+
+async function refuseTaken(tx: Db, username: string, handle: string): Promise<void> {
+  if (await tx.get('SELECT 1 AS one FROM users WHERE username = ?', [username])) throw new AccountConflictError('username', username);
+  const holder = await tx.get<{ username: string }>('SELECT username FROM users WHERE handle = ?', [handle]);
+  if (holder) throw new AccountConflictError('handle', handle, ` (${holder.username})`);
+}
+
+async function bump(tx: Db): Promise<void> {
+  await tx.run('INSERT INTO registry_state (key, value, updated_at) VALUES (?, ?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at', [
+    VERSION_KEY,
+    randomUUID(),
+    new Date().toISOString(),
+  ]);
+}

@@ -1,0 +1,224 @@
+import { expect } from 'chai';
+import { request } from 'undici';
+import { createAccessToken } from '../../src/registry/auth/access-tokens.ts';
+import { hashPassword } from '../../src/registry/auth/users.ts';
+import { DIDS } from '../support/hold-harness.ts';
+import { startTestRegistry, USERS, type TestRegistry } from '../support/registry-harness.ts';
+
+const basic = (username: string, password: string) => `Basic ${Buffer.from(`${username}:${password}`).toString('base64')}`;
+
+/**
+ * Polls `check` until it holds, for a change to reach an instance (each
+ * rereads the accounts every second). Every 400 ms, so checks that fail a
+ * login stay well under the login throttle's failures per user.
+ */
+async function eventually(check: () => Promise<boolean>, what: string, ms = 4000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`not within ${ms} ms: ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 400));
+  }
+}
+
+async function status(url: string, init: { method?: string; authorization?: string; body?: Buffer }): Promise<{ status: number; code?: string; text: string }> {
+  const response = await request(url, { method: (init.method ?? 'GET') as 'GET', headers: init.authorization ? { authorization: init.authorization } : {}, ...(init.body ? { body: init.body } : {}) });
+  const text = await response.body.text();
+  let code: string | undefined;
+  try {
+    code = (JSON.parse(text) as { errors?: { code: string }[] }).errors?.[0]?.code;
+  } catch {
+    code = undefined;
+  }
+  return { status: response.statusCode, code, text };
+}
+
+/** A registry token for `scope`, traded for Basic `username:password` at `base`. */
+async function registryToken(base: string, username: string, password: string, scope: string): Promise<{ status: number; token?: string; access?: unknown }> {
+  const response = await request(`${base}/auth/token?service=holdfast-test&scope=${encodeURIComponent(scope)}`, { headers: { authorization: basic(username, password) } });
+  if (response.statusCode !== 200) {
+    await response.body.dump();
+    return { status: response.statusCode };
+  }
+  const { token } = (await response.body.json()) as { token: string };
+  return { status: 200, token, access: (JSON.parse(Buffer.from(token.split('.')[1] as string, 'base64url').toString()) as { access: unknown }).access };
+}
+
+/** Pushes a manifest-less blob to `repository` with `authorization`; the status of the upload's POST. */
+async function startUpload(base: string, repository: string, authorization: string) {
+  return status(`${base}/v2/${repository}/blobs/uploads/`, { method: 'POST', authorization });
+}
+
+for (const metadata of ['sqlite', 'postgres'] as const) {
+  describe(`access tokens (${metadata}${metadata === 'postgres' ? ', two instances' : ''})`, function () {
+    this.timeout(120_000);
+    let registry: TestRegistry;
+    let other: string;
+
+    before(async function () {
+      // These tests fail many logins on purpose from one address; the login throttle has its own tests.
+      registry = await startTestRegistry({ backend: 'fs', metadata, login: { failuresPerAddress: 1000, failuresPerUser: 1000 }, ...(metadata === 'postgres' ? { instances: 2 } : {}) });
+      other = registry.urls.at(-1) as string;
+    });
+    after(async function () {
+      await registry?.close();
+    });
+
+    const mint = (actions: string[], repositories = ['alice/ci'], expiresInDays?: number) =>
+      createAccessToken(registry.registry.accounts, { owner: 'alice', name: `test ${actions.join(',')}`, repositories, actions, ...(expiresInDays ? { expiresInDays } : {}) });
+
+    it('works as the password, Basic and through the token endpoint, within its repositories and actions only; out of scope is DENIED', async function () {
+      const { secret, token } = await mint(['pull', 'push']);
+      expect(secret).to.match(/^hfat_[0-9A-Za-z]{50}$/);
+      const pushBasic = basic('alice', secret);
+      expect((await startUpload(other, 'alice/ci', pushBasic)).status, 'Basic push in scope').to.equal(202);
+      expect(await startUpload(other, 'alice/app', pushBasic)).to.deep.include({ status: 403, code: 'DENIED' });
+
+      const granted = await registryToken(registry.url, 'alice', secret, 'repository:alice/ci:pull,push repository:alice/app:pull,push repository:alice/ci:delete');
+      expect(granted.access).to.deep.equal([{ type: 'repository', name: 'alice/ci', actions: ['pull', 'push'] }]);
+      const bearer = `Bearer ${granted.token as string}`;
+      expect((await startUpload(other, 'alice/ci', bearer)).status, 'bearer push in scope, on the other instance').to.equal(202);
+      const denied = await startUpload(other, 'alice/app', bearer);
+      expect(denied).to.deep.include({ status: 403, code: 'DENIED' });
+      expect(denied.text).to.include(`access token ${token.id}`);
+      expect(await status(`${other}/v2/alice/app/tags/list`, { authorization: bearer })).to.deep.include({ status: 403, code: 'DENIED' });
+      // No delete in its actions: a manifest DELETE is refused before anything is looked up.
+      expect(await status(`${other}/v2/alice/ci/manifests/sha256:${'0'.repeat(64)}`, { method: 'DELETE', authorization: bearer })).to.deep.include({ status: 403, code: 'DENIED' });
+    });
+
+    it('a read-only token pulls and is refused a push; a token with delete may delete', async function () {
+      const readOnly = await mint(['pull']);
+      expect((await status(`${other}/v2/alice/ci/tags/list`, { authorization: basic('alice', readOnly.secret) })).status).to.be.oneOf([200, 404]);
+      expect(await startUpload(other, 'alice/ci', basic('alice', readOnly.secret))).to.deep.include({ status: 403, code: 'DENIED' });
+      const deleter = await mint(['pull', 'delete']);
+      const granted = await registryToken(registry.url, 'alice', deleter.secret, 'repository:alice/ci:delete');
+      expect(granted.access).to.deep.equal([{ type: 'repository', name: 'alice/ci', actions: ['delete'] }]);
+      expect((await status(`${other}/v2/alice/ci/manifests/sha256:${'0'.repeat(64)}`, { method: 'DELETE', authorization: `Bearer ${granted.token as string}` })).status).to.equal(404);
+    });
+
+    it("never grants more than its owner has: alice's token on bob's repository gets no push, and under bob's name nothing at all", async function () {
+      const { secret } = await mint(['pull', 'push'], ['**']);
+      expect(await startUpload(other, 'bob/app', basic('alice', secret))).to.deep.include({ status: 403, code: 'DENIED' });
+      expect((await registryToken(registry.url, 'bob', secret, 'repository:bob/app:pull')).status).to.equal(401);
+      expect((await status(`${other}/v2/alice/ci/tags/list`, { authorization: basic('bob', secret) })).status).to.equal(401);
+    });
+
+    it('is stored only as a hash, and its last use is recorded', async function () {
+      const { secret, token } = await mint(['pull']);
+      expect((await status(`${other}/v2/alice/ci/tags/list`, { authorization: basic('alice', secret) })).status).to.be.oneOf([200, 404]);
+      const row = await registry.registry.accounts.token(token.id);
+      expect(JSON.stringify(row)).not.to.include(secret.slice(5 + 12));
+      await eventually(async () => (await registry.registry.accounts.token(token.id))?.lastUsedAt !== undefined, 'last use recorded');
+    });
+
+    it('a mistyped token (checksum wrong) is refused without a lookup, as a wrong password', async function () {
+      const { secret } = await mint(['pull']);
+      const typo = `${secret.slice(0, -1)}${secret.endsWith('A') ? 'B' : 'A'}`;
+      expect((await status(`${other}/v2/alice/ci/tags/list`, { authorization: basic('alice', typo) })).status).to.equal(401);
+    });
+
+    it('revocation reaches every instance within a second or so: the token, and registry tokens minted from it, are refused', async function () {
+      const { secret, token } = await mint(['pull', 'push']);
+      const minted = await registryToken(registry.url, 'alice', secret, 'repository:alice/ci:pull,push');
+      const bearer = `Bearer ${minted.token as string}`;
+      expect((await startUpload(other, 'alice/ci', bearer)).status).to.equal(202);
+      expect((await startUpload(other, 'alice/ci', basic('alice', secret))).status).to.equal(202);
+      expect(await registry.registry.accounts.revokeToken(token.id)).to.equal(true);
+      for (const base of registry.urls) {
+        await eventually(async () => (await startUpload(base, 'alice/ci', bearer)).status === 401, `minted registry token refused at ${base}`);
+        expect((await startUpload(base, 'alice/ci', basic('alice', secret))).status).to.equal(401);
+        expect((await registryToken(base, 'alice', secret, 'repository:alice/ci:pull')).status).to.equal(401);
+      }
+    });
+
+    it('expires: a token past its expiry is refused', async function () {
+      const { secret } = await mint(['pull'], ['alice/ci'], 2 / 86_400);
+      expect((await status(`${other}/v2/alice/ci/tags/list`, { authorization: basic('alice', secret) })).status).to.be.oneOf([200, 404]);
+      await new Promise((resolve) => setTimeout(resolve, 2100));
+      expect((await status(`${other}/v2/alice/ci/tags/list`, { authorization: basic('alice', secret) })).status).to.equal(401);
+    });
+
+    it('opens no web session: the pages want the password itself', async function () {
+      const { secret } = await mint(['pull', 'push']);
+      const page = await request(`${registry.url}/ui/login`);
+      const cookies = [page.headers['set-cookie']].flat().filter(Boolean).map((cookie) => String(cookie).split(';')[0]);
+      const csrf = /name="csrf" value="([^"]+)"/.exec(await page.body.text())?.[1] as string;
+      const login = await request(`${registry.url}/ui/login`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/x-www-form-urlencoded', cookie: cookies.join('; '), origin: registry.url, 'sec-fetch-site': 'same-origin' },
+        body: new URLSearchParams({ username: 'alice', password: secret, csrf }).toString(),
+      });
+      await login.body.dump();
+      expect(login.statusCode).not.to.equal(303);
+      expect(String(login.headers['set-cookie'] ?? '')).not.to.include('hf_session=');
+    });
+
+    it('the token API: a user creates, lists and revokes their own tokens with their password; a token, a stranger or a bad request changes nothing', async function () {
+      const api = (method: string, authorization: string | undefined, body?: unknown, path = '', contentType = 'application/json') =>
+        request(`${other}/auth/tokens${path}`, {
+          method: method as 'GET',
+          headers: { ...(authorization ? { authorization } : {}), ...(body === undefined ? {} : { 'content-type': contentType }) },
+          ...(body === undefined ? {} : { body: typeof body === 'string' ? body : JSON.stringify(body) }),
+        });
+      const bob = basic('bob', USERS.bob.password);
+      const created = await api('POST', bob, { name: 'deploy', repositories: ['bob/app'], actions: ['pull', 'push'], expiresInDays: 1 });
+      expect(created.statusCode).to.equal(201);
+      const token = (await created.body.json()) as { id: string; secret: string; state: string; secretHash?: string };
+      expect(token).to.deep.include({ state: 'live' });
+      expect(token.secretHash).to.equal(undefined);
+      expect((await startUpload(other, 'bob/app', basic('bob', token.secret))).status).to.equal(202);
+
+      const listed = await api('GET', bob);
+      const text = await listed.body.text();
+      expect(text).to.include(token.id);
+      expect(text).not.to.include(token.secret.slice(17));
+      expect(text).not.to.include('secretHash');
+
+      const before = (await registry.registry.accounts.tokens('bob')).length;
+      const refusals: [string, Awaited<ReturnType<typeof api>>, number, string?][] = [
+        ['no credentials', await api('GET', undefined), 401],
+        ['a token managing tokens', await api('POST', basic('bob', token.secret), { name: 'more', repositories: ['bob/**'], actions: ['pull', 'push', 'delete'] }), 403, 'DENIED'],
+        ['a wrong password', await api('POST', basic('bob', 'nope'), { name: 'x', repositories: ['bob/app'], actions: ['pull'] }), 401],
+        ['an unknown action', await api('POST', bob, { name: 'x', repositories: ['bob/app'], actions: ['admin'] }), 400, 'REQUEST_INVALID'],
+        ['a pattern that is no name', await api('POST', bob, { name: 'x', repositories: ['../../etc'], actions: ['pull'] }), 400, 'REQUEST_INVALID'],
+        ['text, not JSON', await api('POST', bob, 'name=x', '', 'text/plain'), 400, 'REQUEST_INVALID'],
+        ['a 9 KiB body', await api('POST', bob, { name: 'x'.repeat(9 * 1024), repositories: ['bob/app'], actions: ['pull'] }), 413, 'REQUEST_TOO_LARGE'],
+        ["alice revoking bob's token", await api('DELETE', basic('alice', USERS.alice.password), undefined, `/${token.id}`), 404, 'NAME_UNKNOWN'],
+      ];
+      for (const [what, response, expected, code] of refusals) {
+        const body = await response.body.text();
+        expect(response.statusCode, what).to.equal(expected);
+        if (code) expect((JSON.parse(body) as { errors: { code: string }[] }).errors[0]?.code, what).to.equal(code);
+      }
+      expect(refusals[0]?.[1].headers['www-authenticate']).to.match(/^Basic realm="holdfast"/);
+      expect((await registry.registry.accounts.tokens('bob')).length, 'nothing created').to.equal(before);
+      expect((await registry.registry.accounts.token(token.id))?.revokedAt, 'nothing revoked').to.equal(undefined);
+
+      const revoked = await api('DELETE', bob, undefined, `/${token.id}`);
+      await revoked.body.dump();
+      expect(revoked.statusCode).to.equal(204);
+      await eventually(async () => (await startUpload(other, 'bob/app', basic('bob', token.secret))).status === 401, 'revoked through the API');
+    });
+
+    it('a disabled user, and a user taken out of the users file, are refused at once on every instance: password, access token and registry token alike', async function () {
+      const password = 'erin-password-1';
+      await registry.registry.accounts.addUser({ username: 'erin', did: DIDS.crewWrite, handle: 'erin', passwordHash: await hashPassword(password, 4) });
+      await eventually(async () => (await registryToken(other, 'erin', password, 'repository:erin/app:pull,push')).status === 200, 'a new user reaches the other instance');
+      const erin = await createAccessToken(registry.registry.accounts, { owner: 'erin', name: 'ci', repositories: ['erin/**'], actions: ['pull', 'push'] });
+      const minted = await registryToken(registry.url, 'erin', password, 'repository:erin/app:pull,push');
+      expect(minted.status).to.equal(200);
+      expect((await startUpload(other, 'erin/app', `Bearer ${minted.token as string}`)).status).to.equal(202);
+      await registry.registry.accounts.updateUser('erin', { disabled: true });
+      await eventually(async () => (await startUpload(other, 'erin/app', `Bearer ${minted.token as string}`)).status === 401, 'disabled user refused');
+      expect((await startUpload(other, 'erin/app', basic('erin', password))).status).to.equal(401);
+      expect((await startUpload(other, 'erin/app', basic('erin', erin.secret))).status).to.equal(401);
+
+      // alice comes from the users file; a start without her there removes her, and her tokens with her.
+      const aliceToken = await registryToken(registry.url, 'alice', USERS.alice.password, 'repository:alice/app:pull,push');
+      expect((await startUpload(other, 'alice/app', `Bearer ${aliceToken.token as string}`)).status).to.equal(202);
+      const rest = [USERS.bob, USERS.carol].map(({ password: _password, ...user }) => ({ ...user, passwordHash: '$2b$04$' + 'x'.repeat(53) }));
+      await registry.registry.accounts.syncFileUsers(rest);
+      await eventually(async () => (await startUpload(other, 'alice/app', `Bearer ${aliceToken.token as string}`)).status === 401, 'removed user refused');
+      expect(await registry.registry.accounts.tokens('alice')).to.deep.equal([]);
+    });
+  });
+}
