@@ -9,7 +9,8 @@ import { openDatabase } from '../metadata/db.ts';
 import { AccountConflictError, AccountStore } from '../metadata/accounts/store.ts';
 import { createAccessToken, describeToken, TokenRequestError, TOKEN_ACTIONS, TOKEN_LIMITS } from '../registry/auth/access-tokens.ts';
 import { hashPassword, readUsersFile, userSchema } from '../registry/auth/users.ts';
-import { loadRegistryConfig } from '../registry/config.ts';
+import { loadRegistryConfig, type RegistryConfig } from '../registry/config.ts';
+import { accessScopeOf, describeAccess, type AccessScope } from '../registry/auth/access.ts';
 import { printJson, readConfig, readStdin } from './io.ts';
 import { UsageError } from './usage-error.ts';
 
@@ -117,15 +118,70 @@ export function registerAccountCommands(cli: Command): void {
     });
 }
 
+export function registerAccessCommands(cli: Command): void {
+  const access = cli.command('access').description('who may pull and push: visibility and grants, by namespace (alice) or repository (alice/app)');
+  access
+    .command('show <name>')
+    .description('the visibility set on a namespace or repository, what applies to it, and its grants (JSON)')
+    .requiredOption('--config <file>', 'the registry config')
+    .action(async (name: string, options: { config: string }) => {
+      const scope = scopeOf(name);
+      await withAccounts(options.config, async (accounts, config) => {
+        printJson(await describeAccess(accounts, scope, config.auth.mode === 'token' && config.auth.defaultVisibility === 'private'));
+      });
+    });
+  access
+    .command('set <name> <visibility>')
+    .description('make a namespace or repository public or private, or inherit (from its namespace, then auth.defaultVisibility)')
+    .requiredOption('--config <file>', 'the registry config')
+    .action(async (name: string, visibility: string, options: { config: string }) => {
+      const scope = scopeOf(name);
+      if (!['public', 'private', 'inherit'].includes(visibility)) throw new UsageError('visibility is public, private or inherit');
+      await withAccounts(options.config, async (accounts) => {
+        await accounts.setVisibility(scope.kind, scope.name, visibility === 'inherit' ? undefined : visibility === 'private');
+        console.log(`${scope.kind} ${scope.name}: ${visibility}`);
+      });
+    });
+  access
+    .command('grant <name> <username> <access>')
+    .description('let a user pull, or pull and push (push), in a namespace or repository')
+    .requiredOption('--config <file>', 'the registry config')
+    .action(async (name: string, username: string, level: string, options: { config: string }) => {
+      const scope = scopeOf(name);
+      if (level !== 'pull' && level !== 'push') throw new UsageError('access is pull or push');
+      await withAccounts(options.config, async (accounts) => {
+        if (!(await accounts.grant(scope.kind, scope.name, username, level))) throw new UsageError(`no user ${username}`);
+        console.log(`${username} may ${level === 'push' ? 'pull and push' : 'pull'} in ${scope.kind} ${scope.name}`);
+      });
+    });
+  access
+    .command('revoke <name> <username>')
+    .description("take back a user's grant on a namespace or repository")
+    .requiredOption('--config <file>', 'the registry config')
+    .action(async (name: string, username: string, options: { config: string }) => {
+      const scope = scopeOf(name);
+      await withAccounts(options.config, async (accounts) => {
+        if (!(await accounts.revokeGrant(scope.kind, scope.name, username))) throw new UsageError(`${username} has no grant on ${scope.kind} ${scope.name}`);
+        console.log(`${username}'s grant on ${scope.kind} ${scope.name} revoked`);
+      });
+    });
+}
+
+function scopeOf(name: string): AccessScope {
+  const scope = accessScopeOf(name);
+  if (!scope) throw new UsageError(`not a namespace or repository name: ${name}`);
+  return scope;
+}
+
 /** The accounts in the registry's database, with the users file brought in first, as a start would. */
-async function withAccounts(file: string, work: (accounts: AccountStore) => Promise<void>): Promise<void> {
+async function withAccounts(file: string, work: (accounts: AccountStore, config: RegistryConfig) => Promise<void>): Promise<void> {
   const config = await readConfig(file, loadRegistryConfig);
   if (config.auth.mode !== 'token') throw new UsageError(`${file} has auth.mode "none": there are no users to manage`);
   const db = await openDatabase(config.metadata);
   try {
     const accounts = new AccountStore(db);
     if (config.auth.usersFile) await accounts.syncFileUsers(await readUsersFile(config.auth.usersFile));
-    await work(accounts);
+    await work(accounts, config);
   } catch (err) {
     if (err instanceof AccountConflictError || err instanceof TokenRequestError) throw new UsageError(err.message);
     throw err;

@@ -10,7 +10,7 @@ import { loadRegistryConfig } from '../registry/config.ts';
 import { ensureSigningKey } from './keys.ts';
 import { UsageError } from './usage-error.ts';
 import { printJson, readConfig, readStdin } from './io.ts';
-import { registerAccountCommands } from './accounts.ts';
+import { registerAccessCommands, registerAccountCommands } from './accounts.ts';
 
 // Each command loads only what it runs: a registry process never holds the
 // AWS SDK (only the hold talks to S3), which keeps its resident set smaller.
@@ -131,6 +131,7 @@ function program(): Command {
     });
 
   registerAccountCommands(cli);
+  registerAccessCommands(cli);
   return cli;
 }
 

@@ -173,6 +173,17 @@ const MIGRATIONS: readonly { version: number; sql: (binary: string, dialect: Db[
       `CREATE INDEX access_tokens_revoked ON access_tokens (revoked_at)`,
     ],
   },
+  {
+    // Who may pull what (src/metadata/accounts/store.ts): a namespace or a
+    // repository set public or private against the configured default, and
+    // pull or push granted to other users. Changes bump accounts_version too.
+    version: 14,
+    sql: () => [
+      `CREATE TABLE repository_visibility (kind TEXT NOT NULL, name TEXT NOT NULL, private INTEGER NOT NULL, updated_at TEXT NOT NULL, PRIMARY KEY (kind, name))`,
+      `CREATE TABLE repository_grants (kind TEXT NOT NULL, name TEXT NOT NULL, grantee TEXT NOT NULL REFERENCES users (username) ON DELETE CASCADE, access TEXT NOT NULL, created_at TEXT NOT NULL, PRIMARY KEY (kind, name, grantee))`,
+      `CREATE INDEX repository_grants_grantee ON repository_grants (grantee)`,
+    ],
+  },
 ];
 
 export async function migrate(db: Db): Promise<number> {

@@ -122,7 +122,11 @@ export const registryConfigSchema = z
               .optional()
               .describe('A users file (its table is below), brought into the metadata database at each start: its users are added, updated, and removed when they leave it. Users added with `holdfast user` live in the database alone.'),
             tokenTtlSeconds: z.number().int().min(30).max(3600).default(300).describe('How long a client token lives.'),
-            anonymousPull: z.boolean().default(true).describe('Whether a client without credentials may pull.'),
+            anonymousPull: z.boolean().default(true).describe('Whether a client without credentials may pull (public repositories only).'),
+            defaultVisibility: z
+              .enum(['public', 'private'])
+              .default('public')
+              .describe('Whether a repository is public or private when neither it nor its namespace says (`holdfast access set`). A private one exists only for its owner and those granted pull.'),
             anonymousDid: didSchema.describe('The DID presented to the hold for anonymous pulls.'),
             login: z
               .object({

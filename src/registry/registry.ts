@@ -8,7 +8,7 @@ import { createLogger } from '../core/logger.ts';
 import { listenForMetrics, loadMetricsSecret, mainPortAccess } from '../core/metrics-endpoint.ts';
 import { OpenAuthorizer } from './auth/open.ts';
 import { TokenAuthorizer } from './auth/token.ts';
-import { registerTokenApi } from './auth/token-api.ts';
+import { registerAccountApi } from './auth/account-api.ts';
 import type { Authorizer } from './auth/types.ts';
 import { UserDirectory } from './auth/users.ts';
 import type { RegistryConfig } from './config.ts';
@@ -128,7 +128,7 @@ export class Registry {
     const plugins: ((app: FastifyInstance) => void)[] = [];
     if (authorizer instanceof TokenAuthorizer) {
       plugins.push((instance) => authorizer.register(instance));
-      plugins.push((instance) => registerTokenApi(instance, { accounts, signedIn: (request) => authorizer.signedIn(request) }));
+      plugins.push((instance) => registerAccountApi(instance, { accounts, defaultPrivate: config.auth.mode === 'token' && config.auth.defaultVisibility === 'private', signedIn: (request) => authorizer.signedIn(request) }));
     }
     if (config.ui.enabled) plugins.push((instance) => registerUi(instance, uiContext(config, ctx, metadata, publicUrl, signingKey)));
     const app = buildRegistryApp(ctx, {
@@ -235,7 +235,7 @@ async function createAuthorizer(config: RegistryConfig, publicUrl: string, signi
     issuer: auth.issuer,
     signingKey: signingKey as string,
     ttlSeconds: auth.tokenTtlSeconds,
-    users: await UserDirectory.open(accounts, { login: auth.login, ...(auth.usersFile ? { seedFile: auth.usersFile } : {}) }),
+    users: await UserDirectory.open(accounts, { login: auth.login, defaultPrivate: auth.defaultVisibility === 'private', ...(auth.usersFile ? { seedFile: auth.usersFile } : {}) }),
     anonymousPull: auth.anonymousPull,
     anonymousDid: auth.anonymousDid,
   });

@@ -43,6 +43,25 @@ export class AccountConflictError extends Error {
   }
 }
 
+/** A namespace (`alice`: every repository under `alice/`) or one repository. */
+export type AccessScopeKind = 'namespace' | 'repository';
+
+export interface VisibilityRow {
+  kind: AccessScopeKind;
+  name: string;
+  private: boolean;
+}
+
+export type GrantAccess = 'pull' | 'push';
+
+export interface GrantRow {
+  kind: AccessScopeKind;
+  name: string;
+  grantee: string;
+  access: GrantAccess;
+  createdAt: string;
+}
+
 const VERSION_KEY = 'accounts_version';
 
 /**
@@ -201,6 +220,52 @@ export class AccountStore {
   /** Ids of tokens revoked since `since`. */
   async revokedSince(since: Date): Promise<string[]> {
     return (await this.#db.all<{ id: string }>('SELECT id FROM access_tokens WHERE revoked_at > ?', [since.toISOString()])).map((row) => row.id);
+  }
+
+  async visibility(): Promise<VisibilityRow[]> {
+    const rows = await this.#db.all<{ kind: string; name: string; private: number | string }>('SELECT kind, name, private FROM repository_visibility ORDER BY kind, name');
+    return rows.map((row) => ({ kind: row.kind === 'namespace' ? 'namespace' : 'repository', name: row.name, private: Number(row.private) !== 0 }));
+  }
+
+  /** Sets a namespace or repository public or private; `undefined` goes back to what encloses it (the namespace, then the config). */
+  async setVisibility(kind: AccessScopeKind, name: string, isPrivate: boolean | undefined): Promise<void> {
+    await this.#db.transaction(async (tx) => {
+      if (isPrivate === undefined) await tx.run('DELETE FROM repository_visibility WHERE kind = ? AND name = ?', [kind, name]);
+      else {
+        await tx.run(
+          'INSERT INTO repository_visibility (kind, name, private, updated_at) VALUES (?, ?, ?, ?) ON CONFLICT (kind, name) DO UPDATE SET private = excluded.private, updated_at = excluded.updated_at',
+          [kind, name, isPrivate ? 1 : 0, new Date().toISOString()],
+        );
+      }
+      await bump(tx);
+    });
+  }
+
+  async grants(): Promise<GrantRow[]> {
+    const rows = await this.#db.all<{ kind: string; name: string; grantee: string; access: string; created_at: string }>('SELECT * FROM repository_grants ORDER BY kind, name, grantee');
+    return rows.map((row) => ({ kind: row.kind === 'namespace' ? 'namespace' : 'repository', name: row.name, grantee: row.grantee, access: row.access === 'push' ? 'push' : 'pull', createdAt: row.created_at }));
+  }
+
+  /** Grants `access` on a namespace or repository to a user (replacing what they had there); false when there is no such user. */
+  async grant(kind: AccessScopeKind, name: string, grantee: string, access: GrantAccess): Promise<boolean> {
+    return this.#db.transaction(async (tx) => {
+      if (!(await tx.get('SELECT 1 AS one FROM users WHERE username = ?', [grantee]))) return false;
+      await tx.run(
+        'INSERT INTO repository_grants (kind, name, grantee, access, created_at) VALUES (?, ?, ?, ?, ?) ON CONFLICT (kind, name, grantee) DO UPDATE SET access = excluded.access',
+        [kind, name, grantee, access, new Date().toISOString()],
+      );
+      await bump(tx);
+      return true;
+    });
+  }
+
+  /** Takes back what a user was granted on a namespace or repository; false when there was nothing. */
+  async revokeGrant(kind: AccessScopeKind, name: string, grantee: string): Promise<boolean> {
+    return this.#db.transaction(async (tx) => {
+      const changed = await tx.run('DELETE FROM repository_grants WHERE kind = ? AND name = ? AND grantee = ?', [kind, name, grantee]);
+      if (changed > 0) await bump(tx);
+      return changed > 0;
+    });
   }
 
   /** Records a use; not a change other instances need to see, so no version bump. */

@@ -1,4 +1,4 @@
-import { forUpdate, openDatabase, type DatabaseConfig, type Db } from '../db.ts';
+import { forUpdate, openDatabase, type DatabaseConfig, type Db, type SqlCondition } from '../db.ts';
 import { BrowseStore } from './browse.ts';
 import { GcStore } from './gc.ts';
 import { inNamespace, namespaceRange } from './namespace.ts';
@@ -264,9 +264,11 @@ export class SqlMetadataStore implements MetadataStore {
     return (await this.#db.get('SELECT name FROM repositories WHERE name = ?', [repository])) !== undefined;
   }
 
-  async listRepositories(page: Page = {}): Promise<string[]> {
-    const { clause, params } = pageClause(this.#db.dialect, 'name', page, true);
-    const rows = await this.#db.all<{ name: string }>(`SELECT name FROM repositories${clause}`, params);
+  /** Repository names in order, a page at a time; with `visible`, only those it admits (a condition on `repositories.name`). */
+  async listRepositories(page: Page = {}, visible?: SqlCondition): Promise<string[]> {
+    const { clause, params } = pageClause(this.#db.dialect, 'name', page, visible === undefined);
+    const where = visible ? ` WHERE (${visible.sql})` : '';
+    const rows = await this.#db.all<{ name: string }>(`SELECT name FROM repositories${where}${clause}`, [...(visible?.params ?? []), ...params]);
     return rows.map((row) => row.name);
   }
 

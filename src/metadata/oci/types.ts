@@ -1,3 +1,4 @@
+import type { SqlCondition } from '../db.ts';
 import type { UploadHolds } from './upload-holds.ts';
 
 /**
@@ -115,7 +116,8 @@ export interface MetadataStore {
   listTags(repository: string, page?: Page): Promise<string[]>;
   listReferrers(repository: string, subject: string, artifactType?: string): Promise<ReferrerDescriptor[]>;
   repositoryExists(repository: string): Promise<boolean>;
-  listRepositories(page?: Page): Promise<string[]>;
+  /** With `visible`, only the repositories that condition on `repositories.name` admits. */
+  listRepositories(page?: Page, visible?: SqlCondition): Promise<string[]>;
 
   close(): Promise<void>;
 }

@@ -19,6 +19,10 @@ export class OpenAuthorizer implements Authorizer {
     return true;
   }
 
+  visibleRepositories(): undefined {
+    return undefined;
+  }
+
   mayPush(): boolean {
     return true;
   }

@@ -5,8 +5,10 @@ import { RegistryError } from '../errors.ts';
 import { isRepositoryName } from '../names.ts';
 import { KeyedCounter } from '../../core/keyed-counter.ts';
 import { LoginThrottledError } from './login-throttle.ts';
-import type { Action, Authorizer, Identity } from './types.ts';
+import { RepositoryHiddenError, type Action, type Authorizer, type Identity } from './types.ts';
 import type { TokenAction } from '../../metadata/accounts/store.ts';
+import { visibleRepositories } from '../../metadata/accounts/visible.ts';
+import type { SqlCondition } from '../../metadata/db.ts';
 import type { Principal, UserDirectory } from './users.ts';
 
 export interface TokenAuthorizerOptions {
@@ -64,11 +66,16 @@ export class TokenAuthorizer implements Authorizer {
     const caller = await this.#caller(request);
     if (!caller) {
       if (request.headers.authorization) throw this.#challenge(scopeFor(action, repository), 'invalid_token');
-      if (action === 'pull' && this.#options.anonymousPull) return { did: this.#options.anonymousDid };
-      if (action === 'catalog' && this.#options.anonymousPull) return { did: this.#options.anonymousDid };
+      const anonymous = { did: this.#options.anonymousDid };
+      if (action === 'pull' && this.#options.anonymousPull) {
+        if (repository && this.#hidden(undefined, repository)) throw new RepositoryHiddenError(anonymous);
+        return anonymous;
+      }
+      if (action === 'catalog' && this.#options.anonymousPull) return anonymous;
       throw this.#challenge(scopeFor(action, repository));
     }
     if (!caller.allows(action, repository)) {
+      if (action === 'pull' && repository && this.#hidden(caller.user, repository)) throw new RepositoryHiddenError(caller.identity);
       // Signed in, and not allowed whatever token they fetch: DENIED. Allowed, but this token does not say so: a challenge for a better one.
       if (caller.user && action !== 'catalog' && repository && !this.#allowedActions(caller.user, 'repository', repository).includes(action)) {
         const through = caller.user.token ? ` with access token ${caller.user.token.id}` : '';
@@ -83,8 +90,26 @@ export class TokenAuthorizer implements Authorizer {
     return this.#allowedActions(this.#principalOf(identity), 'repository', repository).includes('pull');
   }
 
+  visibleRepositories(identity: Identity): SqlCondition | undefined {
+    const access = this.#options.users.access;
+    if (!access.anyPrivate) return undefined;
+    const user = identity.username ? this.#options.users.byUsername(identity.username) : undefined;
+    return visibleRepositories({ handle: user?.handle, ...(user ? access.grantsOf(user.username) : { repositories: [], namespaces: [] }), defaultPrivate: access.defaultPrivate });
+  }
+
   mayPush(identity: Identity, repository: string): boolean {
     return this.#allowedActions(this.#principalOf(identity), 'repository', repository).includes('push');
+  }
+
+  /**
+   * Whether a pull of `repository` is refused only because it is private:
+   * then it is answered as missing. A token that does not cover the
+   * repository is refused as it would be for any name, so that says nothing.
+   */
+  #hidden(user: Principal | undefined, repository: string): boolean {
+    const access = this.#options.users.access;
+    if (!access.isPrivate(repository) || access.rights(user, repository, this.#options.anonymousPull).includes('pull')) return false;
+    return !user?.token || (user.token.repositories(repository) && user.token.actions.has('pull'));
   }
 
   #principalOf(identity: Identity): Principal | undefined {
@@ -131,7 +156,9 @@ export class TokenAuthorizer implements Authorizer {
       for (const scope of scopes) {
         const parsed = parseScope(scope);
         if (!parsed) continue;
-        const allowed = this.#allowedActions(user, parsed.type, parsed.name);
+        // Pull is granted for a private repository too, whatever the caller may do there: the token's access list must not tell
+        // which names are private. Each request checks what the caller may do at that moment (a hidden one answers as missing).
+        const allowed = this.#allowedActions(user, parsed.type, parsed.name, { ignorePrivacy: true });
         const granted = parsed.actions.filter((requested) => allowed.includes(requested));
         // Clients ask for pull,push and then delete; whether they may is the caller's right (a token may lack it), not the client's wording.
         if (granted.includes('push') && allowed.includes('delete') && !granted.includes('delete')) granted.push('delete');
@@ -165,13 +192,17 @@ export class TokenAuthorizer implements Authorizer {
     }
   }
 
-  /** What `user` may do on `name` now: what policy allows the user, narrowed to their access token's scope when they signed in with one. */
-  #allowedActions(user: Principal | undefined, type: string, name: string): string[] {
+  /**
+   * What `user` may do on `name` now: what policy allows the user, narrowed
+   * to their access token's scope when they signed in with one. With
+   * `ignorePrivacy`, pull as if the repository were public.
+   */
+  #allowedActions(user: Principal | undefined, type: string, name: string, options: { ignorePrivacy?: boolean } = {}): string[] {
     if (type === 'registry' && name === 'catalog') return user || this.#options.anonymousPull ? ['*'] : [];
     if (type !== 'repository' || !isRepositoryName(name)) return [];
-    const actions: string[] = [];
-    if (user || this.#options.anonymousPull) actions.push('pull');
-    if (user && name.split('/')[0] === user.handle) actions.push('push', 'delete', '*');
+    const actions: string[] = this.#options.users.access.rights(user, name, this.#options.anonymousPull);
+    if (options.ignorePrivacy && !actions.includes('pull') && (user || this.#options.anonymousPull)) actions.unshift('pull');
+    if (actions.includes('delete')) actions.push('*');
     const token = user?.token;
     if (!token) return actions;
     if (!token.repositories(name)) return [];

@@ -1,5 +1,6 @@
 import type { FastifyRequest } from 'fastify';
 import type { Principal } from './users.ts';
+import type { SqlCondition } from '../../metadata/db.ts';
 
 /** Who a request acts as: the DID the registry presents to the hold. */
 export interface Identity {
@@ -12,6 +13,21 @@ export interface Identity {
 }
 
 export type Action = 'pull' | 'push' | 'delete' | 'catalog';
+
+/**
+ * A pull of a private repository by a caller who may not pull it: the
+ * request is answered as for a repository that does not exist, so nobody
+ * learns that it does. Thrown by `authorize`, answered by the dispatcher.
+ */
+export class RepositoryHiddenError extends Error {
+  readonly identity: Identity;
+
+  constructor(identity: Identity) {
+    super('repository hidden from this caller');
+    this.name = 'RepositoryHiddenError';
+    this.identity = identity;
+  }
+}
 
 export interface Authorizer {
   /**
@@ -26,6 +42,11 @@ export interface Authorizer {
    * token scoped to the target alone.
    */
   mayPull(identity: Identity, repository: string): boolean;
+  /**
+   * The catalog's condition for `identity`: the repositories it may see, as
+   * SQL on `repositories.name`; undefined when it may see them all.
+   */
+  visibleRepositories(identity: Identity): SqlCondition | undefined;
   /** Whether `identity` may push to and delete from `repository` by policy: what a push token would carry. */
   mayPush(identity: Identity, repository: string): boolean;
   /**

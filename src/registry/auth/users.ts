@@ -8,9 +8,10 @@ import { didSchema } from '../../core/did.ts';
 import { ConfigError } from '../../core/config.ts';
 import { LoginThrottle, type LoginLimits } from './login-throttle.ts';
 import { PasswordPool } from './password-pool.ts';
-import { AccountConflictError, type AccountStore, type TokenAction, type TokenRow, type UserRow } from '../../metadata/accounts/store.ts';
+import { AccountConflictError, type AccountStore, type GrantRow, type TokenAction, type TokenRow, type UserRow, type VisibilityRow } from '../../metadata/accounts/store.ts';
 import { anyOf, type Matcher } from '../policies/glob.ts';
 import { parseAccessToken, secretMatches } from './access-tokens.ts';
+import { RepositoryAccess } from './access.ts';
 
 const MAX_USERNAME_LENGTH = 128;
 /** bcrypt reads 72 bytes at most; a longer "password" only costs us the copy. */
@@ -83,6 +84,8 @@ export interface DirectoryOptions {
   seedFile?: string;
   /** How often to look for changes other processes made (`holdfast user`, other instances). */
   refreshMs?: number;
+  /** `auth.defaultVisibility: private`: repositories no row makes public are private. */
+  defaultPrivate?: boolean;
 }
 
 const DEFAULT_REFRESH_MS = 1000;
@@ -112,6 +115,8 @@ export class UserDirectory {
   /** Tokens revoked lately: registry tokens minted from them die at once, not when they expire. */
   #revoked = new Set<string>();
   #version = '';
+  #access: RepositoryAccess;
+  readonly #defaultPrivate: boolean;
   readonly #verified = new LRUCache<string, Principal>({ max: 1000, ttl: 60_000, updateAgeOnGet: true });
   readonly #checking = new Map<string, Promise<Principal | undefined>>();
   readonly #touched = new LRUCache<string, number>({ max: 10_000 });
@@ -122,8 +127,10 @@ export class UserDirectory {
   #timer: NodeJS.Timeout | undefined;
   #refreshing: Promise<void> | undefined;
 
-  private constructor(store: AccountStore | undefined, options: LoginOptions) {
+  private constructor(store: AccountStore | undefined, options: LoginOptions, defaultPrivate = false) {
     this.#store = store;
+    this.#defaultPrivate = defaultPrivate;
+    this.#access = new RepositoryAccess(defaultPrivate);
     this.#pool = new PasswordPool(options.threads);
     this.#pool.warm();
     this.#throttle = new LoginThrottle(options);
@@ -140,7 +147,7 @@ export class UserDirectory {
         throw err;
       }
     }
-    const directory = new UserDirectory(store, options.login ?? DEFAULT_LOGIN_OPTIONS);
+    const directory = new UserDirectory(store, options.login ?? DEFAULT_LOGIN_OPTIONS, options.defaultPrivate);
     await directory.refresh();
     directory.#timer = setInterval(() => void directory.refresh().catch(() => {}), options.refreshMs ?? DEFAULT_REFRESH_MS);
     directory.#timer.unref();
@@ -151,7 +158,7 @@ export class UserDirectory {
   static fromList(users: (User & { passwordHash: string })[], options: LoginOptions = DEFAULT_LOGIN_OPTIONS): UserDirectory {
     const directory = new UserDirectory(undefined, options);
     const now = new Date().toISOString();
-    directory.#install(users.map((user) => ({ ...user, disabled: false, source: 'file' as const, createdAt: now, updatedAt: now })), []);
+    directory.#install(users.map((user) => ({ ...user, disabled: false, source: 'file' as const, createdAt: now, updatedAt: now })), [], [], []);
     return directory;
   }
 
@@ -168,12 +175,13 @@ export class UserDirectory {
     if (!store) return;
     const version = await store.version();
     if (version === this.#version && this.#dummyHash) return;
-    const [users, revoked] = await Promise.all([store.users(), store.revokedSince(new Date(Date.now() - REVOKED_MEMORY_MS))]);
-    this.#install(users, revoked);
+    const [users, revoked, visibility, grants] = await Promise.all([store.users(), store.revokedSince(new Date(Date.now() - REVOKED_MEMORY_MS)), store.visibility(), store.grants()]);
+    this.#install(users, revoked, visibility, grants);
     this.#version = version;
   }
 
-  #install(users: readonly UserRow[], revoked: readonly string[]): void {
+  #install(users: readonly UserRow[], revoked: readonly string[], visibility: readonly VisibilityRow[], grants: readonly GrantRow[]): void {
+    this.#access = new RepositoryAccess(this.#defaultPrivate, visibility, grants);
     const enabled = users.filter((user) => !user.disabled);
     this.#users = new Map(enabled.map((user) => [user.username, user]));
     this.#handles = new Map(enabled.map((user) => [user.handle, { username: user.username, did: user.did, handle: user.handle }]));
@@ -268,6 +276,11 @@ export class UserDirectory {
     if (this.#revoked.has(tokenId)) return undefined;
     const row = await this.#tokenRow(tokenId);
     return row ? this.#tokenHolder(username, row) : undefined;
+  }
+
+  /** Visibility and grants, as of the last refresh. */
+  get access(): RepositoryAccess {
+    return this.#access;
   }
 
   byUsername(username: string): User | undefined {

@@ -15,6 +15,8 @@ import { deleteManifest, getManifest, headManifest, putManifest } from '../route
 import { cancelUpload, finishUpload, patchUpload, startUpload, uploadStatus } from '../routes/uploads.ts';
 import type { Handler, RegistryContext } from './context.ts';
 import { refuseNonLoopbackCallers } from './loopback-guard.ts';
+import { absentRepository } from './hidden.ts';
+import { RepositoryHiddenError, type Identity } from '../auth/types.ts';
 import { matchRoute, requiredAction, type RouteName } from './router.ts';
 
 /** Which handler serves each route and method; anything else is 405 UNSUPPORTED. */
@@ -125,8 +127,17 @@ async function dispatch(ctx: RegistryContext, request: FastifyRequest, reply: Fa
     throw new RegistryError('NAME_INVALID', undefined, { detail: { name: match.name } });
   }
   const action = requiredAction(match.route, request.method);
-  const identity = action === 'none' ? await ctx.authorizer.base(request) : await ctx.authorizer.authorize(request, action, match.name);
-  return handler(ctx, {
+  let identity: Identity;
+  let seen = ctx;
+  try {
+    identity = action === 'none' ? await ctx.authorizer.base(request) : await ctx.authorizer.authorize(request, action, match.name);
+  } catch (err) {
+    if (!(err instanceof RepositoryHiddenError)) throw err;
+    // A private repository this caller may not pull: answered as a name with nothing in it.
+    identity = err.identity;
+    seen = { ...ctx, metadata: absentRepository(ctx.metadata) };
+  }
+  return handler(seen, {
     request,
     reply,
     name: match.name ?? '',

@@ -39,7 +39,8 @@ export const listTags: Handler = async (ctx, call) => {
 
 export const listCatalog: Handler = async (ctx, call) => {
   const page = pageOf(ctx, call);
-  const repositories = await listPage(call, '/v2/_catalog', page, (query) => ctx.metadata.listRepositories(query));
+  const visible = ctx.authorizer.visibleRepositories(call.identity);
+  const repositories = await listPage(call, '/v2/_catalog', page, (query) => ctx.metadata.listRepositories(query, visible));
   return call.reply.code(200).type('application/json').send({ repositories });
 };
 
