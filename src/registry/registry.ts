@@ -128,7 +128,7 @@ export class Registry {
     const plugins: ((app: FastifyInstance) => void)[] = [];
     if (authorizer instanceof TokenAuthorizer) {
       plugins.push((instance) => authorizer.register(instance));
-      plugins.push((instance) => registerAccountApi(instance, { accounts, defaultPrivate: config.auth.mode === 'token' && config.auth.defaultVisibility === 'private', signedIn: (request) => authorizer.signedIn(request) }));
+      plugins.push((instance) => registerAccountApi(instance, { accounts, defaultPrivate: config.auth.mode === 'token' && config.auth.defaultVisibility === 'private', signedIn: (request) => authorizer.signedIn(request), changed: () => authorizer.refreshAccounts() }));
     }
     if (config.ui.enabled) plugins.push((instance) => registerUi(instance, uiContext(config, ctx, metadata, publicUrl, signingKey)));
     const app = buildRegistryApp(ctx, {

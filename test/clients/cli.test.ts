@@ -269,9 +269,9 @@ for (const entry of ['src/cli/main.ts', 'bin/holdfast.js'] as const) {
       const run = (...args: string[]) => runCli(args);
       const help = run('--help');
       expect(help.status).to.equal(0);
-      const commands = ['start', 'registry', 'hold', 'gc', 'retention', 'quota', 'keygen', 'hash-password', 'user', 'token'];
+      const commands = ['start', 'registry', 'hold', 'gc', 'retention', 'quota', 'keygen', 'hash-password', 'user', 'token', 'access'];
       for (const command of commands) expect(help.stdout).to.match(new RegExp(`^  ${command}\\b`, 'm'));
-      for (const command of [...commands, 'user add', 'user passwd', 'user disable', 'user list', 'token create', 'token list', 'token revoke']) {
+      for (const command of [...commands, 'user add', 'user passwd', 'user disable', 'user list', 'token create', 'token list', 'token revoke', 'access show', 'access set', 'access grant', 'access revoke']) {
         const own = run(...command.split(' '), '--help');
         expect(own.status, command).to.equal(0);
         expect(own.stdout, command).to.include(`Usage: holdfast ${command}`);
@@ -332,6 +332,17 @@ for (const entry of ['src/cli/main.ts', 'bin/holdfast.js'] as const) {
         expect(cli(['token', 'revoke', token.id]).status).to.equal(0);
         expect(cli(['token', 'revoke', token.id])).to.deep.include({ status: 2, stderr: `holdfast: no live token ${token.id}` });
         expect((JSON.parse(cli(['token', 'list', '--user', 'bob']).stdout) as { state: string }[]).map((row) => row.state)).to.deep.equal(['revoked']);
+
+        expect(cli(['access', 'set', 'alice/app', 'private']).status).to.equal(0);
+        expect(cli(['access', 'grant', 'alice', 'bob', 'push']).status).to.equal(0);
+        expect(cli(['access', 'grant', 'alice/app', 'nobody', 'pull'])).to.deep.include({ status: 2, stderr: 'holdfast: no user nobody' });
+        expect(cli(['access', 'grant', 'alice/app', 'bob', 'admin'])).to.deep.include({ status: 2, stderr: 'holdfast: access is pull or push' });
+        expect(cli(['access', 'set', '../etc', 'private']).stderr).to.equal('holdfast: not a namespace or repository name: ../etc');
+        expect(JSON.parse(cli(['access', 'show', 'alice/app']).stdout)).to.deep.include({ kind: 'repository', name: 'alice/app', set: 'private', effective: 'private', grants: [] });
+        expect((JSON.parse(cli(['access', 'show', 'alice']).stdout) as { grants: { user: string; access: string }[] }).grants.map((grant) => `${grant.user} ${grant.access}`)).to.deep.equal(['bob push']);
+        expect(cli(['access', 'revoke', 'alice', 'bob']).status).to.equal(0);
+        expect(cli(['access', 'revoke', 'alice', 'bob']).status).to.equal(2);
+        expect(JSON.parse(cli(['access', 'show', 'alice']).stdout)).to.deep.include({ set: 'inherit', effective: 'public', grants: [] });
 
         expect(cli(['user', 'disable', 'bob']).status).to.equal(0);
         expect(users().map((user) => [user.username, user.disabled])).to.deep.equal([['alice', false], ['bob', true]]);

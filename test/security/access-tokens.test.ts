@@ -4,6 +4,7 @@ import { createAccessToken } from '../../src/registry/auth/access-tokens.ts';
 import { hashPassword } from '../../src/registry/auth/users.ts';
 import { DIDS } from '../support/hold-harness.ts';
 import { startTestRegistry, USERS, type TestRegistry } from '../support/registry-harness.ts';
+import { webLogin } from '../support/web-login.ts';
 
 const basic = (username: string, password: string) => `Basic ${Buffer.from(`${username}:${password}`).toString('base64')}`;
 
@@ -139,17 +140,9 @@ for (const metadata of ['sqlite', 'postgres'] as const) {
 
     it('opens no web session: the pages want the password itself', async function () {
       const { secret } = await mint(['pull', 'push']);
-      const page = await request(`${registry.url}/ui/login`);
-      const cookies = [page.headers['set-cookie']].flat().filter(Boolean).map((cookie) => String(cookie).split(';')[0]);
-      const csrf = /name="csrf" value="([^"]+)"/.exec(await page.body.text())?.[1] as string;
-      const login = await request(`${registry.url}/ui/login`, {
-        method: 'POST',
-        headers: { 'content-type': 'application/x-www-form-urlencoded', cookie: cookies.join('; '), origin: registry.url, 'sec-fetch-site': 'same-origin' },
-        body: new URLSearchParams({ username: 'alice', password: secret, csrf }).toString(),
-      });
-      await login.body.dump();
-      expect(login.statusCode).not.to.equal(303);
-      expect(String(login.headers['set-cookie'] ?? '')).not.to.include('hf_session=');
+      const refused = (await webLogin(registry.url, { username: 'alice', password: secret }).catch((err: unknown) => err)) as Error;
+      expect(refused.message).to.match(/^web login: 401/);
+      expect(await webLogin(registry.url, USERS.alice)).to.include('hf_session=');
     });
 
     it('the token API: a user creates, lists and revokes their own tokens with their password; a token, a stranger or a bad request changes nothing', async function () {

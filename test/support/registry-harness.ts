@@ -50,6 +50,8 @@ export interface TestRegistryOptions {
   limits?: Record<string, unknown>;
   /** `auth.login` of the registry config. */
   login?: Record<string, unknown>;
+  /** More of the registry config's `auth` (e.g. `defaultVisibility`). */
+  auth?: Record<string, unknown>;
   /** `auth.anonymousPull` (default true). */
   anonymousPull?: boolean;
   /** `gc` of the registry config (the collector runs only when asked). */
@@ -107,6 +109,7 @@ export async function startTestRegistry(options: TestRegistryOptions): Promise<T
       anonymousDid: DIDS.stranger,
       ...(options.anonymousPull !== undefined ? { anonymousPull: options.anonymousPull } : {}),
       ...(options.login ? { login: options.login } : {}),
+      ...options.auth,
     },
     ...(options.gc ? { gc: options.gc } : {}),
     ...(options.ui ? { ui: options.ui } : {}),

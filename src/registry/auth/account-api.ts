@@ -25,6 +25,8 @@ export interface AccountApiOptions {
   accounts: AccountStore;
   /** `auth.defaultVisibility: private`, for what applies where nothing is set. */
   defaultPrivate: boolean;
+  /** Called after a change, so this instance applies it at once (the others within their refresh). */
+  changed(): Promise<void>;
   /** The user whose password the request's Basic credentials carry; throws UNAUTHORIZED otherwise. */
   signedIn(request: FastifyRequest): Promise<Principal>;
 }
@@ -59,6 +61,7 @@ export function registerAccountApi(app: FastifyInstance, options: AccountApiOpti
       if (level === null) await options.accounts.revokeGrant(scope.kind, scope.name, user);
       else await options.accounts.grant(scope.kind, scope.name, user, level);
     }
+    await options.changed();
     request.log.info({ scope, visibility: change.visibility, grants: change.grants }, 'access changed');
     return describeAccess(options.accounts, scope, options.defaultPrivate);
   });
@@ -85,6 +88,7 @@ export function registerAccountApi(app: FastifyInstance, options: AccountApiOpti
     const username = await owner(request);
     const { id } = request.params as { id: string };
     if (!(await options.accounts.revokeToken(id, username))) throw new RegistryError('NAME_UNKNOWN', `no live token ${id.slice(0, 64)} of ${username}`);
+    await options.changed();
     request.log.info({ user: username, token: id }, 'access token revoked');
     return reply.code(204).send();
   });

@@ -133,6 +133,11 @@ export class TokenAuthorizer implements Authorizer {
     return user && !user.token ? { did: user.did, username: user.username } : undefined;
   }
 
+  /** Rereads the accounts now if they changed (after this instance changed them). */
+  refreshAccounts(): Promise<void> {
+    return this.#options.users.refresh();
+  }
+
   /** The user whose Basic credentials `request` carries (through the login throttle); UNAUTHORIZED without them. */
   async signedIn(request: FastifyRequest): Promise<Principal> {
     const basic = parseBasic(request.headers.authorization);
