@@ -6,8 +6,8 @@
  */
 import type { Command } from 'commander';
 import { openDatabase } from '../metadata/db.ts';
-import { AccountConflictError, AccountStore } from '../metadata/accounts/store.ts';
-import { createAccessToken, describeToken, TokenRequestError, TOKEN_ACTIONS, TOKEN_LIMITS } from '../registry/auth/access-tokens.ts';
+import { AccountConflictError, AccountRuleError, AccountStore } from '../metadata/accounts/store.ts';
+import { createAccessToken, describeToken, ROBOT_NAME, TokenRequestError, TOKEN_ACTIONS, TOKEN_LIMITS } from '../registry/auth/access-tokens.ts';
 import { hashPassword, readUsersFile, userSchema } from '../registry/auth/users.ts';
 import { loadRegistryConfig, type RegistryConfig } from '../registry/config.ts';
 import { accessScopeOf, describeAccess, type AccessScope } from '../registry/auth/access.ts';
@@ -52,6 +52,7 @@ export function registerAccountCommands(cli: Command): void {
         const found = await accounts.user(username);
         if (!found) throw new UsageError(`no user ${username}`);
         if (found.source === 'file') throw new UsageError(`${username} comes from the users file, which sets their password at each start; change it there`);
+        if (found.owner !== undefined) throw new UsageError(`${username} is a robot account: it signs in with access tokens only`);
         await accounts.updateUser(username, { passwordHash: await hashPassword(password) });
         console.log(`password of ${username} changed`);
       });
@@ -72,12 +73,44 @@ export function registerAccountCommands(cli: Command): void {
       });
   }
 
+  const robot = cli.command('robot').description("robot accounts: <owner>+<name>, which sign in only with access tokens and may do only what they are granted");
+  robot
+    .command('create <owner> <name>')
+    .description('add robot account <owner>+<name>; grant it access (holdfast access grant) and create its tokens (holdfast token create --user <owner>+<name>)')
+    .requiredOption('--config <file>', 'the registry config')
+    .action(async (owner: string, name: string, options: { config: string }) => {
+      if (!ROBOT_NAME.test(name)) throw new UsageError('a robot name is 1 to 64 of a-z 0-9 . _ -, starting with a letter or digit');
+      await withAccounts(options.config, async (accounts) => {
+        const created = await accounts.addRobot(owner, name, TOKEN_LIMITS.robotsPerUser);
+        console.log(`added robot account ${created.username}`);
+      });
+    });
+  robot
+    .command('list <owner>')
+    .description("a user's robot accounts (JSON)")
+    .requiredOption('--config <file>', 'the registry config')
+    .action(async (owner: string, options: { config: string }) => {
+      await withAccounts(options.config, async (accounts) => {
+        printJson((await accounts.robots(owner)).map(({ passwordHash: _hash, ...shown }) => shown));
+      });
+    });
+  robot
+    .command('delete <robot>')
+    .description('delete a robot account (owner+name) with its tokens and grants')
+    .requiredOption('--config <file>', 'the registry config')
+    .action(async (username: string, options: { config: string }) => {
+      await withAccounts(options.config, async (accounts) => {
+        if (!(await accounts.removeRobot(username))) throw new UsageError(`no robot account ${username}`);
+        console.log(`robot account ${username} deleted`);
+      });
+    });
+
   const token = cli.command('token').description('manage access tokens: scoped secrets for CI, used as a password');
   token
     .command('create')
     .description('create an access token and print its secret, once (JSON)')
     .requiredOption('--config <file>', 'the registry config')
-    .requiredOption('--user <username>', 'whose token it is: it never does more than they may')
+    .requiredOption('--user <username>', 'whose token it is (a user, or a robot account owner+name): it never does more than they may')
     .requiredOption('--name <name>', 'what it is for, e.g. "ci deploy"')
     .requiredOption('--repository <pattern...>', 'repositories it may act on: names, with * (one path part), ** (any) and ? wildcards')
     .option('--actions <list>', `a comma-separated subset of ${TOKEN_ACTIONS.join(',')}`, 'pull')
@@ -183,7 +216,7 @@ async function withAccounts(file: string, work: (accounts: AccountStore, config:
     if (config.auth.usersFile) await accounts.syncFileUsers(await readUsersFile(config.auth.usersFile));
     await work(accounts, config);
   } catch (err) {
-    if (err instanceof AccountConflictError || err instanceof TokenRequestError) throw new UsageError(err.message);
+    if (err instanceof AccountConflictError || err instanceof AccountRuleError || err instanceof TokenRequestError) throw new UsageError(err.message);
     throw err;
   } finally {
     await db.close();

@@ -162,12 +162,14 @@ const MIGRATIONS: readonly { version: number; sql: (binary: string, dialect: Db[
   },
   {
     // The registry's accounts (src/metadata/accounts): users managed with
-    // `holdfast user` or seeded from users.yaml (source 'file'), and their
-    // access tokens, stored as a SHA-256 of the secret. Every change bumps
+    // `holdfast user` or seeded from users.yaml (source 'file'), robot
+    // accounts (an owner, no handle, no password), and access tokens, stored
+    // as a SHA-256 of the secret. Every change bumps
     // `accounts_version` in registry_state, which each instance polls.
     version: 13,
     sql: () => [
-      `CREATE TABLE users (username TEXT PRIMARY KEY, did TEXT NOT NULL, handle TEXT NOT NULL UNIQUE, password_hash TEXT NOT NULL, disabled INTEGER NOT NULL DEFAULT 0, source TEXT NOT NULL, created_at TEXT NOT NULL, updated_at TEXT NOT NULL)`,
+      `CREATE TABLE users (username TEXT PRIMARY KEY, did TEXT NOT NULL, handle TEXT UNIQUE, password_hash TEXT NOT NULL, owner TEXT REFERENCES users (username) ON DELETE CASCADE, disabled INTEGER NOT NULL DEFAULT 0, source TEXT NOT NULL, created_at TEXT NOT NULL, updated_at TEXT NOT NULL)`,
+      `CREATE INDEX users_owner ON users (owner)`,
       `CREATE TABLE access_tokens (id TEXT PRIMARY KEY, owner TEXT NOT NULL REFERENCES users (username) ON DELETE CASCADE, name TEXT NOT NULL, secret_hash TEXT NOT NULL, repositories TEXT NOT NULL, actions TEXT NOT NULL, created_at TEXT NOT NULL, expires_at TEXT NOT NULL, revoked_at TEXT, last_used_at TEXT)`,
       `CREATE INDEX access_tokens_owner ON access_tokens (owner, created_at)`,
       `CREATE INDEX access_tokens_revoked ON access_tokens (revoked_at)`,

@@ -269,9 +269,9 @@ for (const entry of ['src/cli/main.ts', 'bin/holdfast.js'] as const) {
       const run = (...args: string[]) => runCli(args);
       const help = run('--help');
       expect(help.status).to.equal(0);
-      const commands = ['start', 'registry', 'hold', 'gc', 'retention', 'quota', 'keygen', 'hash-password', 'user', 'token', 'access'];
+      const commands = ['start', 'registry', 'hold', 'gc', 'retention', 'quota', 'keygen', 'hash-password', 'user', 'token', 'access', 'robot'];
       for (const command of commands) expect(help.stdout).to.match(new RegExp(`^  ${command}\\b`, 'm'));
-      for (const command of [...commands, 'user add', 'user passwd', 'user disable', 'user list', 'token create', 'token list', 'token revoke', 'access show', 'access set', 'access grant', 'access revoke']) {
+      for (const command of [...commands, 'user add', 'user passwd', 'user disable', 'user list', 'token create', 'token list', 'token revoke', 'access show', 'access set', 'access grant', 'access revoke', 'robot create', 'robot list', 'robot delete']) {
         const own = run(...command.split(' '), '--help');
         expect(own.status, command).to.equal(0);
         expect(own.stdout, command).to.include(`Usage: holdfast ${command}`);
@@ -343,6 +343,16 @@ for (const entry of ['src/cli/main.ts', 'bin/holdfast.js'] as const) {
         expect(cli(['access', 'revoke', 'alice', 'bob']).status).to.equal(0);
         expect(cli(['access', 'revoke', 'alice', 'bob']).status).to.equal(2);
         expect(JSON.parse(cli(['access', 'show', 'alice']).stdout)).to.deep.include({ set: 'inherit', effective: 'public', grants: [] });
+
+        expect(cli(['robot', 'create', 'bob', 'ci']).stdout.trim()).to.equal('added robot account bob+ci');
+        expect(cli(['robot', 'create', 'bob', 'ci']).stderr).to.equal('holdfast: bob+ci is already a user name');
+        expect(cli(['robot', 'create', 'bob+ci', 'x']).stderr).to.equal('holdfast: no user bob+ci to own a robot account');
+        expect(cli(['robot', 'create', 'bob', 'Bad Name']).status).to.equal(2);
+        expect((JSON.parse(cli(['robot', 'list', 'bob']).stdout) as { username: string; owner: string }[]).map((row) => `${row.username} ${row.owner}`)).to.deep.equal(['bob+ci bob']);
+        expect(cli(['user', 'passwd', 'bob+ci'], 'robot-password\n').stderr).to.match(/is a robot account/);
+        expect(JSON.parse(cli(['token', 'create', '--user', 'bob+ci', '--name', 'ci', '--repository', 'bob/**', '--actions', 'pull']).stdout)).to.deep.include({ owner: 'bob+ci' });
+        expect(cli(['robot', 'delete', 'bob+ci']).status).to.equal(0);
+        expect(cli(['token', 'list', '--user', 'bob+ci']).stdout.trim()).to.equal('[]');
 
         expect(cli(['user', 'disable', 'bob']).status).to.equal(0);
         expect(users().map((user) => [user.username, user.disabled])).to.deep.equal([['alice', false], ['bob', true]]);

@@ -5,6 +5,7 @@ import { hashPassword } from '../../src/registry/auth/users.ts';
 import { DIDS } from '../support/hold-harness.ts';
 import { startTestRegistry, USERS, type TestRegistry } from '../support/registry-harness.ts';
 import { webLogin } from '../support/web-login.ts';
+import { OciTestClient } from '../support/oci-client.ts';
 
 const basic = (username: string, password: string) => `Basic ${Buffer.from(`${username}:${password}`).toString('base64')}`;
 
@@ -190,6 +191,47 @@ for (const metadata of ['sqlite', 'postgres'] as const) {
       await revoked.body.dump();
       expect(revoked.statusCode).to.equal(204);
       await eventually(async () => (await startUpload(other, 'bob/app', basic('bob', token.secret))).status === 401, 'revoked through the API');
+    });
+
+    it('a robot account signs in only with its tokens, may do only what it was granted, and goes with its owner', async function () {
+      const alice = basic('alice', USERS.alice.password);
+      const post = (path: string, authorization: string, body: unknown, method = 'POST') =>
+        request(`${other}${path}`, { method: method as 'POST', headers: { authorization, 'content-type': 'application/json' }, body: JSON.stringify(body) });
+      const created = await post('/auth/robots', alice, { name: 'ci' });
+      expect(created.statusCode).to.equal(201);
+      expect(await created.body.json()).to.deep.include({ name: 'alice+ci' });
+      const minted = await post('/auth/tokens', alice, { name: 'robot ci', repositories: ['alice/**', 'bob/lib'], actions: ['pull', 'push'], robot: 'ci' });
+      expect(minted.statusCode).to.equal(201);
+      const { secret } = (await minted.body.json()) as { secret: string; owner: string };
+      const robot = basic('alice+ci', secret);
+
+      // Nothing granted yet: its owner's namespace is not its own.
+      expect(await startUpload(other, 'alice/app', robot)).to.deep.include({ status: 403, code: 'DENIED' });
+      const granted = await post('/auth/access?name=alice', alice, { grants: { 'alice+ci': 'push' } }, 'PATCH');
+      expect(granted.statusCode).to.equal(200);
+      await granted.body.dump();
+      await eventually(async () => (await startUpload(other, 'alice/app', robot)).status === 202, 'the grant reaches the other instance');
+      expect(await status(`${other}/v2/alice/app/manifests/v1`, { method: 'DELETE', authorization: robot })).to.deep.include({ status: 403, code: 'DENIED' });
+
+      // bob opens a private repository to it.
+      const bobBlob = await new OciTestClient(USERS.bob).pushBlob(registry.url, 'bob/lib', Buffer.from('bob private lib'));
+      await registry.registry.accounts.setVisibility('repository', 'bob/lib', true);
+      await eventually(async () => (await status(`${other}/v2/bob/lib/blobs/${bobBlob}`, { method: 'HEAD', authorization: robot })).status === 404, 'private reaches the other instance');
+      await registry.registry.accounts.grant('repository', 'bob/lib', 'alice+ci', 'pull');
+      await eventually(async () => (await status(`${other}/v2/bob/lib/blobs/${bobBlob}`, { method: 'HEAD', authorization: robot })).status === 200, 'the grant to the robot');
+
+      // No password, no web session, no account management.
+      for (const password of ['', 'alice-password', USERS.alice.password]) expect((await status(`${other}/v2/alice/app/tags/list`, { authorization: basic('alice+ci', password) })).status).to.equal(401);
+      expect((await post('/auth/tokens', robot, { name: 'more', repositories: ['**'], actions: ['pull'] })).statusCode).to.equal(403);
+      expect((await post('/auth/robots', basic('bob', USERS.bob.password), { name: 'ci' })).statusCode).to.equal(201);
+      expect((await post('/auth/tokens', basic('bob', USERS.bob.password), { name: 'steal', repositories: ['**'], actions: ['pull'], robot: 'nope' })).statusCode).to.equal(400);
+
+      // Deleted with its owner's say-so: its token stops at once.
+      const deleted = await request(`${other}/auth/robots/ci`, { method: 'DELETE', headers: { authorization: alice } });
+      expect(deleted.statusCode).to.equal(204);
+      await deleted.body.dump();
+      for (const base of registry.urls) await eventually(async () => (await startUpload(base, 'alice/app', robot)).status === 401, `the deleted robot refused at ${base}`);
+      expect(await registry.registry.accounts.grants()).to.satisfy((rows: { grantee: string }[]) => rows.every((row) => row.grantee !== 'alice+ci'));
     });
 
     it('a disabled user, and a user taken out of the users file, are refused at once on every instance: password, access token and registry token alike', async function () {

@@ -7,7 +7,10 @@ export type UserSource = 'cli' | 'file';
 export interface UserRow {
   username: string;
   did: string;
-  handle: string;
+  /** Unset for a robot account, which owns no namespace. */
+  handle?: string;
+  /** A robot account's owner: its name is `<owner>+<name>`, it has no password, and it goes with its owner. */
+  owner?: string;
   passwordHash: string;
   disabled: boolean;
   source: UserSource;
@@ -30,6 +33,14 @@ export interface TokenRow {
   expiresAt: string;
   revokedAt?: string;
   lastUsedAt?: string;
+}
+
+/** A change the account rules refuse (a robot for a user who cannot own one, too many robots). */
+export class AccountRuleError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'AccountRuleError';
+  }
 }
 
 /** A user name or handle that another user already has. */
@@ -109,6 +120,39 @@ export class AccountStore {
     });
   }
 
+  /**
+   * Adds robot account `<owner>+<name>`: it acts as its owner's DID at the
+   * hold, may do only what it is granted, and signs in only with its tokens.
+   */
+  async addRobot(owner: string, name: string, limit: number): Promise<UserRow> {
+    return this.#db.transaction(async (tx) => {
+      const user = await tx.get<RawUser>('SELECT * FROM users WHERE username = ?', [owner]);
+      if (!user || user.owner !== null) throw new AccountRuleError(`no user ${owner} to own a robot account`);
+      const count = await tx.get<{ count: number | string }>('SELECT COUNT(*) AS count FROM users WHERE owner = ?', [owner]);
+      if (Number(count?.count ?? 0) >= limit) throw new AccountRuleError(`${owner} has ${limit} robot accounts already; delete one first`);
+      const username = `${owner}+${name}`;
+      await refuseTaken(tx, username, undefined);
+      const now = new Date().toISOString();
+      await tx.run('INSERT INTO users (username, did, handle, password_hash, owner, disabled, source, created_at, updated_at) VALUES (?, ?, NULL, ?, ?, 0, ?, ?, ?)', [username, user.did, '', owner, 'cli', now, now]);
+      await bump(tx);
+      return { username, did: user.did, owner, passwordHash: '', disabled: false, source: 'cli', createdAt: now, updatedAt: now };
+    });
+  }
+
+  /** A user's robot accounts. */
+  async robots(owner: string): Promise<UserRow[]> {
+    return (await this.#db.all<RawUser>('SELECT * FROM users WHERE owner = ? ORDER BY username', [owner])).map(userOf);
+  }
+
+  /** Deletes a robot account (of `owner`, when given), its tokens and grants with it; false when there is no such robot. */
+  async removeRobot(username: string, owner?: string): Promise<boolean> {
+    return this.#db.transaction(async (tx) => {
+      const changed = await tx.run(`DELETE FROM users WHERE username = ? AND owner IS NOT NULL${owner === undefined ? '' : ' AND owner = ?'}`, [username, ...(owner === undefined ? [] : [owner])]);
+      if (changed > 0) await bump(tx);
+      return changed > 0;
+    });
+  }
+
   /** Sets a user's password hash or disabled flag; false when there is no such user. */
   async updateUser(username: string, change: { passwordHash?: string; disabled?: boolean }): Promise<boolean> {
     return this.#db.transaction(async (tx) => {
@@ -133,14 +177,14 @@ export class AccountStore {
   async syncFileUsers(users: readonly { username: string; did: string; handle: string; passwordHash: string }[]): Promise<{ added: number; updated: number; removed: number }> {
     return this.#db.transaction(async (tx) => {
       const existing = new Map((await tx.all<RawUser>('SELECT * FROM users')).map((row) => [row.username, row]));
-      const handles = new Map([...existing.values()].map((row) => [row.handle, row.username]));
+      const handles = new Map([...existing.values()].filter((row) => row.handle !== null).map((row) => [row.handle as string, row.username]));
       const now = new Date().toISOString();
       const result = { added: 0, updated: 0, removed: 0 };
       const named = new Set(users.map((user) => user.username));
       for (const row of existing.values()) {
         if (row.source !== 'file' || named.has(row.username)) continue;
         await tx.run('DELETE FROM users WHERE username = ?', [row.username]);
-        handles.delete(row.handle);
+        if (row.handle !== null) handles.delete(row.handle);
         result.removed++;
       }
       for (const user of users) {
@@ -163,7 +207,7 @@ export class AccountStore {
           await tx.run('UPDATE users SET did = ?, handle = ?, password_hash = ?, updated_at = ? WHERE username = ?', [user.did, user.handle, user.passwordHash, now, user.username]);
           result.updated++;
         } else continue;
-        if (row) handles.delete(row.handle);
+        if (row?.handle) handles.delete(row.handle);
         handles.set(user.handle, user.username);
       }
       if (result.added + result.updated + result.removed > 0) await bump(tx);
@@ -277,7 +321,8 @@ export class AccountStore {
 interface RawUser {
   username: string;
   did: string;
-  handle: string;
+  handle: string | null;
+  owner: string | null;
   password_hash: string;
   disabled: number | string;
   source: string;
@@ -304,7 +349,8 @@ function userOf(row: RawUser): UserRow {
   return {
     username: row.username,
     did: row.did,
-    handle: row.handle,
+    ...(row.handle === null ? {} : { handle: row.handle }),
+    ...(row.owner === null ? {} : { owner: row.owner }),
     passwordHash: row.password_hash,
     disabled: Number(row.disabled) !== 0,
     source: row.source === 'file' ? 'file' : 'cli',
@@ -328,8 +374,9 @@ function tokenOf(row: RawToken): TokenRow {
   };
 }
 
-async function refuseTaken(tx: Db, username: string, handle: string): Promise<void> {
+async function refuseTaken(tx: Db, username: string, handle: string | undefined): Promise<void> {
   if (await tx.get('SELECT 1 AS one FROM users WHERE username = ?', [username])) throw new AccountConflictError('username', username);
+  if (handle === undefined) return;
   const holder = await tx.get<{ username: string }>('SELECT username FROM users WHERE handle = ?', [handle]);
   if (holder) throw new AccountConflictError('handle', handle, ` (${holder.username})`);
 }

@@ -21,8 +21,12 @@ const TOKEN_SHAPE = /^hfat_([0-9A-Za-z]{12})([0-9A-Za-z]{32})([0-9A-Za-z]{6})$/;
 
 export const TOKEN_ACTIONS: readonly TokenAction[] = ['pull', 'push', 'delete'];
 
+/** A robot account's name after `<owner>+`. */
+export const ROBOT_NAME = /^[a-z0-9][a-z0-9._-]{0,63}$/;
+
 /** Bounds on what one user may create. */
 export const TOKEN_LIMITS = Object.freeze({
+  robotsPerUser: 50,
   livePerUser: 100,
   maxDays: 366,
   defaultDays: 30,

@@ -1,9 +1,12 @@
 /**
  * A user's own account, over HTTP (for scripts and the web pages):
  *
- *   GET    /auth/tokens           → 200 {"tokens": [...]}, newest first, never a secret or hash
- *   POST   /auth/tokens           {"name", "repositories", "actions", "expiresInDays"?} → 201 the token and its "secret", once
- *   DELETE /auth/tokens/<id>      → 204; 404 when it is not the caller's live token
+ *   GET    /auth/tokens           → 200 {"tokens": [...]}: the caller's and their robots', never a secret or hash
+ *   POST   /auth/tokens           {"name", "repositories", "actions", "expiresInDays"?, "robot"?} → 201 the token and its "secret", once
+ *   DELETE /auth/tokens/<id>      → 204; 404 when it is not a live token of the caller or their robots
+ *   GET    /auth/robots           → 200 {"robots": [...]}
+ *   POST   /auth/robots           {"name"} → 201 robot account <caller>+<name>
+ *   DELETE /auth/robots/<name>    → 204, its tokens and grants with it
  *   GET    /auth/access?name=     → 200 the visibility and grants of a namespace or repository the caller owns
  *   PATCH  /auth/access?name=     {"visibility"?: "public"|"private"|"inherit", "grants"?: {"<user>": "pull"|"push"|null}} → 200 the same, after
  *
@@ -12,10 +15,10 @@
  * or open a repository.
  */
 import type { FastifyInstance, FastifyRequest } from 'fastify';
-import type { AccountStore } from '../../metadata/accounts/store.ts';
+import { AccountConflictError, AccountRuleError, type AccountStore } from '../../metadata/accounts/store.ts';
 import { RegistryError } from '../errors.ts';
 import { readBody } from '../http/body.ts';
-import { createAccessToken, describeToken, TokenRequestError } from './access-tokens.ts';
+import { createAccessToken, describeToken, ROBOT_NAME, TokenRequestError, TOKEN_LIMITS } from './access-tokens.ts';
 import type { Principal } from './users.ts';
 import { accessScopeOf, describeAccess, namespaceOf, type AccessScope } from './access.ts';
 
@@ -66,16 +69,23 @@ export function registerAccountApi(app: FastifyInstance, options: AccountApiOpti
     return describeAccess(options.accounts, scope, options.defaultPrivate);
   });
 
+  /** The caller and their robot accounts: whose tokens the caller manages. */
+  const holders = async (username: string): Promise<string[]> => [username, ...(await options.accounts.robots(username)).map((robot) => robot.username)];
+
   app.get('/auth/tokens', async (request) => {
     const username = await owner(request);
-    return { tokens: (await options.accounts.tokens(username)).map((token) => describeToken(token)) };
+    const tokens = [];
+    for (const holder of await holders(username)) tokens.push(...(await options.accounts.tokens(holder)).map((token) => describeToken(token)));
+    return { tokens };
   });
 
   app.post('/auth/tokens', async (request, reply) => {
     const username = await owner(request);
-    const fields = parseTokenRequest(await jsonBody(request));
+    const { robot, ...fields } = parseTokenRequest(await jsonBody(request));
+    const holder = robot === undefined ? username : `${username}+${robot}`;
+    if (!(await holders(username)).includes(holder)) throw new RegistryError('REQUEST_INVALID', `${username} has no robot account ${holder}`);
     try {
-      const { secret, token } = await createAccessToken(options.accounts, { owner: username, ...fields });
+      const { secret, token } = await createAccessToken(options.accounts, { owner: holder, ...fields });
       request.log.info({ user: username, token: token.id, repositories: token.repositories, actions: token.actions }, 'access token created');
       return reply.code(201).send({ ...describeToken(token), secret });
     } catch (err) {
@@ -87,9 +97,41 @@ export function registerAccountApi(app: FastifyInstance, options: AccountApiOpti
   app.delete('/auth/tokens/:id', async (request, reply) => {
     const username = await owner(request);
     const { id } = request.params as { id: string };
-    if (!(await options.accounts.revokeToken(id, username))) throw new RegistryError('NAME_UNKNOWN', `no live token ${id.slice(0, 64)} of ${username}`);
+    const row = await options.accounts.token(id);
+    if (!row || !(await holders(username)).includes(row.owner) || !(await options.accounts.revokeToken(id, row.owner))) {
+      throw new RegistryError('NAME_UNKNOWN', `no live token ${id.slice(0, 64)} of ${username}`);
+    }
     await options.changed();
     request.log.info({ user: username, token: id }, 'access token revoked');
+    return reply.code(204).send();
+  });
+
+  app.get('/auth/robots', async (request) => {
+    const username = await owner(request);
+    return { robots: (await options.accounts.robots(username)).map(({ username: name, createdAt, disabled }) => ({ name, createdAt, disabled })) };
+  });
+
+  app.post('/auth/robots', async (request, reply) => {
+    const username = await owner(request);
+    const { name } = await jsonBody(request);
+    if (typeof name !== 'string' || !ROBOT_NAME.test(name)) throw new RegistryError('REQUEST_INVALID', 'a robot is {"name": 1 to 64 of a-z 0-9 . _ -, starting with a letter or digit}');
+    try {
+      const robot = await options.accounts.addRobot(username, name, TOKEN_LIMITS.robotsPerUser);
+      await options.changed();
+      request.log.info({ user: username, robot: robot.username }, 'robot account created');
+      return reply.code(201).send({ name: robot.username, createdAt: robot.createdAt, disabled: false });
+    } catch (err) {
+      if (err instanceof AccountConflictError || err instanceof AccountRuleError) throw new RegistryError('REQUEST_INVALID', err.message);
+      throw err;
+    }
+  });
+
+  app.delete('/auth/robots/:name', async (request, reply) => {
+    const username = await owner(request);
+    const { name } = request.params as { name: string };
+    if (!(await options.accounts.removeRobot(`${username}+${name}`, username))) throw new RegistryError('NAME_UNKNOWN', `${username} has no robot account ${name.slice(0, 64)}`);
+    await options.changed();
+    request.log.info({ user: username, robot: `${username}+${name}` }, 'robot account deleted');
     return reply.code(204).send();
   });
 }
@@ -118,11 +160,12 @@ function parseAccessChange(body: Record<string, unknown>): { visibility?: 'publi
   return { ...(visibility === undefined ? {} : { visibility }), grants: grants as Record<string, 'pull' | 'push' | null> };
 }
 
-function parseTokenRequest(body: Record<string, unknown>): { name: string; repositories: string[]; actions: string[]; expiresInDays?: number } {
-  const { name, repositories, actions, expiresInDays } = body;
+function parseTokenRequest(body: Record<string, unknown>): { name: string; repositories: string[]; actions: string[]; expiresInDays?: number; robot?: string } {
+  const { name, repositories, actions, expiresInDays, robot } = body;
+  if (robot !== undefined && (typeof robot !== 'string' || !ROBOT_NAME.test(robot))) throw new RegistryError('REQUEST_INVALID', 'robot names one of your robot accounts (its part after +)');
   const strings = (list: unknown): list is string[] => Array.isArray(list) && list.length <= 64 && list.every((item) => typeof item === 'string');
   if (typeof name !== 'string' || !strings(repositories) || !strings(actions) || (expiresInDays !== undefined && typeof expiresInDays !== 'number')) {
     throw new RegistryError('REQUEST_INVALID', 'a token request is {"name": string, "repositories": [patterns], "actions": ["pull"|"push"|"delete"], "expiresInDays"?: number}');
   }
-  return { name, repositories, actions, ...(expiresInDays === undefined ? {} : { expiresInDays }) };
+  return { name, repositories, actions, ...(expiresInDays === undefined ? {} : { expiresInDays }), ...(robot === undefined ? {} : { robot: robot as string }) };
 }

@@ -119,12 +119,12 @@ export class TokenAuthorizer implements Authorizer {
 
   viewer(username?: string): Identity & { signedIn: boolean } {
     const user = username ? this.#options.users.byUsername(username) : undefined;
-    return user ? { did: user.did, username: user.username, handle: user.handle, signedIn: true } : { did: this.#options.anonymousDid, signedIn: false };
+    return user ? { did: user.did, username: user.username, ...(user.handle === undefined ? {} : { handle: user.handle }), signedIn: true } : { did: this.#options.anonymousDid, signedIn: false };
   }
 
   ownerOf(repository: string): { handle: string; did: string } | undefined {
     const user = this.#options.users.byHandle(repository.split('/')[0] as string);
-    return user ? { handle: user.handle, did: user.did } : undefined;
+    return user?.handle === undefined ? undefined : { handle: user.handle, did: user.did };
   }
 
   async login(username: string, password: string, address: string): Promise<Identity | undefined> {

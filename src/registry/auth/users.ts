@@ -20,8 +20,8 @@ const MAX_PASSWORD_LENGTH = 1024;
 export interface User {
   username: string;
   did: string;
-  /** Repositories under `<handle>/` belong to this user. */
-  handle: string;
+  /** Repositories under `<handle>/` belong to this user; a robot account has none. */
+  handle?: string;
 }
 
 export const userSchema = z
@@ -30,7 +30,7 @@ export const userSchema = z
       .string()
       .min(1)
       .max(MAX_USERNAME_LENGTH)
-      .refine((name) => ![...name].some((c) => c <= ' ' || c === ':' || c === '\u007f'), 'has no spaces, colons or control characters (Basic auth splits at the first colon)')
+      .refine((name) => ![...name].some((c) => c <= ' ' || c === ':' || c === '+' || c === '\u007f'), 'has no spaces, colons, plus signs or control characters (Basic auth splits at the first colon; robot accounts are owner+name)')
       .describe('The name to log in with.'),
     passwordHash: z.string().regex(/^\$2[aby]\$\d{2}\$.{53}$/, 'must be a bcrypt hash').describe('A bcrypt hash of the password (`holdfast hash-password`).'),
     did: didSchema.describe('The DID the user acts as at the hold.'),
@@ -155,7 +155,7 @@ export class UserDirectory {
   }
 
   /** Users fixed in memory (tests, tools): no database, so no tokens. */
-  static fromList(users: (User & { passwordHash: string })[], options: LoginOptions = DEFAULT_LOGIN_OPTIONS): UserDirectory {
+  static fromList(users: SeedUser[], options: LoginOptions = DEFAULT_LOGIN_OPTIONS): UserDirectory {
     const directory = new UserDirectory(undefined, options);
     const now = new Date().toISOString();
     directory.#install(users.map((user) => ({ ...user, disabled: false, source: 'file' as const, createdAt: now, updatedAt: now })), [], [], []);
@@ -182,13 +182,15 @@ export class UserDirectory {
 
   #install(users: readonly UserRow[], revoked: readonly string[], visibility: readonly VisibilityRow[], grants: readonly GrantRow[]): void {
     this.#access = new RepositoryAccess(this.#defaultPrivate, visibility, grants);
-    const enabled = users.filter((user) => !user.disabled);
+    const live = new Set(users.filter((user) => !user.disabled).map((user) => user.username));
+    // A robot account lives while its owner does.
+    const enabled = users.filter((user) => live.has(user.username) && (user.owner === undefined || live.has(user.owner)));
     this.#users = new Map(enabled.map((user) => [user.username, user]));
-    this.#handles = new Map(enabled.map((user) => [user.handle, { username: user.username, did: user.did, handle: user.handle }]));
+    this.#handles = new Map(enabled.flatMap((user) => (user.handle === undefined ? [] : [[user.handle, publicUser(user)] as const])));
     this.#revoked = new Set(revoked);
     this.#verified.clear();
     this.#tokenRows.clear();
-    const cost = costOf(enabled);
+    const cost = costOf(enabled.filter((user) => user.owner === undefined));
     if (!this.#dummyHash || Number(this.#dummyHash.slice(4, 6)) !== cost) this.#dummyHash = bcrypt.hashSync(randomBytes(16).toString('hex'), cost);
   }
 
@@ -228,9 +230,11 @@ export class UserDirectory {
   }
 
   async #checkPassword(username: string, password: string): Promise<Principal | undefined> {
+    // A robot account has no password: it is compared, and refused, as an unknown name is.
     const user = this.#users.get(username);
-    const ok = await this.#pool.compare(password, user?.passwordHash ?? this.#dummyHash);
-    return ok && user ? { username: user.username, did: user.did, handle: user.handle } : undefined;
+    const person = user?.owner === undefined ? user : undefined;
+    const ok = await this.#pool.compare(password, person?.passwordHash ?? this.#dummyHash);
+    return ok && person ? publicUser(person) : undefined;
   }
 
   async #checkToken(username: string, presented: { id: string; secretHash: Buffer }): Promise<Principal | undefined> {
@@ -256,7 +260,7 @@ export class UserDirectory {
     const user = this.#users.get(row.owner);
     const expiresAt = Date.parse(row.expiresAt);
     if (!user || row.owner !== username || row.revokedAt || this.#revoked.has(row.id) || expiresAt <= Date.now()) return undefined;
-    return { username: user.username, did: user.did, handle: user.handle, token: { id: row.id, repositories: anyOf(row.repositories), actions: new Set(row.actions), expiresAt } };
+    return { ...publicUser(user), token: { id: row.id, repositories: anyOf(row.repositories), actions: new Set(row.actions), expiresAt } };
   }
 
   /** Records a token's use, at most once a minute per token and process. */
@@ -285,7 +289,7 @@ export class UserDirectory {
 
   byUsername(username: string): User | undefined {
     const user = this.#users.get(username);
-    return user ? { username: user.username, did: user.did, handle: user.handle } : undefined;
+    return user ? publicUser(user) : undefined;
   }
 
   /** The user whose namespace `handle` is. */
@@ -303,7 +307,14 @@ export class UserDirectory {
 /** Revoked token ids kept in memory: longer than any registry token lives (`tokenTtlSeconds` is at most an hour). */
 const REVOKED_MEMORY_MS = 2 * 3600_000;
 
-export async function readUsersFile(file: string): Promise<(User & { passwordHash: string })[]> {
+/** A user as the users file gives one. */
+export type SeedUser = z.output<typeof userSchema>;
+
+function publicUser(user: User): User {
+  return { username: user.username, did: user.did, ...(user.handle === undefined ? {} : { handle: user.handle }) };
+}
+
+export async function readUsersFile(file: string): Promise<SeedUser[]> {
   const parsed = usersFileSchema.safeParse(parseYaml(await readFile(file, 'utf8')) ?? { users: [] });
   if (!parsed.success) throw ConfigError.fromZod(file, parsed.error.issues);
   return parsed.data.users;
