@@ -206,6 +206,26 @@ for (const metadata of ['sqlite', 'postgres'] as const) {
       }
     });
 
+    it('with anonymousPull off, anonymous callers are challenged alike for a private repository and a missing one', async function () {
+      const closed = await startTestRegistry({ backend: 'fs', metadata: 'sqlite', anonymousPull: false });
+      try {
+        await pushImage(closed.url, 'alice/secret', 'v1');
+        await closed.registry.accounts.setVisibility('repository', 'alice/secret', true);
+        await eventually(async () => (await probe(`${closed.url}/v2/alice/secret/tags/list`, 'GET', basic('bob', USERS.bob.password))).status === 404);
+        for (const anonymousToken of [false, true]) {
+          for (const [method, path] of [['GET', '/v2/NAME/manifests/v1'], ['HEAD', `/v2/NAME/blobs/${secret.blob}`], ['GET', '/v2/NAME/tags/list']] as const) {
+            const authorization = async (name: string) => (anonymousToken ? `Bearer ${await registryToken(closed.url, `repository:${name}:pull`)}` : undefined);
+            const hidden = await probe(`${closed.url}${path.replace('NAME', 'alice/secret')}`, method, await authorization('alice/secret'));
+            const absent = await probe(`${closed.url}${path.replace('NAME', 'alice/absent')}`, method, await authorization('alice/absent'));
+            expect(JSON.parse(JSON.stringify(hidden).replaceAll('alice/secret', 'alice/absent')), `${anonymousToken ? 'anonymous token' : 'no credentials'}: ${method} ${path}`).to.deep.equal(absent);
+            expect(hidden.status).to.equal(401);
+          }
+        }
+      } finally {
+        await closed.close();
+      }
+    });
+
     it('the owner sets visibility and grants with /auth/access; nobody else can, and the answer is the same whether the repository exists or not', async function () {
       const api = (method: string, name: string, authorization: string | undefined, body?: unknown) =>
         request(`${other}/auth/access?name=${encodeURIComponent(name)}`, {

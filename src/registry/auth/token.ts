@@ -103,13 +103,15 @@ export class TokenAuthorizer implements Authorizer {
 
   /**
    * Whether a pull of `repository` is refused only because it is private:
-   * then it is answered as missing. A token that does not cover the
-   * repository is refused as it would be for any name, so that says nothing.
+   * then it is answered as missing. A caller who could not pull it were it
+   * public (a token that does not cover it, anonymous without
+   * `anonymousPull`) is refused as for any name, which says nothing.
    */
   #hidden(user: Principal | undefined, repository: string): boolean {
     const access = this.#options.users.access;
     if (!access.isPrivate(repository) || access.rights(user, repository, this.#options.anonymousPull).includes('pull')) return false;
-    return !user?.token || (user.token.repositories(repository) && user.token.actions.has('pull'));
+    if (!user) return this.#options.anonymousPull;
+    return !user.token || (user.token.repositories(repository) && user.token.actions.has('pull'));
   }
 
   #principalOf(identity: Identity): Principal | undefined {
