@@ -10,7 +10,7 @@ import { AccountConflictError, AccountRuleError, AccountStore } from '../metadat
 import { createAccessToken, describeToken, ROBOT_NAME, TokenRequestError, TOKEN_ACTIONS, TOKEN_LIMITS } from '../registry/auth/access-tokens.ts';
 import { hashPassword, readUsersFile, userSchema } from '../registry/auth/users.ts';
 import { loadRegistryConfig, type RegistryConfig } from '../registry/config.ts';
-import { accessScopeOf, describeAccess, type AccessScope } from '../registry/auth/access.ts';
+import { accessScopeOf, describeAccess, GRANT_LIMITS, type AccessScope } from '../registry/auth/access.ts';
 import { printJson, readConfig, readStdin } from './io.ts';
 import { UsageError } from './usage-error.ts';
 
@@ -183,7 +183,7 @@ export function registerAccessCommands(cli: Command): void {
       const scope = scopeOf(name);
       if (level !== 'pull' && level !== 'push') throw new UsageError('access is pull or push');
       await withAccounts(options.config, async (accounts) => {
-        if (!(await accounts.grant(scope.kind, scope.name, username, level))) throw new UsageError(`no user ${username}`);
+        if (!(await accounts.grant(scope.kind, scope.name, username, level, GRANT_LIMITS))) throw new UsageError(`no user ${username}`);
         console.log(`${username} may ${level === 'push' ? 'pull and push' : 'pull'} in ${scope.kind} ${scope.name}`);
       });
     });

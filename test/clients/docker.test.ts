@@ -170,10 +170,14 @@ describe('Docker Engine against registry + hold + MinIO', function () {
     await engine.docker(['rmi', reference]);
     console.log(`      ${failure.stderr?.trim().split('\n').pop()}`);
   });
-  it('docker login with an access token scoped to alice/ci (holdfast token create) pushes there, and is refused on alice/other with DENIED', async function () {
-    const created = JSON.parse(await stack.holdfast(['token', 'create', '--user', STACK_USER.username, '--name', 'docker ci', '--repository', 'alice/ci', '--actions', 'pull,push'])) as { secret: string; id: string };
+  it('docker login as a robot account with a token scoped to alice/ci pushes there, and is refused on alice/other with DENIED', async function () {
+    await stack.holdfast(['robot', 'create', STACK_USER.username, 'ci']);
+    await stack.holdfast(['access', 'grant', STACK_USER.handle, `${STACK_USER.username}+ci`, 'push']);
+    const created = JSON.parse(await stack.holdfast(['token', 'create', '--user', `${STACK_USER.username}+ci`, '--name', 'docker ci', '--repository', 'alice/ci', '--actions', 'pull,push'])) as { secret: string; id: string };
     expect(created.secret).to.match(/^hfat_/);
-    const login = await engine.docker(['login', '--username', STACK_USER.username, '--password-stdin', host], { input: `${created.secret}\n` });
+    // The registry rereads the accounts every second.
+    await new Promise((resolve) => setTimeout(resolve, 1500));
+    const login = await engine.docker(['login', '--username', `${STACK_USER.username}+ci`, '--password-stdin', host], { input: `${created.secret}\n` });
     expect(login.stdout).to.include('Login Succeeded');
     const allowed = `${host}/alice/ci:v2`;
     await engine.docker(['tag', v2.reference, allowed]);
@@ -187,7 +191,7 @@ describe('Docker Engine against registry + hold + MinIO', function () {
     await engine.docker(['tag', v2.reference, elsewhere]);
     const failure = (await engine.docker(['push', elsewhere]).catch((err: unknown) => err)) as { stderr?: string };
     expect(failure).to.be.instanceOf(Error);
-    expect(failure.stderr).to.match(new RegExp(`denied: alice with access token ${created.id} may not (pull from|push to) alice/other`));
+    expect(failure.stderr).to.match(new RegExp(`denied: alice\\+ci with access token ${created.id} may not (pull from|push to) alice/other`));
     console.log(`      ${failure.stderr?.trim().split('\n').pop()}`);
     await engine.docker(['rmi', allowed, elsewhere]);
   });

@@ -1,3 +1,4 @@
+import { GRANT_LIMITS } from '../../src/registry/auth/access.ts';
 import { expect } from 'chai';
 import { randomBytes } from 'node:crypto';
 import { request } from 'undici';
@@ -251,6 +252,14 @@ for (const [backend, metadata] of [
       expect(bobsView.text).to.not.contain('/-/delete');
       expect((await post('/ui/r/alice/app/-/delete', { tag: 'scratch', csrf: csrfToken(bobsView.text) }, { cookie: bob })).status, 'not the owner').to.equal(403);
       expect(await apiStatus('alice/app', 'scratch')).to.equal(200);
+      // A push grant is not a delete grant, here as in the API.
+      await registry.registry.accounts.grant('repository', 'alice/app', 'bob', 'push', GRANT_LIMITS);
+      await new Promise((resolve) => setTimeout(resolve, 1500));
+      const grantedView = await page('/ui/r/alice/app', { cookie: bob });
+      expect(grantedView.text).to.not.contain('/-/delete');
+      expect((await post('/ui/r/alice/app/-/delete', { tag: 'scratch', csrf: csrfToken(grantedView.text) }, { cookie: bob })).status, 'granted push').to.equal(403);
+      expect(await apiStatus('alice/app', 'scratch')).to.equal(200);
+      await registry.registry.accounts.revokeGrant('repository', 'alice/app', 'bob');
 
       const immutable = await post('/ui/r/alice/app/-/delete', { tag: 'v1', csrf: token }, { cookie: owner });
       expect(immutable.status).to.equal(403);

@@ -1,3 +1,4 @@
+import { GRANT_LIMITS } from '../../src/registry/auth/access.ts';
 import { expect } from 'chai';
 import { request } from 'undici';
 import { createAccessToken } from '../../src/registry/auth/access-tokens.ts';
@@ -85,6 +86,15 @@ for (const metadata of ['sqlite', 'postgres'] as const) {
       expect(await status(`${other}/v2/alice/app/tags/list`, { authorization: bearer })).to.deep.include({ status: 403, code: 'DENIED' });
       // No delete in its actions: a manifest DELETE is refused before anything is looked up.
       expect(await status(`${other}/v2/alice/ci/manifests/sha256:${'0'.repeat(64)}`, { method: 'DELETE', authorization: bearer })).to.deep.include({ status: 403, code: 'DENIED' });
+    });
+
+    it('lists no catalog: a CI token is refused it, Basic and as a registry token, with DENIED', async function () {
+      const { secret } = await mint(['pull', 'push'], ['alice/**']);
+      expect(await status(`${other}/v2/_catalog`, { authorization: basic('alice', secret) })).to.deep.include({ status: 403, code: 'DENIED' });
+      const granted = await registryToken(registry.url, 'alice', secret, 'registry:catalog:* repository:alice/ci:pull');
+      expect(granted.access).to.deep.equal([{ type: 'repository', name: 'alice/ci', actions: ['pull'] }]);
+      expect(await status(`${other}/v2/_catalog`, { authorization: `Bearer ${granted.token as string}` })).to.deep.include({ status: 403, code: 'DENIED' });
+      expect((await status(`${other}/v2/_catalog`, { authorization: basic('alice', USERS.alice.password) })).status, 'the password lists it').to.equal(200);
     });
 
     it('a read-only token pulls and is refused a push; a token with delete may delete', async function () {
@@ -217,7 +227,7 @@ for (const metadata of ['sqlite', 'postgres'] as const) {
       const bobBlob = await new OciTestClient(USERS.bob).pushBlob(registry.url, 'bob/lib', Buffer.from('bob private lib'));
       await registry.registry.accounts.setVisibility('repository', 'bob/lib', true);
       await eventually(async () => (await status(`${other}/v2/bob/lib/blobs/${bobBlob}`, { method: 'HEAD', authorization: robot })).status === 404, 'private reaches the other instance');
-      await registry.registry.accounts.grant('repository', 'bob/lib', 'alice+ci', 'pull');
+      await registry.registry.accounts.grant('repository', 'bob/lib', 'alice+ci', 'pull', GRANT_LIMITS);
       await eventually(async () => (await status(`${other}/v2/bob/lib/blobs/${bobBlob}`, { method: 'HEAD', authorization: robot })).status === 200, 'the grant to the robot');
 
       // No password, no web session, no account management.

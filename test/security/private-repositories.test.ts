@@ -1,3 +1,4 @@
+import { GRANT_LIMITS } from '../../src/registry/auth/access.ts';
 import { expect } from 'chai';
 import { request } from 'undici';
 import { createAccessToken } from '../../src/registry/auth/access-tokens.ts';
@@ -96,6 +97,8 @@ for (const metadata of ['sqlite', 'postgres'] as const) {
       return [
         ['anonymous, no credentials', async () => undefined],
         ['anonymous, with a registry token', async (repository) => `Bearer ${await registryToken(registry.url, `repository:${repository}:pull,push repository:bob/app:pull,push`)}`],
+        ['anonymous, with a registry token for other names', async () => `Bearer ${await registryToken(registry.url, 'repository:bob/app:pull,push')}`],
+        ['bob, with a registry token for other names', async () => `Bearer ${await registryToken(registry.url, 'repository:bob/app:pull,push', basic('bob', USERS.bob.password))}`],
         ['bob, Basic', async () => basic('bob', USERS.bob.password)],
         ['bob, registry token', async (repository) => `Bearer ${await registryToken(registry.url, `repository:${repository}:pull,push,delete repository:bob/app:pull,push`, basic('bob', USERS.bob.password))}`],
         ["bob's access token for **", async () => basic('bob', bobsToken.secret)],
@@ -120,7 +123,7 @@ for (const metadata of ['sqlite', 'postgres'] as const) {
           }
         }
       }
-      expect(compared).to.equal(6 * registry.urls.length * routes('x').length);
+      expect(compared).to.equal(8 * registry.urls.length * routes('x').length);
       expect(await registry.registry.metadata.getBlob('bob/app', secret.blob), 'no mount linked the blob').to.equal(undefined);
     });
 
@@ -167,14 +170,14 @@ for (const metadata of ['sqlite', 'postgres'] as const) {
     it('its owner pulls it; a pull grant lets bob pull and not push, a push grant push, and taking it back hides it again on every instance', async function () {
       expect((await probe(`${other}/v2/alice/secret/manifests/v1`, 'GET', basic('alice', USERS.alice.password))).status).to.equal(200);
       const bob = basic('bob', USERS.bob.password);
-      await registry.registry.accounts.grant('repository', 'alice/secret', 'bob', 'pull');
+      await registry.registry.accounts.grant('repository', 'alice/secret', 'bob', 'pull', GRANT_LIMITS);
       await eventually(async () => (await probe(`${other}/v2/alice/secret/manifests/v1`, 'GET', bob)).status === 200);
       expect((await probe(`${other}/v2/alice/secret/blobs/${secret.blob}`, 'HEAD', bob)).status).to.equal(200);
       expect((await probe(`${other}/v2/alice/secret/blobs/uploads/`, 'POST', bob)).status).to.equal(403);
       const catalog = (await (await request(`${other}/v2/_catalog`, { headers: { authorization: bob } })).body.json()) as { repositories: string[] };
       expect(catalog.repositories).to.include('alice/secret');
 
-      await registry.registry.accounts.grant('namespace', 'alice', 'bob', 'push');
+      await registry.registry.accounts.grant('namespace', 'alice', 'bob', 'push', GRANT_LIMITS);
       await eventually(async () => (await probe(`${other}/v2/alice/secret/blobs/uploads/`, 'POST', bob)).status === 202);
       expect((await probe(`${other}/v2/alice/secret/manifests/v1`, 'DELETE', bob)).status, 'delete stays the owner\'s').to.equal(403);
 
@@ -204,6 +207,22 @@ for (const metadata of ['sqlite', 'postgres'] as const) {
       } finally {
         await closed.close();
       }
+    });
+
+    it('grants are bounded per namespace, so no owner can grow another user\'s catalog query without end', async function () {
+      for (let index = 0; index < GRANT_LIMITS.perNamespace; index++) await registry.registry.accounts.grant('repository', `carol/r${index}`, 'bob', 'pull', GRANT_LIMITS);
+      const refused = await request(`${other}/auth/access?name=carol/one-more`, {
+        method: 'PATCH',
+        headers: { authorization: basic('carol', USERS.carol.password), 'content-type': 'application/json' },
+        body: JSON.stringify({ visibility: 'private', grants: { bob: 'pull' } }),
+      });
+      const body = (await refused.body.json()) as { errors: { code: string; message: string }[] };
+      expect([refused.statusCode, body.errors[0]?.code]).to.deep.equal([400, 'REQUEST_INVALID']);
+      expect(body.errors[0]?.message).to.match(/^carol has 256 grants already/);
+      expect((await registry.registry.accounts.visibility(['carol/one-more'])).length, 'the refused change set nothing').to.equal(0);
+      // Re-granting what exists is not a new grant.
+      expect(await registry.registry.accounts.grant('repository', 'carol/r0', 'bob', 'push', GRANT_LIMITS)).to.equal(true);
+      for (let index = 0; index < GRANT_LIMITS.perNamespace; index++) await registry.registry.accounts.revokeGrant('repository', `carol/r${index}`, 'bob');
     });
 
     it('with anonymousPull off, anonymous callers are challenged alike for a private repository and a missing one', async function () {

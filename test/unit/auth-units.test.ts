@@ -9,6 +9,8 @@ import { hashPassword, readUsersFile, UserDirectory } from '../../src/registry/a
 import { ConfigError } from '../../src/core/config.ts';
 import { RegistryError } from '../../src/registry/errors.ts';
 import { generateSigningKey } from '../support/hold-harness.ts';
+import { openDatabase } from '../../src/metadata/db.ts';
+import { AccountStore } from '../../src/metadata/accounts/store.ts';
 
 const ALICE = { username: 'alice', did: 'did:plc:alice000000000000000000', handle: 'alice' };
 const BOB = { username: 'bob', did: 'did:plc:bob00000000000000000000', handle: 'bob' };
@@ -53,6 +55,22 @@ describe('user directory and tokens', function () {
       await app.close();
       await before.close();
       await after.close();
+    }
+  });
+});
+
+describe('accounts snapshot', function () {
+  it('fails closed: when the accounts cannot be read for ten refresh periods, the directory says it is stale', async function () {
+    const dir = await mkdtemp(path.join(os.tmpdir(), 'holdfast-stale-'));
+    const db = await openDatabase({ kind: 'sqlite', path: path.join(dir, 'registry.db') });
+    const directory = await UserDirectory.open(new AccountStore(db), { refreshMs: 20 });
+    try {
+      expect(directory.stale).to.equal(false);
+      await db.close();
+      await new Promise((resolve) => setTimeout(resolve, 400));
+      expect(directory.stale).to.equal(true);
+    } finally {
+      await directory.close();
     }
   });
 });

@@ -29,6 +29,23 @@ describe('policy patterns', function () {
     expect(compileGlob('latest')('latest-1')).to.equal(false);
   });
 
+  it('matches in time linear in the pattern and the name: a pattern built to backtrack answers at once', function () {
+    const hostile = `${'**a'.repeat(40)}**b`;
+    const name = 'a'.repeat(250);
+    const started = performance.now();
+    expect(compileGlob(hostile)(name)).to.equal(false);
+    expect(compileGlob(`${'*a'.repeat(40)}*b`)(name)).to.equal(false);
+    expect(compileGlob(`${'**a'.repeat(40)}**`)(name)).to.equal(true);
+    // A backtracking matcher takes minutes here; the limit only catches one.
+    expect(performance.now() - started).to.be.below(1000);
+    expect(compileGlob('**/app')('a/b/c/app')).to.equal(true);
+    expect(compileGlob('*/app')('a/b/app')).to.equal(false);
+    expect(compileGlob('a/**')('a')).to.equal(false);
+    expect(compileGlob('a**')('a')).to.equal(true);
+    expect(compileGlob('')('')).to.equal(true);
+    expect(compileGlob('?')('/')).to.equal(false);
+  });
+
   it('immutable rules apply per repository, and several rules add up', function () {
     const rules = new ImmutableTags([
       { repositories: 'alice/*', tags: ['v*'] },

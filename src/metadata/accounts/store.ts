@@ -74,6 +74,8 @@ export interface GrantRow {
 }
 
 const VERSION_KEY = 'accounts_version';
+/** A robot's whole name must fit where any user name does (registry/auth/users.ts: 128). */
+const MAX_ROBOT_NAME_LENGTH = 128;
 
 /**
  * Users and their access tokens, in the metadata database every registry
@@ -131,6 +133,7 @@ export class AccountStore {
       const count = await tx.get<{ count: number | string }>('SELECT COUNT(*) AS count FROM users WHERE owner = ?', [owner]);
       if (Number(count?.count ?? 0) >= limit) throw new AccountRuleError(`${owner} has ${limit} robot accounts already; delete one first`);
       const username = `${owner}+${name}`;
+      if (username.length > MAX_ROBOT_NAME_LENGTH) throw new AccountRuleError(`${username} is longer than ${MAX_ROBOT_NAME_LENGTH} characters, the most a user name may have`);
       await refuseTaken(tx, username, undefined);
       const now = new Date().toISOString();
       await tx.run('INSERT INTO users (username, did, handle, password_hash, owner, disabled, source, created_at, updated_at) VALUES (?, ?, NULL, ?, ?, 0, ?, ?, ?)', [username, user.did, '', owner, 'cli', now, now]);
@@ -215,9 +218,9 @@ export class AccountStore {
     });
   }
 
+  /** Stores a new token. Nothing any instance holds changes with it, so the version does not move: creating tokens costs no reload. */
   async createToken(token: Omit<TokenRow, 'revokedAt' | 'lastUsedAt'>): Promise<void> {
-    await this.#db.transaction(async (tx) => {
-      await tx.run('INSERT INTO access_tokens (id, owner, name, secret_hash, repositories, actions, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)', [
+    await this.#db.run('INSERT INTO access_tokens (id, owner, name, secret_hash, repositories, actions, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)', [
         token.id,
         token.owner,
         token.name,
@@ -227,8 +230,6 @@ export class AccountStore {
         token.createdAt,
         token.expiresAt,
       ]);
-      await bump(tx);
-    });
   }
 
   async token(id: string): Promise<TokenRow | undefined> {
@@ -266,8 +267,12 @@ export class AccountStore {
     return (await this.#db.all<{ id: string }>('SELECT id FROM access_tokens WHERE revoked_at > ?', [since.toISOString()])).map((row) => row.id);
   }
 
-  async visibility(): Promise<VisibilityRow[]> {
-    const rows = await this.#db.all<{ kind: string; name: string; private: number | string }>('SELECT kind, name, private FROM repository_visibility ORDER BY kind, name');
+  /** Every visibility row, or those of the given names (a repository and its namespace, say). */
+  async visibility(names?: readonly string[]): Promise<VisibilityRow[]> {
+    const rows = await this.#db.all<{ kind: string; name: string; private: number | string }>(
+      `SELECT kind, name, private FROM repository_visibility${names ? ` WHERE name IN (${names.map(() => '?').join(', ')})` : ''} ORDER BY kind, name`,
+      names ? [...names] : [],
+    );
     return rows.map((row) => ({ kind: row.kind === 'namespace' ? 'namespace' : 'repository', name: row.name, private: Number(row.private) !== 0 }));
   }
 
@@ -285,15 +290,32 @@ export class AccountStore {
     });
   }
 
-  async grants(): Promise<GrantRow[]> {
-    const rows = await this.#db.all<{ kind: string; name: string; grantee: string; access: string; created_at: string }>('SELECT * FROM repository_grants ORDER BY kind, name, grantee');
+  /** Every grant, or those on one namespace or repository. */
+  async grants(on?: { kind: AccessScopeKind; name: string }): Promise<GrantRow[]> {
+    const rows = await this.#db.all<{ kind: string; name: string; grantee: string; access: string; created_at: string }>(
+      `SELECT * FROM repository_grants${on ? ' WHERE kind = ? AND name = ?' : ''} ORDER BY kind, name, grantee`,
+      on ? [on.kind, on.name] : [],
+    );
     return rows.map((row) => ({ kind: row.kind === 'namespace' ? 'namespace' : 'repository', name: row.name, grantee: row.grantee, access: row.access === 'push' ? 'push' : 'pull', createdAt: row.created_at }));
   }
 
-  /** Grants `access` on a namespace or repository to a user (replacing what they had there); false when there is no such user. */
-  async grant(kind: AccessScopeKind, name: string, grantee: string, access: GrantAccess): Promise<boolean> {
+  /**
+   * Grants `access` on a namespace or repository to a user (replacing what
+   * they had there); false when there is no such user. Refused past
+   * `limits`: grants in one namespace, and grants one user holds (each is a
+   * term of that user's catalog query).
+   */
+  async grant(kind: AccessScopeKind, name: string, grantee: string, access: GrantAccess, limits: { perNamespace: number; perGrantee: number }): Promise<boolean> {
     return this.#db.transaction(async (tx) => {
       if (!(await tx.get('SELECT 1 AS one FROM users WHERE username = ?', [grantee]))) return false;
+      const namespace = kind === 'namespace' ? name : name.slice(0, name.indexOf('/'));
+      const counts = await tx.get<{ here: number | string; held: number | string }>(
+        `SELECT (SELECT COUNT(*) FROM repository_grants WHERE (kind = 'namespace' AND name = ?) OR (kind = 'repository' AND substr(name, 1, ?) = ?)) AS here, (SELECT COUNT(*) FROM repository_grants WHERE grantee = ?) AS held`,
+        [namespace, namespace.length + 1, `${namespace}/`, grantee],
+      );
+      const exists = await tx.get('SELECT 1 AS one FROM repository_grants WHERE kind = ? AND name = ? AND grantee = ?', [kind, name, grantee]);
+      if (!exists && Number(counts?.here ?? 0) >= limits.perNamespace) throw new AccountRuleError(`${namespace} has ${limits.perNamespace} grants already; grant on the namespace instead, or revoke some`);
+      if (!exists && Number(counts?.held ?? 0) >= limits.perGrantee) throw new AccountRuleError(`${grantee} holds ${limits.perGrantee} grants already`);
       await tx.run(
         'INSERT INTO repository_grants (kind, name, grantee, access, created_at) VALUES (?, ?, ?, ?, ?) ON CONFLICT (kind, name, grantee) DO UPDATE SET access = excluded.access',
         [kind, name, grantee, access, new Date().toISOString()],

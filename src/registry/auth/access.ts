@@ -11,6 +11,9 @@ import { isRepositoryName } from '../names.ts';
 
 export type RepositoryAction = 'pull' | 'push' | 'delete';
 
+/** Grants in one namespace, and grants one user holds: each is a term of that user's catalog query. */
+export const GRANT_LIMITS = Object.freeze({ perNamespace: 256, perGrantee: 4096 });
+
 export interface AccessScope {
   kind: AccessScopeKind;
   name: string;
@@ -91,15 +94,15 @@ export function accessScopeOf(name: string): AccessScope | undefined {
 
 /** What `access show` and `GET /auth/access` say about a namespace or repository. */
 export async function describeAccess(accounts: AccountStore, scope: AccessScope, defaultPrivate: boolean) {
-  const [visibility, grants] = await Promise.all([accounts.visibility(), accounts.grants()]);
-  const rules = new RepositoryAccess(defaultPrivate, visibility, grants);
+  const [visibility, grants] = await Promise.all([accounts.visibility([...new Set([scope.name, namespaceOf(scope.name)])]), accounts.grants(scope)]);
+  const rules = new RepositoryAccess(defaultPrivate, visibility, []);
   const own = visibility.find((row) => row.kind === scope.kind && row.name === scope.name);
   return {
     kind: scope.kind,
     name: scope.name,
     set: own ? (own.private ? 'private' : 'public') : 'inherit',
     effective: (scope.kind === 'namespace' ? rules.isNamespacePrivate(scope.name) : rules.isPrivate(scope.name)) ? 'private' : 'public',
-    grants: grants.filter((row) => row.kind === scope.kind && row.name === scope.name).map(({ grantee, access, createdAt }) => ({ user: grantee, access, createdAt })),
+    grants: grants.map(({ grantee, access, createdAt }) => ({ user: grantee, access, createdAt })),
   };
 }
 

@@ -20,7 +20,7 @@ import { RegistryError } from '../errors.ts';
 import { readBody } from '../http/body.ts';
 import { createAccessToken, describeToken, ROBOT_NAME, TokenRequestError, TOKEN_LIMITS } from './access-tokens.ts';
 import type { Principal } from './users.ts';
-import { accessScopeOf, describeAccess, namespaceOf, type AccessScope } from './access.ts';
+import { accessScopeOf, describeAccess, GRANT_LIMITS, namespaceOf, type AccessScope } from './access.ts';
 
 const MAX_BODY_BYTES = 8 * 1024;
 
@@ -56,14 +56,19 @@ export function registerAccountApi(app: FastifyInstance, options: AccountApiOpti
   app.patch('/auth/access', async (request) => {
     const scope = await owned(request);
     const change = parseAccessChange(await jsonBody(request));
-    for (const [user, level] of Object.entries(change.grants)) {
-      if (level !== null && !(await options.accounts.user(user))) throw new RegistryError('REQUEST_INVALID', `no user ${user}`);
+    // Grants first: a grant refused (no such user, a limit) leaves the visibility as it was.
+    try {
+      for (const [user, level] of Object.entries(change.grants)) {
+        if (level === null) await options.accounts.revokeGrant(scope.kind, scope.name, user);
+        else if (!(await options.accounts.grant(scope.kind, scope.name, user, level, GRANT_LIMITS))) throw new RegistryError('REQUEST_INVALID', `no user ${user}`);
+      }
+    } catch (err) {
+      if (err instanceof AccountRuleError) throw new RegistryError('REQUEST_INVALID', err.message);
+      throw err;
+    } finally {
+      await options.changed();
     }
     if (change.visibility !== undefined) await options.accounts.setVisibility(scope.kind, scope.name, change.visibility === 'inherit' ? undefined : change.visibility === 'private');
-    for (const [user, level] of Object.entries(change.grants)) {
-      if (level === null) await options.accounts.revokeGrant(scope.kind, scope.name, user);
-      else await options.accounts.grant(scope.kind, scope.name, user, level);
-    }
     await options.changed();
     request.log.info({ scope, visibility: change.visibility, grants: change.grants }, 'access changed');
     return describeAccess(options.accounts, scope, options.defaultPrivate);

@@ -23,7 +23,7 @@ export class OpenAuthorizer implements Authorizer {
     return undefined;
   }
 
-  mayPush(): boolean {
+  mayDelete(): boolean {
     return true;
   }
 

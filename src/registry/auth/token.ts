@@ -56,6 +56,7 @@ export class TokenAuthorizer implements Authorizer {
   }
 
   async base(request: FastifyRequest): Promise<Identity> {
+    this.#refuseIfStale();
     const caller = await this.#caller(request);
     if (caller) return caller.identity;
     if (request.headers.authorization) throw this.#challenge(undefined, 'invalid_token');
@@ -63,6 +64,7 @@ export class TokenAuthorizer implements Authorizer {
   }
 
   async authorize(request: FastifyRequest, action: Action, repository?: string): Promise<Identity> {
+    this.#refuseIfStale();
     const caller = await this.#caller(request);
     if (!caller) {
       if (request.headers.authorization) throw this.#challenge(scopeFor(action, repository), 'invalid_token');
@@ -74,10 +76,14 @@ export class TokenAuthorizer implements Authorizer {
       if (action === 'catalog' && this.#options.anonymousPull) return anonymous;
       throw this.#challenge(scopeFor(action, repository));
     }
+    // A CI token has no business listing every name its user may see: its scope is a few patterns.
+    if (action === 'catalog' && caller.user?.token) throw new RegistryError('DENIED', 'an access token does not list the catalog');
     if (!caller.allows(action, repository)) {
-      if (action === 'pull' && repository && this.#hidden(caller.user, repository)) throw new RepositoryHiddenError(caller.identity);
+      // Only a caller whose token asked for this repository learns anything from the answer; it gets the one a missing name gets.
+      if (action === 'pull' && repository && caller.covers(repository) && this.#hidden(caller.user, repository)) throw new RepositoryHiddenError(caller.identity);
       // Signed in, and not allowed whatever token they fetch: DENIED. Allowed, but this token does not say so: a challenge for a better one.
-      if (caller.user && action !== 'catalog' && repository && !this.#allowedActions(caller.user, 'repository', repository).includes(action)) {
+      // Privacy is left out here: a pull of a private repository is answered as missing once the token asks for it, as for any name.
+      if (caller.user && action !== 'catalog' && repository && !this.#allowedActions(caller.user, 'repository', repository, { ignorePrivacy: true }).includes(action)) {
         const through = caller.user.token ? ` with access token ${caller.user.token.id}` : '';
         throw new RegistryError('DENIED', `${caller.user.username}${through} may not ${VERBS[action]} ${repository}`);
       }
@@ -97,8 +103,8 @@ export class TokenAuthorizer implements Authorizer {
     return visibleRepositories({ handle: user?.handle, ...(user ? access.grantsOf(user.username) : { repositories: [], namespaces: [] }), defaultPrivate: access.defaultPrivate });
   }
 
-  mayPush(identity: Identity, repository: string): boolean {
-    return this.#allowedActions(this.#principalOf(identity), 'repository', repository).includes('push');
+  mayDelete(identity: Identity, repository: string): boolean {
+    return this.#allowedActions(this.#principalOf(identity), 'repository', repository).includes('delete');
   }
 
   /**
@@ -133,6 +139,10 @@ export class TokenAuthorizer implements Authorizer {
     const user = await this.#options.users.verify(username, password, address);
     // A web session acts as the whole user, so an access token, which is narrower, never opens one.
     return user && !user.token ? { did: user.did, username: user.username } : undefined;
+  }
+
+  #refuseIfStale(): void {
+    if (this.#options.users.stale) throw new RegistryError('UNAVAILABLE', 'the accounts database cannot be read; retry later', { headers: { 'retry-after': '5' } });
   }
 
   /** Rereads the accounts now if they changed (after this instance changed them). */
@@ -205,7 +215,7 @@ export class TokenAuthorizer implements Authorizer {
    * `ignorePrivacy`, pull as if the repository were public.
    */
   #allowedActions(user: Principal | undefined, type: string, name: string, options: { ignorePrivacy?: boolean } = {}): string[] {
-    if (type === 'registry' && name === 'catalog') return user || this.#options.anonymousPull ? ['*'] : [];
+    if (type === 'registry' && name === 'catalog') return !user?.token && (user || this.#options.anonymousPull) ? ['*'] : [];
     if (type !== 'repository' || !isRepositoryName(name)) return [];
     const actions: string[] = this.#options.users.access.rights(user, name, this.#options.anonymousPull);
     if (options.ignorePrivacy && !actions.includes('pull') && (user || this.#options.anonymousPull)) actions.unshift('pull');
@@ -216,7 +226,14 @@ export class TokenAuthorizer implements Authorizer {
     return actions.filter((action) => action !== '*' && token.actions.has(action as TokenAction));
   }
 
-  async #caller(request: FastifyRequest): Promise<{ identity: Identity; user?: Principal; allows: (action: Action, repository?: string) => boolean } | undefined> {
+  /**
+   * Who sent `request`, what they may do, and whether their credentials
+   * cover pulling a repository at all (a registry token issued for other
+   * names does not; Basic credentials cover every name).
+   */
+  async #caller(request: FastifyRequest): Promise<
+    { identity: Identity; user?: Principal; allows: (action: Action, repository?: string) => boolean; covers: (repository: string) => boolean } | undefined
+  > {
     const header = request.headers.authorization;
     if (!header) return undefined;
     const basic = parseBasic(header);
@@ -228,6 +245,7 @@ export class TokenAuthorizer implements Authorizer {
         user,
         allows: (action, repository) =>
           action === 'catalog' ? true : this.#allowedActions(user, 'repository', repository ?? '').includes(action),
+        covers: () => true,
       };
     }
     const token = /^Bearer (.+)$/.exec(header)?.[1];
@@ -251,6 +269,7 @@ export class TokenAuthorizer implements Authorizer {
               ? entry.type === 'registry' && entry.name === 'catalog'
               : entry.type === 'repository' && entry.name === repository && (entry.actions.includes(action) || entry.actions.includes('*')),
           ) && (action === 'catalog' || this.#allowedActions(user, 'repository', repository ?? '').includes(action)),
+        covers: (repository) => access.some((entry) => entry.type === 'repository' && entry.name === repository && (entry.actions.includes('pull') || entry.actions.includes('*'))),
       };
     } catch {
       return undefined;

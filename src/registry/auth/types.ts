@@ -47,8 +47,8 @@ export interface Authorizer {
    * SQL on `repositories.name`; undefined when it may see them all.
    */
   visibleRepositories(identity: Identity): SqlCondition | undefined;
-  /** Whether `identity` may push to and delete from `repository` by policy: what a push token would carry. */
-  mayPush(identity: Identity, repository: string): boolean;
+  /** Whether `identity` may delete tags and manifests in `repository` (its owner; a push grant does not give it). */
+  mayDelete(identity: Identity, repository: string): boolean;
   /**
    * Who a web page acts as: the user `username` names if they still exist,
    * otherwise (or without a name) the identity of a caller with no credentials.

@@ -125,10 +125,16 @@ export class UserDirectory {
   readonly #pool: PasswordPool;
   readonly #throttle: LoginThrottle;
   #timer: NodeJS.Timeout | undefined;
-  #refreshing: Promise<void> | undefined;
+  /** Reloads run one after another; each starts after the one before it ended. */
+  #reloads: Promise<void> = Promise.resolve();
+  #pendingReloads = 0;
+  /** When the accounts were last read; see `stale`. */
+  #freshAt = 0;
+  readonly #refreshMs: number;
 
-  private constructor(store: AccountStore | undefined, options: LoginOptions, defaultPrivate = false) {
+  private constructor(store: AccountStore | undefined, options: LoginOptions, defaultPrivate = false, refreshMs = DEFAULT_REFRESH_MS) {
     this.#store = store;
+    this.#refreshMs = refreshMs;
     this.#defaultPrivate = defaultPrivate;
     this.#access = new RepositoryAccess(defaultPrivate);
     this.#pool = new PasswordPool(options.threads);
@@ -147,9 +153,12 @@ export class UserDirectory {
         throw err;
       }
     }
-    const directory = new UserDirectory(store, options.login ?? DEFAULT_LOGIN_OPTIONS, options.defaultPrivate);
+    const directory = new UserDirectory(store, options.login ?? DEFAULT_LOGIN_OPTIONS, options.defaultPrivate, options.refreshMs);
     await directory.refresh();
-    directory.#timer = setInterval(() => void directory.refresh().catch(() => {}), options.refreshMs ?? DEFAULT_REFRESH_MS);
+    directory.#timer = setInterval(() => {
+      // A reload still waiting on the database: the next tick tries again, rather than queueing one per second.
+      if (directory.#pendingReloads === 0) directory.refresh().catch(() => {});
+    }, directory.#refreshMs);
     directory.#timer.unref();
     return directory;
   }
@@ -162,29 +171,55 @@ export class UserDirectory {
     return directory;
   }
 
-  /** Rereads the accounts if they changed since the last look (every `refreshMs` on its own). */
+  /**
+   * Rereads the accounts if they changed since the last look (every
+   * `refreshMs` on its own). The read starts after this call, so a caller
+   * that just changed them sees its change applied when this resolves.
+   */
   refresh(): Promise<void> {
-    this.#refreshing ??= this.#reload().finally(() => {
-      this.#refreshing = undefined;
-    });
-    return this.#refreshing;
+    this.#pendingReloads++;
+    const run = this.#reloads
+      .catch(() => {})
+      .then(() => this.#reload())
+      .finally(() => {
+        this.#pendingReloads--;
+      });
+    this.#reloads = run;
+    return run;
+  }
+
+  /**
+   * Whether the accounts could not be read for ten refresh periods: a
+   * disabled user or a revoked token might still pass on what this instance
+   * last read, so the authorizer refuses to decide (503) until it reads again.
+   */
+  get stale(): boolean {
+    return this.#store !== undefined && Date.now() - this.#freshAt > 10 * this.#refreshMs;
   }
 
   async #reload(): Promise<void> {
     const store = this.#store;
     if (!store) return;
     const version = await store.version();
-    if (version === this.#version && this.#dummyHash) return;
+    if (version === this.#version && this.#dummyHash) {
+      this.#freshAt = Date.now();
+      return;
+    }
     const [users, revoked, visibility, grants] = await Promise.all([store.users(), store.revokedSince(new Date(Date.now() - REVOKED_MEMORY_MS)), store.visibility(), store.grants()]);
     this.#install(users, revoked, visibility, grants);
     this.#version = version;
+    this.#freshAt = Date.now();
   }
 
   #install(users: readonly UserRow[], revoked: readonly string[], visibility: readonly VisibilityRow[], grants: readonly GrantRow[]): void {
     this.#access = new RepositoryAccess(this.#defaultPrivate, visibility, grants);
     const live = new Set(users.filter((user) => !user.disabled).map((user) => user.username));
     // A robot account lives while its owner does.
-    const enabled = users.filter((user) => live.has(user.username) && (user.owner === undefined || live.has(user.owner)));
+    const dids = new Map(users.map((user) => [user.username, user.did]));
+    // A robot acts as its owner's DID as it is now, not as it was when the robot was made.
+    const enabled = users
+      .filter((user) => live.has(user.username) && (user.owner === undefined || live.has(user.owner)))
+      .map((user) => (user.owner === undefined ? user : { ...user, did: dids.get(user.owner) ?? user.did }));
     this.#users = new Map(enabled.map((user) => [user.username, user]));
     this.#handles = new Map(enabled.flatMap((user) => (user.handle === undefined ? [] : [[user.handle, publicUser(user)] as const])));
     this.#revoked = new Set(revoked);

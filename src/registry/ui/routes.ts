@@ -40,7 +40,7 @@ const STATIC = new Map(Object.values(ASSETS).map((asset) => [asset.name, asset])
 /**
  * The web pages, under `/ui/`, in a Fastify scope of their own: their hooks,
  * error pages and form parsing never run for `/v2/`. Who may see what is the
- * API's authorizer's answer (`mayPull`, `mayPush`), asked per repository.
+ * API's authorizer's answer (`mayPull`, `mayDelete`), asked per repository.
  */
 export function registerUi(app: FastifyInstance, ui: UiContext): void {
   const inFlight = new KeyedCounter();
@@ -192,7 +192,7 @@ async function visibleRepository(ui: UiContext, call: UiRequest, path: string): 
 
 function mayDelete(ui: UiContext, call: UiRequest, name: string): void {
   if (ui.loginEnabled && !call.viewer.signedIn) throw new RegistryError('DENIED', 'Log in to delete.');
-  if (!ui.registry.authorizer.mayPush(call.identity, name)) throw new RegistryError('DENIED', `${call.identity.username ?? 'You'} may not delete from ${name}.`);
+  if (!ui.registry.authorizer.mayDelete(call.identity, name)) throw new RegistryError('DENIED', `${call.identity.username ?? 'You'} may not delete from ${name}.`);
 }
 
 function deletionTarget(fields: Record<string, string | undefined>): { tag: string } | { digest: string } {

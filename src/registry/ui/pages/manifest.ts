@@ -31,7 +31,7 @@ export async function manifestPage(ui: UiContext, call: UiRequest, manifest: Man
   const layers = descriptors(parsed.layers);
   const configDescriptor = descriptors([parsed.config])[0];
   const config: ConfigOutcome | undefined = configDescriptor ? await ui.configs.read(call.identity.did, configDescriptor) : undefined;
-  const mayDelete = ui.registry.authorizer.mayPush(call.identity, name) && (call.viewer.signedIn || !call.viewer.loginEnabled);
+  const mayDelete = ui.registry.authorizer.mayDelete(call.identity, name) && (call.viewer.signedIn || !call.viewer.loginEnabled);
   const reference = `${ui.pullHost}/${name}`;
   const subject = descriptors([parsed.subject])[0];
 

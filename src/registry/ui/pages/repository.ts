@@ -15,7 +15,7 @@ export async function repositoryPage(ui: UiContext, call: UiRequest, name: strin
   const more = rows.length > PAGE_SIZE;
   const shown = rows.slice(0, PAGE_SIZE);
   const [summaries, tagCount] = await Promise.all([ui.browse.summaries(name, shown.map((row) => row.digest)), ui.browse.tagCount(name)]);
-  const mayDelete = ui.registry.authorizer.mayPush(call.identity, name) && (call.viewer.signedIn || !call.viewer.loginEnabled);
+  const mayDelete = ui.registry.authorizer.mayDelete(call.identity, name) && (call.viewer.signedIn || !call.viewer.loginEnabled);
   const example = shown.find((row) => row.tag === 'latest') ?? shown[0];
   const reference = `${ui.pullHost}/${name}`;
   const last = shown.at(-1);
