@@ -15,10 +15,12 @@ const STAR = 2;
 const GLOBSTAR = 3;
 
 /**
- * Matches by walking the set of pattern positions a prefix of the value can
- * reach, one character at a time: time is (pattern length × value length)
- * whatever the pattern, so a pattern a user wrote (an access token's) cannot
- * make a match backtrack for minutes, as a regular expression would.
+ * A pattern with two runs (`*`, `**`) at most becomes a regular expression:
+ * its backtracking is at most quadratic in a name's 256 characters. One with
+ * more is matched by walking the set of pattern positions a prefix of the
+ * value can reach, one character at a time: time is pattern length × value
+ * length whatever the pattern, so a pattern a user wrote (an access
+ * token's) cannot make a match backtrack for minutes.
  */
 export function compileGlob(pattern: string): Matcher {
   const steps: Step[] = [];
@@ -31,6 +33,8 @@ export function compileGlob(pattern: string): Matcher {
     else if (c === '?') steps.push(ONE);
     else steps.push(c);
   }
+  if (steps.every((step) => typeof step === 'string')) return (value) => value === pattern;
+  if (steps.filter((step) => step === STAR || step === GLOBSTAR).length <= 2) return regexOf(steps);
   const last = steps.length;
   // Positions reached also reach past any wildcard that may match nothing.
   const close = (reached: Uint8Array) => {
@@ -55,6 +59,12 @@ export function compileGlob(pattern: string): Matcher {
     }
     return current[last] === 1;
   };
+}
+
+function regexOf(steps: readonly Step[]): Matcher {
+  const source = steps.map((step) => (step === GLOBSTAR ? '.*' : step === STAR ? '[^/]*' : step === ONE ? '[^/]' : (step as string).replace(/[.]/g, '\\.'))).join('');
+  const re = new RegExp(`^${source}$`);
+  return (value) => re.test(value);
 }
 
 export function anyOf(patterns: readonly string[]): Matcher {
