@@ -2,7 +2,9 @@ import { createHash, randomBytes } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { RegistryError } from './errors.ts';
+import type { Principal } from './auth/users.ts';
 import type { Logger } from 'pino';
 import { createLogger } from '../core/logger.ts';
 import { listenForMetrics, loadMetricsSecret, mainPortAccess } from '../core/metrics-endpoint.ts';
@@ -126,11 +128,19 @@ export class Registry {
       uploadWaiters: new KeyedCounter(),
     };
     const plugins: ((app: FastifyInstance) => void)[] = [];
+    const ui = config.ui.enabled ? uiContext(config, ctx, metadata, publicUrl, signingKey) : undefined;
     if (authorizer instanceof TokenAuthorizer) {
       plugins.push((instance) => authorizer.register(instance));
-      plugins.push((instance) => registerAccountApi(instance, { accounts, defaultPrivate: config.auth.mode === 'token' && config.auth.defaultVisibility === 'private', signedIn: (request) => authorizer.signedIn(request), changed: () => authorizer.refreshAccounts() }));
+      plugins.push((instance) =>
+        registerAccountApi(instance, {
+          accounts,
+          defaultPrivate: config.auth.mode === 'token' && config.auth.defaultVisibility === 'private',
+          signedIn: (request) => accountCaller(request, authorizer, ui),
+          changed: () => authorizer.refreshAccounts(),
+        }),
+      );
     }
-    if (config.ui.enabled) plugins.push((instance) => registerUi(instance, uiContext(config, ctx, metadata, publicUrl, signingKey)));
+    if (ui) plugins.push((instance) => registerUi(instance, ui));
     const app = buildRegistryApp(ctx, {
       logger,
       timeouts: config.limits.http,
@@ -212,6 +222,17 @@ function uiContext(config: RegistryConfig, registry: RegistryContext, metadata: 
     holds: config.storage.module === 'hold' && typeof hold?.url === 'string' ? [{ url: withoutCredentials(hold.url), ...(typeof hold.audience === 'string' ? { did: hold.audience } : {}) }] : [],
     gcSettings: { enabled: config.gc.did !== undefined, graceSeconds: config.gc.graceSeconds, intervalSeconds: config.gc.intervalSeconds },
   };
+}
+
+/** The account API's caller: Basic credentials, or a web session whose page sent its CSRF token. */
+async function accountCaller(request: FastifyRequest, authorizer: TokenAuthorizer, ui: UiContext | undefined): Promise<Principal> {
+  if (!request.headers.authorization && ui) {
+    const username = ui.sessions.apiCaller(request);
+    if (username === false) throw new RegistryError('DENIED', "a page's request needs its X-CSRF-Token and this site's origin");
+    const user = username === undefined ? undefined : authorizer.viewer(username);
+    if (user?.signedIn && user.username) return { username: user.username, did: user.did, ...(user.handle === undefined ? {} : { handle: user.handle }) };
+  }
+  return authorizer.signedIn(request);
 }
 
 /** A URL to show: without a user name or password in it. */

@@ -5,7 +5,7 @@ import { createAccessToken } from '../../src/registry/auth/access-tokens.ts';
 import { hashPassword } from '../../src/registry/auth/users.ts';
 import { DIDS } from '../support/hold-harness.ts';
 import { startTestRegistry, USERS, type TestRegistry } from '../support/registry-harness.ts';
-import { webLogin } from '../support/web-login.ts';
+import { csrfToken, webLogin } from '../support/web-login.ts';
 import { OciTestClient } from '../support/oci-client.ts';
 
 const basic = (username: string, password: string) => `Basic ${Buffer.from(`${username}:${password}`).toString('base64')}`;
@@ -201,6 +201,34 @@ for (const metadata of ['sqlite', 'postgres'] as const) {
       await revoked.body.dump();
       expect(revoked.statusCode).to.equal(204);
       await eventually(async () => (await startUpload(other, 'bob/app', basic('bob', token.secret))).status === 401, 'revoked through the API');
+    });
+
+    it('a page of the web front end calls the token API with its session and CSRF token; another site, or a session without the token, cannot', async function () {
+      const cookie = await webLogin(other, USERS.alice);
+      const page = await request(`${other}/ui/`, { headers: { cookie } });
+      const csrf = csrfToken(await page.body.text());
+      const call = (method: string, headers: Record<string, string>, body?: unknown) =>
+        request(`${other}/auth/tokens`, { method: method as 'POST', headers: { cookie, ...headers, ...(body ? { 'content-type': 'application/json' } : {}) }, ...(body ? { body: JSON.stringify(body) } : {}) });
+      const fields = { name: 'from the page', repositories: ['alice/app'], actions: ['pull'] };
+      const before = (await registry.registry.accounts.tokens('alice')).length;
+      for (const [what, headers, expected] of [
+        ['no CSRF token', {}, 403],
+        ['a wrong CSRF token', { 'x-csrf-token': `${csrf}x` }, 403],
+        ['another site', { 'x-csrf-token': csrf, 'sec-fetch-site': 'cross-site' }, 403],
+        ['another origin', { 'x-csrf-token': csrf, origin: 'http://evil.example' }, 403],
+      ] as const) {
+        const refused = await call('POST', headers, fields);
+        await refused.body.dump();
+        expect(refused.statusCode, what).to.equal(expected);
+      }
+      expect((await registry.registry.accounts.tokens('alice')).length, 'nothing created').to.equal(before);
+      const created = await call('POST', { 'x-csrf-token': csrf, 'sec-fetch-site': 'same-origin' }, fields);
+      expect(created.statusCode).to.equal(201);
+      const { secret } = (await created.body.json()) as { secret: string };
+      expect(secret).to.match(/^hfat_/);
+      const listed = await call('GET', { 'x-csrf-token': csrf });
+      expect(listed.statusCode).to.equal(200);
+      expect(((await listed.body.json()) as { tokens: { name: string }[] }).tokens.map((token) => token.name)).to.include('from the page');
     });
 
     it('a robot account signs in only with its tokens, may do only what it was granted, and goes with its owner', async function () {

@@ -10,9 +10,10 @@
  *   GET    /auth/access?name=     → 200 the visibility and grants of a namespace or repository the caller owns
  *   PATCH  /auth/access?name=     {"visibility"?: "public"|"private"|"inherit", "grants"?: {"<user>": "pull"|"push"|null}} → 200 the same, after
  *
- * Each request carries the user's own password (Basic). An access token
- * cannot manage the account: a leaked CI secret must not mint more secrets
- * or open a repository.
+ * Each request carries the user's own password (Basic), or, from a page of
+ * the web front end, its session cookie and the page's CSRF token in
+ * `X-CSRF-Token`. An access token cannot manage the account: a leaked CI
+ * secret must not mint more secrets or open a repository.
  */
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { AccountConflictError, AccountRuleError, type AccountStore } from '../../metadata/accounts/store.ts';

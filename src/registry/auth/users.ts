@@ -214,9 +214,8 @@ export class UserDirectory {
   #install(users: readonly UserRow[], revoked: readonly string[], visibility: readonly VisibilityRow[], grants: readonly GrantRow[]): void {
     this.#access = new RepositoryAccess(this.#defaultPrivate, visibility, grants);
     const live = new Set(users.filter((user) => !user.disabled).map((user) => user.username));
-    // A robot account lives while its owner does.
     const dids = new Map(users.map((user) => [user.username, user.did]));
-    // A robot acts as its owner's DID as it is now, not as it was when the robot was made.
+    // A robot account lives while its owner does, and acts as its owner's DID as it is now, not as it was when it was made.
     const enabled = users
       .filter((user) => live.has(user.username) && (user.owner === undefined || live.has(user.owner)))
       .map((user) => (user.owner === undefined ? user : { ...user, did: dids.get(user.owner) ?? user.did }));

@@ -71,6 +71,22 @@ export class SessionKeys {
     return this.#mac(`csrf|${secret}|${username ?? ''}`);
   }
 
+  /**
+   * Who a script on these pages calls the account API as: the session's
+   * user, when the request also carries the page's CSRF token in
+   * `X-CSRF-Token` and comes from this site. Undefined without a session;
+   * false when a session came without its token or from another site, so
+   * another site cannot borrow a logged-in browser.
+   */
+  apiCaller(request: FastifyRequest): string | false | undefined {
+    const session = this.session(request);
+    if (!session) return undefined;
+    const site = request.headers['sec-fetch-site'];
+    const origin = request.headers.origin;
+    if ((site !== undefined && site !== 'same-origin') || (origin !== undefined && origin !== `${request.protocol}://${request.host}`)) return false;
+    return this.checkCsrf(request, request.headers['x-csrf-token'], session.username) ? session.username : false;
+  }
+
   checkCsrf(request: FastifyRequest, token: unknown, username: string | undefined): boolean {
     const secret = cookie(request, CSRF_COOKIE);
     if (!secret || typeof token !== 'string' || token.length === 0) return false;
