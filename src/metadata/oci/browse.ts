@@ -1,4 +1,4 @@
-import type { Db } from '../db.ts';
+import type { Db, SqlCondition, SqlValue } from '../db.ts';
 import { inNamespace, namespaceRange } from './namespace.ts';
 
 /**
@@ -71,10 +71,14 @@ export class BrowseStore {
   }
 
   /** Repositories whose name contains `query` (all without one), bytewise after `after`. */
-  async repositories(options: { query?: string; after?: string; limit: number }): Promise<string[]> {
+  async repositories(options: { query?: string; after?: string; limit: number; visible?: SqlCondition }): Promise<string[]> {
     const name = this.#bytewise('name');
     const where: string[] = [];
-    const params: (string | number)[] = [];
+    const params: SqlValue[] = [];
+    if (options.visible) {
+      where.push(`(${options.visible.sql})`);
+      params.push(...options.visible.params);
+    }
     if (options.query) {
       where.push(`name LIKE ? ESCAPE '\\'`);
       params.push(`%${escapeLike(options.query)}%`);
@@ -92,14 +96,18 @@ export class BrowseStore {
   }
 
   /** Tags in any repository whose name starts with `prefix`, by tag then repository. */
-  async searchTags(options: { prefix: string; after?: { tag: string; repository: string }; limit: number }): Promise<TagSearchHit[]> {
+  async searchTags(options: { prefix: string; after?: { tag: string; repository: string }; limit: number; visible?: SqlCondition }): Promise<TagSearchHit[]> {
     const tag = this.#bytewise('tag');
     const repository = this.#bytewise('repository');
-    const params: (string | number)[] = [options.prefix, `${options.prefix}\uffff`];
+    const params: SqlValue[] = [options.prefix, `${options.prefix}\uffff`];
     let keyset = '';
     if (options.after) {
       keyset = ` AND (${tag} > ? OR (${tag} = ? AND ${repository} > ?))`;
       params.push(options.after.tag, options.after.tag, options.after.repository);
+    }
+    if (options.visible) {
+      keyset += ` AND EXISTS (SELECT 1 FROM repositories WHERE repositories.name = tags.repository AND (${options.visible.sql}))`;
+      params.push(...options.visible.params);
     }
     params.push(options.limit);
     const rows = await this.#db.all<{ repository: string; tag: string; digest: string; updated_at: string }>(
