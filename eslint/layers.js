@@ -23,7 +23,7 @@ export const LAYERS = {
     why: 'the registry reaches a hold only through the driver, and does not ship the npm plugin',
   },
   'registry/ui': {
-    may: ['core', 'metadata', 'metadata/oci', 'registry'],
+    may: ['core', 'metadata', 'metadata/oci', 'metadata/accounts', 'registry'],
     why: "the web pages read the metadata and ask the API's own authorizer; they reach storage only through the registry's context, never the driver or the hold's protocol",
   },
   verdaccio: {

@@ -128,7 +128,9 @@ export class Registry {
       uploadWaiters: new KeyedCounter(),
     };
     const plugins: ((app: FastifyInstance) => void)[] = [];
-    const ui = config.ui.enabled ? uiContext(config, ctx, metadata, publicUrl, signingKey) : undefined;
+    const ui = config.ui.enabled
+      ? uiContext(config, ctx, metadata, publicUrl, signingKey, authorizer instanceof TokenAuthorizer ? { store: accounts, changed: () => authorizer.refreshAccounts() } : undefined)
+      : undefined;
     if (authorizer instanceof TokenAuthorizer) {
       plugins.push((instance) => authorizer.register(instance));
       plugins.push((instance) =>
@@ -208,7 +210,7 @@ export class Registry {
 }
 
 /** The pages' view of the registry; sessions are keyed from the token signing key, so every instance accepts them. */
-function uiContext(config: RegistryConfig, registry: RegistryContext, metadata: SqlMetadataStore, publicUrl: string, signingKey: string | undefined): UiContext {
+function uiContext(config: RegistryConfig, registry: RegistryContext, metadata: SqlMetadataStore, publicUrl: string, signingKey: string | undefined, accounts: UiContext['accounts']): UiContext {
   const key = signingKey === undefined ? randomBytes(32) : createHash('sha256').update('holdfast web sessions\0').update(signingKey).digest();
   const hold = (config.storage.options as { hold?: { url?: unknown; audience?: unknown } }).hold;
   return {
@@ -221,6 +223,7 @@ function uiContext(config: RegistryConfig, registry: RegistryContext, metadata: 
     loginEnabled: registry.authorizer.login !== undefined,
     holds: config.storage.module === 'hold' && typeof hold?.url === 'string' ? [{ url: withoutCredentials(hold.url), ...(typeof hold.audience === 'string' ? { did: hold.audience } : {}) }] : [],
     gcSettings: { enabled: config.gc.did !== undefined, graceSeconds: config.gc.graceSeconds, intervalSeconds: config.gc.intervalSeconds },
+    ...(accounts ? { accounts } : {}),
   };
 }
 

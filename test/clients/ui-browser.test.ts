@@ -161,7 +161,7 @@ describe('web pages in a real browser (Chromium, playwright-core)', function () 
     await home.waitForURL((url) => decodeURIComponent(url.pathname).endsWith(indexDigest));
   });
 
-  it('logs in, shows storage, deletes a tag after confirming, and logs out', async function () {
+  it('logs in, shows storage, deletes a tag after confirming, creates and revokes a token, and logs out', async function () {
     const page = await open('/ui/storage');
     await page.waitForURL(/\/ui\/login/);
     await check(page, 'login');
@@ -191,6 +191,21 @@ describe('web pages in a real browser (Chromium, playwright-core)', function () 
     expect(await page.getByRole('link', { name: 'arm64', exact: true }).count()).to.equal(0);
     expect((await api('/v2/alice/web/manifests/arm64', 'application/vnd.oci.image.manifest.v1+json')).status).to.equal(404);
     expect((await api('/v2/alice/web/manifests/v1', 'application/vnd.oci.image.index.v1+json')).status).to.equal(200);
+
+    await page.getByRole('link', { name: 'Tokens' }).click();
+    await page.waitForURL(/\/ui\/tokens$/);
+    await page.getByLabel('Name', { exact: true }).fill('browser ci');
+    await page.getByLabel('Repositories').fill('alice/web');
+    await page.getByRole('checkbox', { name: 'push' }).check();
+    await page.getByRole('button', { name: 'Create token' }).click();
+    await check(page, 'tokens');
+    const secret = /hfat_[0-9A-Za-z]{50}/.exec((await page.locator('main').textContent()) ?? '')?.[0];
+    expect(secret, 'the new token is shown').to.be.a('string');
+    const pull = await fetch(`${registry.url}/v2/alice/web/tags/list`, { headers: { authorization: `Basic ${Buffer.from(`alice:${secret as string}`).toString('base64')}` } });
+    expect(pull.status, 'the token works').to.equal(200);
+    await page.getByRole('button', { name: 'Revoke browser ci' }).click();
+    await page.waitForURL(/\/ui\/tokens$/);
+    expect(await page.locator('main').textContent()).to.contain('revoked').and.not.contain(secret as string);
 
     await page.getByRole('button', { name: 'Log out' }).click();
     await page.waitForURL(/\/ui\/$/);

@@ -231,6 +231,54 @@ for (const metadata of ['sqlite', 'postgres'] as const) {
       expect(((await listed.body.json()) as { tokens: { name: string }[] }).tokens.map((token) => token.name)).to.include('from the page');
     });
 
+    it('the tokens page: a user creates a token (its secret shown once), sees it listed, revokes it; robots too; nobody else can touch them', async function () {
+      const cookie = await webLogin(other, USERS.alice);
+      const get = async (cookieHeader?: string) => {
+        const response = await request(`${other}/ui/tokens`, { headers: cookieHeader ? { cookie: cookieHeader } : {} });
+        return { status: response.statusCode, location: response.headers.location, text: await response.body.text() };
+      };
+      const post = async (path: string, fields: [string, string][], cookieHeader = cookie) => {
+        const page = await get(cookieHeader);
+        const form = new URLSearchParams([['csrf', csrfToken(page.text)], ...fields]);
+        const response = await request(`${other}${path}`, { method: 'POST', headers: { cookie: cookieHeader, 'content-type': 'application/x-www-form-urlencoded' }, body: form.toString() });
+        return { status: response.statusCode, location: response.headers.location, text: await response.body.text() };
+      };
+      expect(await get()).to.deep.include({ status: 303, location: '/ui/login?next=%2Fui%2Ftokens' });
+
+      const created = await post('/ui/tokens', [['name', '<script>x</script>'], ['repositories', 'alice/app alice/web-*'], ['actions', 'pull'], ['actions', 'push'], ['days', '7'], ['for', '']]);
+      expect(created.status).to.equal(201);
+      const secret = /hfat_[0-9A-Za-z]{50}/.exec(created.text)?.[0] as string;
+      expect(secret, 'the secret is on the answer').to.be.a('string');
+      expect(created.text).to.include('&lt;script&gt;x&lt;/script&gt;').and.not.include('<script>x</script>');
+      expect((await startUpload(other, 'alice/app', basic('alice', secret))).status).to.equal(202);
+      const listed = await get(cookie);
+      expect(listed.text).to.include('alice/web-*');
+      expect(listed.text, 'and never again').not.to.include(secret);
+
+      const before = (await registry.registry.accounts.tokens('alice')).length;
+      const refused = await post('/ui/tokens', [['name', 'x'], ['repositories', 'alice/app'], ['days', '7']]);
+      expect(refused.status).to.equal(400);
+      expect(refused.text).to.include("a token&#39;s actions are some of pull, push, delete");
+      expect(await post('/ui/tokens', [['name', 'x'], ['repositories', 'alice/app'], ['actions', 'pull'], ['days', '7'], ['for', 'bob']])).to.deep.include({ status: 403 });
+      expect((await registry.registry.accounts.tokens('alice')).length, 'nothing created').to.equal(before);
+
+      const id = (await registry.registry.accounts.tokens('alice')).find((token) => token.name === '<script>x</script>')?.id as string;
+      const bob = await webLogin(other, USERS.bob);
+      expect((await post('/ui/tokens/revoke', [['id', id]], bob)).status, "bob revoking alice's token").to.equal(404);
+      expect(await post('/ui/tokens/revoke', [['id', id]])).to.deep.include({ status: 303, location: '/ui/tokens' });
+      await eventually(async () => (await startUpload(other, 'alice/app', basic('alice', secret))).status === 401, 'revoked from the page');
+
+      expect(await post('/ui/robots', [['name', 'web']])).to.deep.include({ status: 303 });
+      expect((await post('/ui/robots', [['name', 'Bad Name']])).status).to.equal(400);
+      expect((await get(cookie)).text).to.include('alice+web (robot)');
+      const robotToken = await post('/ui/tokens', [['name', 'robot'], ['repositories', 'alice/app'], ['actions', 'pull'], ['days', '1'], ['for', 'alice+web']]);
+      expect(robotToken.status).to.equal(201);
+      expect(robotToken.text).to.include('--username alice+web');
+      expect((await post('/ui/robots/delete', [['name', 'alice+web']], bob)).status, "bob deleting alice's robot").to.equal(404);
+      expect(await post('/ui/robots/delete', [['name', 'alice+web']])).to.deep.include({ status: 303 });
+      expect(await registry.registry.accounts.robots('alice')).to.deep.equal([]);
+    });
+
     it('a robot account signs in only with its tokens, may do only what it was granted, and goes with its owner', async function () {
       const alice = basic('alice', USERS.alice.password);
       const post = (path: string, authorization: string, body: unknown, method = 'POST') =>

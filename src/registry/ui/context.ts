@@ -1,6 +1,7 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { BrowseStore } from '../../metadata/oci/browse.ts';
 import type { GcStore } from '../../metadata/oci/gc.ts';
+import type { AccountStore } from '../../metadata/accounts/store.ts';
 import type { Identity } from '../auth/types.ts';
 import type { RegistryContext } from '../http/context.ts';
 import type { ImageConfigs } from './image-config.ts';
@@ -20,6 +21,8 @@ export interface UiContext {
   /** The hold(s) this registry stores blobs in, as configured. */
   holds: { url: string; did?: string }[];
   gcSettings: { enabled: boolean; graceSeconds: number; intervalSeconds: number };
+  /** Users' tokens and robot accounts, with authentication on; `changed` makes this instance apply a change at once. */
+  accounts?: { store: AccountStore; changed(): Promise<void> };
 }
 
 /** One page request: who asks (checked by the API's own authorizer) and how to answer. */

@@ -34,7 +34,7 @@ export function page(viewer: PageViewer, title: string, body: Renderable, option
 <body>
 <header class="top">
 <a class="brand" href="/ui/">Holdfast</a>
-<nav aria-label="Main"><a href="/ui/">Repositories</a>${viewer.signedIn || !viewer.loginEnabled ? html`<a href="/ui/storage">Storage</a>` : ''}</nav>
+<nav aria-label="Main"><a href="/ui/">Repositories</a>${viewer.signedIn || !viewer.loginEnabled ? html`<a href="/ui/storage">Storage</a>` : ''}${viewer.signedIn && viewer.loginEnabled ? html`<a href="/ui/tokens">Tokens</a>` : ''}</nav>
 ${account}
 </header>
 <main id="main">

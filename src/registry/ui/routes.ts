@@ -16,6 +16,9 @@ import { homePage } from './pages/home.ts';
 import { manifestPage } from './pages/manifest.ts';
 import { repositoryPage } from './pages/repository.ts';
 import { storagePage } from './pages/storage.ts';
+import { tokensPage } from './pages/tokens.ts';
+import { createAccessToken, ROBOT_NAME, TokenRequestError, TOKEN_LIMITS } from '../auth/access-tokens.ts';
+import { AccountConflictError, AccountRuleError } from '../../metadata/accounts/store.ts';
 
 /** Longest form body the pages accept (a login or a delete). */
 const MAX_FORM_BYTES = 8 * 1024;
@@ -114,6 +117,61 @@ export function registerUi(app: FastifyInstance, ui: UiContext): void {
       return send(reply, await storagePage(ui, call, query(request)));
     });
 
+    scope.get('/tokens', async (request, reply) => {
+      const call = await viewerFor(ui, request, reply);
+      const accounts = accountsOf(ui);
+      if (!call.viewer.signedIn) return reply.redirect(`/ui/login?next=${encodeURIComponent('/ui/tokens')}`, 303);
+      return send(reply, await tokensPage(ui, call, accounts));
+    });
+    scope.post('/tokens', async (request, reply) => {
+      const { call, form, accounts, username } = await accountForm(ui, request, reply);
+      const holder = form.get('for') || username;
+      if (!(await holdersOf(accounts, username)).includes(holder)) throw new RegistryError('DENIED', `${username} has no robot account ${holder}.`);
+      try {
+        const { secret, token } = await createAccessToken(accounts.store, {
+          owner: holder,
+          name: form.get('name') ?? '',
+          repositories: (form.get('repositories') ?? '').split(/[\s,]+/).filter(Boolean),
+          actions: form.getAll('actions'),
+          expiresInDays: Number(form.get('days')),
+        });
+        request.log.info({ user: username, token: token.id, owner: holder }, 'access token created in the web pages');
+        // The secret is in this answer alone: no redirect, and no-store, as every page.
+        return send(reply.code(201), await tokensPage(ui, call, accounts, { created: { secret, owner: holder } }));
+      } catch (err) {
+        if (!(err instanceof TokenRequestError)) throw err;
+        return send(reply.code(400), await tokensPage(ui, call, accounts, { error: `${err.message}.` }));
+      }
+    });
+    scope.post('/tokens/revoke', async (request, reply) => {
+      const { form, accounts, username } = await accountForm(ui, request, reply);
+      const id = form.get('id') ?? '';
+      const row = id ? await accounts.store.token(id) : undefined;
+      if (!row || !(await holdersOf(accounts, username)).includes(row.owner) || !(await accounts.store.revokeToken(id, row.owner))) throw new RegistryError('NAME_UNKNOWN', 'No such live token.');
+      await accounts.changed();
+      request.log.info({ user: username, token: id }, 'access token revoked in the web pages');
+      return reply.redirect('/ui/tokens', 303);
+    });
+    scope.post('/robots', async (request, reply) => {
+      const { call, form, accounts, username } = await accountForm(ui, request, reply);
+      const name = form.get('name') ?? '';
+      try {
+        if (!ROBOT_NAME.test(name)) throw new AccountRuleError('A robot name is 1 to 64 of a-z 0-9 . _ -, starting with a letter or digit');
+        await accounts.store.addRobot(username, name, TOKEN_LIMITS.robotsPerUser);
+      } catch (err) {
+        if (!(err instanceof AccountRuleError || err instanceof AccountConflictError)) throw err;
+        return send(reply.code(400), await tokensPage(ui, call, accounts, { error: `${err.message}.` }));
+      }
+      await accounts.changed();
+      return reply.redirect('/ui/tokens', 303);
+    });
+    scope.post('/robots/delete', async (request, reply) => {
+      const { form, accounts, username } = await accountForm(ui, request, reply);
+      if (!(await accounts.store.removeRobot(form.get('name') ?? '', username))) throw new RegistryError('NAME_UNKNOWN', 'No such robot account.');
+      await accounts.changed();
+      return reply.redirect('/ui/tokens', 303);
+    });
+
     scope.get('/r/*', async (request, reply) => {
       const call = await viewerFor(ui, request, reply);
       const { name, rest } = await visibleRepository(ui, call, (request.params as { '*': string })['*']);
@@ -152,6 +210,25 @@ export function registerUi(app: FastifyInstance, ui: UiContext): void {
       return reply.redirect(`/ui/r/${name}`, 303);
     });
   }, { prefix: '/ui' });
+}
+
+/** The accounts, where this registry has them (authentication on); otherwise the pages about them do not exist. */
+function accountsOf(ui: UiContext): NonNullable<UiContext['accounts']> {
+  if (!ui.accounts) throw new RegistryError('NAME_UNKNOWN', 'There is no page at this address.');
+  return ui.accounts;
+}
+
+/** A form about the signed-in user's own account: checked as every form is, and refused without a session. */
+async function accountForm(ui: UiContext, request: FastifyRequest, reply: FastifyReply) {
+  const call = await viewerFor(ui, request, reply);
+  const accounts = accountsOf(ui);
+  const form = await readForm(ui, request, call);
+  if (!call.viewer.signedIn || !call.viewer.username) throw new RegistryError('DENIED', 'Log in first.');
+  return { call, form, accounts, username: call.viewer.username };
+}
+
+async function holdersOf(accounts: NonNullable<UiContext['accounts']>, username: string): Promise<string[]> {
+  return [username, ...(await accounts.store.robots(username)).map((robot) => robot.username)];
 }
 
 /** The viewer of a request: its session's user if they still exist (checked each time), else anonymous. */
