@@ -224,6 +224,7 @@ function uiContext(config: RegistryConfig, registry: RegistryContext, metadata: 
     holds: config.storage.module === 'hold' && typeof hold?.url === 'string' ? [{ url: withoutCredentials(hold.url), ...(typeof hold.audience === 'string' ? { did: hold.audience } : {}) }] : [],
     gcSettings: { enabled: config.gc.did !== undefined, graceSeconds: config.gc.graceSeconds, intervalSeconds: config.gc.intervalSeconds },
     ...(accounts ? { accounts } : {}),
+    defaultPrivate: config.auth.mode === 'token' && config.auth.defaultVisibility === 'private',
   };
 }
 

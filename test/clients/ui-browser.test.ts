@@ -161,7 +161,7 @@ describe('web pages in a real browser (Chromium, playwright-core)', function () 
     await home.waitForURL((url) => decodeURIComponent(url.pathname).endsWith(indexDigest));
   });
 
-  it('logs in, shows storage, deletes a tag after confirming, creates and revokes a token, and logs out', async function () {
+  it('logs in, shows storage, deletes a tag after confirming, creates and revokes a token, grants and revokes access, and logs out', async function () {
     const page = await open('/ui/storage');
     await page.waitForURL(/\/ui\/login/);
     await check(page, 'login');
@@ -206,6 +206,17 @@ describe('web pages in a real browser (Chromium, playwright-core)', function () 
     await page.getByRole('button', { name: 'Revoke browser ci' }).click();
     await page.waitForURL(/\/ui\/tokens$/);
     expect(await page.locator('main').textContent()).to.contain('revoked').and.not.contain(secret as string);
+
+    await page.goto(`${registry.url}/ui/r/alice/web`);
+    await page.getByRole('link', { name: 'Access' }).click();
+    await page.waitForURL(/\/ui\/access\?name=alice%2Fweb$/);
+    await page.getByLabel('User or robot').fill('bob');
+    await page.getByRole('button', { name: 'Grant' }).click();
+    await check(page, 'access');
+    expect(await page.locator('main').textContent()).to.contain('bob').and.contain('public');
+    await page.getByRole('button', { name: 'Revoke bob' }).click();
+    await page.waitForURL(/\/ui\/access\?name=alice%2Fweb$/);
+    expect(await page.locator('main table').count()).to.equal(0);
 
     await page.getByRole('button', { name: 'Log out' }).click();
     await page.waitForURL(/\/ui\/$/);

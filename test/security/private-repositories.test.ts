@@ -5,7 +5,7 @@ import { createAccessToken } from '../../src/registry/auth/access-tokens.ts';
 import { sha256 } from '../support/bytes.ts';
 import { OciTestClient } from '../support/oci-client.ts';
 import { startTestRegistry, USERS, type TestRegistry } from '../support/registry-harness.ts';
-import { webLogin } from '../support/web-login.ts';
+import { csrfToken, webLogin } from '../support/web-login.ts';
 
 const basic = (username: string, password: string) => `Basic ${Buffer.from(`${username}:${password}`).toString('base64')}`;
 const OCI_MANIFEST = 'application/vnd.oci.image.manifest.v1+json';
@@ -243,6 +243,44 @@ for (const metadata of ['sqlite', 'postgres'] as const) {
       } finally {
         await closed.close();
       }
+    });
+
+    it('the access page: the owner makes a repository private and grants and revokes; anyone else is refused alike, whether it exists or not', async function () {
+      const alice = await webLogin(other, USERS.alice);
+      const bob = await webLogin(other, USERS.bob);
+      const get = async (name: string, cookie?: string) => {
+        const response = await request(`${other}/ui/access?name=${encodeURIComponent(name)}`, { headers: cookie ? { cookie } : {} });
+        return { status: response.statusCode, text: (await response.body.text()).replaceAll(/name="csrf" value="[^"]*"/g, '') };
+      };
+      const post = async (fields: Record<string, string>, cookie = alice) => {
+        const page = await request(`${other}/ui/tokens`, { headers: { cookie } });
+        const body = new URLSearchParams({ csrf: csrfToken(await page.body.text()), ...fields });
+        const response = await request(`${other}/ui/access`, { method: 'POST', headers: { cookie, 'content-type': 'application/x-www-form-urlencoded' }, body: body.toString() });
+        return { status: response.statusCode, text: await response.body.text() };
+      };
+      expect((await get('alice/open')).status, 'anonymous: to the login').to.equal(303);
+      const open = await get('alice/open', alice);
+      expect(open.status).to.equal(200);
+      expect(open.text).to.include('<strong>public</strong>');
+      const refused = await get('alice/open', bob);
+      const missing = await get('alice/never-pushed', bob);
+      expect(refused.status).to.equal(403);
+      expect(refused.text.replaceAll('alice/open', 'alice/never-pushed')).to.equal(missing.text);
+      expect((await post({ name: 'alice/open', op: 'visibility', visibility: 'private' }, bob)).status).to.equal(403);
+
+      expect((await post({ name: 'alice/open', op: 'visibility', visibility: 'private' })).status).to.equal(303);
+      expect((await post({ name: 'alice/open', op: 'grant', user: 'carol', access: 'pull' })).status).to.equal(303);
+      expect((await post({ name: 'alice/open', op: 'grant', user: 'nobody', access: 'pull' })).status).to.equal(400);
+      expect((await post({ name: 'alice/open', op: 'everything' })).status).to.equal(405);
+      const changed = await get('alice/open', alice);
+      expect(changed.text).to.include('<strong>private</strong>').and.include('<code>carol</code>').and.not.include('nobody');
+      await eventually(async () => (await probe(`${other}/v2/alice/open/manifests/v1`, 'GET', basic('bob', USERS.bob.password))).status === 404);
+      expect((await probe(`${other}/v2/alice/open/manifests/v1`, 'GET', basic('carol', USERS.carol.password))).status).to.equal(200);
+
+      expect((await post({ name: 'alice/open', op: 'revoke', user: 'carol' })).status).to.equal(303);
+      expect((await post({ name: 'alice/open', op: 'visibility', visibility: 'inherit' })).status).to.equal(303);
+      expect((await get('alice/open', alice)).text).to.include('<strong>public</strong>').and.not.include('<code>carol</code>');
+      expect((await get('alice', alice)).text, 'the namespace has its page').to.include('every repository under');
     });
 
     it('the owner sets visibility and grants with /auth/access; nobody else can, and the answer is the same whether the repository exists or not', async function () {

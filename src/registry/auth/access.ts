@@ -5,7 +5,7 @@
  * callers, with `anonymousPull`) pull, unless it is private. A repository
  * row overrides its namespace's, which overrides `auth.defaultVisibility`.
  */
-import type { AccessScopeKind, AccountStore, GrantAccess, GrantRow, VisibilityRow } from '../../metadata/accounts/store.ts';
+import { AccountRuleError, type AccessScopeKind, type AccountStore, type GrantAccess, type GrantRow, type VisibilityRow } from '../../metadata/accounts/store.ts';
 import type { User } from './users.ts';
 import { isRepositoryName } from '../names.ts';
 
@@ -90,6 +90,24 @@ export class RepositoryAccess {
 export function accessScopeOf(name: string): AccessScope | undefined {
   if (!isRepositoryName(name)) return undefined;
   return name.includes('/') ? { kind: 'repository', name } : { kind: 'namespace', name };
+}
+
+export interface AccessChange {
+  visibility?: 'public' | 'private' | 'inherit';
+  /** A user's new access, or null to take it back. */
+  grants: Record<string, GrantAccess | null>;
+}
+
+/**
+ * Applies an owner's change: grants first, so one refused (no such user,
+ * a limit: `AccountRuleError`) leaves the visibility as it was.
+ */
+export async function applyAccessChange(accounts: AccountStore, scope: AccessScope, change: AccessChange): Promise<void> {
+  for (const [user, level] of Object.entries(change.grants)) {
+    if (level === null) await accounts.revokeGrant(scope.kind, scope.name, user);
+    else if (!(await accounts.grant(scope.kind, scope.name, user, level, GRANT_LIMITS))) throw new AccountRuleError(`no user ${user}`);
+  }
+  if (change.visibility !== undefined) await accounts.setVisibility(scope.kind, scope.name, change.visibility === 'inherit' ? undefined : change.visibility === 'private');
 }
 
 /** What `access show` and `GET /auth/access` say about a namespace or repository. */

@@ -21,7 +21,7 @@ import { RegistryError } from '../errors.ts';
 import { readBody } from '../http/body.ts';
 import { createAccessToken, describeToken, ROBOT_NAME, TokenRequestError, TOKEN_LIMITS } from './access-tokens.ts';
 import type { Principal } from './users.ts';
-import { accessScopeOf, describeAccess, GRANT_LIMITS, namespaceOf, type AccessScope } from './access.ts';
+import { accessScopeOf, applyAccessChange, describeAccess, namespaceOf, type AccessChange, type AccessScope } from './access.ts';
 
 const MAX_BODY_BYTES = 8 * 1024;
 
@@ -57,20 +57,14 @@ export function registerAccountApi(app: FastifyInstance, options: AccountApiOpti
   app.patch('/auth/access', async (request) => {
     const scope = await owned(request);
     const change = parseAccessChange(await jsonBody(request));
-    // Grants first: a grant refused (no such user, a limit) leaves the visibility as it was.
     try {
-      for (const [user, level] of Object.entries(change.grants)) {
-        if (level === null) await options.accounts.revokeGrant(scope.kind, scope.name, user);
-        else if (!(await options.accounts.grant(scope.kind, scope.name, user, level, GRANT_LIMITS))) throw new RegistryError('REQUEST_INVALID', `no user ${user}`);
-      }
+      await applyAccessChange(options.accounts, scope, change);
     } catch (err) {
       if (err instanceof AccountRuleError) throw new RegistryError('REQUEST_INVALID', err.message);
       throw err;
     } finally {
       await options.changed();
     }
-    if (change.visibility !== undefined) await options.accounts.setVisibility(scope.kind, scope.name, change.visibility === 'inherit' ? undefined : change.visibility === 'private');
-    await options.changed();
     request.log.info({ scope, visibility: change.visibility, grants: change.grants }, 'access changed');
     return describeAccess(options.accounts, scope, options.defaultPrivate);
   });
@@ -156,7 +150,7 @@ async function jsonBody(request: FastifyRequest): Promise<Record<string, unknown
   return value as Record<string, unknown>;
 }
 
-function parseAccessChange(body: Record<string, unknown>): { visibility?: 'public' | 'private' | 'inherit'; grants: Record<string, 'pull' | 'push' | null> } {
+function parseAccessChange(body: Record<string, unknown>): AccessChange {
   const { visibility, grants = {} } = body;
   const levels = new Set(['pull', 'push', null]);
   const grantsOk = typeof grants === 'object' && grants !== null && !Array.isArray(grants) && Object.keys(grants).length <= 64 && Object.values(grants).every((level) => levels.has(level as string | null));

@@ -23,6 +23,8 @@ export interface UiContext {
   gcSettings: { enabled: boolean; graceSeconds: number; intervalSeconds: number };
   /** Users' tokens and robot accounts, with authentication on; `changed` makes this instance apply a change at once. */
   accounts?: { store: AccountStore; changed(): Promise<void> };
+  /** `auth.defaultVisibility: private`, for what the access page says applies. */
+  defaultPrivate: boolean;
 }
 
 /** One page request: who asks (checked by the API's own authorizer) and how to answer. */

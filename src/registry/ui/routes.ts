@@ -17,6 +17,8 @@ import { manifestPage } from './pages/manifest.ts';
 import { repositoryPage } from './pages/repository.ts';
 import { storagePage } from './pages/storage.ts';
 import { tokensPage } from './pages/tokens.ts';
+import { accessPage } from './pages/access.ts';
+import { accessScopeOf, applyAccessChange, describeAccess, namespaceOf, type AccessChange, type AccessScope } from '../auth/access.ts';
 import { createAccessToken, ROBOT_NAME, TokenRequestError, TOKEN_LIMITS } from '../auth/access-tokens.ts';
 import { AccountConflictError, AccountRuleError } from '../../metadata/accounts/store.ts';
 
@@ -172,6 +174,29 @@ export function registerUi(app: FastifyInstance, ui: UiContext): void {
       return reply.redirect('/ui/tokens', 303);
     });
 
+    scope.get('/access', async (request, reply) => {
+      const call = await viewerFor(ui, request, reply);
+      const accounts = accountsOf(ui);
+      if (!call.viewer.signedIn) return reply.redirect(`/ui/login?next=${encodeURIComponent(request.url)}`, 303);
+      const scope = ownedScope(call, query(request).name);
+      return send(reply, accessPage(call, scope, await describeAccess(accounts.store, scope, ui.defaultPrivate)));
+    });
+    scope.post('/access', async (request, reply) => {
+      const { call, form, accounts } = await accountForm(ui, request, reply);
+      const scope = ownedScope(call, form.get('name') ?? undefined);
+      const change = accessChangeOf(form);
+      try {
+        await applyAccessChange(accounts.store, scope, change);
+      } catch (err) {
+        if (!(err instanceof AccountRuleError)) throw err;
+        return send(reply.code(400), accessPage(call, scope, await describeAccess(accounts.store, scope, ui.defaultPrivate), `${err.message}.`));
+      } finally {
+        await accounts.changed();
+      }
+      request.log.info({ scope, change, username: call.viewer.username }, 'access changed in the web pages');
+      return reply.redirect(`/ui/access?name=${encodeURIComponent(scope.name)}`, 303);
+    });
+
     scope.get('/r/*', async (request, reply) => {
       const call = await viewerFor(ui, request, reply);
       const { name, rest } = await visibleRepository(ui, call, (request.params as { '*': string })['*']);
@@ -225,6 +250,33 @@ async function accountForm(ui: UiContext, request: FastifyRequest, reply: Fastif
   const form = await readForm(ui, request, call);
   if (!call.viewer.signedIn || !call.viewer.username) throw new RegistryError('DENIED', 'Log in first.');
   return { call, form, accounts, username: call.viewer.username };
+}
+
+/** The one change an access form asks for. */
+function accessChangeOf(form: URLSearchParams): AccessChange {
+  const user = form.get('user') ?? '';
+  const level = form.get('access');
+  const visibility = form.get('visibility');
+  switch (form.get('op')) {
+    case 'visibility':
+      if (visibility === 'public' || visibility === 'private' || visibility === 'inherit') return { visibility, grants: {} };
+      break;
+    case 'grant':
+      if (user && (level === 'pull' || level === 'push')) return { grants: { [user]: level } };
+      break;
+    case 'revoke':
+      if (user) return { grants: { [user]: null } };
+      break;
+  }
+  throw new RegistryError('UNSUPPORTED', 'That is not a change this page makes.');
+}
+
+/** The namespace or repository `name` names, if the viewer owns it; anyone else gets the same refusal, whether it exists or not. */
+function ownedScope(call: UiRequest, name: string | undefined): AccessScope {
+  const scope = name === undefined ? undefined : accessScopeOf(name);
+  if (!scope) throw new RegistryError('NAME_INVALID', 'Name a namespace or a repository.');
+  if (!call.identity.handle || namespaceOf(scope.name) !== call.identity.handle) throw new RegistryError('DENIED', `You do not own ${scope.name}.`);
+  return scope;
 }
 
 async function holdersOf(accounts: NonNullable<UiContext['accounts']>, username: string): Promise<string[]> {

@@ -25,7 +25,7 @@ export async function repositoryPage(ui: UiContext, call: UiRequest, name: strin
     value === order ? html`<strong>${label}</strong>` : html`<a href="${href(['r', name], { sort: value === 'pushed' ? 'pushed' : undefined, q: prefix })}">${label}</a>`;
 
   const body = html`<h1>${name}</h1>
-<p class="muted">${tagCount.toLocaleString('en-US')} ${tagCount === 1 ? 'tag' : 'tags'}</p>
+<p class="muted">${tagCount.toLocaleString('en-US')} ${tagCount === 1 ? 'tag' : 'tags'}${mayDelete && call.viewer.loginEnabled ? html` · <a href="${href(['access'], { name })}">Access</a>` : ''}</p>
 ${example ? html`<div class="panel"><h2>Pull</h2>
 ${copyable('docker', `docker pull ${reference}:${example.tag}`)}
 ${copyable('podman', `podman pull ${reference}:${example.tag}`)}

@@ -29,6 +29,7 @@ export async function storagePage(ui: UiContext, call: UiRequest, query: Record<
 
   const body = html`<h1>Storage${namespace ? html` of <code>${namespace}/</code>` : ' of this registry'}</h1>
 <div class="panel"><p><strong>${bytes(total.bytes)}</strong> in ${total.blobs.toLocaleString('en-US')} unique blobs${namespace ? html` across the repositories under <code>${namespace}/</code>` : ''}.${quota ? html` The namespace quota is ${formatBytes(quota.bytes)} (${Math.min(100, Math.round((total.bytes / Math.max(1, quota.bytes)) * 100))} % used).` : ''}</p>
+${namespace && call.viewer.loginEnabled ? html`<p><a href="${href(['access'], { name: namespace })}">Who may pull and push under <code>${namespace}/</code></a></p>` : ''}
 <p class="muted">Each blob counts once in this total. The table counts a blob once in every repository that links it, so when repositories share layers their rows add up to more than the total.</p></div>
 <h2>Per repository</h2>
 ${shown.length === 0 ? html`<p>No blobs stored yet.</p>` : html`<table><thead><tr><th scope="col">Repository</th><th scope="col" class="num">Blobs</th><th scope="col" class="num">Bytes</th></tr></thead><tbody>
