@@ -7,7 +7,7 @@
 import type { Command } from 'commander';
 import { openDatabase } from '../metadata/db.ts';
 import { AccountConflictError, AccountRuleError, AccountStore } from '../metadata/accounts/store.ts';
-import { createAccessToken, describeToken, ROBOT_NAME, TokenRequestError, TOKEN_ACTIONS, TOKEN_LIMITS } from '../registry/auth/access-tokens.ts';
+import { createAccessToken, createRobot, describeToken, TokenRequestError, TOKEN_ACTIONS, TOKEN_LIMITS } from '../registry/auth/access-tokens.ts';
 import { hashPassword, readUsersFile, userSchema } from '../registry/auth/users.ts';
 import { loadRegistryConfig, type RegistryConfig } from '../registry/config.ts';
 import { accessScopeOf, describeAccess, GRANT_LIMITS, type AccessScope } from '../registry/auth/access.ts';
@@ -79,9 +79,8 @@ export function registerAccountCommands(cli: Command): void {
     .description('add robot account <owner>+<name>; grant it access (holdfast access grant) and create its tokens (holdfast token create --user <owner>+<name>)')
     .requiredOption('--config <file>', 'the registry config')
     .action(async (owner: string, name: string, options: { config: string }) => {
-      if (!ROBOT_NAME.test(name)) throw new UsageError('a robot name is 1 to 64 of a-z 0-9 . _ -, starting with a letter or digit');
       await withAccounts(options.config, async (accounts) => {
-        const created = await accounts.addRobot(owner, name, TOKEN_LIMITS.robotsPerUser);
+        const created = await createRobot(accounts, owner, name);
         console.log(`added robot account ${created.username}`);
       });
     });

@@ -11,7 +11,7 @@
  */
 import { createHash, randomInt, timingSafeEqual } from 'node:crypto';
 import { crc32 } from 'node:zlib';
-import type { AccountStore, TokenAction, TokenRow } from '../../metadata/accounts/store.ts';
+import { AccountRuleError, type AccountStore, type TokenAction, type TokenRow, type UserRow } from '../../metadata/accounts/store.ts';
 import { PATTERN_CHARACTERS } from '../policies/glob.ts';
 import { isRepositoryName } from '../names.ts';
 
@@ -101,6 +101,17 @@ export async function createAccessToken(store: AccountStore, request: TokenReque
   };
   await store.createToken(token);
   return { secret, token };
+}
+
+/** Adds robot account `<owner>+<name>`; throws `AccountRuleError` (or `AccountConflictError`) saying what is wrong. */
+export async function createRobot(store: AccountStore, owner: string, name: string): Promise<UserRow> {
+  if (!ROBOT_NAME.test(name)) throw new AccountRuleError('a robot name is 1 to 64 of a-z 0-9 . _ -, starting with a letter or digit');
+  return store.addRobot(owner, name, TOKEN_LIMITS.robotsPerUser);
+}
+
+/** Whose tokens `username` manages: their own and their robot accounts'. */
+export async function tokenHolders(store: AccountStore, username: string): Promise<string[]> {
+  return [username, ...(await store.robots(username)).map((robot) => robot.username)];
 }
 
 /** What `token list` and the API show of a token: everything but its hash. */

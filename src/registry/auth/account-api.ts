@@ -19,7 +19,7 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { AccountConflictError, AccountRuleError, type AccountStore } from '../../metadata/accounts/store.ts';
 import { RegistryError } from '../errors.ts';
 import { readBody } from '../http/body.ts';
-import { createAccessToken, describeToken, ROBOT_NAME, TokenRequestError, TOKEN_LIMITS } from './access-tokens.ts';
+import { createAccessToken, createRobot, describeToken, ROBOT_NAME, tokenHolders, TokenRequestError } from './access-tokens.ts';
 import type { Principal } from './users.ts';
 import { accessScopeOf, applyAccessChange, describeAccess, namespaceOf, type AccessChange, type AccessScope } from './access.ts';
 
@@ -69,8 +69,7 @@ export function registerAccountApi(app: FastifyInstance, options: AccountApiOpti
     return describeAccess(options.accounts, scope, options.defaultPrivate);
   });
 
-  /** The caller and their robot accounts: whose tokens the caller manages. */
-  const holders = async (username: string): Promise<string[]> => [username, ...(await options.accounts.robots(username)).map((robot) => robot.username)];
+  const holders = (username: string) => tokenHolders(options.accounts, username);
 
   app.get('/auth/tokens', async (request) => {
     const username = await owner(request);
@@ -114,9 +113,9 @@ export function registerAccountApi(app: FastifyInstance, options: AccountApiOpti
   app.post('/auth/robots', async (request, reply) => {
     const username = await owner(request);
     const { name } = await jsonBody(request);
-    if (typeof name !== 'string' || !ROBOT_NAME.test(name)) throw new RegistryError('REQUEST_INVALID', 'a robot is {"name": 1 to 64 of a-z 0-9 . _ -, starting with a letter or digit}');
+    if (typeof name !== 'string') throw new RegistryError('REQUEST_INVALID', 'a robot is {"name": "<its name after +>"}');
     try {
-      const robot = await options.accounts.addRobot(username, name, TOKEN_LIMITS.robotsPerUser);
+      const robot = await createRobot(options.accounts, username, name);
       await options.changed();
       request.log.info({ user: username, robot: robot.username }, 'robot account created');
       return reply.code(201).send({ name: robot.username, createdAt: robot.createdAt, disabled: false });

@@ -19,7 +19,7 @@ import { storagePage } from './pages/storage.ts';
 import { tokensPage } from './pages/tokens.ts';
 import { accessPage } from './pages/access.ts';
 import { accessScopeOf, applyAccessChange, describeAccess, namespaceOf, type AccessChange, type AccessScope } from '../auth/access.ts';
-import { createAccessToken, ROBOT_NAME, TokenRequestError, TOKEN_LIMITS } from '../auth/access-tokens.ts';
+import { createAccessToken, createRobot, tokenHolders, TokenRequestError } from '../auth/access-tokens.ts';
 import { AccountConflictError, AccountRuleError } from '../../metadata/accounts/store.ts';
 
 /** Longest form body the pages accept (a login or a delete). */
@@ -128,7 +128,7 @@ export function registerUi(app: FastifyInstance, ui: UiContext): void {
     scope.post('/tokens', async (request, reply) => {
       const { call, form, accounts, username } = await accountForm(ui, request, reply);
       const holder = form.get('for') || username;
-      if (!(await holdersOf(accounts, username)).includes(holder)) throw new RegistryError('DENIED', `${username} has no robot account ${holder}.`);
+      if (!(await tokenHolders(accounts.store, username)).includes(holder)) throw new RegistryError('DENIED', `${username} has no robot account ${holder}.`);
       try {
         const { secret, token } = await createAccessToken(accounts.store, {
           owner: holder,
@@ -149,7 +149,7 @@ export function registerUi(app: FastifyInstance, ui: UiContext): void {
       const { form, accounts, username } = await accountForm(ui, request, reply);
       const id = form.get('id') ?? '';
       const row = id ? await accounts.store.token(id) : undefined;
-      if (!row || !(await holdersOf(accounts, username)).includes(row.owner) || !(await accounts.store.revokeToken(id, row.owner))) throw new RegistryError('NAME_UNKNOWN', 'No such live token.');
+      if (!row || !(await tokenHolders(accounts.store, username)).includes(row.owner) || !(await accounts.store.revokeToken(id, row.owner))) throw new RegistryError('NAME_UNKNOWN', 'No such live token.');
       await accounts.changed();
       request.log.info({ user: username, token: id }, 'access token revoked in the web pages');
       return reply.redirect('/ui/tokens', 303);
@@ -158,8 +158,7 @@ export function registerUi(app: FastifyInstance, ui: UiContext): void {
       const { call, form, accounts, username } = await accountForm(ui, request, reply);
       const name = form.get('name') ?? '';
       try {
-        if (!ROBOT_NAME.test(name)) throw new AccountRuleError('A robot name is 1 to 64 of a-z 0-9 . _ -, starting with a letter or digit');
-        await accounts.store.addRobot(username, name, TOKEN_LIMITS.robotsPerUser);
+        await createRobot(accounts.store, username, name);
       } catch (err) {
         if (!(err instanceof AccountRuleError || err instanceof AccountConflictError)) throw err;
         return send(reply.code(400), await tokensPage(ui, call, accounts, { error: `${err.message}.` }));
@@ -277,10 +276,6 @@ function ownedScope(call: UiRequest, name: string | undefined): AccessScope {
   if (!scope) throw new RegistryError('NAME_INVALID', 'Name a namespace or a repository.');
   if (!call.identity.handle || namespaceOf(scope.name) !== call.identity.handle) throw new RegistryError('DENIED', `You do not own ${scope.name}.`);
   return scope;
-}
-
-async function holdersOf(accounts: NonNullable<UiContext['accounts']>, username: string): Promise<string[]> {
-  return [username, ...(await accounts.store.robots(username)).map((robot) => robot.username)];
 }
 
 /** The viewer of a request: its session's user if they still exist (checked each time), else anonymous. */
