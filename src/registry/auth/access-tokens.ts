@@ -114,6 +114,19 @@ export async function tokenHolders(store: AccountStore, username: string): Promi
   return [username, ...(await store.robots(username)).map((robot) => robot.username)];
 }
 
+/** The tokens `username` manages, theirs and then each robot's, each holder's newest first, at most `perHolder` of each. */
+export async function tokensOf(store: AccountStore, username: string, perHolder: number): Promise<TokenRow[]> {
+  const tokens: TokenRow[] = [];
+  for (const holder of await tokenHolders(store, username)) tokens.push(...(await store.tokens(holder, perHolder)));
+  return tokens;
+}
+
+/** Revokes token `id` if it is a live one `username` manages; false otherwise, whether or not it exists. */
+export async function revokeOwnToken(store: AccountStore, username: string, id: string): Promise<boolean> {
+  const row = id ? await store.token(id) : undefined;
+  return row !== undefined && (await tokenHolders(store, username)).includes(row.owner) && (await store.revokeToken(id, row.owner));
+}
+
 /** What `token list` and the API show of a token: everything but its hash. */
 export function describeToken(token: TokenRow, now = new Date()): Omit<TokenRow, 'secretHash'> & { state: 'live' | 'expired' | 'revoked' } {
   const { secretHash: _hash, ...shown } = token;

@@ -19,11 +19,13 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { AccountConflictError, AccountRuleError, type AccountStore } from '../../metadata/accounts/store.ts';
 import { RegistryError } from '../errors.ts';
 import { readBody } from '../http/body.ts';
-import { createAccessToken, createRobot, describeToken, ROBOT_NAME, tokenHolders, TokenRequestError } from './access-tokens.ts';
+import { createAccessToken, createRobot, describeToken, revokeOwnToken, ROBOT_NAME, tokenHolders, TokenRequestError, tokensOf } from './access-tokens.ts';
 import type { Principal } from './users.ts';
 import { accessScopeOf, applyAccessChange, describeAccess, namespaceOf, type AccessChange, type AccessScope } from './access.ts';
 
 const MAX_BODY_BYTES = 8 * 1024;
+/** Tokens listed per holder (the caller, each robot). */
+const TOKENS_PER_HOLDER = 1000;
 
 export interface AccountApiOptions {
   accounts: AccountStore;
@@ -73,9 +75,7 @@ export function registerAccountApi(app: FastifyInstance, options: AccountApiOpti
 
   app.get('/auth/tokens', async (request) => {
     const username = await owner(request);
-    const tokens = [];
-    for (const holder of await holders(username)) tokens.push(...(await options.accounts.tokens(holder)).map((token) => describeToken(token)));
-    return { tokens };
+    return { tokens: (await tokensOf(options.accounts, username, TOKENS_PER_HOLDER)).map((token) => describeToken(token)) };
   });
 
   app.post('/auth/tokens', async (request, reply) => {
@@ -96,10 +96,7 @@ export function registerAccountApi(app: FastifyInstance, options: AccountApiOpti
   app.delete('/auth/tokens/:id', async (request, reply) => {
     const username = await owner(request);
     const { id } = request.params as { id: string };
-    const row = await options.accounts.token(id);
-    if (!row || !(await holders(username)).includes(row.owner) || !(await options.accounts.revokeToken(id, row.owner))) {
-      throw new RegistryError('NAME_UNKNOWN', `no live token ${id.slice(0, 64)} of ${username}`);
-    }
+    if (!(await revokeOwnToken(options.accounts, username, id))) throw new RegistryError('NAME_UNKNOWN', `no live token ${id.slice(0, 64)} of ${username}`);
     await options.changed();
     request.log.info({ user: username, token: id }, 'access token revoked');
     return reply.code(204).send();

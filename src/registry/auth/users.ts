@@ -120,7 +120,7 @@ export class UserDirectory {
   readonly #verified = new LRUCache<string, Principal>({ max: 1000, ttl: 60_000, updateAgeOnGet: true });
   readonly #checking = new Map<string, Promise<Principal | undefined>>();
   readonly #touched = new LRUCache<string, number>({ max: 10_000 });
-  readonly #tokenRows = new LRUCache<string, TokenRow>({ max: 10_000 });
+  readonly #tokenRows = new LRUCache<string, CachedToken>({ max: 10_000 });
   #dummyHash = '';
   readonly #pool: PasswordPool;
   readonly #throttle: LoginThrottle;
@@ -272,29 +272,35 @@ export class UserDirectory {
   }
 
   async #checkToken(username: string, presented: { id: string; secretHash: Buffer }): Promise<Principal | undefined> {
-    const row = await this.#tokenRow(presented.id);
-    if (!row || !secretMatches(presented.secretHash, row.secretHash)) return undefined;
-    const principal = this.#tokenHolder(username, row);
-    if (principal) this.#touch(row.id);
+    const cached = await this.#tokenRow(presented.id);
+    if (!cached || !secretMatches(presented.secretHash, cached.row.secretHash)) return undefined;
+    const principal = this.#tokenHolder(username, cached);
+    if (principal) this.#touch(cached.row.id);
     return principal;
   }
 
-  /** Token rows never change but for revocation, which bumps the version and so empties this cache. */
-  async #tokenRow(id: string): Promise<TokenRow | undefined> {
-    let row = this.#tokenRows.get(id);
-    if (!row && this.#store) {
-      row = await this.#store.token(id);
-      if (row) this.#tokenRows.set(id, row);
+  /**
+   * Token rows never change but for revocation, which bumps the version and
+   * so empties this cache. Each is kept with its scope ready to check, so a
+   * request with a registry token minted from it compiles nothing.
+   */
+  async #tokenRow(id: string): Promise<CachedToken | undefined> {
+    let cached = this.#tokenRows.get(id);
+    if (!cached && this.#store) {
+      const row = await this.#store.token(id);
+      if (row) {
+        cached = { row, scope: { id: row.id, repositories: anyOf(row.repositories), actions: new Set(row.actions), expiresAt: Date.parse(row.expiresAt) } };
+        this.#tokenRows.set(id, cached);
+      }
     }
-    return row;
+    return cached;
   }
 
   /** Who a token acts as, while it is live and its owner is `username` and enabled. */
-  #tokenHolder(username: string, row: TokenRow): Principal | undefined {
+  #tokenHolder(username: string, { row, scope }: CachedToken): Principal | undefined {
     const user = this.#users.get(row.owner);
-    const expiresAt = Date.parse(row.expiresAt);
-    if (!user || row.owner !== username || row.revokedAt || this.#revoked.has(row.id) || expiresAt <= Date.now()) return undefined;
-    return { ...publicUser(user), token: { id: row.id, repositories: anyOf(row.repositories), actions: new Set(row.actions), expiresAt } };
+    if (!user || row.owner !== username || row.revokedAt || this.#revoked.has(row.id) || scope.expiresAt <= Date.now()) return undefined;
+    return { ...publicUser(user), token: scope };
   }
 
   /** Records a token's use, at most once a minute per token and process. */
@@ -312,8 +318,8 @@ export class UserDirectory {
    */
   async tokenPrincipal(username: string, tokenId: string): Promise<Principal | undefined> {
     if (this.#revoked.has(tokenId)) return undefined;
-    const row = await this.#tokenRow(tokenId);
-    return row ? this.#tokenHolder(username, row) : undefined;
+    const cached = await this.#tokenRow(tokenId);
+    return cached ? this.#tokenHolder(username, cached) : undefined;
   }
 
   /** Visibility and grants, as of the last refresh. */
@@ -336,6 +342,11 @@ export class UserDirectory {
     if (this.#timer) clearInterval(this.#timer);
     return this.#pool.close();
   }
+}
+
+interface CachedToken {
+  row: TokenRow;
+  scope: NonNullable<Principal['token']>;
 }
 
 /** Revoked token ids kept in memory: longer than any registry token lives (`tokenTtlSeconds` is at most an hour). */

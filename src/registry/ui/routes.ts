@@ -19,7 +19,7 @@ import { storagePage } from './pages/storage.ts';
 import { tokensPage } from './pages/tokens.ts';
 import { accessPage } from './pages/access.ts';
 import { accessScopeOf, applyAccessChange, describeAccess, namespaceOf, type AccessChange, type AccessScope } from '../auth/access.ts';
-import { createAccessToken, createRobot, tokenHolders, TokenRequestError } from '../auth/access-tokens.ts';
+import { createAccessToken, createRobot, revokeOwnToken, tokenHolders, TokenRequestError } from '../auth/access-tokens.ts';
 import { AccountConflictError, AccountRuleError } from '../../metadata/accounts/store.ts';
 
 /** Longest form body the pages accept (a login or a delete). */
@@ -148,8 +148,7 @@ export function registerUi(app: FastifyInstance, ui: UiContext): void {
     scope.post('/tokens/revoke', async (request, reply) => {
       const { form, accounts, username } = await accountForm(ui, request, reply);
       const id = form.get('id') ?? '';
-      const row = id ? await accounts.store.token(id) : undefined;
-      if (!row || !(await tokenHolders(accounts.store, username)).includes(row.owner) || !(await accounts.store.revokeToken(id, row.owner))) throw new RegistryError('NAME_UNKNOWN', 'No such live token.');
+      if (!(await revokeOwnToken(accounts.store, username, id))) throw new RegistryError('NAME_UNKNOWN', 'No such live token.');
       await accounts.changed();
       request.log.info({ user: username, token: id }, 'access token revoked in the web pages');
       return reply.redirect('/ui/tokens', 303);

@@ -1,5 +1,4 @@
-import type { TokenRow } from '../../../metadata/accounts/store.ts';
-import { describeToken, TOKEN_ACTIONS, TOKEN_LIMITS } from '../../auth/access-tokens.ts';
+import { describeToken, TOKEN_ACTIONS, TOKEN_LIMITS, tokensOf } from '../../auth/access-tokens.ts';
 import type { UiContext, UiRequest } from '../context.ts';
 import { html, type Html } from '../html.ts';
 import { copyable, page, when } from '../layout.ts';
@@ -20,10 +19,7 @@ export interface TokensPageNotice {
  */
 export async function tokensPage(ui: UiContext, call: UiRequest, accounts: NonNullable<UiContext['accounts']>, notice: TokensPageNotice = {}): Promise<Html> {
   const username = call.viewer.username as string;
-  const robots = await accounts.store.robots(username);
-  const holders = [username, ...robots.map((robot) => robot.username)];
-  const tokens: TokenRow[] = [];
-  for (const holder of holders) tokens.push(...(await accounts.store.tokens(holder, SHOWN_PER_HOLDER)));
+  const [robots, tokens] = await Promise.all([accounts.store.robots(username), tokensOf(accounts.store, username, SHOWN_PER_HOLDER)]);
   const now = new Date();
 
   const created = notice.created
