@@ -15,11 +15,12 @@ export const LAYERS = {
   metadata: { may: ['core'], why: 'the metadata database is shared by the registry and the npm plugin, so it imports neither' },
   'metadata/oci': { may: ['core', 'metadata'], why: "the OCI tables (tags, referrers, GC) are the registry's alone and know nothing of npm" },
   'metadata/accounts': { may: ['core', 'metadata'], why: "the registry's users and access tokens: shared by every registry instance, and nothing of OCI or npm" },
+  'metadata/events': { may: ['core', 'metadata'], why: 'the events outbox stores what other systems are told, whoever reports it; it knows nothing of OCI or npm' },
   'metadata/npm': { may: ['core', 'metadata'], why: "the npm tables are the plugin's alone and know nothing of OCI" },
   driver: { may: ['core', 'protocol'], why: 'the driver is a client of the hold: it speaks src/protocol and never imports its server' },
   hold: { may: ['core', 'protocol'], why: 'the hold is a server: it never imports a client of it' },
   registry: {
-    may: ['core', 'protocol', 'driver', 'metadata', 'metadata/oci', 'metadata/accounts', 'registry/ui'],
+    may: ['core', 'protocol', 'driver', 'metadata', 'metadata/oci', 'metadata/accounts', 'metadata/events', 'registry/ui'],
     why: 'the registry reaches a hold only through the driver, and does not ship the npm plugin',
   },
   'registry/ui': {

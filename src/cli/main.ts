@@ -11,6 +11,7 @@ import { ensureSigningKey } from './keys.ts';
 import { UsageError } from './usage-error.ts';
 import { printJson, readConfig, readStdin } from './io.ts';
 import { registerAccessCommands, registerAccountCommands } from './accounts.ts';
+import { registerEventCommands } from './events.ts';
 
 // Each command loads only what it runs: a registry process never holds the
 // AWS SDK (only the hold talks to S3), which keeps its resident set smaller.
@@ -132,6 +133,7 @@ function program(): Command {
 
   registerAccountCommands(cli);
   registerAccessCommands(cli);
+  registerEventCommands(cli);
   return cli;
 }
 

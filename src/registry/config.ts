@@ -35,6 +35,73 @@ const retentionRuleSchema = z
     message: 'a retention rule needs keepTags, keepLast, olderThanDays or untaggedAfterHours',
   });
 
+/** The kinds of event (docs/EVENTS.md); the CloudEvents `type` is `dev.holdfast.` + the kind. */
+export const EVENT_KINDS = ['manifest.pushed', 'manifest.deleted', 'tag.deleted', 'manifest.pulled', 'quota.exceeded', 'gc.completed'] as const;
+export type EventKind = (typeof EVENT_KINDS)[number];
+
+const eventEndpointSchema = z
+  .object({
+    name: z
+      .string()
+      .regex(/^[a-z0-9][a-z0-9-]{0,62}$/, 'lower-case letters, digits and dashes, at most 63')
+      .describe('What metrics, logs and `holdfast events` call the endpoint; never its URL, which may carry a secret.'),
+    url: z
+      .url({ protocol: /^https?$/ })
+      .refine((value) => !/^[a-z]+:\/\/[^/]*@/i.test(value), 'no user name or password in the URL: use the signing secret')
+      .describe('Where events are POSTed. Its host must not resolve to a loopback, private, link-local or metadata address unless `events.allowedNetworks` allows it.'),
+    secret: z.string().min(32).optional().describe('The HMAC-SHA256 key that signs each delivery (at least 32 characters). Set this or `secretFile`.'),
+    secretFile: z.string().min(1).optional().describe('A file holding `secret`.'),
+    repositories: z.array(patternSchema).min(1).default(['**']).describe('Repositories whose events go to this endpoint.'),
+    events: z
+      .array(z.enum(EVENT_KINDS))
+      .min(1)
+      .default(['manifest.pushed', 'manifest.deleted', 'tag.deleted', 'quota.exceeded'])
+      .describe('Which kinds it receives; `manifest.pulled` also needs `events.pulls.sampleRate`, and `gc.completed` (about the whole registry) is sent only where listed.'),
+  })
+  .strict()
+  .refine((endpoint) => (endpoint.secret === undefined) !== (endpoint.secretFile === undefined), { message: 'set exactly one of secret or secretFile' });
+
+const eventsSchema = z
+  .object({
+    source: z.string().min(1).optional().describe('The CloudEvents `source` of every event. Default: `publicUrl`.'),
+    endpoints: z
+      .array(eventEndpointSchema)
+      .max(32)
+      .default([])
+      .refine((list) => new Set(list.map((endpoint) => endpoint.name)).size === list.length, { message: 'endpoint names must differ' })
+      .describe('Receivers of the events (docs/EVENTS.md); none by default.'),
+    allowedNetworks: z
+      .array(z.string().min(1))
+      .default([])
+      .describe('Addresses or CIDRs an endpoint may reach although they are loopback, private or link-local (`10.0.0.0/8`). Checked again at every connection, against DNS rebinding.'),
+    pulls: z
+      .object({
+        sampleRate: z.number().min(0).max(1).default(0).describe('The share of manifest GETs reported as `manifest.pulled` (0 to 1).'),
+        maxPerSecond: z.number().int().min(1).max(10_000).default(20).describe('At most this many pull events per second per instance, however many pulls.'),
+      })
+      .strict()
+      .prefault({}),
+    retry: z
+      .object({
+        maxAttempts: z.number().int().min(1).max(100).default(20).describe('Attempts per event and endpoint before it is dead.'),
+        maxAgeHours: z.number().min(0.01).max(24 * 14).default(24).describe('An event still undelivered this long after it was queued is dead after its next failure.'),
+        firstDelaySeconds: z.number().min(0.1).max(3600).default(2).describe('The wait after the first failure; it doubles after each one.'),
+        maxDelaySeconds: z.number().min(1).max(86_400).default(1800).describe('The longest wait between attempts.'),
+      })
+      .strict()
+      .prefault({}),
+    maxQueued: z.number().int().min(1).default(100_000).describe('Undelivered (pending or dead) events per endpoint; past it, new events for that endpoint are dropped and counted.'),
+    maxQueuedPerNamespace: z.number().int().min(1).default(10_000).describe("Undelivered events per endpoint from one namespace's repositories, so one tenant cannot fill the queue for all."),
+    keepDeliveredHours: z.number().min(0).max(24 * 90).default(24).describe('How long delivered events stay listed.'),
+    keepDeadDays: z.number().min(0).max(365).default(14).describe('How long dead events stay, to be listed and redelivered.'),
+    concurrency: z.number().int().min(1).max(64).default(8).describe('Deliveries this instance makes at once.'),
+    timeoutSeconds: z.number().int().min(1).max(60).default(10).describe("How long a receiver has to answer; then the attempt failed."),
+    pollMilliseconds: z.number().int().min(50).max(60_000).default(1000).describe("How often this instance looks for events other instances queued (its own wake it at once)."),
+  })
+  .strict()
+  .prefault({})
+  .describe('Webhooks: CloudEvents from a durable outbox (docs/EVENTS.md).');
+
 
 export const registryConfigSchema = z
   .object({
@@ -168,6 +235,7 @@ export const registryConfigSchema = z
       .prefault({})
       .describe('Bounds on what one request or one account may hold (docs/SECURITY.md).'),
     metrics: registryMetricsSchema,
+    events: eventsSchema,
   })
   .strict();
 
@@ -219,6 +287,8 @@ function resolvePaths(raw: unknown, baseDir: string): unknown {
   fix(copy.auth, 'usersFile');
   fix(copy.auth, 'signingKeyFile');
   fix(copy.metrics, 'bearerTokenFile');
+  const events = copy.events as { endpoints?: unknown } | undefined;
+  if (Array.isArray(events?.endpoints)) for (const endpoint of events.endpoints) if (endpoint && typeof endpoint === 'object') fix(endpoint as Record<string, unknown>, 'secretFile');
   const storage = copy.storage as { module?: unknown; options?: Record<string, unknown> } | undefined;
   if (storage && typeof storage.module === 'string' && storage.module.startsWith('.')) storage.module = path.resolve(baseDir, storage.module);
   fix(storage?.options, 'privateKeyFile');

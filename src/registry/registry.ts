@@ -33,6 +33,8 @@ import { Retention } from './policies/retention.ts';
 import { NamespaceQuotas } from './policies/namespace-quotas.ts';
 import { loadStorageDriver } from './storage.ts';
 import { UploadLeases, type UploadRequestStepHook } from './upload-lease.ts';
+import { openEvents, type Events } from './events/index.ts';
+import type { Resolver } from './events/address-guard.ts';
 
 export interface RegistryOptions {
   logger?: Logger;
@@ -43,6 +45,8 @@ export interface RegistryOptions {
   onUploadStep?: UploadRequestStepHook;
   /** Test-only: while true, upload leases are not renewed, as in a process that stopped. */
   leaseRenewalsPaused?: () => boolean;
+  /** Test-only: the events' DNS and clock. */
+  events?: { resolver?: Resolver; now?: () => number };
 }
 
 /**
@@ -61,6 +65,8 @@ export class Registry {
   readonly gc: GarbageCollector | undefined;
   /** `policies.retention`; runs before each scheduled GC pass. */
   readonly retention: Retention;
+  /** Set when `events.endpoints` lists any: the outbox, what writes it and what delivers it. */
+  readonly events: Events | undefined;
   readonly #logger: Logger;
   readonly #authorizer: Authorizer;
   #gcTimer: NodeJS.Timeout | undefined;
@@ -77,6 +83,7 @@ export class Registry {
     config: RegistryConfig;
     gc?: GarbageCollector;
     retention: Retention;
+    events?: Events;
     logger: Logger;
     authorizer: Authorizer;
     metrics: RegistryMetrics;
@@ -89,6 +96,7 @@ export class Registry {
     this.config = parts.config;
     this.gc = parts.gc;
     this.retention = parts.retention;
+    this.events = parts.events;
     this.#logger = parts.logger;
     this.#authorizer = parts.authorizer;
     this.#metrics = parts.metrics;
@@ -99,13 +107,17 @@ export class Registry {
     const logger = options.logger ?? createLogger();
     if (config.metadata.kind === 'sqlite') await mkdir(path.dirname(path.resolve(config.metadata.path)), { recursive: true });
     const db = await openDatabase(config.metadata);
-    const metadata = new SqlMetadataStore(db);
+    const publicUrl = config.publicUrl ?? `http://${config.listen.host}:${config.listen.port}`;
+    const metrics = new RegistryMetrics({ defaultMetrics: options.defaultMetrics });
+    const events = await openEvents({ config: config.events, db, publicUrl, metrics: metrics.registry, logger, ...options.events }).catch(async (err: unknown) => {
+      await db.close();
+      throw err;
+    });
+    const metadata = new SqlMetadataStore(db, events?.recorder.changed);
     const accounts = new AccountStore(db);
     const storage = options.storage ?? (await loadStorageDriver(config.storage.module, config.storage.options, { logger }));
-    const publicUrl = config.publicUrl ?? `http://${config.listen.host}:${config.listen.port}`;
     const signingKey = config.auth.mode === 'token' ? (config.auth.signingKey ?? (await readFile(config.auth.signingKeyFile as string, 'utf8'))) : undefined;
     const authorizer = await createAuthorizer(config, publicUrl, signingKey, accounts);
-    const metrics = new RegistryMetrics({ defaultMetrics: options.defaultMetrics });
     const metricsSecret = await loadMetricsSecret(config.metrics);
     const immutableTags = new ImmutableTags(config.policies.immutableTags);
     const ctx: RegistryContext = {
@@ -123,7 +135,8 @@ export class Registry {
       uploadStep: options.onUploadStep ?? (async () => {}),
       limits: config.limits,
       immutableTags,
-      namespaceQuotas: new NamespaceQuotas(config.policies.namespaceQuotas, metadata),
+      namespaceQuotas: new NamespaceQuotas(config.policies.namespaceQuotas, metadata, (refusal, actor) => events?.recorder.quotaExceeded({ kind: 'quota.exceeded', ...refusal }, actor === undefined ? {} : { actor })),
+      ...(events ? { events: events.recorder } : {}),
       openingUploads: new KeyedCounter(),
       uploadWaiters: new KeyedCounter(),
     };
@@ -167,7 +180,7 @@ export class Registry {
       metrics: metrics.registry,
       logger,
     });
-    return new Registry({ app, metadata, accounts, storage, config, gc, retention, logger, authorizer, metrics, metricsSecret });
+    return new Registry({ app, metadata, accounts, storage, config, gc, retention, ...(events ? { events } : {}), logger, authorizer, metrics, metricsSecret });
   }
 
   /** The `metrics.listen` server's address once listening. */
@@ -181,6 +194,7 @@ export class Registry {
     if (this.config.metrics.listen && !this.#metricsServer) {
       this.#metricsServer = await listenForMetrics(this.config.metrics.listen, this.#metricsSecret, async () => ({ contentType: this.#metrics.registry.contentType, body: await this.#metrics.registry.metrics() }));
     }
+    this.events?.dispatcher.start();
     if ((this.gc || this.retention.configured) && this.config.gc.intervalSeconds > 0) {
       this.#gcTimer = setInterval(() => {
         void this.#maintain();
@@ -200,6 +214,7 @@ export class Registry {
     this.#closing ??= (async () => {
       if (this.#gcTimer) clearInterval(this.#gcTimer);
       await this.app.close();
+      await this.events?.dispatcher.close();
       await this.#metricsServer?.close();
       await this.#authorizer.close?.();
       await this.storage.close();

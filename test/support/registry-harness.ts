@@ -8,7 +8,7 @@ import createHoldDriver from '../../src/driver/index.ts';
 import { freePort } from '../../src/core/net.ts';
 import { hashPassword } from '../../src/registry/auth/users.ts';
 import { parseRegistryConfig } from '../../src/registry/config.ts';
-import { Registry } from '../../src/registry/registry.ts';
+import { Registry, type RegistryOptions } from '../../src/registry/registry.ts';
 import type { StepHook } from '../../src/hold/protocol-steps.ts';
 import type { WriterStepHook } from '../../src/driver/writer-steps.ts';
 import type { UploadRequestStepHook } from '../../src/registry/upload-lease.ts';
@@ -35,6 +35,8 @@ export interface TestRegistry {
   hold: TestHold;
   /** A bearer token for `user` with `scope`, from the registry's own token endpoint. */
   token(user: keyof typeof USERS | undefined, scope: string): Promise<string>;
+  /** Every running instance, `registry` first. */
+  instances(): Registry[];
   /** A second registry process stand-in sharing the same hold and database. */
   restart(): Promise<void>;
   close(): Promise<void>;
@@ -62,6 +64,10 @@ export interface TestRegistryOptions {
   metrics?: Record<string, unknown>;
   /** `policies` of the registry config. */
   policies?: Record<string, unknown>;
+  /** `events` of the registry config. */
+  events?: Record<string, unknown>;
+  /** The events' test DNS and clock, per instance. */
+  eventsFor?: (index: number) => RegistryOptions['events'];
   /** Hold settings over the harness's (e.g. `quotas`, `crew` with tiers). */
   hold?: Record<string, unknown>;
   /** bcrypt cost of the users' hashes (4 unless a test measures the cost). */
@@ -116,6 +122,7 @@ export async function startTestRegistry(options: TestRegistryOptions): Promise<T
     ...(options.limits ? { limits: options.limits } : {}),
     ...(options.policies ? { policies: options.policies } : {}),
     ...(options.metrics ? { metrics: options.metrics } : {}),
+    ...(options.events ? { events: options.events } : {}),
   });
   const logger = pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' });
   const start = async (index: number) => {
@@ -134,6 +141,7 @@ export async function startTestRegistry(options: TestRegistryOptions): Promise<T
       storage,
       ...(hooks?.uploadStep ? { onUploadStep: hooks.uploadStep } : {}),
       ...(hooks?.leaseRenewalsPaused ? { leaseRenewalsPaused: hooks.leaseRenewalsPaused } : {}),
+      ...(options.eventsFor ? { events: options.eventsFor(index) } : {}),
     });
     await registry.listen();
     return registry;
@@ -155,6 +163,7 @@ export async function startTestRegistry(options: TestRegistryOptions): Promise<T
       const body = (await response.body.json()) as { token: string };
       return body.token;
     },
+    instances: () => [handle.registry, ...others],
     async restart() {
       await handle.registry.close();
       handle.registry = await start(0);

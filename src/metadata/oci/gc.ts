@@ -1,4 +1,5 @@
 import { forUpdate, type Db } from '../db.ts';
+import type { ChangeListener } from './types.ts';
 
 export interface GcCandidate {
   kind: 'blob' | 'manifest';
@@ -27,9 +28,11 @@ export type SweepOutcome = 'delete' | 'deleted' | 'rescued' | 'waiting';
  */
 export class GcStore {
   readonly #db: Db;
+  readonly #changed: ChangeListener;
 
-  constructor(db: Db) {
+  constructor(db: Db, changed: ChangeListener = async () => {}) {
     this.#db = db;
+    this.#changed = changed;
   }
 
   /** Unreferenced untagged manifests; `record` adds the new ones to the candidates. */
@@ -91,6 +94,7 @@ export class GcStore {
       await tx.run('DELETE FROM manifests WHERE repository = ? AND digest = ?', [candidate.repository, candidate.digest]);
       await tx.run('DELETE FROM manifest_references WHERE repository = ? AND digest = ?', [candidate.repository, candidate.digest]);
       await dropCandidate(tx, candidate);
+      await this.#changed(tx, [{ kind: 'manifest.deleted', repository: candidate.repository, digest: candidate.digest, tags: [] }], { reason: 'gc' });
       return 'deleted';
     });
   }
@@ -158,10 +162,13 @@ export class GcStore {
 
   /** Keeps the summary of a finished pass, for the web pages of every instance. */
   async recordPass(summary: GcPassSummary): Promise<void> {
-    await this.#db.run(
-      'INSERT INTO registry_state (key, value, updated_at) VALUES (?, ?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at',
-      [LAST_PASS_KEY, JSON.stringify(summary), new Date().toISOString()],
-    );
+    await this.#db.transaction(async (tx) => {
+      await tx.run(
+        'INSERT INTO registry_state (key, value, updated_at) VALUES (?, ?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at',
+        [LAST_PASS_KEY, JSON.stringify(summary), new Date().toISOString()],
+      );
+      await this.#changed(tx, [{ kind: 'gc.completed', summary }], { reason: 'gc' });
+    });
   }
 
   async lastPass(): Promise<GcPassSummary | undefined> {

@@ -1,5 +1,6 @@
 import type { Db } from '../db.ts';
 import { lockIfUnreferenced } from './gc.ts';
+import type { ChangeListener } from './types.ts';
 
 export interface TagRow {
   tag: string;
@@ -31,9 +32,11 @@ export interface RepositorySnapshot {
  */
 export class RetentionStore {
   readonly #db: Db;
+  readonly #changed: ChangeListener;
 
-  constructor(db: Db) {
+  constructor(db: Db, changed: ChangeListener = async () => {}) {
     this.#db = db;
+    this.#changed = changed;
   }
 
   async snapshot(repository: string): Promise<RepositorySnapshot> {
@@ -55,11 +58,16 @@ export class RetentionStore {
     const deleted = new Set<string>();
     for (let start = 0; start < tags.length; start += BATCH) {
       const batch = tags.slice(start, start + BATCH);
-      const rows = await this.#db.all<{ tag: string }>(
-        // `tag IN` lets SQLite find the rows by the primary key; the row values then check each as read.
-        `DELETE FROM tags WHERE repository = ? AND tag IN (${batch.map(() => '?').join(', ')}) AND (tag, digest, updated_at) IN (VALUES ${batch.map(() => '(?, ?, ?)').join(', ')}) RETURNING tag`,
-        [repository, ...batch.map((tag) => tag.tag), ...batch.flatMap((tag) => [tag.tag, tag.digest, tag.updatedAt])],
-      );
+      const rows = await this.#db.transaction(async (tx) => {
+        const gone = await tx.all<{ tag: string; digest: string }>(
+          // `tag IN` lets SQLite find the rows by the primary key; the row values then check each as read.
+          `DELETE FROM tags WHERE repository = ? AND tag IN (${batch.map(() => '?').join(', ')}) AND (tag, digest, updated_at) IN (VALUES ${batch.map(() => '(?, ?, ?)').join(', ')}) RETURNING tag, digest`,
+          [repository, ...batch.map((tag) => tag.tag), ...batch.flatMap((tag) => [tag.tag, tag.digest, tag.updatedAt])],
+        );
+        gone.sort((a, b) => (a.tag < b.tag ? -1 : 1));
+        await this.#changed(tx, gone.map((row) => ({ kind: 'tag.deleted', repository, tag: row.tag, digest: row.digest })), { reason: 'retention' });
+        return gone;
+      });
       for (const row of rows) deleted.add(row.tag);
     }
     return deleted;
@@ -85,6 +93,7 @@ export class RetentionStore {
         await tx.run(`DELETE FROM manifests WHERE repository = ? AND digest IN (${list})`, [repository, ...doomed]);
         await tx.run(`DELETE FROM manifest_references WHERE repository = ? AND digest IN (${list})`, [repository, ...doomed]);
         await tx.run(`DELETE FROM gc_candidates WHERE kind = 'manifest' AND repository = ? AND digest IN (${list})`, [repository, ...doomed]);
+        await this.#changed(tx, doomed.map((digest) => ({ kind: 'manifest.deleted', repository, digest, tags: [] })), { reason: 'retention' });
         for (const digest of doomed) deleted.add(digest);
       });
     }

@@ -4,7 +4,7 @@ import { GcStore } from './gc.ts';
 import { inNamespace, namespaceRange } from './namespace.ts';
 import { RetentionStore } from './retention.ts';
 import { UploadHolds } from './upload-holds.ts';
-import { BlobUnavailableError, ImmutableTagError, MissingBlobError, TagLimitError, type BlobRecord, type ManifestRecord, type MetadataStore, type Page, type ReferrerDescriptor, type TagPredicate, type UploadRow } from './types.ts';
+import { BlobUnavailableError, ImmutableTagError, MissingBlobError, TagLimitError, type BlobRecord, type ChangeCause, type ChangeListener, type ManifestRecord, type MetadataStore, type Page, type ReferrerDescriptor, type TagPredicate, type UploadRow } from './types.ts';
 
 /** The metadata store over either SQL dialect. */
 export class SqlMetadataStore implements MetadataStore {
@@ -17,16 +17,20 @@ export class SqlMetadataStore implements MetadataStore {
   /** The web pages' reads. */
   readonly browse: BrowseStore;
 
-  constructor(db: Db) {
+  readonly #changed: ChangeListener;
+
+  /** `changed` hears every change to tags and manifests inside its transaction (the events outbox). */
+  constructor(db: Db, changed: ChangeListener = async () => {}) {
     this.#db = db;
-    this.gc = new GcStore(db);
+    this.#changed = changed;
+    this.gc = new GcStore(db, changed);
     this.uploadHolds = new UploadHolds(db);
-    this.retention = new RetentionStore(db);
+    this.retention = new RetentionStore(db, changed);
     this.browse = new BrowseStore(db);
   }
 
-  static async open(config: DatabaseConfig): Promise<SqlMetadataStore> {
-    return new SqlMetadataStore(await openDatabase(config));
+  static async open(config: DatabaseConfig, changed?: ChangeListener): Promise<SqlMetadataStore> {
+    return new SqlMetadataStore(await openDatabase(config), changed);
   }
 
   async createUpload(upload: UploadRow): Promise<void> {
@@ -122,7 +126,7 @@ export class SqlMetadataStore implements MetadataStore {
     });
   }
 
-  async putManifest(manifest: ManifestRecord, tag?: string, options: { maxTags?: number; immutable?: TagPredicate } = {}): Promise<void> {
+  async putManifest(manifest: ManifestRecord, tag?: string, options: { maxTags?: number; immutable?: TagPredicate; cause?: ChangeCause } = {}): Promise<void> {
     const now = new Date().toISOString();
     await this.#db.transaction(async (tx) => {
       await ensureRepository(tx, manifest.repository, now);
@@ -180,6 +184,22 @@ export class SqlMetadataStore implements MetadataStore {
           );
         }
       }
+      await this.#changed(
+        tx,
+        [
+          {
+            kind: 'manifest.pushed',
+            repository: manifest.repository,
+            digest: manifest.digest,
+            mediaType: manifest.mediaType,
+            size: manifest.content.length,
+            ...(tag === undefined ? {} : { tag }),
+            ...(manifest.artifactType ? { artifactType: manifest.artifactType } : {}),
+            ...(manifest.subject ? { subject: manifest.subject } : {}),
+          },
+        ],
+        options.cause ?? {},
+      );
     });
   }
 
@@ -214,7 +234,7 @@ export class SqlMetadataStore implements MetadataStore {
     return (await this.#db.get<{ digest: string }>('SELECT digest FROM tags WHERE repository = ? AND tag = ?', [repository, tag]))?.digest;
   }
 
-  async deleteManifest(repository: string, digest: string, options: { immutable?: TagPredicate } = {}): Promise<boolean> {
+  async deleteManifest(repository: string, digest: string, options: { immutable?: TagPredicate; cause?: ChangeCause } = {}): Promise<boolean> {
     return this.#db.transaction(async (tx) => {
       if (options.immutable) {
         if (!(await tx.get(`SELECT 1 AS one FROM manifests WHERE repository = ? AND digest = ?${forUpdate(tx)}`, [repository, digest]))) return false;
@@ -224,18 +244,24 @@ export class SqlMetadataStore implements MetadataStore {
       const removed = await tx.run('DELETE FROM manifests WHERE repository = ? AND digest = ?', [repository, digest]);
       if (removed === 0) return false;
       await tx.run('DELETE FROM manifest_references WHERE repository = ? AND digest = ?', [repository, digest]);
-      await tx.run('DELETE FROM tags WHERE repository = ? AND digest = ?', [repository, digest]);
+      const tags = await tx.all<{ tag: string }>('DELETE FROM tags WHERE repository = ? AND digest = ? RETURNING tag', [repository, digest]);
+      await this.#changed(tx, [{ kind: 'manifest.deleted', repository, digest, tags: tags.map((row) => row.tag).sort() }], options.cause ?? {});
       return true;
     });
   }
 
-  async deleteTag(repository: string, tag: string, options: { immutable?: TagPredicate } = {}): Promise<boolean> {
+  async deleteTag(repository: string, tag: string, options: { immutable?: TagPredicate; cause?: ChangeCause } = {}): Promise<boolean> {
     if (options.immutable?.(tag)) {
       const held = await this.resolveTag(repository, tag);
       if (held) throw new ImmutableTagError(repository, tag, held, 'delete tag');
       return false;
     }
-    return (await this.#db.run('DELETE FROM tags WHERE repository = ? AND tag = ?', [repository, tag])) > 0;
+    return this.#db.transaction(async (tx) => {
+      const row = await tx.get<{ digest: string }>('DELETE FROM tags WHERE repository = ? AND tag = ? RETURNING digest', [repository, tag]);
+      if (!row) return false;
+      await this.#changed(tx, [{ kind: 'tag.deleted', repository, tag, digest: row.digest }], options.cause ?? {});
+      return true;
+    });
   }
 
   async listTags(repository: string, page: Page = {}): Promise<string[]> {

@@ -1,4 +1,4 @@
-import type { SqlCondition } from '../db.ts';
+import type { Db, SqlCondition } from '../db.ts';
 import type { UploadHolds } from './upload-holds.ts';
 
 /**
@@ -52,6 +52,26 @@ export interface ReferrerDescriptor {
   annotations?: Record<string, string>;
 }
 
+/**
+ * What a write changed, reported inside its transaction before it commits,
+ * so what is reported (the events outbox, src/registry/events) commits or
+ * rolls back with the change itself.
+ */
+export type RegistryChange =
+  | { kind: 'manifest.pushed'; repository: string; digest: string; mediaType: string; size: number; tag?: string; artifactType?: string; subject?: string }
+  | { kind: 'manifest.deleted'; repository: string; digest: string; tags: string[] }
+  | { kind: 'tag.deleted'; repository: string; tag: string; digest: string }
+  | { kind: 'gc.completed'; summary: { startedAt: string; seconds: number; deletedManifests: number; deletedBlobs: number; deletedBytes: number; waiting: number } };
+
+/** Who or what made a change: a user (its name or DID), or a policy. */
+export interface ChangeCause {
+  actor?: string;
+  reason?: 'api' | 'ui' | 'retention' | 'gc';
+}
+
+/** Called inside a change's transaction with what it changed; a rejection rolls the change back. */
+export type ChangeListener = (tx: Db, changes: readonly RegistryChange[], cause: ChangeCause) => Promise<void>;
+
 /** Whether a tag of the repository in question is immutable. */
 export type TagPredicate = (tag: string) => boolean;
 
@@ -103,16 +123,16 @@ export interface MetadataStore {
    * a tag `immutable` says is immutable with `ImmutableTagError` (re-pushing
    * the digest it already points at succeeds and changes nothing).
    */
-  putManifest(manifest: ManifestRecord, tag?: string, options?: { maxTags?: number; immutable?: TagPredicate }): Promise<void>;
+  putManifest(manifest: ManifestRecord, tag?: string, options?: { maxTags?: number; immutable?: TagPredicate; cause?: ChangeCause }): Promise<void>;
   getManifest(repository: string, digest: string): Promise<ManifestRecord | undefined>;
   resolveTag(repository: string, tag: string): Promise<string | undefined>;
   /**
    * Deletes a manifest and every tag pointing at it; `ImmutableTagError` if
    * an immutable tag points at it or at an index that lists it.
    */
-  deleteManifest(repository: string, digest: string, options?: { immutable?: TagPredicate }): Promise<boolean>;
+  deleteManifest(repository: string, digest: string, options?: { immutable?: TagPredicate; cause?: ChangeCause }): Promise<boolean>;
   /** Deletes a tag; `ImmutableTagError` if it exists and is immutable. */
-  deleteTag(repository: string, tag: string, options?: { immutable?: TagPredicate }): Promise<boolean>;
+  deleteTag(repository: string, tag: string, options?: { immutable?: TagPredicate; cause?: ChangeCause }): Promise<boolean>;
   listTags(repository: string, page?: Page): Promise<string[]>;
   listReferrers(repository: string, subject: string, artifactType?: string): Promise<ReferrerDescriptor[]>;
   repositoryExists(repository: string): Promise<boolean>;

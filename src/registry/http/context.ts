@@ -9,6 +9,7 @@ import type { RegistryConfig } from '../config.ts';
 import type { UploadLeases, UploadRequestStepHook } from '../upload-lease.ts';
 import type { ImmutableTags } from '../policies/immutable.ts';
 import type { NamespaceQuotas } from '../policies/namespace-quotas.ts';
+import type { EventRecorder } from '../events/recorder.ts';
 
 /** Anything that hands out a BlobStore per DID: the hold driver, or another storage plugin. */
 export interface StorageDriver {
@@ -34,6 +35,8 @@ export interface RegistryContext {
   immutableTags: ImmutableTags;
   /** `policies.namespaceQuotas`. */
   namespaceQuotas: NamespaceQuotas;
+  /** Set when events are configured: pulls and quota refusals are reported through it (changes report themselves, from the store). */
+  events?: EventRecorder;
   /** Uploads being opened (or streaming monolithically) in this process, per DID. */
   openingUploads: KeyedCounter;
   /** Requests for each upload this process has taken in (running or waiting their turn). */
@@ -52,3 +55,8 @@ export interface Call {
 }
 
 export type Handler = (ctx: RegistryContext, call: Call) => Promise<unknown>;
+
+/** Who events say did something: the user's name, or the DID of a caller without one. */
+export function actorOf(identity: Identity): string {
+  return identity.username ?? identity.did;
+}

@@ -2,7 +2,8 @@ import { createHash } from 'node:crypto';
 import { parseDigest } from '../../core/digest.ts';
 import { RegistryError } from '../errors.ts';
 import { readBody } from '../http/body.ts';
-import type { Call, Handler, RegistryContext } from '../http/context.ts';
+import { actorOf, type Call, type Handler, type RegistryContext } from '../http/context.ts';
+import type { ChangeCause } from '../../metadata/oci/types.ts';
 import { MAX_MANIFEST_BYTES, parseManifest } from '../manifest.ts';
 import { isTag } from '../names.ts';
 
@@ -20,6 +21,10 @@ async function serveManifest(ctx: RegistryContext, call: Call, withBody: boolean
   const digest = await resolve(ctx, call);
   const manifest = await ctx.metadata.getManifest(call.name, digest);
   if (!manifest) throw new RegistryError('MANIFEST_UNKNOWN', undefined, { detail: { digest } });
+  if (withBody) {
+    const tag = digest === call.reference ? {} : { tag: call.reference };
+    ctx.events?.pulled({ kind: 'manifest.pulled', repository: call.name, digest, mediaType: manifest.mediaType, size: manifest.content.length, ...tag }, { actor: actorOf(call.identity) });
+  }
   call.reply
     .code(200)
     .header('content-type', manifest.mediaType)
@@ -67,7 +72,7 @@ export const putManifest: Handler = async (ctx, call) => {
       manifests: parsed.manifests,
     },
     byDigest ? undefined : reference,
-    { maxTags: ctx.limits.maxTagsPerRepository, immutable: ctx.immutableTags.in(call.name) },
+    { maxTags: ctx.limits.maxTagsPerRepository, immutable: ctx.immutableTags.in(call.name), cause: { actor: actorOf(call.identity), reason: 'api' } },
   );
   call.reply.code(201).header('location', `/v2/${call.name}/manifests/${digest}`).header('docker-content-digest', digest).header('content-length', '0');
   if (parsed.subject) call.reply.header('oci-subject', parsed.subject);
@@ -76,7 +81,7 @@ export const putManifest: Handler = async (ctx, call) => {
 
 /** DELETE by digest removes the manifest and its tags; by tag, only the tag. */
 export const deleteManifest: Handler = async (ctx, call) => {
-  await deleteReference(ctx, call.name, call.reference);
+  await deleteReference(ctx, call.name, call.reference, { actor: actorOf(call.identity), reason: 'api' });
   return call.reply.code(202).header('content-length', '0').send();
 };
 
@@ -85,9 +90,9 @@ export const deleteManifest: Handler = async (ctx, call) => {
  * tags; MANIFEST_UNKNOWN when there is none. The API and the web pages both
  * delete through here; the caller has checked push rights.
  */
-export async function deleteReference(ctx: RegistryContext, repository: string, reference: string): Promise<void> {
+export async function deleteReference(ctx: RegistryContext, repository: string, reference: string, cause: ChangeCause): Promise<void> {
   const immutable = ctx.immutableTags.in(repository);
-  const options = immutable ? { immutable } : {};
+  const options = immutable ? { immutable, cause } : { cause };
   if (parseDigest(reference)) {
     if (!(await ctx.metadata.deleteManifest(repository, reference, options))) throw new RegistryError('MANIFEST_UNKNOWN');
   } else {

@@ -2,7 +2,7 @@ import { parseDigest } from '../../core/digest.ts';
 import { DriverError, isDriverError, type BlobWriter } from '../../driver/types.ts';
 import { RegistryError } from '../errors.ts';
 import { drain, parseContentRange } from '../http/body.ts';
-import type { Call, Handler, RegistryContext } from '../http/context.ts';
+import { actorOf, type Call, type Handler, type RegistryContext } from '../http/context.ts';
 import { isRepositoryName, isUploadId } from '../names.ts';
 import { BlobUnavailableError } from '../../metadata/oci/types.ts';
 import type { UploadLease } from '../upload-lease.ts';
@@ -31,7 +31,7 @@ function acceptedUpload(call: Call, writer: BlobWriter, status: 202 | 204) {
 /** Links the blob; `fresh` says this request just wrote its bytes (see docs/GC.md). */
 async function created(ctx: RegistryContext, call: Call, digest: string, size: number, fresh: boolean) {
   try {
-    await ctx.namespaceQuotas.assertFits(call.name, digest, size);
+    await ctx.namespaceQuotas.assertFits(call.name, digest, size, actorOf(call.identity));
   } catch (err) {
     // The hold stored (or claimed) the bytes for this registry: a row lets garbage collection release them.
     await ctx.metadata.recordBlob({ digest, size }, call.identity.did, fresh).catch((recordErr: unknown) => call.request.log.warn({ err: recordErr, digest }, 'could not record a refused blob for GC'));
@@ -84,7 +84,7 @@ export const startUpload: Handler = async (ctx, call) => {
   if (mount !== undefined) {
     const mounted = await tryMount(ctx, call, requireDigest(mount), from);
     // Checked before the hold charges the caller for the mount.
-    if (mounted) await ctx.namespaceQuotas.assertFits(call.name, mounted.digest, mounted.size);
+    if (mounted) await ctx.namespaceQuotas.assertFits(call.name, mounted.digest, mounted.size, actorOf(call.identity));
     if (mounted && (await claimForMount(call, mounted.digest))) {
       await drain(call.request.raw);
       try {
@@ -96,7 +96,7 @@ export const startUpload: Handler = async (ctx, call) => {
     }
   }
   // A mount that happened is free of this; an upload is refused at the namespace's limit before a byte moves.
-  await ctx.namespaceQuotas.assertRoom(call.name);
+  await ctx.namespaceQuotas.assertRoom(call.name, actorOf(call.identity));
   if (digest !== undefined) {
     const expected = requireDigest(digest);
     // A monolithic upload is open for as long as its body streams.

@@ -5,6 +5,7 @@ import { LoginThrottledError } from '../auth/login-throttle.ts';
 import { RegistryError } from '../errors.ts';
 import { asRegistryError, stringQuery } from '../http/app.ts';
 import { readBody } from '../http/body.ts';
+import { actorOf } from '../http/context.ts';
 import { isRepositoryName, isTag } from '../names.ts';
 import { deleteReference } from '../routes/manifests.ts';
 import { ASSETS } from './assets.ts';
@@ -224,7 +225,7 @@ export function registerUi(app: FastifyInstance, ui: UiContext): void {
       mayDelete(ui, call, name);
       const target = deletionTarget(Object.fromEntries(form));
       try {
-        await deleteReference(ui.registry, name, 'tag' in target ? target.tag : target.digest);
+        await deleteReference(ui.registry, name, 'tag' in target ? target.tag : target.digest, { actor: actorOf(call.identity), reason: 'ui' });
       } catch (err) {
         if (err instanceof RegistryError && err.code === 'MANIFEST_UNKNOWN') throw new RegistryError('MANIFEST_UNKNOWN', 'It is already gone.', { cause: err });
         throw err;

@@ -1,0 +1,208 @@
+import type { Db, SqlValue } from '../db.ts';
+
+/** `pending` until an attempt succeeds (`delivered`) or the retries run out (`dead`, until redelivered). */
+export type OutboxState = 'pending' | 'delivered' | 'dead';
+
+/** One event for one endpoint, as its writer queues it. */
+export interface OutboxEntry {
+  /** The event's id, the same in every attempt and for every endpoint. */
+  id: string;
+  endpoint: string;
+  /** `''` for an event about no repository (a GC pass). */
+  repository: string;
+  namespace: string;
+  type: string;
+  /** The request body every attempt sends. */
+  body: string;
+}
+
+export interface OutboxRow extends OutboxEntry {
+  seq: number;
+  state: OutboxState;
+  attempts: number;
+  /** Milliseconds (this clock) when it was queued, or queued again by a redelivery. */
+  createdAt: number;
+  /** No attempt before this (milliseconds). */
+  nextAt: number;
+  claimedUntil?: number;
+  finishedAt?: number;
+  lastError?: string;
+}
+
+export interface OutboxDepth {
+  endpoint: string;
+  namespace: string;
+  state: 'pending' | 'dead';
+  count: number;
+  /** When the oldest of them was queued (milliseconds). */
+  oldest: number;
+}
+
+/**
+ * The events outbox (docs/EVENTS.md): rows are appended inside the change's
+ * own transaction, then claimed, delivered and retried by every registry
+ * instance. Delivery order is `seq` per endpoint and repository: an instance
+ * delivers only a repository's oldest pending row, and only once it holds
+ * its claim, so two instances never send one repository's events at once.
+ */
+export class EventOutbox {
+  readonly #db: Db;
+
+  constructor(db: Db) {
+    this.#db = db;
+  }
+
+  /**
+   * Queues entries inside the caller's transaction. On PostgreSQL the rows of
+   * the repositories they report are locked first: a later change to the
+   * same repository waits for this commit, so its `seq` is higher and no
+   * instance can see it before this one. Reports that change nothing (a
+   * pull) pass `ordered: false` and take no lock.
+   */
+  static async append(tx: Db, entries: readonly OutboxEntry[], now: number, options: { ordered: boolean }): Promise<void> {
+    if (entries.length === 0) return;
+    if (tx.dialect === 'postgres' && options.ordered) {
+      for (const repository of [...new Set(entries.map((entry) => entry.repository).filter((name) => name !== ''))].sort()) {
+        await tx.run('SELECT 1 FROM repositories WHERE name = ? FOR UPDATE', [repository]);
+      }
+    }
+    const values: SqlValue[] = [];
+    for (const entry of entries) values.push(entry.id, entry.endpoint, entry.repository, entry.namespace, entry.type, entry.body, now, now);
+    await tx.run(
+      `INSERT INTO event_outbox (id, endpoint, repository, namespace, type, body, state, created_at, next_at) VALUES ${entries.map(() => "(?, ?, ?, ?, ?, ?, 'pending', ?, ?)").join(', ')}`,
+      values,
+    );
+  }
+
+  /**
+   * The rows an instance may attempt now for an endpoint: the oldest pending
+   * row of each repository among the endpoint's `window` oldest, if it is due
+   * and nobody holds it.
+   */
+  async due(endpoint: string, now: number, window: number): Promise<OutboxRow[]> {
+    const rows = await this.#db.all<RawRow>(`SELECT ${COLUMNS} FROM event_outbox WHERE endpoint = ? AND state = 'pending' ORDER BY seq LIMIT ?`, [endpoint, window]);
+    const seen = new Set<string>();
+    const due: OutboxRow[] = [];
+    for (const row of rows.map(toRow)) {
+      if (seen.has(row.repository)) continue;
+      seen.add(row.repository);
+      if (row.nextAt <= now && (row.claimedUntil === undefined || row.claimedUntil < now)) due.push(row);
+    }
+    return due;
+  }
+
+  /** Claims rows until `until` for `claimer`; resolves to the seqs it got (another instance may have taken the rest). */
+  async claim(seqs: readonly number[], claimer: string, until: number, now: number): Promise<Set<number>> {
+    if (seqs.length === 0) return new Set();
+    const rows = await this.#db.all<{ seq: number | string }>(
+      `UPDATE event_outbox SET claimed_by = ?, claimed_until = ? WHERE seq IN (${seqs.map(() => '?').join(', ')}) AND state = 'pending' AND (claimed_until IS NULL OR claimed_until < ?) RETURNING seq`,
+      [claimer, until, ...seqs, now],
+    );
+    return new Set(rows.map((row) => Number(row.seq)));
+  }
+
+  async delivered(seq: number, now: number): Promise<void> {
+    await this.#db.run(
+      "UPDATE event_outbox SET state = 'delivered', attempts = attempts + 1, finished_at = ?, claimed_by = NULL, claimed_until = NULL, last_error = NULL WHERE seq = ? AND state = 'pending'",
+      [now, seq],
+    );
+  }
+
+  /** Records a failed attempt: tried again at `nextAt`, or dead. */
+  async failed(seq: number, now: number, outcome: { nextAt: number; dead: boolean; error: string }): Promise<void> {
+    await this.#db.run(
+      `UPDATE event_outbox SET state = ?, attempts = attempts + 1, next_at = ?, finished_at = ?, claimed_by = NULL, claimed_until = NULL, last_error = ? WHERE seq = ? AND state = 'pending'`,
+      [outcome.dead ? 'dead' : 'pending', outcome.nextAt, outcome.dead ? now : null, outcome.error.slice(0, 500), seq],
+    );
+  }
+
+  /** Newest first, a page at a time (`before`: a seq from the previous page). */
+  async list(filter: { endpoint?: string; state?: OutboxState; before?: number; limit: number }): Promise<OutboxRow[]> {
+    const conditions: [string, SqlValue | undefined][] = [
+      ['endpoint = ?', filter.endpoint],
+      ['state = ?', filter.state],
+      ['seq < ?', filter.before],
+    ];
+    const used = conditions.filter(([, value]) => value !== undefined);
+    const where = used.map(([sql]) => sql);
+    const params = used.map(([, value]) => value as SqlValue);
+    const rows = await this.#db.all<RawRow>(`SELECT ${COLUMNS} FROM event_outbox${where.length > 0 ? ` WHERE ${where.join(' AND ')}` : ''} ORDER BY seq DESC LIMIT ?`, [...params, filter.limit]);
+    return rows.map(toRow);
+  }
+
+  /**
+   * Queues dead (or, by seq or id, also delivered) rows again, with their
+   * attempts and age starting over. Resolves to how many.
+   */
+  async redeliver(which: { seqs: readonly number[] } | { ids: readonly string[] } | { deadOf: string | undefined }, now: number): Promise<number> {
+    const set = "state = 'pending', attempts = 0, created_at = ?, next_at = ?, finished_at = NULL, claimed_by = NULL, claimed_until = NULL, last_error = NULL";
+    if ('deadOf' in which) {
+      const endpoint = which.deadOf === undefined ? '' : ' AND endpoint = ?';
+      return this.#db.run(`UPDATE event_outbox SET ${set} WHERE state = 'dead'${endpoint}`, [now, now, ...(which.deadOf === undefined ? [] : [which.deadOf])]);
+    }
+    const keys = 'seqs' in which ? which.seqs : which.ids;
+    if (keys.length === 0) return 0;
+    return this.#db.run(`UPDATE event_outbox SET ${set} WHERE ${'seqs' in which ? 'seq' : 'id'} IN (${keys.map(() => '?').join(', ')}) AND state <> 'pending'`, [now, now, ...keys]);
+  }
+
+  /** Undelivered rows per endpoint, namespace and state: one pass over them, which the queue cap bounds. */
+  async depth(): Promise<OutboxDepth[]> {
+    const rows = await this.#db.all<{ endpoint: string; namespace: string; state: 'pending' | 'dead'; count: number | string; oldest: number | string }>(
+      "SELECT endpoint, namespace, state, COUNT(*) AS count, MIN(created_at) AS oldest FROM event_outbox WHERE state IN ('pending', 'dead') GROUP BY endpoint, namespace, state",
+    );
+    return rows.map((row) => ({ endpoint: row.endpoint, namespace: row.namespace, state: row.state, count: Number(row.count), oldest: Number(row.oldest) }));
+  }
+
+  /** Deletes up to `limit` rows delivered before `deliveredBefore` or dead since before `deadBefore`; resolves to how many. */
+  async prune(deliveredBefore: number, deadBefore: number, limit: number): Promise<number> {
+    let removed = 0;
+    for (const [state, before] of [
+      ['delivered', deliveredBefore],
+      ['dead', deadBefore],
+    ] as const) {
+      removed += await this.#db.run(
+        `DELETE FROM event_outbox WHERE seq IN (SELECT seq FROM event_outbox WHERE state = ? AND finished_at < ? ORDER BY finished_at LIMIT ?)`,
+        [state, before, limit],
+      );
+    }
+    return removed;
+  }
+}
+
+const COLUMNS = 'seq, id, endpoint, repository, namespace, type, body, state, attempts, created_at, next_at, claimed_until, finished_at, last_error';
+
+type RawRow = {
+  seq: number | string;
+  id: string;
+  endpoint: string;
+  repository: string;
+  namespace: string;
+  type: string;
+  body: string;
+  state: OutboxState;
+  attempts: number | string;
+  created_at: number | string;
+  next_at: number | string;
+  claimed_until: number | string | null;
+  finished_at: number | string | null;
+  last_error: string | null;
+};
+
+function toRow(row: RawRow): OutboxRow {
+  return {
+    seq: Number(row.seq),
+    id: row.id,
+    endpoint: row.endpoint,
+    repository: row.repository,
+    namespace: row.namespace,
+    type: row.type,
+    body: row.body,
+    state: row.state,
+    attempts: Number(row.attempts),
+    createdAt: Number(row.created_at),
+    nextAt: Number(row.next_at),
+    ...(row.claimed_until === null ? {} : { claimedUntil: Number(row.claimed_until) }),
+    ...(row.finished_at === null ? {} : { finishedAt: Number(row.finished_at) }),
+    ...(row.last_error === null ? {} : { lastError: row.last_error }),
+  };
+}

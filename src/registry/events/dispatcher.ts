@@ -1,0 +1,235 @@
+import { randomUUID } from 'node:crypto';
+import net from 'node:net';
+import type { Logger } from 'pino';
+import { Agent, request } from 'undici';
+import type { EventOutbox, OutboxRow } from '../../metadata/events/outbox.ts';
+import type { RegistryConfig } from '../config.ts';
+import { ForbiddenAddressError, type AddressPolicy } from './address-guard.ts';
+import type { EventMetrics } from './metrics.ts';
+import type { EventEndpoint } from './recorder.ts';
+import { signDelivery } from './signature.ts';
+
+export interface DispatcherOptions {
+  outbox: EventOutbox;
+  endpoints: readonly EventEndpoint[];
+  policy: AddressPolicy;
+  config: RegistryConfig['events'];
+  metrics: EventMetrics;
+  logger: Logger;
+  /** Told the undelivered counts after each periodic count (the recorder's caps). */
+  counted?: (depth: Awaited<ReturnType<EventOutbox['depth']>>) => void;
+  /** Milliseconds; tests move it forward to simulate hours of outage. */
+  now?: () => number;
+}
+
+/** Rows of an endpoint's queue looked at per pass: the oldest, of which each repository's first is its next to send. */
+const WINDOW = 256;
+const COUNT_EVERY_MS = 5000;
+const PRUNE_EVERY_MS = 60_000;
+const PRUNE_BATCH = 1000;
+/** A claim outlives the attempt's own timeouts by this much; after it, another instance may take the event. */
+const CLAIM_MARGIN_MS = 30_000;
+
+/**
+ * Delivers the outbox (docs/EVENTS.md). Every instance runs one. Each pass
+ * claims, per endpoint, the next event of each repository that is due, up
+ * to `concurrency` attempts at once, and POSTs it signed; a repository's
+ * next event waits until this one is delivered or dead, so one endpoint
+ * sees one repository's events in order. Failures back off exponentially,
+ * bounded in count and age. What it holds in memory is the rows in flight
+ * and one window per pass, however deep the outbox.
+ */
+export class EventDispatcher {
+  readonly #options: DispatcherOptions;
+  readonly #instance = randomUUID();
+  readonly #agent: Agent;
+  readonly #inFlight = new Set<Promise<void>>();
+  #timer: NodeJS.Timeout | undefined;
+  #nudge: NodeJS.Timeout | undefined;
+  #passing: Promise<void> | undefined;
+  #again = false;
+  #closed = false;
+  #counted = 0;
+  #pruned = 0;
+  #turn = 0;
+
+  constructor(options: DispatcherOptions) {
+    this.#options = options;
+    this.#agent = new Agent({
+      connect: { lookup: options.policy.lookup, timeout: options.config.timeoutSeconds * 1000 },
+      headersTimeout: options.config.timeoutSeconds * 1000,
+      bodyTimeout: options.config.timeoutSeconds * 1000,
+      connections: options.config.concurrency,
+    });
+  }
+
+  get #now(): number {
+    return (this.#options.now ?? Date.now)();
+  }
+
+  start(): void {
+    if (this.#timer || this.#closed) return;
+    this.#timer = setInterval(() => this.nudge(), this.#options.config.pollMilliseconds);
+    this.#timer.unref();
+    this.nudge();
+  }
+
+  /** Runs a pass soon (something was queued, or a delivery finished and its repository's next may go). */
+  nudge(): void {
+    if (this.#closed || this.#nudge) return;
+    this.#nudge = setTimeout(() => {
+      this.#nudge = undefined;
+      void this.pass();
+    }, 5);
+    this.#nudge.unref();
+  }
+
+  /** One pass; resolves when its claims are made (not when their deliveries end: see `settle`). */
+  pass(): Promise<void> {
+    if (this.#passing) {
+      this.#again = true;
+      return this.#passing;
+    }
+    this.#passing = (async () => {
+      try {
+        do {
+          this.#again = false;
+          await this.#housekeeping();
+          await this.#claimAndSend();
+        } while (this.#again && !this.#closed);
+      } catch (err) {
+        this.#options.logger.warn({ err }, 'events dispatcher pass failed');
+      } finally {
+        this.#passing = undefined;
+      }
+    })();
+    return this.#passing;
+  }
+
+  /** Passes until nothing is due and no delivery is in flight (tests, and `close`). */
+  async settle(): Promise<void> {
+    for (;;) {
+      await this.pass();
+      if (this.#inFlight.size === 0) return;
+      await Promise.all([...this.#inFlight]);
+    }
+  }
+
+  async close(): Promise<void> {
+    this.#closed = true;
+    if (this.#timer) clearInterval(this.#timer);
+    if (this.#nudge) clearTimeout(this.#nudge);
+    await this.#passing;
+    await Promise.all([...this.#inFlight]);
+    await this.#agent.close();
+  }
+
+  async #claimAndSend(): Promise<void> {
+    const endpoints = this.#options.endpoints;
+    for (let i = 0; i < endpoints.length && !this.#closed; i++) {
+      const free = this.#options.config.concurrency - this.#inFlight.size;
+      if (free <= 0) return;
+      const endpoint = endpoints[(this.#turn + i) % endpoints.length] as EventEndpoint;
+      const now = this.#now;
+      const due = (await this.#options.outbox.due(endpoint.name, now, WINDOW)).slice(0, free);
+      if (due.length === 0) continue;
+      const claimed = await this.#options.outbox.claim(
+        due.map((row) => row.seq),
+        this.#instance,
+        now + this.#options.config.timeoutSeconds * 2000 + CLAIM_MARGIN_MS,
+        now,
+      );
+      for (const row of due) {
+        if (!claimed.has(row.seq)) continue;
+        const delivery = this.#deliver(endpoint, row).finally(() => {
+          this.#inFlight.delete(delivery);
+          this.nudge();
+        });
+        this.#inFlight.add(delivery);
+      }
+    }
+    this.#turn++;
+  }
+
+  async #deliver(endpoint: EventEndpoint, row: OutboxRow): Promise<void> {
+    const started = performance.now();
+    let failure: string | undefined;
+    try {
+      // The connection's lookup checks names; an address written in the URL is never looked up, so it is checked here.
+      const literal = endpoint.url.hostname.replace(/^\[|\]$/g, '');
+      if (net.isIP(literal) !== 0) {
+        const reason = this.#options.policy.forbidden(literal);
+        if (reason) throw new ForbiddenAddressError(endpoint.url.hostname, literal, reason);
+      }
+      const timestamp = Math.floor(this.#now / 1000);
+      const response = await request(endpoint.url, {
+        method: 'POST',
+        dispatcher: this.#agent,
+        headers: {
+          'content-type': 'application/cloudevents+json; charset=utf-8',
+          'user-agent': 'holdfast-events/1',
+          'webhook-id': row.id,
+          'webhook-timestamp': String(timestamp),
+          'webhook-signature': signDelivery(endpoint.secret, row.id, timestamp, row.body),
+        },
+        body: row.body,
+        signal: AbortSignal.timeout(this.#options.config.timeoutSeconds * 1000),
+      });
+      await response.body.dump({ limit: 64 * 1024 }).catch(() => {});
+      if (response.statusCode < 200 || response.statusCode > 299) failure = `HTTP ${response.statusCode}`;
+    } catch (err) {
+      failure = describeFailure(err);
+    }
+    this.#options.metrics.seconds.observe({ endpoint: endpoint.name }, (performance.now() - started) / 1000);
+    const now = this.#now;
+    try {
+      if (failure === undefined) {
+        await this.#options.outbox.delivered(row.seq, now);
+        this.#options.metrics.delivered.inc({ endpoint: endpoint.name });
+        return;
+      }
+      this.#options.metrics.failed.inc({ endpoint: endpoint.name });
+      const retry = this.#options.config.retry;
+      const attempts = row.attempts + 1;
+      const dead = attempts >= retry.maxAttempts || now - row.createdAt >= retry.maxAgeHours * 3_600_000;
+      const delay = Math.min(retry.firstDelaySeconds * 2 ** (attempts - 1), retry.maxDelaySeconds) * 1000 * (0.8 + Math.random() * 0.4);
+      await this.#options.outbox.failed(row.seq, now, { nextAt: now + Math.round(delay), dead, error: failure });
+      if (dead) {
+        this.#options.metrics.dead.inc({ endpoint: endpoint.name });
+        this.#options.logger.warn({ endpoint: endpoint.name, event: row.id, seq: row.seq, attempts, error: failure }, 'event is dead after its last attempt; `holdfast events redeliver` sends it again');
+      }
+    } catch (err) {
+      // The claim runs out and another pass tries again: at least once, under the same id.
+      this.#options.logger.warn({ err, endpoint: endpoint.name, seq: row.seq }, 'could not record a delivery attempt');
+    }
+  }
+
+  async #housekeeping(): Promise<void> {
+    const now = this.#now;
+    const wall = Date.now();
+    if (wall - this.#counted >= COUNT_EVERY_MS) {
+      this.#counted = wall;
+      const depth = await this.#options.outbox.depth();
+      this.#options.counted?.(depth);
+      this.#options.metrics.observeDepth(
+        this.#options.endpoints.map((endpoint) => endpoint.name),
+        depth,
+        now,
+      );
+    }
+    if (wall - this.#pruned >= PRUNE_EVERY_MS) {
+      this.#pruned = wall;
+      const config = this.#options.config;
+      await this.#options.outbox.prune(now - config.keepDeliveredHours * 3_600_000, now - config.keepDeadDays * 86_400_000, PRUNE_BATCH);
+    }
+  }
+}
+
+/** What a failed attempt records and logs: a code or a status, never the URL (its query may hold a secret). */
+function describeFailure(err: unknown): string {
+  if (err instanceof ForbiddenAddressError) return err.message;
+  const error = err as { code?: unknown; name?: unknown; cause?: { code?: unknown } };
+  if (typeof error.cause?.code === 'string') return error.cause.code;
+  if (typeof error.code === 'string') return error.code;
+  return typeof error.name === 'string' ? error.name : 'delivery failed';
+}
