@@ -27,8 +27,8 @@ const WINDOW = 256;
 const COUNT_EVERY_MS = 5000;
 const PRUNE_EVERY_MS = 60_000;
 const PRUNE_BATCH = 1000;
-/** A claim outlives the attempt's own timeouts by this much; after it, another instance may take the event. */
-const CLAIM_MARGIN_MS = 30_000;
+/** A claim outlives the attempt (which `timeoutSeconds` bounds, connecting included) by this much; then another instance may take the event. */
+const CLAIM_MARGIN_MS = 5000;
 
 /**
  * Delivers the outbox (docs/EVENTS.md). Every instance runs one. Each pass
@@ -136,7 +136,7 @@ export class EventDispatcher {
       const claimed = await this.#options.outbox.claim(
         due.map((row) => row.seq),
         this.#instance,
-        now + this.#options.config.timeoutSeconds * 2000 + CLAIM_MARGIN_MS,
+        now + this.#options.config.timeoutSeconds * 1000 + CLAIM_MARGIN_MS,
         now,
       );
       for (const row of due) {
