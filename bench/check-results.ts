@@ -11,9 +11,10 @@ if (!parsed.success) {
   console.error(`${file} is incomplete:\n${parsed.error.issues.map((issue) => `  ${issue.path.join('.')}: ${issue.message}`).join('\n')}`);
   process.exit(1);
 }
-// Optional only so that reports made before the web pages still parse; a new report has them.
-if (!parsed.data.pages) {
-  console.error(`${file} is incomplete:\n  pages: missing`);
+// Optional only so that reports made before the web pages and events still parse; a new report has them.
+const missing = (['pages', 'events'] as const).filter((section) => !parsed.data[section]);
+if (missing.length > 0) {
+  console.error(`${file} is incomplete:\n${missing.map((section) => `  ${section}: missing`).join('\n')}`);
   process.exit(1);
 }
 console.log(`${file}: every field present (${parsed.data.goals.filter((goal) => goal.met).length} of ${parsed.data.goals.length} targets met; not a CI criterion)`);

@@ -123,6 +123,7 @@ export function renderReport(report: BenchReport): string {
     '![Holdfast ratios](benchmarks.svg)',
     '',
     ...pagesTable(report.pages),
+    ...eventsTable(report.events),
     GENERATED_END,
   ];
   return lines.join('\n');
@@ -147,6 +148,24 @@ function pagesTable(pages: BenchReport['pages']): string[] {
       const other = postgres.pages[index];
       return `| ${page.page} | ${ms(page.p50Ms)} | ${ms(page.p95Ms)} | ${ms(other?.p50Ms)} | ${ms(other?.p95Ms)} | ${page.htmlBytes} |`;
     }),
+    '',
+  ];
+}
+
+/** Webhooks (docs/EVENTS.md): delivery rate, a dead receiver's deep queue, and push time with an endpoint against none. */
+function eventsTable(events: BenchReport['events']): string[] {
+  if (!events) return [];
+  const { throughput, deadReceiver, push } = events;
+  return [
+    '### Events',
+    '',
+    '| figure | value |',
+    '| --- | ---: |',
+    `| delivered by one instance (${throughput.events.toLocaleString('en-US')} queued over ${throughput.repositories} repositories, SQLite, receiver on loopback) | ${throughput.eventsPerSecond.toLocaleString('en-US')} events/s |`,
+    `| registry RSS with ${deadReceiver.queued.toLocaleString('en-US')} events queued for a dead receiver, before → after ${deadReceiver.simulatedMinutes} simulated minutes of retries | ${deadReceiver.rssBeforeMiB} → ${deadReceiver.rssAfterMiB} MiB |`,
+    `| its JS heap, before → after (after a full GC) | ${deadReceiver.heapBeforeMiB} → ${deadReceiver.heapAfterMiB} MiB |`,
+    `| delivery attempts in that hour (each repository's oldest event only, backing off) | ${deadReceiver.attempts.toLocaleString('en-US')} |`,
+    `| push of a small image (2 blobs + manifest), median ms per image over ${push.images} × ${push.rounds}: no endpoint → one endpoint | ${push.offMs} → ${push.onMs} ms (×${push.onOverOff}) |`,
     '',
   ];
 }

@@ -17,6 +17,7 @@ import { runDriverMemory, type DriverMemoryResult } from './driver-memory.ts';
 import { evaluateGoals, type Goal } from './goals.ts';
 import { runLoad, type LoadResult } from './load.ts';
 import { runPages, type PagesResult } from './pages.ts';
+import { runEvents, type EventsResult } from './events.ts';
 import { renderReport, spliceReport } from './report.ts';
 import { runResumeRehash, type ResumeRehashResult } from './resume-rehash.ts';
 import { benchReportSchema } from './schema.ts';
@@ -32,6 +33,8 @@ export interface BenchReport {
   load: LoadResult;
   /** Web page render times on a grown registry (absent from reports made before the pages). */
   pages?: PagesResult;
+  /** Webhooks: delivery rate, a dead receiver's queue, push time on and off (absent from reports made before events). */
+  events?: EventsResult;
 }
 
 const quick = process.argv.includes('--quick');
@@ -64,6 +67,7 @@ try {
   const load = await runLoad({ quick });
   log('web pages');
   const pages = await runPages({ quick, log });
+  const events = await runEvents({ quick, log });
   const report: BenchReport = {
     generatedAt: new Date().toISOString(),
     quick,
@@ -80,6 +84,7 @@ try {
     resumeRehash,
     load,
     pages,
+    events,
   };
   benchReportSchema.parse(report);
   const resultsDir = path.join(root, 'bench', 'results');

@@ -144,5 +144,16 @@ export const benchReportSchema = z
       })
       .strict()
       .optional(),
+    // Absent from reports made before events.
+    events: z
+      .object({
+        throughput: z.object({ events: count, repositories: count, seconds: figure, eventsPerSecond: figure, metadata: z.literal('sqlite') }).strict(),
+        deadReceiver: z
+          .object({ queued: count, simulatedMinutes: count, attempts: count, rssBeforeMiB: figure, rssAfterMiB: figure, heapBeforeMiB: figure, heapAfterMiB: figure })
+          .strict(),
+        push: z.object({ images: count, rounds: count, offMs: figure, onMs: figure, onOverOff: figure, delivered: count }).strict(),
+      })
+      .strict()
+      .optional(),
   })
   .strict();

@@ -4,8 +4,6 @@ import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import v8 from 'node:v8';
-import vm from 'node:vm';
 import pino from 'pino';
 import { request } from 'undici';
 import { freePort } from '../../src/core/net.ts';
@@ -19,6 +17,7 @@ import { sha256 } from '../support/bytes.ts';
 import { OciTestClient } from '../support/oci-client.ts';
 import { USERS, startTestRegistry, type TestRegistry } from '../support/registry-harness.ts';
 import { WebhookReceiver } from '../support/webhook-receiver.ts';
+import { exposeGc } from '../support/expose-gc.ts';
 import { METRICS_HEADERS, TEST_METRICS_TOKEN } from '../support/hold-metrics.ts';
 import { cliNodeArgs } from '../support/stack.ts';
 import { spawnSync } from 'node:child_process';
@@ -564,9 +563,3 @@ describe('events: webhooks from the outbox', function () {
     });
   });
 });
-
-/** `global.gc` without --expose-gc, so a memory check can collect before it reads the heap. */
-function exposeGc(): () => void {
-  v8.setFlagsFromString('--expose-gc');
-  return vm.runInNewContext('gc') as () => void;
-}

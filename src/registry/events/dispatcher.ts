@@ -25,8 +25,10 @@ export interface DispatcherOptions {
 /** Rows of an endpoint's queue looked at per pass: the oldest, of which each repository's first is its next to send. */
 const WINDOW = 256;
 const COUNT_EVERY_MS = 5000;
-const PRUNE_EVERY_MS = 60_000;
+const PRUNE_EVERY_MS = 10_000;
 const PRUNE_BATCH = 1000;
+/** Batches per prune: up to 2,000 rows a second per instance, above what one instance delivers. */
+const PRUNE_BATCHES = 20;
 /** A claim outlives the attempt (which `timeoutSeconds` bounds, connecting included) by this much; then another instance may take the event. */
 const CLAIM_MARGIN_MS = 5000;
 
@@ -220,7 +222,9 @@ export class EventDispatcher {
     if (wall - this.#pruned >= PRUNE_EVERY_MS) {
       this.#pruned = wall;
       const config = this.#options.config;
-      await this.#options.outbox.prune(now - config.keepDeliveredHours * 3_600_000, now - config.keepDeadDays * 86_400_000, PRUNE_BATCH);
+      for (let batch = 0; batch < PRUNE_BATCHES; batch++) {
+        if ((await this.#options.outbox.prune(now - config.keepDeliveredHours * 3_600_000, now - config.keepDeadDays * 86_400_000, PRUNE_BATCH)) < PRUNE_BATCH) break;
+      }
     }
   }
 }
