@@ -196,6 +196,7 @@ const MIGRATIONS: readonly { version: number; sql: (binary: string, dialect: Db[
     sql: (_binary, dialect) => [
       `CREATE TABLE event_outbox (seq ${dialect === 'postgres' ? 'BIGSERIAL PRIMARY KEY' : 'INTEGER PRIMARY KEY AUTOINCREMENT'}, id TEXT NOT NULL, endpoint TEXT NOT NULL, repository TEXT NOT NULL, namespace TEXT NOT NULL, type TEXT NOT NULL, body TEXT NOT NULL, state TEXT NOT NULL, attempts INTEGER NOT NULL DEFAULT 0, created_at BIGINT NOT NULL, next_at BIGINT NOT NULL, claimed_by TEXT, claimed_until BIGINT, finished_at BIGINT, last_error TEXT)`,
       `CREATE INDEX event_outbox_queue ON event_outbox (endpoint, state, seq)`,
+      `CREATE INDEX event_outbox_lanes ON event_outbox (endpoint, state, repository, seq)`,
       `CREATE INDEX event_outbox_finished ON event_outbox (state, finished_at)`,
       `CREATE INDEX event_outbox_id ON event_outbox (id)`,
     ],

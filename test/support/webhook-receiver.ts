@@ -20,6 +20,8 @@ export interface ReceivedDelivery {
 export class WebhookReceiver {
   readonly deliveries: ReceivedDelivery[] = [];
   mode: 'ok' | 'fail' | 'hang' = 'ok';
+  /** In mode `ok`, deliveries this says yes to are answered 500 (a receiver that chokes on some events). */
+  refuse: ((event: ReceivedDelivery['event']) => boolean) | undefined;
   #server: http.Server;
   #waiters: { predicate: () => boolean; resolve: () => void }[] = [];
   readonly #hung = new Set<http.ServerResponse>();
@@ -69,14 +71,15 @@ export class WebhookReceiver {
     request.on('data', (chunk: Buffer) => chunks.push(chunk));
     request.on('end', () => {
       const body = Buffer.concat(chunks).toString('utf8');
-      const status = this.mode === 'ok' ? 200 : this.mode === 'fail' ? 503 : 0;
+      const event = JSON.parse(body) as ReceivedDelivery['event'];
+      const status = this.mode === 'ok' ? (this.refuse?.(event) ? 500 : 200) : this.mode === 'fail' ? 503 : 0;
       this.deliveries.push({
         id: String(request.headers['webhook-id']),
         timestamp: String(request.headers['webhook-timestamp']),
         signature: String(request.headers['webhook-signature']),
         contentType: String(request.headers['content-type']),
         body,
-        event: JSON.parse(body) as ReceivedDelivery['event'],
+        event,
         status,
       });
       if (status === 0) this.#hung.add(response);

@@ -75,30 +75,48 @@ export class EventOutbox {
   }
 
   /**
-   * The rows an instance may attempt now for an endpoint: the oldest pending
-   * row of each repository among the endpoint's `window` oldest, if it is due
-   * and nobody holds it.
+   * Seqs an instance may attempt now for an endpoint: each repository's
+   * oldest pending event, if it is due and nobody holds it. Reads the
+   * endpoint's queue oldest first, `page` rows at a time (seqs and times
+   * only, no bodies), until it has `want` or has read `pages` pages: a pass
+   * costs the same however deep the queue, and a repository whose event keeps
+   * failing holds back only its own events and those past the pages read.
    */
-  async due(endpoint: string, now: number, window: number): Promise<OutboxRow[]> {
-    const rows = await this.#db.all<RawRow>(`SELECT ${COLUMNS} FROM event_outbox WHERE endpoint = ? AND state = 'pending' ORDER BY seq LIMIT ?`, [endpoint, window]);
+  async due(endpoint: string, now: number, limits: { want: number; page: number; pages: number }): Promise<number[]> {
     const seen = new Set<string>();
-    const due: OutboxRow[] = [];
-    for (const row of rows.map(toRow)) {
-      if (seen.has(row.repository)) continue;
-      seen.add(row.repository);
-      if (row.nextAt <= now && (row.claimedUntil === undefined || row.claimedUntil < now)) due.push(row);
+    const due: number[] = [];
+    let after = 0;
+    for (let page = 0; page < limits.pages && due.length < limits.want; page++) {
+      const rows = await this.#db.all<{ seq: number | string; repository: string; next_at: number | string; claimed_until: number | string | null }>(
+        "SELECT seq, repository, next_at, claimed_until FROM event_outbox WHERE endpoint = ? AND state = 'pending' AND seq > ? ORDER BY seq LIMIT ?",
+        [endpoint, after, limits.page],
+      );
+      for (const row of rows) {
+        if (seen.has(row.repository)) continue;
+        seen.add(row.repository);
+        if (Number(row.next_at) <= now && (row.claimed_until === null || Number(row.claimed_until) < now) && due.length < limits.want) due.push(Number(row.seq));
+      }
+      if (rows.length < limits.page) break;
+      after = Number(rows.at(-1)?.seq);
     }
     return due;
   }
 
-  /** Claims rows until `until` for `claimer`; resolves to the seqs it got (another instance may have taken the rest). */
-  async claim(seqs: readonly number[], claimer: string, until: number, now: number): Promise<Set<number>> {
-    if (seqs.length === 0) return new Set();
-    const rows = await this.#db.all<{ seq: number | string }>(
-      `UPDATE event_outbox SET claimed_by = ?, claimed_until = ? WHERE seq IN (${seqs.map(() => '?').join(', ')}) AND state = 'pending' AND (claimed_until IS NULL OR claimed_until < ?) RETURNING seq`,
+  /**
+   * Claims rows until `until` for `claimer` and returns them. A row is
+   * claimed only if it is still pending, free, and its repository's oldest
+   * pending row for the endpoint: pages read at different moments may have
+   * missed an older one that committed in between.
+   */
+  async claim(seqs: readonly number[], claimer: string, until: number, now: number): Promise<OutboxRow[]> {
+    if (seqs.length === 0) return [];
+    const rows = await this.#db.all<RawRow>(
+      `UPDATE event_outbox SET claimed_by = ?, claimed_until = ? WHERE seq IN (${seqs.map(() => '?').join(', ')}) AND state = 'pending' AND (claimed_until IS NULL OR claimed_until < ?)
+       AND NOT EXISTS (SELECT 1 FROM event_outbox older WHERE older.endpoint = event_outbox.endpoint AND older.state = 'pending' AND older.repository = event_outbox.repository AND older.seq < event_outbox.seq)
+       RETURNING ${COLUMNS}`,
       [claimer, until, ...seqs, now],
     );
-    return new Set(rows.map((row) => Number(row.seq)));
+    return rows.map(toRow).sort((a, b) => a.seq - b.seq);
   }
 
   async delivered(seq: number, now: number): Promise<void> {
@@ -166,6 +184,15 @@ export class EventOutbox {
       );
     }
     return removed;
+  }
+
+  /**
+   * Deletes up to `limit` rows, in any state, queued before `before` for an
+   * endpoint not in `known` (it left the config); resolves to how many.
+   */
+  async pruneOrphans(known: readonly string[], before: number, limit: number): Promise<number> {
+    const others = known.length === 0 ? '' : ` AND endpoint NOT IN (${known.map(() => '?').join(', ')})`;
+    return this.#db.run(`DELETE FROM event_outbox WHERE seq IN (SELECT seq FROM event_outbox WHERE created_at < ?${others} LIMIT ?)`, [before, ...known, limit]);
   }
 }
 

@@ -22,13 +22,16 @@ export interface DispatcherOptions {
   now?: () => number;
 }
 
-/** Rows of an endpoint's queue looked at per pass: the oldest, of which each repository's first is its next to send. */
-const WINDOW = 256;
+/** An endpoint's queue is read oldest first, this many rows at a time, at most `PAGES` pages a pass: each repository's first row is its next to send. */
+const PAGE = 256;
+const PAGES = 8;
 const COUNT_EVERY_MS = 5000;
 const PRUNE_EVERY_MS = 10_000;
 const PRUNE_BATCH = 1000;
 /** Batches per prune: up to 2,000 rows a second per instance, above what one instance delivers. */
 const PRUNE_BATCHES = 20;
+/** Rows of endpoints no longer configured go after `keepDeadDays`, looked for hourly (the query reads the whole table). */
+const ORPHANS_EVERY_MS = 3_600_000;
 /** A claim outlives the attempt (which `timeoutSeconds` bounds, connecting included) by this much; then another instance may take the event. */
 const CLAIM_MARGIN_MS = 5000;
 
@@ -53,6 +56,7 @@ export class EventDispatcher {
   #closed = false;
   #counted = 0;
   #pruned = 0;
+  #orphansPruned = 0;
   #turn = 0;
 
   constructor(options: DispatcherOptions) {
@@ -133,16 +137,10 @@ export class EventDispatcher {
       if (free <= 0) return;
       const endpoint = endpoints[(this.#turn + i) % endpoints.length] as EventEndpoint;
       const now = this.#now;
-      const due = (await this.#options.outbox.due(endpoint.name, now, WINDOW)).slice(0, free);
+      const due = await this.#options.outbox.due(endpoint.name, now, { want: free, page: PAGE, pages: PAGES });
       if (due.length === 0) continue;
-      const claimed = await this.#options.outbox.claim(
-        due.map((row) => row.seq),
-        this.#instance,
-        now + this.#options.config.timeoutSeconds * 1000 + CLAIM_MARGIN_MS,
-        now,
-      );
-      for (const row of due) {
-        if (!claimed.has(row.seq)) continue;
+      const claimed = await this.#options.outbox.claim(due, this.#instance, now + this.#options.config.timeoutSeconds * 1000 + CLAIM_MARGIN_MS, now);
+      for (const row of claimed) {
         const delivery = this.#deliver(endpoint, row).finally(() => {
           this.#inFlight.delete(delivery);
           this.nudge();
@@ -222,6 +220,12 @@ export class EventDispatcher {
     if (wall - this.#pruned >= PRUNE_EVERY_MS) {
       this.#pruned = wall;
       const config = this.#options.config;
+      if (wall - this.#orphansPruned >= ORPHANS_EVERY_MS) {
+        this.#orphansPruned = wall;
+        const known = this.#options.endpoints.map((endpoint) => endpoint.name);
+        let removed = PRUNE_BATCH;
+        while (removed === PRUNE_BATCH && !this.#closed) removed = await this.#options.outbox.pruneOrphans(known, now - config.keepDeadDays * 86_400_000, PRUNE_BATCH);
+      }
       for (let batch = 0; batch < PRUNE_BATCHES; batch++) {
         if ((await this.#options.outbox.prune(now - config.keepDeliveredHours * 3_600_000, now - config.keepDeadDays * 86_400_000, PRUNE_BATCH)) < PRUNE_BATCH) break;
       }
