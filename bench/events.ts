@@ -43,7 +43,7 @@ async function bulkQueue(registry: TestRegistry, count: number, repositories: nu
       for (let n = start; n < Math.min(count, start + 500); n++) {
         const repository = `bench/r${n % repositories}`;
         const body = JSON.stringify({ specversion: '1.0', id: `bulk-${n}`, source: 'bench', type: 'dev.holdfast.manifest.pushed', subject: `${repository}:t${n}`, time: new Date().toISOString(), data: { repository, tag: `t${n}` } });
-        entries.push({ id: `bulk-${n}`, endpoint: 'bench', repository, namespace: 'bench', type: 'manifest.pushed', body });
+        entries.push({ id: `bulk-${n}`, endpoint: 'bench', lane: repository, repository, namespace: 'bench', type: 'manifest.pushed', body });
       }
       await db.transaction((tx) => EventOutbox.append(tx, entries, Date.now(), { ordered: false }));
     }

@@ -9,7 +9,7 @@ const STATES: readonly OutboxState[] = ['pending', 'delivered', 'dead'];
 
 /** `holdfast events list|redeliver`: the outbox, read and requeued straight from the metadata database. */
 export function registerEventCommands(cli: Command): void {
-  const events = cli.command('events').description('the webhook outbox: list events, redeliver dead ones (docs/EVENTS.md)');
+  const events = cli.command('events').description('the webhook outbox: list events, redeliver or purge dead ones (docs/EVENTS.md)');
 
   events
     .command('list')
@@ -52,6 +52,24 @@ export function registerEventCommands(cli: Command): void {
         else if (which.every((key) => /^\d+$/.test(key))) requeued = await outbox.redeliver({ seqs: which.map((key) => count(key, 'seq', Number.MAX_SAFE_INTEGER)) }, now);
         else requeued = await outbox.redeliver({ ids: which }, now);
         printJson({ requeued });
+      });
+    });
+
+  events
+    .command('purge')
+    .description('delete dead events now, rather than after events.keepDeadDays')
+    .requiredOption('--config <file>', 'the registry config')
+    .requiredOption('--dead', 'every dead event (the only kind purge deletes)')
+    .option('--endpoint <name>', 'only this endpoint')
+    .action(async (options: { config: string; endpoint?: string }) => {
+      await withOutbox(options.config, async (outbox) => {
+        let purged = 0;
+        let removed: number;
+        do {
+          removed = await outbox.purgeDead(options.endpoint, 1000);
+          purged += removed;
+        } while (removed > 0);
+        printJson({ purged });
       });
     });
 }

@@ -189,14 +189,15 @@ const MIGRATIONS: readonly { version: number; sql: (binary: string, dialect: Db[
   {
     // Events for other systems (src/metadata/events): one row per event and
     // endpoint, written in the transaction of the change it reports, so a
-    // rolled-back change reports nothing. `seq` orders a repository's events
-    // (their writers lock the repository row first); the body is the
+    // rolled-back change reports nothing. An endpoint gets a lane's events
+    // (a repository's changes, or its pulls and quota refusals) in `seq`
+    // order: their writers lock the repository row first. The body is the
     // CloudEvent as it will be sent, so every attempt sends the same bytes.
     version: 15,
     sql: (_binary, dialect) => [
-      `CREATE TABLE event_outbox (seq ${dialect === 'postgres' ? 'BIGSERIAL PRIMARY KEY' : 'INTEGER PRIMARY KEY AUTOINCREMENT'}, id TEXT NOT NULL, endpoint TEXT NOT NULL, repository TEXT NOT NULL, namespace TEXT NOT NULL, type TEXT NOT NULL, body TEXT NOT NULL, state TEXT NOT NULL, attempts INTEGER NOT NULL DEFAULT 0, created_at BIGINT NOT NULL, next_at BIGINT NOT NULL, claimed_by TEXT, claimed_until BIGINT, finished_at BIGINT, last_error TEXT)`,
+      `CREATE TABLE event_outbox (seq ${dialect === 'postgres' ? 'BIGSERIAL PRIMARY KEY' : 'INTEGER PRIMARY KEY AUTOINCREMENT'}, id TEXT NOT NULL, endpoint TEXT NOT NULL, lane TEXT NOT NULL, repository TEXT NOT NULL, namespace TEXT NOT NULL, type TEXT NOT NULL, body TEXT NOT NULL, state TEXT NOT NULL, attempts INTEGER NOT NULL DEFAULT 0, created_at BIGINT NOT NULL, next_at BIGINT NOT NULL, claimed_by TEXT, claimed_until BIGINT, finished_at BIGINT, last_error TEXT)`,
       `CREATE INDEX event_outbox_queue ON event_outbox (endpoint, state, seq)`,
-      `CREATE INDEX event_outbox_lanes ON event_outbox (endpoint, state, repository, seq)`,
+      `CREATE INDEX event_outbox_lanes ON event_outbox (endpoint, state, lane, seq)`,
       `CREATE INDEX event_outbox_finished ON event_outbox (state, finished_at)`,
       `CREATE INDEX event_outbox_id ON event_outbox (id)`,
     ],

@@ -153,6 +153,19 @@ describe('events: webhooks from the outbox', function () {
       expect(receiver.deliveries.some((delivery) => delivery.event.subject === 'alice/app:broken')).to.equal(false);
     });
 
+    it('keeps an event a few KiB whatever the manifest carries (a megabyte-long artifactType)', async function () {
+      const blobs = randomBytes(32);
+      await pusher.client.pushBlob(registry.url, 'alice/huge', blobs);
+      const artifactType = `application/vnd.${'x'.repeat(100_000)}`;
+      const body = Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: OCI_MANIFEST, artifactType, config: { mediaType: 'application/vnd.oci.empty.v1+json', digest: sha256(blobs), size: blobs.length }, layers: [] }));
+      const put = await pusher.client.call(registry.url, 'alice/huge', 'PUT', '/v2/alice/huge/manifests/big', { body, headers: { 'content-type': OCI_MANIFEST } });
+      expect(put.status, put.text).to.equal(201);
+      await receiver.until(() => receiver.accepted.some((delivery) => delivery.event.subject === 'alice/huge:big'));
+      const delivery = receiver.accepted.find((candidate) => candidate.event.subject === 'alice/huge:big');
+      expect(delivery?.event.data).to.deep.include({ omitted: ['artifactType'], repository: 'alice/huge' });
+      expect(delivery?.body.length).to.be.below(2048);
+    });
+
     it('lists dead events and redelivers them under the same id', async function () {
       const events = registry.registry.events;
       if (!events) throw new Error('events are configured');
@@ -175,15 +188,16 @@ describe('events: webhooks from the outbox', function () {
       expect(receiver.deliveries.filter((delivery) => delivery.id === row?.id).length).to.equal(2);
     });
 
-    it('keeps delivering other repositories while one repository\'s event keeps failing behind a deep queue', async function () {
+    it('keeps delivering other repositories while one repository\'s event keeps failing with 3,000 queued behind it', async function () {
       const events = registry.registry.events;
       if (!events) throw new Error('events are configured');
       receiver.refuse = (event) => event.subject?.startsWith('bulk/poison') === true;
       const db = await openDatabase({ kind: 'sqlite', path: registry.databasePath as string });
       try {
-        const entries = Array.from({ length: 600 }, (_, n) => ({
+        const entries = Array.from({ length: 3000 }, (_, n) => ({
           id: `poison-${n}`,
           endpoint: 'hooks',
+          lane: 'bulk/poison',
           repository: 'bulk/poison',
           namespace: 'bulk',
           type: 'manifest.pushed',
@@ -211,14 +225,14 @@ describe('events: webhooks from the outbox', function () {
       const db = await openDatabase({ kind: 'sqlite', path: path.join(dir, 'registry.db') });
       try {
         const outbox = new EventOutbox(db);
-        const entry = (id: string, endpoint: string, repository = 'alice/app') => ({ id, endpoint, repository, namespace: 'alice', type: 'manifest.pushed', body: '{}' });
+        const entry = (id: string, endpoint: string, repository = 'alice/app') => ({ id, endpoint, lane: repository, repository, namespace: 'alice', type: 'manifest.pushed', body: '{}' });
         await db.transaction((tx) => EventOutbox.append(tx, [entry('old-delivered', 'a'), entry('old-dead', 'a'), entry('gone', 'removed'), entry('pending', 'a', 'alice/other')], 1000, { ordered: true }));
         await db.transaction((tx) => EventOutbox.append(tx, [entry('new-delivered', 'a', 'alice/third'), entry('gone-new', 'removed', 'alice/third')], 50_000, { ordered: true }));
         const seqOf = async (id: string) => (await outbox.list({ limit: 100 })).find((row) => row.id === id)?.seq as number;
         await outbox.delivered(await seqOf('old-delivered'), 2000);
         await outbox.failed(await seqOf('old-dead'), 2000, { nextAt: 2000, dead: true, error: 'HTTP 500' });
         await outbox.delivered(await seqOf('new-delivered'), 60_000);
-        expect(await outbox.prune(10_000, 10_000, 100)).to.equal(2);
+        expect(await outbox.prune({ deliveredBefore: 10_000, keepDelivered: 100, deadBefore: 10_000, limit: 100 })).to.equal(2);
         expect(await outbox.pruneOrphans(['a'], 10_000, 100)).to.equal(1);
         expect((await outbox.list({ limit: 100 })).map((row) => row.id).sort()).to.deep.equal(['gone-new', 'new-delivered', 'pending']);
         // A claim goes only to a repository's oldest pending row.
@@ -227,7 +241,11 @@ describe('events: webhooks from the outbox', function () {
         const younger = await seqOf('younger');
         expect(await outbox.claim([younger], 'me', 90_000, 60_000)).to.deep.equal([]);
         expect((await outbox.claim([pending?.seq as number, younger], 'me', 90_000, 60_000)).map((row) => row.id)).to.deep.equal(['pending']);
-        expect(await outbox.due('a', 60_000, { want: 8, page: 1, pages: 8 })).to.deep.equal([]);
+        expect(await outbox.due('a', 60_000, { want: 8, lanes: 8, after: '' })).to.deep.equal({ seqs: [], next: '' });
+        // Delivered rows past the newest `keepDelivered` events go whatever their age.
+        await outbox.delivered(pending?.seq as number, 60_000);
+        expect(await outbox.prune({ deliveredBefore: 0, keepDelivered: 1, deadBefore: 0, limit: 100 })).to.equal(2);
+        expect((await outbox.list({ limit: 100 })).map((row) => row.id).sort()).to.deep.equal(['gone-new', 'younger']);
       } finally {
         await db.close();
         await rm(dir, { recursive: true, force: true });
@@ -346,6 +364,21 @@ describe('events: webhooks from the outbox', function () {
         expect(JSON.parse(redelivered.stdout)).to.deep.equal({ requeued: 1 });
         events.dispatcher.nudge();
         await receiver.until(() => receiver.accepted.some((delivery) => delivery.id === row?.id));
+        await events.dispatcher.settle();
+        const [again] = await events.outbox.list({ endpoint: 'hooks', limit: 1 });
+        expect(again).to.include({ id: row?.id, state: 'delivered' });
+        // Purge deletes dead events only.
+        receiver.mode = 'fail';
+        expect((await new Pusher().manifest(registry.url, 'alice/cli', 'v2', 'cli-2')).status).to.equal(201);
+        await receiver.until(() => receiver.deliveries.some((delivery) => delivery.event.subject === 'alice/cli:v2'));
+        await events.dispatcher.settle();
+        receiver.mode = 'ok';
+        const [second] = await events.outbox.list({ endpoint: 'hooks', limit: 1 });
+        await events.outbox.failed(second?.seq as number, Date.now(), { nextAt: Date.now(), dead: true, error: 'HTTP 503' });
+        const purged = cli('purge', '--dead');
+        expect(purged.status, purged.stderr).to.equal(0);
+        expect(JSON.parse(purged.stdout)).to.deep.equal({ purged: 1 });
+        expect((await events.outbox.list({ endpoint: 'hooks', limit: 1 }))[0]?.id).to.equal(again?.id);
       } finally {
         await rm(dir, { recursive: true, force: true });
       }
@@ -386,7 +419,7 @@ describe('events: webhooks from the outbox', function () {
           const entries = Array.from({ length: 500 }, (_, i) => {
             const n = batch * 500 + i;
             const repo = `bulk/r${n % 500}`;
-            return { id: `bulk-${n}`, endpoint: 'hooks', repository: repo, namespace: 'bulk', type: 'manifest.pushed', body: body(n, repo) };
+            return { id: `bulk-${n}`, endpoint: 'hooks', lane: repo, repository: repo, namespace: 'bulk', type: 'manifest.pushed', body: body(n, repo) };
           });
           await db.transaction((tx) => EventOutbox.append(tx, entries, Date.now(), { ordered: true }));
         }
@@ -468,6 +501,20 @@ describe('events: webhooks from the outbox', function () {
         );
       }
     });
+
+    it('take concurrent pushes into one repository (a multi-arch push) without a deadlock, and report each', async function () {
+      const before = receiver.accepted.length;
+      expect((await pusher.manifest(registry.url, 'alice/multi', 'base', 'base')).status).to.equal(201);
+      for (let round = 0; round < 10; round++) {
+        const results = await Promise.all([0, 1, 2, 3].map((k) => pusher.manifest(registry.urls[k % 2] as string, 'alice/multi', k % 2 === 0 ? `r${round}-${k}` : undefined, `m${round}-${k}`)));
+        for (const result of results) expect(result.status, result.text).to.equal(201);
+      }
+      await receiver.until(() => receiver.accepted.length >= before + 41);
+      await Promise.all(registry.instances().map((instance) => instance.events?.dispatcher.settle()));
+      const multi = receiver.accepted.slice(before).filter((delivery) => delivery.event.data.repository === 'alice/multi');
+      expect(multi.length).to.equal(41);
+      expect(new Set(multi.map((delivery) => delivery.id)).size).to.equal(41);
+    });
   });
 
   describe('SSRF: endpoints that reach inside', function () {
@@ -537,6 +584,37 @@ describe('events: webhooks from the outbox', function () {
         expect(receiver.deliveries.length).to.equal(0);
       } finally {
         await registry.close();
+      }
+    });
+  });
+
+  describe('a receiver that never answers', function () {
+    it('holds only its own share of the deliveries: another endpoint keeps getting every event', async function () {
+      const hung = await WebhookReceiver.start();
+      const healthy = await WebhookReceiver.start();
+      hung.mode = 'hang';
+      const registry = await startTestRegistry({
+        backend: 'fs',
+        events: {
+          endpoints: [
+            { name: 'hung', url: hung.url, secret: SECRET },
+            { name: 'healthy', url: healthy.url, secret: SECRET },
+          ],
+          allowedNetworks: ['127.0.0.0/8'],
+          pollMilliseconds: 100,
+          concurrency: 2,
+          timeoutSeconds: 5,
+        },
+      });
+      try {
+        const pusher = new Pusher();
+        for (let i = 0; i < 10; i++) expect((await pusher.manifest(registry.url, `alice/hung-${i % 5}`, `t${i}`, `h${i}`)).status).to.equal(201);
+        await healthy.until(() => healthy.accepted.length === 10, 4000);
+        expect(hung.deliveries.length).to.be.at.most(1);
+      } finally {
+        await registry.close();
+        await hung.close();
+        await healthy.close();
       }
     });
   });

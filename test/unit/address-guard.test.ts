@@ -33,6 +33,10 @@ describe('webhook address guard', function () {
   describe('forbidden ranges', function () {
     const policy = new AddressPolicy();
     const cases: [string, RegExp][] = [
+      ['fec0::1', /site-local/],
+      ['64:ff9b:1::a00:1', /local-use NAT64/],
+      ['2001:0:4136:e378:8000:63bf:3fff:fdd2', /Teredo/],
+      ['::ffff:0:7f00:1', /IPv4-translated/],
       ['0.0.0.0', /this network/],
       ['0.1.2.3', /this network/],
       ['10.0.0.1', /private/],

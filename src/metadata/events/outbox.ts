@@ -8,6 +8,12 @@ export interface OutboxEntry {
   /** The event's id, the same in every attempt and for every endpoint. */
   id: string;
   endpoint: string;
+  /**
+   * What orders it: an endpoint gets one lane's events in `seq` order, one at
+   * a time. A repository's changes share a lane; its pulls and quota
+   * refusals have another (see `reportsLane`).
+   */
+  lane: string;
   /** `''` for an event about no repository (a GC pass). */
   repository: string;
   namespace: string;
@@ -29,9 +35,16 @@ export interface OutboxRow extends OutboxEntry {
   lastError?: string;
 }
 
+/** The lane of a repository's reports (pulls, quota refusals): apart from its changes, so they never hold those up. */
+export function reportsLane(repository: string): string {
+  // `:` is in no repository name.
+  return `reports:${repository}`;
+}
+
 export interface OutboxDepth {
   endpoint: string;
   namespace: string;
+  type: string;
   state: 'pending' | 'dead';
   count: number;
   /** When the oldest of them was queued (milliseconds). */
@@ -63,56 +76,60 @@ export class EventOutbox {
     if (entries.length === 0) return;
     if (tx.dialect === 'postgres' && options.ordered) {
       for (const repository of [...new Set(entries.map((entry) => entry.repository).filter((name) => name !== ''))].sort()) {
-        await tx.run('SELECT 1 FROM repositories WHERE name = ? FOR UPDATE', [repository]);
+        // Not FOR UPDATE: the change's own rows hold a key-share lock on this row (their foreign keys), and two
+        // transactions upgrading theirs would deadlock. NO KEY UPDATE conflicts with itself only.
+        await tx.run('SELECT 1 FROM repositories WHERE name = ? FOR NO KEY UPDATE', [repository]);
       }
     }
     const values: SqlValue[] = [];
-    for (const entry of entries) values.push(entry.id, entry.endpoint, entry.repository, entry.namespace, entry.type, entry.body, now, now);
+    for (const entry of entries) values.push(entry.id, entry.endpoint, entry.lane, entry.repository, entry.namespace, entry.type, entry.body, now, now);
     await tx.run(
-      `INSERT INTO event_outbox (id, endpoint, repository, namespace, type, body, state, created_at, next_at) VALUES ${entries.map(() => "(?, ?, ?, ?, ?, ?, 'pending', ?, ?)").join(', ')}`,
+      `INSERT INTO event_outbox (id, endpoint, lane, repository, namespace, type, body, state, created_at, next_at) VALUES ${entries.map(() => "(?, ?, ?, ?, ?, ?, ?, 'pending', ?, ?)").join(', ')}`,
       values,
     );
   }
 
   /**
-   * Seqs an instance may attempt now for an endpoint: each repository's
-   * oldest pending event, if it is due and nobody holds it. Reads the
-   * endpoint's queue oldest first, `page` rows at a time (seqs and times
-   * only, no bodies), until it has `want` or has read `pages` pages: a pass
-   * costs the same however deep the queue, and a repository whose event keeps
-   * failing holds back only its own events and those past the pages read.
+   * Seqs an instance may attempt now for an endpoint: the oldest pending
+   * event of each lane, if it is due and nobody holds it. Walks the lanes
+   * with pending events in name order from `after`, one index probe each
+   * (never the events queued behind a lane's first), at most `lanes` of them:
+   * a pass costs the same however deep the queue, and one lane's backlog
+   * never hides another. Resolves to the seqs and where the next pass should
+   * go on from (`''`: the start).
    */
-  async due(endpoint: string, now: number, limits: { want: number; page: number; pages: number }): Promise<number[]> {
-    const seen = new Set<string>();
-    const due: number[] = [];
-    let after = 0;
-    for (let page = 0; page < limits.pages && due.length < limits.want; page++) {
-      const rows = await this.#db.all<{ seq: number | string; repository: string; next_at: number | string; claimed_until: number | string | null }>(
-        "SELECT seq, repository, next_at, claimed_until FROM event_outbox WHERE endpoint = ? AND state = 'pending' AND seq > ? ORDER BY seq LIMIT ?",
-        [endpoint, after, limits.page],
-      );
-      for (const row of rows) {
-        if (seen.has(row.repository)) continue;
-        seen.add(row.repository);
-        if (Number(row.next_at) <= now && (row.claimed_until === null || Number(row.claimed_until) < now) && due.length < limits.want) due.push(Number(row.seq));
-      }
-      if (rows.length < limits.page) break;
-      after = Number(rows.at(-1)?.seq);
+  async due(endpoint: string, now: number, limits: { want: number; lanes: number; after: string }): Promise<{ seqs: number[]; next: string }> {
+    const rows = await this.#db.all<{ seq: number | string; lane: string; next_at: number | string; claimed_until: number | string | null }>(
+      `WITH RECURSIVE lanes (lane, n) AS (
+         SELECT (SELECT MIN(lane) FROM event_outbox WHERE endpoint = ? AND state = 'pending' AND lane > ?), 1
+         UNION ALL
+         SELECT (SELECT MIN(o.lane) FROM event_outbox o WHERE o.endpoint = ? AND o.state = 'pending' AND o.lane > lanes.lane), lanes.n + 1
+         FROM lanes WHERE lanes.lane IS NOT NULL AND lanes.n < ?
+       )
+       SELECT h.seq, h.lane, h.next_at, h.claimed_until FROM lanes
+       JOIN event_outbox h ON h.seq = (SELECT MIN(o.seq) FROM event_outbox o WHERE o.endpoint = ? AND o.state = 'pending' AND o.lane = lanes.lane)
+       ORDER BY lanes.n`,
+      [endpoint, limits.after, endpoint, limits.lanes, endpoint],
+    );
+    const seqs: number[] = [];
+    for (const row of rows) {
+      if (Number(row.next_at) <= now && (row.claimed_until === null || Number(row.claimed_until) < now)) seqs.push(Number(row.seq));
+      if (seqs.length === limits.want) return { seqs, next: row.lane };
     }
-    return due;
+    return { seqs, next: rows.length === limits.lanes ? (rows.at(-1)?.lane ?? '') : '' };
   }
 
   /**
    * Claims rows until `until` for `claimer` and returns them. A row is
-   * claimed only if it is still pending, free, and its repository's oldest
-   * pending row for the endpoint: pages read at different moments may have
-   * missed an older one that committed in between.
+   * claimed only if it is still pending, free, and its lane's oldest
+   * pending row for the endpoint: an older one may have committed since the
+   * lanes were read.
    */
   async claim(seqs: readonly number[], claimer: string, until: number, now: number): Promise<OutboxRow[]> {
     if (seqs.length === 0) return [];
     const rows = await this.#db.all<RawRow>(
       `UPDATE event_outbox SET claimed_by = ?, claimed_until = ? WHERE seq IN (${seqs.map(() => '?').join(', ')}) AND state = 'pending' AND (claimed_until IS NULL OR claimed_until < ?)
-       AND NOT EXISTS (SELECT 1 FROM event_outbox older WHERE older.endpoint = event_outbox.endpoint AND older.state = 'pending' AND older.repository = event_outbox.repository AND older.seq < event_outbox.seq)
+       AND NOT EXISTS (SELECT 1 FROM event_outbox older WHERE older.endpoint = event_outbox.endpoint AND older.state = 'pending' AND older.lane = event_outbox.lane AND older.seq < event_outbox.seq)
        RETURNING ${COLUMNS}`,
       [claimer, until, ...seqs, now],
     );
@@ -163,27 +180,36 @@ export class EventOutbox {
     return this.#db.run(`UPDATE event_outbox SET ${set} WHERE ${'seqs' in which ? 'seq' : 'id'} IN (${keys.map(() => '?').join(', ')}) AND state <> 'pending'`, [now, now, ...keys]);
   }
 
-  /** Undelivered rows per endpoint, namespace and state: one pass over them, which the queue cap bounds. */
+  /** Undelivered rows per endpoint, namespace, type and state: one pass over them, which the queue caps bound. */
   async depth(): Promise<OutboxDepth[]> {
-    const rows = await this.#db.all<{ endpoint: string; namespace: string; state: 'pending' | 'dead'; count: number | string; oldest: number | string }>(
-      "SELECT endpoint, namespace, state, COUNT(*) AS count, MIN(created_at) AS oldest FROM event_outbox WHERE state IN ('pending', 'dead') GROUP BY endpoint, namespace, state",
+    const rows = await this.#db.all<{ endpoint: string; namespace: string; type: string; state: 'pending' | 'dead'; count: number | string; oldest: number | string }>(
+      "SELECT endpoint, namespace, type, state, COUNT(*) AS count, MIN(created_at) AS oldest FROM event_outbox WHERE state IN ('pending', 'dead') GROUP BY endpoint, namespace, type, state",
     );
-    return rows.map((row) => ({ endpoint: row.endpoint, namespace: row.namespace, state: row.state, count: Number(row.count), oldest: Number(row.oldest) }));
+    return rows.map((row) => ({ endpoint: row.endpoint, namespace: row.namespace, type: row.type, state: row.state, count: Number(row.count), oldest: Number(row.oldest) }));
   }
 
-  /** Deletes up to `limit` rows delivered before `deliveredBefore` or dead since before `deadBefore`; resolves to how many. */
-  async prune(deliveredBefore: number, deadBefore: number, limit: number): Promise<number> {
-    let removed = 0;
-    for (const [state, before] of [
-      ['delivered', deliveredBefore],
-      ['dead', deadBefore],
-    ] as const) {
-      removed += await this.#db.run(
-        `DELETE FROM event_outbox WHERE seq IN (SELECT seq FROM event_outbox WHERE state = ? AND finished_at < ? ORDER BY finished_at LIMIT ?)`,
-        [state, before, limit],
-      );
-    }
-    return removed;
+  /**
+   * Deletes up to `limit` delivered rows finished before `deliveredBefore` or
+   * older than the newest `keepDelivered` events, and dead ones that died
+   * before `deadBefore`; resolves to how many.
+   */
+  async prune(options: { deliveredBefore: number; keepDelivered: number; deadBefore: number; limit: number }): Promise<number> {
+    const newest = Number((await this.#db.get<{ seq: number | string | null }>('SELECT MAX(seq) AS seq FROM event_outbox'))?.seq ?? 0);
+    const delivered = await this.#db.run(
+      "DELETE FROM event_outbox WHERE seq IN (SELECT seq FROM event_outbox WHERE state = 'delivered' AND (finished_at < ? OR seq <= ?) ORDER BY finished_at LIMIT ?)",
+      [options.deliveredBefore, newest - options.keepDelivered, options.limit],
+    );
+    const dead = await this.#db.run("DELETE FROM event_outbox WHERE seq IN (SELECT seq FROM event_outbox WHERE state = 'dead' AND finished_at < ? ORDER BY finished_at LIMIT ?)", [
+      options.deadBefore,
+      options.limit,
+    ]);
+    return delivered + dead;
+  }
+
+  /** Deletes an endpoint's oldest dead rows, `count` at most (dead rows past the cap, or `holdfast events purge`); resolves to how many. */
+  async purgeDead(endpoint: string | undefined, count: number): Promise<number> {
+    const which = endpoint === undefined ? '' : ' AND endpoint = ?';
+    return this.#db.run(`DELETE FROM event_outbox WHERE seq IN (SELECT seq FROM event_outbox WHERE state = 'dead'${which} ORDER BY seq LIMIT ?)`, [...(endpoint === undefined ? [] : [endpoint]), count]);
   }
 
   /**
@@ -196,12 +222,13 @@ export class EventOutbox {
   }
 }
 
-const COLUMNS = 'seq, id, endpoint, repository, namespace, type, body, state, attempts, created_at, next_at, claimed_until, finished_at, last_error';
+const COLUMNS = 'seq, id, endpoint, lane, repository, namespace, type, body, state, attempts, created_at, next_at, claimed_until, finished_at, last_error';
 
 type RawRow = {
   seq: number | string;
   id: string;
   endpoint: string;
+  lane: string;
   repository: string;
   namespace: string;
   type: string;
@@ -220,6 +247,7 @@ function toRow(row: RawRow): OutboxRow {
     seq: Number(row.seq),
     id: row.id,
     endpoint: row.endpoint,
+    lane: row.lane,
     repository: row.repository,
     namespace: row.namespace,
     type: row.type,

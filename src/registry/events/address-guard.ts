@@ -109,6 +109,10 @@ const V6_RANGES = ranges([
   ['ff00::/8', 'multicast'],
   ['2001:db8::/32', 'documentation'],
   ['100::/64', 'discard-only'],
+  ['fec0::/10', 'site-local (deprecated, private)'],
+  ['64:ff9b:1::/48', 'local-use NAT64'],
+  ['2001::/32', 'Teredo (its IPv4 is obfuscated)'],
+  ['::ffff:0:0:0/96', 'IPv4-translated'],
 ]);
 
 // IPv6 forms that carry an IPv4 address, and the byte offset of that address.

@@ -26,7 +26,8 @@ export function kindOf(event: RegistryEvent): EventKind {
  */
 export function cloudEvent(event: RegistryEvent, source: string, time: Date): { id: string; body: string } {
   const id = randomUUID();
-  const { kind, ...data } = event.change;
+  const { kind, ...fields } = event.change;
+  const data = bounded(fields);
   const subject = subjectOf(event.change);
   const body = JSON.stringify({
     specversion: '1.0',
@@ -39,6 +40,25 @@ export function cloudEvent(event: RegistryEvent, source: string, time: Date): { 
     data: { ...data, ...(event.cause.actor === undefined ? {} : { actor: event.cause.actor }), ...(event.cause.reason === undefined ? {} : { reason: event.cause.reason }) },
   });
   return { id, body };
+}
+
+/** Longer pushed strings (an artifact type may be megabytes) are left out, and named in `omitted`. */
+const MAX_FIELD = 255;
+/** Tags listed with a deleted manifest; `tagCount` says how many there were. */
+const MAX_TAGS = 100;
+
+/** An event's data with every field bounded, so a body stays a few KiB whatever a push carried. */
+function bounded(fields: Record<string, unknown>): Record<string, unknown> {
+  const data: Record<string, unknown> = {};
+  const omitted: string[] = [];
+  for (const [key, value] of Object.entries(fields)) {
+    if (typeof value === 'string' && value.length > MAX_FIELD) omitted.push(key);
+    else if (Array.isArray(value) && value.length > MAX_TAGS) {
+      data[key] = value.slice(0, MAX_TAGS);
+      data.tagCount = value.length;
+    } else data[key] = value;
+  }
+  return omitted.length === 0 ? data : { ...data, omitted };
 }
 
 function subjectOf(change: RegistryEvent['change']): string | undefined {

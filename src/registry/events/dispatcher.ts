@@ -22,15 +22,16 @@ export interface DispatcherOptions {
   now?: () => number;
 }
 
-/** An endpoint's queue is read oldest first, this many rows at a time, at most `PAGES` pages a pass: each repository's first row is its next to send. */
-const PAGE = 256;
-const PAGES = 8;
+/** Lanes (a repository's changes, or its reports) looked at per endpoint and pass; the next pass goes on from where this one stopped. */
+const LANES_PER_PASS = 512;
+/** Delivered rows kept at most, whatever their age: the newest events' worth. */
+const KEEP_DELIVERED = 100_000;
 const COUNT_EVERY_MS = 5000;
 const PRUNE_EVERY_MS = 10_000;
 const PRUNE_BATCH = 1000;
 /** Batches per prune: up to 2,000 rows a second per instance, above what one instance delivers. */
 const PRUNE_BATCHES = 20;
-/** Rows of endpoints no longer configured go after `keepDeadDays`, looked for hourly (the query reads the whole table). */
+/** Rows of endpoints no longer configured go after `keepDeadDays`, looked for hourly (the query reads the whole table), 20 batches at most. */
 const ORPHANS_EVERY_MS = 3_600_000;
 /** A claim outlives the attempt (which `timeoutSeconds` bounds, connecting included) by this much; then another instance may take the event. */
 const CLAIM_MARGIN_MS = 5000;
@@ -42,13 +43,17 @@ const CLAIM_MARGIN_MS = 5000;
  * next event waits until this one is delivered or dead, so one endpoint
  * sees one repository's events in order. Failures back off exponentially,
  * bounded in count and age. What it holds in memory is the rows in flight
- * and one window per pass, however deep the outbox.
+ * and one lane head per lane it looks at, however deep the outbox.
  */
 export class EventDispatcher {
   readonly #options: DispatcherOptions;
   readonly #instance = randomUUID();
   readonly #agent: Agent;
   readonly #inFlight = new Set<Promise<void>>();
+  /** Attempts in flight per endpoint: one that hangs holds its share of `concurrency`, never the others'. */
+  readonly #busy = new Map<string, number>();
+  /** Per endpoint, the lane the last pass stopped after. */
+  readonly #cursor = new Map<string, string>();
   #timer: NodeJS.Timeout | undefined;
   #nudge: NodeJS.Timeout | undefined;
   #passing: Promise<void> | undefined;
@@ -132,23 +137,27 @@ export class EventDispatcher {
 
   async #claimAndSend(): Promise<void> {
     const endpoints = this.#options.endpoints;
+    const share = Math.ceil(this.#options.config.concurrency / endpoints.length);
+    const first = this.#turn++;
     for (let i = 0; i < endpoints.length && !this.#closed; i++) {
-      const free = this.#options.config.concurrency - this.#inFlight.size;
-      if (free <= 0) return;
-      const endpoint = endpoints[(this.#turn + i) % endpoints.length] as EventEndpoint;
+      const endpoint = endpoints[(first + i) % endpoints.length] as EventEndpoint;
+      const free = Math.min(this.#options.config.concurrency - this.#inFlight.size, share - (this.#busy.get(endpoint.name) ?? 0));
+      if (free <= 0) continue;
       const now = this.#now;
-      const due = await this.#options.outbox.due(endpoint.name, now, { want: free, page: PAGE, pages: PAGES });
-      if (due.length === 0) continue;
-      const claimed = await this.#options.outbox.claim(due, this.#instance, now + this.#options.config.timeoutSeconds * 1000 + CLAIM_MARGIN_MS, now);
+      const due = await this.#options.outbox.due(endpoint.name, now, { want: free, lanes: LANES_PER_PASS, after: this.#cursor.get(endpoint.name) ?? '' });
+      this.#cursor.set(endpoint.name, due.next);
+      if (due.seqs.length === 0) continue;
+      const claimed = await this.#options.outbox.claim(due.seqs, this.#instance, now + this.#options.config.timeoutSeconds * 1000 + CLAIM_MARGIN_MS, now);
       for (const row of claimed) {
+        this.#busy.set(endpoint.name, (this.#busy.get(endpoint.name) ?? 0) + 1);
         const delivery = this.#deliver(endpoint, row).finally(() => {
+          this.#busy.set(endpoint.name, (this.#busy.get(endpoint.name) ?? 1) - 1);
           this.#inFlight.delete(delivery);
           this.nudge();
         });
         this.#inFlight.add(delivery);
       }
     }
-    this.#turn++;
   }
 
   async #deliver(endpoint: EventEndpoint, row: OutboxRow): Promise<void> {
@@ -207,27 +216,31 @@ export class EventDispatcher {
   async #housekeeping(): Promise<void> {
     const now = this.#now;
     const wall = Date.now();
+    const config = this.#options.config;
     if (wall - this.#counted >= COUNT_EVERY_MS) {
       this.#counted = wall;
       const depth = await this.#options.outbox.depth();
       this.#options.counted?.(depth);
-      this.#options.metrics.observeDepth(
-        this.#options.endpoints.map((endpoint) => endpoint.name),
-        depth,
-        now,
-      );
+      const names = this.#options.endpoints.map((endpoint) => endpoint.name);
+      this.#options.metrics.observeDepth(names, depth, now);
+      // Dead rows past the cap go, oldest first: an outage cannot leave more than `maxQueued` of them per endpoint.
+      for (const name of names) {
+        const dead = depth.filter((row) => row.endpoint === name && row.state === 'dead').reduce((sum, row) => sum + row.count, 0);
+        if (dead > config.maxQueued) await this.#options.outbox.purgeDead(name, Math.min(dead - config.maxQueued, PRUNE_BATCH * PRUNE_BATCHES));
+      }
     }
     if (wall - this.#pruned >= PRUNE_EVERY_MS) {
       this.#pruned = wall;
-      const config = this.#options.config;
       if (wall - this.#orphansPruned >= ORPHANS_EVERY_MS) {
         this.#orphansPruned = wall;
         const known = this.#options.endpoints.map((endpoint) => endpoint.name);
-        let removed = PRUNE_BATCH;
-        while (removed === PRUNE_BATCH && !this.#closed) removed = await this.#options.outbox.pruneOrphans(known, now - config.keepDeadDays * 86_400_000, PRUNE_BATCH);
+        for (let batch = 0; batch < PRUNE_BATCHES && !this.#closed; batch++) {
+          if ((await this.#options.outbox.pruneOrphans(known, now - config.keepDeadDays * 86_400_000, PRUNE_BATCH)) < PRUNE_BATCH) break;
+        }
       }
-      for (let batch = 0; batch < PRUNE_BATCHES; batch++) {
-        if ((await this.#options.outbox.prune(now - config.keepDeliveredHours * 3_600_000, now - config.keepDeadDays * 86_400_000, PRUNE_BATCH)) < PRUNE_BATCH) break;
+      const limits = { deliveredBefore: now - config.keepDeliveredHours * 3_600_000, keepDelivered: KEEP_DELIVERED, deadBefore: now - config.keepDeadDays * 86_400_000, limit: PRUNE_BATCH };
+      for (let batch = 0; batch < PRUNE_BATCHES && !this.#closed; batch++) {
+        if ((await this.#options.outbox.prune(limits)) < PRUNE_BATCH) break;
       }
     }
   }

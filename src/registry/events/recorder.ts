@@ -1,6 +1,6 @@
 import type { Logger } from 'pino';
 import type { Db } from '../../metadata/db.ts';
-import { EventOutbox, type OutboxDepth, type OutboxEntry } from '../../metadata/events/outbox.ts';
+import { EventOutbox, reportsLane, type OutboxDepth, type OutboxEntry } from '../../metadata/events/outbox.ts';
 import type { ChangeCause, ChangeListener } from '../../metadata/oci/types.ts';
 import type { EventKind } from '../config.ts';
 import { namespaceOf } from '../auth/access.ts';
@@ -42,9 +42,13 @@ export interface RecorderOptions {
  * store's listener); pulls and quota refusals change nothing, so they are
  * queued on their own, sampled and rate-limited.
  *
- * The queue caps are checked against counts the dispatcher refreshes every
- * few seconds plus what this process queued since, so a check costs no
- * query; instances may together pass a cap by what they queue in between.
+ * The caps count pending events: per endpoint (reports, i.e. pulls and
+ * quota refusals, may take half of it), and per namespace for its changes
+ * and, apart, for its reports, so neither anonymous pulls nor one tenant
+ * crowd out another's changes. They are
+ * checked against counts the dispatcher refreshes every few seconds plus
+ * what this process queued since, so a check costs no query; instances may
+ * together pass a cap by what they queue in between.
  */
 export class EventRecorder {
   readonly #options: RecorderOptions;
@@ -91,13 +95,14 @@ export class EventRecorder {
     this.#queueAlone({ change, cause });
   }
 
-  /** The undelivered counts the caps are checked against (from the dispatcher's periodic count). */
+  /** The pending counts the caps are checked against (from the dispatcher's periodic count). */
   setDepth(depth: readonly OutboxDepth[]): void {
     const counts = new Map<string, number>();
+    const add = (key: string, count: number) => counts.set(key, (counts.get(key) ?? 0) + count);
     for (const row of depth) {
-      counts.set(row.endpoint, (counts.get(row.endpoint) ?? 0) + row.count);
-      const key = `${row.endpoint}\0${row.namespace}`;
-      counts.set(key, (counts.get(key) ?? 0) + row.count);
+      if (row.state !== 'pending') continue;
+      add(row.endpoint, row.count);
+      add(shareKey(row.endpoint, row.namespace, isReport(row.type)), row.count);
     }
     this.#queued = counts;
   }
@@ -115,34 +120,27 @@ export class EventRecorder {
     const kind = kindOf(event);
     const repository = repositoryOf(event);
     const namespace = repository === '' ? '' : namespaceOf(repository);
+    const report = isReport(kind);
     const endpoints = this.#options.endpoints.filter((endpoint) => endpoint.kinds.has(kind) && (repository === '' || endpoint.covers(repository)));
     if (endpoints.length === 0) return [];
     const { id, body } = cloudEvent(event, this.#options.source, new Date());
     const entries: OutboxEntry[] = [];
     for (const endpoint of endpoints) {
-      const full = this.#full(endpoint.name, namespace);
+      const share = shareKey(endpoint.name, namespace, report);
+      // Reports may fill half the endpoint's queue at most: the rest stays for changes.
+      const room = report ? Math.floor(this.#options.maxQueued / 2) : this.#options.maxQueued;
+      const full = (this.#queued.get(endpoint.name) ?? 0) >= room ? 'outbox_full' : namespace !== '' && (this.#queued.get(share) ?? 0) >= this.#options.maxQueuedPerNamespace ? 'namespace_share_full' : undefined;
       if (full) {
         this.#options.metrics.dropped.inc({ endpoint: endpoint.name, reason: full });
         this.#logDrop(endpoint.name, full);
         continue;
       }
-      this.#count(endpoint.name, namespace);
+      this.#queued.set(endpoint.name, (this.#queued.get(endpoint.name) ?? 0) + 1);
+      this.#queued.set(share, (this.#queued.get(share) ?? 0) + 1);
       this.#options.metrics.queued.inc({ endpoint: endpoint.name, type: kind });
-      entries.push({ id, endpoint: endpoint.name, repository, namespace, type: kind, body });
+      entries.push({ id, endpoint: endpoint.name, lane: report ? reportsLane(repository) : repository, repository, namespace, type: kind, body });
     }
     return entries;
-  }
-
-  #full(endpoint: string, namespace: string): 'outbox_full' | 'namespace_share_full' | undefined {
-    if ((this.#queued.get(endpoint) ?? 0) >= this.#options.maxQueued) return 'outbox_full';
-    if (namespace !== '' && (this.#queued.get(`${endpoint}\0${namespace}`) ?? 0) >= this.#options.maxQueuedPerNamespace) return 'namespace_share_full';
-    return undefined;
-  }
-
-  #count(endpoint: string, namespace: string): void {
-    this.#queued.set(endpoint, (this.#queued.get(endpoint) ?? 0) + 1);
-    const key = `${endpoint}\0${namespace}`;
-    this.#queued.set(key, (this.#queued.get(key) ?? 0) + 1);
   }
 
   #logDrop(endpoint: string, reason: string): void {
@@ -161,4 +159,13 @@ export class EventRecorder {
     this.#pullTokens -= 1;
     return true;
   }
+}
+
+/** Pulls and quota refusals: reports of what changed nothing, with a lane and a share of their own. */
+function isReport(kind: string): boolean {
+  return kind === 'manifest.pulled' || kind === 'quota.exceeded';
+}
+
+function shareKey(endpoint: string, namespace: string, report: boolean): string {
+  return `${endpoint}\0${namespace}\0${report ? 'reports' : 'changes'}`;
 }
