@@ -3,32 +3,34 @@
  *
  * - throughput: events queued in the outbox and delivered by one instance to
  *   a receiver on loopback that answers 200 at once;
- * - a dead receiver: RSS and heap of the registry process while 100,000
- *   events wait (10,000 with --quick) and the dispatcher retries for a
- *   simulated hour;
+ * - a dead receiver: RSS and heap of a registry process of its own while
+ *   100,000 events wait (10,000 with --quick) and the dispatcher retries for
+ *   a simulated hour;
  * - push time with webhooks on and off: the same small images pushed to a
  *   registry with one endpoint and to one with none, rounds alternating.
  *
  * `npm run bench:events` prints JSON; `npm run bench` includes it.
  */
+import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import { openDatabase } from '../src/metadata/db.ts';
 import { EventOutbox, type OutboxEntry } from '../src/metadata/events/outbox.ts';
 import { sha256 } from '../test/support/bytes.ts';
 import { OciTestClient } from '../test/support/oci-client.ts';
+import { OCI_MANIFEST, imageManifest } from '../test/support/scale-client.ts';
 import { USERS, startTestRegistry, type TestRegistry } from '../test/support/registry-harness.ts';
 import { WebhookReceiver } from '../test/support/webhook-receiver.ts';
 import { exposeGc } from '../test/support/expose-gc.ts';
 
 export interface EventsResult {
   throughput: { events: number; repositories: number; seconds: number; eventsPerSecond: number; metadata: 'sqlite' };
-  deadReceiver: { queued: number; simulatedMinutes: number; attempts: number; rssBeforeMiB: number; rssAfterMiB: number; heapBeforeMiB: number; heapAfterMiB: number };
+  /** Memory before the events are queued, once they are, and after the hour of retries. */
+  deadReceiver: { queued: number; simulatedMinutes: number; attempts: number; rssBeforeMiB: number; rssQueuedMiB: number; rssAfterMiB: number; heapBeforeMiB: number; heapQueuedMiB: number; heapAfterMiB: number };
   push: { images: number; rounds: number; offMs: number; onMs: number; onOverOff: number; delivered: number };
 }
 
 const SECRET = 'bench-webhook-secret-of-at-least-32-chars';
-const OCI_MANIFEST = 'application/vnd.oci.image.manifest.v1+json';
 const MiB = 1024 * 1024;
 
 function eventsConfig(receiver: WebhookReceiver) {
@@ -45,7 +47,7 @@ async function bulkQueue(registry: TestRegistry, count: number, repositories: nu
         const body = JSON.stringify({ specversion: '1.0', id: `bulk-${n}`, source: 'bench', type: 'dev.holdfast.manifest.pushed', subject: `${repository}:t${n}`, time: new Date().toISOString(), data: { repository, tag: `t${n}` } });
         entries.push({ id: `bulk-${n}`, endpoint: 'bench', lane: repository, repository, namespace: 'bench', type: 'manifest.pushed', body });
       }
-      await db.transaction((tx) => EventOutbox.append(tx, entries, Date.now(), { ordered: false }));
+      await db.transaction((tx) => EventOutbox.append(tx, entries, { ordered: false }));
     }
   } finally {
     await db.close();
@@ -70,11 +72,35 @@ async function throughput(quick: boolean): Promise<EventsResult['throughput']> {
   }
 }
 
+/**
+ * A dead receiver: the registry runs in a child process of its own (this
+ * one has run the other benchmarks, and holds the receiver's records), so
+ * its RSS is the registry's alone, with its embedded hold.
+ */
 async function deadReceiver(quick: boolean): Promise<EventsResult['deadReceiver']> {
   const receiver = await WebhookReceiver.start();
   receiver.mode = 'fail';
+  try {
+    const child = spawn(process.execPath, ['--import', 'tsx', fileURLToPath(import.meta.url), '--dead-receiver-child', receiver.url, ...(quick ? ['--quick'] : [])], { stdio: ['ignore', 'pipe', 'inherit'] });
+    let output = '';
+    child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
+    const code = await new Promise<number | null>((resolve) => child.on('exit', resolve));
+    if (code !== 0) throw new Error(`the dead-receiver child exited with ${code}`);
+    const measured = JSON.parse(output) as Omit<EventsResult['deadReceiver'], 'attempts'>;
+    return { ...measured, attempts: receiver.deliveries.length };
+  } finally {
+    await receiver.close();
+  }
+}
+
+/** The child's side: 100,000 events (10,000 quick) queued for `url`, an hour of retries in simulated time, memory before and after. */
+async function deadReceiverChild(url: string, quick: boolean): Promise<Omit<EventsResult['deadReceiver'], 'attempts'>> {
   let offset = 0;
-  const registry = await startTestRegistry({ backend: 'fs', events: { ...eventsConfig(receiver), maxQueued: 1_000_000 }, eventsFor: () => ({ now: () => Date.now() + offset }) });
+  const registry = await startTestRegistry({
+    backend: 'fs',
+    events: { endpoints: [{ name: 'bench', url, secret: SECRET }], allowedNetworks: ['127.0.0.0/8'], pollMilliseconds: 200, maxQueued: 1_000_000 },
+    eventsFor: () => ({ now: () => Date.now() + offset }),
+  });
   try {
     const queued = quick ? 10_000 : 100_000;
     const events = registry.registry.events;
@@ -84,6 +110,8 @@ async function deadReceiver(quick: boolean): Promise<EventsResult['deadReceiver'
     gc();
     const before = process.memoryUsage();
     await bulkQueue(registry, queued, 1000);
+    gc();
+    const filled = process.memoryUsage();
     const minutes = 60;
     for (let elapsed = 0; elapsed < minutes * 60_000; elapsed += 10_000) {
       offset += 10_000;
@@ -94,15 +122,15 @@ async function deadReceiver(quick: boolean): Promise<EventsResult['deadReceiver'
     return {
       queued,
       simulatedMinutes: minutes,
-      attempts: receiver.deliveries.length,
       rssBeforeMiB: round(before.rss / MiB),
+      rssQueuedMiB: round(filled.rss / MiB),
       rssAfterMiB: round(after.rss / MiB),
       heapBeforeMiB: round(before.heapUsed / MiB),
+      heapQueuedMiB: round(filled.heapUsed / MiB),
       heapAfterMiB: round(after.heapUsed / MiB),
     };
   } finally {
     await registry.close();
-    await receiver.close();
   }
 }
 
@@ -141,14 +169,7 @@ async function pushImage(client: OciTestClient, base: string, repo: string, tag:
   const layer = randomBytes(4096);
   await client.pushBlob(base, repo, config);
   await client.pushBlob(base, repo, layer);
-  const manifest = Buffer.from(
-    JSON.stringify({
-      schemaVersion: 2,
-      mediaType: OCI_MANIFEST,
-      config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: sha256(config), size: config.length },
-      layers: [{ mediaType: 'application/vnd.oci.image.layer.v1.tar', digest: sha256(layer), size: layer.length }],
-    }),
-  );
+  const manifest = imageManifest({ digest: sha256(config), size: config.length }, [{ digest: sha256(layer), size: layer.length }]);
   const put = await client.call(base, repo, 'PUT', `/v2/${repo}/manifests/${tag}`, { body: manifest, headers: { 'content-type': OCI_MANIFEST } });
   if (put.status !== 201) throw new Error(`manifest PUT: ${put.status} ${put.text}`);
 }
@@ -174,8 +195,11 @@ function round(value: number): number {
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) {
   const { mochaGlobalTeardown } = await import('../test/support/global-fixtures.ts');
+  const quick = process.argv.includes('--quick');
+  const child = process.argv.indexOf('--dead-receiver-child');
   try {
-    console.log(JSON.stringify(await runEvents({ quick: process.argv.includes('--quick'), log: (line) => console.error(`[bench] ${line}`) }), null, 2));
+    const result = child >= 0 ? await deadReceiverChild(process.argv[child + 1] as string, quick) : await runEvents({ quick, log: (line) => console.error(`[bench] ${line}`) });
+    console.log(JSON.stringify(result, null, 2));
   } finally {
     await mochaGlobalTeardown();
   }

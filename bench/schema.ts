@@ -149,7 +149,7 @@ export const benchReportSchema = z
       .object({
         throughput: z.object({ events: count, repositories: count, seconds: figure, eventsPerSecond: figure, metadata: z.literal('sqlite') }).strict(),
         deadReceiver: z
-          .object({ queued: count, simulatedMinutes: count, attempts: count, rssBeforeMiB: figure, rssAfterMiB: figure, heapBeforeMiB: figure, heapAfterMiB: figure })
+          .object({ queued: count, simulatedMinutes: count, attempts: count, rssBeforeMiB: figure, rssQueuedMiB: figure, rssAfterMiB: figure, heapBeforeMiB: figure, heapQueuedMiB: figure, heapAfterMiB: figure })
           .strict(),
         push: z.object({ images: count, rounds: count, offMs: figure, onMs: figure, onOverOff: figure, delivered: count }).strict(),
       })

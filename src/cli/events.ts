@@ -46,11 +46,10 @@ export function registerEventCommands(cli: Command): void {
       if (options.endpoint !== undefined && !options.dead) throw new UsageError('--endpoint goes with --dead');
       if (which.length > 1000) throw new UsageError('at most 1000 at once');
       await withOutbox(options.config, async (outbox) => {
-        const now = Date.now();
         let requeued: number;
-        if (options.dead) requeued = await outbox.redeliver({ deadOf: options.endpoint }, now);
-        else if (which.every((key) => /^\d+$/.test(key))) requeued = await outbox.redeliver({ seqs: which.map((key) => count(key, 'seq', Number.MAX_SAFE_INTEGER)) }, now);
-        else requeued = await outbox.redeliver({ ids: which }, now);
+        if (options.dead) requeued = await outbox.redeliver({ deadOf: options.endpoint });
+        else if (which.every((key) => /^\d+$/.test(key))) requeued = await outbox.redeliver({ seqs: which.map((key) => count(key, 'seq', Number.MAX_SAFE_INTEGER)) });
+        else requeued = await outbox.redeliver({ ids: which });
         printJson({ requeued });
       });
     });

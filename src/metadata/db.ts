@@ -151,6 +151,11 @@ export function forUpdate(db: Db): string {
   return db.dialect === 'postgres' ? ' FOR UPDATE' : '';
 }
 
+/** The database's clock in milliseconds, as SQL: what instances compare times by, whatever their own clocks say. */
+export function nowMs(db: Db): string {
+  return db.dialect === 'postgres' ? `(EXTRACT(EPOCH FROM clock_timestamp()) * 1000)::bigint` : `CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER)`;
+}
+
 /** Where the metadata lives: a SQLite file or a Postgres database. */
 export type DatabaseConfig = { kind: 'sqlite'; path: string } | { kind: 'postgres'; url: string; maxConnections?: number };
 

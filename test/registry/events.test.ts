@@ -182,7 +182,7 @@ describe('events: webhooks from the outbox', function () {
       await outbox.failed(row?.seq as number, Date.now(), { nextAt: Date.now(), dead: true, error: 'HTTP 503' });
       expect((await outbox.list({ state: 'dead', limit: 10 })).map((dead) => dead.id)).to.deep.equal([row?.id]);
       receiver.mode = 'ok';
-      expect(await outbox.redeliver({ deadOf: 'hooks' }, Date.now())).to.equal(1);
+      expect(await outbox.redeliver({ deadOf: 'hooks' })).to.equal(1);
       events.dispatcher.nudge();
       await receiver.until(() => receiver.accepted.some((delivery) => delivery.id === row?.id));
       expect(receiver.deliveries.filter((delivery) => delivery.id === row?.id).length).to.equal(2);
@@ -203,7 +203,7 @@ describe('events: webhooks from the outbox', function () {
           type: 'manifest.pushed',
           body: JSON.stringify({ specversion: '1.0', id: `poison-${n}`, source: 'test', type: 'dev.holdfast.manifest.pushed', subject: 'bulk/poison', data: { n } }),
         }));
-        await db.transaction((tx) => EventOutbox.append(tx, entries, Date.now(), { ordered: true }));
+        await db.transaction((tx) => EventOutbox.append(tx, entries, { ordered: true }));
         events.dispatcher.nudge();
         await receiver.until(() => receiver.deliveries.some((delivery) => delivery.id === 'poison-0'));
         const pushed = await pusher.manifest(registry.url, 'alice/app', 'behind-poison', 'behind');
@@ -226,26 +226,31 @@ describe('events: webhooks from the outbox', function () {
       try {
         const outbox = new EventOutbox(db);
         const entry = (id: string, endpoint: string, repository = 'alice/app') => ({ id, endpoint, lane: repository, repository, namespace: 'alice', type: 'manifest.pushed', body: '{}' });
-        await db.transaction((tx) => EventOutbox.append(tx, [entry('old-delivered', 'a'), entry('old-dead', 'a'), entry('gone', 'removed'), entry('pending', 'a', 'alice/other')], 1000, { ordered: true }));
-        await db.transaction((tx) => EventOutbox.append(tx, [entry('new-delivered', 'a', 'alice/third'), entry('gone-new', 'removed', 'alice/third')], 50_000, { ordered: true }));
+        await db.transaction((tx) => EventOutbox.append(tx, [entry('old-delivered', 'a'), entry('old-dead', 'a'), entry('gone', 'removed'), entry('pending', 'a', 'alice/other')], { ordered: true }));
+        await db.transaction((tx) => EventOutbox.append(tx, [entry('new-delivered', 'a', 'alice/third'), entry('gone-new', 'removed', 'alice/third')], { ordered: true }));
         const seqOf = async (id: string) => (await outbox.list({ limit: 100 })).find((row) => row.id === id)?.seq as number;
+        const now = Date.now();
+        // Times in the outbox are the database's: queued rows carry its clock (SQLite's is this machine's).
+        const [queued] = await outbox.list({ limit: 1 });
+        expect(Math.abs((queued?.createdAt as number) - now)).to.be.below(5000);
         await outbox.delivered(await seqOf('old-delivered'), 2000);
         await outbox.failed(await seqOf('old-dead'), 2000, { nextAt: 2000, dead: true, error: 'HTTP 500' });
-        await outbox.delivered(await seqOf('new-delivered'), 60_000);
+        await outbox.delivered(await seqOf('new-delivered'), now + 60_000);
         expect(await outbox.prune({ deliveredBefore: 10_000, keepDelivered: 100, deadBefore: 10_000, limit: 100 })).to.equal(2);
-        expect(await outbox.pruneOrphans(['a'], 10_000, 100)).to.equal(1);
-        expect((await outbox.list({ limit: 100 })).map((row) => row.id).sort()).to.deep.equal(['gone-new', 'new-delivered', 'pending']);
-        // A claim goes only to a repository's oldest pending row.
+        expect(await outbox.pruneOrphans(['a'], now - 3_600_000, 100)).to.equal(0);
+        expect(await outbox.pruneOrphans(['a'], now + 60_000, 100)).to.equal(2);
+        expect((await outbox.list({ limit: 100 })).map((row) => row.id).sort()).to.deep.equal(['new-delivered', 'pending']);
+        // A claim goes only to a lane's oldest pending row.
         const [pending] = await outbox.list({ state: 'pending', endpoint: 'a', limit: 1 });
-        await db.transaction((tx) => EventOutbox.append(tx, [entry('younger', 'a', 'alice/other')], 60_000, { ordered: true }));
+        await db.transaction((tx) => EventOutbox.append(tx, [entry('younger', 'a', 'alice/other')], { ordered: true }));
         const younger = await seqOf('younger');
-        expect(await outbox.claim([younger], 'me', 90_000, 60_000)).to.deep.equal([]);
-        expect((await outbox.claim([pending?.seq as number, younger], 'me', 90_000, 60_000)).map((row) => row.id)).to.deep.equal(['pending']);
-        expect(await outbox.due('a', 60_000, { want: 8, lanes: 8, after: '' })).to.deep.equal({ seqs: [], next: '' });
+        expect(await outbox.claim([younger], 'me', now + 90_000, now + 60_000)).to.deep.equal([]);
+        expect((await outbox.claim([pending?.seq as number, younger], 'me', now + 90_000, now + 60_000)).map((row) => row.id)).to.deep.equal(['pending']);
+        expect(await outbox.due('a', now + 60_000, { want: 8, lanes: 8, after: '' })).to.deep.equal({ seqs: [], next: '' });
         // Delivered rows past the newest `keepDelivered` events go whatever their age.
-        await outbox.delivered(pending?.seq as number, 60_000);
+        await outbox.delivered(pending?.seq as number, now + 60_000);
         expect(await outbox.prune({ deliveredBefore: 0, keepDelivered: 1, deadBefore: 0, limit: 100 })).to.equal(2);
-        expect((await outbox.list({ limit: 100 })).map((row) => row.id).sort()).to.deep.equal(['gone-new', 'younger']);
+        expect((await outbox.list({ limit: 100 })).map((row) => row.id)).to.deep.equal(['younger']);
       } finally {
         await db.close();
         await rm(dir, { recursive: true, force: true });
@@ -421,7 +426,7 @@ describe('events: webhooks from the outbox', function () {
             const repo = `bulk/r${n % 500}`;
             return { id: `bulk-${n}`, endpoint: 'hooks', lane: repo, repository: repo, namespace: 'bulk', type: 'manifest.pushed', body: body(n, repo) };
           });
-          await db.transaction((tx) => EventOutbox.append(tx, entries, Date.now(), { ordered: true }));
+          await db.transaction((tx) => EventOutbox.append(tx, entries, { ordered: true }));
         }
       } finally {
         await db.close();

@@ -228,7 +228,7 @@ export class DockerLikeClient {
 export const OCI_MANIFEST = 'application/vnd.oci.image.manifest.v1+json';
 
 /** An OCI image manifest over a config and layers. */
-export function imageManifest(config: BlobSource, layers: readonly BlobSource[]): Buffer {
+export function imageManifest(config: Pick<BlobSource, 'digest' | 'size'>, layers: readonly Pick<BlobSource, 'digest' | 'size'>[]): Buffer {
   return Buffer.from(
     JSON.stringify({
       schemaVersion: 2,

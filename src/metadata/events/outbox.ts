@@ -1,4 +1,4 @@
-import type { Db, SqlValue } from '../db.ts';
+import { nowMs, type Db, type SqlValue } from '../db.ts';
 
 /** `pending` until an attempt succeeds (`delivered`) or the retries run out (`dead`, until redelivered). */
 export type OutboxState = 'pending' | 'delivered' | 'dead';
@@ -26,7 +26,7 @@ export interface OutboxRow extends OutboxEntry {
   seq: number;
   state: OutboxState;
   attempts: number;
-  /** Milliseconds (this clock) when it was queued, or queued again by a redelivery. */
+  /** Milliseconds (the database's clock) when it was queued, or queued again by a redelivery. */
   createdAt: number;
   /** No attempt before this (milliseconds). */
   nextAt: number;
@@ -72,7 +72,7 @@ export class EventOutbox {
    * instance can see it before this one. Reports that change nothing (a
    * pull) pass `ordered: false` and take no lock.
    */
-  static async append(tx: Db, entries: readonly OutboxEntry[], now: number, options: { ordered: boolean }): Promise<void> {
+  static async append(tx: Db, entries: readonly OutboxEntry[], options: { ordered: boolean }): Promise<void> {
     if (entries.length === 0) return;
     if (tx.dialect === 'postgres' && options.ordered) {
       for (const repository of [...new Set(entries.map((entry) => entry.repository).filter((name) => name !== ''))].sort()) {
@@ -82,11 +82,19 @@ export class EventOutbox {
       }
     }
     const values: SqlValue[] = [];
-    for (const entry of entries) values.push(entry.id, entry.endpoint, entry.lane, entry.repository, entry.namespace, entry.type, entry.body, now, now);
+    for (const entry of entries) values.push(entry.id, entry.endpoint, entry.lane, entry.repository, entry.namespace, entry.type, entry.body);
+    const now = nowMs(tx);
     await tx.run(
-      `INSERT INTO event_outbox (id, endpoint, lane, repository, namespace, type, body, state, created_at, next_at) VALUES ${entries.map(() => "(?, ?, ?, ?, ?, ?, ?, 'pending', ?, ?)").join(', ')}`,
+      `INSERT INTO event_outbox (id, endpoint, lane, repository, namespace, type, body, state, created_at, next_at) VALUES ${entries.map(() => `(?, ?, ?, ?, ?, ?, ?, 'pending', ${now}, ${now})`).join(', ')}`,
       values,
     );
+  }
+
+  /** How far the database's clock is ahead of this process's (milliseconds): every time in the outbox is the database's. */
+  async clockSkew(): Promise<number> {
+    const before = Date.now();
+    const row = await this.#db.get<{ now: number | string }>(`SELECT ${nowMs(this.#db)} AS now`);
+    return Number(row?.now) - Math.round((before + Date.now()) / 2);
   }
 
   /**
@@ -169,15 +177,16 @@ export class EventOutbox {
    * Queues dead (or, by seq or id, also delivered) rows again, with their
    * attempts and age starting over. Resolves to how many.
    */
-  async redeliver(which: { seqs: readonly number[] } | { ids: readonly string[] } | { deadOf: string | undefined }, now: number): Promise<number> {
-    const set = "state = 'pending', attempts = 0, created_at = ?, next_at = ?, finished_at = NULL, claimed_by = NULL, claimed_until = NULL, last_error = NULL";
+  async redeliver(which: { seqs: readonly number[] } | { ids: readonly string[] } | { deadOf: string | undefined }): Promise<number> {
+    const now = nowMs(this.#db);
+    const set = `state = 'pending', attempts = 0, created_at = ${now}, next_at = ${now}, finished_at = NULL, claimed_by = NULL, claimed_until = NULL, last_error = NULL`;
     if ('deadOf' in which) {
       const endpoint = which.deadOf === undefined ? '' : ' AND endpoint = ?';
-      return this.#db.run(`UPDATE event_outbox SET ${set} WHERE state = 'dead'${endpoint}`, [now, now, ...(which.deadOf === undefined ? [] : [which.deadOf])]);
+      return this.#db.run(`UPDATE event_outbox SET ${set} WHERE state = 'dead'${endpoint}`, which.deadOf === undefined ? [] : [which.deadOf]);
     }
     const keys = 'seqs' in which ? which.seqs : which.ids;
     if (keys.length === 0) return 0;
-    return this.#db.run(`UPDATE event_outbox SET ${set} WHERE ${'seqs' in which ? 'seq' : 'id'} IN (${keys.map(() => '?').join(', ')}) AND state <> 'pending'`, [now, now, ...keys]);
+    return this.#db.run(`UPDATE event_outbox SET ${set} WHERE ${'seqs' in which ? 'seq' : 'id'} IN (${keys.map(() => '?').join(', ')}) AND state <> 'pending'`, keys);
   }
 
   /** Undelivered rows per endpoint, namespace, type and state: one pass over them, which the queue caps bound. */

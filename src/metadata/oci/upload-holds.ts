@@ -1,4 +1,4 @@
-import type { Db } from '../db.ts';
+import { nowMs, type Db } from '../db.ts';
 
 /** A request's hold on an upload (see `UploadHolds#take`). */
 export interface UploadHold {
@@ -69,11 +69,6 @@ export class UploadHolds {
   async release(id: string, holder: string, epoch: number, state: string | undefined): Promise<boolean> {
     return (await this.#db.run('UPDATE uploads SET holder = NULL, lease_until = NULL, state = ? WHERE id = ? AND epoch = ? AND holder = ?', [state ?? null, id, epoch, holder])) === 1;
   }
-}
-
-/** The database's clock in milliseconds, as SQL. */
-function nowMs(db: Db): string {
-  return db.dialect === 'postgres' ? `(EXTRACT(EPOCH FROM clock_timestamp()) * 1000)::bigint` : `CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER)`;
 }
 
 function isTrue(value: number | string | boolean | null): boolean {

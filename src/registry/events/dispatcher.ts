@@ -63,6 +63,7 @@ export class EventDispatcher {
   #pruned = 0;
   #orphansPruned = 0;
   #turn = 0;
+  #skew = 0;
 
   constructor(options: DispatcherOptions) {
     this.#options = options;
@@ -74,8 +75,9 @@ export class EventDispatcher {
     });
   }
 
+  /** Milliseconds by the database's clock (as every time in the outbox is), or the test's clock. */
   get #now(): number {
-    return (this.#options.now ?? Date.now)();
+    return (this.#options.now ?? Date.now)() + this.#skew;
   }
 
   start(): void {
@@ -219,6 +221,7 @@ export class EventDispatcher {
     const config = this.#options.config;
     if (wall - this.#counted >= COUNT_EVERY_MS) {
       this.#counted = wall;
+      this.#skew = await this.#options.outbox.clockSkew();
       const depth = await this.#options.outbox.depth();
       this.#options.counted?.(depth);
       const names = this.#options.endpoints.map((endpoint) => endpoint.name);

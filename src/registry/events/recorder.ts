@@ -70,7 +70,7 @@ export class EventRecorder {
   /** The metadata store's listener: queues the change's events in its transaction. */
   readonly changed: ChangeListener = async (tx, changes, cause) => {
     const entries = changes.flatMap((change) => this.#entries({ change, cause }));
-    if (entries.length > 0) await EventOutbox.append(tx, entries, Date.now(), { ordered: true });
+    if (entries.length > 0) await EventOutbox.append(tx, entries, { ordered: true });
     if (entries.length > 0) this.#options.queued?.();
   };
 
@@ -111,7 +111,7 @@ export class EventRecorder {
     const entries = this.#entries(event);
     if (entries.length === 0) return;
     void this.#options.db
-      .transaction((tx) => EventOutbox.append(tx, entries, Date.now(), { ordered: false }))
+      .transaction((tx) => EventOutbox.append(tx, entries, { ordered: false }))
       .then(() => this.#options.queued?.())
       .catch((err: unknown) => this.#options.logger.warn({ err, type: event.change.kind }, 'could not queue an event'));
   }
