@@ -90,9 +90,19 @@ const eventsSchema = z
       })
       .strict()
       .prefault({}),
-    maxQueued: z.number().int().min(1).default(100_000).describe('Undelivered (pending or dead) events per endpoint; past it, new events for that endpoint are dropped and counted.'),
-    maxQueuedPerNamespace: z.number().int().min(1).default(10_000).describe("Undelivered events per endpoint from one namespace's repositories, so one tenant cannot fill the queue for all."),
-    keepDeliveredHours: z.number().min(0).max(24 * 90).default(24).describe('How long delivered events stay listed.'),
+    maxQueued: z
+      .number()
+      .int()
+      .min(2)
+      .default(100_000)
+      .describe('Pending events per endpoint (pulls and quota refusals stop at half of it); past it, new events for that endpoint are dropped and counted. Dead events past it are deleted, oldest first.'),
+    maxQueuedPerNamespace: z
+      .number()
+      .int()
+      .min(1)
+      .default(10_000)
+      .describe("Pending changes per endpoint from one namespace's repositories, and apart from them as many pulls and quota refusals, so one tenant cannot fill the queue for all."),
+    keepDeliveredHours: z.number().min(0).max(24 * 90).default(24).describe('How long delivered events stay listed (never more than the newest 100,000 events).'),
     keepDeadDays: z.number().min(0).max(365).default(14).describe('How long dead events stay, to be listed and redelivered.'),
     concurrency: z.number().int().min(1).max(64).default(8).describe('Deliveries this instance makes at once.'),
     timeoutSeconds: z.number().int().min(1).max(60).default(10).describe("How long a receiver has to answer; then the attempt failed."),

@@ -54,9 +54,10 @@ export interface OutboxDepth {
 /**
  * The events outbox (docs/EVENTS.md): rows are appended inside the change's
  * own transaction, then claimed, delivered and retried by every registry
- * instance. Delivery order is `seq` per endpoint and repository: an instance
- * delivers only a repository's oldest pending row, and only once it holds
- * its claim, so two instances never send one repository's events at once.
+ * instance. Delivery order is `seq` per endpoint and lane (a repository's
+ * changes, or its reports): an instance delivers only a lane's oldest
+ * pending row, and only once it holds its claim, so two instances never send
+ * one lane's events at once.
  */
 export class EventOutbox {
   readonly #db: Db;
