@@ -186,6 +186,18 @@ describe('webhook address guard', function () {
     });
   });
 
+  describe('checkLiteral()', function () {
+    it('refuses a forbidden address written in the URL and never resolves a name (the connection\'s lookup does)', async function () {
+      const policy = new AddressPolicy([], noResolver);
+      for (const url of ['http://127.0.0.1:1/', 'http://[::1]/', 'http://[::ffff:127.0.0.1]/', 'http://169.254.169.254/']) {
+        expect(await rejection(policy.checkLiteral(new URL(url))), url).to.be.instanceOf(ForbiddenAddressError);
+      }
+      await policy.checkLiteral(new URL('http://8.8.8.8/'));
+      await policy.checkLiteral(new URL('http://hooks.test/'));
+      await new AddressPolicy(['127.0.0.0/8'], noResolver).checkLiteral(new URL('http://127.0.0.1:1/'));
+    });
+  });
+
   describe('check()', function () {
     it('refuses forbidden IP-literal URLs without asking the resolver', async function () {
       const policy = new AddressPolicy([], noResolver);

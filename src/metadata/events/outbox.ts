@@ -51,6 +51,11 @@ export interface OutboxDepth {
   oldest: number;
 }
 
+/** How many of `depth`'s rows are `endpoint`'s in `state`. */
+export function depthCount(depth: readonly OutboxDepth[], endpoint: string, state: OutboxDepth['state']): number {
+  return depth.reduce((sum, row) => (row.endpoint === endpoint && row.state === state ? sum + row.count : sum), 0);
+}
+
 /**
  * The events outbox (docs/EVENTS.md): rows are appended inside the change's
  * own transaction, then claimed, delivered and retried by every registry

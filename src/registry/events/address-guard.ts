@@ -165,6 +165,17 @@ export class AddressPolicy {
     await this.#addresses(hostOf(url));
   }
 
+  /**
+   * Throws ForbiddenAddressError when the URL's host is a forbidden IP
+   * literal. A name is left alone: `lookup` checks it at every connection,
+   * but a socket never looks up an address written in the URL, so this runs
+   * before each one.
+   */
+  async checkLiteral(url: URL): Promise<void> {
+    const host = hostOf(url);
+    if (isIP(host.replace(/%.*$/, '')) !== 0) await this.#addresses(host);
+  }
+
   /** A `lookup` function for net.connect / tls.connect (and undici's Agent `connect: { lookup }` option), signature (hostname, options, callback) like dns.lookup, honouring options.all (Node's happy-eyeballs calls it with all: true) and options.family. It resolves with this policy's resolver, then calls back with ForbiddenAddressError if ANY resolved address is forbidden; otherwise passes the addresses through. This is what defeats DNS rebinding: the check runs on the very addresses the socket connects to. */
   readonly lookup = (hostname: string, options: object, callback: LookupCallback): void => {
     if (typeof options === 'function') [callback, options] = [options as LookupCallback, {}];

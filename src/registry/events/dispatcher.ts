@@ -1,8 +1,7 @@
 import { randomUUID } from 'node:crypto';
-import net from 'node:net';
 import type { Logger } from 'pino';
 import { Agent, request } from 'undici';
-import type { EventOutbox, OutboxRow } from '../../metadata/events/outbox.ts';
+import { depthCount, type EventOutbox, type OutboxRow } from '../../metadata/events/outbox.ts';
 import type { RegistryConfig } from '../config.ts';
 import { ForbiddenAddressError, type AddressPolicy } from './address-guard.ts';
 import type { EventMetrics } from './metrics.ts';
@@ -48,6 +47,7 @@ const CLAIM_MARGIN_MS = 5000;
 export class EventDispatcher {
   readonly #options: DispatcherOptions;
   readonly #instance = randomUUID();
+  readonly #names: readonly string[];
   readonly #agent: Agent;
   readonly #inFlight = new Set<Promise<void>>();
   /** Attempts in flight per endpoint: one that hangs holds its share of `concurrency`, never the others'. */
@@ -67,6 +67,7 @@ export class EventDispatcher {
 
   constructor(options: DispatcherOptions) {
     this.#options = options;
+    this.#names = options.endpoints.map((endpoint) => endpoint.name);
     this.#agent = new Agent({
       connect: { lookup: options.policy.lookup, timeout: options.config.timeoutSeconds * 1000 },
       headersTimeout: options.config.timeoutSeconds * 1000,
@@ -166,12 +167,7 @@ export class EventDispatcher {
     const started = performance.now();
     let failure: string | undefined;
     try {
-      // The connection's lookup checks names; an address written in the URL is never looked up, so it is checked here.
-      const literal = endpoint.url.hostname.replace(/^\[|\]$/g, '');
-      if (net.isIP(literal) !== 0) {
-        const reason = this.#options.policy.forbidden(literal);
-        if (reason) throw new ForbiddenAddressError(endpoint.url.hostname, literal, reason);
-      }
+      await this.#options.policy.checkLiteral(endpoint.url);
       const timestamp = Math.floor(this.#now / 1000);
       const response = await request(endpoint.url, {
         method: 'POST',
@@ -224,11 +220,10 @@ export class EventDispatcher {
       this.#skew = await this.#options.outbox.clockSkew();
       const depth = await this.#options.outbox.depth();
       this.#options.counted?.(depth);
-      const names = this.#options.endpoints.map((endpoint) => endpoint.name);
-      this.#options.metrics.observeDepth(names, depth, now);
+      this.#options.metrics.observeDepth(this.#names, depth, now);
       // Dead rows past the cap go, oldest first: an outage cannot leave more than `maxQueued` of them per endpoint.
-      for (const name of names) {
-        const dead = depth.filter((row) => row.endpoint === name && row.state === 'dead').reduce((sum, row) => sum + row.count, 0);
+      for (const name of this.#names) {
+        const dead = depthCount(depth, name, 'dead');
         if (dead > config.maxQueued) await this.#options.outbox.purgeDead(name, Math.min(dead - config.maxQueued, PRUNE_BATCH * PRUNE_BATCHES));
       }
     }
@@ -236,9 +231,8 @@ export class EventDispatcher {
       this.#pruned = wall;
       if (wall - this.#orphansPruned >= ORPHANS_EVERY_MS) {
         this.#orphansPruned = wall;
-        const known = this.#options.endpoints.map((endpoint) => endpoint.name);
         for (let batch = 0; batch < PRUNE_BATCHES && !this.#closed; batch++) {
-          if ((await this.#options.outbox.pruneOrphans(known, now - config.keepDeadDays * 86_400_000, PRUNE_BATCH)) < PRUNE_BATCH) break;
+          if ((await this.#options.outbox.pruneOrphans(this.#names, now - config.keepDeadDays * 86_400_000, PRUNE_BATCH)) < PRUNE_BATCH) break;
         }
       }
       const limits = { deliveredBefore: now - config.keepDeliveredHours * 3_600_000, keepDelivered: KEEP_DELIVERED, deadBefore: now - config.keepDeadDays * 86_400_000, limit: PRUNE_BATCH };

@@ -1,5 +1,5 @@
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
-import type { OutboxDepth } from '../../metadata/events/outbox.ts';
+import { depthCount, type OutboxDepth } from '../../metadata/events/outbox.ts';
 
 /** `/metrics` for events: labelled by endpoint name, never by URL. */
 export class EventMetrics {
@@ -32,10 +32,9 @@ export class EventMetrics {
   /** From the dispatcher's periodic count; endpoints with nothing queued read 0. */
   observeDepth(endpoints: readonly string[], depth: readonly OutboxDepth[], now: number): void {
     for (const endpoint of endpoints) {
-      const rows = depth.filter((row) => row.endpoint === endpoint);
-      const pending = rows.filter((row) => row.state === 'pending');
-      this.#depth.set({ endpoint, state: 'pending' }, pending.reduce((sum, row) => sum + row.count, 0));
-      this.#depth.set({ endpoint, state: 'dead' }, rows.filter((row) => row.state === 'dead').reduce((sum, row) => sum + row.count, 0));
+      const pending = depth.filter((row) => row.endpoint === endpoint && row.state === 'pending');
+      this.#depth.set({ endpoint, state: 'pending' }, depthCount(depth, endpoint, 'pending'));
+      this.#depth.set({ endpoint, state: 'dead' }, depthCount(depth, endpoint, 'dead'));
       this.#oldest.set({ endpoint }, pending.length === 0 ? 0 : Math.max(0, (now - Math.min(...pending.map((row) => row.oldest))) / 1000));
     }
   }

@@ -70,8 +70,9 @@ export class EventRecorder {
   /** The metadata store's listener: queues the change's events in its transaction. */
   readonly changed: ChangeListener = async (tx, changes, cause) => {
     const entries = changes.flatMap((change) => this.#entries({ change, cause }));
-    if (entries.length > 0) await EventOutbox.append(tx, entries, { ordered: true });
-    if (entries.length > 0) this.#options.queued?.();
+    if (entries.length === 0) return;
+    await EventOutbox.append(tx, entries, { ordered: true });
+    this.#options.queued?.();
   };
 
   /** A manifest GET, if sampled. Never fails the pull: a failure to queue is logged. */
