@@ -202,6 +202,22 @@ const MIGRATIONS: readonly { version: number; sql: (binary: string, dialect: Db[
       `CREATE INDEX event_outbox_id ON event_outbox (id)`,
     ],
   },
+  {
+    // Costs that do not grow with the registry (docs/GC.md, docs/BENCHMARKS.md):
+    // each repository counts its tags, so the tag limit is checked without
+    // counting them; and GC reviews a queue of what may have lost its last
+    // reference, filled by the transactions that remove references, instead
+    // of scanning every blob and manifest. The queue starts with everything,
+    // so the first pass after the upgrade checks each row once.
+    version: 16,
+    sql: () => [
+      `ALTER TABLE repositories ADD COLUMN tag_count BIGINT NOT NULL DEFAULT 0`,
+      `UPDATE repositories SET tag_count = (SELECT COUNT(*) FROM tags t WHERE t.repository = repositories.name)`,
+      `CREATE TABLE gc_review (kind TEXT NOT NULL, repository TEXT NOT NULL, digest TEXT NOT NULL, gen BIGINT NOT NULL, PRIMARY KEY (kind, repository, digest))`,
+      `INSERT INTO gc_review (kind, repository, digest, gen) SELECT 'manifest', repository, digest, 0 FROM manifests`,
+      `INSERT INTO gc_review (kind, repository, digest, gen) SELECT 'blob', '', digest, 0 FROM blobs WHERE state <> 'deleted'`,
+    ],
+  },
 ];
 
 export async function migrate(db: Db): Promise<number> {

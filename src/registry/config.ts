@@ -140,6 +140,7 @@ export const registryConfigSchema = z
           .min(60)
           .default(600)
           .describe('A blob deletion still unfinished after this long is taken to be abandoned, and another pass takes it over. Keep it well above the longest a release can take (docs/GC.md).'),
+        releaseConcurrency: z.number().int().min(1).max(64).default(8).describe('Blobs a pass releases at the hold at once; each is still decided in a transaction of its own.'),
       })
       .strict()
       .prefault({})

@@ -170,7 +170,7 @@ export class Registry {
       logger.warn({ did: config.auth.did }, 'authentication is off: anyone who can reach this loopback address may push and pull');
     }
     const gc = config.gc.did
-      ? new GarbageCollector({ store: metadata.gc, storage, did: config.gc.did, graceSeconds: config.gc.graceSeconds, deletingTimeoutSeconds: config.gc.deletingTimeoutSeconds, metrics: new GcMetrics(metrics.registry, { perUserLabels: config.metrics.perUserLabels }), logger })
+      ? new GarbageCollector({ store: metadata.gc, storage, did: config.gc.did, graceSeconds: config.gc.graceSeconds, deletingTimeoutSeconds: config.gc.deletingTimeoutSeconds, releaseConcurrency: config.gc.releaseConcurrency, metrics: new GcMetrics(metrics.registry, { perUserLabels: config.metrics.perUserLabels }), logger })
       : undefined;
     const retention = new Retention({
       rules: config.policies.retention,

@@ -8,6 +8,7 @@ import type { StorageDriver } from '../../src/registry/http/context.ts';
 import type { GcCandidate } from '../../src/metadata/oci/gc.ts';
 import { SqlMetadataStore } from '../../src/metadata/oci/store.ts';
 import { sharedPostgres } from '../support/global-fixtures.ts';
+import { collect } from '../support/collect.ts';
 
 const digest = (n: number) => `sha256:${n.toString(16).padStart(64, '0')}`;
 const MINUTE = 60_000;
@@ -58,8 +59,8 @@ for (const kind of ['sqlite', 'postgres'] as const) {
       const markedAt = Date.now();
       t0 = markedAt + MINUTE;
       cutoff = new Date(markedAt + 1);
-      await one.gc.unreferencedBlobs(new Date(markedAt), true);
-      const found = await one.gc.candidates('blob');
+      await one.gc.review('blob', new Date(markedAt));
+      const found = await collect(one.gc.candidates('blob'));
       expect(found).to.have.length(count);
       return found;
     }
@@ -82,7 +83,7 @@ for (const kind of ['sqlite', 'postgres'] as const) {
       expect(await one.gc.sweepBlob(candidate, cutoff, at(t0 + 2 * MINUTE)), 'a later pass of the same registry').to.equal('waiting');
       await one.gc.finishBlob(candidate, new Date(t0));
       expect(await one.getBlob('alice/app', candidate.digest)).to.equal(undefined);
-      expect(await one.gc.candidates('blob')).to.deep.equal([]);
+      expect(await collect(one.gc.candidates('blob'))).to.deep.equal([]);
     });
 
     it('takes over a deletion stuck in deleting only after the timeout, by exactly one pass, and fences off the old holder', async function () {
@@ -113,7 +114,7 @@ for (const kind of ['sqlite', 'postgres'] as const) {
       // The old holder finishing late must not tombstone the revived blob.
       await one.gc.finishBlob(candidate, new Date(t0));
       expect(await one.getBlob('alice/other', candidate.digest)).to.deep.include({ digest: candidate.digest });
-      expect(await one.gc.candidates('blob')).to.deep.equal([]);
+      expect(await collect(one.gc.candidates('blob'))).to.deep.equal([]);
     });
 
     /** A storage driver that counts releases; `failing` makes the next ones throw. */
@@ -147,14 +148,39 @@ for (const kind of ['sqlite', 'postgres'] as const) {
       expect(released.toSorted()).to.deep.equal(Array.from({ length: 20 }, (_, n) => digest(n)));
     });
 
+    it('releases up to releaseConcurrency blobs at once, and every one of them (30 candidates, 4 at once)', async function () {
+      for (let n = 0; n < 30; n++) await one.linkBlob('alice/app', { digest: digest(n), size: 1 });
+      const released: string[] = [];
+      let inFlight = 0;
+      let most = 0;
+      const storage: StorageDriver = {
+        blobStore: () =>
+          ({
+            release: async (blob: string) => {
+              most = Math.max(most, ++inFlight);
+              await new Promise((resolve) => setTimeout(resolve, 20));
+              inFlight--;
+              released.push(blob);
+              return true;
+            },
+          }) as unknown as BlobStore,
+        close: async () => {},
+      };
+      const report = await new GarbageCollector({ store: one.gc, storage, did: 'did:plc:gc', graceSeconds: 0, releaseConcurrency: 4, now: () => new Date(Date.now() + MINUTE) }).run();
+      expect(report.deletedBlobs).to.equal(30);
+      expect(released.toSorted()).to.deep.equal(Array.from({ length: 30 }, (_, n) => digest(n)));
+      expect(most).to.equal(4);
+      expect(await collect(one.gc.candidates('blob'))).to.deep.equal([]);
+    });
+
     it('two passes marking the same new candidates at once both succeed, each candidate marked once', async function () {
       for (let round = 0; round < 20; round++) {
         for (let n = 0; n < 50; n++) await one.linkBlob('alice/app', { digest: digest(round * 100 + n), size: 1 });
         const now = new Date(Date.now() + MINUTE);
-        const marked = await Promise.all([one.gc.unreferencedBlobs(now, true), rival().gc.unreferencedBlobs(now, true)]);
-        expect(marked[0] + marked[1], `round ${round}`).to.equal(50);
+        const [first, second] = await Promise.all([one.gc.review('blob', now), rival().gc.review('blob', now)]);
+        expect(first.marked + second.marked, `round ${round}`).to.equal(50);
       }
-      expect(await one.gc.candidates('blob')).to.have.length(1000);
+      expect(await collect(one.gc.candidates('blob'))).to.have.length(1000);
     });
 
     it('retries a release that failed only in a pass after the deletion timeout', async function () {

@@ -6,6 +6,7 @@ import { issuerId } from '../../src/hold/keys.ts';
 import { DIDS } from '../support/hold-harness.ts';
 import { sha256 } from '../support/bytes.ts';
 import { startTestRegistry, type TestRegistry } from '../support/registry-harness.ts';
+import { collect } from '../support/collect.ts';
 
 const REPO = 'alice/gc';
 
@@ -105,12 +106,12 @@ for (const metadata of ['sqlite', 'postgres'] as const) {
       const image = await pushImage('e', config, [layer]);
       await http('DELETE', `/v2/${REPO}/manifests/${image}`);
       const before = await registry.hold.inspect.keys();
-      const candidates = await registry.registry.metadata.gc.candidates();
+      const candidates = [...(await collect(registry.registry.metadata.gc.candidates('manifest'))), ...(await collect(registry.registry.metadata.gc.candidates('blob')))];
       const report = await collector(0).run({ dryRun: true });
       expect(report.items.filter((entry) => entry.action === 'would-delete').map((entry) => entry.digest)).to.include.members([sha256(config), sha256(layer)]);
       expect(report.items.every((entry) => entry.reason.length > 0)).to.equal(true);
       expect(await registry.hold.inspect.keys()).to.deep.equal(before);
-      expect(await registry.registry.metadata.gc.candidates()).to.deep.equal(candidates);
+      expect([...(await collect(registry.registry.metadata.gc.candidates('manifest'))), ...(await collect(registry.registry.metadata.gc.candidates('blob')))]).to.deep.equal(candidates);
       await collector(0).run();
     });
 

@@ -6,6 +6,7 @@ import { openDatabase } from '../../src/metadata/db.ts';
 import { SqlMetadataStore } from '../../src/metadata/oci/store.ts';
 import type { ManifestRecord } from '../../src/metadata/oci/types.ts';
 import { sharedPostgres } from '../support/global-fixtures.ts';
+import { collect } from '../support/collect.ts';
 
 const digest = (n: number) => `sha256:${n.toString(16).padStart(64, '0')}`;
 
@@ -63,8 +64,8 @@ for (const kind of KINDS) {
 
     it('counts a blob generation up when it comes back after garbage collection, and only then', async function () {
       await store.linkBlob('a/one', { digest: digest(1), size: 10 });
-      await store.gc.unreferencedBlobs(new Date(), true);
-      const [candidate] = await store.gc.candidates('blob');
+      await store.gc.review('blob', new Date());
+      const [candidate] = await collect(store.gc.candidates('blob'));
       if (!candidate) throw new Error('no candidate');
       const now = new Date(Date.now() + 60_000);
       expect(await store.gc.sweepBlob(candidate, now, { now, staleBefore: new Date(0) })).to.equal('delete');
@@ -197,8 +198,8 @@ for (const kind of KINDS) {
 
       it('a GC sweep does not delete a manifest an index being stored lists', async function () {
         await putManifest(manifest('r/idx', 1));
-        await store.gc.unreferencedManifests(new Date(Date.now() + 1000), true);
-        const [candidate] = await store.gc.candidates('manifest');
+        await store.gc.review('manifest', new Date(Date.now() + 1000));
+        const [candidate] = await collect(store.gc.candidates('manifest'));
         expect(await whileAnIndexIsBeingStored(digest(1), () => store.gc.sweepManifest(candidate as NonNullable<typeof candidate>, new Date(Date.now() + 60_000)))).to.equal('rescued');
         expect(await store.getManifest('r/idx', digest(1))).to.not.equal(undefined);
       });

@@ -6,6 +6,7 @@ import { sha256 } from '../support/bytes.ts';
 import { AUDIENCE, DIDS } from '../support/hold-harness.ts';
 import { OciTestClient } from '../support/oci-client.ts';
 import { startTestRegistry, USERS, type TestRegistry } from '../support/registry-harness.ts';
+import { collect } from '../support/collect.ts';
 
 const MiB = 1024 * 1024;
 
@@ -126,7 +127,7 @@ for (const [backend, metadata] of [
     const five = randomBytes(5_000_000);
     expect(deniedError(await push('alice/a', five))).to.deep.equal({ code: 'DENIED', message: 'quota exceeded for namespace alice on this registry: 6 MB used of 10 MB; this push adds 5 MB' });
     expect(await registry.registry.metadata.getBlob('alice/a', sha256(five))).to.equal(undefined);
-    expect((await registry.registry.metadata.gc.previewUnmarked(new Date())).map((candidate) => candidate.digest), 'the refused bytes are a GC candidate').to.include(sha256(five));
+    expect((await collect(registry.registry.metadata.gc.previewReview('blob', new Date()))).map((candidate) => candidate.digest), 'the refused bytes are a GC candidate').to.include(sha256(five));
   });
 
   it('at the limit, an upload start and a mount are refused; other namespaces are not limited', async function () {

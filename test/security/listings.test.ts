@@ -19,6 +19,8 @@ async function insertTags(registry: TestRegistry, digest: string, count: number)
         ? `WITH RECURSIVE seq(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM seq WHERE x < ?) INSERT INTO tags (repository, tag, digest, updated_at) SELECT ?, printf('t%06d', x), ?, ? FROM seq`
         : `INSERT INTO tags (repository, tag, digest, updated_at) SELECT ?, 't' || lpad(x::text, 6, '0'), ?, ? FROM generate_series(1, ?::int) AS x`;
     await db.run(sql, db.dialect === 'sqlite' ? [count, REPO, digest, now] : [REPO, digest, now, count]);
+    // The registry counts a repository's tags as it writes them; rows written behind its back are counted here.
+    await db.run('UPDATE repositories SET tag_count = (SELECT COUNT(*) FROM tags WHERE repository = ?) WHERE name = ?', [REPO, REPO]);
   } finally {
     await db.close();
   }

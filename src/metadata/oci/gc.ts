@@ -1,4 +1,5 @@
 import { forUpdate, type Db } from '../db.ts';
+import { orphanedBy, queueForReview } from './gc-review.ts';
 import type { ChangeListener } from './types.ts';
 
 export interface GcCandidate {
@@ -35,51 +36,73 @@ export class GcStore {
     this.#changed = changed;
   }
 
-  /** Unreferenced untagged manifests; `record` adds the new ones to the candidates. */
-  async unreferencedManifests(now: Date, record: boolean): Promise<number> {
-    const select = `SELECT m.repository, m.digest, m.size FROM manifests m
-      WHERE ${UNREFERENCED_MANIFEST}
-      AND NOT EXISTS (SELECT 1 FROM gc_candidates c WHERE c.kind = 'manifest' AND c.repository = m.repository AND c.digest = m.digest)`;
-    if (!record) return (await this.#db.all(select)).length;
-    // Two registries' passes can find the same candidate at once: the second insert does nothing. (WHERE true: SQLite's upsert needs it after a SELECT.)
-    return this.#db.run(`INSERT INTO gc_candidates (kind, repository, digest, size, marked_at) SELECT 'manifest', repository, digest, size, ? FROM (${select}) found WHERE true ON CONFLICT DO NOTHING`, [
-      now.toISOString(),
-    ]);
+  /**
+   * Checks the queued entries of `kind` (see `queueForReview`) a page at a
+   * time: the unreferenced ones become candidates marked `now`, and each
+   * entry checked leaves the queue unless it was queued again meanwhile. So a
+   * pass costs what changed since the last one, not the size of the registry.
+   */
+  async review(kind: GcCandidate['kind'], now: Date): Promise<{ reviewed: number; marked: number }> {
+    let reviewed = 0;
+    let marked = 0;
+    for await (const page of this.#reviewPages(kind)) {
+      await this.#db.transaction(async (tx) => {
+        marked += await tx.run(
+          `INSERT INTO gc_candidates (kind, repository, digest, size, marked_at) SELECT '${kind}', found.repository, found.digest, found.size, ? FROM (${UNMARKED[kind]}) found WHERE true ON CONFLICT DO NOTHING`,
+          [now.toISOString(), ...page.range],
+        );
+        const values = page.rows.map(() => '(?, ?, CAST(? AS BIGINT))').join(', ');
+        await tx.run(`DELETE FROM gc_review WHERE kind = ? AND (repository, digest) > (?, ?) AND (repository, digest) <= (?, ?) AND (repository, digest, gen) IN (VALUES ${values})`, [
+          kind,
+          ...page.range,
+          ...page.rows.flatMap((row) => [row.repository, row.digest, row.gen]),
+        ]);
+      });
+      reviewed += page.rows.length;
+    }
+    return { reviewed, marked };
   }
 
-  /** Live blobs no manifest references; `record` adds the new ones to the candidates. */
-  async unreferencedBlobs(now: Date, record: boolean): Promise<number> {
-    const select = `SELECT b.digest, b.size FROM blobs b
-      WHERE b.state <> 'deleted' AND ${UNREFERENCED_BLOB}
-      AND NOT EXISTS (SELECT 1 FROM gc_candidates c WHERE c.kind = 'blob' AND c.digest = b.digest)`;
-    if (!record) return (await this.#db.all(select)).length;
-    return this.#db.run(`INSERT INTO gc_candidates (kind, repository, digest, size, marked_at) SELECT 'blob', '', digest, size, ? FROM (${select}) found WHERE true ON CONFLICT DO NOTHING`, [
-      now.toISOString(),
-    ]);
+  /** What `review` would mark, changing nothing. */
+  async *previewReview(kind: GcCandidate['kind'], now: Date): AsyncGenerator<GcCandidate> {
+    for await (const page of this.#reviewPages(kind)) {
+      const rows = await this.#db.all<{ repository: string; digest: string; size: number | string }>(UNMARKED[kind], page.range);
+      for (const row of rows) yield { kind, repository: row.repository, digest: row.digest, size: Number(row.size), markedAt: now };
+    }
   }
 
-  /** Candidates that are not yet recorded, as a dry run would mark them. */
-  async previewUnmarked(now: Date): Promise<GcCandidate[]> {
-    const manifests = await this.#db.all<{ repository: string; digest: string; size: number | string }>(
-      `SELECT m.repository, m.digest, m.size FROM manifests m WHERE ${UNREFERENCED_MANIFEST}
-       AND NOT EXISTS (SELECT 1 FROM gc_candidates c WHERE c.kind = 'manifest' AND c.repository = m.repository AND c.digest = m.digest)`,
-    );
-    const blobs = await this.#db.all<{ digest: string; size: number | string }>(
-      `SELECT b.digest, b.size FROM blobs b WHERE b.state <> 'deleted' AND ${UNREFERENCED_BLOB}
-       AND NOT EXISTS (SELECT 1 FROM gc_candidates c WHERE c.kind = 'blob' AND c.digest = b.digest)`,
-    );
-    return [
-      ...manifests.map((row) => ({ kind: 'manifest' as const, repository: row.repository, digest: row.digest, size: Number(row.size), markedAt: now })),
-      ...blobs.map((row) => ({ kind: 'blob' as const, repository: '', digest: row.digest, size: Number(row.size), markedAt: now })),
-    ];
+  /** The queue of `kind` in key order, a page at a time, each with the key range it spans. */
+  async *#reviewPages(kind: GcCandidate['kind']): AsyncGenerator<{ rows: { repository: string; digest: string; gen: string }[]; range: string[] }> {
+    let after = ['', ''];
+    for (;;) {
+      const rows = await this.#db.all<{ repository: string; digest: string; gen: number | string }>(
+        'SELECT repository, digest, gen FROM gc_review WHERE kind = ? AND (repository, digest) > (?, ?) ORDER BY repository, digest LIMIT ?',
+        [kind, ...after, PAGE],
+      );
+      if (rows.length === 0) return;
+      const last = rows[rows.length - 1] as { repository: string; digest: string };
+      yield { rows: rows.map((row) => ({ repository: row.repository, digest: row.digest, gen: String(row.gen) })), range: [...after, last.repository, last.digest] };
+      after = [last.repository, last.digest];
+    }
   }
 
-  async candidates(kind?: GcCandidate['kind']): Promise<GcCandidate[]> {
-    const rows = await this.#db.all<{ kind: GcCandidate['kind']; repository: string; digest: string; size: number | string; marked_at: string }>(
-      `SELECT kind, repository, digest, size, marked_at FROM gc_candidates${kind ? ' WHERE kind = ?' : ''} ORDER BY kind, repository, digest`,
-      kind ? [kind] : [],
-    );
-    return rows.map((row) => ({ kind: row.kind, repository: row.repository, digest: row.digest, size: Number(row.size), markedAt: new Date(row.marked_at) }));
+  /** Recorded candidates of `kind` in key order, a page at a time. */
+  async *candidates(kind: GcCandidate['kind']): AsyncGenerator<GcCandidate> {
+    let after = ['', ''];
+    for (;;) {
+      const rows = await this.#db.all<{ repository: string; digest: string; size: number | string; marked_at: string }>(
+        'SELECT repository, digest, size, marked_at FROM gc_candidates WHERE kind = ? AND (repository, digest) > (?, ?) ORDER BY repository, digest LIMIT ?',
+        [kind, ...after, PAGE],
+      );
+      for (const row of rows) yield { kind, repository: row.repository, digest: row.digest, size: Number(row.size), markedAt: new Date(row.marked_at) };
+      const last = rows.at(-1);
+      if (rows.length < PAGE || !last) return;
+      after = [last.repository, last.digest];
+    }
+  }
+
+  async candidateCount(): Promise<number> {
+    return Number((await this.#db.get<{ count: number | string }>('SELECT COUNT(*) AS count FROM gc_candidates'))?.count ?? 0);
   }
 
   /** Deletes an untagged, unreferenced manifest marked before `cutoff`. */
@@ -87,14 +110,16 @@ export class GcStore {
     return this.#db.transaction(async (tx) => {
       const [row] = await lockIfUnreferenced(tx, candidate.repository, [candidate.digest]);
       if (!row || Date.parse(row.created_at) > candidate.markedAt.getTime()) {
-        await dropCandidate(tx, candidate);
+        await rescue(tx, candidate);
         return 'rescued';
       }
       if (candidate.markedAt > cutoff) return 'waiting';
+      const orphans = await orphanedBy(tx, candidate.repository, [candidate.digest]);
       await tx.run('DELETE FROM manifests WHERE repository = ? AND digest = ?', [candidate.repository, candidate.digest]);
       await tx.run('DELETE FROM manifest_references WHERE repository = ? AND digest = ?', [candidate.repository, candidate.digest]);
       await dropCandidate(tx, candidate);
       await this.#changed(tx, [{ kind: 'manifest.deleted', repository: candidate.repository, digest: candidate.digest, tags: [] }], { reason: 'gc' });
+      await queueForReview(tx, orphans);
       return 'deleted';
     });
   }
@@ -117,7 +142,7 @@ export class GcStore {
       const rescued = !lock || lock.state === 'deleted' || referenced !== undefined || (touched?.latest ? Date.parse(touched.latest) > candidate.markedAt.getTime() : false);
       if (rescued) {
         if (lock?.state === 'deleting') await tx.run("UPDATE blobs SET state = 'live', deleting_since = NULL, generation = generation + 1 WHERE digest = ?", [candidate.digest]);
-        await dropCandidate(tx, candidate);
+        await rescue(tx, candidate);
         return 'rescued';
       }
       if (lock.state === 'deleting') return takeOverIfStale(tx, candidate.digest, lock.deleting_since, pass);
@@ -207,11 +232,25 @@ export async function lockIfUnreferenced(tx: Db, repository: string, digests: re
   ]);
 }
 
+// A NULL subject matches no row, so a manifest without one passes the last test.
 const UNREFERENCED_MANIFEST = `NOT EXISTS (SELECT 1 FROM tags t WHERE t.repository = m.repository AND t.digest = m.digest)
   AND NOT EXISTS (SELECT 1 FROM manifest_references r WHERE r.repository = m.repository AND r.child = m.digest AND r.kind = 'manifest')
-  AND (m.subject IS NULL OR NOT EXISTS (SELECT 1 FROM manifests s WHERE s.repository = m.repository AND s.digest = m.subject))`;
+  AND NOT EXISTS (SELECT 1 FROM manifests s WHERE s.repository = m.repository AND s.digest = m.subject)`;
 
 const UNREFERENCED_BLOB = `NOT EXISTS (SELECT 1 FROM manifest_references r WHERE r.child = b.digest AND r.kind = 'blob')`;
+
+/** Queued entries in a key range (after, up to: four parameters) that are unreferenced and not yet candidates, each by its primary key. */
+const UNMARKED: Record<GcCandidate['kind'], string> = {
+  manifest: `SELECT m.repository, m.digest, m.size FROM gc_review q JOIN manifests m ON m.repository = q.repository AND m.digest = q.digest
+    WHERE q.kind = 'manifest' AND (q.repository, q.digest) > (?, ?) AND (q.repository, q.digest) <= (?, ?) AND ${UNREFERENCED_MANIFEST}
+    AND NOT EXISTS (SELECT 1 FROM gc_candidates c WHERE c.kind = 'manifest' AND c.repository = m.repository AND c.digest = m.digest)`,
+  blob: `SELECT '' AS repository, b.digest, b.size FROM gc_review q JOIN blobs b ON b.digest = q.digest
+    WHERE q.kind = 'blob' AND (q.repository, q.digest) > (?, ?) AND (q.repository, q.digest) <= (?, ?) AND b.state <> 'deleted' AND ${UNREFERENCED_BLOB}
+    AND NOT EXISTS (SELECT 1 FROM gc_candidates c WHERE c.kind = 'blob' AND c.repository = '' AND c.digest = b.digest)`,
+};
+
+/** Entries, and candidates, are read and checked this many at a time. */
+const PAGE = 500;
 
 /**
  * A blob another pass moved to `deleting`. Its release may still be running,
@@ -229,6 +268,12 @@ async function takeOverIfStale(tx: Db, digest: string, since: string | null, pas
   if (Date.parse(since) >= pass.staleBefore.getTime()) return 'waiting';
   const taken = await tx.run("UPDATE blobs SET deleting_since = ? WHERE digest = ? AND state = 'deleting' AND deleting_since = ?", [pass.now.toISOString(), digest, since]);
   return taken === 1 ? 'delete' : 'waiting';
+}
+
+/** A candidate referenced or pushed again since it was marked: the next pass checks it afresh. */
+async function rescue(tx: Db, candidate: GcCandidate): Promise<void> {
+  await dropCandidate(tx, candidate);
+  await queueForReview(tx, [candidate]);
 }
 
 async function dropCandidate(tx: Db, candidate: GcCandidate): Promise<void> {

@@ -1,5 +1,7 @@
 import type { Db } from '../db.ts';
 import { lockIfUnreferenced } from './gc.ts';
+import { orphanedBy, queueForReview } from './gc-review.ts';
+import { countTags } from './tag-count.ts';
 import type { ChangeListener } from './types.ts';
 
 export interface TagRow {
@@ -65,7 +67,9 @@ export class RetentionStore {
           [repository, ...batch.map((tag) => tag.tag), ...batch.flatMap((tag) => [tag.tag, tag.digest, tag.updatedAt])],
         );
         gone.sort((a, b) => (a.tag < b.tag ? -1 : 1));
+        if (gone.length > 0) await countTags(tx, repository, -gone.length);
         await this.#changed(tx, gone.map((row) => ({ kind: 'tag.deleted', repository, tag: row.tag, digest: row.digest })), { reason: 'retention' });
+        await queueForReview(tx, gone.map((row) => ({ kind: 'manifest', repository, digest: row.digest })));
         return gone;
       });
       for (const row of rows) deleted.add(row.tag);
@@ -90,10 +94,12 @@ export class RetentionStore {
         const doomed = unreferenced.filter((row) => planned.get(row.digest) === row.created_at).map((row) => row.digest);
         if (doomed.length === 0) return;
         const list = doomed.map(() => '?').join(', ');
+        const orphans = await orphanedBy(tx, repository, doomed);
         await tx.run(`DELETE FROM manifests WHERE repository = ? AND digest IN (${list})`, [repository, ...doomed]);
         await tx.run(`DELETE FROM manifest_references WHERE repository = ? AND digest IN (${list})`, [repository, ...doomed]);
         await tx.run(`DELETE FROM gc_candidates WHERE kind = 'manifest' AND repository = ? AND digest IN (${list})`, [repository, ...doomed]);
         await this.#changed(tx, doomed.map((digest) => ({ kind: 'manifest.deleted', repository, digest, tags: [] })), { reason: 'retention' });
+        await queueForReview(tx, orphans);
         for (const digest of doomed) deleted.add(digest);
       });
     }

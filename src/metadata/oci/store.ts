@@ -1,6 +1,8 @@
 import { forUpdate, openDatabase, type DatabaseConfig, type Db, type SqlCondition } from '../db.ts';
 import { BrowseStore } from './browse.ts';
 import { GcStore } from './gc.ts';
+import { orphanedBy, queueForReview, type ReviewEntry } from './gc-review.ts';
+import { countTags } from './tag-count.ts';
 import { inNamespace, namespaceRange } from './namespace.ts';
 import { RetentionStore } from './retention.ts';
 import { UploadHolds } from './upload-holds.ts';
@@ -65,9 +67,10 @@ export class SqlMetadataStore implements MetadataStore {
     const now = new Date().toISOString();
     return this.#db.transaction(async (tx) => {
       await ensureRepository(tx, repository, now);
-      await tx.run('INSERT INTO blobs (digest, size, created_at, did) VALUES (?, ?, ?, ?) ON CONFLICT (digest) DO NOTHING', [blob.digest, blob.size, now, options.did ?? null]);
+      const inserted = await tx.run('INSERT INTO blobs (digest, size, created_at, did) VALUES (?, ?, ?, ?) ON CONFLICT (digest) DO NOTHING', [blob.digest, blob.size, now, options.did ?? null]);
       const row = await tx.get<{ state: string }>(`SELECT state FROM blobs WHERE digest = ?${forUpdate(tx)}`, [blob.digest]);
-      if (row && row.state !== 'live') {
+      const revived = row !== undefined && row.state !== 'live';
+      if (revived) {
         if (!options.fresh) throw new BlobUnavailableError(blob.digest, row.state === 'deleting' ? 'deleting' : 'deleted');
         await tx.run("UPDATE blobs SET state = 'live', size = ?, deleting_since = NULL, generation = generation + 1 WHERE digest = ?", [blob.size, blob.digest]);
       }
@@ -75,7 +78,9 @@ export class SqlMetadataStore implements MetadataStore {
         'INSERT INTO repository_blobs (repository, digest, created_at) VALUES (?, ?, ?) ON CONFLICT (repository, digest) DO UPDATE SET created_at = excluded.created_at',
         [repository, blob.digest, now],
       );
-      return row !== undefined && row.state !== 'live';
+      // A blob new to the registry is unreferenced until a manifest lists it; one already live was reviewed when it last lost a reference.
+      if (inserted > 0 || revived) await queueForReview(tx, [{ kind: 'blob', repository: '', digest: blob.digest }]);
+      return revived;
     });
   }
 
@@ -89,12 +94,15 @@ export class SqlMetadataStore implements MetadataStore {
   }
 
   async recordBlob(blob: BlobRecord, did: string, fresh: boolean): Promise<void> {
-    // Fresh bytes over a released blob's tombstone: live again (a new generation), so a pass finds and releases them.
-    await this.#db.run(
-      `INSERT INTO blobs (digest, size, created_at, did) VALUES (?, ?, ?, ?)
-       ON CONFLICT (digest) DO UPDATE SET state = 'live', size = excluded.size, deleting_since = NULL, generation = blobs.generation + 1 WHERE blobs.state = 'deleted' AND ? = 1`,
-      [blob.digest, blob.size, new Date().toISOString(), did, fresh ? 1 : 0],
-    );
+    await this.#db.transaction(async (tx) => {
+      // Fresh bytes over a released blob's tombstone: live again (a new generation), so a pass finds and releases them.
+      const written = await tx.run(
+        `INSERT INTO blobs (digest, size, created_at, did) VALUES (?, ?, ?, ?)
+         ON CONFLICT (digest) DO UPDATE SET state = 'live', size = excluded.size, deleting_since = NULL, generation = blobs.generation + 1 WHERE blobs.state = 'deleted' AND ? = 1`,
+        [blob.digest, blob.size, new Date().toISOString(), did, fresh ? 1 : 0],
+      );
+      if (written > 0) await queueForReview(tx, [{ kind: 'blob', repository: '', digest: blob.digest }]);
+    });
   }
 
   async getBlob(repository: string, digest: string): Promise<BlobRecord | undefined> {
@@ -166,23 +174,13 @@ export class SqlMetadataStore implements MetadataStore {
           kind as string,
         ]);
       }
+      const review: ReviewEntry[] = [];
       if (tag) {
-        if (options.maxTags !== undefined && !(await tx.get('SELECT tag FROM tags WHERE repository = ? AND tag = ?', [manifest.repository, tag]))) {
-          const row = await tx.get<{ count: number | string }>('SELECT COUNT(*) AS count FROM tags WHERE repository = ?', [manifest.repository]);
-          if (Number(row?.count ?? 0) >= options.maxTags) throw new TagLimitError(options.maxTags);
-        }
-        if (options.immutable?.(tag)) {
-          // Insert-if-absent then read back: of two first pushes racing, the second waits for the first and is refused.
-          await tx.run('INSERT INTO tags (repository, tag, digest, updated_at) VALUES (?, ?, ?, ?) ON CONFLICT (repository, tag) DO NOTHING', [manifest.repository, tag, manifest.digest, now]);
-          const held = await tx.get<{ digest: string }>('SELECT digest FROM tags WHERE repository = ? AND tag = ?', [manifest.repository, tag]);
-          if (held && held.digest !== manifest.digest) throw new ImmutableTagError(manifest.repository, tag, held.digest, 'move');
-        } else {
-          await tx.run(
-            `INSERT INTO tags (repository, tag, digest, updated_at) VALUES (?, ?, ?, ?)
-             ON CONFLICT (repository, tag) DO UPDATE SET digest = excluded.digest, updated_at = excluded.updated_at`,
-            [manifest.repository, tag, manifest.digest, now],
-          );
-        }
+        const moved = await writeTag(tx, manifest, tag, now, options);
+        if (moved) review.push({ kind: 'manifest', repository: manifest.repository, digest: moved });
+      } else {
+        // Pushed by digest: kept only while a tag, an index or a subject holds it.
+        review.push({ kind: 'manifest', repository: manifest.repository, digest: manifest.digest });
       }
       await this.#changed(
         tx,
@@ -200,6 +198,7 @@ export class SqlMetadataStore implements MetadataStore {
         ],
         options.cause ?? {},
       );
+      await queueForReview(tx, review);
     });
   }
 
@@ -243,9 +242,12 @@ export class SqlMetadataStore implements MetadataStore {
       }
       const removed = await tx.run('DELETE FROM manifests WHERE repository = ? AND digest = ?', [repository, digest]);
       if (removed === 0) return false;
+      const orphans = await orphanedBy(tx, repository, [digest]);
       await tx.run('DELETE FROM manifest_references WHERE repository = ? AND digest = ?', [repository, digest]);
       const tags = await tx.all<{ tag: string }>('DELETE FROM tags WHERE repository = ? AND digest = ? RETURNING tag', [repository, digest]);
+      if (tags.length > 0) await countTags(tx, repository, -tags.length);
       await this.#changed(tx, [{ kind: 'manifest.deleted', repository, digest, tags: tags.map((row) => row.tag).sort() }], options.cause ?? {});
+      await queueForReview(tx, orphans);
       return true;
     });
   }
@@ -259,7 +261,9 @@ export class SqlMetadataStore implements MetadataStore {
     return this.#db.transaction(async (tx) => {
       const row = await tx.get<{ digest: string }>('DELETE FROM tags WHERE repository = ? AND tag = ? RETURNING digest', [repository, tag]);
       if (!row) return false;
+      await countTags(tx, repository, -1);
       await this.#changed(tx, [{ kind: 'tag.deleted', repository, tag, digest: row.digest }], options.cause ?? {});
+      await queueForReview(tx, [{ kind: 'manifest', repository, digest: row.digest }]);
       return true;
     });
   }
@@ -334,6 +338,36 @@ async function immutableHolder(tx: Db, repository: string, digest: string, immut
 }
 
 const MAX_HOLDER_WALK = 1000;
+
+/**
+ * Points `tag` at the manifest; resolves to the digest it pointed at before,
+ * if that was another. A new tag is inserted first and counted: the count's
+ * row lock makes the limit exact under concurrent pushes, and an existing tag
+ * is locked before it is read, so the digest it leaves is the one it held.
+ */
+async function writeTag(tx: Db, manifest: ManifestRecord, tag: string, now: string, options: { maxTags?: number; immutable?: TagPredicate }): Promise<string | undefined> {
+  const { repository, digest } = manifest;
+  // A second round only if a concurrent delete removed the tag between the insert and the read.
+  for (let round = 0; round < 2; round++) {
+    if ((await tx.run('INSERT INTO tags (repository, tag, digest, updated_at) VALUES (?, ?, ?, ?) ON CONFLICT (repository, tag) DO NOTHING', [repository, tag, digest, now])) > 0) {
+      const count = await countTags(tx, repository, 1);
+      if (options.maxTags !== undefined && count > options.maxTags) throw new TagLimitError(options.maxTags);
+      return undefined;
+    }
+    const held = await tx.get<{ digest: string }>(`SELECT digest FROM tags WHERE repository = ? AND tag = ?${forUpdate(tx)}`, [repository, tag]);
+    if (!held) continue;
+    const immutable = options.immutable?.(tag) === true;
+    if (held.digest === digest) {
+      if (!immutable) await tx.run('UPDATE tags SET updated_at = ? WHERE repository = ? AND tag = ?', [now, repository, tag]);
+      return undefined;
+    }
+    // Of two first pushes racing for an immutable tag, the second waited for the first's insert above and is refused here.
+    if (immutable) throw new ImmutableTagError(repository, tag, held.digest, 'move');
+    await tx.run('UPDATE tags SET digest = ?, updated_at = ? WHERE repository = ? AND tag = ?', [digest, now, repository, tag]);
+    return held.digest;
+  }
+  throw new Error(`tag ${tag} of ${repository} kept changing while it was written`);
+}
 
 async function ensureRepository(tx: Db, repository: string, now: string): Promise<void> {
   await tx.run('INSERT INTO repositories (name, created_at) VALUES (?, ?) ON CONFLICT (name) DO NOTHING', [repository, now]);

@@ -14,6 +14,8 @@ export interface GcOptions {
    * releasing it died) and another pass takes its deletion over. Default 600.
    */
   deletingTimeoutSeconds?: number;
+  /** Blobs released at the hold at once. Default 8. */
+  releaseConcurrency?: number;
   metrics?: GcMetrics;
   logger?: Logger;
   now?: () => Date;
@@ -41,8 +43,15 @@ export interface GcReport {
   deletedBytes: number;
   rescued: number;
   waiting: number;
+  /** Queued blobs and manifests this pass checked for references (what changed since the last pass). */
+  reviewed: number;
+  /** The first `MAX_REPORT_ITEMS` candidates, with what happened to each; `itemsOmitted` counts the rest. */
   items: GcItem[];
+  itemsOmitted: number;
 }
+
+/** Items a report lists: enough to read, a bounded amount of memory however much a pass finds. */
+export const MAX_REPORT_ITEMS = 1000;
 
 /**
  * One garbage-collection pass, online: manifests first (deleting an untagged
@@ -82,50 +91,70 @@ export class GarbageCollector {
       deletedBytes: 0,
       rescued: 0,
       waiting: 0,
+      reviewed: 0,
       items: [],
+      itemsOmitted: 0,
     };
     if (dryRun) {
-      for (const candidate of [...(await store.candidates()), ...(await store.previewUnmarked(started))]) {
-        const due = candidate.markedAt <= cutoff;
-        report.items.push(item(candidate, due ? 'would-delete' : 'waiting', reasonFor(candidate, due, graceSeconds)));
+      for (const kind of ['manifest', 'blob'] as const) {
+        for (const source of [store.candidates(kind), store.previewReview(kind, started)]) {
+          for await (const candidate of source) {
+            const due = candidate.markedAt <= cutoff;
+            list(report, item(candidate, due ? 'would-delete' : 'waiting', reasonFor(candidate, due, graceSeconds)));
+          }
+        }
       }
       report.seconds = (clock().getTime() - started.getTime()) / 1000;
       return report;
     }
 
-    await store.unreferencedManifests(started, true);
-    for (const candidate of await store.candidates('manifest')) {
+    report.reviewed += (await store.review('manifest', started)).reviewed;
+    for await (const candidate of store.candidates('manifest')) {
       const outcome = await store.sweepManifest(candidate, cutoff);
       this.#count(report, candidate, outcome === 'deleted' ? 'deleted' : outcome === 'rescued' ? 'rescued' : 'waiting');
     }
-    await store.unreferencedBlobs(started, true);
+    report.reviewed += (await store.review('blob', started)).reviewed;
     const deletingTimeoutMs = (this.#options.deletingTimeoutSeconds ?? DEFAULT_DELETING_TIMEOUT_SECONDS) * 1000;
-    for (const candidate of await store.candidates('blob')) {
-      const now = clock();
-      const outcome = await store.sweepBlob(candidate, cutoff, { now, staleBefore: new Date(now.getTime() - deletingTimeoutMs) });
-      if (outcome !== 'delete') {
-        this.#count(report, candidate, outcome === 'rescued' ? 'rescued' : 'waiting');
-        continue;
-      }
-      try {
-        const deleted = await this.#options.storage.blobStore(this.#options.did).release(candidate.digest);
-        await store.finishBlob(candidate, now);
-        this.#count(report, candidate, deleted ? 'deleted' : 'kept-by-another-registry');
-      } catch (err) {
-        // Stays `deleting` and a candidate: a pass after the deletion timeout retries the release.
-        this.#options.logger?.warn({ err, digest: candidate.digest }, 'gc could not release a blob; will retry');
-        this.#count(report, candidate, 'failed');
-      }
+    const releasing = new Set<Promise<void>>();
+    let failure: { err: unknown } | undefined;
+    for await (const candidate of store.candidates('blob')) {
+      if (failure) break;
+      const task: Promise<void> = this.#sweepBlob(report, candidate, cutoff, clock, deletingTimeoutMs)
+        .catch((err: unknown) => void (failure ??= { err }))
+        .finally(() => releasing.delete(task));
+      releasing.add(task);
+      if (releasing.size >= (this.#options.releaseConcurrency ?? 8)) await Promise.race(releasing);
     }
+    await Promise.all(releasing);
+    if (failure) throw failure.err;
     report.seconds = (clock().getTime() - started.getTime()) / 1000;
-    this.#options.metrics?.observe(report, await store.bytesByDid(), (await store.candidates()).length);
+    this.#options.metrics?.observe(report, await store.bytesByDid(), await store.candidateCount());
     const { startedAt, seconds, deletedManifests, deletedBlobs, deletedBytes, waiting } = report;
     await store.recordPass({ startedAt, seconds, deletedManifests, deletedBlobs, deletedBytes, waiting });
     this.#options.logger?.info(
-      { deletedManifests: report.deletedManifests, deletedBlobs: report.deletedBlobs, deletedBytes: report.deletedBytes, rescued: report.rescued, seconds: report.seconds },
+      { reviewed: report.reviewed, deletedManifests: report.deletedManifests, deletedBlobs: report.deletedBlobs, deletedBytes: report.deletedBytes, rescued: report.rescued, seconds: report.seconds },
       'gc pass finished',
     );
     return report;
+  }
+
+  async #sweepBlob(report: GcReport, candidate: GcCandidate, cutoff: Date, clock: () => Date, deletingTimeoutMs: number): Promise<void> {
+    const { store } = this.#options;
+    const now = clock();
+    const outcome = await store.sweepBlob(candidate, cutoff, { now, staleBefore: new Date(now.getTime() - deletingTimeoutMs) });
+    if (outcome !== 'delete') {
+      this.#count(report, candidate, outcome === 'rescued' ? 'rescued' : 'waiting');
+      return;
+    }
+    try {
+      const deleted = await this.#options.storage.blobStore(this.#options.did).release(candidate.digest);
+      await store.finishBlob(candidate, now);
+      this.#count(report, candidate, deleted ? 'deleted' : 'kept-by-another-registry');
+    } catch (err) {
+      // Stays `deleting` and a candidate: a pass after the deletion timeout retries the release.
+      this.#options.logger?.warn({ err, digest: candidate.digest }, 'gc could not release a blob; will retry');
+      this.#count(report, candidate, 'failed');
+    }
   }
 
   #count(report: GcReport, candidate: GcCandidate, action: GcItem['action']): void {
@@ -136,8 +165,13 @@ export class GarbageCollector {
     }
     if (action === 'rescued') report.rescued++;
     if (action === 'waiting') report.waiting++;
-    report.items.push(item(candidate, action, action));
+    list(report, item(candidate, action, action));
   }
+}
+
+function list(report: GcReport, entry: GcItem): void {
+  if (report.items.length < MAX_REPORT_ITEMS) report.items.push(entry);
+  else report.itemsOmitted++;
 }
 
 function item(candidate: GcCandidate, action: GcItem['action'], reason: string): GcItem {
