@@ -208,7 +208,8 @@ const MIGRATIONS: readonly { version: number; sql: (binary: string, dialect: Db[
     // counting them; and GC reviews a queue of what may have lost its last
     // reference, filled by the transactions that remove references, instead
     // of scanning every blob and manifest. The queue starts with everything,
-    // so the first pass after the upgrade checks each row once.
+    // so the first pass after the upgrade checks each row once. Stored bytes
+    // per DID are kept as blobs enter and leave the live state.
     version: 16,
     sql: () => [
       `ALTER TABLE repositories ADD COLUMN tag_count BIGINT NOT NULL DEFAULT 0`,
@@ -216,6 +217,8 @@ const MIGRATIONS: readonly { version: number; sql: (binary: string, dialect: Db[
       `CREATE TABLE gc_review (kind TEXT NOT NULL, repository TEXT NOT NULL, digest TEXT NOT NULL, gen BIGINT NOT NULL, PRIMARY KEY (kind, repository, digest))`,
       `INSERT INTO gc_review (kind, repository, digest, gen) SELECT 'manifest', repository, digest, 0 FROM manifests`,
       `INSERT INTO gc_review (kind, repository, digest, gen) SELECT 'blob', '', digest, 0 FROM blobs WHERE state <> 'deleted'`,
+      `CREATE TABLE blob_usage (did TEXT PRIMARY KEY, bytes BIGINT NOT NULL)`,
+      `INSERT INTO blob_usage (did, bytes) SELECT COALESCE(did, ''), SUM(size) FROM blobs WHERE state = 'live' GROUP BY COALESCE(did, '')`,
     ],
   },
 ];

@@ -121,14 +121,44 @@ for (const kind of ['sqlite', 'postgres'] as const) {
       expect(await tagCount('r/app')).to.deep.equal({ counted: 4, kept: 4 });
     });
 
+    it('keeps stored bytes per DID equal to the live blobs through every state change', async function () {
+      const summed = async () =>
+        (await db.all<{ did: string; bytes: number | string }>("SELECT COALESCE(did, '') AS did, SUM(size) AS bytes FROM blobs WHERE state = 'live' GROUP BY COALESCE(did, '') ORDER BY 1")).map((row) => ({ did: row.did, bytes: Number(row.bytes) }));
+      const expectInStep = async (what: string) => expect(await store.gc.bytesByDid(), what).to.deep.equal(await summed());
+      await store.linkBlob('r/app', { digest: digest(1), size: 10 }, { did: 'did:plc:a' });
+      await store.linkBlob('r/other', { digest: digest(1), size: 10 }, { did: 'did:plc:b' });
+      await store.recordBlob({ digest: digest(2), size: 200 }, 'did:plc:b', true);
+      await store.recordBlob({ digest: digest(2), size: 200 }, 'did:plc:b', true);
+      await store.linkBlob('r/app', { digest: digest(3), size: 3000 });
+      await expectInStep('pushed');
+      await store.gc.review('blob', new Date());
+      const [one, two] = await collect(store.gc.candidates('blob'));
+      const pass = { now: new Date(), staleBefore: new Date(0) };
+      expect(await store.gc.sweepBlob(one as NonNullable<typeof one>, new Date(), pass)).to.equal('delete');
+      expect(await store.gc.sweepBlob(two as NonNullable<typeof two>, new Date(), pass)).to.equal('delete');
+      await expectInStep('two being deleted');
+      await store.gc.finishBlob(one as NonNullable<typeof one>, pass.now);
+      await expectInStep('one deleted');
+      await store.linkBlob('r/app', { digest: digest(1), size: 10 }, { fresh: true, did: 'did:plc:c' });
+      await store.linkBlob('r/app', { digest: digest(2), size: 200 }, { fresh: true });
+      await expectInStep('both back');
+      expect(await store.gc.bytesByDid()).to.deep.equal([
+        { did: '', bytes: 3000 },
+        { did: 'did:plc:a', bytes: 10 },
+        { did: 'did:plc:b', bytes: 200 },
+      ]);
+    });
+
     it('an upgraded database counts its tags and queues every row once', async function () {
       await put(manifest('r/app', 1), 'a');
       await put(manifest('r/app', 2));
       await db.run('DROP TABLE gc_review');
+      await db.run('DROP TABLE blob_usage');
       await db.run('ALTER TABLE repositories DROP COLUMN tag_count');
       await db.run('DELETE FROM schema_migrations WHERE version = 16');
       expect(await migrate(db)).to.equal(1);
       expect(await tagCount('r/app')).to.deep.equal({ counted: 1, kept: 1 });
+      expect(await store.gc.bytesByDid()).to.deep.equal([{ did: '', bytes: 2 }]);
       expect(await review()).to.deep.equal({ manifests: { reviewed: 2, marked: 1 }, blobs: { reviewed: 2, marked: 0 } });
     });
 

@@ -1,4 +1,5 @@
 import { forUpdate, type Db } from '../db.ts';
+import { countUsage } from './blob-usage.ts';
 import { orphanedBy, queueForReview } from './gc-review.ts';
 import type { ChangeListener } from './types.ts';
 
@@ -141,14 +142,19 @@ export class GcStore {
       const touched = await tx.get<{ latest: string | null }>('SELECT MAX(created_at) AS latest FROM repository_blobs WHERE digest = ?', [candidate.digest]);
       const rescued = !lock || lock.state === 'deleted' || referenced !== undefined || (touched?.latest ? Date.parse(touched.latest) > candidate.markedAt.getTime() : false);
       if (rescued) {
-        if (lock?.state === 'deleting') await tx.run("UPDATE blobs SET state = 'live', deleting_since = NULL, generation = generation + 1 WHERE digest = ?", [candidate.digest]);
+        if (lock?.state === 'deleting') {
+          await tx.run("UPDATE blobs SET state = 'live', deleting_since = NULL, generation = generation + 1 WHERE digest = ?", [candidate.digest]);
+          await countUsage(tx, candidate.digest, 1);
+        }
         await rescue(tx, candidate);
         return 'rescued';
       }
       if (lock.state === 'deleting') return takeOverIfStale(tx, candidate.digest, lock.deleting_since, pass);
       if (candidate.markedAt > cutoff) return 'waiting';
       const moved = await tx.run("UPDATE blobs SET state = 'deleting', deleting_since = ? WHERE digest = ? AND state = 'live'", [pass.now.toISOString(), candidate.digest]);
-      return moved === 1 ? 'delete' : 'waiting';
+      if (moved !== 1) return 'waiting';
+      await countUsage(tx, candidate.digest, -1);
+      return 'delete';
     });
   }
 
@@ -177,12 +183,10 @@ export class GcStore {
     return { state: row.state, ...(row.deleting_since ? { deletingSince: new Date(row.deleting_since) } : {}) };
   }
 
-  /** Bytes of live blobs per pushing DID, for quotas. */
+  /** Bytes of live blobs per pushing DID ('' for blobs with none), for the stored-bytes metric. */
   async bytesByDid(): Promise<{ did: string; bytes: number }[]> {
-    const rows = await this.#db.all<{ did: string | null; bytes: number | string }>(
-      "SELECT COALESCE(did, '') AS did, SUM(size) AS bytes FROM blobs WHERE state = 'live' GROUP BY COALESCE(did, '') ORDER BY 1",
-    );
-    return rows.map((row) => ({ did: row.did ?? '', bytes: Number(row.bytes) }));
+    const rows = await this.#db.all<{ did: string; bytes: number | string }>('SELECT did, bytes FROM blob_usage WHERE bytes <> 0 ORDER BY did');
+    return rows.map((row) => ({ did: row.did, bytes: Number(row.bytes) }));
   }
 
   /** Keeps the summary of a finished pass, for the web pages of every instance. */

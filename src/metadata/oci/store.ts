@@ -1,5 +1,6 @@
 import { forUpdate, openDatabase, type DatabaseConfig, type Db, type SqlCondition } from '../db.ts';
 import { BrowseStore } from './browse.ts';
+import { countUsage } from './blob-usage.ts';
 import { GcStore } from './gc.ts';
 import { orphanedBy, queueForReview, type ReviewEntry } from './gc-review.ts';
 import { countTags } from './tag-count.ts';
@@ -79,7 +80,10 @@ export class SqlMetadataStore implements MetadataStore {
         [repository, blob.digest, now],
       );
       // A blob new to the registry is unreferenced until a manifest lists it; one already live was reviewed when it last lost a reference.
-      if (inserted > 0 || revived) await queueForReview(tx, [{ kind: 'blob', repository: '', digest: blob.digest }]);
+      if (inserted > 0 || revived) {
+        await countUsage(tx, blob.digest, 1);
+        await queueForReview(tx, [{ kind: 'blob', repository: '', digest: blob.digest }]);
+      }
       return revived;
     });
   }
@@ -101,7 +105,10 @@ export class SqlMetadataStore implements MetadataStore {
          ON CONFLICT (digest) DO UPDATE SET state = 'live', size = excluded.size, deleting_since = NULL, generation = blobs.generation + 1 WHERE blobs.state = 'deleted' AND ? = 1`,
         [blob.digest, blob.size, new Date().toISOString(), did, fresh ? 1 : 0],
       );
-      if (written > 0) await queueForReview(tx, [{ kind: 'blob', repository: '', digest: blob.digest }]);
+      if (written > 0) {
+        await countUsage(tx, blob.digest, 1);
+        await queueForReview(tx, [{ kind: 'blob', repository: '', digest: blob.digest }]);
+      }
     });
   }
 
