@@ -130,6 +130,16 @@ for (const kind of KINDS) {
       expect(await store.getUpload('a/one', 'u1')).to.equal(undefined);
     });
 
+    it('forgets the sessions a DID abandoned when it opens another, and nobody else\'s', async function () {
+      const day = (n: number) => new Date(Date.UTC(2026, 0, n));
+      await store.createUpload({ id: 'old-a', repository: 'a/one', did: 'did:plc:a', createdAt: day(1) });
+      await store.createUpload({ id: 'recent-a', repository: 'a/one', did: 'did:plc:a', createdAt: day(9) });
+      await store.createUpload({ id: 'old-b', repository: 'a/one', did: 'did:plc:b', createdAt: day(1) });
+      await store.createUpload({ id: 'new-a', repository: 'a/one', did: 'did:plc:a', createdAt: day(10) }, { dropOlderThan: day(3) });
+      const left = await Promise.all(['old-a', 'recent-a', 'old-b', 'new-a'].map(async (id) => (await store.getUpload('a/one', id)) !== undefined));
+      expect(left).to.deep.equal([false, true, true, true]);
+    });
+
     it('lets one holder at a time take an upload, hands the state on, and lets a lapsed lease be taken over', async function () {
       const holds = store.uploadHolds;
       await store.createUpload({ id: 'u2', repository: 'a/one', did: 'did:plc:a', createdAt: new Date(0), state: 'created' });

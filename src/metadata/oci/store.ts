@@ -36,14 +36,18 @@ export class SqlMetadataStore implements MetadataStore {
     return new SqlMetadataStore(await openDatabase(config), changed);
   }
 
-  async createUpload(upload: UploadRow): Promise<void> {
-    await this.#db.run('INSERT INTO uploads (id, repository, did, created_at, state) VALUES (?, ?, ?, ?, ?)', [
-      upload.id,
-      upload.repository,
-      upload.did,
-      upload.createdAt.toISOString(),
-      upload.state ?? null,
-    ]);
+  async createUpload(upload: UploadRow, options: { dropOlderThan?: Date } = {}): Promise<void> {
+    await this.#db.transaction(async (tx) => {
+      // Sessions nobody finished are forgotten when their DID opens another, so the table holds a bounded number per DID.
+      if (options.dropOlderThan) await tx.run('DELETE FROM uploads WHERE did = ? AND created_at < ?', [upload.did, options.dropOlderThan.toISOString()]);
+      await tx.run('INSERT INTO uploads (id, repository, did, created_at, state) VALUES (?, ?, ?, ?, ?)', [
+        upload.id,
+        upload.repository,
+        upload.did,
+        upload.createdAt.toISOString(),
+        upload.state ?? null,
+      ]);
+    });
   }
 
   async countUploads(did: string, since: Date): Promise<number> {

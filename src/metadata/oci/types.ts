@@ -81,7 +81,8 @@ export interface Page {
 }
 
 export interface MetadataStore {
-  createUpload(upload: UploadRow): Promise<void>;
+  /** `dropOlderThan` also deletes that DID's sessions created before it (abandoned ones). */
+  createUpload(upload: UploadRow, options?: { dropOlderThan?: Date }): Promise<void>;
   /** Upload sessions `did` created after `since` and has not finished or cancelled. */
   countUploads(did: string, since: Date): Promise<number>;
   getUpload(repository: string, id: string): Promise<UploadRow | undefined>;

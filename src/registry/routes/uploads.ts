@@ -115,10 +115,21 @@ export const startUpload: Handler = async (ctx, call) => {
   await drain(call.request.raw);
   return withUploadSlot(ctx, call, async () => {
     const writer = await call.store.create();
-    await ctx.metadata.createUpload({ id: writer.id, repository: call.name, did: call.identity.did, createdAt: new Date(), ...(writer.state ? { state: writer.state } : {}) });
+    const now = new Date();
+    await ctx.metadata.createUpload(
+      { id: writer.id, repository: call.name, did: call.identity.did, createdAt: now, ...(writer.state ? { state: writer.state } : {}) },
+      { dropOlderThan: new Date(now.getTime() - UPLOAD_ROW_SECONDS * 1000) },
+    );
     return acceptedUpload(call, writer, 202);
   });
 };
+
+/**
+ * How long the registry remembers a session nobody finished. The hold aborts
+ * one idle for its `uploadTtlSeconds` (a day by default); a week leaves room
+ * for a session kept busy that long, and for a longer TTL.
+ */
+const UPLOAD_ROW_SECONDS = 7 * 86_400;
 
 /**
  * Each session holds a multipart upload at the hold and a row here until it
