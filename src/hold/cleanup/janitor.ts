@@ -69,7 +69,8 @@ export class Janitor {
       let reachedEnd = true;
       try {
         for await (const directory of this.#ctx.records.directories({ startAfter: this.#cursor })) {
-          if (seen >= this.#budget.directories || performance.now() >= deadline) {
+          // At least one directory a pass, so a pass always moves on.
+          if (seen > 0 && (seen >= this.#budget.directories || performance.now() >= deadline)) {
             reachedEnd = false;
             break;
           }
