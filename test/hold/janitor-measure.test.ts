@@ -6,14 +6,17 @@ import { putMany } from '../support/snowball.ts';
 /**
  * Not a check: the time and heap of one janitor pass over many upload
  * records, printed. Runs only with HOLDFAST_JANITOR_MEASURE=<records>
- * (e.g. 10000), and with node's --expose-gc for a clean baseline.
+ * (e.g. 10000), and with node's --expose-gc for a clean baseline. With
+ * HOLDFAST_JANITOR_MEASURE_IDLE=1 the pass runs two hours past the TTL, so
+ * every record is idle; otherwise every record is fresh.
  */
 const records = Number(process.env.HOLDFAST_JANITOR_MEASURE ?? 0);
+const idle = process.env.HOLDFAST_JANITOR_MEASURE_IDLE === '1';
 
 (records > 0 ? describe : describe.skip)(`janitor pass over ${records} upload records (measurement)`, function () {
   this.timeout(0);
   it('prints time, peak heap and GETs of one pass', async function () {
-    const now = new Date();
+    let now = new Date();
     const hold = await startTestHold('s3', { config: { uploadTtlSeconds: 3600 }, now: () => now });
     try {
       const minio = await sharedMinio();
@@ -28,6 +31,7 @@ const records = Number(process.env.HOLDFAST_JANITOR_MEASURE ?? 0);
       };
       await putMany(minio, files());
       const fillSeconds = (performance.now() - fillStarted) / 1000;
+      if (idle) now = new Date(now.getTime() + 3 * 3600 * 1000);
       const gc = (globalThis as { gc?: () => void }).gc;
       gc?.();
       const baseline = process.memoryUsage().heapUsed;
@@ -41,7 +45,7 @@ const records = Number(process.env.HOLDFAST_JANITOR_MEASURE ?? 0);
       clearInterval(sampler);
       peak = Math.max(peak, process.memoryUsage().heapUsed);
       console.log(
-        `[janitor-measure] ${records} fresh records (filled in ${fillSeconds.toFixed(1)} s): pass ${seconds.toFixed(2)} s, peak heap +${((peak - baseline) / 2 ** 20).toFixed(1)} MiB over ${(baseline / 2 ** 20).toFixed(1)} MiB, GetObject ${(await gets()) - getsBefore}, result ${JSON.stringify(result)}`,
+        `[janitor-measure] ${records} ${idle ? 'idle' : 'fresh'} records (filled in ${fillSeconds.toFixed(1)} s): pass ${seconds.toFixed(2)} s, peak heap +${((peak - baseline) / 2 ** 20).toFixed(1)} MiB over ${(baseline / 2 ** 20).toFixed(1)} MiB, GetObject ${(await gets()) - getsBefore}, result ${JSON.stringify(result)}`,
       );
     } finally {
       await hold.close();
