@@ -25,7 +25,7 @@ const idle = process.env.HOLDFAST_JANITOR_MEASURE_IDLE === '1';
       const files = function* () {
         for (let i = 0; i < records; i++) {
           const uuid = randomUUID();
-          const record = { version: 2, name: `uploads/temp-${uuid}`, did: DIDS.owner, kind: 'multipart', upload_id: 'x', state: 'open', created_at: stamp, updated_at: stamp, parts: [], staged: [], size: 0 };
+          const record = { version: 2, name: `uploads/temp-${uuid}`, did: DIDS.owner, kind: 'single', upload_id: '', state: 'open', created_at: stamp, updated_at: stamp, parts: [], staged: [], size: 0 };
           yield { key: `${hold.prefix}holdfast/uploads/${uuid}/session.json`, body: JSON.stringify(record) };
         }
       };
