@@ -338,8 +338,11 @@ async function* walk(dir: string, keyPrefix: string, startAfter?: string): Async
   const entries = await readdir(dir, { withFileTypes: true }).catch(() => []);
   const keyed = entries
     .filter((entry) => entry.isDirectory() || entry.isFile())
-    .map((entry) => ({ entry, key: keyPrefix + entry.name + (entry.isDirectory() ? '/' : '') }))
-    .sort((a, b) => Buffer.compare(Buffer.from(a.key), Buffer.from(b.key)));
+    .map((entry) => {
+      const key = keyPrefix + entry.name + (entry.isDirectory() ? '/' : '');
+      return { entry, key, bytes: Buffer.from(key) };
+    })
+    .sort((a, b) => Buffer.compare(a.bytes, b.bytes));
   for (const { entry, key } of keyed) {
     const full = path.join(dir, entry.name);
     if (entry.isDirectory()) {
