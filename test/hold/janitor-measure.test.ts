@@ -12,12 +12,14 @@ import { putMany } from '../support/snowball.ts';
  */
 const records = Number(process.env.HOLDFAST_JANITOR_MEASURE ?? 0);
 const idle = process.env.HOLDFAST_JANITOR_MEASURE_IDLE === '1';
+/** HOLDFAST_JANITOR_MEASURE_BUDGET=<directories>: one pass's budget, instead of the default (its time budget goes with it). */
+const budget = process.env.HOLDFAST_JANITOR_MEASURE_BUDGET ? Number(process.env.HOLDFAST_JANITOR_MEASURE_BUDGET) : undefined;
 
 (records > 0 ? describe : describe.skip)(`janitor pass over ${records} upload records (measurement)`, function () {
   this.timeout(0);
   it('prints time, peak heap and GETs of one pass', async function () {
     let now = new Date();
-    const hold = await startTestHold('s3', { config: { uploadTtlSeconds: 3600 }, now: () => now });
+    const hold = await startTestHold('s3', { config: { uploadTtlSeconds: 3600 }, now: () => now, ...(budget ? { janitorBudget: { directories: budget, ms: 3_600_000 } } : {}) });
     try {
       const minio = await sharedMinio();
       const fillStarted = performance.now();
