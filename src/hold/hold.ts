@@ -151,8 +151,14 @@ export class Hold {
   #startJanitor(): void {
     const seconds = this.config.janitorIntervalSeconds;
     if (seconds === 0 || this.#janitor) return;
+    let running = false;
     this.#janitor = setInterval(() => {
-      this.runJanitor().catch((err: unknown) => this.#logger.warn({ err }, 'janitor pass failed'));
+      // A pass still running when the next is due (a slow bucket) is left to finish; passes never pile up.
+      if (running) return;
+      running = true;
+      this.runJanitor()
+        .catch((err: unknown) => this.#logger.warn({ err }, 'janitor pass failed'))
+        .finally(() => (running = false));
     }, seconds * 1000);
     this.#janitor.unref();
   }
