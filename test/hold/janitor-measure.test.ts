@@ -46,8 +46,10 @@ const budget = process.env.HOLDFAST_JANITOR_MEASURE_BUDGET ? Number(process.env.
       const seconds = (performance.now() - started) / 1000;
       clearInterval(sampler);
       peak = Math.max(peak, process.memoryUsage().heapUsed);
+      gc?.();
+      const retained = process.memoryUsage().heapUsed - baseline;
       console.log(
-        `[janitor-measure] ${records} ${idle ? 'idle' : 'fresh'} records (filled in ${fillSeconds.toFixed(1)} s): pass ${seconds.toFixed(2)} s, peak heap +${((peak - baseline) / 2 ** 20).toFixed(1)} MiB over ${(baseline / 2 ** 20).toFixed(1)} MiB, GetObject ${(await gets()) - getsBefore}, result ${JSON.stringify(result)}`,
+        `[janitor-measure] ${records} ${idle ? 'idle' : 'fresh'} records (filled in ${fillSeconds.toFixed(1)} s): pass ${seconds.toFixed(2)} s, peak heap +${((peak - baseline) / 2 ** 20).toFixed(1)} MiB over ${(baseline / 2 ** 20).toFixed(1)} MiB (retained after GC +${(retained / 2 ** 20).toFixed(1)} MiB), GetObject ${(await gets()) - getsBefore}, result ${JSON.stringify(result)}`,
       );
     } finally {
       await hold.close();
