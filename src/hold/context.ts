@@ -11,6 +11,7 @@ import { BlobLifecycle } from './publishing/blob-lifecycle.ts';
 import type { ProtocolStep, StepHook } from './protocol-steps.ts';
 import { Quotas, type QuotaPhase, type QuotaSettings } from './quotas/quotas.ts';
 import { StorageError, type CompletedPartInput, type StorageBackend } from './backends/types.ts';
+import type { JanitorBudget } from './cleanup/janitor.ts';
 
 export interface HoldServiceOptions {
   backend: StorageBackend;
@@ -28,6 +29,8 @@ export interface HoldServiceOptions {
   quotas?: QuotaSettings;
   /** Counts each quota refusal (metrics). */
   onQuotaRefusal?: (phase: QuotaPhase) => void;
+  /** How much of the uploads prefix one janitor pass covers (`DEFAULT_JANITOR_BUDGET` by default). */
+  janitorBudget?: Partial<JanitorBudget>;
 }
 
 export const DEFAULT_DELETION_LEASE_SECONDS = 300;

@@ -14,6 +14,15 @@ import { HoldMetrics } from './metrics.ts';
 import { HoldService } from './service.ts';
 import type { QuotaPhase, QuotaSettings } from './quotas/quotas.ts';
 import type { StepHook } from './protocol-steps.ts';
+import type { JanitorBudget } from './cleanup/janitor.ts';
+
+/** What one janitor pass did: deletions finished, idle uploads discarded, uploads it could not decide, orphaned keys deleted. */
+export interface JanitorPass {
+  abandoned: number;
+  purged: number;
+  skipped: number;
+  orphans: number;
+}
 
 export interface HoldOptions {
   logger?: Logger;
@@ -24,6 +33,8 @@ export interface HoldOptions {
   now?: () => Date;
   /** Test-only: see `HoldServiceOptions.onStep`. */
   onStep?: StepHook;
+  /** See `HoldServiceOptions.janitorBudget`; the defaults suit every deployment, tests shrink it. */
+  janitorBudget?: Partial<JanitorBudget>;
 }
 
 /**
@@ -69,6 +80,7 @@ export class Hold {
       deletionLeaseSeconds: config.deletionLeaseSeconds,
       now: options.now,
       onStep: options.onStep,
+      ...(options.janitorBudget ? { janitorBudget: options.janitorBudget } : {}),
       ...(config.quotas ? { quotas: quotaSettings(config), onQuotaRefusal: (phase: QuotaPhase) => metrics.quotaRefusals.inc({ phase }) } : {}),
     });
     const verifier = new ServiceTokenVerifier({
@@ -111,16 +123,19 @@ export class Hold {
     return address;
   }
 
-  async runJanitor(): Promise<{ purged: number; skipped: number }> {
+  /**
+   * One janitor pass: deletions whose hold process died, then a bounded
+   * stretch of the upload directories (see `Janitor#sweepUploads`).
+   */
+  async runJanitor(): Promise<JanitorPass> {
     const abandoned = await this.service.janitor.finishAbandonedDeletions();
     if (abandoned > 0) this.#logger.warn({ abandoned }, 'janitor finished deletions whose hold process died');
-    const result = await this.service.janitor.purgeIdleUploads();
-    const orphans = await this.service.janitor.collectOrphans();
+    const { purged, skipped, orphans } = await this.service.janitor.sweepUploads();
     if (orphans > 0) this.#logger.info({ orphans }, 'janitor deleted objects written after their upload ended');
-    this.metrics.uploadsPurged.inc(result.purged);
-    if (result.purged > 0) this.#logger.info({ purged: result.purged }, 'janitor aborted idle uploads');
-    if (result.skipped > 0) this.#logger.warn({ skipped: result.skipped }, 'janitor skipped uploads it could not read; it will retry');
-    return result;
+    this.metrics.uploadsPurged.inc(purged);
+    if (purged > 0) this.#logger.info({ purged }, 'janitor aborted idle uploads');
+    if (skipped > 0) this.#logger.warn({ skipped }, 'janitor skipped uploads it could not read; it will retry');
+    return { abandoned, purged, skipped, orphans };
   }
 
   close(): Promise<void> {
@@ -136,8 +151,14 @@ export class Hold {
   #startJanitor(): void {
     const seconds = this.config.janitorIntervalSeconds;
     if (seconds === 0 || this.#janitor) return;
+    let running = false;
     this.#janitor = setInterval(() => {
-      this.runJanitor().catch((err: unknown) => this.#logger.warn({ err }, 'janitor pass failed'));
+      // A pass still running when the next is due (a slow bucket) is left to finish; passes never pile up.
+      if (running) return;
+      running = true;
+      this.runJanitor()
+        .catch((err: unknown) => this.#logger.warn({ err }, 'janitor pass failed'))
+        .finally(() => (running = false));
     }, seconds * 1000);
     this.#janitor.unref();
   }

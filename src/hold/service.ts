@@ -6,6 +6,7 @@ import { Claims } from './publishing/claims.ts';
 import { Janitor } from './cleanup/janitor.ts';
 import type { StorageBackend } from './backends/types.ts';
 import type { Quotas } from './quotas/quotas.ts';
+import type { UploadRecordStore } from './uploads/records.ts';
 
 export { DEFAULT_DELETION_LEASE_SECONDS, type HoldServiceOptions } from './context.ts';
 
@@ -30,11 +31,16 @@ export class HoldService {
     this.presigner = new Presigner(this.#ctx, this.uploads);
     this.publisher = new Publisher(this.#ctx);
     this.claims = new Claims(this.#ctx);
-    this.janitor = new Janitor(this.#ctx);
+    this.janitor = new Janitor(this.#ctx, options.janitorBudget);
   }
 
   get backend(): StorageBackend {
     return this.#ctx.backend;
+  }
+
+  /** The upload records, as this process reads and remembers them. */
+  get records(): UploadRecordStore {
+    return this.#ctx.records;
   }
 
   /** Storage limits per DID, when configured. */

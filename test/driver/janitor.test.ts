@@ -15,10 +15,10 @@ for (const backend of BACKENDS) {
         await writer.write(randomBlob(7 * MiB));
         await writer.close();
         now = new Date(now.getTime() + 30 * 60 * 1000);
-        expect(await fixture.hold.hold.runJanitor()).to.deep.equal({ purged: 0, skipped: 0 });
+        expect(await fixture.hold.hold.runJanitor()).to.deep.equal({ abandoned: 0, purged: 0, skipped: 0, orphans: 0 });
         expect((await store.resume(writer.id)).size).to.equal(7 * MiB);
         now = new Date(now.getTime() + 2 * 3600 * 1000);
-        expect(await fixture.hold.hold.runJanitor()).to.deep.equal({ purged: 1, skipped: 0 });
+        expect(await fixture.hold.hold.runJanitor()).to.deep.equal({ abandoned: 0, purged: 1, skipped: 0, orphans: 0 });
         expect(await fixture.hold.inspect.pendingMultipartUploads()).to.equal(0);
         expect(await fixture.hold.inspect.keys()).to.deep.equal([]);
         const gone = await store.resume(writer.id).catch((err: unknown) => err);

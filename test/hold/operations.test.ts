@@ -51,7 +51,7 @@ for (const backend of BACKENDS) {
         await putToUrl(staged.url, randomBlob(3));
         now = new Date(now.getTime() + 2 * 3600 * 1000);
         const fresh = await hold.client.startMultipart(DIDS.owner);
-        expect(await hold.hold.runJanitor()).to.deep.equal({ purged: 1, skipped: 0 });
+        expect(await hold.hold.runJanitor()).to.deep.equal({ abandoned: 0, purged: 1, skipped: 0, orphans: 0 });
         expect(await hold.inspect.pendingMultipartUploads()).to.equal(1);
         const keys = await hold.inspect.keys();
         expect(keys).to.deep.equal([`holdfast/uploads/${fresh.upload_name.slice('uploads/temp-'.length)}/session.json`]);
@@ -81,10 +81,10 @@ for (const backend of BACKENDS) {
         );
         while (reached < 2) await sleep(10);
         expect(await hold.inspect.pendingMultipartUploads()).to.equal(2);
-        expect(await hold.hold.runJanitor(), 'within the TTL').to.deep.equal({ purged: 0, skipped: 0 });
+        expect(await hold.hold.runJanitor(), 'within the TTL').to.deep.equal({ abandoned: 0, purged: 0, skipped: 0, orphans: 0 });
         expect(await hold.inspect.pendingMultipartUploads()).to.equal(2);
         now = new Date(now.getTime() + 2 * 3600 * 1000);
-        expect(await hold.hold.runJanitor()).to.deep.equal({ purged: 2, skipped: 0 });
+        expect(await hold.hold.runJanitor()).to.deep.equal({ abandoned: 0, purged: 2, skipped: 0, orphans: 0 });
         expect(await hold.inspect.pendingMultipartUploads()).to.equal(0);
         expect(await hold.inspect.keys()).to.deep.equal([]);
         // Should the frozen starts wake after all, what they record is collected the same way.
@@ -123,7 +123,7 @@ for (const backend of BACKENDS) {
         // The writer comes back between the janitor's read and its decision.
         await hold.client.uploadProgress(DIDS.owner, upload.upload_name, upload.upload_id, { base_size: 0, parts: [{ part_number: 1, etag: etag as string, size: bytes.length }] });
         resume();
-        expect(await janitor).to.deep.equal({ purged: 0, skipped: 0 });
+        expect(await janitor).to.deep.equal({ abandoned: 0, purged: 0, skipped: 0, orphans: 0 });
         const status = await hold.client.uploadStatus(DIDS.owner, upload.upload_name, upload.upload_id);
         expect(status.size).to.equal(5 * MiB);
         expect(await hold.inspect.pendingMultipartUploads()).to.equal(1);
@@ -282,7 +282,7 @@ describe('hold move strategies (s3)', function () {
       await leaveSessionBehind(hold, await completedUpload(hold, randomBlob(6 * MiB + 2)), sha256(randomBlob(5)));
 
       now = new Date(now.getTime() + 3600 * 1000);
-      expect(await hold.hold.runJanitor()).to.deep.equal({ purged: 2, skipped: 0 });
+      expect(await hold.hold.runJanitor()).to.deep.equal({ abandoned: 0, purged: 2, skipped: 0, orphans: 0 });
       expect(await hold.inspect.keys('holdfast/uploads/')).to.deep.equal([]);
       expect(await hold.inspect.keys('holdfast/objects/')).to.deep.equal([published.object]);
       expect((await getFromUrl((await hold.client.getPresignedUrl(DIDS.owner, digest)).url)).body.equals(blob)).to.equal(true);

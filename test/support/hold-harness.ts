@@ -9,7 +9,7 @@ import { ServiceTokenSigner } from '../../src/core/service-token.ts';
 import { HoldClient } from '../../src/driver/hold-client.ts';
 import { parseHoldConfig, type HoldConfigInput } from '../../src/hold/config.ts';
 import { FsBackend } from '../../src/hold/backends/fs.ts';
-import { Hold } from '../../src/hold/hold.ts';
+import { Hold, type HoldOptions } from '../../src/hold/hold.ts';
 import type { StepHook } from '../../src/hold/protocol-steps.ts';
 import { sharedMinio } from './global-fixtures.ts';
 import { putToUrl, sha256 } from './bytes.ts';
@@ -73,6 +73,8 @@ export interface TestHoldOptions {
   extraIssuers?: string[];
   /** Awaited at each step of release and move, to pause one there. */
   onStep?: StepHook;
+  /** The janitor's per-run budget (see `HoldOptions.janitorBudget`). */
+  janitorBudget?: HoldOptions['janitorBudget'];
 }
 
 /** Stores `blob` at its digest the single-PUT way (presigned PUT, then /move) as the owner; resolves to the digest. */
@@ -129,7 +131,7 @@ export async function startTestHold(backend: BackendKind, options: TestHoldOptio
     ...options.config,
   });
   const logger = options.logger ?? pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' });
-  const hold = await Hold.create(config, { logger, now: options.now, onStep: options.onStep });
+  const hold = await Hold.create(config, { logger, now: options.now, onStep: options.onStep, janitorBudget: options.janitorBudget });
   await hold.listen();
   const url = `http://127.0.0.1:${port}`;
   if (backend === 'fs') inspect = fsInspector(hold.backend as FsBackend, prefix);

@@ -7,7 +7,7 @@ import type { Readable } from 'node:stream';
 import { KeyedMutex } from '../../core/keyed-mutex.ts';
 import { FsUrlSigner } from './fs-signer.ts';
 import { multipartEtag } from './multipart-etag.ts';
-import { StorageError, type CompletedPartInput, type ObjectInfo, type PresignedRequest, type SmallWriteCondition, type StorageBackend, type UploadedPart } from './types.ts';
+import { StorageError, type CompletedPartInput, type ListOptions, type ObjectInfo, type PresignedRequest, type SmallWriteCondition, type StorageBackend, type UploadedPart } from './types.ts';
 import { MIN_PART_SIZE } from '../../protocol/limits.ts';
 
 export interface FsBackendOptions {
@@ -217,10 +217,11 @@ export class FsBackend implements StorageBackend {
     await this.#publish(temp, destinationKey);
   }
 
-  async *list(prefix: string): AsyncIterable<ObjectInfo> {
+  async *list(prefix: string, options: ListOptions = {}): AsyncIterable<ObjectInfo> {
     const base = this.#objects;
     const start = this.#objectPath(prefix.endsWith('/') ? prefix.slice(0, -1) : path.posix.dirname(prefix));
-    for await (const file of walk(start)) {
+    const startKey = path.relative(base, start).split(path.sep).join('/');
+    for await (const file of walk(start, startKey === '' ? '' : `${startKey}/`, options.startAfter)) {
       const key = path.relative(base, file).split(path.sep).join('/');
       if (!key.startsWith(prefix)) continue;
       const info = await stat(file).catch(() => undefined);
@@ -327,13 +328,35 @@ async function writeHashed(body: Readable, file: string): Promise<{ md5: string;
   return { md5: md5.digest('hex'), size };
 }
 
-async function* walk(dir: string): AsyncIterable<string> {
+/**
+ * The files under `dir` (whose keys start with `keyPrefix`) in key order:
+ * entries sorted by byte, and a directory named `a` walked as the keys
+ * `a/...`, after `a-` and before `a0`. With `startAfter`, subtrees wholly at
+ * or before it are not read.
+ */
+async function* walk(dir: string, keyPrefix: string, startAfter?: string): AsyncIterable<string> {
   const entries = await readdir(dir, { withFileTypes: true }).catch(() => []);
-  for (const entry of entries.sort((a, b) => (a.name < b.name ? -1 : 1))) {
+  const keyed = entries
+    .filter((entry) => entry.isDirectory() || entry.isFile())
+    .map((entry) => {
+      const key = keyPrefix + entry.name + (entry.isDirectory() ? '/' : '');
+      return { entry, key, bytes: Buffer.from(key) };
+    })
+    .sort((a, b) => Buffer.compare(a.bytes, b.bytes));
+  for (const { entry, key } of keyed) {
     const full = path.join(dir, entry.name);
-    if (entry.isDirectory()) yield* walk(full);
-    else if (entry.isFile()) yield full;
+    if (entry.isDirectory()) {
+      // Every key in it starts with `key`: all are at or before `startAfter` when `key` sorts first and is not a prefix of it.
+      if (startAfter !== undefined && !startAfter.startsWith(key) && compareKeys(key, startAfter) < 0) continue;
+      yield* walk(full, key, startAfter);
+    } else if (startAfter === undefined || compareKeys(key, startAfter) > 0) {
+      yield full;
+    }
   }
+}
+
+function compareKeys(a: string, b: string): number {
+  return Buffer.compare(Buffer.from(a), Buffer.from(b));
 }
 
 function expiry(ttlSeconds: number): Date {

@@ -18,7 +18,7 @@ import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
 import { PROVIDER_PROFILES, type ProviderName } from '../../protocol/providers.ts';
 import { mapS3Error } from './s3-errors.ts';
 import { multipartEtag } from './multipart-etag.ts';
-import { StorageError, type BackendCapabilities, type CompletedPartInput, type ObjectInfo, type PresignedRequest, type SmallWriteCondition, type StorageBackend, type UploadedPart } from './types.ts';
+import { StorageError, type BackendCapabilities, type CompletedPartInput, type ListOptions, type ObjectInfo, type PresignedRequest, type SmallWriteCondition, type StorageBackend, type UploadedPart } from './types.ts';
 import { MAX_SINGLE_COPY_BYTES } from '../../protocol/limits.ts';
 
 export interface S3BackendOptions {
@@ -260,10 +260,10 @@ export class S3Backend implements StorageBackend {
     await this.#copyInParts(copySource, destinationKey, size);
   }
 
-  async *list(prefix: string): AsyncIterable<ObjectInfo> {
+  async *list(prefix: string, options: ListOptions = {}): AsyncIterable<ObjectInfo> {
     let token: string | undefined;
     do {
-      const command = new ListObjectsV2Command({ Bucket: this.#bucket, Prefix: prefix, ContinuationToken: token });
+      const command = new ListObjectsV2Command({ Bucket: this.#bucket, Prefix: prefix, ContinuationToken: token, ...(token === undefined && options.startAfter !== undefined ? { StartAfter: options.startAfter } : {}) });
       const page = await this.#send('ListObjectsV2', (options) => this.#client.send(command, options));
       for (const item of page.Contents ?? []) {
         if (item.Key) yield { key: item.Key, size: item.Size ?? 0, lastModified: item.LastModified };

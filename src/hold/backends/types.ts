@@ -13,6 +13,10 @@ export interface ObjectInfo {
   readonly target?: string;
 }
 
+export interface ListOptions {
+  readonly startAfter?: string;
+}
+
 export interface PresignedRequest {
   readonly method: 'PUT' | 'GET' | 'HEAD';
   readonly url: string;
@@ -100,7 +104,12 @@ export interface StorageBackend {
   putReference(key: string, targetKey: string, size: number): Promise<boolean>;
   /** Server-side copy. `size` picks the strategy (single copy or part copies). */
   copy(sourceKey: string, destinationKey: string, size: number): Promise<void>;
-  list(prefix: string): AsyncIterable<ObjectInfo>;
+  /**
+   * The objects under `prefix`, in key order (UTF-8 bytes, as S3 sorts
+   * them); with `startAfter`, only those after that key. Pages are fetched
+   * as the caller iterates, so one that stops early reads no further.
+   */
+  list(prefix: string, options?: ListOptions): AsyncIterable<ObjectInfo>;
 
   close(): Promise<void>;
 }

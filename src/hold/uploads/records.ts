@@ -1,8 +1,8 @@
 import { MIN_PART_SIZE } from '../../protocol/limits.ts';
-import { storageKey, uploadFromSessionKey, uploadFromUploadKey } from '../keys.ts';
+import { storageKey, uploadFromUploadKey } from '../keys.ts';
 import type { UploadName } from '../../protocol/upload-names.ts';
 import { LRUCache } from 'lru-cache';
-import { StorageError, type StorageBackend } from '../backends/types.ts';
+import { StorageError, type ObjectInfo, type StorageBackend } from '../backends/types.ts';
 import type { HoldPart, HoldStagedSegment } from '../../protocol/hold-api.ts';
 
 /**
@@ -130,13 +130,30 @@ export class UploadRecordStore {
   async read(upload: UploadName, options: { remembered?: boolean } = {}): Promise<RecordRead | undefined> {
     const remembered = options.remembered ? this.#remembered?.get(upload.uuid)?.read : undefined;
     if (remembered) return remembered;
+    return this.#fetch(upload, true);
+  }
+
+  /**
+   * The record as stored, without remembering it: the janitor reads every
+   * upload's, and must not push the records of uploads in flight out of memory.
+   */
+  peek(upload: UploadName): Promise<RecordRead | undefined> {
+    return this.#fetch(upload, false);
+  }
+
+  /** How many records this process remembers; for tests and diagnostics. */
+  get rememberedCount(): number {
+    return this.#remembered?.size ?? 0;
+  }
+
+  async #fetch(upload: UploadName, remember: boolean): Promise<RecordRead | undefined> {
     const object = await this.#backend.getSmall(storageKey({ kind: 'upload-session', upload }, this.#prefix));
     if (!object) {
       this.#remembered?.delete(upload.uuid);
       return undefined;
     }
     const read = { record: JSON.parse(Buffer.from(object.body).toString('utf8')) as UploadRecord, etag: object.etag };
-    this.#remembered?.set(upload.uuid, { read, bytes: object.body.length });
+    if (remember) this.#remembered?.set(upload.uuid, { read, bytes: object.body.length });
     return read;
   }
 
@@ -180,34 +197,37 @@ export class UploadRecordStore {
     return keys;
   }
 
-  /** Every upload that has a record record, for the janitor. */
-  async *uploads(): AsyncIterable<UploadName> {
-    for await (const object of this.#backend.list(storageKey({ kind: 'uploads-root' }, this.#prefix))) {
-      const upload = uploadFromSessionKey(object.key, this.#prefix);
-      if (upload) yield upload;
+  /**
+   * The upload directories after `startAfter`, in key order, one at a time:
+   * each with the keys listed in it. Keys of one directory are contiguous in
+   * a listing, so only the current directory's are held.
+   */
+  async *directories(options: { startAfter?: string } = {}): AsyncIterable<UploadDirectory> {
+    let current: { upload: UploadName; keys: string[]; session?: ObjectInfo } | undefined;
+    for await (const object of this.#backend.list(storageKey({ kind: 'uploads-root' }, this.#prefix), options)) {
+      const upload = uploadFromUploadKey(object.key, this.#prefix);
+      if (!upload) continue;
+      if (current && current.upload.uuid !== upload.uuid) {
+        yield current;
+        current = undefined;
+      }
+      current ??= { upload, keys: [] };
+      current.keys.push(object.key);
+      if (object.key === storageKey({ kind: 'upload-session', upload }, this.#prefix)) current.session = object;
     }
+    if (current) yield current;
   }
 }
 
 /**
- * Keys under an upload's directory whose upload has no record any more:
- * written through a URL that outlived its upload (a staged segment PUT again
- * after /move or abort). The record is read directly before a key counts, so
- * a listing that raced a new upload never condemns it; upload ids are never
- * reused.
+ * An upload's directory as one listing saw it. Without `session`, the
+ * listing found no record there; only a read of it says whether there is one.
  */
-export async function* orphanKeys(store: UploadRecordStore, backend: StorageBackend, prefix: string): AsyncIterable<string> {
-  const live = new Map<string, boolean>();
-  for await (const object of backend.list(storageKey({ kind: 'uploads-root' }, prefix))) {
-    const upload = uploadFromUploadKey(object.key, prefix);
-    if (!upload) continue;
-    let hasRecord = live.get(upload.uuid);
-    if (hasRecord === undefined) {
-      hasRecord = (await store.get(upload).catch(() => true)) !== undefined;
-      live.set(upload.uuid, hasRecord);
-    }
-    if (!hasRecord) yield object.key;
-  }
+export interface UploadDirectory {
+  readonly upload: UploadName;
+  /** Every key listed under the directory, in order; the last is where the next listing resumes. */
+  readonly keys: readonly string[];
+  readonly session?: ObjectInfo;
 }
 
 export function uploadNameOf(record: UploadRecord): UploadName {
