@@ -16,7 +16,7 @@
 import { execFileSync } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { readdirSync, statSync } from 'node:fs';
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { openDatabase } from '../src/metadata/db.ts';
@@ -170,6 +170,8 @@ try {
       const run = await runSize(minio, cli, metadata, n);
       log(`${metadata} N=${n}: ${run.seconds.toFixed(0)} s in all`);
       runs.push(run);
+      // So that a long run that fails later keeps what it measured.
+      await writeFile(`${out}.partial`, `${JSON.stringify({ settings, runs }, null, 2)}\n`);
     }
   }
   const distributionGc: ScaleReport['distributionGc'] = [];
@@ -191,6 +193,7 @@ try {
   });
   await mkdir(path.dirname(out), { recursive: true });
   await writeFile(out, `${JSON.stringify(report, null, 2)}\n`);
+  await rm(`${out}.partial`, { force: true });
   log(`wrote ${out}`);
   if (!quick && !process.argv.includes('--no-docs')) {
     const docPath = path.join(root, 'docs', 'BENCHMARKS.md');
