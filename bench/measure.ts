@@ -1,5 +1,6 @@
 /** Measuring helpers: medians, process memory and I/O from /proc, hold request counts. */
 import { readFile } from 'node:fs/promises';
+import os from 'node:os';
 import { holdCalls } from '../test/support/hold-metrics.ts';
 
 export function median(values: number[]): number {
@@ -71,4 +72,33 @@ export async function holdRequestCount(holdUrl: string): Promise<number> {
   let total = 0;
   for (const count of (await holdCalls(holdUrl)).requests.values()) total += count;
   return total;
+}
+
+/**
+ * Polls a process's VmHWM every `intervalMs` until it exits: its whole
+ * life's peak resident set, in MiB (the last reading before /proc lost it).
+ */
+export async function peakRssUntilExit(pid: number, exited: Promise<unknown>, intervalMs = 20): Promise<number> {
+  let peakKiB = 0;
+  let running = true;
+  const stop = () => {
+    running = false;
+  };
+  exited.then(stop, stop);
+  while (running) {
+    peakKiB = Math.max(peakKiB, await procStatusKiB(pid, 'VmHWM'));
+    await new Promise((resolve) => setTimeout(resolve, intervalMs));
+  }
+  return peakKiB / 1024;
+}
+
+/** The machine a report was measured on. */
+export function machineInfo(): { cores: number; cpuModel: string; memoryGiB: number; node: string; os: string } {
+  return {
+    cores: os.cpus().length,
+    cpuModel: os.cpus()[0]?.model.trim() ?? 'unknown',
+    memoryGiB: Math.round(os.totalmem() / 2 ** 30),
+    node: process.version,
+    os: `${os.type()} ${os.release()}`,
+  };
 }

@@ -170,10 +170,14 @@ function eventsTable(events: BenchReport['events']): string[] {
   ];
 }
 
-/** Replaces the generated part of the document, keeping the hand-written text around it. */
-export function spliceReport(document: string, generated: string): string {
-  const begin = document.indexOf(GENERATED_BEGIN);
-  const end = document.indexOf(GENERATED_END);
+/**
+ * Replaces the generated part of the document between `markers` (by
+ * default `npm run bench`'s), keeping the hand-written text and the other
+ * benches' generated parts around it.
+ */
+export function spliceReport(document: string, generated: string, markers: { begin: string; end: string } = { begin: GENERATED_BEGIN, end: GENERATED_END }): string {
+  const begin = document.indexOf(markers.begin);
+  const end = document.indexOf(markers.end);
   if (begin === -1 || end === -1) return `${document.trimEnd()}\n\n${generated}\n`;
-  return document.slice(0, begin) + generated + document.slice(end + GENERATED_END.length);
+  return document.slice(0, begin) + generated + document.slice(end + markers.end.length);
 }

@@ -7,10 +7,10 @@
  * assert speed.
  */
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
-import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { mochaGlobalTeardown } from '../test/support/global-fixtures.ts';
+import { machineInfo } from './measure.ts';
 import { drawRatioChart } from './chart.ts';
 import { runComparison, type ComparisonResult } from './compare.ts';
 import { runDriverMemory, type DriverMemoryResult } from './driver-memory.ts';
@@ -71,13 +71,7 @@ try {
   const report: BenchReport = {
     generatedAt: new Date().toISOString(),
     quick,
-    machine: {
-      cores: os.cpus().length,
-      cpuModel: os.cpus()[0]?.model.trim() ?? 'unknown',
-      memoryGiB: Math.round(os.totalmem() / 2 ** 30),
-      node: process.version,
-      os: `${os.type()} ${os.release()}`,
-    },
+    machine: machineInfo(),
     comparison,
     goals: evaluateGoals(comparison),
     driverMemory,

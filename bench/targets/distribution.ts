@@ -22,16 +22,18 @@ export function findOrBuildDistribution(): Promise<string> {
 }
 
 /**
- * Starts distribution with redirects on (pulls get a presigned S3 URL, as
- * holdfast's do), deletes enabled, the in-memory blob descriptor cache of its
- * example config, and `chunkSize` (its default unless given).
+ * Writes distribution's config.yml into `dir`: its s3-aws driver on the
+ * MinIO under `/<prefix>`, redirects on, deletes enabled, the in-memory blob
+ * descriptor cache of its example config, and `chunkSize` (its default unless
+ * given). `garbage-collect` reads only `storage` from it.
  */
-export async function startDistribution(minio: RunningMinio, options: { name: string; prefix: string; chunkSize?: number }): Promise<OciTarget> {
-  const binary = await findOrBuildDistribution();
-  const dir = await mkdtemp(path.join(os.tmpdir(), 'holdfast-distribution-'));
-  const port = await freePort();
-  const debugPort = await freePort();
-  const configFile = path.join(dir, 'config.yml');
+export async function writeDistributionConfig(
+  minio: RunningMinio,
+  options: { dir: string; prefix: string; chunkSize?: number | undefined; port?: number; debugPort?: number },
+): Promise<string> {
+  const configFile = path.join(options.dir, 'config.yml');
+  const port = options.port ?? (await freePort());
+  const debugPort = options.debugPort ?? (await freePort());
   await writeFile(
     configFile,
     toYaml({
@@ -59,6 +61,42 @@ export async function startDistribution(minio: RunningMinio, options: { name: st
     }),
     { mode: 0o600 },
   );
+  return configFile;
+}
+
+/**
+ * `registry garbage-collect [--dry-run] --quiet <config>`: distribution's
+ * offline GC, which must run while no `serve` writes under that prefix.
+ * Without `--delete-untagged` (`-m`). Resolves once it exits with 0.
+ */
+export async function spawnDistributionGc(configFile: string, options: { dryRun: boolean }): Promise<{ pid: number; done: Promise<void> }> {
+  const binary = await findOrBuildDistribution();
+  const child = spawn(binary, ['garbage-collect', ...(options.dryRun ? ['--dry-run'] : []), '--quiet', configFile], {
+    env: { ...process.env, OTEL_TRACES_EXPORTER: 'none', OTEL_SDK_DISABLED: 'true' },
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  let stderr = '';
+  child.stderr?.on('data', (chunk: Buffer) => {
+    stderr = (stderr + chunk.toString()).slice(-4000);
+  });
+  const done = new Promise<void>((resolve, reject) => {
+    child.on('error', reject);
+    child.on('exit', (code) => (code === 0 ? resolve() : reject(new Error(`registry garbage-collect exited with ${code}: ${stderr}`))));
+  });
+  return { pid: child.pid as number, done };
+}
+
+/**
+ * Starts distribution with redirects on (pulls get a presigned S3 URL, as
+ * holdfast's do), deletes enabled, the in-memory blob descriptor cache of its
+ * example config, and `chunkSize` (its default unless given).
+ */
+export async function startDistribution(minio: RunningMinio, options: { name: string; prefix: string; chunkSize?: number }): Promise<OciTarget> {
+  const binary = await findOrBuildDistribution();
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'holdfast-distribution-'));
+  const port = await freePort();
+  const debugPort = await freePort();
+  const configFile = await writeDistributionConfig(minio, { dir, prefix: options.prefix, chunkSize: options.chunkSize, port, debugPort });
   const child: ChildProcess = spawn(binary, ['serve', configFile], {
     env: { ...process.env, OTEL_TRACES_EXPORTER: 'none', OTEL_SDK_DISABLED: 'true' },
     stdio: ['ignore', 'ignore', 'pipe'],

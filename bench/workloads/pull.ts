@@ -1,15 +1,12 @@
 /**
  * Pull throughput: HEAD blob, GET manifest by tag and GET blob (answered with
- * a 307 to storage, never followed) at a fixed number of connections.
- *
- * The load comes from node:http with keep-alive. autocannon and wrk hang on
- * a HEAD response with a Content-Length (their parsers wait for a body), and
- * undici closes the connection after every HEAD; real clients do neither.
+ * a 307 to storage, never followed) at a fixed number of connections, from
+ * the closed-loop keep-alive loader.
  */
 import { createHash } from 'node:crypto';
-import http from 'node:http';
 import { request } from 'undici';
 import { benchAgent, pushSmallBlob } from '../oci-push.ts';
+import { closedLoop } from './closed-loop.ts';
 
 const MANIFEST_TYPE = 'application/vnd.oci.image.manifest.v1+json';
 
@@ -17,6 +14,8 @@ export interface PullImage {
   repo: string;
   tag: string;
   layerDigest: string;
+  config: { digest: string; size: number };
+  layer: { digest: string; size: number };
 }
 
 export interface PullFigures {
@@ -53,52 +52,13 @@ export async function pushPullImage(baseUrl: string, repo: string): Promise<Pull
     }),
   );
   await expectStatus(`${baseUrl}/v2/${repo}/manifests/latest`, { method: 'PUT', body: manifest, headers: { 'content-type': MANIFEST_TYPE } }, 201);
-  return { repo, tag: 'latest', layerDigest: digestOf(layer) };
+  return { repo, tag: 'latest', layerDigest: digestOf(layer), config: { digest: digestOf(config), size: config.length }, layer: { digest: digestOf(layer), size: layer.length } };
 }
 
-/** One request on a keep-alive agent; resolves to the status once the response has ended. */
-function send(agent: http.Agent, url: URL, method: string, headers: Record<string, string>): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const req = http.request(url, { agent, method, headers }, (response) => {
-      response.resume();
-      response.on('end', () => resolve(response.statusCode ?? 0));
-      response.on('error', reject);
-    });
-    req.on('error', reject);
-    req.end();
-  });
-}
-
-/**
- * `connections` closed loops over one keep-alive connection each, for
- * `seconds`: requests per second and latency percentiles of the answers
- * with the expected status; anything else counts as unexpected.
- */
-async function load(url: string, options: { method: 'HEAD' | 'GET'; accept?: string; expected: number; connections: number; seconds: number }) {
-  const target = new URL(url);
-  const agent = new http.Agent({ keepAlive: true, maxSockets: options.connections });
-  const latencies: number[] = [];
-  let unexpected = 0;
-  const headers: Record<string, string> = options.accept ? { accept: options.accept } : {};
-  const began = performance.now();
-  const deadline = began + options.seconds * 1000;
-  const loop = async () => {
-    while (performance.now() < deadline) {
-      const sent = performance.now();
-      try {
-        if ((await send(agent, target, options.method, headers)) === options.expected) latencies.push(performance.now() - sent);
-        else unexpected++;
-      } catch {
-        unexpected++;
-      }
-    }
-  };
-  await Promise.all(Array.from({ length: options.connections }, loop));
-  const elapsed = (performance.now() - began) / 1000;
-  agent.destroy();
-  latencies.sort((a, b) => a - b);
-  const percentile = (p: number) => latencies[Math.min(latencies.length - 1, Math.floor(p * latencies.length))] ?? Number.NaN;
-  return { rps: latencies.length / elapsed, unexpected, p50: percentile(0.5), p99: percentile(0.99) };
+/** `connections` closed loops for `seconds` at one URL. */
+function load(url: string, options: { method: 'HEAD' | 'GET'; accept?: string; expected: number; connections: number; seconds: number }) {
+  const request = { method: options.method, url: new URL(url), headers: options.accept ? { accept: options.accept } : ({} as Record<string, string>) };
+  return closedLoop(() => request, { expected: options.expected, connections: options.connections, seconds: options.seconds });
 }
 
 /** One request of each kind first: the figures only count if the answers are right. */

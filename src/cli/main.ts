@@ -114,6 +114,21 @@ function program(): Command {
     });
 
   cli
+    .command('hold-janitor')
+    .description("one pass of the hold's janitor now: idle uploads, orphaned writes, abandoned deletions (JSON)")
+    .requiredOption('--config <file>', 'the hold config')
+    .action(async (options: { config: string }) => {
+      const hold = await (await loadHold()).create(await readConfig(options.config, loadHoldConfig), { logger: reportLogger(), baseDir: path.dirname(options.config) });
+      try {
+        const started = performance.now();
+        const result = await hold.runJanitor();
+        printJson({ ...result, seconds: (performance.now() - started) / 1000 });
+      } finally {
+        await hold.close();
+      }
+    });
+
+  cli
     .command('keygen')
     .description('create a registry service-token key pair')
     .requiredOption('--out <dir>', 'where to write registry-signing.key and registry-signing.pub')

@@ -269,7 +269,7 @@ for (const entry of ['src/cli/main.ts', 'bin/holdfast.js'] as const) {
       const run = (...args: string[]) => runCli(args);
       const help = run('--help');
       expect(help.status).to.equal(0);
-      const commands = ['start', 'registry', 'hold', 'gc', 'retention', 'quota', 'keygen', 'hash-password', 'user', 'token', 'access', 'robot', 'events'];
+      const commands = ['start', 'registry', 'hold', 'gc', 'retention', 'quota', 'hold-janitor', 'keygen', 'hash-password', 'user', 'token', 'access', 'robot', 'events'];
       for (const command of commands) expect(help.stdout).to.match(new RegExp(`^  ${command}\\b`, 'm'));
       for (const command of [...commands, 'user add', 'user passwd', 'user disable', 'user list', 'token create', 'token list', 'token revoke', 'access show', 'access set', 'access grant', 'access revoke', 'robot create', 'robot list', 'robot delete', 'events list', 'events redeliver', 'events purge']) {
         const own = run(...command.split(' '), '--help');

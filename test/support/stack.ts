@@ -61,6 +61,10 @@ export interface StackOptions {
   driver?: Record<string, unknown>;
   /** The registry config's `policies`. */
   policies?: Record<string, unknown>;
+  /** The registry config's `limits` (e.g. `maxOpenUploadsPerDid` raised for a benchmark). */
+  limits?: Record<string, unknown>;
+  /** The registry config's `gc` (`did` STACK_USER.did lets `holdfast gc` delete at the hold). */
+  gc?: Record<string, unknown>;
   /** Hold settings for fault tests: where clients reach S3, and a short upload TTL. */
   hold?: {
     publicEndpoint?: string;
@@ -88,6 +92,12 @@ export interface RunningStack {
   restartRegistry(index: number): Promise<void>;
   /** `holdfast <args> --config registry-0.yaml`, as an operator runs it beside the stack; resolves to its stdout. */
   holdfast(args: string[]): Promise<string>;
+  /**
+   * The same, with `--config` the registry's or the hold's, as a child
+   * process to measure (its pid) while it runs; `done` resolves to its
+   * stdout once it exits with 0.
+   */
+  spawnHoldfast(args: string[], config?: 'registry' | 'hold'): { pid: number; done: Promise<string> };
   killRegistry(index: number): Promise<void>;
   /** SIGKILLs the hold and starts it again on the same port. */
   restartHold(): Promise<void>;
@@ -189,6 +199,8 @@ export async function startStack(options: StackOptions): Promise<RunningStack> {
         blobs: { delivery: 'redirect' },
         metadata,
         ...(options.policies ? { policies: options.policies } : {}),
+        ...(options.limits ? { limits: options.limits } : {}),
+        ...(options.gc ? { gc: options.gc } : {}),
         auth:
           options.auth === 'none'
             ? { mode: 'none', did: STACK_USER.did }
@@ -229,6 +241,18 @@ export async function startStack(options: StackOptions): Promise<RunningStack> {
     processes,
     killRegistry,
     holdfast: (args) => runTool(process.execPath, [...cliNodeArgs(cli), ...args, '--config', path.join(dir, 'registry-0.yaml')], env, dir),
+    spawnHoldfast(args, config = 'registry') {
+      const child = spawn(process.execPath, [...cliNodeArgs(cli), ...args, '--config', path.join(dir, config === 'hold' ? 'hold.yaml' : 'registry-0.yaml')], { env, cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] });
+      let stdout = '';
+      let stderr = '';
+      child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+      child.stderr.on('data', (chunk: Buffer) => (stderr = (stderr + chunk.toString()).slice(-4000)));
+      const done = new Promise<string>((resolve, reject) => {
+        child.on('error', reject);
+        child.on('exit', (code) => (code === 0 ? resolve(stdout) : reject(new Error(`holdfast ${args.join(' ')} exited with ${code}: ${stderr}`))));
+      });
+      return { pid: child.pid as number, done };
+    },
     async restartHold() {
       const exited = new Promise((resolve) => hold.once('exit', resolve));
       hold.kill('SIGKILL');
