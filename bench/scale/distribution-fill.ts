@@ -6,7 +6,7 @@
  */
 import { createHash } from 'node:crypto';
 import type { RunningMinio } from '../../test/support/minio.ts';
-import { putMany } from './snowball.ts';
+import { putMany } from '../../test/support/snowball.ts';
 
 const REPOSITORY = 'scale/big';
 

@@ -69,11 +69,16 @@ export async function fillRegistry(db: Db, n: number, options: { did: string }):
     `INSERT INTO manifest_references (repository, digest, child, kind) SELECT '${BIG}', ${manifest(div('s.i', 5))}, ${blob('s.i')}, 'blob' FROM ${d.series(manifests * 5)} WHERE s.i % 100 <> 0`,
     `INSERT INTO tags (repository, tag, digest, updated_at) SELECT '${BIG}', 't' || ${d.dec('s.i', 7)}, ${manifest(div('s.i', 5))}, '${LONG_AGO}' FROM ${d.series(manifests * 5)}`,
     `INSERT INTO repositories (name, created_at) SELECT 'ns' || ${d.dec(div('s.i', 1000), 3)} || '/r' || ${d.dec('s.i', 7)}, '${LONG_AGO}' FROM ${d.series(n)}`,
+    // What the registry's own writes keep alongside (migration 16): the tag count, the stored bytes per DID, and the GC
+    // review queue, which holds the unreferenced 1 % as if the manifests that listed them had just been deleted.
+    `UPDATE repositories SET tag_count = tag_count + ${manifests * 5} WHERE name = '${BIG}'`,
+    `INSERT INTO blob_usage (did, bytes) VALUES (?, ${n * 1000}) ON CONFLICT (did) DO UPDATE SET bytes = blob_usage.bytes + excluded.bytes`,
+    `INSERT INTO gc_review (kind, repository, digest, gen) SELECT 'blob', '', ${blob('s.i')}, 0 FROM ${d.series(n)} WHERE s.i % 100 = 0`,
     // Open within the upload window: each counts against its DID's open uploads.
     `INSERT INTO uploads (id, repository, did, created_at) SELECT 'bulk-' || ${d.dec('s.i', 8)}, '${APP}', 'did:plc:scale' || ${d.dec(div('s.i', 50), 16)}, ? FROM ${d.series(n)}`,
   ];
   for (const sql of statements) {
-    const params = sql.startsWith('INSERT INTO blobs') ? [options.did] : sql.startsWith('INSERT INTO uploads') ? [new Date().toISOString()] : [];
+    const params = sql.startsWith('INSERT INTO blobs') || sql.startsWith('INSERT INTO blob_usage') ? [options.did] : sql.startsWith('INSERT INTO uploads') ? [new Date().toISOString()] : [];
     await db.transaction((tx) => tx.run(sql, params));
   }
   // As autovacuum would have by this size: statistics, and the visibility map index-only scans need.

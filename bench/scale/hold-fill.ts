@@ -12,7 +12,7 @@ import { uploadNameFromUuid } from '../../src/protocol/upload-names.ts';
 import type { UploadRecord } from '../../src/hold/uploads/records.ts';
 import type { RunningMinio } from '../../test/support/minio.ts';
 import { bulkBlobDigest } from './fill.ts';
-import { putMany } from './snowball.ts';
+import { putMany } from '../../test/support/snowball.ts';
 
 export const MAX_HOLD_UPLOADS = 100_000;
 const STAGED_BYTES = 1024;

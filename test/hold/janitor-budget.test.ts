@@ -110,8 +110,8 @@ for (const backend of BACKENDS) describe(`the janitor pass is bounded (${backend
     }
   });
 
-  it('does not read a record the listing shows was written since the idle cutoff', async function () {
-    if (backend !== 's3') this.skip(); // counted by the hold's storage metrics, which only the S3 backend reports
+  // Counted by the hold's storage metrics, which only the S3 backend reports.
+  if (backend === 's3') it('does not read a record the listing shows was written since the idle cutoff', async function () {
     const hold = await startTestHold('s3', { config: { uploadTtlSeconds: 3600 } });
     try {
       await fillRecords(hold, 100, new Date());
