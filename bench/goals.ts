@@ -25,7 +25,6 @@ function goal(id: string, label: string, kind: Goal['kind'], value: number | und
 }
 
 export function evaluateGoals(result: ComparisonResult): Goal[] {
-  const memoryLimitMiB = result.versions.memoryBudget / MiB + 150;
   const { sizes } = result;
   const chunked = `Chunked push, ${chunkedLabel(sizes.chunkedBytes, sizes.chunkBytes)}`;
   const large = result.largeChunked.find((figures) => figures.chunkBytes === GOAL_CHUNK_BYTES);
@@ -43,7 +42,8 @@ export function evaluateGoals(result: ComparisonResult): Goal[] {
     goal('commitSmallVsDistribution', `Commit, ${size(sizes.commitSmallBytes)} blob ÷ distribution`, 'ratio', result.commit.small.holdfastRatio.distribution, 'max', 1),
     goal('headBlobVsDistribution', 'HEAD blob requests/s ÷ distribution', 'ratio', result.pull.headBlobRps.holdfastRatio.distribution, 'min', 2),
     goal('getManifestVsDistribution', 'GET manifest requests/s ÷ distribution', 'ratio', result.pull.getManifestRps.holdfastRatio.distribution, 'min', 2),
-    goal('peakRss', 'Registry peak RSS, concurrent pushes', 'MiB', result.concurrentPush.registryPeakRssMiB.median.holdfast, 'max', memoryLimitMiB),
+    // Held to distribution's peak in the same run: both registries see the same pushes on the same machine.
+    goal('peakRss', 'Registry peak RSS, concurrent pushes, against distribution', 'MiB', result.concurrentPush.registryPeakRssMiB.median.holdfast, 'max', round(result.concurrentPush.registryPeakRssMiB.median.distribution ?? Number.NaN)),
     // Blob bytes through the hold would each be read and written: 2 GiB of I/O per GiB.
     // API calls alone stay far below 1 % of that.
     goal('holdIo', 'Hold process I/O per GiB pushed', 'bytes per GiB', result.holdCost.holdIoBytesPerGiB, 'max', Math.round(0.01 * 1024 * MiB)),

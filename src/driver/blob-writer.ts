@@ -48,6 +48,13 @@ export class HoldBlobWriter implements BlobWriter {
   #requestRemaining: number | undefined;
   /** The last request read did not say its length. */
   #lengthUnknown = false;
+  /**
+   * While a request of unknown length is read: whether it has filled a whole
+   * part yet. One that has is most likely a whole blob (Docker sends one in a
+   * single PATCH), so each later part is sent while its bytes arrive; if the
+   * request ends first, that PUT is dropped and the bytes stay the tail.
+   */
+  #unknownLength: { filledPart: boolean } | undefined;
   readonly #algorithm: DigestAlgorithm;
   readonly #abort = new AbortController();
   readonly #urls: PartUrls;
@@ -176,7 +183,7 @@ export class HoldBlobWriter implements BlobWriter {
     while (offset < chunk.length) {
       if (!this.#tail.buffer) await this.#allocateBuffer();
       const buffer = this.#tail.buffer as Buffer;
-      this.#parts.streamIfFilled(this.#requestRemaining ?? chunk.length - offset);
+      this.#parts.streamIfFilled(this.#requestRemaining ?? (this.#unknownLength?.filledPart ? Number.POSITIVE_INFINITY : chunk.length - offset));
       const take = Math.min(buffer.length - this.#tail.fill, chunk.length - offset);
       const piece = chunk.subarray(offset, offset + take);
       this.#parts.stream(this.#tail.append(piece));
@@ -184,8 +191,10 @@ export class HoldBlobWriter implements BlobWriter {
       this.#size += take;
       offset += take;
       if (this.#requestRemaining !== undefined) this.#requestRemaining -= take;
-      if (this.#tail.fill === buffer.length) await this.#parts.cut();
-      else if (this.#tail.fill >= MIN_PART_SIZE) this.#parts.prefetchPartUrl();
+      if (this.#tail.fill === buffer.length) {
+        await this.#parts.cut();
+        if (this.#unknownLength) this.#unknownLength.filledPart = true;
+      } else if (this.#tail.fill >= MIN_PART_SIZE) this.#parts.prefetchPartUrl();
     }
   }
 
@@ -193,6 +202,7 @@ export class HoldBlobWriter implements BlobWriter {
     let total = 0;
     this.#requestRemaining = options.length;
     this.#lengthUnknown = options.length === undefined;
+    this.#unknownLength = this.#lengthUnknown ? { filledPart: false } : undefined;
     try {
       for await (const chunk of source) {
         await this.write(chunk);
@@ -200,6 +210,7 @@ export class HoldBlobWriter implements BlobWriter {
       }
     } finally {
       this.#requestRemaining = undefined;
+      this.#unknownLength = undefined;
       this.#parts.abandonStreaming();
     }
     return total;

@@ -88,7 +88,7 @@ export class PartPipeline {
     if (this.#streaming) return;
     if (remaining < buffer.length - fill || this.#inFlight.size >= this.#ctx.maxPartsInFlight) return;
     const partNumber = this.#nextPart;
-    const url = this.#urls.take(partNumber);
+    const url = this.#urls.peek(partNumber);
     if (!url) return;
     const body = new PassThrough();
     body.on('error', () => {});

@@ -40,6 +40,16 @@ export class PartUrls {
     return kept && usable(kept) ? kept.url : undefined;
   }
 
+  /**
+   * A URL the hold already handed out for this part, left in place: a PUT
+   * streamed from it may be dropped unfinished (`abandonStreaming`), and the
+   * part is then sent again through the same URL.
+   */
+  peek(partNumber: number): string | undefined {
+    const kept = this.#kept.get(partNumber);
+    return kept && usable(kept) ? kept.url : undefined;
+  }
+
   /** How many parts from `partNumber` on have a URL at hand. */
   available(partNumber: number): number {
     let count = 0;
