@@ -77,7 +77,7 @@ export function renderReport(report: BenchReport): string {
       `Machine: ${machine.cores} cores (${machine.cpuModel}), ${machine.memoryGiB} GiB RAM, Node ${machine.node}, ${machine.os}. ` +
       `MinIO, the hold, the registries and the client share the machine.`,
     '',
-    `Holdfast: ${size(c.versions.holdfastPartSize)} parts, ${c.versions.partsInFlight} in flight per upload, ${size(c.versions.memoryBudget)} memory budget. ` +
+    `Holdfast: ${size(c.versions.holdfastPartSize)} parts, ${c.versions.partsInFlight} in flight per upload, ${size(c.versions.memoryBudget)} memory budget (a quarter of it per user, the default). ` +
       `Distribution ${c.versions.distribution}: s3-aws driver, redirects on, chunk size ${size(c.versions.distributionDefaultChunkSize)} (its default) and ${size(c.versions.holdfastPartSize)} (ours).`,
     '',
     '| workload | unit | direct S3 | holdfast | distribution | distribution, our chunk size | holdfast ÷ direct | holdfast ÷ distribution | holdfast ÷ distribution, our chunk size |',

@@ -1,7 +1,7 @@
 import { expect } from 'chai';
 import { BACKENDS, DIDS } from '../support/hold-harness.ts';
 import { MiB, randomBlob, sha256 } from '../support/bytes.ts';
-import { readAll, startDriverFixture, type DriverFixture } from '../support/driver-harness.ts';
+import { expectStored as expectStoredExactly, readAll, startDriverFixture, type DriverFixture } from '../support/driver-harness.ts';
 import { DriverError, type BlobStore, type BlobWriter } from '../../src/driver/index.ts';
 
 const SIZES: [string, number][] = [
@@ -27,15 +27,7 @@ for (const backend of BACKENDS) {
       await fixture?.close();
     });
 
-    async function expectStored(blob: Buffer): Promise<void> {
-      const digest = sha256(blob);
-      expect(await store.stat(digest)).to.deep.equal({ digest, size: blob.length });
-      const read = await readAll(await store.open(digest));
-      expect(read.length).to.equal(blob.length);
-      expect(sha256(read)).to.equal(digest);
-      expect(await fixture.hold.inspect.pendingMultipartUploads()).to.equal(0);
-      expect(await fixture.hold.inspect.keys('holdfast/uploads/'), 'no temp objects left').to.deep.equal([]);
-    }
+    const expectStored = (blob: Buffer) => expectStoredExactly(fixture, store, blob, { noTempObjects: true });
 
     for (const [label, size] of SIZES) {
       it(`writes ${label} as one stream, byte-exact`, async function () {

@@ -1,7 +1,7 @@
 import { expect } from 'chai';
 import { DIDS } from '../support/hold-harness.ts';
 import { MiB, randomBlob, sha256 } from '../support/bytes.ts';
-import { readAll, startDriverFixture, type DriverFixture } from '../support/driver-harness.ts';
+import { expectStored as expectStoredExactly, startDriverFixture, type DriverFixture } from '../support/driver-harness.ts';
 import { startFaultProxy, type Fault, type FaultProxy, type ProxiedRequest } from '../support/fault-proxy.ts';
 import { sharedMinio } from '../support/global-fixtures.ts';
 import type { BlobStore, DriverError } from '../../src/driver/index.ts';
@@ -55,14 +55,7 @@ describe('storage driver, parts streamed from requests of unknown length (s3)', 
     }
   }
 
-  async function expectStored(blob: Buffer): Promise<void> {
-    const digest = sha256(blob);
-    expect(await store.stat(digest)).to.deep.equal({ digest, size: blob.length });
-    const read = await readAll(await store.open(digest));
-    expect(read.length).to.equal(blob.length);
-    expect(sha256(read)).to.equal(digest);
-    expect(await fixture.hold.inspect.pendingMultipartUploads()).to.equal(0);
-  }
+  const expectStored = (blob: Buffer) => expectStoredExactly(fixture, store, blob);
 
   for (const [label, size] of [
     ['0 bytes', 0],

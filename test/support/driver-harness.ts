@@ -1,6 +1,8 @@
+import { expect } from 'chai';
 import { createHash } from 'node:crypto';
-import createHoldDriver, { type HoldDriver, type DriverConfigInput } from '../../src/driver/index.ts';
+import createHoldDriver, { type BlobStore, type HoldDriver, type DriverConfigInput } from '../../src/driver/index.ts';
 import type { StorageRequestEvent } from '../../src/driver/transport.ts';
+import { sha256 } from './bytes.ts';
 import { AUDIENCE, ISSUER, startTestHold, type BackendKind, type TestHold, type TestHoldOptions } from './hold-harness.ts';
 
 export interface DriverFixture {
@@ -61,6 +63,21 @@ export function patternBytes(seed: string, offset: number, length: number): Buff
     index++;
   }
   return out;
+}
+
+/**
+ * The blob is stored under its digest, exactly (read back and hashed), and
+ * no multipart upload is left behind; with `noTempObjects`, no upload
+ * objects either.
+ */
+export async function expectStored(fixture: DriverFixture, store: BlobStore, blob: Buffer, options: { noTempObjects?: boolean } = {}): Promise<void> {
+  const digest = sha256(blob);
+  expect(await store.stat(digest)).to.deep.equal({ digest, size: blob.length });
+  const read = await readAll(await store.open(digest));
+  expect(read.length).to.equal(blob.length);
+  expect(sha256(read)).to.equal(digest);
+  expect(await fixture.hold.inspect.pendingMultipartUploads()).to.equal(0);
+  if (options.noTempObjects) expect(await fixture.hold.inspect.keys('holdfast/uploads/'), 'no temp objects left').to.deep.equal([]);
 }
 
 export async function readAll(stream: AsyncIterable<unknown>): Promise<Buffer> {
