@@ -223,8 +223,18 @@ const MIGRATIONS: readonly { version: number; sql: (binary: string, dialect: Db[
   },
 ];
 
+/** The database was migrated by a newer Holdfast: this one would write it without keeping what the newer schema keeps. */
+export class SchemaTooNewError extends Error {
+  constructor(found: number) {
+    super(`the metadata database is at schema version ${found}, newer than this Holdfast's ${SCHEMA_VERSION}; run the newer version (every instance on one database must run the same schema)`);
+    this.name = 'SchemaTooNewError';
+  }
+}
+
 export async function migrate(db: Db): Promise<number> {
   await db.run(`CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)`);
+  const newest = Number((await db.get<{ version: number | string | null }>('SELECT MAX(version) AS version FROM schema_migrations'))?.version ?? 0);
+  if (newest > SCHEMA_VERSION) throw new SchemaTooNewError(newest);
   const binary = db.dialect === 'postgres' ? 'BYTEA' : 'BLOB';
   let applied = 0;
   for (const migration of MIGRATIONS) {

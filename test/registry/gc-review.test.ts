@@ -3,8 +3,8 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { openDatabase, type Db } from '../../src/metadata/db.ts';
-import { migrate } from '../../src/metadata/migrations.ts';
-import { queueForReview } from '../../src/metadata/oci/gc-review.ts';
+import { migrate, SchemaTooNewError } from '../../src/metadata/migrations.ts';
+import { orphanedBy, queueForReview } from '../../src/metadata/oci/gc-review.ts';
 import { SqlMetadataStore } from '../../src/metadata/oci/store.ts';
 import { TagLimitError, type ManifestRecord } from '../../src/metadata/oci/types.ts';
 import { collect } from '../support/collect.ts';
@@ -162,6 +162,25 @@ for (const kind of ['sqlite', 'postgres'] as const) {
       expect(await review()).to.deep.equal({ manifests: { reviewed: 2, marked: 1 }, blobs: { reviewed: 2, marked: 0 } });
     });
 
+    it('refuses a database a newer Holdfast migrated, changing nothing', async function () {
+      await db.run("INSERT INTO schema_migrations (version, applied_at) VALUES (999, '2027-01-01')");
+      await migrate(db).then(
+        () => expect.fail('migrated a newer schema'),
+        (err: unknown) => expect(err).to.be.instanceOf(SchemaTooNewError).and.have.property('message').that.includes('schema version 999'),
+      );
+    });
+
+    it('an entry that left the queue and came back starts at a generation a pass cannot have read', async function () {
+      const entry = { kind: 'manifest' as const, repository: 'r/app', digest: digest(1) };
+      const generations = new Set<string>();
+      for (let round = 0; round < 20; round++) {
+        await db.transaction((tx) => queueForReview(tx, [entry]));
+        generations.add(String((await db.get<{ gen: number | string }>('SELECT gen FROM gc_review'))?.gen));
+        await db.run('DELETE FROM gc_review');
+      }
+      expect(generations.size).to.equal(20);
+    });
+
     if (kind === 'postgres') {
       it('an entry queued again while a pass checks it stays queued for the next pass', async function () {
         await put(manifest('r/app', 1));
@@ -184,6 +203,32 @@ for (const kind of ['sqlite', 'postgres'] as const) {
         await deleting;
         expect(await reviewing, 'the tag was still there when it looked').to.deep.equal({ reviewed: 1, marked: 0 });
         expect(await store.gc.review('manifest', new Date())).to.deep.equal({ reviewed: 1, marked: 1 });
+      });
+
+      it('a referrer pushed while its subject is being deleted is collected once the subject is gone', async function () {
+        await put(manifest('r/app', 1), 'subject');
+        let commit!: () => void;
+        const committing = new Promise<void>((resolve) => (commit = resolve));
+        let deleted!: () => void;
+        const hasDeleted = new Promise<void>((resolve) => (deleted = resolve));
+        // The subject's delete, as deleteManifest does it, holding its transaction open after reading the referrers.
+        const deleting = db.transaction(async (tx) => {
+          await tx.run("DELETE FROM manifests WHERE repository = 'r/app' AND digest = ?", [digest(1)]);
+          const orphans = await orphanedBy(tx, 'r/app', [digest(1)]);
+          await tx.run("DELETE FROM manifest_references WHERE repository = 'r/app' AND digest = ?", [digest(1)]);
+          await tx.run("DELETE FROM tags WHERE repository = 'r/app' AND digest = ?", [digest(1)]);
+          deleted();
+          await committing;
+          await queueForReview(tx, orphans);
+        });
+        await hasDeleted;
+        const pushing = store.putManifest(manifest('r/app', 2, { subject: digest(1), blobs: [] }));
+        await new Promise((resolve) => setTimeout(resolve, 300));
+        await store.gc.review('manifest', new Date());
+        commit();
+        await deleting;
+        await pushing;
+        expect((await store.gc.review('manifest', new Date())).marked, 'the referrer of a deleted subject').to.equal(1);
       });
     }
   });

@@ -1,3 +1,4 @@
+import { randomInt } from 'node:crypto';
 import type { Db } from '../db.ts';
 
 /** A blob (repository '') or a manifest that may have lost its last reference. */
@@ -17,14 +18,16 @@ export interface ReviewEntry {
  * made before this change committed.
  */
 export async function queueForReview(tx: Db, entries: readonly ReviewEntry[]): Promise<void> {
+  // A new row starts at a random generation, not 0: a pass that read the entry before it left the queue and came back
+  // must not find the generation it read and drop the new entry.
   const unique = new Map(entries.map((entry) => [`${entry.kind}\n${entry.repository}\n${entry.digest}`, entry]));
   const sorted = [...unique.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([, entry]) => entry);
   for (let start = 0; start < sorted.length; start += BATCH) {
     const batch = sorted.slice(start, start + BATCH);
     await tx.run(
-      `INSERT INTO gc_review (kind, repository, digest, gen) VALUES ${batch.map(() => '(?, ?, ?, 0)').join(', ')}
+      `INSERT INTO gc_review (kind, repository, digest, gen) VALUES ${batch.map(() => '(?, ?, ?, ?)').join(', ')}
        ON CONFLICT (kind, repository, digest) DO UPDATE SET gen = gc_review.gen + 1`,
-      batch.flatMap((entry) => [entry.kind, entry.repository, entry.digest]),
+      batch.flatMap((entry) => [entry.kind, entry.repository, entry.digest, randomInt(GENERATIONS)]),
     );
   }
 }
@@ -48,3 +51,5 @@ export async function orphanedBy(tx: Db, repository: string, digests: readonly s
 }
 
 const BATCH = 200;
+/** Random starting generations are drawn below this (2^47): far from overflowing a BIGINT however often a row is queued again. */
+const GENERATIONS = 2 ** 47;

@@ -156,10 +156,13 @@ export class SqlMetadataStore implements MetadataStore {
         );
         if (row?.state !== 'live') throw new MissingBlobError(digest);
       }
-      // Under a share lock, so retention cannot delete a child between the caller's check and this commit (in digest order, see `lockIfUnreferenced`).
-      for (const child of [...manifest.manifests].sort()) {
-        const row = await tx.get(`SELECT 1 AS one FROM manifests WHERE repository = ? AND digest = ?${tx.dialect === 'postgres' ? ' FOR SHARE' : ''}`, [manifest.repository, child]);
-        if (!row) throw new MissingBlobError(child, 'manifest');
+      // Under a share lock, so retention cannot delete a child between the caller's check and this commit (in digest order, see
+      // `lockIfUnreferenced`). The subject too, if stored (a referrer may come first): whoever deletes it then sees this
+      // manifest among its referrers and queues it for GC.
+      const children = new Set(manifest.manifests);
+      for (const digest of [...new Set([...children, ...(manifest.subject ? [manifest.subject] : [])])].sort()) {
+        const row = await tx.get(`SELECT 1 AS one FROM manifests WHERE repository = ? AND digest = ?${tx.dialect === 'postgres' ? ' FOR SHARE' : ''}`, [manifest.repository, digest]);
+        if (!row && children.has(digest)) throw new MissingBlobError(digest, 'manifest');
       }
       await tx.run(
         `INSERT INTO manifests (repository, digest, media_type, content, size, subject, artifact_type, annotations, created_at)
