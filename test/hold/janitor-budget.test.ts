@@ -1,8 +1,6 @@
 import { expect } from 'chai';
 import { randomUUID } from 'node:crypto';
-import { sharedMinio } from '../support/global-fixtures.ts';
 import { BACKENDS, DIDS, startTestHold, type TestHold } from '../support/hold-harness.ts';
-import { putMany } from '../support/snowball.ts';
 
 /** Upload records written straight into the bucket, as many as a test needs, with `updated_at` at `at`. */
 async function fillRecords(hold: TestHold, count: number, at: Date, extra: (uuid: string) => { key: string; body: string }[] = () => []): Promise<string[]> {
@@ -16,13 +14,13 @@ async function fillRecords(hold: TestHold, count: number, at: Date, extra: (uuid
   return uuids;
 }
 
-/** Through the bucket itself on S3 (thousands at once), through the backend on fs. */
+/** Through the hold's own backend, whichever S3 server or filesystem it is on, 16 at a time. */
 async function putAll(hold: TestHold, files: { key: string; body: string }[]): Promise<void> {
-  if (hold.backend === 's3') {
-    await putMany(await sharedMinio(), files);
-    return;
-  }
-  for (const file of files) await hold.hold.backend.putSmall(file.key, Buffer.from(file.body));
+  let next = 0;
+  const worker = async () => {
+    for (let file = files[next++]; file; file = files[next++]) await hold.hold.backend.putSmall(file.key, Buffer.from(file.body));
+  };
+  await Promise.all(Array.from({ length: 16 }, worker));
 }
 
 /** GetObject calls the hold made, by its own storage metrics. */
