@@ -20,8 +20,8 @@ import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { openDatabase } from '../src/metadata/db.ts';
-import { mochaGlobalTeardown, sharedMinio, sharedPostgres } from '../test/support/global-fixtures.ts';
-import type { RunningMinio } from '../test/support/minio.ts';
+import { mochaGlobalTeardown, sharedPostgres } from '../test/support/global-fixtures.ts';
+import { type RunningMinio, startMinio } from '../test/support/minio.ts';
 import { STACK_USER, startStack } from '../test/support/stack.ts';
 import { currentRssMiB, idleUploadsRss } from './scale/rss.ts';
 import { machineInfo } from './measure.ts';
@@ -160,14 +160,27 @@ function fits(runs: ScaleRun[]): ScaleReport['fits'] {
   return result;
 }
 
+/**
+ * Each size gets a MinIO of its own, removed after it: on one shared server
+ * the objects of every earlier size (over 600,000 by the last SQLite run)
+ * would sit under the later, larger sizes, which run on the same CPUs.
+ */
+async function withOwnMinio<T>(use: (minio: RunningMinio) => Promise<T>): Promise<T> {
+  const minio = await startMinio();
+  try {
+    return await use(minio);
+  } finally {
+    await minio.stop();
+  }
+}
+
 try {
-  const minio = await sharedMinio();
   const cli = builtCli();
   const runs: ScaleRun[] = [];
   for (const metadata of settings.metadata) {
     for (const n of settings.sizes.filter((size) => metadata === 'postgres' || size <= settings.sqliteMax)) {
       log(`${metadata} N=${n}`);
-      const run = await runSize(minio, cli, metadata, n);
+      const run = await withOwnMinio((minio) => runSize(minio, cli, metadata, n));
       log(`${metadata} N=${n}: ${run.seconds.toFixed(0)} s in all`);
       runs.push(run);
       // So that a long run that fails later keeps what it measured.
@@ -177,7 +190,7 @@ try {
   const distributionGc: ScaleReport['distributionGc'] = [];
   for (const n of settings.distributionSizes) {
     log(`distribution garbage-collect, N=${n}`);
-    const figures = await measureDistributionGc(minio, n, `scale-distribution-${n}-${randomUUID().slice(0, 8)}`);
+    const figures = await withOwnMinio((minio) => measureDistributionGc(minio, n, `scale-distribution-${n}-${randomUUID().slice(0, 8)}`));
     const holdfast = runs.find((run) => run.metadata === 'postgres' && run.n === n)?.gc.pass.wallSeconds ?? null;
     distributionGc.push({ ...figures, holdfastPassWallSeconds: holdfast, ratio: holdfast ? figures.pass.wallSeconds / holdfast : null });
     log(`distribution N=${n}: fill ${figures.fillSeconds.toFixed(1)} s, dry run ${figures.dryRun.wallSeconds.toFixed(1)} s, pass ${figures.pass.wallSeconds.toFixed(1)} s`);

@@ -10,6 +10,12 @@ import { median } from '../measure.ts';
 import { APP, BIG, repositoryName, tagName } from './fill.ts';
 
 const OCI_MANIFEST = 'application/vnd.oci.image.manifest.v1+json';
+/**
+ * Items a list page asks for. The registry's default page (1,000) would make
+ * the middle page at N = 10³ half as long as at every larger N (only 500
+ * names follow the middle), and the curve would show the page size, not N.
+ */
+const PAGE = 100;
 
 export const REQUEST_KINDS = [
   'manifestGet',
@@ -30,10 +36,10 @@ export const REQUEST_LABELS: Record<RequestKind, string> = {
   blobHead: 'blob HEAD',
   uploadPost: 'upload POST, N uploads open',
   manifestPut: 'manifest PUT, new tag, N tags',
-  tagsFirstPage: 'tag list, first page',
-  tagsMiddlePage: 'tag list, middle page',
-  catalogFirstPage: 'catalog, first page',
-  catalogMiddlePage: 'catalog, middle page',
+  tagsFirstPage: 'tag list, first page of 100',
+  tagsMiddlePage: 'tag list, middle page of 100',
+  catalogFirstPage: 'catalog, first page of 100',
+  catalogMiddlePage: 'catalog, middle page of 100',
 };
 
 export interface RequestFigure {
@@ -80,10 +86,10 @@ function plan(baseUrl: string, n: number, images: Images): Record<RequestKind, {
       },
       expected: 201,
     },
-    tagsFirstPage: { next: fixed('GET', url(`/v2/${BIG}/tags/list`)), expected: 200 },
-    tagsMiddlePage: { next: fixed('GET', url(`/v2/${BIG}/tags/list?last=${tagName(Math.floor(n / 2))}`)), expected: 200 },
-    catalogFirstPage: { next: fixed('GET', url('/v2/_catalog')), expected: 200 },
-    catalogMiddlePage: { next: fixed('GET', url(`/v2/_catalog?last=${encodeURIComponent(repositoryName(Math.floor(n / 2)))}`)), expected: 200 },
+    tagsFirstPage: { next: fixed('GET', url(`/v2/${BIG}/tags/list?n=${PAGE}`)), expected: 200 },
+    tagsMiddlePage: { next: fixed('GET', url(`/v2/${BIG}/tags/list?n=${PAGE}&last=${tagName(Math.floor(n / 2))}`)), expected: 200 },
+    catalogFirstPage: { next: fixed('GET', url(`/v2/_catalog?n=${PAGE}`)), expected: 200 },
+    catalogMiddlePage: { next: fixed('GET', url(`/v2/_catalog?n=${PAGE}&last=${encodeURIComponent(repositoryName(Math.floor(n / 2)))}`)), expected: 200 },
   };
 }
 
