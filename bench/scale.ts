@@ -162,7 +162,7 @@ function fits(runs: ScaleRun[]): ScaleReport['fits'] {
 
 /**
  * Each size gets a MinIO of its own, removed after it: on one shared server
- * the objects of every earlier size (over 600,000 by the last SQLite run)
+ * the objects of every earlier size (about 464,000 under the last SQLite one)
  * would sit under the later, larger sizes, which run on the same CPUs.
  */
 async function withOwnMinio<T>(use: (minio: RunningMinio) => Promise<T>): Promise<T> {

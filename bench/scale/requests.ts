@@ -36,10 +36,10 @@ export const REQUEST_LABELS: Record<RequestKind, string> = {
   blobHead: 'blob HEAD',
   uploadPost: 'upload POST, N uploads open',
   manifestPut: 'manifest PUT, new tag, N tags',
-  tagsFirstPage: 'tag list, first page of 100',
-  tagsMiddlePage: 'tag list, middle page of 100',
-  catalogFirstPage: 'catalog, first page of 100',
-  catalogMiddlePage: 'catalog, middle page of 100',
+  tagsFirstPage: `tag list, first page of ${PAGE}`,
+  tagsMiddlePage: `tag list, middle page of ${PAGE}`,
+  catalogFirstPage: `catalog, first page of ${PAGE}`,
+  catalogMiddlePage: `catalog, middle page of ${PAGE}`,
 };
 
 export interface RequestFigure {
