@@ -1,5 +1,6 @@
 import { expect } from 'chai';
 import { randomUUID } from 'node:crypto';
+import { forEachLimited } from '../../src/hold/backends/s3.ts';
 import { BACKENDS, DIDS, startTestHold, type TestHold } from '../support/hold-harness.ts';
 
 /** Upload records written straight into the bucket, as many as a test needs, with `updated_at` at `at`. */
@@ -16,11 +17,7 @@ async function fillRecords(hold: TestHold, count: number, at: Date, extra: (uuid
 
 /** Through the hold's own backend, whichever S3 server or filesystem it is on, 16 at a time. */
 async function putAll(hold: TestHold, files: { key: string; body: string }[]): Promise<void> {
-  let next = 0;
-  const worker = async () => {
-    for (let file = files[next++]; file; file = files[next++]) await hold.hold.backend.putSmall(file.key, Buffer.from(file.body));
-  };
-  await Promise.all(Array.from({ length: 16 }, worker));
+  await forEachLimited(files, 16, (file) => hold.hold.backend.putSmall(file.key, Buffer.from(file.body)));
 }
 
 /** GetObject calls the hold made, by its own storage metrics. */
