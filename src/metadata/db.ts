@@ -5,12 +5,6 @@ import { migrate } from './migrations.ts';
 export type SqlValue = string | number | bigint | Buffer | null;
 export type Row = Record<string, unknown>;
 
-/** A condition one module builds for another's query (the catalog's visibility): SQL valid in both dialects, and its parameters. */
-export interface SqlCondition {
-  sql: string;
-  params: SqlValue[];
-}
-
 /**
  * The little SQL surface the metadata store needs. Statements use `?`
  * placeholders; the Postgres adapter numbers them.

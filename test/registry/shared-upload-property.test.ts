@@ -7,6 +7,7 @@ import type { UploadRequestStep } from '../../src/registry/upload-lease.ts';
 import { MiB, sha256 } from '../support/bytes.ts';
 import { OciTestClient } from '../support/oci-client.ts';
 import { startTestRegistry, USERS, type TestRegistry } from '../support/registry-harness.ts';
+import { generator, propertySeed } from '../support/random.ts';
 
 /**
  * Issue 20's property: two registry instances on one Postgres (and, on S3,
@@ -34,18 +35,6 @@ const SIZES = [0, 1, 42, 700, 3000, 20_000, 64 * 1024, 5 * MiB - 1, 5 * MiB, 5 *
 const PART_STEPS: readonly string[] = ['part-sending', 'part-sent', 'parts-finished'];
 const WITH_PARTS = SIZES.filter((size) => size >= 5 * MiB);
 const REPO = 'alice/property';
-
-/** mulberry32: a small seeded generator, so a failing round can be replayed. */
-function generator(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 interface Pause {
   instance: number;
@@ -102,7 +91,7 @@ for (const backend of ['fs', 's3'] as const) {
     });
 
     it('serves only bytes that hash to their digest, and acknowledges no range twice', async function () {
-      const seed = Number(process.env.HOLDFAST_PROPERTY_SEED ?? Math.floor(Math.random() * 2 ** 31));
+      const seed = propertySeed();
       const random = generator(seed);
       const pick = <T>(items: readonly T[]): T => items[Math.floor(random() * items.length)] as T;
       const base = (): string => pick(registry.urls);

@@ -1,4 +1,5 @@
-import type { Db, SqlCondition, SqlValue } from '../db.ts';
+import type { Db, SqlValue } from '../db.ts';
+import { walkRepositories, type CatalogFilter } from './catalog-walk.ts';
 import { inNamespace, namespaceRange } from './namespace.ts';
 
 /**
@@ -70,51 +71,40 @@ export class BrowseStore {
     this.#db = db;
   }
 
-  /** Repositories whose name contains `query` (all without one), bytewise after `after`. */
-  async repositories(options: { query?: string; after?: string; limit: number; visible?: SqlCondition }): Promise<string[]> {
-    const name = this.#bytewise('name');
-    const where: string[] = [];
-    const params: SqlValue[] = [];
-    if (options.visible) {
-      where.push(`(${options.visible.sql})`);
-      params.push(...options.visible.params);
-    }
-    if (options.query) {
-      where.push(`name LIKE ? ESCAPE '\\'`);
-      params.push(`%${escapeLike(options.query)}%`);
-    }
-    if (options.after !== undefined) {
-      where.push(`${name} > ?`);
-      params.push(options.after);
-    }
-    params.push(options.limit);
-    const rows = await this.#db.all<{ name: string }>(
-      `SELECT name FROM repositories${where.length ? ` WHERE ${where.join(' AND ')}` : ''} ORDER BY ${name} LIMIT ?`,
-      params,
-    );
-    return rows.map((row) => row.name);
+  /** Repositories whose name contains `query` (all without one), bytewise after `after`; with `filter`, only those it shows. */
+  async repositories(options: { query?: string; after?: string; limit: number; filter?: CatalogFilter }): Promise<string[]> {
+    const { filter, query, ...page } = options;
+    return walkRepositories(this.#db, filter, { ...page, ...(query ? { where: { sql: `name LIKE ? ESCAPE '\\'`, params: [`%${escapeLike(query)}%`] } } : {}) });
   }
 
-  /** Tags in any repository whose name starts with `prefix`, by tag then repository. */
-  async searchTags(options: { prefix: string; after?: { tag: string; repository: string }; limit: number; visible?: SqlCondition }): Promise<TagSearchHit[]> {
+  /** Tags in any repository whose name starts with `prefix`, by tag then repository; with `filter`, only in repositories it shows. */
+  async searchTags(options: { prefix: string; after?: { tag: string; repository: string }; limit: number; filter?: CatalogFilter }): Promise<TagSearchHit[]> {
     const tag = this.#bytewise('tag');
     const repository = this.#bytewise('repository');
-    const params: SqlValue[] = [options.prefix, `${options.prefix}\uffff`];
-    let keyset = '';
-    if (options.after) {
-      keyset = ` AND (${tag} > ? OR (${tag} = ? AND ${repository} > ?))`;
-      params.push(options.after.tag, options.after.tag, options.after.repository);
+    const hits: TagSearchHit[] = [];
+    let after = options.after;
+    let batch = options.limit;
+    for (;;) {
+      const params: SqlValue[] = [options.prefix, `${options.prefix}\uffff`];
+      let keyset = '';
+      if (after) {
+        keyset = ` AND (${tag} > ? OR (${tag} = ? AND ${repository} > ?))`;
+        params.push(after.tag, after.tag, after.repository);
+      }
+      const rows = await this.#db.all<{ repository: string; tag: string; digest: string; updated_at: string }>(
+        `SELECT repository, tag, digest, updated_at FROM tags WHERE ${tag} >= ? AND ${tag} < ?${keyset} ORDER BY ${tag}, ${repository} LIMIT ?`,
+        [...params, batch],
+      );
+      for (const row of rows) {
+        if (options.filter && !options.filter.shows(row.repository)) continue;
+        hits.push({ repository: row.repository, tag: row.tag, digest: row.digest, pushedAt: row.updated_at });
+        if (hits.length === options.limit) return hits;
+      }
+      const last = rows.at(-1);
+      if (!last || rows.length < batch) return hits;
+      after = { tag: last.tag, repository: last.repository };
+      batch = Math.min(batch * 2, 1024);
     }
-    if (options.visible) {
-      keyset += ` AND EXISTS (SELECT 1 FROM repositories WHERE repositories.name = tags.repository AND (${options.visible.sql}))`;
-      params.push(...options.visible.params);
-    }
-    params.push(options.limit);
-    const rows = await this.#db.all<{ repository: string; tag: string; digest: string; updated_at: string }>(
-      `SELECT repository, tag, digest, updated_at FROM tags WHERE ${tag} >= ? AND ${tag} < ?${keyset} ORDER BY ${tag}, ${repository} LIMIT ?`,
-      params,
-    );
-    return rows.map((row) => ({ repository: row.repository, tag: row.tag, digest: row.digest, pushedAt: row.updated_at }));
   }
 
   /** The newest tag push in each repository given (one statement; each repository's is an index lookup). */

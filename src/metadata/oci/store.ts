@@ -1,5 +1,6 @@
-import { forUpdate, openDatabase, type DatabaseConfig, type Db, type SqlCondition } from '../db.ts';
+import { forUpdate, openDatabase, type DatabaseConfig, type Db } from '../db.ts';
 import { BrowseStore } from './browse.ts';
+import { walkRepositories, type CatalogFilter } from './catalog-walk.ts';
 import { countUsage } from './blob-usage.ts';
 import { GcStore } from './gc.ts';
 import { orphanedBy, queueForReview, type ReviewEntry } from './gc-review.ts';
@@ -308,11 +309,11 @@ export class SqlMetadataStore implements MetadataStore {
     return (await this.#db.get('SELECT name FROM repositories WHERE name = ?', [repository])) !== undefined;
   }
 
-  /** Repository names in order, a page at a time; with `visible`, only those it admits (a condition on `repositories.name`). */
-  async listRepositories(page: Page = {}, visible?: SqlCondition): Promise<string[]> {
-    const { clause, params } = pageClause(this.#db.dialect, 'name', page, visible === undefined);
-    const where = visible ? ` WHERE (${visible.sql})` : '';
-    const rows = await this.#db.all<{ name: string }>(`SELECT name FROM repositories${where}${clause}`, [...(visible?.params ?? []), ...params]);
+  /** Repository names in order, a page at a time; with `filter`, only those it shows. */
+  async listRepositories(page: Page = {}, filter?: CatalogFilter): Promise<string[]> {
+    if (filter) return walkRepositories(this.#db, filter, { ...(page.last !== undefined ? { after: page.last } : {}), limit: page.n ?? Number.POSITIVE_INFINITY });
+    const { clause, params } = pageClause(this.#db.dialect, 'name', page, true);
+    const rows = await this.#db.all<{ name: string }>(`SELECT name FROM repositories${clause}`, params);
     return rows.map((row) => row.name);
   }
 

@@ -1,4 +1,5 @@
-import type { Db, SqlCondition } from '../db.ts';
+import type { Db } from '../db.ts';
+import type { CatalogFilter } from './catalog-walk.ts';
 import type { UploadHolds } from './upload-holds.ts';
 
 /**
@@ -138,7 +139,7 @@ export interface MetadataStore {
   listReferrers(repository: string, subject: string, artifactType?: string): Promise<ReferrerDescriptor[]>;
   repositoryExists(repository: string): Promise<boolean>;
   /** With `visible`, only the repositories that condition on `repositories.name` admits. */
-  listRepositories(page?: Page, visible?: SqlCondition): Promise<string[]>;
+  listRepositories(page?: Page, filter?: CatalogFilter): Promise<string[]>;
 
   close(): Promise<void>;
 }

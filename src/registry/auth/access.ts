@@ -25,11 +25,16 @@ export class RepositoryAccess {
   readonly #visibility = new Map<string, boolean>();
   readonly #grants = new Map<string, Map<string, GrantAccess>>();
   readonly #grantsByUser = new Map<string, { repositories: string[]; namespaces: string[] }>();
+  readonly #publicStarts: string[];
 
   constructor(defaultPrivate: boolean, visibility: readonly VisibilityRow[] = [], grants: readonly GrantRow[] = []) {
     this.#defaultPrivate = defaultPrivate;
     for (const row of visibility) this.#visibility.set(key(row.kind, row.name), row.private);
     this.#anyPrivate = defaultPrivate || visibility.some((row) => row.private);
+    this.#publicStarts = visibility
+      .filter((row) => !row.private)
+      .flatMap((row) => (row.kind === 'namespace' ? [row.name, `${row.name}/`] : [row.name]))
+      .sort();
     for (const row of grants) {
       const scope = key(row.kind, row.name);
       let users = this.#grants.get(scope);
@@ -48,6 +53,15 @@ export class RepositoryAccess {
   /** Whether anything is private at all: if not, nobody's view needs filtering. */
   get anyPrivate(): boolean {
     return this.#anyPrivate;
+  }
+
+  /**
+   * Where what a row makes public starts, ascending: a repository's name, a
+   * namespace's name and `<namespace>/`. A catalog walk past a private
+   * stretch resumes at one of these (or at a grant).
+   */
+  get publicStarts(): readonly string[] {
+    return this.#publicStarts;
   }
 
   isPrivate(repository: string): boolean {

@@ -19,7 +19,7 @@ export class OpenAuthorizer implements Authorizer {
     return true;
   }
 
-  visibleRepositories(): undefined {
+  catalogFilter(): undefined {
     return undefined;
   }
 

@@ -7,8 +7,8 @@ import { KeyedCounter } from '../../core/keyed-counter.ts';
 import { LoginThrottledError } from './login-throttle.ts';
 import { RepositoryHiddenError, type Action, type Authorizer, type Identity } from './types.ts';
 import type { TokenAction } from '../../metadata/accounts/store.ts';
-import { visibleRepositories } from '../../metadata/accounts/visible.ts';
-import type { SqlCondition } from '../../metadata/db.ts';
+import type { CatalogFilter } from '../../metadata/oci/catalog-walk.ts';
+import { catalogFilter } from './catalog-filter.ts';
 import type { Principal, UserDirectory } from './users.ts';
 
 export interface TokenAuthorizerOptions {
@@ -96,11 +96,11 @@ export class TokenAuthorizer implements Authorizer {
     return this.#allowedActions(this.#principalOf(identity), 'repository', repository).includes('pull');
   }
 
-  visibleRepositories(identity: Identity): SqlCondition | undefined {
+  catalogFilter(identity: Identity): CatalogFilter | undefined {
     const access = this.#options.users.access;
     if (!access.anyPrivate) return undefined;
     const user = identity.username ? this.#options.users.byUsername(identity.username) : undefined;
-    return visibleRepositories({ handle: user?.handle, ...(user ? access.grantsOf(user.username) : { repositories: [], namespaces: [] }), defaultPrivate: access.defaultPrivate });
+    return catalogFilter(access, { ...(user?.handle !== undefined ? { handle: user.handle } : {}), ...(user ? access.grantsOf(user.username) : { repositories: [], namespaces: [] }) });
   }
 
   mayDelete(identity: Identity, repository: string): boolean {

@@ -1,6 +1,6 @@
 import type { FastifyRequest } from 'fastify';
 import type { Principal } from './users.ts';
-import type { SqlCondition } from '../../metadata/db.ts';
+import type { CatalogFilter } from '../../metadata/oci/catalog-walk.ts';
 
 /** Who a request acts as: the DID the registry presents to the hold. */
 export interface Identity {
@@ -42,11 +42,8 @@ export interface Authorizer {
    * token scoped to the target alone.
    */
   mayPull(identity: Identity, repository: string): boolean;
-  /**
-   * The catalog's condition for `identity`: the repositories it may see, as
-   * SQL on `repositories.name`; undefined when it may see them all.
-   */
-  visibleRepositories(identity: Identity): SqlCondition | undefined;
+  /** The repositories `identity` may see in the catalog and the pages; undefined when it may see them all. */
+  catalogFilter(identity: Identity): CatalogFilter | undefined;
   /** Whether `identity` may delete tags and manifests in `repository` (its owner; a push grant does not give it). */
   mayDelete(identity: Identity, repository: string): boolean;
   /**

@@ -39,8 +39,8 @@ export const listTags: Handler = async (ctx, call) => {
 
 export const listCatalog: Handler = async (ctx, call) => {
   const page = pageOf(ctx, call);
-  const visible = ctx.authorizer.visibleRepositories(call.identity);
-  const repositories = await listPage(call, '/v2/_catalog', page, (query) => ctx.metadata.listRepositories(query, visible));
+  const filter = ctx.authorizer.catalogFilter(call.identity);
+  const repositories = await listPage(call, '/v2/_catalog', page, (query) => ctx.metadata.listRepositories(query, filter));
   return call.reply.code(200).type('application/json').send({ repositories });
 };
 

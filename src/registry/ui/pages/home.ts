@@ -19,10 +19,10 @@ export async function homePage(ui: UiContext, call: UiRequest, query: Record<str
   let more = false;
   if (after !== undefined && !isRepositoryName(after)) throw new RegistryError('NAME_INVALID', 'That is not a page of this list.');
   // Private repositories the viewer may not see are left out by the query, so they never crowd out the ones shown.
-  const seen = ui.registry.authorizer.visibleRepositories(call.identity);
+  const filter = ui.registry.authorizer.catalogFilter(call.identity);
   // The next page starts after the last repository shown, never after one the viewer may not see (its name would be in the link).
   fill: for (let batch = 0; batch < MAX_BATCHES; batch++) {
-    const names = await ui.browse.repositories({ query: q || undefined, after: scanned, limit: BATCH, ...(seen ? { visible: seen } : {}) });
+    const names = await ui.browse.repositories({ query: q || undefined, after: scanned, limit: BATCH, ...(filter ? { filter } : {}) });
     for (const name of names) {
       if (visible.length === PAGE_SIZE) {
         more = true;
@@ -40,7 +40,7 @@ export async function homePage(ui: UiContext, call: UiRequest, query: Record<str
     const namespace = name.includes('/') ? (name.split('/')[0] as string) : '';
     groups.set(namespace, [...(groups.get(namespace) ?? []), name]);
   }
-  const tagHits = q && isTag(q) && !after ? (await ui.browse.searchTags({ prefix: q, limit: PAGE_SIZE, ...(seen ? { visible: seen } : {}) })).filter((hit) => ui.registry.authorizer.mayPull(call.identity, hit.repository)) : [];
+  const tagHits = q && isTag(q) && !after ? (await ui.browse.searchTags({ prefix: q, limit: PAGE_SIZE, ...(filter ? { filter } : {}) })).filter((hit) => ui.registry.authorizer.mayPull(call.identity, hit.repository)) : [];
 
   const sections = [...groups.entries()].map(([namespace, names]) => {
     const owner = namespace ? ui.registry.authorizer.ownerOf(namespace) : undefined;
