@@ -81,6 +81,20 @@ function program(): Command {
     });
 
   cli
+    .command('recount')
+    .description('check the totals the registry keeps (tags per repository, stored bytes per DID) against its rows (JSON)')
+    .requiredOption('--config <file>', 'the registry config')
+    .option('--fix', 'write the counted totals where they differ')
+    .action(async (options: { config: string; fix?: boolean }) => {
+      const registry = await (await loadRegistry()).create(await readConfig(options.config, loadRegistryConfig), { logger: reportLogger() });
+      try {
+        printJson(await registry.metadata.recount({ fix: options.fix === true }));
+      } finally {
+        await registry.close();
+      }
+    });
+
+  cli
     .command('retention')
     .description('one retention pass now: each tag and manifest removed, and why (JSON)')
     .requiredOption('--config <file>', 'the registry config')

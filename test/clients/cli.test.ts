@@ -219,7 +219,7 @@ for (const entry of ['src/cli/main.ts', 'bin/holdfast.js'] as const) {
       }
     });
 
-    it('`retention --dry-run` lists each tag a pass would remove and why; `retention` removes them', async function () {
+    it('`retention --dry-run` lists each tag a pass would remove and why; `retention` removes them, and `recount` finds the totals in step', async function () {
       const dir = await mkdtemp(path.join(os.tmpdir(), 'holdfast-retention-cli-'));
       try {
         await writeFile(path.join(dir, 'key.pem'), (await generateSigningKey()).privateKey);
@@ -243,10 +243,8 @@ for (const entry of ['src/cli/main.ts', 'bin/holdfast.js'] as const) {
           await new Promise((resolve) => setTimeout(resolve, 5));
         }
         await store.close();
-        const run = async (...args: string[]) =>
-          JSON.parse(await runTool(process.execPath, [...(built ? [path.join(ROOT, entry)] : cliNodeArgs(path.join(ROOT, entry))), 'retention', '--config', config, ...args])) as {
-            items: { tag?: string; action: string; reason: string; pattern: string }[];
-          };
+        const cli = async (...args: string[]) => JSON.parse(await runTool(process.execPath, [...(built ? [path.join(ROOT, entry)] : cliNodeArgs(path.join(ROOT, entry))), ...args, '--config', config])) as unknown;
+        const run = async (...args: string[]) => (await cli('retention', ...args)) as { items: { tag?: string; action: string; reason: string; pattern: string }[] };
         const dry = await run('--dry-run');
         expect(dry.items.map((item) => [item.tag, item.action, item.pattern, item.reason])).to.deep.equal([
           ['b', 'would-delete', 'alice/**', 'not among the 1 most recently pushed tags'],
@@ -254,6 +252,8 @@ for (const entry of ['src/cli/main.ts', 'bin/holdfast.js'] as const) {
         ]);
         expect((await run()).items.map((item) => `${item.tag} ${item.action}`)).to.deep.equal(['b deleted', 'c deleted']);
         expect((await run()).items).to.deep.equal([]);
+        // The kept totals moved with what retention deleted.
+        expect(await cli('recount')).to.deep.equal({ tagCounts: { drifted: 0, items: [] }, storedBytes: { drifted: 0, items: [] }, fixed: false });
       } finally {
         await rm(dir, { recursive: true, force: true });
       }
@@ -269,7 +269,7 @@ for (const entry of ['src/cli/main.ts', 'bin/holdfast.js'] as const) {
       const run = (...args: string[]) => runCli(args);
       const help = run('--help');
       expect(help.status).to.equal(0);
-      const commands = ['start', 'registry', 'hold', 'gc', 'retention', 'quota', 'hold-janitor', 'keygen', 'hash-password', 'user', 'token', 'access', 'robot', 'events'];
+      const commands = ['start', 'registry', 'hold', 'gc', 'recount', 'retention', 'quota', 'hold-janitor', 'keygen', 'hash-password', 'user', 'token', 'access', 'robot', 'events'];
       for (const command of commands) expect(help.stdout).to.match(new RegExp(`^  ${command}\\b`, 'm'));
       for (const command of [...commands, 'user add', 'user passwd', 'user disable', 'user list', 'token create', 'token list', 'token revoke', 'access show', 'access set', 'access grant', 'access revoke', 'robot create', 'robot list', 'robot delete', 'events list', 'events redeliver', 'events purge']) {
         const own = run(...command.split(' '), '--help');

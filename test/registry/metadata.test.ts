@@ -171,6 +171,35 @@ for (const kind of KINDS) {
       expect(await store.blobRepositories(digest(0))).to.deep.equal(['c/c']);
     });
 
+    it('recount: reports kept totals that drifted from their rows and changes nothing; with fix writes the counted ones', async function () {
+      await store.linkBlob('d/one', { digest: digest(1), size: 10 }, { did: 'did:plc:dora' });
+      await store.linkBlob('d/one', { digest: digest(2), size: 5 });
+      for (const n of [3, 4]) await putManifest(manifest('d/one', n), `t${n}`);
+      await putManifest(manifest('d/two', 5), 't5');
+      const clean = { tagCounts: { drifted: 0, items: [] }, storedBytes: { drifted: 0, items: [] } };
+      expect(await store.recount({ fix: false })).to.deep.equal({ ...clean, fixed: false });
+      // As an instance that did not keep them (older than schema 16) would leave them.
+      const db = kind === 'sqlite' ? await openDatabase({ kind, path: path.join(dir as string, 'registry.db') }) : await openDatabase({ kind, url: url as string });
+      await db.run("UPDATE repositories SET tag_count = 7 WHERE name = 'd/one'");
+      await db.run("UPDATE blob_usage SET bytes = 3 WHERE did = 'did:plc:dora'");
+      await db.run("DELETE FROM blob_usage WHERE did = ''");
+      await db.close();
+      const drift = {
+        tagCounts: { drifted: 1, items: [{ repository: 'd/one', recorded: 7, counted: 2 }] },
+        storedBytes: {
+          drifted: 2,
+          items: [
+            // Blobs pushed without a DID: 5 bytes, and the three 1-byte layers `putManifest` links.
+            { did: '', recorded: 0, counted: 8 },
+            { did: 'did:plc:dora', recorded: 3, counted: 10 },
+          ],
+        },
+      };
+      expect(await store.recount({ fix: false })).to.deep.equal({ ...drift, fixed: false });
+      expect(await store.recount({ fix: true })).to.deep.equal({ ...drift, fixed: true });
+      expect(await store.recount({ fix: false })).to.deep.equal({ ...clean, fixed: false });
+    });
+
     /**
      * An index PUT that has share-locked its child and written its reference,
      * not yet committed, while retention or a GC sweep deletes that child:

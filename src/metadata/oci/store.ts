@@ -6,6 +6,7 @@ import { GcStore } from './gc.ts';
 import { orphanedBy, queueForReview, type ReviewEntry } from './gc-review.ts';
 import { countTags } from './tag-count.ts';
 import { inNamespace, namespaceRange } from './namespace.ts';
+import { recountTotals, type RecountReport } from './recount.ts';
 import { RetentionStore } from './retention.ts';
 import { UploadHolds } from './upload-holds.ts';
 import { BlobUnavailableError, ImmutableTagError, MissingBlobError, TagLimitError, type BlobRecord, type ChangeCause, type ChangeListener, type ManifestRecord, type MetadataStore, type Page, type ReferrerDescriptor, type TagPredicate, type UploadRow } from './types.ts';
@@ -315,6 +316,11 @@ export class SqlMetadataStore implements MetadataStore {
     const { clause, params } = pageClause(this.#db.dialect, 'name', page, true);
     const rows = await this.#db.all<{ name: string }>(`SELECT name FROM repositories${clause}`, params);
     return rows.map((row) => row.name);
+  }
+
+  /** Checks the kept totals (tags per repository, stored bytes per DID) against the rows; `fix` writes the counted ones. */
+  recount(options: { fix: boolean }): Promise<RecountReport> {
+    return recountTotals(this.#db, options);
   }
 
   async close(): Promise<void> {
