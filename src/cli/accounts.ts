@@ -10,7 +10,7 @@ import { AccountConflictError, AccountRuleError, AccountStore } from '../metadat
 import { createAccessToken, createRobot, describeToken, TokenRequestError, TOKEN_ACTIONS, TOKEN_LIMITS } from '../registry/auth/access-tokens.ts';
 import { hashPassword, readUsersFile, userSchema } from '../registry/auth/users.ts';
 import { loadRegistryConfig, type RegistryConfig } from '../registry/config.ts';
-import { accessScopeOf, describeAccess, GRANT_LIMITS, type AccessScope } from '../registry/auth/access.ts';
+import { accessScopeOf, describeAccess, GRANT_LIMITS, VISIBILITY_LIMITS, type AccessScope } from '../registry/auth/access.ts';
 import { printJson, readConfig, readStdin } from './io.ts';
 import { UsageError } from './usage-error.ts';
 
@@ -170,7 +170,7 @@ export function registerAccessCommands(cli: Command): void {
       const scope = scopeOf(name);
       if (!['public', 'private', 'inherit'].includes(visibility)) throw new UsageError('visibility is public, private or inherit');
       await withAccounts(options.config, async (accounts) => {
-        await accounts.setVisibility(scope.kind, scope.name, visibility === 'inherit' ? undefined : visibility === 'private');
+        await accounts.setVisibility(scope.kind, scope.name, visibility === 'inherit' ? undefined : visibility === 'private', VISIBILITY_LIMITS);
         console.log(`${scope.kind} ${scope.name}: ${visibility}`);
       });
     });

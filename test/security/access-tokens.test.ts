@@ -1,4 +1,4 @@
-import { GRANT_LIMITS } from '../../src/registry/auth/access.ts';
+import { GRANT_LIMITS, VISIBILITY_LIMITS } from '../../src/registry/auth/access.ts';
 import { expect } from 'chai';
 import { request } from 'undici';
 import { createAccessToken } from '../../src/registry/auth/access-tokens.ts';
@@ -301,7 +301,7 @@ for (const metadata of ['sqlite', 'postgres'] as const) {
 
       // bob opens a private repository to it.
       const bobBlob = await new OciTestClient(USERS.bob).pushBlob(registry.url, 'bob/lib', Buffer.from('bob private lib'));
-      await registry.registry.accounts.setVisibility('repository', 'bob/lib', true);
+      await registry.registry.accounts.setVisibility('repository', 'bob/lib', true, VISIBILITY_LIMITS);
       await eventually(async () => (await status(`${other}/v2/bob/lib/blobs/${bobBlob}`, { method: 'HEAD', authorization: robot })).status === 404, 'private reaches the other instance');
       await registry.registry.accounts.grant('repository', 'bob/lib', 'alice+ci', 'pull', GRANT_LIMITS);
       await eventually(async () => (await status(`${other}/v2/bob/lib/blobs/${bobBlob}`, { method: 'HEAD', authorization: robot })).status === 200, 'the grant to the robot');

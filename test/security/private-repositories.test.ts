@@ -1,4 +1,4 @@
-import { GRANT_LIMITS } from '../../src/registry/auth/access.ts';
+import { GRANT_LIMITS, VISIBILITY_LIMITS } from '../../src/registry/auth/access.ts';
 import { expect } from 'chai';
 import { request } from 'undici';
 import { createAccessToken } from '../../src/registry/auth/access-tokens.ts';
@@ -64,7 +64,7 @@ for (const metadata of ['sqlite', 'postgres'] as const) {
       other = registry.urls.at(-1) as string;
       secret = await pushImage(registry.url, 'alice/secret', 'v1');
       await pushImage(registry.url, 'alice/open', 'v1');
-      await registry.registry.accounts.setVisibility('repository', 'alice/secret', true);
+      await registry.registry.accounts.setVisibility('repository', 'alice/secret', true, VISIBILITY_LIMITS);
       // Every instance learns of it within a second.
       for (const base of registry.urls) await eventually(async () => (await probe(`${base}/v2/alice/secret/tags/list`, 'GET', undefined)).status === 404);
     });
@@ -187,14 +187,14 @@ for (const metadata of ['sqlite', 'postgres'] as const) {
     });
 
     it('a whole namespace made private hides every repository in it; auth.defaultVisibility private hides what nobody opened', async function () {
-      await registry.registry.accounts.setVisibility('namespace', 'alice', true);
+      await registry.registry.accounts.setVisibility('namespace', 'alice', true, VISIBILITY_LIMITS);
       await eventually(async () => (await probe(`${other}/v2/alice/open/manifests/v1`, 'GET', undefined)).status === 404);
       expect((await probe(`${other}/v2/alice/open/manifests/v1`, 'GET', basic('alice', USERS.alice.password))).status).to.equal(200);
       // A repository row opens one repository of a private namespace.
-      await registry.registry.accounts.setVisibility('repository', 'alice/open', false);
+      await registry.registry.accounts.setVisibility('repository', 'alice/open', false, VISIBILITY_LIMITS);
       await eventually(async () => (await probe(`${other}/v2/alice/open/manifests/v1`, 'GET', undefined)).status === 200);
-      await registry.registry.accounts.setVisibility('namespace', 'alice', undefined);
-      await registry.registry.accounts.setVisibility('repository', 'alice/open', undefined);
+      await registry.registry.accounts.setVisibility('namespace', 'alice', undefined, VISIBILITY_LIMITS);
+      await registry.registry.accounts.setVisibility('repository', 'alice/open', undefined, VISIBILITY_LIMITS);
 
       const closed = await startTestRegistry({ backend: 'fs', metadata: 'sqlite', auth: { defaultVisibility: 'private' } });
       try {
@@ -225,11 +225,29 @@ for (const metadata of ['sqlite', 'postgres'] as const) {
       for (let index = 0; index < GRANT_LIMITS.perNamespace; index++) await registry.registry.accounts.revokeGrant('repository', `carol/r${index}`, 'bob');
     });
 
+    it('visibility settings are bounded per namespace, so no owner can grow every instance\'s rules, or a catalog walk\'s stops, without end', async function () {
+      // Rows for names that need not exist, as /auth/access allows in one's own namespace.
+      for (let index = 0; index < VISIBILITY_LIMITS.perNamespace; index++) await registry.registry.accounts.setVisibility('repository', `carol/v${index}`, index % 2 === 0, VISIBILITY_LIMITS);
+      const refused = await request(`${other}/auth/access?name=carol/one-more`, {
+        method: 'PATCH',
+        headers: { authorization: basic('carol', USERS.carol.password), 'content-type': 'application/json' },
+        body: JSON.stringify({ visibility: 'public' }),
+      });
+      const body = (await refused.body.json()) as { errors: { code: string; message: string }[] };
+      expect([refused.statusCode, body.errors[0]?.code]).to.deep.equal([400, 'REQUEST_INVALID']);
+      expect(body.errors[0]?.message).to.match(/^carol has 4096 visibility settings already/);
+      expect((await registry.registry.accounts.visibility(['carol/one-more'])).length, 'the refused change set nothing').to.equal(0);
+      // Changing a setting that exists, or going back to inherit, is not a new row.
+      await registry.registry.accounts.setVisibility('repository', 'carol/v0', false, VISIBILITY_LIMITS);
+      for (let index = 0; index < VISIBILITY_LIMITS.perNamespace; index++) await registry.registry.accounts.setVisibility('repository', `carol/v${index}`, undefined, VISIBILITY_LIMITS);
+      expect(await registry.registry.accounts.visibility(['carol/v0'])).to.deep.equal([]);
+    });
+
     it('with anonymousPull off, anonymous callers are challenged alike for a private repository and a missing one', async function () {
       const closed = await startTestRegistry({ backend: 'fs', metadata: 'sqlite', anonymousPull: false });
       try {
         await pushImage(closed.url, 'alice/secret', 'v1');
-        await closed.registry.accounts.setVisibility('repository', 'alice/secret', true);
+        await closed.registry.accounts.setVisibility('repository', 'alice/secret', true, VISIBILITY_LIMITS);
         await eventually(async () => (await probe(`${closed.url}/v2/alice/secret/tags/list`, 'GET', basic('bob', USERS.bob.password))).status === 404);
         for (const anonymousToken of [false, true]) {
           for (const [method, path] of [['GET', '/v2/NAME/manifests/v1'], ['HEAD', `/v2/NAME/blobs/${secret.blob}`], ['GET', '/v2/NAME/tags/list']] as const) {
@@ -340,7 +358,7 @@ describe('private repositories in the web pages, many of them (sqlite)', functio
         const content = Buffer.from(JSON.stringify({ schemaVersion: 2, index }));
         await store.putManifest({ repository: `aaa/p${String(index).padStart(4, '0')}`, digest: sha256(content), mediaType: OCI_MANIFEST, content, blobs: [layer], manifests: [] }, 'v1');
       }
-      await registry.registry.accounts.setVisibility('namespace', 'aaa', true);
+      await registry.registry.accounts.setVisibility('namespace', 'aaa', true, VISIBILITY_LIMITS);
       await eventually(async () => (await probe(`${registry.url}/v2/aaa/p0000/tags/list`, 'GET', undefined)).status === 404);
       const home = await (await request(`${registry.url}/ui/`)).body.text();
       expect(home).to.include('alice/open');

@@ -276,11 +276,24 @@ export class AccountStore {
     return rows.map((row) => ({ kind: row.kind === 'namespace' ? 'namespace' : 'repository', name: row.name, private: Number(row.private) !== 0 }));
   }
 
-  /** Sets a namespace or repository public or private; `undefined` goes back to what encloses it (the namespace, then the config). */
-  async setVisibility(kind: AccessScopeKind, name: string, isPrivate: boolean | undefined): Promise<void> {
+  /**
+   * Sets a namespace or repository public or private; `undefined` goes back
+   * to what encloses it (the namespace, then the config). A namespace holds
+   * at most `limits.perNamespace` rows (its own and its repositories').
+   */
+  async setVisibility(kind: AccessScopeKind, name: string, isPrivate: boolean | undefined, limits: { perNamespace: number }): Promise<void> {
     await this.#db.transaction(async (tx) => {
       if (isPrivate === undefined) await tx.run('DELETE FROM repository_visibility WHERE kind = ? AND name = ?', [kind, name]);
       else {
+        const namespace = kind === 'namespace' ? name : name.slice(0, name.indexOf('/'));
+        const counts = await tx.get<{ here: number | string; present: number | string }>(
+          `SELECT (SELECT COUNT(*) FROM repository_visibility WHERE (kind = 'namespace' AND name = ?) OR (kind = 'repository' AND substr(name, 1, ?) = ?)) AS here,
+                  (SELECT COUNT(*) FROM repository_visibility WHERE kind = ? AND name = ?) AS present`,
+          [namespace, namespace.length + 1, `${namespace}/`, kind, name],
+        );
+        if (Number(counts?.present ?? 0) === 0 && Number(counts?.here ?? 0) >= limits.perNamespace) {
+          throw new AccountRuleError(`${namespace} has ${limits.perNamespace} visibility settings already; set the namespace's instead, or set some back to inherit`);
+        }
         await tx.run(
           'INSERT INTO repository_visibility (kind, name, private, updated_at) VALUES (?, ?, ?, ?) ON CONFLICT (kind, name) DO UPDATE SET private = excluded.private, updated_at = excluded.updated_at',
           [kind, name, isPrivate ? 1 : 0, new Date().toISOString()],

@@ -1,4 +1,4 @@
-import type { Db, SqlValue } from '../db.ts';
+import type { Db } from '../db.ts';
 import { walkRepositories, type CatalogFilter } from './catalog-walk.ts';
 import { inNamespace, namespaceRange } from './namespace.ts';
 
@@ -64,6 +64,13 @@ export interface TagCursor {
   pushedAt?: string;
 }
 
+/**
+ * Tags a search reads at most, shown or hidden: past it, the hits found so
+ * far are the answer, so a search over many tags the viewer may not see
+ * costs a bounded read.
+ */
+export const TAG_SEARCH_MAX_ROWS = 4096;
+
 export class BrowseStore {
   readonly #db: Db;
 
@@ -77,24 +84,21 @@ export class BrowseStore {
     return walkRepositories(this.#db, filter, { ...page, ...(query ? { where: { sql: `name LIKE ? ESCAPE '\\'`, params: [`%${escapeLike(query)}%`] } } : {}) });
   }
 
-  /** Tags in any repository whose name starts with `prefix`, by tag then repository; with `filter`, only in repositories it shows. */
+  /** Tags in any repository whose name starts with `prefix`, by tag then repository; with `filter`, only in repositories it shows (of the first `TAG_SEARCH_MAX_ROWS` read). */
   async searchTags(options: { prefix: string; after?: { tag: string; repository: string }; limit: number; filter?: CatalogFilter }): Promise<TagSearchHit[]> {
     const tag = this.#bytewise('tag');
     const repository = this.#bytewise('repository');
     const hits: TagSearchHit[] = [];
     let after = options.after;
     let batch = options.limit;
-    for (;;) {
-      const params: SqlValue[] = [options.prefix, `${options.prefix}\uffff`];
-      let keyset = '';
-      if (after) {
-        keyset = ` AND (${tag} > ? OR (${tag} = ? AND ${repository} > ?))`;
-        params.push(after.tag, after.tag, after.repository);
-      }
+    for (let read = 0; read < TAG_SEARCH_MAX_ROWS; ) {
+      // One row-value bound, so each batch starts where the last ended in the (tag, repository) index instead of at the prefix.
+      const [lower, lowerParams] = after ? [`(${tag}, ${repository}) > (?, ?)`, [after.tag, after.repository]] : [`${tag} >= ?`, [options.prefix]];
       const rows = await this.#db.all<{ repository: string; tag: string; digest: string; updated_at: string }>(
-        `SELECT repository, tag, digest, updated_at FROM tags WHERE ${tag} >= ? AND ${tag} < ?${keyset} ORDER BY ${tag}, ${repository} LIMIT ?`,
-        [...params, batch],
+        `SELECT repository, tag, digest, updated_at FROM tags WHERE ${lower} AND ${tag} < ? ORDER BY ${tag}, ${repository} LIMIT ?`,
+        [...lowerParams, `${options.prefix}\uffff`, batch],
       );
+      read += rows.length;
       for (const row of rows) {
         if (options.filter && !options.filter.shows(row.repository)) continue;
         hits.push({ repository: row.repository, tag: row.tag, digest: row.digest, pushedAt: row.updated_at });
@@ -105,6 +109,7 @@ export class BrowseStore {
       after = { tag: last.tag, repository: last.repository };
       batch = Math.min(batch * 2, 1024);
     }
+    return hits;
   }
 
   /** The newest tag push in each repository given (one statement; each repository's is an index lookup). */

@@ -16,8 +16,9 @@ export interface CatalogFilter {
   resumeAfter(name: string): Resume;
 }
 
-/** Rows read by the first query of a walk and after each jump; doubled while nothing is skipped. */
+/** Rows read by the first query of a walk and after each jump past a batch; doubled up to `MAX_BATCH` while none is. */
 const FIRST_BATCH = 32;
+const MAX_BATCH = 1024;
 
 const SHOW_ALL: CatalogFilter = Object.freeze({ shows: () => true, resumeAfter: () => ({ kind: 'next' }) as const });
 
@@ -36,9 +37,11 @@ export async function walkRepositories(
   const shown: string[] = [];
   let bound: { name: string; inclusive: boolean } | undefined = options.after === undefined ? undefined : { name: options.after, inclusive: false };
   let batch = filter ? FIRST_BATCH : options.limit;
+  const cut = filter === undefined;
   filter ??= SHOW_ALL;
   while (shown.length < options.limit) {
-    const size = Math.min(batch, options.limit - shown.length);
+    // Filtered, a batch is not cut to what is left to show: with hidden rows that would be a query per row or two.
+    const size = cut ? Math.min(batch, options.limit - shown.length) : batch;
     const where: string[] = [];
     const params: SqlValue[] = [];
     if (options.where) {
@@ -50,9 +53,11 @@ export async function walkRepositories(
       params.push(bound.name);
     }
     const rows = await db.all<{ name: string }>(`SELECT name FROM repositories${where.length ? ` WHERE ${where.join(' AND ')}` : ''} ORDER BY ${name} LIMIT ?`, [...params, size]);
-    let jump: string | undefined;
-    for (let i = 0; i < rows.length && jump === undefined; i++) {
-      const current = (rows[i] as { name: string }).name;
+    // Rows short of a jump's target are hidden (`resumeAfter` says so): passed over here, not read again.
+    let skipTo: string | undefined;
+    for (const { name: current } of rows) {
+      if (skipTo !== undefined && current < skipTo) continue;
+      skipTo = undefined;
       if (filter.shows(current)) {
         shown.push(current);
         if (shown.length === options.limit) return shown;
@@ -60,18 +65,17 @@ export async function walkRepositories(
       }
       const resume = filter.resumeAfter(current);
       if (resume.kind === 'end') return shown;
-      const next = rows[i + 1]?.name;
-      // A jump only pays when it passes rows this batch has not read yet.
-      if (resume.kind === 'from' && (next === undefined ? resume.name > current : resume.name > next)) jump = resume.name;
+      if (resume.kind === 'from') skipTo = resume.name;
     }
-    if (jump !== undefined) {
-      bound = { name: jump, inclusive: true };
+    if (rows.length < size) return shown;
+    if (skipTo !== undefined) {
+      // The target lies past this batch: jump, and start small again, as the stretch after it may be hidden too.
+      bound = { name: skipTo, inclusive: true };
       batch = FIRST_BATCH;
       continue;
     }
-    if (rows.length < size) return shown;
     bound = { name: (rows[rows.length - 1] as { name: string }).name, inclusive: false };
-    batch = Math.min(batch * 2, 1024);
+    batch = Math.min(batch * 2, MAX_BATCH);
   }
   return shown;
 }

@@ -13,6 +13,8 @@ export type RepositoryAction = 'pull' | 'push' | 'delete';
 
 /** Grants in one namespace, and grants one user holds: each is a term of that user's catalog query. */
 export const GRANT_LIMITS = Object.freeze({ perNamespace: 256, perGrantee: 4096 });
+/** Visibility rows in one namespace: every instance keeps them all in memory, and each may be a stop for a catalog walk. */
+export const VISIBILITY_LIMITS = Object.freeze({ perNamespace: 4096 });
 
 export interface AccessScope {
   kind: AccessScopeKind;
@@ -121,7 +123,7 @@ export async function applyAccessChange(accounts: AccountStore, scope: AccessSco
     if (level === null) await accounts.revokeGrant(scope.kind, scope.name, user);
     else if (!(await accounts.grant(scope.kind, scope.name, user, level, GRANT_LIMITS))) throw new AccountRuleError(`no user ${user}`);
   }
-  if (change.visibility !== undefined) await accounts.setVisibility(scope.kind, scope.name, change.visibility === 'inherit' ? undefined : change.visibility === 'private');
+  if (change.visibility !== undefined) await accounts.setVisibility(scope.kind, scope.name, change.visibility === 'inherit' ? undefined : change.visibility === 'private', VISIBILITY_LIMITS);
 }
 
 /** What `access show` and `GET /auth/access` say about a namespace or repository. */
