@@ -18,11 +18,11 @@ const END: Resume = Object.freeze({ kind: 'end' });
  * checked against, from the same snapshot.
  *
  * A namespace `ns` holds the repository named `ns` and those under `ns/`,
- * which sort together, before `ns0` ('0' follows '/'). After a hidden
- * repository in a namespace the viewer may not see, the next name that could
- * be shown is the least of: the end of that namespace (when what is not
- * private is public), the next namespace or repository the viewer was
- * granted or a row makes public.
+ * which run up to `ns0` ('0' follows '/'); names like `ns-x` sort between
+ * the two. After a hidden repository in a namespace the viewer may not see,
+ * the next name that could be shown is the least of: the end of that
+ * namespace's `ns/` run (when what no row names is public), and the next
+ * namespace or repository the viewer was granted or a row makes public.
  */
 export function catalogFilter(access: RepositoryAccess, viewer: CatalogViewer): CatalogFilter {
   const admittedNamespaces = new Set(viewer.namespaces);
