@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import type { Db } from '../db.ts';
+import type { Db, SqlValue } from '../db.ts';
 
 /** Where a user comes from: `holdfast user add`, or the users file (which owns them: each start brings them in line with it). */
 export type UserSource = 'cli' | 'file';
@@ -285,11 +285,11 @@ export class AccountStore {
     await this.#db.transaction(async (tx) => {
       if (isPrivate === undefined) await tx.run('DELETE FROM repository_visibility WHERE kind = ? AND name = ?', [kind, name]);
       else {
-        const namespace = kind === 'namespace' ? name : name.slice(0, name.indexOf('/'));
+        const { namespace, rows } = inNamespaceOf(kind, name);
         const counts = await tx.get<{ here: number | string; present: number | string }>(
-          `SELECT (SELECT COUNT(*) FROM repository_visibility WHERE (kind = 'namespace' AND name = ?) OR (kind = 'repository' AND substr(name, 1, ?) = ?)) AS here,
+          `SELECT (SELECT COUNT(*) FROM repository_visibility WHERE ${rows.sql}) AS here,
                   (SELECT COUNT(*) FROM repository_visibility WHERE kind = ? AND name = ?) AS present`,
-          [namespace, namespace.length + 1, `${namespace}/`, kind, name],
+          [...rows.params, kind, name],
         );
         if (Number(counts?.present ?? 0) === 0 && Number(counts?.here ?? 0) >= limits.perNamespace) {
           throw new AccountRuleError(`${namespace} has ${limits.perNamespace} visibility settings already; set the namespace's instead, or set some back to inherit`);
@@ -321,10 +321,10 @@ export class AccountStore {
   async grant(kind: AccessScopeKind, name: string, grantee: string, access: GrantAccess, limits: { perNamespace: number; perGrantee: number }): Promise<boolean> {
     return this.#db.transaction(async (tx) => {
       if (!(await tx.get('SELECT 1 AS one FROM users WHERE username = ?', [grantee]))) return false;
-      const namespace = kind === 'namespace' ? name : name.slice(0, name.indexOf('/'));
+      const { namespace, rows } = inNamespaceOf(kind, name);
       const counts = await tx.get<{ here: number | string; held: number | string }>(
-        `SELECT (SELECT COUNT(*) FROM repository_grants WHERE (kind = 'namespace' AND name = ?) OR (kind = 'repository' AND substr(name, 1, ?) = ?)) AS here, (SELECT COUNT(*) FROM repository_grants WHERE grantee = ?) AS held`,
-        [namespace, namespace.length + 1, `${namespace}/`, grantee],
+        `SELECT (SELECT COUNT(*) FROM repository_grants WHERE ${rows.sql}) AS here, (SELECT COUNT(*) FROM repository_grants WHERE grantee = ?) AS held`,
+        [...rows.params, grantee],
       );
       const exists = await tx.get('SELECT 1 AS one FROM repository_grants WHERE kind = ? AND name = ? AND grantee = ?', [kind, name, grantee]);
       if (!exists && Number(counts?.here ?? 0) >= limits.perNamespace) throw new AccountRuleError(`${namespace} has ${limits.perNamespace} grants already; grant on the namespace instead, or revoke some`);
@@ -414,6 +414,19 @@ async function refuseTaken(tx: Db, username: string, handle: string | undefined)
   if (handle === undefined) return;
   const holder = await tx.get<{ username: string }>('SELECT username FROM users WHERE handle = ?', [handle]);
   if (holder) throw new AccountConflictError('handle', handle, ` (${holder.username})`);
+}
+
+/**
+ * The namespace a grant or visibility row on `name` counts against, and the
+ * condition on a (kind, name) table that selects that namespace's rows: its
+ * own, and those of the repositories under it.
+ */
+function inNamespaceOf(kind: AccessScopeKind, name: string): { namespace: string; rows: { sql: string; params: SqlValue[] } } {
+  const namespace = kind === 'namespace' ? name : name.slice(0, name.indexOf('/'));
+  return {
+    namespace,
+    rows: { sql: `((kind = 'namespace' AND name = ?) OR (kind = 'repository' AND substr(name, 1, ?) = ?))`, params: [namespace, namespace.length + 1, `${namespace}/`] },
+  };
 }
 
 async function bump(tx: Db): Promise<void> {
