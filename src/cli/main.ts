@@ -3,10 +3,12 @@ import { readFileSync } from 'node:fs';
 import { Command } from 'commander';
 import { createLogger } from '../core/logger.ts';
 import { loadHoldConfig } from '../hold/config.ts';
+import type { Hold } from '../hold/hold.ts';
 import { ConfigError } from '../core/config.ts';
 import { INSTANCE_NAME } from '../core/instance.ts';
 import { hashPassword } from '../registry/auth/users.ts';
 import { loadRegistryConfig } from '../registry/config.ts';
+import type { Registry } from '../registry/registry.ts';
 import { ensureSigningKey } from './keys.ts';
 import { UsageError } from './usage-error.ts';
 import { printJson, readConfig, readStdin } from './io.ts';
@@ -21,6 +23,26 @@ const loadRegistry = async () => (await import('../registry/registry.ts')).Regis
 const logger = createLogger({ base: { service: 'holdfast' } });
 /** For the commands that print a report: stdout stays pure JSON. */
 const reportLogger = () => createLogger({ base: { service: 'holdfast' } }, { toStderr: true });
+
+/** A report command on the registry: opened from its config (no listener), `work`'s answer printed as JSON, closed after. */
+async function reportFromRegistry(file: string, work: (registry: Registry) => Promise<unknown>): Promise<void> {
+  const registry = await (await loadRegistry()).create(await readConfig(file, loadRegistryConfig), { logger: reportLogger() });
+  try {
+    printJson(await work(registry));
+  } finally {
+    await registry.close();
+  }
+}
+
+/** The same on a hold. */
+async function reportFromHold(file: string, work: (hold: Hold) => Promise<unknown>): Promise<void> {
+  const hold = await (await loadHold()).create(await readConfig(file, loadHoldConfig), { logger: reportLogger(), baseDir: path.dirname(file) });
+  try {
+    printJson(await work(hold));
+  } finally {
+    await hold.close();
+  }
+}
 
 function program(): Command {
   const cli = new Command('holdfast')
@@ -70,44 +92,31 @@ function program(): Command {
     .description('one garbage-collection pass now (JSON report)')
     .requiredOption('--config <file>', 'the registry config')
     .option('--dry-run', 'report what the pass would delete, and delete nothing')
-    .action(async (options: { config: string; dryRun?: boolean }) => {
-      const registry = await (await loadRegistry()).create(await readConfig(options.config, loadRegistryConfig), { logger: reportLogger() });
-      try {
+    .action((options: { config: string; dryRun?: boolean }) =>
+      reportFromRegistry(options.config, (registry) => {
         if (!registry.gc) throw new UsageError('set gc.did in the registry config: the DID that may delete at the hold');
-        printJson(await registry.gc.run({ dryRun: options.dryRun === true }));
-      } finally {
-        await registry.close();
-      }
-    });
+        return registry.gc.run({ dryRun: options.dryRun === true });
+      }),
+    );
 
   cli
     .command('recount')
     .description('check the totals the registry keeps (tags per repository, stored bytes per DID) against its rows (JSON)')
     .requiredOption('--config <file>', 'the registry config')
     .option('--fix', 'write the counted totals where they differ')
-    .action(async (options: { config: string; fix?: boolean }) => {
-      const registry = await (await loadRegistry()).create(await readConfig(options.config, loadRegistryConfig), { logger: reportLogger() });
-      try {
-        printJson(await registry.metadata.recount({ fix: options.fix === true }));
-      } finally {
-        await registry.close();
-      }
-    });
+    .action((options: { config: string; fix?: boolean }) => reportFromRegistry(options.config, (registry) => registry.metadata.recount({ fix: options.fix === true })));
 
   cli
     .command('retention')
     .description('one retention pass now: each tag and manifest removed, and why (JSON)')
     .requiredOption('--config <file>', 'the registry config')
     .option('--dry-run', 'report what the pass would remove, and remove nothing')
-    .action(async (options: { config: string; dryRun?: boolean }) => {
-      const registry = await (await loadRegistry()).create(await readConfig(options.config, loadRegistryConfig), { logger: reportLogger() });
-      try {
+    .action((options: { config: string; dryRun?: boolean }) =>
+      reportFromRegistry(options.config, (registry) => {
         if (!registry.retention.configured) throw new UsageError('the registry config has no policies.retention rules (docs/POLICIES.md)');
-        printJson(await registry.retention.run({ dryRun: options.dryRun === true, items: true }));
-      } finally {
-        await registry.close();
-      }
-    });
+        return registry.retention.run({ dryRun: options.dryRun === true, items: true });
+      }),
+    );
 
   cli
     .command('quota')
@@ -117,30 +126,24 @@ function program(): Command {
     .option('--fix', 'with --check: write the recounted totals')
     .action(async (options: { config: string; check?: boolean; fix?: boolean }) => {
       if (options.fix && !options.check) throw new UsageError('--fix goes with --check');
-      const hold = await (await loadHold()).create(await readConfig(options.config, loadHoldConfig), { logger: reportLogger(), baseDir: path.dirname(options.config) });
-      try {
+      await reportFromHold(options.config, (hold) => {
         const quotas = hold.service.quotas;
         if (!quotas) throw new UsageError('the hold config has no quotas section (docs/POLICIES.md)');
-        printJson(options.check ? await quotas.check({ fix: options.fix === true }) : await quotas.list());
-      } finally {
-        await hold.close();
-      }
+        return options.check ? quotas.check({ fix: options.fix === true }) : quotas.list();
+      });
     });
 
   cli
     .command('hold-janitor')
     .description("one pass of the hold's janitor now: idle uploads, orphaned writes, abandoned deletions (JSON)")
     .requiredOption('--config <file>', 'the hold config')
-    .action(async (options: { config: string }) => {
-      const hold = await (await loadHold()).create(await readConfig(options.config, loadHoldConfig), { logger: reportLogger(), baseDir: path.dirname(options.config) });
-      try {
+    .action((options: { config: string }) =>
+      reportFromHold(options.config, async (hold) => {
         const started = performance.now();
         const result = await hold.runJanitor();
-        printJson({ ...result, seconds: (performance.now() - started) / 1000 });
-      } finally {
-        await hold.close();
-      }
-    });
+        return { ...result, seconds: (performance.now() - started) / 1000 };
+      }),
+    );
 
   cli
     .command('keygen')

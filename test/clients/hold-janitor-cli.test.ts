@@ -10,7 +10,7 @@ import { cliNodeArgs } from '../support/stack.ts';
 
 const CLI = fileURLToPath(new URL('../../src/cli/main.ts', import.meta.url));
 
-describe('holdfast hold-janitor', function () {
+describe('holdfast hold-janitor and quota', function () {
   it("runs one janitor pass against the hold's config and prints its result and time as JSON", async function () {
     const dir = await mkdtemp(path.join(os.tmpdir(), 'holdfast-janitor-cli-'));
     try {
@@ -30,6 +30,10 @@ describe('holdfast hold-janitor', function () {
       const report = JSON.parse(result.stdout) as Record<string, unknown>;
       expect(report).to.include({ purged: 0, skipped: 0 });
       expect(report.seconds).to.be.a('number').and.at.least(0);
+      // `quota` opens the same hold and refuses in one line when the config has no quotas.
+      const quota = spawnSync(process.execPath, [...cliNodeArgs(CLI), 'quota', '--config', path.join(dir, 'hold.yaml')], { encoding: 'utf8', timeout: 60_000 });
+      expect([quota.status, quota.stdout]).to.deep.equal([2, '']);
+      expect(quota.stderr).to.contain('the hold config has no quotas section').and.not.contain('    at ');
     } finally {
       await rm(dir, { recursive: true, force: true });
     }
