@@ -8,6 +8,7 @@ import { request } from 'undici';
 import { chromiumBinary, craneBinary, orasBinary, runTool } from '../support/clients.ts';
 import { DIDS } from '../support/hold-harness.ts';
 import { buildImage } from '../support/oci-layout.ts';
+import { VISIBILITY_LIMITS } from '../../src/registry/auth/access.ts';
 import { USERS, startTestRegistry, type TestRegistry } from '../support/registry-harness.ts';
 
 const AXE_SOURCE = readFile(createRequire(import.meta.url).resolve('axe-core/axe.min.js'), 'utf8');
@@ -221,6 +222,55 @@ describe('web pages in a real browser (Chromium, playwright-core)', function () 
     await page.getByRole('button', { name: 'Log out' }).click();
     await page.waitForURL(/\/ui\/$/);
     expect(await page.getByRole('link', { name: 'Log in' }).count()).to.equal(1);
+  });
+
+  it('leaves a private repository out of the home page, its name search and its tag search for anyone who may not pull it; its owner sees it there, its labels inert', async function () {
+    const image = await buildImage(path.join(work, 'secret'), [4096], 'latest', { architecture: 'amd64', config: { Labels: HOSTILE_LABELS } });
+    await runTool(await craneBinary(), ['push', '--insecure', image.dir, `${host}/alice/secret:latest`], env);
+    await runTool(await craneBinary(), ['tag', '--insecure', `${host}/alice/web:v1`, 'latest'], env);
+    await registry.registry.accounts.setVisibility('repository', 'alice/secret', true, VISIBILITY_LIMITS);
+    // The rules snapshot refreshes within a second.
+    for (let tries = 0; (await request(`${registry.url}/v2/alice/secret/tags/list`).then((response) => response.body.dump().then(() => response.statusCode))) !== 404; tries++) {
+      if (tries > 40) throw new Error('alice/secret never became private');
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+
+    const anonymous = await open('/ui/');
+    await check(anonymous);
+    expect(await anonymous.getByRole('link', { name: 'alice/web' }).count()).to.equal(1);
+    expect(await anonymous.locator('main').textContent()).to.not.contain('alice/secret');
+    for (const q of ['secret', 'alice']) {
+      await anonymous.goto(`${registry.url}/ui/?q=${q}`);
+      await check(anonymous);
+      expect(await anonymous.locator('main').textContent(), q).to.not.contain('alice/secret');
+    }
+    await anonymous.goto(`${registry.url}/ui/?q=latest`);
+    await check(anonymous);
+    const hits = anonymous.locator('h2:has-text("Tags starting with") + table tbody tr');
+    expect(await hits.allTextContents()).to.satisfy((rows: string[]) => rows.length === 1 && rows[0]?.includes('alice/web'));
+
+    const owner = await browser.newContext();
+    try {
+      const page = await owner.newPage();
+      await page.goto(`${registry.url}/ui/login?next=%2Fui%2F%3Fq%3Dlatest`);
+      await page.getByLabel('User name').fill(USERS.alice.username);
+      await page.getByLabel('Password').fill(USERS.alice.password);
+      await page.getByRole('button', { name: 'Log in' }).click();
+      await page.waitForURL(/\/ui\/\?q=latest$/);
+      await check(page);
+      const ownHits = page.locator('h2:has-text("Tags starting with") + table tbody tr');
+      expect((await ownHits.allTextContents()).map((row) => (row.includes('alice/secret') ? 'alice/secret' : row.includes('alice/web') ? 'alice/web' : row))).to.have.members(['alice/secret', 'alice/web']);
+      await page.goto(`${registry.url}/ui/?q=secret`);
+      await page.getByRole('link', { name: 'alice/secret' }).first().click();
+      await page.waitForURL(/\/ui\/r\/alice\/secret$/);
+      await page.getByRole('link', { name: 'latest', exact: true }).click();
+      await page.waitForURL(/\/manifests\//);
+      await check(page);
+      expect(await page.locator('main').textContent()).to.contain('<script>window.__pwned');
+      expect(await page.locator('a[href^="javascript:"]').count()).to.equal(0);
+    } finally {
+      await owner.close();
+    }
   });
 
   it('works without JavaScript: no copy buttons or instant filter, and the server-side filter and links still work', async function () {
